@@ -1,0 +1,116 @@
+/**
+ * The data port, composed in request-flow order. Read top to bottom, this is
+ * what happens to every request:
+ *
+ *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ forward ─ (audit record on close)
+ *
+ * Each step is an `onRequest` hook registered by its plugin, so a refusal
+ * stops the request before its body is read, and the steps run in exactly
+ * the order they are registered below.
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Dispatcher } from 'undici';
+import { auditPlugin, createAuditStarter, type AuditListener } from './audit/plugin.js';
+import { authnPlugin } from './authn/plugin.js';
+import type { TokenVerifier } from './authn/verifier.js';
+import type { Settings } from './config/load.js';
+import { GOOGLE_ERROR_CONTENT_TYPE, ProxyError, toGoogleErrorBody, toProxyError } from './errors.js';
+import type { UpstreamCredential } from './forward/credentials.js';
+import { forwardPlugin } from './forward/plugin.js';
+import type { NamespaceLabelSource } from './identity/labels.js';
+import { identityPlugin } from './identity/plugin.js';
+import type { CompiledPolicy } from './policy/compile.js';
+import { authorizePlugin } from './policy/plugin.js';
+import { classifyPlugin } from './vertex/plugin.js';
+
+export interface ProxyDeps {
+  readonly logger: Logger;
+  readonly verifier: TokenVerifier;
+  readonly labels: NamespaceLabelSource;
+  readonly policy: () => CompiledPolicy;
+  readonly credential: UpstreamCredential;
+  readonly dispatcher: Dispatcher;
+  readonly auditListeners: readonly AuditListener[];
+}
+
+export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
+  const startAudit = createAuditStarter({
+    listeners: deps.auditListeners,
+    direction: 'outbound',
+    onListenerError: (error) => deps.logger.error({ err: error }, 'audit listener failed'),
+  });
+
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    disableRequestLogging: true,
+    genReqId: () => randomUUID(),
+    // The caller does not get to choose the id that audit records are keyed by.
+    requestIdHeader: false,
+    keepAliveTimeout: settings.server.keepAliveTimeoutMs,
+    return503OnClosing: true,
+    bodyLimit: settings.server.bodyLimitBytes,
+    routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1024 },
+    // Requests the router cannot even parse still get a Google error body and an audit record.
+    frameworkErrors: (error, request, reply) => {
+      startAudit(request, reply);
+      sendError(request, reply, new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', 'The request URL is malformed.', { cause: error, reason: 'malformed-url' }));
+    },
+  });
+
+  app.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
+    sendError(request, reply, fromFrameworkError(error));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    // Unreachable for the methods the forwarder registers; other HTTP methods end here.
+    sendError(request, reply, new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }));
+  });
+
+  await app.register(auditPlugin, { startAudit });
+  await app.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
+  await app.register(identityPlugin, { labels: deps.labels });
+  await app.register(classifyPlugin, {
+    projects: settings.vertex.projects,
+    locations: settings.vertex.locations,
+    upstreamFor: settings.vertex.upstreamFor,
+  });
+  await app.register(authorizePlugin, { policy: deps.policy });
+  await app.register(forwardPlugin, {
+    credential: deps.credential,
+    dispatcher: deps.dispatcher,
+    bodyLimitBytes: settings.server.bodyLimitBytes,
+  });
+  return app;
+}
+
+/** The one place an error becomes a response. */
+function sendError(request: FastifyRequest, reply: FastifyReply, error: ProxyError): void {
+  if (request.kvp) request.kvp.failure ??= error;
+  const log = request.log ?? reply.log;
+  if (error.httpStatus >= 500) log.error({ err: error.cause ?? error, code: error.code, requestId: request.id }, error.message);
+  else log.debug({ code: error.code, reason: error.reason, requestId: request.id }, error.message);
+  if (reply.sent || reply.raw.headersSent) {
+    // The response already started (a stream broke mid-way): all we can do is end it.
+    reply.raw.destroy();
+    return;
+  }
+  // Headers an upstream response may have set before the failure must not leak into the error.
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
+  if (error.headers) reply.headers(error.headers);
+  reply.code(error.httpStatus).type(GOOGLE_ERROR_CONTENT_TYPE).send(JSON.stringify(toGoogleErrorBody(error, request.id)));
+}
+
+/** fastify's own errors (body too large, bad content, timeouts) in our vocabulary. */
+function fromFrameworkError(error: FastifyError | ProxyError): ProxyError {
+  if (error instanceof ProxyError) return error;
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', 'Request body exceeds the size limit.', { httpStatus: 413, reason: 'body-too-large' });
+  }
+  if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    return new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', { cause: error, reason: 'malformed-request' });
+  }
+  return toProxyError(error);
+}

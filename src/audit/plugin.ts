@@ -1,0 +1,73 @@
+/**
+ * The first and the last step: every request gets a `RequestContext` when it
+ * arrives, and exactly one AuditRecord when its response is over — finished,
+ * refused, failed or abandoned by the client (the response `close` event
+ * fires in every case, where fastify's onResponse does not).
+ *
+ * @module
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { newRequestContext } from '../request-context.js';
+import { buildAuditRecord, type AuditRecord } from './record.js';
+
+export type AuditListener = (record: AuditRecord) => void;
+
+export interface AuditOptions {
+  /** Called once per request with its record: sinks and metrics. */
+  readonly listeners: readonly AuditListener[];
+  readonly direction: 'outbound' | 'inbound';
+  readonly onListenerError: (error: unknown) => void;
+}
+
+/**
+ * Starts the audit of one request: a fresh context, and a record when the
+ * response closes. Idempotent, so router-level error paths (which run no
+ * hooks) can call it too.
+ */
+export function createAuditStarter({ listeners, direction, onListenerError }: AuditOptions) {
+  function emit(request: FastifyRequest, reply: FastifyReply, responseBytes: number): void {
+    const record = buildAuditRecord(request.kvp, {
+      requestId: request.id,
+      method: request.method,
+      url: request.url,
+      headers: request.headers,
+      clientIp: request.ip,
+      status: reply.raw.statusCode,
+      responseBytes,
+      aborted: !reply.raw.writableFinished,
+      endedAt: process.hrtime.bigint(),
+    });
+    for (const listener of listeners) {
+      try {
+        listener(record);
+      } catch (error) {
+        onListenerError(error);
+      }
+    }
+  }
+
+  return function startAudit(request: FastifyRequest, reply: FastifyReply): void {
+    if (request.kvp !== null && request.kvp !== undefined) return;
+    request.kvp = newRequestContext();
+    request.kvp.direction = direction;
+    const socket = request.raw.socket;
+    const bytesWrittenAtStart = socket.bytesWritten;
+    reply.raw.once('close', () => emit(request, reply, socket.bytesWritten - bytesWrittenAtStart));
+  };
+}
+
+export interface AuditPluginOptions {
+  readonly startAudit: (request: FastifyRequest, reply: FastifyReply) => void;
+}
+
+export const auditPlugin = fp<AuditPluginOptions>(
+  async (app, { startAudit }) => {
+    app.decorateRequest('kvp', null as never);
+    app.addHook('onRequest', (request, reply, done) => {
+      startAudit(request, reply);
+      done();
+    });
+  },
+  { name: 'kvp-audit', fastify: '5.x' },
+);

@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { ProxyError } from '../errors.js';
+import { newRequestContext } from '../request-context.js';
+import { toCloudLoggingEntry } from './cloud-logging.js';
+import { buildAuditRecord, parseTrace, type ResponseFacts } from './record.js';
+
+const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
+  requestId: 'req-1',
+  method: 'POST',
+  url: '/v1/projects/p/locations/us-central1/endpoints/1:predict?access_token=SECRET&$alt=json',
+  headers: { authorization: 'Bearer SECRET.TOKEN.VALUE', 'user-agent': 'sdk/1\nforged: line', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  clientIp: '10.8.0.12',
+  status: 401,
+  responseBytes: 321,
+  aborted: false,
+  endedAt: process.hrtime.bigint(),
+  ...overrides,
+});
+
+describe('buildAuditRecord', () => {
+  it('records an unauthenticated request without the token or the query string', () => {
+    const ctx = newRequestContext();
+    ctx.failure = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'The token has expired.', { reason: 'token-expired' });
+    const record = buildAuditRecord(ctx, facts());
+    expect(record).toMatchObject({
+      decision: 'deny',
+      reason: 'token-expired',
+      errorCode: 'ERR_AUTHN_INVALID_TOKEN',
+      principal: undefined,
+      path: '/v1/projects/p/locations/us-central1/endpoints/1:predict',
+      status: 401,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+      spanId: '00f067aa0ba902b7',
+      traceSampled: true,
+      userAgent: 'sdk/1?forged: line',
+    });
+    const text = JSON.stringify(toCloudLoggingEntry(record, { traceProject: 'p' }));
+    expect(text).not.toContain('SECRET');
+  });
+
+  it('marks a response cut short as client-aborted', () => {
+    const ctx = newRequestContext();
+    ctx.decision = { allowed: true, ruleId: 'r', reason: 'allowed-by-rule' };
+    expect(buildAuditRecord(ctx, facts({ aborted: true, status: 200 })).reason).toBe('client-aborted');
+  });
+});
+
+describe('parseTrace', () => {
+  it('reads X-Cloud-Trace-Context when there is no traceparent', () => {
+    expect(parseTrace({ 'x-cloud-trace-context': '105445aa7843bc8bf206b12000100000/1;o=1' })).toEqual({
+      traceId: '105445aa7843bc8bf206b12000100000',
+      spanId: '0000000000000001',
+      sampled: true,
+    });
+  });
+  it('ignores malformed trace headers', () => {
+    expect(parseTrace({ traceparent: 'garbage', 'x-cloud-trace-context': 'nope' })).toBeUndefined();
+  });
+});
+
+describe('toCloudLoggingEntry', () => {
+  it('writes the special keys GKE\'s logging agent lifts and an AuditLog-shaped payload', () => {
+    const ctx = newRequestContext();
+    ctx.decision = { allowed: true, ruleId: 'ml-predict', reason: 'allowed-by-rule' };
+    const entry = toCloudLoggingEntry(buildAuditRecord(ctx, facts({ status: 200 })), { traceProject: 'my-proj' });
+    expect(entry).toMatchObject({
+      severity: 'INFO',
+      'logging.googleapis.com/trace': 'projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+      'logging.googleapis.com/spanId': '00f067aa0ba902b7',
+      httpRequest: { requestMethod: 'POST', status: 200, responseSize: '321', remoteIp: '10.8.0.12' },
+      serviceName: 'aiplatform.googleapis.com',
+      status: { code: 0 },
+    });
+    expect((entry.httpRequest as { latency: string }).latency).toMatch(/^\d+(\.\d+)?s$/);
+  });
+});

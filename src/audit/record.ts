@@ -1,0 +1,175 @@
+/**
+ * One audit record per request, allowed, denied and failed alike, built from
+ * what the pipeline learnt (`RequestContext`). Pure: no I/O.
+ *
+ * What never goes in: the bearer token, the proxy's own token, request or
+ * response bodies, the query string (it could carry a credential a caller
+ * tried to smuggle).
+ *
+ * @module
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { ProxyError } from '../errors.js';
+import type { RequestContext } from '../request-context.js';
+
+export type AuditDecision = 'allow' | 'deny';
+
+export interface AuditRecord {
+  /** RFC 3339 time the request arrived. */
+  readonly time: string;
+  readonly requestId: string;
+  readonly direction: 'outbound' | 'inbound';
+  readonly traceId: string | undefined;
+  readonly spanId: string | undefined;
+  readonly traceSampled: boolean | undefined;
+  /** `system:serviceaccount:NS:SA`, or a Google email; undefined when unauthenticated. */
+  readonly principal: string | undefined;
+  readonly issuer: string | undefined;
+  readonly namespace: string | undefined;
+  readonly serviceAccount: string | undefined;
+  readonly pod: string | undefined;
+  readonly podUid: string | undefined;
+  readonly tokenId: string | undefined;
+  /** Operation id from the table (`endpoints.predict`), when the path classified. */
+  readonly operation: string | undefined;
+  readonly methodName: string | undefined;
+  readonly permission: string | undefined;
+  readonly permissionType: string | undefined;
+  readonly resource: string | undefined;
+  readonly project: string | undefined;
+  readonly location: string | undefined;
+  readonly decision: AuditDecision;
+  /** The rule that decided; undefined when no rule did (default deny, or refused before policy). */
+  readonly ruleId: string | undefined;
+  /** Why: `allowed-by-rule`, `no-matching-rule`, `token-expired`, `upstream-timeout`, … */
+  readonly reason: string;
+  /** The stable error code, when the request was refused or failed. */
+  readonly errorCode: string | undefined;
+  readonly policyVersion: string | undefined;
+  readonly httpMethod: string;
+  /** Path only, truncated; never the query. */
+  readonly path: string;
+  readonly status: number;
+  readonly upstreamStatus: number | undefined;
+  /** Set when the upstream stream broke after the response had started. */
+  readonly upstreamError: string | undefined;
+  readonly latencyMs: number;
+  readonly upstreamLatencyMs: number | undefined;
+  readonly requestBytes: number;
+  readonly responseBytes: number;
+  readonly clientIp: string | undefined;
+  readonly userAgent: string | undefined;
+}
+
+export interface ResponseFacts {
+  readonly requestId: string;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly clientIp: string | undefined;
+  readonly status: number;
+  readonly responseBytes: number;
+  /** Whether the response ended before it was complete (client went away, upstream broke). */
+  readonly aborted: boolean;
+  readonly endedAt: bigint;
+}
+
+const MAX_PATH = 512;
+const MAX_USER_AGENT = 256;
+
+export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): AuditRecord {
+  const principal = ctx.principal;
+  const operation = ctx.operation;
+  const trace = parseTrace(facts.headers);
+  const failure: ProxyError | undefined = ctx.failure;
+  const allowed = ctx.decision?.allowed === true;
+  const queryAt = facts.url.indexOf('?');
+  const path = queryAt === -1 ? facts.url : facts.url.slice(0, queryAt);
+  const userAgent = facts.headers['user-agent'];
+  return {
+    time: new Date(ctx.receivedAt).toISOString(),
+    requestId: facts.requestId,
+    direction: ctx.direction,
+    traceId: trace?.traceId,
+    spanId: trace?.spanId,
+    traceSampled: trace?.sampled,
+    principal: principal === undefined ? undefined : principal.kind === 'kubernetes' ? principal.subject : principal.email,
+    issuer: principal?.issuer,
+    namespace: principal?.kind === 'kubernetes' ? principal.namespace : undefined,
+    serviceAccount: principal?.kind === 'kubernetes' ? principal.serviceAccount : undefined,
+    pod: principal?.kind === 'kubernetes' ? principal.pod?.name : undefined,
+    podUid: principal?.kind === 'kubernetes' ? principal.pod?.uid : undefined,
+    tokenId: principal?.kind === 'kubernetes' ? principal.tokenId : undefined,
+    operation: operation?.spec.id,
+    methodName: operation?.methodName,
+    permission: operation?.spec.permission,
+    permissionType: operation?.spec.permissionType,
+    resource: operation?.resource,
+    project: operation?.project ?? undefined,
+    location: operation?.location ?? undefined,
+    // Allowed means the policy allowed it; whether the upstream then succeeded is in status/upstreamStatus.
+    decision: allowed ? 'allow' : 'deny',
+    ruleId: ctx.decision?.ruleId ?? undefined,
+    reason: reasonOf(ctx, failure, facts),
+    errorCode: failure?.code,
+    policyVersion: ctx.policyVersion,
+    httpMethod: facts.method,
+    path: sanitize(path, MAX_PATH),
+    status: facts.status,
+    upstreamStatus: ctx.upstreamStatus,
+    upstreamError: ctx.upstreamStreamError,
+    latencyMs: msBetween(ctx.startedAt, facts.endedAt),
+    upstreamLatencyMs: ctx.upstreamStartedAt === undefined ? undefined : msBetween(ctx.upstreamStartedAt, facts.endedAt),
+    requestBytes: ctx.requestBytes,
+    responseBytes: facts.responseBytes,
+    clientIp: facts.clientIp,
+    userAgent: typeof userAgent === 'string' ? sanitize(userAgent, MAX_USER_AGENT) : undefined,
+  };
+}
+
+function reasonOf(ctx: RequestContext, failure: ProxyError | undefined, facts: ResponseFacts): string {
+  if (failure !== undefined) return failure.reason;
+  if (ctx.upstreamStreamError !== undefined) return 'upstream-stream-error';
+  if (facts.aborted) return 'client-aborted';
+  return ctx.decision?.reason ?? 'not-decided';
+}
+
+function msBetween(start: bigint, end: bigint): number {
+  return Math.round(Number(end - start) / 1e4) / 100;
+}
+
+/** Control characters would let a caller forge log lines. */
+function sanitize(text: string, max: number): string {
+  const cut = text.length > max ? text.slice(0, max) : text;
+  // eslint-disable-next-line no-control-regex
+  return cut.replace(/[\u0000-\u001f\u007f]/g, '?');
+}
+
+export interface TraceContext {
+  readonly traceId: string;
+  readonly spanId: string | undefined;
+  readonly sampled: boolean | undefined;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+const CLOUD_TRACE = /^([0-9a-fA-F]{32})(?:\/([0-9]{1,20}))?(?:;o=([01]))?$/;
+
+/** W3C `traceparent` first, then Google's `X-Cloud-Trace-Context`. */
+export function parseTrace(headers: IncomingHttpHeaders): TraceContext | undefined {
+  const traceparent = headers.traceparent;
+  if (typeof traceparent === 'string') {
+    const m = TRACEPARENT.exec(traceparent);
+    if (m && m[1] !== '00000000000000000000000000000000') {
+      return { traceId: m[1] as string, spanId: m[2], sampled: (parseInt(m[3] as string, 16) & 1) === 1 };
+    }
+  }
+  const cloud = headers['x-cloud-trace-context'];
+  if (typeof cloud === 'string') {
+    const m = CLOUD_TRACE.exec(cloud);
+    if (m) {
+      const span = m[2] === undefined ? undefined : BigInt(m[2]).toString(16).padStart(16, '0').slice(-16);
+      return { traceId: (m[1] as string).toLowerCase(), spanId: span, sampled: m[3] === undefined ? undefined : m[3] === '1' };
+    }
+  }
+  return undefined;
+}

@@ -1,0 +1,56 @@
+/**
+ * Step ① authenticate: `Authorization: Bearer <JWT>` → `request.kvp.principal`.
+ * A cached token is accepted synchronously; only a miss pays for a promise.
+ *
+ * @module
+ */
+import fp from 'fastify-plugin';
+import { unauthenticated } from '../errors.js';
+import { parseBearer } from './bearer.js';
+import type { Principal } from './principal.js';
+import type { TokenVerifier } from './verifier.js';
+
+export interface AuthnPluginOptions {
+  readonly verifier: TokenVerifier;
+  /** Principal kinds this listener accepts: the outbound path takes Kubernetes tokens only. */
+  readonly accept: Principal['kind'];
+}
+
+export const authnPlugin = fp<AuthnPluginOptions>(
+  async (app, { verifier, accept }) => {
+    const wrongKind = () =>
+      unauthenticated(
+        'ERR_AUTHN_UNTRUSTED_ISSUER',
+        accept === 'kubernetes'
+          ? 'Only Kubernetes service-account tokens are accepted on this path.'
+          : 'Only Google ID tokens are accepted on this path.',
+        { reason: 'wrong-token-kind' },
+      );
+
+    app.addHook('onRequest', (request, _reply, done) => {
+      let token: string;
+      try {
+        token = parseBearer(request.headers.authorization);
+      } catch (error) {
+        done(error as Error);
+        return;
+      }
+      const cached = verifier.cached(token);
+      if (cached !== undefined) {
+        if (cached.kind !== accept) return done(wrongKind());
+        request.kvp.principal = cached;
+        done();
+        return;
+      }
+      verifier.verify(token).then(
+        (principal) => {
+          if (principal.kind !== accept) return done(wrongKind());
+          request.kvp.principal = principal;
+          done();
+        },
+        (error: Error) => done(error),
+      );
+    });
+  },
+  { name: 'kvp-authn', fastify: '5.x', dependencies: ['kvp-audit'] },
+);

@@ -1,0 +1,187 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { IssuerSettings } from '../config/load.js';
+import { ProxyError } from '../errors.js';
+import { startIssuer, type IssuerStandIn } from '../standins/issuer.js';
+import { TokenVerifier, type VerifierOptions } from './verifier.js';
+
+const AUDIENCE = 'kube-vertex-proxy';
+let cluster: IssuerStandIn;
+let other: IssuerStandIn;
+const verifiers: TokenVerifier[] = [];
+
+beforeAll(async () => {
+  cluster = await startIssuer({ kind: 'kubernetes' });
+  other = await startIssuer({ kind: 'kubernetes', issuerPath: '/v1/projects/other/locations/l/clusters/other' });
+});
+afterAll(async () => {
+  await cluster.close();
+  await other.close();
+});
+afterEach(() => {
+  for (const v of verifiers.splice(0)) v.stop();
+});
+
+function issuerSettings(overrides: Partial<IssuerSettings> = {}): IssuerSettings {
+  return {
+    name: 'cluster',
+    type: 'kubernetes',
+    issuer: cluster.issuer,
+    audiences: [AUDIENCE],
+    jwksUri: undefined,
+    algorithms: ['RS256', 'ES256'],
+    maxTokenLifetimeSec: 48 * 3600,
+    ...overrides,
+  };
+}
+
+async function verifier(overrides: Partial<VerifierOptions> = {}, issuer: Partial<IssuerSettings> = {}): Promise<TokenVerifier> {
+  const v = new TokenVerifier({
+    issuers: [issuerSettings(issuer)],
+    clockSkewSec: 30,
+    cacheMaxEntries: 1000,
+    negativeTtlMs: 10_000,
+    jwksRefreshIntervalMs: 600_000,
+    jwksMinRefreshIntervalMs: 30_000,
+    jwksFetchTimeoutMs: 2_000,
+    ...overrides,
+  });
+  verifiers.push(v);
+  await v.start();
+  return v;
+}
+
+const token = (extra: Partial<Parameters<IssuerStandIn['mintKubernetesToken']>[0]> = {}) =>
+  cluster.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', ...extra });
+
+async function refusal(v: TokenVerifier, jwt: string): Promise<ProxyError> {
+  try {
+    await v.verify(jwt);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ProxyError);
+    return error as ProxyError;
+  }
+  throw new Error('token was accepted');
+}
+
+describe('TokenVerifier', () => {
+  it('verifies a projected service-account token through OIDC discovery and caches it', async () => {
+    const v = await verifier();
+    const jwt = token();
+    const principal = await v.verify(jwt);
+    expect(principal).toMatchObject({ kind: 'kubernetes', namespace: 'ml', serviceAccount: 'trainer', pod: { name: 'trainer-0' } });
+    expect(v.cached(jwt)).toEqual(principal);
+    expect(v.stats).toEqual({ hits: 1, misses: 1 });
+  });
+
+  it('uses an explicit jwksUri without discovery', async () => {
+    const before = cluster.discoveryRequests;
+    const v = await verifier({}, { jwksUri: cluster.jwksUri });
+    await v.verify(token());
+    expect(cluster.discoveryRequests).toBe(before);
+  });
+
+  it.each([
+    ['an expired token', () => token({ iat: Math.floor(Date.now() / 1000) - 7200, expiresIn: 3600 }), 'token-expired'],
+    ['a token not valid yet', () => token({ nbf: Math.floor(Date.now() / 1000) + 600 }), 'token-not-yet-valid'],
+    ['a token issued in the future', () => token({ iat: Math.floor(Date.now() / 1000) + 600, nbf: Math.floor(Date.now() / 1000) - 10 }), 'issued-in-future'],
+    ['a wrong audience', () => token({ audience: 'https://kubernetes.default.svc' }), 'wrong-audience'],
+    ['a foreign issuer', () => other.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'untrusted-issuer'],
+    ['a foreign signing key with a published kid', () => cluster.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'bad-signature'],
+    ['alg none', () => cluster.signRaw({ alg: 'none', kid: cluster.currentKey.kid }, claims(), null), 'algorithm-not-allowed'],
+    ['HS256 signed with the public key bytes', () => cluster.signRaw({ alg: 'HS256', kid: cluster.currentKey.kid }, claims(), new TextEncoder().encode(JSON.stringify(cluster.currentKey.jwk))), 'algorithm-not-allowed'],
+    ['a lifetime longer than the maximum', () => token({ expiresIn: 72 * 3600 }), 'lifetime-too-long'],
+    ['a subject that disagrees with the kubernetes.io claim', () => token({ overrideClaims: { sub: 'system:serviceaccount:kube-system:admin' } }), 'kubernetes-claim-mismatch'],
+    ['garbage', () => 'not.a.jwt', 'malformed-token'],
+  ])('refuses %s with 401', async (_title, make, reason) => {
+    const v = await verifier();
+    const error = await refusal(v, make());
+    expect(error.httpStatus).toBe(401);
+    expect(error.reason).toBe(reason);
+  });
+
+  it('accepts a token signed with a key rotated in after start (one refetch on the unknown kid)', async () => {
+    const v = await verifier({ jwksMinRefreshIntervalMs: 0 });
+    await v.verify(token());
+    const jwksBefore = cluster.jwksRequests;
+    await cluster.rotateKey();
+    const principal = await v.verify(token());
+    expect(principal.kind).toBe('kubernetes');
+    expect(cluster.jwksRequests).toBe(jwksBefore + 1);
+  });
+
+  it('refetches on unknown kids at most once per minRefreshInterval (no fetch storm)', async () => {
+    let now = Date.now();
+    const v = await verifier({ jwksMinRefreshIntervalMs: 60_000, now: () => now });
+    const flood = () =>
+      Promise.all(
+        Array.from({ length: 50 }, (_, i) => refusal(v, cluster.signRaw({ alg: 'RS256', kid: `random-${now}-${i}` }, claims(), cluster.currentKey))),
+      );
+    const before = cluster.jwksRequests;
+    const first = await flood();
+    expect(first.every((e) => e.reason === 'unknown-signing-key')).toBe(true);
+    expect(cluster.jwksRequests - before).toBe(0);
+    now += 60_000;
+    await flood();
+    expect(cluster.jwksRequests - before).toBe(1);
+  });
+
+  it('keeps the last good keys while the issuer is unreachable', async () => {
+    const v = await verifier({ jwksMinRefreshIntervalMs: 0 });
+    cluster.setJwksAvailable(false);
+    try {
+      await v.verify(cluster.signRaw({ alg: 'RS256', kid: 'unknown' }, claims(), cluster.currentKey)).catch(() => undefined);
+      const principal = await v.verify(token());
+      expect(principal.kind).toBe('kubernetes');
+    } finally {
+      cluster.setJwksAvailable(true);
+    }
+  });
+
+  it('is unavailable (503), not unauthenticated, when keys never loaded', async () => {
+    cluster.setJwksAvailable(false);
+    try {
+      const v = await verifier({ jwksMinRefreshIntervalMs: 0 });
+      const error = await refusal(v, token());
+      expect(error.httpStatus).toBe(503);
+      expect(error.code).toBe('ERR_AUTHN_VERIFIER_UNAVAILABLE');
+    } finally {
+      cluster.setJwksAvailable(true);
+    }
+  });
+
+  it('shares one verification among concurrent misses of the same token', async () => {
+    const v = await verifier();
+    const jwt = token();
+    const results = await Promise.all(Array.from({ length: 20 }, () => v.verify(jwt)));
+    expect(new Set(results).size).toBe(1);
+  });
+
+  it('never caches past exp', async () => {
+    let now = Date.now();
+    const v = await verifier({ now: () => now });
+    const jwt = token({ expiresIn: 600 });
+    await v.verify(jwt);
+    expect(v.cached(jwt)).toBeDefined();
+    now += 601_000;
+    expect(v.cached(jwt)).toBeUndefined();
+  });
+
+  it('bounds the cache', async () => {
+    const v = await verifier({ cacheMaxEntries: 5 });
+    for (let i = 0; i < 12; i++) await v.verify(token({ podName: `p-${i}` }));
+    expect(v.cacheSize).toBe(5);
+  });
+});
+
+function claims(): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    aud: [AUDIENCE],
+    exp: now + 3600,
+    iat: now,
+    nbf: now,
+    iss: cluster.issuer,
+    'kubernetes.io': { namespace: 'ml', serviceaccount: { name: 'trainer', uid: 'u' } },
+    sub: 'system:serviceaccount:ml:trainer',
+  };
+}

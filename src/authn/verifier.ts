@@ -1,0 +1,215 @@
+/**
+ * Bearer JWT → Principal, for a set of trusted issuers.
+ *
+ * A verified token is cached under a hash of itself until its `exp`, so the
+ * common case (a pod reusing its projected token) costs one SHA-256 and a Map
+ * lookup, synchronously. A miss reads the unverified `iss` only to pick the
+ * issuer, then jose verifies signature (asymmetric algorithms only) and
+ * iss/aud/exp/nbf/iat with the configured skew. Concurrent misses for the same
+ * token share one verification; deterministic failures are remembered briefly
+ * so a replayed bad token costs a lookup, not a signature check.
+ *
+ * @module
+ * @throws ProxyError ERR_AUTHN_INVALID_TOKEN, ERR_AUTHN_UNTRUSTED_ISSUER,
+ *   ERR_IDENTITY_INVALID_CLAIMS (401); ERR_AUTHN_VERIFIER_UNAVAILABLE (503)
+ */
+import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { ProxyError, unauthenticated } from '../errors.js';
+import type { IssuerSettings } from '../config/load.js';
+import { toGooglePrincipal, toKubernetesPrincipal } from './claims.js';
+import { IssuerKeySet, type KeySetFetchResult } from './key-set.js';
+import type { Principal } from './principal.js';
+import { TokenCache, tokenKey } from './token-cache.js';
+
+export interface VerifierOptions {
+  readonly issuers: readonly IssuerSettings[];
+  readonly clockSkewSec: number;
+  readonly cacheMaxEntries: number;
+  readonly negativeTtlMs: number;
+  readonly jwksRefreshIntervalMs: number;
+  readonly jwksMinRefreshIntervalMs: number;
+  readonly jwksFetchTimeoutMs: number;
+  readonly onJwksFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  readonly now?: () => number;
+}
+
+/** Tokens above this size are refused outright (Envoy caps at 4 KiB; projected tokens are ~1 KiB). */
+export const MAX_TOKEN_BYTES = 8192;
+const NEGATIVE_CACHE_MAX = 10_000;
+
+interface TrustedIssuer {
+  readonly settings: IssuerSettings;
+  readonly keys: IssuerKeySet;
+}
+
+export interface VerifierStats {
+  hits: number;
+  misses: number;
+}
+
+export class TokenVerifier {
+  readonly #issuers = new Map<string, TrustedIssuer>();
+  readonly #cache: TokenCache<Principal>;
+  readonly #negative: TokenCache<ProxyError>;
+  readonly #inflight = new Map<string, Promise<Principal>>();
+  readonly #options: VerifierOptions;
+  readonly #now: () => number;
+  readonly stats: VerifierStats = { hits: 0, misses: 0 };
+  #sweeper: NodeJS.Timeout | undefined;
+
+  constructor(options: VerifierOptions) {
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    this.#cache = new TokenCache(options.cacheMaxEntries);
+    this.#negative = new TokenCache(options.negativeTtlMs > 0 ? NEGATIVE_CACHE_MAX : 0);
+    for (const settings of options.issuers) {
+      const keySetOptions = {
+        issuerName: settings.name,
+        issuer: settings.issuer,
+        jwksUri: settings.jwksUri,
+        refreshIntervalMs: options.jwksRefreshIntervalMs,
+        minRefreshIntervalMs: options.jwksMinRefreshIntervalMs,
+        fetchTimeoutMs: options.jwksFetchTimeoutMs,
+        now: this.#now,
+        ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+      };
+      this.#issuers.set(settings.issuer, { settings, keys: new IssuerKeySet(keySetOptions) });
+    }
+  }
+
+  async start(): Promise<void> {
+    await Promise.all([...this.#issuers.values()].map((i) => i.keys.start()));
+    this.#sweeper = setInterval(() => this.#cache.sweep(this.#now()), 60_000);
+    this.#sweeper.unref();
+  }
+
+  stop(): void {
+    for (const issuer of this.#issuers.values()) issuer.keys.stop();
+    if (this.#sweeper) clearInterval(this.#sweeper);
+  }
+
+  /** Per issuer: whether its keys are loaded. */
+  keyStatus(): Array<{ issuer: string; ready: boolean; ageMs: number | undefined; keyIds: readonly string[] }> {
+    return [...this.#issuers.values()].map((i) => ({ issuer: i.settings.name, ready: i.keys.ready, ageMs: i.keys.ageMs, keyIds: i.keys.keyIds }));
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /**
+   * The cached principal for a token, or undefined. Synchronous on purpose: a
+   * hit must not pay for a promise.
+   */
+  cached(token: string): Principal | undefined {
+    const principal = this.#cache.get(tokenKey(token), this.#now());
+    if (principal !== undefined) this.stats.hits++;
+    return principal;
+  }
+
+  /** Full verification (with cache, singleflight and negative cache). */
+  verify(token: string): Promise<Principal> {
+    const key = tokenKey(token);
+    const now = this.#now();
+    const hit = this.#cache.get(key, now);
+    if (hit !== undefined) {
+      this.stats.hits++;
+      return Promise.resolve(hit);
+    }
+    this.stats.misses++;
+    const known = this.#negative.get(key, now);
+    if (known !== undefined) return Promise.reject(known);
+    let pending = this.#inflight.get(key);
+    if (pending === undefined) {
+      pending = this.#verifyUncached(token, key).finally(() => this.#inflight.delete(key));
+      this.#inflight.set(key, pending);
+    }
+    return pending;
+  }
+
+  async #verifyUncached(token: string, key: string): Promise<Principal> {
+    try {
+      const principal = await this.#verifySignatureAndClaims(token);
+      this.#cache.set(key, principal, principal.expiresAt);
+      return principal;
+    } catch (error) {
+      const refusal = toRefusal(error);
+      // Remember only failures that a retry cannot fix; an unknown kid or an
+      // unreachable issuer may be fine a moment later.
+      if (refusal.httpStatus === 401 && refusal.reason !== 'unknown-signing-key') {
+        this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+      }
+      throw refusal;
+    }
+  }
+
+  async #verifySignatureAndClaims(token: string): Promise<Principal> {
+    if (token.length > MAX_TOKEN_BYTES) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is too large.', { reason: 'token-too-large' });
+    }
+    let payload: JWTPayload;
+    let alg: string | undefined;
+    try {
+      alg = decodeProtectedHeader(token).alg;
+      payload = decodeJwt(token);
+    } catch (cause) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a well-formed JWT.', { reason: 'malformed-token', cause });
+    }
+    const trusted = typeof payload.iss === 'string' ? this.#issuers.get(payload.iss) : undefined;
+    if (!trusted) {
+      throw unauthenticated('ERR_AUTHN_UNTRUSTED_ISSUER', 'The token issuer is not trusted by this proxy.', { reason: 'untrusted-issuer' });
+    }
+    const { settings } = trusted;
+    if (alg === undefined || !settings.algorithms.includes(alg)) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token algorithm ${JSON.stringify(alg ?? null)} is not accepted.`, {
+        reason: 'algorithm-not-allowed',
+      });
+    }
+    const nowSec = Math.floor(this.#now() / 1000);
+    const { payload: verified } = await jwtVerify(token, trusted.keys.getKey, {
+      issuer: settings.issuer,
+      audience: [...settings.audiences],
+      algorithms: [...settings.algorithms],
+      clockTolerance: this.#options.clockSkewSec,
+      requiredClaims: ['exp', 'iat', 'sub', 'aud'],
+      currentDate: new Date(nowSec * 1000),
+    });
+    const iat = verified.iat as number;
+    const exp = verified.exp as number;
+    if (iat > nowSec + this.#options.clockSkewSec) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token was issued in the future.', { reason: 'issued-in-future' });
+    }
+    if (exp - iat > settings.maxTokenLifetimeSec) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token lifetime exceeds the accepted maximum.', { reason: 'lifetime-too-long' });
+    }
+    return settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+  }
+}
+
+/** jose and fetch failures → the caller-facing refusal. */
+function toRefusal(error: unknown): ProxyError {
+  if (error instanceof ProxyError) return error;
+  const invalid = (message: string, reason: string) => unauthenticated('ERR_AUTHN_INVALID_TOKEN', message, { reason, cause: error });
+  if (error instanceof joseErrors.JWTExpired) return invalid('The token has expired.', 'token-expired');
+  if (error instanceof joseErrors.JWTClaimValidationFailed) {
+    switch (error.claim) {
+      case 'aud':
+        return invalid('The token audience is not accepted by this proxy.', 'wrong-audience');
+      case 'iss':
+        return invalid('The token issuer is not trusted by this proxy.', 'untrusted-issuer');
+      case 'nbf':
+        return invalid('The token is not valid yet.', 'token-not-yet-valid');
+      default:
+        return invalid(`The token claim "${error.claim}" is missing or invalid.`, 'invalid-claim');
+    }
+  }
+  if (error instanceof joseErrors.JOSEAlgNotAllowed) return invalid('The token algorithm is not accepted.', 'algorithm-not-allowed');
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return invalid('The token signature is invalid.', 'bad-signature');
+  if (error instanceof joseErrors.JWKSNoMatchingKey) return invalid('The token was signed with an unknown key.', 'unknown-signing-key');
+  if (error instanceof joseErrors.JWKSMultipleMatchingKeys) return invalid('The token key id is ambiguous.', 'ambiguous-signing-key');
+  if (error instanceof joseErrors.JOSEError) return invalid('The token is not a valid JWT.', 'malformed-token');
+  return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token verification unavailable', {
+    cause: error,
+    reason: 'verifier-unavailable',
+  });
+}

@@ -1,0 +1,53 @@
+/**
+ * `kube-vertex-proxy serve --config FILE`: the service. An invalid config
+ * stops it before anything listens. SIGTERM/SIGINT drain gracefully.
+ *
+ * @module
+ */
+import { createLogger } from '../lib/logger.js';
+import { startProxy } from '../server.js';
+import { loadOrReport, parse, UsageError } from './args.js';
+
+export async function runServe(argv: string[]): Promise<number> {
+  let configPath: string | undefined;
+  try {
+    configPath = parse(argv, { config: { type: 'string', short: 'c' } }).values.config;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`serve: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  const settings = await loadOrReport(configPath ?? process.env.KVP_CONFIG);
+  if (settings === undefined) return 1;
+  const logger = createLogger(settings.config.logging.level);
+  const running = await startProxy(settings, { logger });
+  logger.info(
+    {
+      dataPort: running.dataAddress.port,
+      adminPort: running.adminAddress.port,
+      policyVersion: settings.policy.version,
+      rules: settings.policy.ruleCount,
+    },
+    'kube-vertex-proxy listening',
+  );
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: NodeJS.Signals) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'shutting down');
+      running.close().then(
+        () => resolve(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'shutdown failed');
+          resolve(1);
+        },
+      );
+    };
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

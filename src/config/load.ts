@@ -1,0 +1,305 @@
+/**
+ * Loads the config file: parse YAML → validate against the one schema (every
+ * problem collected) → semantic checks (every problem collected) → derive the
+ * runtime settings → deep-freeze. Either everything is right, or a
+ * {@link ConfigError} lists every problem with its path and line in the file.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
+import { ConfigSchema, type Config, type IssuerConfig } from './schema.js';
+import { parseDuration, parseSize } from './units.js';
+import { deepFreeze } from '../lib/deep-freeze.js';
+import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
+import { KNOWN_PERMISSIONS } from '../vertex/operations.js';
+import { createUpstreamResolver } from '../vertex/upstream.js';
+
+export interface ConfigProblem {
+  /** Dotted path in the file, e.g. `policy.rules[3].effect`; empty for the whole file. */
+  readonly path: string;
+  /** 1-based line in the file, when known. */
+  readonly line: number | undefined;
+  readonly message: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly ConfigProblem[];
+  readonly source: string;
+  constructor(source: string, problems: readonly ConfigProblem[]) {
+    super(`${source}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`);
+    this.name = 'ConfigError';
+    this.source = source;
+    this.problems = problems;
+  }
+
+  /** One line per problem: `FILE:LINE: PATH: MESSAGE`. */
+  format(): string {
+    return this.problems
+      .map((p) => `${this.source}${p.line === undefined ? '' : `:${p.line}`}: ${p.path === '' ? '' : `${p.path}: `}${p.message}`)
+      .join('\n');
+  }
+}
+
+export interface IssuerSettings {
+  readonly name: string;
+  readonly type: IssuerConfig['type'];
+  readonly issuer: string;
+  readonly audiences: readonly string[];
+  readonly jwksUri: string | undefined;
+  readonly algorithms: readonly string[];
+  readonly maxTokenLifetimeSec: number;
+}
+
+/** Everything the running proxy needs, with units converted once at load. */
+export interface Settings {
+  readonly config: Config;
+  readonly source: string;
+  readonly server: {
+    readonly host: string;
+    readonly port: number;
+    readonly adminHost: string;
+    readonly adminPort: number;
+    readonly bodyLimitBytes: number;
+    readonly shutdownGraceMs: number;
+    readonly keepAliveTimeoutMs: number;
+  };
+  readonly authentication: {
+    readonly clockSkewSec: number;
+    readonly tokenCacheMaxEntries: number;
+    readonly negativeTtlMs: number;
+    readonly jwksRefreshIntervalMs: number;
+    readonly jwksMinRefreshIntervalMs: number;
+    readonly jwksFetchTimeoutMs: number;
+  };
+  readonly issuers: readonly IssuerSettings[];
+  readonly vertex: {
+    readonly projects: ReadonlySet<string>;
+    readonly locations: ReadonlySet<string>;
+    /** Base URL (origin) for a validated location; undefined for a location not served. */
+    readonly upstreamFor: (location: string | null) => string | undefined;
+    readonly connectTimeoutMs: number;
+    readonly responseTimeoutMs: number;
+    readonly idleTimeoutMs: number;
+    readonly connectionsPerHost: number;
+  };
+  readonly policy: CompiledPolicy;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
+const validateSchema = ajv.compile<Config>(ConfigSchema);
+
+/** Reads, validates and freezes a config file. @throws ConfigError */
+export async function loadConfigFile(path: string): Promise<Settings> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : `cannot read file (${(error as Error).message})`;
+    throw new ConfigError(path, [{ path: '', line: undefined, message: reason }]);
+  }
+  return parseConfig(text, path);
+}
+
+/** Validates config text. `source` names it in messages. @throws ConfigError */
+export function parseConfig(text: string, source: string): Settings {
+  const lines = new LineCounter();
+  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    throw new ConfigError(
+      source,
+      document.errors.map((e) => ({ path: '', line: e.linePos?.[0]?.line, message: `YAML: ${e.message.split('\n')[0]}` })),
+    );
+  }
+  const raw: unknown = document.toJS() ?? {};
+  const lineOf = (path: readonly (string | number)[]): number | undefined => {
+    const node = findNode(document.contents as YamlNode | null, path);
+    return node?.range ? lines.linePos(node.range[0]).line : undefined;
+  };
+
+  if (!validateSchema(raw)) {
+    throw new ConfigError(source, schemaProblems(validateSchema.errors ?? [], lineOf));
+  }
+  const config = raw;
+  const problems: ConfigProblem[] = [];
+  const add = (path: (string | number)[], message: string) => problems.push({ path: formatPath(path), line: lineOf(path), message });
+
+  const issuerNames = new Set<string>();
+  const issuerUrls = new Set<string>();
+  config.issuers.forEach((issuer, i) => {
+    if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
+    issuerNames.add(issuer.name);
+    if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
+    issuerUrls.add(issuer.issuer);
+    if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
+    if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
+  });
+  if (!config.issuers.some((i) => i.type === 'kubernetes')) {
+    add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
+  }
+
+  let upstreamFor: Settings['vertex']['upstreamFor'] = () => undefined;
+  try {
+    upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
+  } catch (error) {
+    add(['vertex', 'upstream'], (error as Error).message);
+  }
+
+  if (config.kubernetes.namespaceLabels === 'watch') {
+    add(['kubernetes', 'namespaceLabels'], '"watch" (the Kubernetes informer) is not available in this version; use "static" or "off"');
+  }
+  if (config.kubernetes.tokenReview) {
+    add(['kubernetes', 'tokenReview'], 'TokenReview mode is not available in this version');
+  }
+
+  const { policy, problems: policyProblems } = compilePolicy(config.policy.rules, {
+    knownPermissions: KNOWN_PERMISSIONS,
+    projects: config.vertex.projects,
+    locations: config.vertex.locations,
+  });
+  for (const p of policyProblems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+
+  if (problems.length > 0) throw new ConfigError(source, problems);
+
+  const authn = config.authentication;
+  const settings: Settings = {
+    config,
+    source,
+    server: {
+      host: config.server.host,
+      port: config.server.port,
+      adminHost: config.server.adminHost,
+      adminPort: config.server.adminPort,
+      bodyLimitBytes: parseSize(config.server.bodyLimit),
+      shutdownGraceMs: parseDuration(config.server.shutdownGrace),
+      keepAliveTimeoutMs: parseDuration(config.server.keepAliveTimeout),
+    },
+    authentication: {
+      clockSkewSec: Math.ceil(parseDuration(authn.clockSkew) / 1000),
+      tokenCacheMaxEntries: authn.tokenCache.maxEntries,
+      negativeTtlMs: parseDuration(authn.tokenCache.negativeTtl),
+      jwksRefreshIntervalMs: parseDuration(authn.jwks.refreshInterval),
+      jwksMinRefreshIntervalMs: parseDuration(authn.jwks.minRefreshInterval),
+      jwksFetchTimeoutMs: parseDuration(authn.jwks.fetchTimeout),
+    },
+    issuers: config.issuers.map((i) => ({
+      name: i.name,
+      type: i.type,
+      issuer: i.issuer,
+      audiences: i.audiences,
+      jwksUri: i.jwksUri,
+      algorithms: i.algorithms,
+      maxTokenLifetimeSec: Math.floor(parseDuration(i.maxTokenLifetime) / 1000),
+    })),
+    vertex: {
+      projects: new Set(config.vertex.projects),
+      locations: new Set(config.vertex.locations),
+      upstreamFor,
+      connectTimeoutMs: parseDuration(config.vertex.timeouts.connect),
+      responseTimeoutMs: parseDuration(config.vertex.timeouts.response),
+      idleTimeoutMs: parseDuration(config.vertex.timeouts.idle),
+      connectionsPerHost: config.vertex.connectionsPerHost,
+    },
+    policy,
+  };
+  deepFreeze(config);
+  return Object.freeze(settings);
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'https:' || url.protocol === 'http:';
+  } catch {
+    return false;
+  }
+}
+
+function schemaProblem(error: ErrorObject, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem {
+  const path = error.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'))
+    .map((s) => (/^[0-9]+$/.test(s) ? Number(s) : s));
+  let message = error.message ?? 'is invalid';
+  if (error.keyword === 'additionalProperties') {
+    const extra = (error.params as { additionalProperty: string }).additionalProperty;
+    path.push(extra);
+    message = 'unknown field';
+  } else if (error.keyword === 'required') {
+    const missing = (error.params as { missingProperty: string }).missingProperty;
+    path.push(missing);
+    message = 'is required';
+  } else if (error.keyword === 'const' || error.keyword === 'enum') {
+    message = `must be one of ${JSON.stringify((error.params as { allowedValues?: unknown[] }).allowedValues ?? (error.params as { allowedValue: unknown }).allowedValue)}`;
+  } else if (error.keyword === 'anyOf') {
+    const members = ((error.parentSchema as { anyOf?: Array<{ const?: unknown }> } | undefined)?.anyOf ?? []).map((m) => m.const);
+    message = members.length > 0 && members.every((m) => m !== undefined) ? `must be one of ${members.map((m) => JSON.stringify(m)).join(', ')}` : 'is not one of the allowed forms';
+  } else if (error.keyword === 'pattern') {
+    message = `has an invalid format (expected ${describePattern((error.params as { pattern: string }).pattern)})`;
+  }
+  const line = lineOf(path) ?? lineOf(path.slice(0, -1));
+  return { path: formatPath(path), line, message };
+}
+
+function describePattern(pattern: string): string {
+  if (pattern === '^[0-9]+(ms|s|m|h)$') return 'a duration like 30s, 5m, 1h';
+  if (pattern === '^[0-9]+(B|KiB|MiB|GiB)?$') return 'a size like 512KiB or 10MiB';
+  return `pattern ${pattern}`;
+}
+
+/**
+ * ajv reports a failing union once per member and once for the union; keep
+ * the union's error at such a path and say which values are allowed.
+ */
+function schemaProblems(errors: readonly ErrorObject[], lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
+  const unionPaths = new Set(errors.filter((e) => e.keyword === 'anyOf').map((e) => e.instancePath));
+  const seen = new Set<string>();
+  const problems: ConfigProblem[] = [];
+  for (const error of errors) {
+    if (unionPaths.has(error.instancePath) && error.keyword !== 'anyOf') continue;
+    const problem = schemaProblem(error, lineOf);
+    const key = `${problem.path}\u0000${problem.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+export function formatPath(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out;
+}
+
+function parsePath(path: string): (string | number)[] {
+  const parts: (string | number)[] = [];
+  for (const match of path.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+    if (match[2] !== undefined) parts.push(Number(match[2]));
+    else if (match[1] !== undefined) parts.push(match[1]);
+  }
+  return parts;
+}
+
+function findNode(root: YamlNode | null, path: readonly (string | number)[]): YamlNode | undefined {
+  let node: unknown = root;
+  for (const part of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === part);
+      if (!pair) return node as YamlNode;
+      node = pair.value ?? pair.key;
+    } else if (isSeq(node) && typeof part === 'number') {
+      const item = node.items[part];
+      if (item === undefined) return node as YamlNode;
+      node = item;
+    } else {
+      return (node as YamlNode | undefined) ?? undefined;
+    }
+  }
+  return node as YamlNode | undefined;
+}

@@ -1,0 +1,30 @@
+/**
+ * Step ② identify: the authenticated principal → the policy subject
+ * `{namespace, serviceAccount, labels}`. Labels come from an in-memory source;
+ * a request never waits for the Kubernetes API.
+ *
+ * @module
+ */
+import fp from 'fastify-plugin';
+import type { NamespaceLabelSource } from './labels.js';
+
+export interface IdentityPluginOptions {
+  readonly labels: NamespaceLabelSource;
+}
+
+export const identityPlugin = fp<IdentityPluginOptions>(
+  async (app, { labels }) => {
+    app.addHook('onRequest', (request, _reply, done) => {
+      const principal = request.kvp.principal;
+      if (principal?.kind === 'kubernetes') {
+        request.kvp.subject = {
+          namespace: principal.namespace,
+          serviceAccount: principal.serviceAccount,
+          labels: labels.labelsOf(principal.namespace),
+        };
+      }
+      done();
+    });
+  },
+  { name: 'kvp-identity', fastify: '5.x', dependencies: ['kvp-authn'] },
+);

@@ -1,0 +1,138 @@
+/**
+ * The proxy's Prometheus metrics, on an injected Registry (never prom-client's
+ * global one). Label values are bounded: operation ids from the table,
+ * decisions, HTTP codes, issuer names from the config — never a subject,
+ * token, path or resource.
+ *
+ * Request counters and histograms are fed from audit records, so metrics and
+ * the audit trail count the same thing.
+ *
+ * @module
+ */
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { AuditRecord } from '../audit/record.js';
+
+export const METRIC_PREFIX = 'kube_vertex_proxy_';
+
+export interface MetricSources {
+  readonly tokenCache: () => { hits: number; misses: number; entries: number };
+  readonly keySets: () => ReadonlyArray<{ issuer: string; ageMs: number | undefined }>;
+  readonly policy: () => { version: string; ruleCount: number };
+}
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+export interface ProxyMetrics {
+  observeRecord(record: AuditRecord): void;
+  jwksFetch(issuer: string, result: 'success' | 'error'): void;
+  credentialRefresh(result: 'success' | 'error'): void;
+}
+
+export function createMetrics(registry: Registry, sources: MetricSources): ProxyMetrics {
+  const registers = [registry];
+  const requests = new Counter({
+    name: `${METRIC_PREFIX}requests_total`,
+    help: 'Requests by direction, operation, decision and HTTP status code.',
+    labelNames: ['direction', 'operation', 'decision', 'code'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: `${METRIC_PREFIX}request_duration_seconds`,
+    help: 'End-to-end request latency, from arrival to the end of the response.',
+    labelNames: ['direction', 'operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: `${METRIC_PREFIX}upstream_duration_seconds`,
+    help: 'Upstream latency, from the forwarded request to the end of the upstream response.',
+    labelNames: ['operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+  });
+  let seenHits = 0;
+  let seenMisses = 0;
+  new Counter({
+    name: `${METRIC_PREFIX}token_cache_hits_total`,
+    help: 'Bearer tokens found in the verified-token cache.',
+    registers,
+    collect() {
+      const { hits } = sources.tokenCache();
+      this.inc(hits - seenHits);
+      seenHits = hits;
+    },
+  });
+  new Counter({
+    name: `${METRIC_PREFIX}token_cache_misses_total`,
+    help: 'Bearer tokens that needed a signature check.',
+    registers,
+    collect() {
+      const { misses } = sources.tokenCache();
+      this.inc(misses - seenMisses);
+      seenMisses = misses;
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}token_cache_entries`,
+    help: 'Verified tokens currently cached.',
+    registers,
+    collect() {
+      this.set(sources.tokenCache().entries);
+    },
+  });
+  const jwksFetches = new Counter({
+    name: `${METRIC_PREFIX}jwks_fetches_total`,
+    help: 'Issuer key set fetches (discovery + JWKS) by issuer and result.',
+    labelNames: ['issuer', 'result'] as const,
+    registers,
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}jwks_age_seconds`,
+    help: 'Age of each issuer\'s key set; grows while the issuer is unreachable (last good keys kept).',
+    labelNames: ['issuer'] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { issuer, ageMs } of sources.keySets()) if (ageMs !== undefined) this.set({ issuer }, ageMs / 1000);
+    },
+  });
+  const credentialRefreshes = new Counter({
+    name: `${METRIC_PREFIX}google_token_refreshes_total`,
+    help: 'Refreshes of the proxy\'s own Google access token by result.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}policy_rules`,
+    help: 'Rules in the policy in force.',
+    registers,
+    collect() {
+      this.set(sources.policy().ruleCount);
+    },
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}policy_info`,
+    help: 'The policy in force, by checksum (value is always 1).',
+    labelNames: ['version'] as const,
+    registers,
+    collect() {
+      this.reset();
+      this.set({ version: sources.policy().version.slice(0, 16) }, 1);
+    },
+  });
+
+  return {
+    observeRecord(record) {
+      const operation = record.operation ?? 'unclassified';
+      requests.inc({ direction: record.direction, operation, decision: record.decision, code: String(record.status) });
+      requestDuration.observe({ direction: record.direction, operation }, record.latencyMs / 1000);
+      if (record.upstreamLatencyMs !== undefined) upstreamDuration.observe({ operation }, record.upstreamLatencyMs / 1000);
+    },
+    jwksFetch(issuer, result) {
+      jwksFetches.inc({ issuer, result });
+    },
+    credentialRefresh(result) {
+      credentialRefreshes.inc({ result });
+    },
+  };
+}

@@ -1,0 +1,40 @@
+/**
+ * The policy's vocabulary: what it is asked, and what it answers.
+ *
+ * @module
+ */
+
+/** The subject side of a policy question. */
+export interface PolicySubject {
+  readonly namespace: string;
+  readonly serviceAccount: string;
+  /**
+   * The namespace's labels, or `undefined` when the namespace is unknown to the
+   * label source: an unknown namespace gets no label-based grant (and matches
+   * no label-based deny either: deny rules meant as guard rails should be
+   * written on service accounts or namespaces by name).
+   */
+  readonly labels: Readonly<Record<string, string>> | undefined;
+}
+
+/** The operation side of a policy question (a subset of `Operation`). */
+export interface PolicyAction {
+  readonly operationId: string;
+  readonly permission: string;
+  readonly groups: readonly string[];
+  readonly resource: string;
+  readonly project: string | null;
+  readonly location: string | null;
+}
+
+export type DecisionReason =
+  | 'allowed-by-rule'
+  | 'denied-by-rule'
+  | 'no-matching-rule';
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** The rule that decided, or null for the default deny. */
+  readonly ruleId: string | null;
+  readonly reason: DecisionReason;
+}

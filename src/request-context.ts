@@ -1,0 +1,62 @@
+/**
+ * What the pipeline learns about one request, step by step. One object per
+ * request (allocated by the audit step, the first hook), read by the audit
+ * record at the end: who (authn, identity), what (classify), the verdict
+ * (authorize) and what happened upstream (forward).
+ *
+ * @module
+ */
+import type { Principal } from './authn/principal.js';
+import type { ProxyError } from './errors.js';
+import type { Decision, PolicySubject } from './policy/decision.js';
+import type { Operation } from './vertex/operation.js';
+
+export interface RequestContext {
+  /** process.hrtime.bigint() at arrival. */
+  readonly startedAt: bigint;
+  /** Wall clock at arrival (epoch ms). */
+  readonly receivedAt: number;
+  direction: 'outbound' | 'inbound';
+  principal: Principal | undefined;
+  subject: PolicySubject | undefined;
+  operation: Operation | undefined;
+  decision: Decision | undefined;
+  /** Policy checksum in force when the decision was made. */
+  policyVersion: string | undefined;
+  /** Origin the request is forwarded to (validated location → host). */
+  upstreamBase: string | undefined;
+  /** The refusal or failure, when there was one. */
+  failure: ProxyError | undefined;
+  upstreamStartedAt: bigint | undefined;
+  upstreamHeadersAt: bigint | undefined;
+  upstreamStatus: number | undefined;
+  /** Set when the upstream response stream failed after headers were sent. */
+  upstreamStreamError: string | undefined;
+  requestBytes: number;
+}
+
+export function newRequestContext(): RequestContext {
+  return {
+    startedAt: process.hrtime.bigint(),
+    receivedAt: Date.now(),
+    direction: 'outbound',
+    principal: undefined,
+    subject: undefined,
+    operation: undefined,
+    decision: undefined,
+    policyVersion: undefined,
+    upstreamBase: undefined,
+    failure: undefined,
+    upstreamStartedAt: undefined,
+    upstreamHeadersAt: undefined,
+    upstreamStatus: undefined,
+    upstreamStreamError: undefined,
+    requestBytes: 0,
+  };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    kvp: RequestContext;
+  }
+}

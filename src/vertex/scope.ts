@@ -1,0 +1,53 @@
+/**
+ * A classified operation, checked against what this proxy serves: a project
+ * and location must be in the path, the location must be configured (it
+ * becomes part of a hostname, so it is checked before it goes near a URL),
+ * and the project must be one callers may address. Shared by the data path
+ * and `can-i`, so both refuse the same things.
+ *
+ * @module
+ * @throws ProxyError ERR_REQUEST_* (400/404/405), ERR_AUTHZ_PROJECT_NOT_ALLOWED (403)
+ */
+import { ProxyError } from '../errors.js';
+import { classify } from './classify.js';
+import type { Operation } from './operation.js';
+
+export interface VertexScope {
+  readonly projects: ReadonlySet<string>;
+  readonly locations: ReadonlySet<string>;
+  readonly upstreamFor: (location: string | null) => string | undefined;
+}
+
+export interface ScopedOperation {
+  readonly operation: Operation;
+  /** Origin the request goes to. */
+  readonly upstream: string;
+}
+
+/** Classifies `method rawUrl` and checks its scope. `onClassified` sees the operation even when the scope check then refuses it (for the audit record). */
+export function resolveOperation(method: string, rawUrl: string, scope: VertexScope, onClassified?: (operation: Operation) => void): ScopedOperation {
+  const operation = classify(method, rawUrl);
+  onClassified?.(operation);
+  if (operation.project === null || operation.location === null) {
+    throw new ProxyError(
+      'ERR_REQUEST_PROJECT_REQUIRED',
+      'INVALID_ARGUMENT',
+      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...).`,
+      { reason: 'project-required' },
+    );
+  }
+  const upstream = scope.locations.has(operation.location) ? scope.upstreamFor(operation.location) : undefined;
+  if (upstream === undefined) {
+    throw new ProxyError('ERR_REQUEST_LOCATION_NOT_SERVED', 'INVALID_ARGUMENT', `Location "${operation.location}" is not served by this proxy.`, {
+      reason: 'location-not-served',
+      metadata: { location: operation.location },
+    });
+  }
+  if (!scope.projects.has(operation.project)) {
+    throw new ProxyError('ERR_AUTHZ_PROJECT_NOT_ALLOWED', 'PERMISSION_DENIED', `Project "${operation.project}" is not served by this proxy.`, {
+      reason: 'project-not-allowed',
+      metadata: { project: operation.project },
+    });
+  }
+  return { operation, upstream };
+}

@@ -1,0 +1,124 @@
+/**
+ * `check` and `can-i`, run as users run them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { runCli, writeConfig } from '../helpers/proxy-process.js';
+import { DEFAULT_RULES, PREDICT_PATH, PROJECT, LOCATION } from '../helpers/world.js';
+
+let issuer: IssuerStandIn;
+let goodConfig: string;
+beforeAll(async () => {
+  issuer = await startIssuer({ kind: 'kubernetes' });
+  goodConfig = writeConfig({
+    issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['kube-vertex-proxy'] }],
+    vertex: { projects: [PROJECT], locations: [LOCATION] },
+    kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
+    policy: { rules: DEFAULT_RULES },
+  });
+});
+afterAll(async () => {
+  await issuer?.close();
+});
+
+describe('kube-vertex-proxy check', () => {
+  it('accepts a valid file', async () => {
+    const result = await runCli(['check', '--config', goodConfig]);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/OK \(1 issuer, 3 rules, policy version [0-9a-f]{12}\)/);
+  });
+
+  it('lists every problem with its path and line, and exits 1', async () => {
+    const bad = writeConfig(`server:
+  port: 99999
+  bodyLimit: lots
+issuers:
+  - name: cluster
+    type: kubernetes
+    issuer: https://issuer.example
+    audiences: []
+vertex:
+  projects: [p]
+  locations: [us-central1]
+  unknownField: 1
+policy:
+  rules:
+    - id: r1
+      effect: permit
+      subjects: { serviceAccounts: ["ml/*"] }
+      permissions: [predict]
+`);
+    const result = await runCli(['check', '--config', bad]);
+    expect(result.code).toBe(1);
+    const lines = result.stderr.trim().split('\n').slice(1);
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/:2: server\.port: must be <= 65535$/),
+        expect.stringMatching(/:3: server\.bodyLimit: has an invalid format \(expected a size like 512KiB or 10MiB\)$/),
+        expect.stringMatching(/:8: issuers\[0\]\.audiences: must NOT have fewer than 1 items$/),
+        expect.stringMatching(/:12: vertex\.unknownField: unknown field$/),
+        expect.stringMatching(/:16: policy\.rules\[0\]\.effect: must be one of "allow", "deny"$/),
+      ]),
+    );
+    expect(lines.length).toBe(5);
+  });
+
+  it('reports semantic problems (unknown permission, duplicate rule id) all at once', async () => {
+    const bad = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['a'] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      policy: {
+        rules: [
+          { id: 'a', effect: 'allow', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['aiplatform.endpoints.predcit'] },
+          { id: 'a', effect: 'allow', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['predict'] },
+        ],
+      },
+    });
+    const result = await runCli(['check', '--config', bad]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('policy.rules[0].permissions[0]');
+    expect(result.stderr).toContain('policy.rules[1].id');
+  });
+
+  it('serve refuses to start on an invalid file, listing the problems', async () => {
+    const result = await runCli(['serve', '--config', writeConfig('issuers: 3\n')]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('issuers');
+  });
+});
+
+describe('kube-vertex-proxy can-i', () => {
+  it('says allowed with the rule, exit 0', async () => {
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/^allowed\n/);
+    expect(result.stdout).toContain('permission: aiplatform.endpoints.predict');
+    expect(result.stdout).toContain(`resource:   projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`);
+    expect(result.stdout).toContain('rule:       ml-predict (allowed-by-rule)');
+  });
+
+  it('says denied, exit 1, for a namespace without the label', async () => {
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:web:frontend', 'POST', PREDICT_PATH]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^denied\n/);
+    expect(result.stdout).toContain('(none: default deny) (no-matching-rule)');
+  });
+
+  it('takes labels from --namespace-labels', async () => {
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:web:frontend', '--namespace-labels', 'team=ml', 'POST', PREDICT_PATH]);
+    expect(result.code).toBe(0);
+  });
+
+  it('names the deny rule', async () => {
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:ml:intern', 'POST', PREDICT_PATH]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('rule:       no-intern (denied-by-rule)');
+  });
+
+  it('exits 2 for a path that is not a Vertex AI method', async () => {
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:ml:trainer', 'GET', PREDICT_PATH]);
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('ERR_REQUEST_METHOD_NOT_ALLOWED');
+  });
+});
