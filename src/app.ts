@@ -11,7 +11,7 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { auditPlugin, createAuditStarter, type AuditListener } from './audit/plugin.js';
@@ -46,7 +46,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
 
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: () => randomUUID(),
     // The caller does not get to choose the id that audit records are keyed by.
     requestIdHeader: false,

@@ -1,57 +1,18 @@
 #!/usr/bin/env node
 /**
- * `kube-vertex-proxy <command>`: serve, check, can-i, dev.
+ * The executable. Checks the Node.js major before loading anything else, so an
+ * old runtime gets a clear message instead of an obscure import error.
  *
  * @module
  */
-import { runCanI } from './cli/can-i.js';
-import { runCheck } from './cli/check.js';
-import { runDev } from './cli/dev.js';
-import { runServe } from './cli/serve.js';
-
-const USAGE = `kube-vertex-proxy: identity-aware proxy between GKE workloads and Vertex AI
-
-Usage:
-  kube-vertex-proxy serve --config FILE
-      Run the proxy (data port for Vertex AI traffic, admin port for /metrics /healthz /readyz).
-  kube-vertex-proxy check --config FILE
-      Validate a config file; print every problem with its path; exit 1 if any.
-  kube-vertex-proxy can-i --config FILE --as system:serviceaccount:NS:SA [--namespace-labels k=v,...] METHOD PATH
-      Would the policy allow this call? Exit 0 allowed, 1 denied, 2 the call itself is invalid.
-  kube-vertex-proxy dev
-      The embedded default: the proxy plus local stand-ins for the cluster issuer,
-      the GKE metadata server and Vertex AI, with ready-to-paste curl commands.
-`;
-
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'serve':
-      return runServe(rest);
-    case 'check':
-      return runCheck(rest);
-    case 'can-i':
-      return runCanI(rest);
-    case 'dev':
-      return runDev(rest);
-    case undefined:
-    case 'help':
-    case '--help':
-    case '-h':
-      process.stdout.write(USAGE);
-      return command === undefined ? 2 : 0;
-    default:
-      process.stderr.write(`unknown command "${command}"\n\n${USAGE}`);
-      return 2;
-  }
+const REQUIRED_MAJOR = 24;
+const major = Number(process.versions.node.split('.')[0]);
+if (major < REQUIRED_MAJOR) {
+  process.stderr.write(
+    `kube-vertex-proxy needs Node.js ${REQUIRED_MAJOR} or newer; this is ${process.version}.\n` +
+      'From a clone, run it through npm (npm start, npx kube-vertex-proxy …): the project pins Node.js 24 as a dependency.\n',
+  );
+  process.exit(1);
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    process.stderr.write(`kube-vertex-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exitCode = 1;
-  },
-);
+const { run } = await import('./cli/main.js');
+run(process.argv.slice(2));

@@ -105,7 +105,7 @@ export async function loadConfigFile(path: string): Promise<Settings> {
 /** Validates config text. `source` names it in messages. @throws ConfigError */
 export function parseConfig(text: string, source: string): Settings {
   const lines = new LineCounter();
-  const document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const document = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   if (document.errors.length > 0) {
     throw new ConfigError(
       source,

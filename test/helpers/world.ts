@@ -70,7 +70,7 @@ export function rawRequest(url: string, method: string, path: string, headers: R
 
 export interface WorldOptions {
   /** Deep-merged over the default config (top-level keys replaced). */
-  readonly config?: (defaults: Record<string, unknown>, world: Omit<World, 'proxy' | 'call' | 'close' | 'token'>) => Record<string, unknown>;
+  readonly config?: (defaults: Record<string, unknown>, world: Pick<World, 'issuer' | 'metadata' | 'vertex'>) => Record<string, unknown>;
   readonly env?: Record<string, string>;
   readonly ready?: boolean;
 }

@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, parseConfig } from './load.js';
+
+const minimal = `
+issuers:
+  - name: cluster
+    type: kubernetes
+    issuer: https://container.googleapis.com/v1/projects/p/locations/l/clusters/c
+    audiences: [kube-vertex-proxy]
+vertex:
+  projects: [my-proj]
+  locations: [us-central1, global]
+`;
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'config.yaml');
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return (error as ConfigError).format().split('\n');
+  }
+  return [];
+}
+
+describe('parseConfig', () => {
+  it('fills every default and converts units once', () => {
+    const settings = parseConfig(minimal, 'config.yaml');
+    expect(settings.server).toEqual({
+      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000,
+    });
+    expect(settings.authentication).toEqual({
+      clockSkewSec: 30, tokenCacheMaxEntries: 100_000, negativeTtlMs: 10_000, jwksRefreshIntervalMs: 600_000, jwksMinRefreshIntervalMs: 30_000, jwksFetchTimeoutMs: 5_000,
+    });
+    expect(settings.issuers[0]).toMatchObject({ algorithms: ['RS256', 'ES256'], maxTokenLifetimeSec: 48 * 3600 });
+    expect(settings.vertex.upstreamFor('us-central1')).toBe('https://us-central1-aiplatform.googleapis.com');
+    expect(settings.vertex.upstreamFor('global')).toBe('https://aiplatform.googleapis.com');
+    expect(settings.vertex.upstreamFor('asia-east1')).toBeUndefined();
+    expect(settings.policy.ruleCount).toBe(0);
+  });
+
+  it('freezes the configuration', () => {
+    const settings = parseConfig(minimal, 'config.yaml');
+    expect(Object.isFrozen(settings.config)).toBe(true);
+    expect(Object.isFrozen(settings.config.issuers[0])).toBe(true);
+    expect(() => {
+      (settings.config.vertex.projects as string[]).push('x');
+    }).toThrow();
+  });
+
+  it('refuses symmetric algorithms at the schema level', () => {
+    expect(problems(minimal.replace('audiences: [kube-vertex-proxy]', 'audiences: [a]\n    algorithms: [HS256]'))).toEqual([
+      expect.stringMatching(/^config\.yaml:\d+: issuers\[0\]\.algorithms\[0\]: must be one of "RS256", /),
+    ]);
+  });
+
+  it('reports YAML syntax errors with a line', () => {
+    expect(problems('issuers: [\n')[0]).toMatch(/^config\.yaml:\d+: YAML: /);
+  });
+
+  it('reports duplicate keys (a second `policy:` must not silently win)', () => {
+    expect(problems(`${minimal}\npolicy: {}\npolicy: {}\n`)[0]).toMatch(/YAML: .*[Mm]ap keys must be unique/);
+  });
+
+  it('refuses the not-yet-available informer and TokenReview modes instead of ignoring them', () => {
+    const found = problems(`${minimal}\nkubernetes:\n  namespaceLabels: watch\n  tokenReview: true\n`);
+    expect(found).toEqual([
+      expect.stringContaining('kubernetes.namespaceLabels: "watch" (the Kubernetes informer) is not available in this version'),
+      expect.stringContaining('kubernetes.tokenReview: TokenReview mode is not available in this version'),
+    ]);
+  });
+
+  it('refuses an upstream template that is not a URL', () => {
+    expect(problems(minimal.replace('locations: [us-central1, global]', 'locations: [us-central1]\n  upstream: "not a url/{location}"'))).toEqual([
+      expect.stringMatching(/^config\.yaml:\d+: vertex\.upstream: /),
+    ]);
+  });
+
+  it('refuses the same issuer listed twice', () => {
+    const twice = minimal.replace(
+      'vertex:',
+      '  - name: cluster\n    type: kubernetes\n    issuer: https://container.googleapis.com/v1/projects/p/locations/l/clusters/c\n    audiences: [x]\nvertex:',
+    );
+    expect(problems(twice)).toEqual([
+      expect.stringContaining('issuers[1].name: duplicate issuer name "cluster"'),
+      expect.stringContaining('issuers[1].issuer: issuer "https://container.googleapis.com/v1/projects/p/locations/l/clusters/c" is listed twice'),
+    ]);
+  });
+
+  it('reports a missing file as a config problem', async () => {
+    const { loadConfigFile } = await import('./load.js');
+    await expect(loadConfigFile('/nonexistent/kvp.yaml')).rejects.toThrow(ConfigError);
+  });
+});

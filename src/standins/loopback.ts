@@ -1,0 +1,93 @@
+/**
+ * The listener every stand-in runs on: plain HTTP/1.1 bound to a loopback
+ * address (127.0.0.1, port 0 unless a port is given), with a `close()` that
+ * does not wait for keep-alive sockets or requests a test left hanging.
+ *
+ * Stand-ins only ever listen on loopback: they mint tokens and hand out
+ * credentials-shaped strings, and must never be reachable from another host.
+ *
+ * @module
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { isIP, type AddressInfo } from 'node:net';
+
+export interface LoopbackServer {
+  readonly server: Server;
+  /** `http://127.0.0.1:PORT` (no trailing slash). */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /** Stops listening and destroys every open connection, including hung ones. */
+  close(): Promise<void>;
+}
+
+export interface LoopbackOptions {
+  /** A loopback address; default `127.0.0.1`. */
+  readonly host?: string;
+  /** Default 0 (the kernel picks a free port). */
+  readonly port?: number;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+
+/**
+ * Starts `handler` on a loopback address.
+ *
+ * @throws TypeError when `host` is not a loopback IP literal.
+ */
+export async function listenLoopback(handler: RequestHandler, options: LoopbackOptions = {}): Promise<LoopbackServer> {
+  const host = options.host ?? '127.0.0.1';
+  if (!isLoopbackAddress(host)) {
+    throw new TypeError(`stand-ins listen on loopback only, got host ${JSON.stringify(host)}`);
+  }
+  const server = createServer((req, res) => {
+    Promise.resolve()
+      .then(() => handler(req, res))
+      .catch((error: unknown) => {
+        // A stand-in bug must show up as a failed request in the test that hit it,
+        // not as an unhandled rejection in an unrelated test.
+        if (!res.headersSent) {
+          res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+          res.end(`stand-in error: ${error instanceof Error ? error.message : String(error)}`);
+        } else {
+          res.destroy(error instanceof Error ? error : undefined);
+        }
+      });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    url,
+    host,
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}
+
+/** Reads a request body completely (stand-ins only see test-sized bodies). */
+export async function readBody(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function isLoopbackAddress(host: string): boolean {
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1';
+  return false;
+}

@@ -1,0 +1,33 @@
+/**
+ * The README's first command: `npm start` runs `kube-vertex-proxy dev`, the
+ * embedded default. `--once` runs its demonstration and exits.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { CLI } from '../helpers/proxy-process.js';
+
+describe('the embedded default (npm start)', () => {
+  it('shows an allowed predict, a denied one, their audit lines and the commands to try', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-dev-'));
+    const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      const child = spawn(process.execPath, [CLI, 'dev', '--once', '--dir', dir], { env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+      child.once('exit', (exitCode) => resolve({ code: exitCode, stdout: out }));
+    });
+    expect(code).toBe(0);
+    expect(stdout).toMatch(/ml\/trainer \(namespace labelled team=ml\) predicts: HTTP 200\n\{\s*"predictions":/);
+    expect(stdout).toMatch(/web\/frontend \(namespace labelled team=web\) predicts: HTTP 403\n\{"error":\{"code":403,.*"status":"PERMISSION_DENIED"/);
+    const audit = stdout.split('\n').filter((l) => l.startsWith('audit  ')).map((l) => JSON.parse(l.slice(7)) as { kubeVertexProxy: { decision: string } });
+    expect(audit.map((a) => a.kubeVertexProxy.decision)).toEqual(['allow', 'deny']);
+    expect(stdout).toContain('curl -s -H "Authorization: Bearer $(cat ');
+    expect(stdout).toContain('kube-vertex-proxy can-i --config');
+    // The printed token files hold tokens the printed commands can use; the output itself never holds a token.
+    const token = readFileSync(join(dir, 'allowed.token'), 'utf8');
+    expect(token.split('.')).toHaveLength(3);
+    expect(stdout).not.toContain(token);
+  });
+});
