@@ -74,6 +74,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   await app.register(identityPlugin, { labels: deps.labels });
   await app.register(classifyPlugin, {
     projects: settings.vertex.projects,
+    projectIdByNumber: settings.vertex.projectIdByNumber,
     locations: settings.vertex.locations,
     upstreamFor: settings.vertex.upstreamFor,
   });

@@ -76,6 +76,8 @@ export interface Settings {
   readonly issuers: readonly IssuerSettings[];
   readonly vertex: {
     readonly projects: ReadonlySet<string>;
+    /** Project number → project id, from `vertex.projectNumbers`. */
+    readonly projectIdByNumber: ReadonlyMap<string, string>;
     readonly locations: ReadonlySet<string>;
     /** Base URL (origin) for a validated location; undefined for a location not served. */
     readonly upstreamFor: (location: string | null) => string | undefined;
@@ -139,6 +141,10 @@ export function parseConfig(text: string, source: string): Settings {
     add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
   }
 
+  for (const id of Object.keys(config.vertex.projectNumbers)) {
+    if (!config.vertex.projects.includes(id)) add(['vertex', 'projectNumbers', id], `"${id}" is not in vertex.projects`);
+  }
+
   let upstreamFor: Settings['vertex']['upstreamFor'] = () => undefined;
   try {
     upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
@@ -194,6 +200,7 @@ export function parseConfig(text: string, source: string): Settings {
     })),
     vertex: {
       projects: new Set(config.vertex.projects),
+      projectIdByNumber: new Map(Object.entries(config.vertex.projectNumbers).map(([id, number]) => [number, id])),
       locations: new Set(config.vertex.locations),
       upstreamFor,
       connectTimeoutMs: parseDuration(config.vertex.timeouts.connect),

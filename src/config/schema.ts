@@ -103,6 +103,10 @@ export const VertexSchema = strictObject(
       minItems: 1,
       description: 'Google Cloud projects (ids or numbers) callers may address. Anything else is refused before policy.',
     }),
+    projectNumbers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{4,28}[a-z0-9]$' }), Type.String({ pattern: '^[0-9]{1,20}$' }), {
+      default: {},
+      description: 'Project id → project number. Vertex AI returns resource names with the project number (`projects/123456789012/…`); with the number known here, calls that use it are accepted and authorized as the project id, so rules are written with ids only.',
+    }),
     locations: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' }), {
       minItems: 1,
       description: 'Locations callers may address (e.g. us-central1, europe-west4, global). The location picks the upstream host, so it is checked first.',

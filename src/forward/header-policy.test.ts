@@ -70,7 +70,7 @@ describe('upstreamRequestHeaders', () => {
 });
 
 describe('checkRequestHeaders', () => {
-  it.each(['x-goog-user-project', 'x-goog-api-key'])('refuses %s with 400 INVALID_ARGUMENT', (name) => {
+  it.each(['x-goog-user-project', 'x-goog-api-key', 'x-http-method-override', 'x-http-method', 'x-method-override'])('refuses %s with 400 INVALID_ARGUMENT', (name) => {
     try {
       checkRequestHeaders({ [name]: 'other-project' });
       expect.unreachable();

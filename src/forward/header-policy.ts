@@ -32,6 +32,10 @@ const ALLOWED_GOOG_HEADERS = new Set(['x-goog-api-client', 'x-goog-request-param
 const REFUSED_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   'x-goog-user-project': 'The x-goog-user-project header is not accepted: quota and billing follow the proxy\'s own project.',
   'x-goog-api-key': 'API keys are not accepted: the proxy calls Vertex AI with its own identity.',
+  // Google front ends honour method overrides: a request authorized as a GET could run as a DELETE.
+  'x-http-method-override': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
+  'x-http-method': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
+  'x-method-override': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
 };
 
 /**

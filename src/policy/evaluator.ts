@@ -104,7 +104,11 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
   };
 }
 
-/** The full check of one rule; cheapest tests first. */
+/**
+ * The full check of one rule, cheapest and most discriminating tests first.
+ * The selector goes last: it is the dearest test, and a rule found through a
+ * label bucket usually passes it anyway.
+ */
 export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
   if (!rule.hasSubject) return false;
   if (!permissionMatches(rule, action)) return false;
@@ -112,8 +116,8 @@ export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: 
   if (rule.locations !== undefined && (action.location === null || !rule.locations.has(action.location))) return false;
   if (rule.serviceAccounts !== undefined && !serviceAccountMatches(rule.serviceAccounts, subject)) return false;
   if (rule.namespaces !== undefined && !anyMatches(rule.namespaces, subject.namespace)) return false;
-  if (rule.selector !== undefined && !rule.selector.matches(subject.labels)) return false;
   if (rule.resources !== undefined && !anyMatches(rule.resources, action.resource)) return false;
+  if (rule.selector !== undefined && !rule.selector.matches(subject.labels)) return false;
   return true;
 }
 
@@ -220,20 +224,36 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
     if (bucket === undefined) byValue.set(value, (bucket = newBucket()));
     return bucket;
   };
-  const labelKeyCost = (indexKey: SelectorIndexKey): number => {
-    switch (indexKey.kind) {
-      case 'pair':
-        return bucketSize(byLabel.get(indexKey.key)?.byValue.get(indexKey.value));
-      case 'in': {
-        let cost = 0;
-        for (const value of indexKey.values) cost += bucketSize(byLabel.get(indexKey.key)?.byValue.get(value)) + 1;
-        return cost;
+  // Which label to file a selector rule under is a guess at selectivity: the labels namespaces actually
+  // carry are only known at run time. A key the policy compares with many distinct values (`team`,
+  // `kubernetes.io/metadata.name`) splits namespaces finely, one with few (`env`) does not; so the
+  // estimated share of namespaces carrying `key=value` is 1 / (distinct values of key in the policy).
+  const valuesOfKey = new Map<string, Set<string>>();
+  const pairUses = new Map<string, Map<string, number>>();
+  for (const rule of rules) {
+    for (const indexKey of rule.selector?.indexKeys ?? []) {
+      if (indexKey.kind === 'exists') continue;
+      const values = indexKey.kind === 'pair' ? [indexKey.value] : indexKey.values;
+      let seen = valuesOfKey.get(indexKey.key);
+      if (seen === undefined) valuesOfKey.set(indexKey.key, (seen = new Set()));
+      let uses = pairUses.get(indexKey.key);
+      if (uses === undefined) pairUses.set(indexKey.key, (uses = new Map()));
+      for (const value of values) {
+        seen.add(value);
+        uses.set(value, (uses.get(value) ?? 0) + 1);
       }
-      case 'exists':
-        // Every namespace carrying the key lands here: only when nothing narrower exists.
-        return Number.MAX_SAFE_INTEGER;
     }
+  }
+  /** [estimated share of namespaces reaching the bucket(s), rules sharing them]: compared in that order. */
+  const labelKeyCost = (indexKey: SelectorIndexKey): readonly [number, number] => {
+    if (indexKey.kind === 'exists') return [1, Number.MAX_SAFE_INTEGER];
+    const values = indexKey.kind === 'pair' ? [indexKey.value] : indexKey.values;
+    const distinct = valuesOfKey.get(indexKey.key)?.size ?? 1;
+    let uses = 0;
+    for (const value of values) uses += pairUses.get(indexKey.key)?.get(value) ?? 0;
+    return [Math.min(1, values.length / distinct), uses];
   };
+  const cheaper = (a: readonly [number, number], b: readonly [number, number]): boolean => a[0] < b[0] || (a[0] === b[0] && a[1] < b[1]);
 
   for (const rule of rules) {
     if (!rule.hasSubject) {
@@ -242,7 +262,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
     }
     const accounts = rule.serviceAccounts;
     // Preference, narrowest first: namespaces named by the service-account patterns, namespaces named
-    // exactly, one label pair (the least crowded), service-account names, else the scan list.
+    // exactly, one label pair (the most selective), service-account names, else the scan list.
     if (accounts !== undefined && accounts.every((a) => a.exactNamespace !== undefined)) {
       const wholeNamespaces = new Set(accounts.filter((a) => a.exactName === undefined).map((a) => a.exactNamespace));
       for (const account of accounts) {
@@ -257,7 +277,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
       let bestCost = labelKeyCost(best);
       for (const indexKey of rule.selector.indexKeys) {
         const cost = labelKeyCost(indexKey);
-        if (cost < bestCost) [best, bestCost] = [indexKey, cost];
+        if (cheaper(cost, bestCost)) [best, bestCost] = [indexKey, cost];
       }
       if (best.kind === 'pair') file(labelBucket(best.key, best.value), rule);
       // `In` with no values files the rule nowhere, which is right: it matches nobody.

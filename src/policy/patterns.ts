@@ -116,6 +116,18 @@ export function compileResourcePattern(pattern: string): StringMatcher {
   if (!isGlob(pattern)) return (value) => value === pattern;
   const segments = pattern.split('/');
   if (segments.every((s) => s === '**')) return matchAll;
+  // The two forms most rules use get string tests instead of a RegExp: a literal
+  // prefix then `/**` (`projects/p/**`), or one `*` at the very end (`…/endpoints/team-*`).
+  const star = pattern.indexOf('*');
+  if (pattern.endsWith('/**') && star === pattern.length - 2) {
+    const base = pattern.slice(0, -3);
+    const prefix = `${base}/`;
+    return (value) => value === base || value.startsWith(prefix);
+  }
+  if (star === pattern.length - 1) {
+    const prefix = pattern.slice(0, -1);
+    return (value) => value.startsWith(prefix) && !value.includes('/', prefix.length);
+  }
   let source = '^';
   // True until the first concrete segment is written: it decides whether a separator precedes a segment.
   let atStart = true;

@@ -518,3 +518,22 @@ describe('classify: properties', () => {
     );
   });
 });
+
+describe('the /ui/ bindings the official client polls long-running operations through', () => {
+  it.each([
+    ['GET', '/ui/projects/p/locations/us-central1/operations/123', 'operations.get'],
+    ['GET', '/ui/projects/p/locations/us-central1/endpoints/1/operations/123', 'endpoints.operations.get'],
+    ['POST', '/ui/projects/p/locations/us-central1/customJobs/9/operations/123:wait', 'customJobs.operations.wait'],
+  ])('%s %s classifies as %s with v1 semantics', (method, path, id) => {
+    const operation = classify(method, path);
+    expect(operation.spec.id).toBe(id);
+    expect(operation.version).toBe('v1');
+  });
+
+  it.each([
+    ['POST', '/ui/projects/p/locations/us-central1/endpoints/1:predict'],
+    ['GET', '/ui/projects/p/locations/us-central1/customJobs/9'],
+  ])('%s %s is refused: /ui/ serves operations only', (method, path) => {
+    expect(() => classify(method, path)).toThrow(expect.objectContaining({ code: 'ERR_REQUEST_UNKNOWN_METHOD', httpStatus: 404 }));
+  });
+});

@@ -68,6 +68,8 @@ interface Route {
   readonly suffixLength: number;
   /** The `Allow` header: the methods this path answers to. */
   allow: string;
+  /** Every method here is a google.longrunning.Operations method (also served under `/ui/`). */
+  operations: boolean;
 }
 
 interface TrieNode {
@@ -114,7 +116,7 @@ function compile(version: ApiVersion): TrieNode {
     const suffixLength = binding.suffix === undefined ? 0 : binding.suffix.length + 1;
     let route = node.routes.get(verb);
     if (route === undefined) {
-      route = { targets: new Map(), suffixLength, allow: '' };
+      route = { targets: new Map(), suffixLength, allow: '', operations: true };
       node.routes.set(verb, route);
     } else if (route.suffixLength !== suffixLength) {
       throw new Error(`operation table: inconsistent resource for ${spec.id}`);
@@ -122,6 +124,7 @@ function compile(version: ApiVersion): TrieNode {
     if (route.targets.has(spec.httpMethod)) throw new Error(`operation table: two specs for ${spec.httpMethod} at ${spec.id}`);
     route.targets.set(spec.httpMethod, { spec, methodName: methodNameOf(spec, version) });
     route.allow = [...route.targets.keys()].sort().join(', ');
+    route.operations &&= spec.protoPackage === 'google.longrunning';
   }
   return root;
 }
@@ -406,9 +409,17 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
 
   let version: ApiVersion;
   let prefixLength: number;
+  // The official Node client polls long-running operations through the `/ui/`
+  // bindings of aiplatform_v1.yaml (google.longrunning.Operations); they are
+  // served for operations only, with v1 semantics.
+  let operationsOnly = false;
   if (path.startsWith('/v1/')) {
     version = 'v1';
     prefixLength = 4;
+  } else if (path.startsWith('/ui/')) {
+    version = 'v1';
+    prefixLength = 4;
+    operationsOnly = true;
   } else if (path.startsWith('/v1beta1/')) {
     version = 'v1beta1';
     prefixLength = 9;
@@ -494,6 +505,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   }
   if (badIndex !== -1) throw segmentError(badIndex, badValue, PARAM_PROBLEM[badKind]);
 
+  if (operationsOnly && !route.operations) throw unknownMethod(httpMethod, path, ' (/ui/ serves long-running operations only)');
   const target = route.targets.get(httpMethod);
   if (target === undefined) {
     throw new MethodNotAllowedError(`HTTP method ${quote(httpMethod)} is not allowed on ${quote(path)}; it answers to ${route.allow}`, route.allow);

@@ -21,7 +21,7 @@ export type ApiVersion = (typeof API_VERSIONS)[number];
 
 /** One row of the static operation table. */
 export interface OperationSpec {
-  /** Stable id `<collection>.<rpc>` in lowerCamelCase, e.g. `endpoints.predict`, `publisherModels.generateContent`, `customJobs.create`. Bounded set: safe as a metric label. */
+  /** Stable id `<collection>.<rpc>` in lowerCamelCase, e.g. `endpoints.predict`, `publisherModels.generateContent`, `customJobs.create`; long-running operations nested under a parent are `<parent>.operations.<rpc>` (`endpoints.operations.get`). Bounded set: safe as a metric label. */
   readonly id: string;
   /** gRPC service, e.g. `PredictionService` (the audit `methodName` is `google.cloud.aiplatform.{version}.{service}.{rpc}`). */
   readonly service: string;

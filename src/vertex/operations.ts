@@ -13,7 +13,7 @@
  * collection, so each parent collection gets its own specs
  * (`endpoints.operations.get`, `customJobs.operations.wait`, …) and the
  * top-level `projects/P/locations/L/operations/O` has `operations.*`. Every
- * spec keeps one static permission, the id set stays bounded (7 parents × 5
+ * spec keeps one static permission, the id set stays bounded ((1 + 6 parents) × 5
  * RPCs), and policy rules can tell "poll my deploy" from "poll anything".
  *
  * @module

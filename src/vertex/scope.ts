@@ -14,6 +14,8 @@ import type { Operation } from './operation.js';
 
 export interface VertexScope {
   readonly projects: ReadonlySet<string>;
+  /** Project number → id: a call addressed by number is authorized as the id. */
+  readonly projectIdByNumber: ReadonlyMap<string, string>;
   readonly locations: ReadonlySet<string>;
   readonly upstreamFor: (location: string | null) => string | undefined;
 }
@@ -26,7 +28,13 @@ export interface ScopedOperation {
 
 /** Classifies `method rawUrl` and checks its scope. `onClassified` sees the operation even when the scope check then refuses it (for the audit record). */
 export function resolveOperation(method: string, rawUrl: string, scope: VertexScope, onClassified?: (operation: Operation) => void): ScopedOperation {
-  const operation = classify(method, rawUrl);
+  let operation = classify(method, rawUrl);
+  const projectId = operation.project === null ? undefined : scope.projectIdByNumber.get(operation.project);
+  if (projectId !== undefined) {
+    // Vertex AI hands out names with the project number; the policy speaks of ids.
+    // The path is forwarded as sent; only what is authorized and audited is normalized.
+    operation = { ...operation, project: projectId, resource: `projects/${projectId}${operation.resource.slice(`projects/${operation.project}`.length)}` };
+  }
   onClassified?.(operation);
   if (operation.project === null || operation.location === null) {
     throw new ProxyError(

@@ -12,6 +12,8 @@ import { startProxyProcess, type ProxyProcess } from './proxy-process.js';
 export const PROJECT = 'demo-project';
 export const LOCATION = 'us-central1';
 export const AUDIENCE = 'kube-vertex-proxy';
+/** The stand-in's project number (Vertex AI names resources by number in its answers). */
+export const PROJECT_NUMBER = '123456789012';
 export const PREDICT_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 
 export interface World {
@@ -84,7 +86,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     logging: { level: 'info' },
     issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
     authentication: { jwks: { minRefreshInterval: '1s' } },
-    vertex: { projects: [PROJECT, 'other-project'], locations: [LOCATION, 'europe-west4', 'global'], upstream: vertex.url, timeouts: { response: '2s', idle: '2s', connect: '2s' } },
+    vertex: { projects: [PROJECT, 'other-project'], projectNumbers: { [PROJECT]: PROJECT_NUMBER }, locations: [LOCATION, 'europe-west4', 'global'], upstream: vertex.url, timeouts: { response: '2s', idle: '2s', connect: '2s' } },
     kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' }, web: { team: 'web' } } },
     policy: { rules: DEFAULT_RULES },
   };
