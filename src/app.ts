@@ -1,12 +1,14 @@
 /**
  * The data port, composed in request-flow order. Read top to bottom, this is
- * what happens to every request:
+ * what happens to every request to Vertex AI:
  *
  *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ forward ─ (audit record on close)
  *
  * Each step is an `onRequest` hook registered by its plugin, so a refusal
  * stops the request before its body is read, and the steps run in exactly
- * the order they are registered below.
+ * the order they are registered below. Each route family (Vertex AI, and
+ * later the audit API and callbacks) is its own encapsulated context with its
+ * own steps; only the audit step is shared by all.
  *
  * @module
  */
@@ -69,20 +71,26 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     sendError(request, reply, new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }));
   });
 
+  // Every request on the data port, whatever its route, gets a context and one audit record.
   await app.register(auditPlugin, { startAudit });
-  await app.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
-  await app.register(identityPlugin, { labels: deps.labels });
-  await app.register(classifyPlugin, {
-    projects: settings.vertex.projects,
-    projectIdByNumber: settings.vertex.projectIdByNumber,
-    locations: settings.vertex.locations,
-    upstreamFor: settings.vertex.upstreamFor,
-  });
-  await app.register(authorizePlugin, { policy: deps.policy });
-  await app.register(forwardPlugin, {
-    credential: deps.credential,
-    dispatcher: deps.dispatcher,
-    bodyLimitBytes: settings.server.bodyLimitBytes,
+
+  // Cluster → Vertex AI. The steps' hooks are scoped to this context, so other
+  // routes on the data port (audit API, callbacks) compose their own steps.
+  await app.register(async function vertexApi(scope) {
+    await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
+    await scope.register(identityPlugin, { labels: deps.labels });
+    await scope.register(classifyPlugin, {
+      projects: settings.vertex.projects,
+      projectIdByNumber: settings.vertex.projectIdByNumber,
+      locations: settings.vertex.locations,
+      upstreamFor: settings.vertex.upstreamFor,
+    });
+    await scope.register(authorizePlugin, { policy: deps.policy });
+    await scope.register(forwardPlugin, {
+      credential: deps.credential,
+      dispatcher: deps.dispatcher,
+      bodyLimitBytes: settings.server.bodyLimitBytes,
+    });
   });
   return app;
 }
