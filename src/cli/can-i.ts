@@ -8,6 +8,7 @@
  */
 import { ProxyError } from '../errors.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
+import { actionOf } from '../policy/decision.js';
 import { resolveOperation } from '../vertex/scope.js';
 import { loadOrReport, parse, UsageError } from './args.js';
 
@@ -55,17 +56,7 @@ export async function runCanI(argv: string[]): Promise<number> {
       }
       throw error;
     }
-    const decision = settings.policy.evaluate(
-      { namespace, serviceAccount, labels },
-      {
-        operationId: operation.spec.id,
-        permission: operation.spec.permission,
-        groups: operation.spec.groups,
-        resource: operation.resource,
-        project: operation.project,
-        location: operation.location,
-      },
-    );
+    const decision = settings.policy.evaluate({ namespace, serviceAccount, labels }, actionOf(operation));
     const lines = [
       decision.allowed ? 'allowed' : 'denied',
       `  principal:  ${values.as}${labels === undefined ? ' (namespace unknown to the label source)' : ` labels ${JSON.stringify(labels)}`}`,

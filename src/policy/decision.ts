@@ -3,6 +3,7 @@
  *
  * @module
  */
+import type { Operation } from '../vertex/operation.js';
 
 /** The subject side of a policy question. */
 export interface PolicySubject {
@@ -25,6 +26,18 @@ export interface PolicyAction {
   readonly resource: string;
   readonly project: string | null;
   readonly location: string | null;
+}
+
+/** The policy question a classified operation asks. */
+export function actionOf(operation: Operation): PolicyAction {
+  return {
+    operationId: operation.spec.id,
+    permission: operation.spec.permission,
+    groups: operation.spec.groups,
+    resource: operation.resource,
+    project: operation.project,
+    location: operation.location,
+  };
 }
 
 export type DecisionReason =

@@ -7,7 +7,7 @@
 import fp from 'fastify-plugin';
 import { ProxyError } from '../errors.js';
 import type { CompiledPolicy } from './compile.js';
-import type { Decision } from './decision.js';
+import { actionOf, type Decision } from './decision.js';
 import type { Operation } from '../vertex/operation.js';
 
 export interface AuthorizePluginOptions {
@@ -25,14 +25,7 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
         return;
       }
       const policy = options.policy();
-      const decision = policy.evaluate(subject, {
-        operationId: operation.spec.id,
-        permission: operation.spec.permission,
-        groups: operation.spec.groups,
-        resource: operation.resource,
-        project: operation.project,
-        location: operation.location,
-      });
+      const decision = policy.evaluate(subject, actionOf(operation));
       request.kvp.decision = decision;
       request.kvp.policyVersion = policy.version;
       if (!decision.allowed) {
