@@ -25,18 +25,30 @@ import type { UpstreamCredential } from './forward/credentials.js';
 import { forwardPlugin } from './forward/plugin.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
+import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
+import { auditDurabilityPlugin } from './audit/durability-plugin.js';
+import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
+import type { AuditTrail } from './audit/trail.js';
+import { callbacksPlugin } from './callbacks/plugin.js';
+import type { CallbacksRuntime } from './callbacks/runtime.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
   readonly verifier: TokenVerifier;
   readonly labels: NamespaceLabelSource;
   readonly policy: () => CompiledPolicy;
+  /** The policy as applied while the namespace-label view is stale (see policy/label-independent.ts). */
+  readonly labelIndependentPolicy?: () => CompiledPolicy;
   readonly credential: UpstreamCredential;
   readonly dispatcher: Dispatcher;
   readonly auditListeners: readonly AuditListener[];
+  /** The durable audit trail (strict mode's step before forward, and the query API's store). */
+  readonly auditTrail?: AuditTrail | undefined;
+  /** Present when callback routes are configured. */
+  readonly callbacks?: CallbacksRuntime | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -49,6 +61,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Hot path: a request that logs nothing does not pay for a pino child logger.
+    childLoggerFactory: lazyChildLoggerFactory as never,
     genReqId: () => randomUUID(),
     // The caller does not get to choose the id that audit records are keyed by.
     requestIdHeader: false,
@@ -85,13 +99,29 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       locations: settings.vertex.locations,
       upstreamFor: settings.vertex.upstreamFor,
     });
-    await scope.register(authorizePlugin, { policy: deps.policy });
+    await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    // Strict durability: the decision record is committed before anything is forwarded.
+    await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {
       credential: deps.credential,
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
     });
   });
+
+  // Auditors → the audit trail: the same authentication, then the policy's `audit.read` grant.
+  await app.register(async function auditApi(scope) {
+    await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
+    await scope.register(identityPlugin, { labels: deps.labels });
+    await scope.register(auditAccessPlugin, { policy: deps.policy });
+    await scope.register(auditQueryRoutes, { store: deps.auditTrail?.queryStore });
+  });
+
+  // Vertex AI → the cluster: callback routes, Google ID tokens, in their own context.
+  if (deps.callbacks !== undefined) {
+    const { routes, signer, assertionHeader, dispatcher } = deps.callbacks;
+    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail });
+  }
   return app;
 }
 

@@ -20,6 +20,8 @@ export interface RequestContext {
   principal: Principal | undefined;
   subject: PolicySubject | undefined;
   operation: Operation | undefined;
+  /** Inbound only: the callback route's prefix (from the config, so a bounded set). */
+  route: string | undefined;
   decision: Decision | undefined;
   /** Policy checksum in force when the decision was made. */
   policyVersion: string | undefined;
@@ -32,6 +34,10 @@ export interface RequestContext {
   upstreamStatus: number | undefined;
   /** Set when the upstream response stream failed after headers were sent. */
   upstreamStreamError: string | undefined;
+  /** Vertex AI's `x-goog-request-id`, when the response carried one. */
+  upstreamRequestId: string | undefined;
+  /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
+  longRunningName: string | undefined;
   requestBytes: number;
 }
 
@@ -43,6 +49,7 @@ export function newRequestContext(): RequestContext {
     principal: undefined,
     subject: undefined,
     operation: undefined,
+    route: undefined,
     decision: undefined,
     policyVersion: undefined,
     upstreamBase: undefined,
@@ -51,6 +58,8 @@ export function newRequestContext(): RequestContext {
     upstreamHeadersAt: undefined,
     upstreamStatus: undefined,
     upstreamStreamError: undefined,
+    upstreamRequestId: undefined,
+    longRunningName: undefined,
     requestBytes: 0,
   };
 }

@@ -22,6 +22,8 @@ export interface AdminDeps {
   readonly readiness: () => readonly ReadinessCheck[];
   /** True once shutdown has begun: readiness fails so the endpoint is removed from the Service first. */
   readonly shuttingDown: () => boolean;
+  /** The callback identity assertion's public keys, served at `/.well-known/jwks.json` when callbacks are configured. */
+  readonly jwks?: () => unknown;
 }
 
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
@@ -33,6 +35,14 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     reply.code(ready ? 200 : 503);
     return { status: ready ? 'ready' : 'not ready', shuttingDown: deps.shuttingDown(), checks };
   });
+  const jwks = deps.jwks;
+  if (jwks !== undefined) {
+    // Backends cache it; a short max-age lets them see a new key soon after a restart with a new Secret.
+    app.get('/.well-known/jwks.json', async (_request, reply) => {
+      reply.type('application/jwk-set+json').header('cache-control', 'public, max-age=300');
+      return JSON.stringify(jwks());
+    });
+  }
   app.get('/metrics', async (_request, reply) => {
     reply.type(deps.registry.contentType);
     return deps.registry.metrics();

@@ -34,7 +34,7 @@ export function toCloudLoggingEntry(record: AuditRecord, options: CloudLoggingOp
   const statusName = rpcStatusName(record.status);
   const entry: Record<string, unknown> = {
     severity: record.status >= 500 ? 'ERROR' : record.decision === 'deny' ? 'NOTICE' : 'INFO',
-    message: `${record.decision.toUpperCase()} ${record.operation ?? `${record.httpMethod} (unclassified)`} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
+    message: `${record.decision.toUpperCase()} ${record.operation ?? (record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`)} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
     time: record.time,
     'logging.googleapis.com/labels': {
       'kube-vertex-proxy/kind': 'audit',

@@ -26,13 +26,13 @@ export interface AuditOptions {
  * hooks) can call it too.
  */
 export function createAuditStarter({ listeners, direction, onListenerError }: AuditOptions) {
-  function emit(request: FastifyRequest, reply: FastifyReply, responseBytes: number): void {
+  function emit(request: FastifyRequest, reply: FastifyReply, responseBytes: number, clientIp: string | undefined): void {
     const record = buildAuditRecord(request.kvp, {
       requestId: request.id,
       method: request.method,
       url: request.url,
       headers: request.headers,
-      clientIp: request.ip,
+      clientIp,
       status: reply.raw.statusCode,
       responseBytes,
       aborted: !reply.raw.writableFinished,
@@ -53,7 +53,9 @@ export function createAuditStarter({ listeners, direction, onListenerError }: Au
     request.kvp.direction = direction;
     const socket = request.raw.socket;
     const bytesWrittenAtStart = socket.bytesWritten;
-    reply.raw.once('close', () => emit(request, reply, socket.bytesWritten - bytesWrittenAtStart));
+    // Read now: once the client has gone, the socket no longer knows its peer.
+    const clientIp = request.ip;
+    reply.raw.once('close', () => emit(request, reply, socket.bytesWritten - bytesWrittenAtStart, clientIp));
   };
 }
 

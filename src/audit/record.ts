@@ -26,12 +26,16 @@ export interface AuditRecord {
   readonly principal: string | undefined;
   readonly issuer: string | undefined;
   readonly namespace: string | undefined;
+  /** The namespace's labels as the policy saw them (what label selectors matched against); undefined when unknown. */
+  readonly namespaceLabels: Readonly<Record<string, string>> | undefined;
   readonly serviceAccount: string | undefined;
   readonly pod: string | undefined;
   readonly podUid: string | undefined;
   readonly tokenId: string | undefined;
   /** Operation id from the table (`endpoints.predict`), when the path classified. */
   readonly operation: string | undefined;
+  /** Inbound (callbacks): the route prefix from the config, when the path fell under one. */
+  readonly route?: string | undefined;
   readonly methodName: string | undefined;
   readonly permission: string | undefined;
   readonly permissionType: string | undefined;
@@ -53,6 +57,10 @@ export interface AuditRecord {
   readonly upstreamStatus: number | undefined;
   /** Set when the upstream stream broke after the response had started. */
   readonly upstreamError: string | undefined;
+  /** Vertex AI's request id (`x-goog-request-id`), when it sent one. */
+  readonly upstreamRequestId: string | undefined;
+  /** For long-running operations: the operation or job name Vertex AI returned, to join later calls to this one. */
+  readonly longRunningName: string | undefined;
   readonly latencyMs: number;
   readonly upstreamLatencyMs: number | undefined;
   readonly requestBytes: number;
@@ -96,11 +104,13 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     principal: principal === undefined ? undefined : principal.kind === 'kubernetes' ? principal.subject : principal.email,
     issuer: principal?.issuer,
     namespace: principal?.kind === 'kubernetes' ? principal.namespace : undefined,
+    namespaceLabels: ctx.subject?.labels,
     serviceAccount: principal?.kind === 'kubernetes' ? principal.serviceAccount : undefined,
     pod: principal?.kind === 'kubernetes' ? principal.pod?.name : undefined,
     podUid: principal?.kind === 'kubernetes' ? principal.pod?.uid : undefined,
     tokenId: principal?.kind === 'kubernetes' ? principal.tokenId : undefined,
     operation: operation?.spec.id,
+    route: ctx.route,
     methodName: operation?.methodName,
     permission: operation?.spec.permission,
     permissionType: operation?.spec.permissionType,
@@ -118,6 +128,8 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     status: facts.status,
     upstreamStatus: ctx.upstreamStatus,
     upstreamError: ctx.upstreamStreamError,
+    upstreamRequestId: ctx.upstreamRequestId,
+    longRunningName: ctx.longRunningName,
     latencyMs: msBetween(ctx.startedAt, facts.endedAt),
     upstreamLatencyMs: ctx.upstreamStartedAt === undefined ? undefined : msBetween(ctx.upstreamStartedAt, facts.endedAt),
     requestBytes: ctx.requestBytes,

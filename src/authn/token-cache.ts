@@ -63,6 +63,18 @@ export class TokenCache<V> {
     this.#entries.delete(key);
   }
 
+  /** Drops every entry whose value matches (revocation); returns how many went. */
+  deleteWhere(predicate: (value: V) => boolean): number {
+    let removed = 0;
+    for (const [key, entry] of this.#entries) {
+      if (predicate(entry.value)) {
+        this.#entries.delete(key);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
   /** Drops expired entries; called periodically so idle memory is released. */
   sweep(now: number): number {
     let removed = 0;

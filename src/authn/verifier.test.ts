@@ -185,3 +185,50 @@ function claims(): Record<string, unknown> {
     sub: 'system:serviceaccount:ml:trainer',
   };
 }
+
+describe('TokenVerifier revocation hooks', () => {
+  it('reviews a new token once, caches the outcome for the review TTL only, and reviews again after it', async () => {
+    let now = Date.now();
+    const reviewed: string[][] = [];
+    const v = await verifier({
+      now: () => now,
+      reviewTtlMs: 60_000,
+      reviewer: { review: async (_token, audiences) => void reviewed.push([...audiences]) },
+    });
+    const jwt = token();
+    await v.verify(jwt);
+    await v.verify(jwt);
+    expect(v.cached(jwt)).toBeDefined();
+    expect(reviewed).toEqual([[AUDIENCE]]);
+    now += 61_000;
+    expect(v.cached(jwt)).toBeUndefined();
+    await v.verify(jwt);
+    expect(reviewed).toHaveLength(2);
+  });
+
+  it('does not cache a token the review refuses', async () => {
+    const rejected = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'no', { reason: 'token-review-rejected' });
+    const v = await verifier({ reviewTtlMs: 60_000, reviewer: { review: async () => Promise.reject(rejected) } });
+    const jwt = token();
+    expect((await refusal(v, jwt)).reason).toBe('token-review-rejected');
+    expect(v.cached(jwt)).toBeUndefined();
+  });
+
+  it('runs the admit check on cache hits: a refused principal is evicted, and evict() drops matching entries', async () => {
+    const revoked = new Set<string>();
+    const v = await verifier({
+      admit: (p) => (p.kind === 'kubernetes' && p.uid !== undefined && revoked.has(p.uid) ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'gone', { reason: 'service-account-deleted' }) : undefined),
+    });
+    const first = token({ serviceAccount: 'a' });
+    const second = token({ serviceAccount: 'b' });
+    const a = await v.verify(first);
+    await v.verify(second);
+    expect(v.cacheSize).toBe(2);
+    revoked.add((a as { uid: string }).uid);
+    expect(v.cached(first)).toBeUndefined();
+    expect((await refusal(v, first)).reason).toBe('service-account-deleted');
+    expect(v.cacheSize).toBe(1);
+    expect(v.evict((p) => p.kind === 'kubernetes' && p.serviceAccount === 'b')).toBe(1);
+    expect(v.cacheSize).toBe(0);
+  });
+});

@@ -9,6 +9,11 @@
  * token share one verification; deterministic failures are remembered briefly
  * so a replayed bad token costs a lookup, not a signature check.
  *
+ * Two optional revocation hooks: a `reviewer` (TokenReview mode) is asked
+ * once per cache miss, and the entry then lives at most `reviewTtlMs`; an
+ * `admit` check (UID revocation) runs on every request, hit or miss, and a
+ * refusal evicts the entry. `evict()` drops entries whose principal matches.
+ *
  * @module
  * @throws ProxyError ERR_AUTHN_INVALID_TOKEN, ERR_AUTHN_UNTRUSTED_ISSUER,
  *   ERR_IDENTITY_INVALID_CLAIMS (401); ERR_AUTHN_VERIFIER_UNAVAILABLE (503)
@@ -20,6 +25,7 @@ import { toGooglePrincipal, toKubernetesPrincipal } from './claims.js';
 import { IssuerKeySet, type KeySetFetchResult } from './key-set.js';
 import type { Principal } from './principal.js';
 import { TokenCache, tokenKey } from './token-cache.js';
+import type { TokenReviewer } from './token-review.js';
 
 export interface VerifierOptions {
   readonly issuers: readonly IssuerSettings[];
@@ -31,6 +37,18 @@ export interface VerifierOptions {
   readonly jwksFetchTimeoutMs: number;
   readonly onJwksFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
   readonly now?: () => number;
+  /**
+   * TokenReview mode: every Kubernetes token not in the cache is also
+   * reviewed by the API server; the outcome is cached with the token for at
+   * most `reviewTtlMs` (never past `exp`).
+   */
+  readonly reviewer?: TokenReviewer;
+  readonly reviewTtlMs?: number;
+  /**
+   * A check every request passes, cached or not (UID revocation): a refusal
+   * evicts the token from the cache and is remembered like a bad token.
+   */
+  readonly admit?: (principal: Principal) => ProxyError | undefined;
 }
 
 /** Tokens above this size are refused outright (Envoy caps at 4 KiB; projected tokens are ~1 KiB). */
@@ -102,9 +120,29 @@ export class TokenVerifier {
    * hit must not pay for a promise.
    */
   cached(token: string): Principal | undefined {
-    const principal = this.#cache.get(tokenKey(token), this.#now());
-    if (principal !== undefined) this.stats.hits++;
+    const key = tokenKey(token);
+    const principal = this.#cache.get(key, this.#now());
+    if (principal === undefined) return undefined;
+    if (this.#options.admit !== undefined && !this.#admitted(key, principal)) return undefined;
+    this.stats.hits++;
     return principal;
+  }
+
+  /**
+   * Drops every cached token whose principal matches (a deleted service
+   * account or pod). Returns how many were dropped.
+   */
+  evict(predicate: (principal: Principal) => boolean): number {
+    return this.#cache.deleteWhere(predicate);
+  }
+
+  /** Runs the admit check on a cache hit; a refusal evicts and is remembered so `verify` rejects at once. */
+  #admitted(key: string, principal: Principal): boolean {
+    const refusal = this.#options.admit?.(principal);
+    if (refusal === undefined) return true;
+    this.#cache.delete(key);
+    if (refusal.httpStatus === 401) this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+    return false;
   }
 
   /** Full verification (with cache, singleflight and negative cache). */
@@ -113,8 +151,10 @@ export class TokenVerifier {
     const now = this.#now();
     const hit = this.#cache.get(key, now);
     if (hit !== undefined) {
-      this.stats.hits++;
-      return Promise.resolve(hit);
+      if (this.#options.admit === undefined || this.#admitted(key, hit)) {
+        this.stats.hits++;
+        return Promise.resolve(hit);
+      }
     }
     this.stats.misses++;
     const known = this.#negative.get(key, now);
@@ -130,7 +170,17 @@ export class TokenVerifier {
   async #verifyUncached(token: string, key: string): Promise<Principal> {
     try {
       const principal = await this.#verifySignatureAndClaims(token);
-      this.#cache.set(key, principal, principal.expiresAt);
+      const refusal = this.#options.admit?.(principal);
+      if (refusal !== undefined) throw refusal;
+      let expiresAt = principal.expiresAt;
+      const { reviewer } = this.#options;
+      if (reviewer !== undefined && principal.kind === 'kubernetes') {
+        const issuer = [...this.#issuers.values()].find((i) => i.settings.name === principal.issuer);
+        await reviewer.review(token, issuer?.settings.audiences ?? [], principal);
+        // The review vouches for now, not for the token's whole life: review again after the TTL.
+        expiresAt = Math.min(expiresAt, this.#now() + (this.#options.reviewTtlMs ?? 0));
+      }
+      this.#cache.set(key, principal, expiresAt);
       return principal;
     } catch (error) {
       const refusal = toRefusal(error);

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { canICallback } from '../callbacks/can-i.js';
 import { ProxyError } from '../errors.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
 import { actionOf } from '../policy/decision.js';
@@ -28,10 +29,19 @@ export async function runCanI(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(
       argv,
-      { config: { type: 'string', short: 'c' }, as: { type: 'string' }, 'namespace-labels': { type: 'string' } },
+      { config: { type: 'string', short: 'c' }, as: { type: 'string' }, 'as-google': { type: 'string' }, 'namespace-labels': { type: 'string' } },
       true,
     );
-    if (values.as === undefined) throw new UsageError('--as system:serviceaccount:NAMESPACE:NAME is required');
+    // Callbacks: a Google caller (email or unique id) on a callback route.
+    const asGoogle = values['as-google'];
+    if (asGoogle !== undefined) {
+      if (values.as !== undefined || values['namespace-labels'] !== undefined) throw new UsageError('--as-google cannot be combined with --as or --namespace-labels');
+      if (positionals.length !== 2) throw new UsageError('expected METHOD PATH, e.g. POST /callbacks/training/jobs/1');
+      const settings = await loadOrReport(values.config);
+      if (settings === undefined) return 2;
+      return canICallback(settings, asGoogle, (positionals[0] as string).toUpperCase(), positionals[1] as string, (text) => process.stdout.write(text));
+    }
+    if (values.as === undefined) throw new UsageError('--as system:serviceaccount:NAMESPACE:NAME (or --as-google EMAIL for a callback route) is required');
     const match = SA.exec(values.as);
     if (!match) throw new UsageError(`--as: "${values.as}" is not system:serviceaccount:NAMESPACE:NAME`);
     if (positionals.length !== 2) throw new UsageError('expected METHOD PATH, e.g. POST /v1/projects/P/locations/L/endpoints/E:predict');

@@ -135,8 +135,10 @@ Try it (tokens are valid for an hour):
        -d '{"instances":[{"feature":1}]}' ${base}${predictPath}
   npx kube-vertex-proxy can-i --config ${rel('config.yaml')} --as system:serviceaccount:web:frontend POST ${predictPath}
   curl -s ${admin}/metrics | grep kube_vertex_proxy_requests_total
+  npx kube-vertex-proxy audit query --config ${rel('config.yaml')} --since 1h
+  npx kube-vertex-proxy audit verify --config ${rel('config.yaml')}
 
-Each request prints one audit line (Cloud Logging format). Ctrl-C stops everything.
+Each request prints one audit line (Cloud Logging format) and is stored in ${rel('audit.db')}. Ctrl-C stops everything.
 `);
   if (once) {
     await stopAll();

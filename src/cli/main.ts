@@ -1,8 +1,9 @@
 /**
- * `kube-vertex-proxy <command>`: serve, check, can-i, dev.
+ * `kube-vertex-proxy <command>`: serve, check, can-i, audit, dev.
  *
  * @module
  */
+import { runAudit } from './audit.js';
 import { runCanI } from './can-i.js';
 import { runCheck } from './check.js';
 import { runDev } from './dev.js';
@@ -17,6 +18,13 @@ Usage:
       Validate a config file; print every problem with its path; exit 1 if any.
   kube-vertex-proxy can-i --config FILE --as system:serviceaccount:NS:SA [--namespace-labels k=v,...] METHOD PATH
       Would the policy allow this call? Exit 0 allowed, 1 denied, 2 the call itself is invalid.
+  kube-vertex-proxy can-i --config FILE --as-google EMAIL METHOD PATH
+      Would a callback route admit this Google caller (Vertex AI workload)? Same exit codes.
+  kube-vertex-proxy audit query|summary --config FILE [--principal P] [--namespace NS] [--permission PERM] [--resource R]
+        [--decision allow|deny] [--since T] [--until T] [--format table|json|csv]
+      Query the audit store named in the config (or a running proxy: --proxy URL --token-file FILE).
+  kube-vertex-proxy audit verify --config FILE [--since T] [--until T]
+      Check every writer's hash chain; report the first broken link; exit 1 if there is one.
   kube-vertex-proxy dev
       The embedded default: the proxy plus local stand-ins for the cluster issuer,
       the GKE metadata server and Vertex AI, with ready-to-paste curl commands.
@@ -33,6 +41,8 @@ async function main(argv: string[]): Promise<number> {
       return runCanI(rest);
     case 'dev':
       return runDev(rest);
+    case 'audit':
+      return runAudit(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { createLineWriter } from '../lib/line-writer.js';
 import { createLogger } from '../lib/logger.js';
 import { startProxy } from '../server.js';
 import { loadOrReport, parse, UsageError } from './args.js';
@@ -21,8 +22,10 @@ export async function runServe(argv: string[]): Promise<number> {
   }
   const settings = await loadOrReport(configPath ?? process.env.KVP_CONFIG);
   if (settings === undefined) return 1;
-  const logger = createLogger(settings.config.logging.level);
-  const running = await startProxy(settings, { logger });
+  // Log and audit lines share one batched writer: one write(2) per event-loop turn, not one per line.
+  const stdout = createLineWriter(1);
+  const logger = createLogger(settings.config.logging.level, stdout);
+  const running = await startProxy(settings, { logger, writeAuditLine: (line) => stdout.write(line) });
   logger.info(
     {
       dataPort: running.dataAddress.port,
@@ -40,7 +43,11 @@ export async function runServe(argv: string[]): Promise<number> {
       stopping = true;
       logger.info({ signal }, 'shutting down');
       running.close().then(
-        () => resolve(0),
+        () => {
+          // Every audit line of the drained requests is out before the exit code is.
+          stdout.flush();
+          resolve(0);
+        },
         (error: unknown) => {
           logger.error({ err: error }, 'shutdown failed');
           resolve(1);
@@ -49,5 +56,9 @@ export async function runServe(argv: string[]): Promise<number> {
     };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    // SIGHUP re-reads the config file; an invalid one is refused and the old policy keeps serving.
+    process.on('SIGHUP', () => {
+      if (!stopping) void running.reload();
+    });
   });
 }

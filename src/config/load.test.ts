@@ -61,11 +61,22 @@ describe('parseConfig', () => {
     expect(problems(`${minimal}\npolicy: {}\npolicy: {}\n`)[0]).toMatch(/YAML: .*[Mm]ap keys must be unique/);
   });
 
-  it('refuses the not-yet-available informer and TokenReview modes instead of ignoring them', () => {
-    const found = problems(`${minimal}\nkubernetes:\n  namespaceLabels: watch\n  tokenReview: true\n`);
-    expect(found).toEqual([
-      expect.stringContaining('kubernetes.namespaceLabels: "watch" (the Kubernetes informer) is not available in this version'),
-      expect.stringContaining('kubernetes.tokenReview: TokenReview mode is not available in this version'),
+  it('accepts the informer, TokenReview and UID revocation modes and converts their durations', () => {
+    const settings = parseConfig(
+      `${minimal}\nkubernetes:\n  namespaceLabels: watch\n  kubeconfig: kube/config\n  maxStaleness: 90s\n  tokenReview: true\n  tokenReviewTtl: 1m\n  uidRevocation: serviceAccountsAndPods\nreload:\n  debounce: 250ms\n`,
+      '/etc/kvp/config.yaml',
+    );
+    expect(settings.kubernetes).toEqual({
+      namespaceLabels: 'watch', kubeconfig: '/etc/kvp/kube/config', maxStalenessMs: 90_000, apiTimeoutMs: 10_000,
+      tokenReview: true, tokenReviewTtlMs: 60_000, uidRevocation: 'serviceAccountsAndPods', usesApi: true,
+    });
+    expect(settings.reload).toEqual({ watch: true, debounceMs: 250 });
+  });
+
+  it('refuses a zero staleness bound or review TTL', () => {
+    expect(problems(`${minimal}\nkubernetes:\n  maxStaleness: 0s\n  tokenReview: true\n  tokenReviewTtl: 0s\n`)).toEqual([
+      expect.stringContaining('kubernetes.maxStaleness: must be greater than 0'),
+      expect.stringContaining('kubernetes.tokenReviewTtl: must be greater than 0 when tokenReview is on'),
     ]);
   });
 

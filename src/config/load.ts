@@ -7,6 +7,7 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { ConfigSchema, type Config, type IssuerConfig } from './schema.js';
@@ -14,7 +15,10 @@ import { parseDuration, parseSize } from './units.js';
 import { deepFreeze } from '../lib/deep-freeze.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
 import { KNOWN_PERMISSIONS } from '../vertex/operations.js';
+import { AUDIT_READ_PERMISSION, deriveAuditSettings, type AuditSettings } from '../audit/settings.js';
 import { createUpstreamResolver } from '../vertex/upstream.js';
+import { checkCallbacks, deriveCallbackSettings, type CallbackSettings } from '../callbacks/settings.js';
+import { deriveKubernetesSettings, deriveReloadSettings, type KubernetesSettings, type ReloadSettings } from '../identity/settings.js';
 
 export interface ConfigProblem {
   /** Dotted path in the file, e.g. `policy.rules[3].effect`; empty for the whole file. */
@@ -87,7 +91,14 @@ export interface Settings {
     readonly connectionsPerHost: number;
   };
   readonly policy: CompiledPolicy;
+  readonly kubernetes: KubernetesSettings;
+  readonly reload: ReloadSettings;
+  readonly audit: AuditSettings;
+  readonly callbacks: CallbackSettings;
 }
+
+/** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
+export const GOOGLE_ISSUER = 'https://accounts.google.com';
 
 const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, allowUnionTypes: true, verbose: true });
 const validateSchema = ajv.compile<Config>(ConfigSchema);
@@ -132,6 +143,12 @@ export function parseConfig(text: string, source: string): Settings {
   config.issuers.forEach((issuer, i) => {
     if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
     issuerNames.add(issuer.name);
+    // Google's own issuer is the default for `google`; a Kubernetes issuer must be named.
+    if (issuer.issuer === undefined && issuer.type === 'google') issuer.issuer = GOOGLE_ISSUER;
+    if (issuer.issuer === undefined) {
+      add(['issuers', i, 'issuer'], 'is required for an issuer of type "kubernetes"');
+      return;
+    }
     if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
     issuerUrls.add(issuer.issuer);
     if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
@@ -152,19 +169,17 @@ export function parseConfig(text: string, source: string): Settings {
     add(['vertex', 'upstream'], (error as Error).message);
   }
 
-  if (config.kubernetes.namespaceLabels === 'watch') {
-    add(['kubernetes', 'namespaceLabels'], '"watch" (the Kubernetes informer) is not available in this version; use "static" or "off"');
-  }
-  if (config.kubernetes.tokenReview) {
-    add(['kubernetes', 'tokenReview'], 'TokenReview mode is not available in this version');
-  }
+  const kubernetes = deriveKubernetesSettings(config.kubernetes, dirname(source), add);
 
   const { policy, problems: policyProblems } = compilePolicy(config.policy.rules, {
-    knownPermissions: KNOWN_PERMISSIONS,
+    knownPermissions: new Set([...KNOWN_PERMISSIONS, AUDIT_READ_PERMISSION]),
     projects: config.vertex.projects,
     locations: config.vertex.locations,
   });
   for (const p of policyProblems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+
+  const audit = deriveAuditSettings(config.audit, dirname(source), add);
+  checkCallbacks(config, add);
 
   if (problems.length > 0) throw new ConfigError(source, problems);
 
@@ -192,7 +207,7 @@ export function parseConfig(text: string, source: string): Settings {
     issuers: config.issuers.map((i) => ({
       name: i.name,
       type: i.type,
-      issuer: i.issuer,
+      issuer: i.issuer as string,
       audiences: i.audiences,
       jwksUri: i.jwksUri,
       algorithms: i.algorithms,
@@ -209,6 +224,10 @@ export function parseConfig(text: string, source: string): Settings {
       connectionsPerHost: config.vertex.connectionsPerHost,
     },
     policy,
+    kubernetes,
+    reload: deriveReloadSettings(config.reload),
+    audit,
+    callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
   };
   deepFreeze(config);
   return Object.freeze(settings);

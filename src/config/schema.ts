@@ -59,7 +59,9 @@ export const IssuerSchema = strictObject(
     type: Type.Union([Type.Literal('kubernetes'), Type.Literal('google')], {
       description: '`kubernetes`: projected service-account tokens (sub system:serviceaccount:NS:SA + the kubernetes.io claim). `google`: Google-signed ID tokens.',
     }),
-    issuer: Type.String({ minLength: 1, description: 'Exact `iss` claim value; also the base of OIDC discovery.' }),
+    issuer: Type.Optional(
+      Type.String({ minLength: 1, description: 'Exact `iss` claim value; also the base of OIDC discovery. Required for `kubernetes`; for `google` the default is `https://accounts.google.com`.' }),
+    ),
     audiences: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Accepted `aud` values (at least one must be in the token).' }),
     jwksUri: Type.Optional(Type.String({ minLength: 1, description: 'JWKS URL. Default: `jwks_uri` from `{issuer}/.well-known/openid-configuration`.' })),
     algorithms: Type.Array(Type.Union(ASYMMETRIC_ALGORITHMS.map((a) => Type.Literal(a))), {
@@ -152,15 +154,29 @@ export const KubernetesSchema = strictObject(
   {
     namespaceLabels: Type.Union([Type.Literal('static'), Type.Literal('off'), Type.Literal('watch')], {
       default: 'static',
-      description: 'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` (Kubernetes informer; not available in this version).',
+      description: 'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` (LIST+WATCH of namespaces from the Kubernetes API, in memory; /readyz waits for the first list).',
     }),
     static: Type.Record(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }), Type.Record(Type.String({ minLength: 1 }), Type.String()), {
       default: {},
       description: 'namespace -> labels, used when namespaceLabels is `static`. Namespaces not listed get no label-based grant.',
     }),
-    kubeconfig: Type.Optional(Type.String({ description: 'Reserved for the informer (`watch`).' })),
-    maxStaleness: Duration('5m', 'Reserved for the informer (`watch`).'),
-    tokenReview: Type.Boolean({ default: false, description: 'Reserved: TokenReview revocation mode (not available in this version).' }),
+    kubeconfig: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description: 'kubeconfig file for the Kubernetes API (watch, tokenReview, uidRevocation). Default: the in-cluster config when running in a pod (service-account token and CA), else $KUBECONFIG, else ~/.kube/config.',
+      }),
+    ),
+    maxStaleness: Duration('5m', 'With `watch`: how long the proxy keeps deciding on its last label view while the API server is unreachable. Past it, a request whose decision depends on namespace labels is refused (403, "label view is stale"); decisions that no label can change still go through.'),
+    apiTimeout: Duration('10s', 'Timeout of one Kubernetes API call the proxy makes on the request path (TokenReview) or to list objects.'),
+    tokenReview: Type.Boolean({
+      default: false,
+      description: 'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is cached with the token for at most tokenReviewTtl.',
+    }),
+    tokenReviewTtl: Duration('2m', 'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). This is the revocation delay.'),
+    uidRevocation: Type.Union([Type.Literal('off'), Type.Literal('serviceAccounts'), Type.Literal('serviceAccountsAndPods')], {
+      default: 'off',
+      description: 'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources cluster-wide.',
+    }),
   },
   'Kubernetes identity.',
   {},
@@ -211,6 +227,111 @@ export const PolicySchema = strictObject(
   {},
 );
 
+export const AuditSinkSchema = Type.Union(
+  [
+    strictObject({ type: Type.Literal('stdout') }, 'Cloud Logging structured entries on stdout (one JSON line per request), shipped by GKE\'s logging agent. Not a durable store: it does not count for `strict`.'),
+    strictObject(
+      {
+        type: Type.Literal('sqlite'),
+        path: Type.String({
+          minLength: 1,
+          description: 'Database file (WAL mode; `-wal`/`-shm` files beside it). A relative path is resolved against the directory of the config file. In a container with a read-only root filesystem, point it at a mounted volume.',
+        }),
+      },
+      'Embedded SQLite store (Node\'s built-in `node:sqlite`): one replica only.',
+    ),
+    strictObject(
+      {
+        type: Type.Literal('postgres'),
+        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — prefer `urlFile` when the URL carries a password.' })),
+        urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' })),
+        table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,62}$', description: 'Table name (created, with its indexes, on start). Default: `kvp_audit_records`.' })),
+        maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
+      },
+      'PostgreSQL store (Cloud SQL in production), shared by every replica.',
+    ),
+  ],
+  { description: 'Where audit records go.' },
+);
+
+export const AuditSchema = strictObject(
+  {
+    durability: Type.Union([Type.Literal('strict'), Type.Literal('relaxed')], {
+      default: 'strict',
+      description: '`strict`: an allowed request\'s decision record is committed to every durable store before the request is forwarded (503 UNAVAILABLE, nothing forwarded, when a store cannot take it), and completed when the response ends. `relaxed`: records are written after the response, batched, through a bounded queue.',
+    }),
+    sinks: Type.Array(AuditSinkSchema, {
+      default: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }],
+      description: 'Sinks, all written. `strict` needs at least one durable store (sqlite or postgres); an empty list (relaxed only) writes no audit record at all. Queries and `audit verify` read the postgres store when there is one, else the first store listed.',
+    }),
+    replicaId: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Names this writer in the hash chain. Default: the host name (the pod name). Two live processes must never share one.' }),
+    ),
+    retention: Duration('2160h', 'Records older than this are deleted (in batches) from the stores. `0h` keeps them forever.'),
+    retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
+    maxBatch: Type.Integer({ minimum: 1, maximum: 2000, default: 500, description: 'Most records in one transaction (one multi-row insert).' }),
+    maxQueue: Type.Integer({ minimum: 1, default: 50_000, description: 'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.' }),
+  },
+  'The audit trail: one record per request, allowed or not.',
+  {},
+);
+
+/** HTTP methods a callback route may allow. */
+export const CALLBACK_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+
+export const CallbackRouteSchema = strictObject(
+  {
+    prefix: Type.String({
+      pattern: '^(/[A-Za-z0-9._~-]+)+$',
+      description: 'Path prefix on the data port (`/callbacks/training`); whole segments, no trailing `/`. A request matches the longest prefix it equals or continues with `/`.',
+    }),
+    upstream: Type.String({ minLength: 1, description: 'The in-cluster Service the route forwards to (`http://trainer.ml.svc.cluster.local:8080`, optionally with a base path). TLS is verified.' }),
+    rewritePrefix: Type.Optional(
+      Type.String({ pattern: '^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$', description: 'Replaces `prefix` in the forwarded path (`/` strips it). Default: the prefix is kept.' }),
+    ),
+    callers: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` (`service-*@gcp-sa-aiplatform.iam.gserviceaccount.com`, `*@my-proj.iam.gserviceaccount.com`), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+    }),
+    methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
+      minItems: 1,
+      default: ['POST'],
+      description: 'HTTP methods allowed; others get 405.',
+    }),
+    bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
+    timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+  },
+  'A callback route: Vertex AI workloads (Google ID tokens) → an in-cluster Service.',
+);
+
+export const CallbacksSchema = strictObject(
+  {
+    assertion: strictObject(
+      {
+        header: Type.String({
+          pattern: '^x-[a-z0-9-]{1,62}$',
+          default: 'x-kvp-assertion',
+          description: 'Request header carrying the identity assertion (lower case), like IAP\'s `x-goog-iap-jwt-assertion`.',
+        }),
+        keyFile: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description: 'ES256 (P-256) private key: a PKCS#8 PEM or a private JWK (JSON), e.g. from a mounted Secret. Default: a key generated at start (one per process: with several replicas, mount one key so every replica signs with it).',
+          }),
+        ),
+        issuer: Type.String({ minLength: 1, default: 'kube-vertex-proxy', description: 'The `iss` of every assertion.' }),
+        lifetime: Duration('60s', 'Assertion lifetime (`exp - iat`); at most 10m.'),
+      },
+      'The identity assertion the backend receives instead of the caller\'s token: an ES256 JWT signed by the proxy, public keys at `/.well-known/jwks.json` on the admin port.',
+      {},
+    ),
+    routes: Type.Array(CallbackRouteSchema, { default: [], description: 'Callback routes on the data port. Callers authenticate with Google ID tokens (an issuer of `type: google`).' }),
+  },
+  'Callbacks: Vertex AI workloads calling into the cluster through the proxy.',
+  {},
+);
+
 export const ConfigSchema = strictObject(
   {
     server: ServerSchema,
@@ -220,6 +341,16 @@ export const ConfigSchema = strictObject(
     vertex: VertexSchema,
     kubernetes: KubernetesSchema,
     policy: PolicySchema,
+    reload: strictObject(
+      {
+        watch: Type.Boolean({ default: true, description: 'Watch the config file (and its directory, so a ConfigMap symlink swap is seen) and reload the policy when it changes. SIGHUP always reloads.' }),
+        debounce: Duration('500ms', 'Changes closer together than this are read once.'),
+      },
+      'Live policy reload. Only `policy` (and `kubernetes.static`) take effect without a restart; other changes are logged and wait for the next start.',
+      {},
+    ),
+    audit: AuditSchema,
+    callbacks: CallbacksSchema,
   },
   'kube-vertex-proxy configuration file.',
 );
@@ -227,7 +358,10 @@ export const ConfigSchema = strictObject(
 export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
 export type PolicyRule = Static<typeof PolicyRuleSchema>;
+export type CallbacksConfig = Static<typeof CallbacksSchema>;
+export type CallbackRouteConfig = Static<typeof CallbackRouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
+export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
 
 /** Exposed for generators (docs reference, helm values schema). */
 export const schemas: Record<string, TSchema> = { ConfigSchema };

@@ -4,11 +4,23 @@
  * bodies streamed both ways (server-sent events reach the caller chunk by
  * chunk), and upstream failures mapped to Google error JSON.
  *
+ * This is the hot path, so it talks to undici's dispatcher directly rather
+ * than through @fastify/reply-from: no URL parsing or re-stringifying per
+ * request, no intermediate response stream. Response bytes go from the
+ * upstream socket's handler straight to the caller's socket, with
+ * backpressure both ways. Responses whose bytes the audit step reads
+ * (long-running operations: the operation name in the JSON answer) go through
+ * `reply.send(stream)` instead, so fastify's `onSend` hooks see them.
+ *
+ * In: `request.kvp.upstreamBase` (an origin) and the classified operation.
+ * Out: the response, `request.kvp.upstream*` timings, status and request id.
+ *
  * @module
+ * @throws ProxyError ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_CREDENTIAL_UNAVAILABLE (503),
+ *   ERR_FORWARD_CREDENTIAL_REJECTED (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504), ERR_FORWARD_UPSTREAM_UNREACHABLE (502)
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
-import proxy from '@fastify/http-proxy';
+import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
@@ -22,6 +34,9 @@ export interface ForwardPluginOptions {
   readonly dispatcher: Dispatcher;
   readonly bodyLimitBytes: number;
 }
+
+/** Classification already refused anything that is not a Vertex AI method. */
+const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
 function bodyTooLarge(limit: number): ProxyError {
   return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes.`, {
@@ -51,6 +66,130 @@ class BodyLimiter extends Transform {
     }
     callback(null, chunk);
   }
+}
+
+/** `host` for an upstream origin; few distinct origins (one per location), so parsed once each. */
+const hostByOrigin = new Map<string, string>();
+function hostOf(origin: string): string {
+  let host = hostByOrigin.get(origin);
+  if (host === undefined) {
+    host = new URL(origin).host;
+    if (hostByOrigin.size < 1024) hostByOrigin.set(origin, host);
+  }
+  return host;
+}
+
+/**
+ * One forwarded request's upstream side (undici's handler interface): the
+ * response is written to the caller as it arrives; a failure before the
+ * response started becomes a Google error, a failure after it ends the
+ * caller's response early.
+ */
+class UpstreamExchange implements Dispatcher.DispatchHandler {
+  readonly #request: FastifyRequest;
+  readonly #reply: FastifyReply;
+  readonly #res: ServerResponse;
+  #controller: Dispatcher.DispatchController | undefined;
+  /** Set on the slow path: the stream handed to `reply.send`. */
+  #body: Readable | undefined;
+  #started = false;
+  #finished = false;
+
+  constructor(request: FastifyRequest, reply: FastifyReply) {
+    this.#request = request;
+    this.#reply = reply;
+    this.#res = reply.raw;
+    // The caller went away: stop the upstream call too (a stream would otherwise run on).
+    this.#res.once('close', () => {
+      if (!this.#finished) this.#controller?.abort(new Error('client closed the connection'));
+    });
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#res.destroyed) controller.abort(new Error('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    const ctx = this.#request.kvp;
+    ctx.upstreamHeadersAt = process.hrtime.bigint();
+    ctx.upstreamStatus = statusCode;
+    if (statusCode === 401) {
+      // Vertex AI refused the proxy's own token. Passing the 401 on would tell
+      // the caller its Kubernetes token is bad; this is the proxy's failure.
+      this.#finished = true;
+      controller.abort(new Error('upstream rejected the proxy credential'));
+      this.#reply.send(
+        new ProxyError('ERR_FORWARD_CREDENTIAL_REJECTED', 'UNAVAILABLE', 'upstream rejected the proxy credential', {
+          httpStatus: 502,
+          reason: 'upstream-rejected-credential',
+        }),
+      );
+      return;
+    }
+    this.#started = true;
+    const requestId = headers['x-goog-request-id'];
+    if (typeof requestId === 'string' && requestId.length <= 256) ctx.upstreamRequestId = requestId;
+    const out = downstreamResponseHeaders(headers);
+    if (ctx.operation?.spec.longRunning === true) {
+      this.#body = new Readable({ read: () => controller.resume() });
+      this.#body.once('error', (error: Error) => {
+        ctx.upstreamStreamError = error.message;
+      });
+      this.#reply.code(statusCode).headers(out).send(this.#body);
+      return;
+    }
+    this.#reply.hijack();
+    this.#res.writeHead(statusCode, out as Record<string, string | string[]>);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.#body !== undefined) {
+      if (!this.#body.push(chunk)) controller.pause();
+      return;
+    }
+    if (!this.#res.write(chunk)) {
+      controller.pause();
+      this.#res.once('drain', () => controller.resume());
+    }
+  }
+
+  onResponseEnd(): void {
+    this.#finished = true;
+    if (this.#body !== undefined) this.#body.push(null);
+    else if (this.#started) this.#res.end();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#finished) return;
+    this.#finished = true;
+    if (!this.#started) {
+      this.#reply.send(upstreamFailure(this.#request, error as Error & { code?: string }));
+      return;
+    }
+    // The response already started: all that is left is to end it early and say why in the audit record.
+    this.#request.kvp.upstreamStreamError = error.message;
+    if (this.#body !== undefined) this.#body.destroy(error);
+    else this.#res.destroy();
+  }
+}
+
+/**
+ * Sends one request (already vetted, headers already filtered) to `origin`
+ * and streams the answer back. Needs `request.kvp` and a body parser that
+ * leaves the body a stream. Exported for the benchmark's tuned passthrough,
+ * which must run exactly this code.
+ */
+export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders): void {
+  headers.host = hostOf(origin);
+  const body = request.body instanceof Readable ? request.body : null;
+  // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
+  if (body === null) delete headers['content-length'];
+  request.kvp.upstreamStartedAt = process.hrtime.bigint();
+  dispatcher.dispatch(
+    { origin, path: request.url, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body },
+    new UpstreamExchange(request, reply),
+  );
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
@@ -86,61 +225,30 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       done(null, payload);
     });
 
-    await app.register(proxy, {
-      upstream: '',
-      // Classification already refused anything that is not a Vertex AI method.
-      httpMethods: ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'],
-      // Our own pool: reply-from's built-in undici options turn TLS verification off.
-      undici: dispatcher as never,
-      disableRequestLogging: true,
-      replyOptions: {
-        getUpstream: (request: FastifyRequest) => request.kvp.upstreamBase as string,
-        // The proxy does not retry: Vertex AI SDKs retry themselves, and a retried POST may not be idempotent.
-        retryDelay: () => null,
-        rewriteRequestHeaders: (request: FastifyRequest, headers: IncomingHttpHeaders) => {
-          request.kvp.upstreamStartedAt = process.hrtime.bigint();
-          const out = upstreamRequestHeaders(headers, upstreamAuthorization.get(request) as string);
-          upstreamAuthorization.delete(request);
-          return out as IncomingHttpHeaders;
-        },
-        rewriteHeaders: (headers: IncomingHttpHeaders, request: FastifyRequest) => {
-          request.kvp.upstreamHeadersAt = process.hrtime.bigint();
-          return downstreamResponseHeaders(headers) as IncomingHttpHeaders;
-        },
-        onResponse: (request: FastifyRequest, reply: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
-          request.kvp.upstreamStatus = res.statusCode;
-          if (res.statusCode === 401) {
-            // Vertex AI refused the proxy's own token. Passing the 401 on would tell
-            // the caller its Kubernetes token is bad; this is the proxy's failure.
-            (res.stream as NodeJS.ReadableStream & { destroy(): void }).destroy();
-            reply.send(
-              new ProxyError('ERR_FORWARD_CREDENTIAL_REJECTED', 'UNAVAILABLE', 'upstream rejected the proxy credential', {
-                httpStatus: 502,
-                reason: 'upstream-rejected-credential',
-              }),
-            );
-            return;
-          }
-          res.stream.once('error', (error: Error) => {
-            request.kvp.upstreamStreamError = error.message;
-          });
-          reply.send(res.stream);
-        },
-        onError: (reply: FastifyReply, { error }: { error: Error & { code?: string; cause?: unknown } }) => {
-          reply.send(upstreamFailure(reply.request, error));
-        },
-      },
-    } as never);
+    // Bodies are streamed to Vertex AI untouched: no parser reads them.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+    const forward = (request: FastifyRequest, reply: FastifyReply): void => {
+      const origin = request.kvp.upstreamBase as string;
+      const headers = upstreamRequestHeaders(request.headers, upstreamAuthorization.get(request) as string);
+      upstreamAuthorization.delete(request);
+      // The path and query go up exactly as the caller sent them: classification
+      // already refused every path that is not a canonical Vertex AI method.
+      dispatchUpstream(dispatcher, request, reply, origin, headers);
+    };
+    app.route({ method: FORWARDED_METHODS, url: '/', handler: forward });
+    app.route({ method: FORWARDED_METHODS, url: '/*', handler: forward });
   },
   { name: 'kvp-forward', fastify: '5.x', dependencies: ['kvp-authorize'] },
 );
 
-/** reply-from/undici failures → 413, 504 or 502. Details stay in the log and audit record. */
+/** undici failures → 413, 504 or 502. Details stay in the log and audit record. */
 function upstreamFailure(request: FastifyRequest, error: Error & { code?: string; cause?: unknown }): ProxyError {
   if (request.kvp.failure?.code === 'ERR_REQUEST_BODY_TOO_LARGE') return request.kvp.failure;
   const cause = (error.cause ?? error) as Error & { code?: string };
   const code = cause.code ?? error.code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT') {
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
     return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', 'upstream timeout', { cause: error, reason: 'upstream-timeout' });
   }
   return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', 'upstream unreachable', {

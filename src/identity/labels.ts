@@ -12,6 +12,11 @@ export interface NamespaceLabelSource {
   ready(): boolean;
   /** Short description for /readyz and logs. */
   readonly kind: 'static' | 'off' | 'watch';
+  /**
+   * Undefined while the view can be trusted; otherwise how old it is (null:
+   * never synced). Sources without a remote view (static, off) omit it.
+   */
+  stale?(): { readonly ageSeconds: number | null } | undefined;
 }
 
 /** Labels from the config file (`kubernetes.static`). */

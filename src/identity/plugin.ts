@@ -17,10 +17,12 @@ export const identityPlugin = fp<IdentityPluginOptions>(
     app.addHook('onRequest', (request, _reply, done) => {
       const principal = request.kvp.principal;
       if (principal?.kind === 'kubernetes') {
+        const stale = labels.stale?.();
         request.kvp.subject = {
           namespace: principal.namespace,
           serviceAccount: principal.serviceAccount,
           labels: labels.labelsOf(principal.namespace),
+          ...(stale === undefined ? {} : { labelsStale: stale }),
         };
       }
       done();

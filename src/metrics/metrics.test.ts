@@ -15,6 +15,7 @@ function record(overrides: Partial<AuditRecord>): AuditRecord {
     resource: 'projects/p/locations/l/endpoints/1', project: 'p', location: 'l', decision: 'allow', ruleId: 'ml-predict', reason: 'allowed-by-rule',
     errorCode: undefined, policyVersion: 'v', httpMethod: 'POST', path: '/v1/x', status: 200, upstreamStatus: 200, upstreamError: undefined,
     latencyMs: 12, upstreamLatencyMs: 10, requestBytes: 10, responseBytes: 20, clientIp: '127.0.0.1', userAgent: 'ua',
+    namespaceLabels: undefined, upstreamRequestId: undefined, longRunningName: undefined,
     ...overrides,
   };
 }
@@ -26,6 +27,7 @@ describe('metrics exposition', () => {
       tokenCache: () => ({ hits: 41, misses: 2, entries: 2 }),
       keySets: () => [{ issuer: 'cluster', ageMs: 30_000 }],
       policy: () => ({ version: 'f'.repeat(64), ruleCount: 3 }),
+      auditQueueDepth: () => 7,
     });
     metrics.observeRecord(record({}));
     metrics.observeRecord(record({ latencyMs: 300, upstreamLatencyMs: 250 }));
@@ -34,6 +36,10 @@ describe('metrics exposition', () => {
     metrics.jwksFetch('cluster', 'success');
     metrics.jwksFetch('cluster', 'error');
     metrics.credentialRefresh('success');
+    metrics.auditBatch('sqlite', 12, 0.003, true);
+    metrics.auditBatch('postgres', 3, 0.02, false);
+    metrics.auditRefused();
+    metrics.auditDropped(2);
     const text = await registry.metrics();
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, 'utf8'));

@@ -18,6 +18,8 @@ export interface MetricSources {
   readonly tokenCache: () => { hits: number; misses: number; entries: number };
   readonly keySets: () => ReadonlyArray<{ issuer: string; ageMs: number | undefined }>;
   readonly policy: () => { version: string; ruleCount: number };
+  /** Audit records accepted but not yet committed to the stores. */
+  readonly auditQueueDepth?: () => number;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -26,6 +28,12 @@ export interface ProxyMetrics {
   observeRecord(record: AuditRecord): void;
   jwksFetch(issuer: string, result: 'success' | 'error'): void;
   credentialRefresh(result: 'success' | 'error'): void;
+  /** One audit store transaction: its size, duration and outcome. */
+  auditBatch(store: string, size: number, seconds: number, ok: boolean): void;
+  /** A request refused because the audit store could not take its decision record (strict mode). */
+  auditRefused(): void;
+  /** Audit records dropped (queue full, or the store stayed unavailable). */
+  auditDropped(count: number): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources): ProxyMetrics {
@@ -121,9 +129,67 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     },
   });
 
+  const auditWritten = new Counter({
+    name: `${METRIC_PREFIX}audit_records_written_total`,
+    help: 'Audit entries committed, by store.',
+    labelNames: ['store'] as const,
+    registers,
+  });
+  const auditWriteFailures = new Counter({
+    name: `${METRIC_PREFIX}audit_write_failures_total`,
+    help: 'Audit store transactions that failed, by store (their entries are retried or, in strict mode, the requests refused).',
+    labelNames: ['store'] as const,
+    registers,
+  });
+  const auditWriteDuration = new Histogram({
+    name: `${METRIC_PREFIX}audit_write_duration_seconds`,
+    help: 'Duration of one audit store transaction (group commit), by store.',
+    labelNames: ['store'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers,
+  });
+  const auditBatchSize = new Histogram({
+    name: `${METRIC_PREFIX}audit_batch_size`,
+    help: 'Audit entries per store transaction, by store.',
+    labelNames: ['store'] as const,
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2000],
+    registers,
+  });
+  const auditRefusals = new Counter({
+    name: `${METRIC_PREFIX}audit_refusals_total`,
+    help: 'Requests refused (503, nothing forwarded) because the audit store could not take their decision record.',
+    registers,
+  });
+  const auditDropped = new Counter({
+    name: `${METRIC_PREFIX}audit_records_dropped_total`,
+    help: 'Audit records lost: the queue was full or the store stayed unavailable.',
+    registers,
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}audit_queue_depth`,
+    help: 'Audit records accepted and not yet committed.',
+    registers,
+    collect() {
+      this.set(sources.auditQueueDepth?.() ?? 0);
+    },
+  });
+
   return {
+    auditBatch(store, size, seconds, ok) {
+      auditWriteDuration.observe({ store }, seconds);
+      auditBatchSize.observe({ store }, size);
+      if (ok) auditWritten.inc({ store }, size);
+      else auditWriteFailures.inc({ store });
+    },
+    auditRefused() {
+      auditRefusals.inc();
+    },
+    auditDropped(count) {
+      auditDropped.inc(count);
+    },
     observeRecord(record) {
-      const operation = record.operation ?? 'unclassified';
+      // Callbacks have no Vertex AI operation: their route prefix (a bounded set from the config) stands in.
+      const operation = record.operation ?? (record.route === undefined ? 'unclassified' : `callback:${record.route}`);
       requests.inc({ direction: record.direction, operation, decision: record.decision, code: String(record.status) });
       requestDuration.observe({ direction: record.direction, operation }, record.latencyMs / 1000);
       if (record.upstreamLatencyMs !== undefined) upstreamDuration.observe({ operation }, record.upstreamLatencyMs / 1000);

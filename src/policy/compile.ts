@@ -12,7 +12,7 @@ import { OPERATION_GROUPS } from '../vertex/operation.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
 import { compileRule, createIndexedEvaluator, permissionEntryKind } from './evaluator.js';
 import { checkSelector } from './label-selector.js';
-import { compileGlob, isGlob, resourcePatternProblem, serviceAccountPatternProblem } from './patterns.js';
+import { compileGlob, isGlob, matchText, resourcePatternProblem, serviceAccountPatternProblem } from './patterns.js';
 
 /** One semantic problem, with its path in the config file (`policy.rules[3].permissions[1]`). */
 export interface PolicyProblem {
@@ -22,7 +22,12 @@ export interface PolicyProblem {
 
 /** What the rules are checked against. */
 export interface PolicyContext {
-  /** Every IAM permission of an operation the proxy forwards. */
+  /**
+   * Every IAM permission of an operation the proxy forwards. Checks entries
+   * against it, and precomputes for each of them which rules grant it: a
+   * request for a permission outside this set is still decided exactly, but
+   * by asking each candidate rule, which is slower.
+   */
   readonly knownPermissions: ReadonlySet<string>;
   /** `vertex.projects`. */
   readonly projects: readonly string[];
@@ -69,22 +74,24 @@ export interface CompiledPolicy {
   /** SHA-256 (hex) of the rules' canonical JSON: the policy checksum written to audit records. */
   readonly version: string;
   readonly ruleCount: number;
-  /** Pure, synchronous, allocation-free; the returned decision is frozen and shared. */
+  /** Pure and synchronous; reads precomputed tables and allocates nothing. The decision is frozen and shared between calls. */
   evaluate(subject: PolicySubject, action: PolicyAction): Decision;
 }
 
 /**
  * Compiles the rules. Never throws on bad rules: every problem is collected
- * and returned, and the returned policy is usable only when `problems` is
- * empty (it still evaluates, with malformed parts matching nothing, so tools
- * like `can-i` can show what a broken policy would do).
+ * and returned, and the returned policy is fit to serve only when `problems`
+ * is empty. It still evaluates (so tools like `can-i` can show what a broken
+ * policy would do): unknown groups and permissions simply never match, a
+ * malformed service-account pattern or selector operator matches nothing,
+ * and everything else is read literally.
  */
 export function compilePolicy(
   rules: readonly PolicyRule[],
   context: PolicyContext,
 ): { policy: CompiledPolicy; problems: PolicyProblem[] } {
   const problems = checkRules(rules, context);
-  const evaluator = createIndexedEvaluator(rules.map(compileRule));
+  const evaluator = createIndexedEvaluator(rules.map(compileRule), context.knownPermissions);
   const policy: CompiledPolicy = Object.freeze({
     version: policyVersion(rules),
     ruleCount: rules.length,
@@ -180,8 +187,8 @@ function permissionProblem(entry: string, knownPermissions: ReadonlySet<string>,
       if (knownPermissions.has(entry)) return undefined;
       return `unknown permission "${entry}": no operation the proxy forwards needs it${didYouMean(entry, known)}`;
     case 'pattern': {
-      const matches = compileGlob(entry);
-      if (known.some((permission) => matches(permission))) return undefined;
+      const pattern = compileGlob(entry);
+      if (known.some((permission) => matchText(pattern, permission))) return undefined;
       return `pattern "${entry}" matches no permission of an operation the proxy forwards`;
     }
   }

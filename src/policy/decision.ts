@@ -16,6 +16,12 @@ export interface PolicySubject {
    * written on service accounts or namespaces by name).
    */
   readonly labels: Readonly<Record<string, string>> | undefined;
+  /**
+   * Set when the label source's view is older than its staleness bound (or
+   * never synced): `labels` are the last known ones, and a decision that
+   * labels could change must not be made on them (see the authorize step).
+   */
+  readonly labelsStale?: { readonly ageSeconds: number | null };
 }
 
 /** The operation side of a policy question (a subset of `Operation`). */
@@ -43,7 +49,8 @@ export function actionOf(operation: Operation): PolicyAction {
 export type DecisionReason =
   | 'allowed-by-rule'
   | 'denied-by-rule'
-  | 'no-matching-rule';
+  | 'no-matching-rule'
+  | 'labels-stale';
 
 export interface Decision {
   readonly allowed: boolean;

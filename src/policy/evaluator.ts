@@ -7,11 +7,18 @@
  * Correctness of the index rests on one invariant: a rule is filed under a key
  * only if EVERY subject it can match produces that key (an exact namespace, an
  * exact service-account name, a `key=value` label, a label key). The
- * candidates found are then fully checked by {@link ruleMatches}, so the index
- * only ever saves work, never changes a decision. Rules that cannot be filed
- * that way go to a scan list checked on every call.
+ * candidates found are then fully checked, so the index only ever saves work,
+ * never changes a decision. Rules that cannot be filed that way go to a scan
+ * list checked on every call.
  *
- * The semantics themselves are documented on {@link compilePolicy}.
+ * With thousands of rules the cost of a decision is memory reads, not
+ * comparisons, so the layout avoids touching rules that cannot match:
+ * candidate lists hold rule numbers, and whether a rule grants the requested
+ * permission is one bit in a per-permission (and per-group) bitset computed at
+ * compile time from the known permissions. Only rules passing that test are
+ * read.
+ *
+ * The semantics themselves are documented on `CompiledPolicy` (compile.ts).
  *
  * @module
  */
@@ -24,8 +31,11 @@ import {
   compileResourcePattern,
   compileServiceAccountPattern,
   isGlob,
+  MATCH_NOTHING,
+  matchAnyText,
+  matchText,
   type ServiceAccountMatcher,
-  type StringMatcher,
+  type TextMatcher,
 } from './patterns.js';
 
 /** A rule ready for the hot path. */
@@ -39,16 +49,18 @@ export interface CompiledRule {
   /** False for a rule without any subject matcher: it matches nobody (and the loader refuses it). */
   readonly hasSubject: boolean;
   readonly serviceAccounts: readonly ServiceAccountMatcher[] | undefined;
-  readonly namespaces: readonly StringMatcher[] | undefined;
+  readonly namespaces: readonly TextMatcher[] | undefined;
   /** Exact namespace names, when every `namespaces` entry is exact. */
   readonly exactNamespaces: readonly string[] | undefined;
   readonly selector: SelectorMatcher | undefined;
   readonly anyPermission: boolean;
   readonly groups: ReadonlySet<string>;
   readonly permissions: ReadonlySet<string>;
-  readonly permissionPatterns: readonly StringMatcher[];
-  /** Undefined: any resource. */
-  readonly resources: readonly StringMatcher[] | undefined;
+  readonly permissionPatterns: readonly TextMatcher[];
+  /** The first resource pattern; undefined: any resource. Kept apart from the rest: most rules have one. */
+  readonly resource: TextMatcher | undefined;
+  /** The other resource patterns. */
+  readonly moreResources: readonly TextMatcher[];
   /** Undefined: any project (including none). */
   readonly projects: ReadonlySet<string> | undefined;
   /** Undefined: any location (including none). */
@@ -71,7 +83,8 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
   const { serviceAccounts, namespaces, namespaceSelector } = rule.subjects;
   const groups = new Set<string>();
   const permissions = new Set<string>();
-  const permissionPatterns: StringMatcher[] = [];
+  const permissionPatterns: TextMatcher[] = [];
+  const resources = (rule.resources ?? []).map(compileResourcePattern);
   let anyPermission = false;
   for (const entry of rule.permissions) {
     const kind = permissionEntryKind(entry);
@@ -98,27 +111,11 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
     groups,
     permissions,
     permissionPatterns,
-    resources: rule.resources?.map(compileResourcePattern),
+    resource: rule.resources === undefined ? undefined : (resources[0] ?? MATCH_NOTHING),
+    moreResources: resources.slice(1),
     projects: rule.projects === undefined ? undefined : new Set(rule.projects),
     locations: rule.locations === undefined ? undefined : new Set(rule.locations),
   };
-}
-
-/**
- * The full check of one rule, cheapest and most discriminating tests first.
- * The selector goes last: it is the dearest test, and a rule found through a
- * label bucket usually passes it anyway.
- */
-export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
-  if (!rule.hasSubject) return false;
-  if (!permissionMatches(rule, action)) return false;
-  if (rule.projects !== undefined && (action.project === null || !rule.projects.has(action.project))) return false;
-  if (rule.locations !== undefined && (action.location === null || !rule.locations.has(action.location))) return false;
-  if (rule.serviceAccounts !== undefined && !serviceAccountMatches(rule.serviceAccounts, subject)) return false;
-  if (rule.namespaces !== undefined && !anyMatches(rule.namespaces, subject.namespace)) return false;
-  if (rule.resources !== undefined && !anyMatches(rule.resources, action.resource)) return false;
-  if (rule.selector !== undefined && !rule.selector.matches(subject.labels)) return false;
-  return true;
 }
 
 function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
@@ -126,25 +123,37 @@ function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
   if (rule.groups.size > 0) {
     for (const group of action.groups) if (rule.groups.has(group)) return true;
   }
-  return anyMatches(rule.permissionPatterns, action.permission);
+  return matchAnyText(rule.permissionPatterns, action.permission);
+}
+
+/**
+ * Everything but the permission, cheapest and most discriminating tests
+ * first. The selector goes last: it is the dearest test, and a rule found
+ * through a label bucket usually passes it anyway.
+ */
+function scopeAndSubjectMatch(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  if (rule.projects !== undefined && (action.project === null || !rule.projects.has(action.project))) return false;
+  if (rule.locations !== undefined && (action.location === null || !rule.locations.has(action.location))) return false;
+  if (rule.serviceAccounts !== undefined && !serviceAccountMatches(rule.serviceAccounts, subject)) return false;
+  if (rule.namespaces !== undefined && !matchAnyText(rule.namespaces, subject.namespace)) return false;
+  if (rule.resource !== undefined && !matchText(rule.resource, action.resource) && !matchAnyText(rule.moreResources, action.resource)) {
+    return false;
+  }
+  if (rule.selector !== undefined && !rule.selector.matches(subject.labels)) return false;
+  return true;
 }
 
 function serviceAccountMatches(matchers: readonly ServiceAccountMatcher[], subject: PolicySubject): boolean {
-  for (const matcher of matchers) {
-    if (matcher.namespace(subject.namespace) && matcher.name(subject.serviceAccount)) return true;
+  for (const m of matchers) {
+    if (matchText(m.namespace, subject.namespace) && matchText(m.name, subject.serviceAccount)) return true;
   }
   return false;
 }
 
-function anyMatches(matchers: readonly StringMatcher[], value: string): boolean {
-  for (const matcher of matchers) if (matcher(value)) return true;
-  return false;
-}
-
-/** Candidate rules under one index key, each list in config order. */
+/** Candidate rule numbers under one index key, per effect, each list ascending (config order). */
 interface Bucket {
-  readonly deny: CompiledRule[];
-  readonly allow: CompiledRule[];
+  readonly deny: number[];
+  readonly allow: number[];
 }
 
 interface NamespaceEntry {
@@ -161,12 +170,12 @@ interface LabelEntry {
 }
 
 const newBucket = (): Bucket => ({ deny: [], allow: [] });
-const bucketSize = (bucket: Bucket | undefined): number => (bucket === undefined ? 0 : bucket.deny.length + bucket.allow.length);
+const bucketSize = (bucket: Bucket): number => bucket.deny.length + bucket.allow.length;
 
 /** Rules are filed in config order, so appending keeps every list sorted; a repeat of the last entry is skipped. */
 function file(bucket: Bucket, rule: CompiledRule): void {
   const list = rule.deny ? bucket.deny : bucket.allow;
-  if (list[list.length - 1] !== rule) list.push(rule);
+  if (list[list.length - 1] !== rule.index) list.push(rule.index);
 }
 
 /** Shape of the index, for tests and diagnostics. */
@@ -185,8 +194,13 @@ export interface IndexedEvaluator {
   readonly stats: IndexStats;
 }
 
-/** Builds the index over `rules` (in config order) and returns the evaluator. */
-export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedEvaluator {
+/**
+ * Builds the index over `rules` (in config order: `rules[i].index === i`).
+ * `knownPermissions` only decides which permissions get a precomputed
+ * bitset; a request for any other permission is still decided exactly, by
+ * the rules' own matchers.
+ */
+export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPermissions: ReadonlySet<string>): IndexedEvaluator {
   const byNamespace = new Map<string, NamespaceEntry>();
   const byServiceAccountName = new Map<string, Bucket>();
   const byLabel = new Map<string, LabelEntry>();
@@ -198,10 +212,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
     if (entry === undefined) byNamespace.set(namespace, (entry = { all: undefined, byName: new Map() }));
     return entry;
   };
-  const namespaceBucket = (namespace: string): Bucket => {
-    const entry = namespaceEntry(namespace);
-    return (entry.all ??= newBucket());
-  };
+  const namespaceBucket = (namespace: string): Bucket => (namespaceEntry(namespace).all ??= newBucket());
   const serviceAccountBucket = (namespace: string, name: string): Bucket => {
     const { byName } = namespaceEntry(namespace);
     let bucket = byName.get(name);
@@ -224,6 +235,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
     if (bucket === undefined) byValue.set(value, (bucket = newBucket()));
     return bucket;
   };
+
   // Which label to file a selector rule under is a guess at selectivity: the labels namespaces actually
   // carry are only known at run time. A key the policy compares with many distinct values (`team`,
   // `kubernetes.io/metadata.name`) splits namespaces finely, one with few (`env`) does not; so the
@@ -293,26 +305,68 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
     }
   }
 
+  // Bit i of a row: rule i grants that permission (exactly, by pattern or by `*`) or that group.
+  const words = (rules.length + 31) >>> 5;
+  const grantsPermission = new Map<string, Uint32Array>();
+  const grantsGroup = new Map<string, Uint32Array>();
+  const known = [...knownPermissions];
+  for (const permission of known) grantsPermission.set(permission, new Uint32Array(words));
+  const setBit = (row: Uint32Array, index: number): void => {
+    row[index >>> 5] = (row[index >>> 5] ?? 0) | (1 << (index & 31));
+  };
+  for (const rule of rules) {
+    if (rule.anyPermission) {
+      for (const row of grantsPermission.values()) setBit(row, rule.index);
+    } else {
+      for (const permission of rule.permissions) {
+        const row = grantsPermission.get(permission);
+        if (row !== undefined) setBit(row, rule.index);
+      }
+      for (const pattern of rule.permissionPatterns) {
+        for (const permission of known) if (matchText(pattern, permission)) setBit(grantsPermission.get(permission) as Uint32Array, rule.index);
+      }
+    }
+    for (const group of rule.groups) {
+      let row = grantsGroup.get(group);
+      if (row === undefined) grantsGroup.set(group, (row = new Uint32Array(words)));
+      setBit(row, rule.index);
+    }
+  }
+
   const scanAlways = bucketSize(scan) > 0;
   const hasLabelIndex = byLabel.size > 0;
-  // Reused between calls (evaluate is synchronous and never re-entered), so a call allocates nothing.
+  // Per-call state, reused between calls (evaluate is synchronous and never re-entered): no allocation.
   const candidates: Bucket[] = [];
+  const groupRows: Uint32Array[] = [];
+  let groupRowCount = 0;
+  let permissionRow: Uint32Array | undefined;
 
-  const firstMatch = (count: number, deny: boolean, subject: PolicySubject, action: PolicyAction): CompiledRule | undefined => {
-    let best: CompiledRule | undefined;
+  const grants = (index: number, action: PolicyAction): boolean => {
+    // A permission outside the known set has no row: ask the rule itself.
+    if (permissionRow === undefined) return permissionMatches(rules[index] as CompiledRule, action);
+    const word = index >>> 5;
+    const bit = 1 << (index & 31);
+    if (((permissionRow[word] as number) & bit) !== 0) return true;
+    for (let i = 0; i < groupRowCount; i++) if ((((groupRows[i] as Uint32Array)[word] as number) & bit) !== 0) return true;
+    return false;
+  };
+
+  /** The lowest-numbered rule of one effect that matches, among the candidate buckets; -1 for none. */
+  const firstMatch = (count: number, deny: boolean, subject: PolicySubject, action: PolicyAction): number => {
+    let best = rules.length;
     for (let i = 0; i < count; i++) {
       const bucket = candidates[i] as Bucket;
       const list = deny ? bucket.deny : bucket.allow;
-      for (const rule of list) {
+      for (const index of list) {
         // Lists are in config order: nothing further down can beat the best so far.
-        if (best !== undefined && rule.index >= best.index) break;
-        if (ruleMatches(rule, subject, action)) {
-          best = rule;
+        if (index >= best) break;
+        if (grants(index, action) && scopeAndSubjectMatch(rules[index] as CompiledRule, subject, action)) {
+          best = index;
           break;
         }
       }
     }
-    return best;
+    return best === rules.length ? -1 : best;
   };
 
   return {
@@ -346,11 +400,19 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[]): IndexedE
         }
       }
       if (scanAlways) candidates[count++] = scan;
+      if (count === 0) return NO_MATCHING_RULE;
+
+      permissionRow = grantsPermission.get(action.permission);
+      groupRowCount = 0;
+      for (const group of action.groups) {
+        const row = grantsGroup.get(group);
+        if (row !== undefined) groupRows[groupRowCount++] = row;
+      }
 
       const deny = firstMatch(count, true, subject, action);
-      if (deny !== undefined) return deny.decision;
+      if (deny >= 0) return (rules[deny] as CompiledRule).decision;
       const allow = firstMatch(count, false, subject, action);
-      return allow === undefined ? NO_MATCHING_RULE : allow.decision;
+      return allow >= 0 ? (rules[allow] as CompiledRule).decision : NO_MATCHING_RULE;
     },
   };
 }

@@ -1,6 +1,6 @@
 /**
  * The string patterns a policy rule is written with, compiled once at policy
- * load into matchers the hot path only calls.
+ * load into matchers the hot path only reads.
  *
  * The pattern languages differ only in what `*` may cross:
  * - permission globs ({@link compileGlob}): `*` matches any run of characters
@@ -16,11 +16,65 @@
  * @module
  */
 
-/** A compiled pattern. */
-export type StringMatcher = (value: string) => boolean;
+/**
+ * A compiled pattern: plain data read by {@link matchText}, not a closure, so
+ * checking a rule follows one pointer to the matcher and one to its text (the
+ * evaluator's cost is dominated by memory reads, not by the comparisons).
+ */
+export interface TextMatcher {
+  readonly kind: MatchKind;
+  readonly text: string;
+  readonly re: RegExp | undefined;
+}
 
-const matchAll: StringMatcher = () => true;
-const matchNone: StringMatcher = () => false;
+/**
+ * `Subtree`: `text` itself or anything below it (`a/**`); `SegmentPrefix`: starts with `text`,
+ * no `/` after it (`a/b*`, `ml-*` for names); `Prefix`: starts with `text` (`aiplatform.endpoints.*`).
+ */
+export const MatchKind = {
+  Any: 0,
+  Never: 1,
+  NoSlash: 2,
+  Exact: 3,
+  Prefix: 4,
+  SegmentPrefix: 5,
+  Subtree: 6,
+  RegExp: 7,
+} as const;
+export type MatchKind = (typeof MatchKind)[keyof typeof MatchKind];
+
+const SLASH = 0x2f;
+
+const matcher = (kind: MatchKind, text = '', re: RegExp | undefined = undefined): TextMatcher => ({ kind, text, re });
+
+/** Stands in for an empty pattern list, which matches nothing ("any of none"). */
+export const MATCH_NOTHING: TextMatcher = matcher(MatchKind.Never);
+
+export function matchText(m: TextMatcher, value: string): boolean {
+  switch (m.kind) {
+    case MatchKind.Any:
+      return true;
+    case MatchKind.Never:
+      return false;
+    case MatchKind.NoSlash:
+      return !value.includes('/');
+    case MatchKind.Exact:
+      return value === m.text;
+    case MatchKind.Prefix:
+      return value.startsWith(m.text);
+    case MatchKind.SegmentPrefix:
+      return value.startsWith(m.text) && !value.includes('/', m.text.length);
+    case MatchKind.Subtree:
+      return value.startsWith(m.text) && (value.length === m.text.length || value.charCodeAt(m.text.length) === SLASH);
+    default:
+      return (m.re as RegExp).test(value);
+  }
+}
+
+export function matchAnyText(matchers: readonly TextMatcher[], value: string): boolean {
+  for (const m of matchers) if (matchText(m, value)) return true;
+  return false;
+}
 
 function escapeRegExp(text: string): string {
   return text.replace(/[\\^$.*+?()[\]{}|/]/g, '\\$&');
@@ -31,37 +85,30 @@ export function isGlob(pattern: string): boolean {
   return pattern.includes('*');
 }
 
+const onlyStars = (pattern: string): boolean => /^\*+$/.test(pattern);
+const singleTrailingStar = (pattern: string): boolean => pattern.indexOf('*') === pattern.length - 1;
+
 /** Permission globs: `*` matches any run of characters; everything else is literal. */
-export function compileGlob(pattern: string): StringMatcher {
-  if (!isGlob(pattern)) return (value) => value === pattern;
-  if (/^\*+$/.test(pattern)) return matchAll;
-  // A single trailing star is by far the most common form (`aiplatform.endpoints.*`).
-  if (pattern.indexOf('*') === pattern.length - 1) {
-    const prefix = pattern.slice(0, -1);
-    return (value) => value.startsWith(prefix);
-  }
+export function compileGlob(pattern: string): TextMatcher {
+  if (!isGlob(pattern)) return matcher(MatchKind.Exact, pattern);
+  if (onlyStars(pattern)) return matcher(MatchKind.Any);
+  if (singleTrailingStar(pattern)) return matcher(MatchKind.Prefix, pattern.slice(0, -1));
   // The `s` flag: a line break is still "any character".
-  const re = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 's');
-  return (value) => re.test(value);
+  return matcher(MatchKind.RegExp, pattern, new RegExp(`^${pattern.split('*').map(escapeRegExp).join('.*')}$`, 's'));
 }
 
 /** Name globs: `*` matches any run of characters other than `/`. */
-export function compileNameGlob(pattern: string): StringMatcher {
-  if (!isGlob(pattern)) return (value) => value === pattern;
-  if (/^\*+$/.test(pattern)) return (value) => !value.includes('/');
-  // A single trailing star is by far the most common form (`ml-*`).
-  if (pattern.indexOf('*') === pattern.length - 1) {
-    const prefix = pattern.slice(0, -1);
-    return (value) => value.startsWith(prefix) && !value.includes('/', prefix.length);
-  }
-  const re = new RegExp(`^${pattern.split('*').map(escapeRegExp).join('[^/]*')}$`);
-  return (value) => re.test(value);
+export function compileNameGlob(pattern: string): TextMatcher {
+  if (!isGlob(pattern)) return matcher(MatchKind.Exact, pattern);
+  if (onlyStars(pattern)) return matcher(MatchKind.NoSlash);
+  if (singleTrailingStar(pattern)) return matcher(MatchKind.SegmentPrefix, pattern.slice(0, -1));
+  return matcher(MatchKind.RegExp, pattern, new RegExp(`^${pattern.split('*').map(escapeRegExp).join('[^/]*')}$`));
 }
 
 /** A compiled `namespace/name` pattern, with its exact parts kept for indexing. */
 export interface ServiceAccountMatcher {
-  readonly namespace: StringMatcher;
-  readonly name: StringMatcher;
+  readonly namespace: TextMatcher;
+  readonly name: TextMatcher;
   /** The namespace part when it has no wildcard. */
   readonly exactNamespace: string | undefined;
   /** The name part when it has no wildcard. */
@@ -69,8 +116,8 @@ export interface ServiceAccountMatcher {
 }
 
 const NEVER_SERVICE_ACCOUNT: ServiceAccountMatcher = {
-  namespace: matchNone,
-  name: matchNone,
+  namespace: MATCH_NOTHING,
+  name: MATCH_NOTHING,
   exactNamespace: undefined,
   exactName: undefined,
 };
@@ -112,22 +159,15 @@ export function resourcePatternProblem(pattern: string): string | undefined {
  * segment acting as `*`) so that compiling never throws; the policy loader
  * refuses it anyway.
  */
-export function compileResourcePattern(pattern: string): StringMatcher {
-  if (!isGlob(pattern)) return (value) => value === pattern;
+export function compileResourcePattern(pattern: string): TextMatcher {
+  if (!isGlob(pattern)) return matcher(MatchKind.Exact, pattern);
   const segments = pattern.split('/');
-  if (segments.every((s) => s === '**')) return matchAll;
+  if (segments.every((s) => s === '**')) return matcher(MatchKind.Any);
   // The two forms most rules use get string tests instead of a RegExp: a literal
   // prefix then `/**` (`projects/p/**`), or one `*` at the very end (`…/endpoints/team-*`).
   const star = pattern.indexOf('*');
-  if (pattern.endsWith('/**') && star === pattern.length - 2) {
-    const base = pattern.slice(0, -3);
-    const prefix = `${base}/`;
-    return (value) => value === base || value.startsWith(prefix);
-  }
-  if (star === pattern.length - 1) {
-    const prefix = pattern.slice(0, -1);
-    return (value) => value.startsWith(prefix) && !value.includes('/', prefix.length);
-  }
+  if (pattern.endsWith('/**') && star === pattern.length - 2) return matcher(MatchKind.Subtree, pattern.slice(0, -3));
+  if (star === pattern.length - 1) return matcher(MatchKind.SegmentPrefix, pattern.slice(0, -1));
   let source = '^';
   // True until the first concrete segment is written: it decides whether a separator precedes a segment.
   let atStart = true;
@@ -141,6 +181,5 @@ export function compileResourcePattern(pattern: string): StringMatcher {
     source += `${atStart ? '' : '/'}${segment.split('*').map(escapeRegExp).join('[^/]*')}`;
     atStart = false;
   }
-  const re = new RegExp(`${source}$`, 's');
-  return (value) => re.test(value);
+  return matcher(MatchKind.RegExp, pattern, new RegExp(`${source}$`, 's'));
 }

@@ -13,6 +13,12 @@ import type { Operation } from '../vertex/operation.js';
 export interface AuthorizePluginOptions {
   /** The policy in force (a function so a reload can swap it between requests). */
   readonly policy: () => CompiledPolicy;
+  /**
+   * The same policy with every label-based grant removed and every
+   * label-based deny applied regardless of labels (see label-independent.ts);
+   * consulted only when the subject's label view is stale.
+   */
+  readonly labelIndependentPolicy?: () => CompiledPolicy;
 }
 
 export const authorizePlugin = fp<AuthorizePluginOptions>(
@@ -32,6 +38,17 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
         done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
         return;
       }
+      if (subject.labelsStale !== undefined) {
+        // The last known labels say allow; go ahead only if no labelling could say otherwise.
+        const independent = options.labelIndependentPolicy?.().evaluate(subject, actionOf(operation));
+        if (independent === undefined || !independent.allowed) {
+          const stale: Decision = { allowed: false, ruleId: independent?.ruleId ?? decision.ruleId, reason: 'labels-stale' };
+          request.kvp.decision = stale;
+          done(labelsStale(stale, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email, subject.labelsStale.ageSeconds));
+          return;
+        }
+        request.kvp.decision = independent;
+      }
       done();
     });
   },
@@ -47,6 +64,25 @@ export function denied(decision: Decision, operation: Operation, principalName: 
     `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: ${why}.`,
     {
       reason: decision.reason,
+      metadata: {
+        permission: operation.spec.permission,
+        resource: operation.resource,
+        principal: principalName,
+        ...(decision.ruleId === null ? {} : { rule: decision.ruleId }),
+      },
+    },
+  );
+}
+
+/** 403 for a decision that depends on namespace labels while the label view is stale. */
+export function labelsStale(decision: Decision, operation: Operation, principalName: string, ageSeconds: number | null): ProxyError {
+  const age = ageSeconds === null ? 'has not synced yet' : `was last in sync ${ageSeconds}s ago`;
+  return new ProxyError(
+    'ERR_IDENTITY_LABELS_STALE',
+    'PERMISSION_DENIED',
+    `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: the decision depends on namespace labels and the proxy's label view is stale (it ${age}).`,
+    {
+      reason: 'labels-stale',
       metadata: {
         permission: operation.spec.permission,
         resource: operation.resource,

@@ -40,6 +40,11 @@ export interface StartProxyOptions {
   readonly env?: Record<string, string>;
   /** Wait for /readyz before returning (default true). */
   readonly ready?: boolean;
+  /** Start from this existing file (e.g. a ConfigMap-style symlink) instead of writing `config` to a temp file. */
+  readonly configPath?: string;
+  /** The CLI to start (default: this checkout's dist/cli.js) and its working directory (default: inherited). */
+  readonly cli?: string;
+  readonly cwd?: string;
 }
 
 const running = new Set<ProxyProcess>();
@@ -57,7 +62,7 @@ export function writeConfig(config: Record<string, unknown> | string): string {
 }
 
 export async function startProxyProcess(options: StartProxyOptions): Promise<ProxyProcess> {
-  const configPath = writeConfig(options.config);
+  const configPath = options.configPath ?? writeConfig(options.config);
   const home = mkdtempSync(join(tmpdir(), 'kvp-home-'));
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '',
@@ -65,7 +70,11 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
     NODE_ENV: 'production',
     ...options.env,
   };
-  const child = spawn(process.execPath, [CLI, 'serve', '--config', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [options.cli ?? CLI, 'serve', '--config', configPath], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
+  });
   const lines: Array<Record<string, unknown>> = [];
   let stdout = '';
   let stderr = '';

@@ -75,6 +75,8 @@ export interface WorldOptions {
   readonly config?: (defaults: Record<string, unknown>, world: Pick<World, 'issuer' | 'metadata' | 'vertex'>) => Record<string, unknown>;
   readonly env?: Record<string, string>;
   readonly ready?: boolean;
+  /** Writes the final config where the test wants it (e.g. a ConfigMap-style symlink layout) and returns the path to start from. */
+  readonly writeConfig?: (config: Record<string, unknown>) => string;
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
@@ -94,6 +96,7 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const proxy = await startProxyProcess({
     config,
     env: { ...metadataEnv(metadata), ...options.env },
+    ...(options.writeConfig === undefined ? {} : { configPath: options.writeConfig(config) }),
     ...(options.ready === undefined ? {} : { ready: options.ready }),
   });
   const token: World['token'] = (namespace = 'ml', serviceAccount = 'trainer', extra = {}) =>

@@ -18,7 +18,7 @@ describe('admin port', () => {
     expect((await fetch(`${world.proxy.adminUrl}/healthz`)).status).toBe(200);
     const readyz = (await (await fetch(`${world.proxy.adminUrl}/readyz`)).json()) as { status: string; checks: Array<{ name: string; ready: boolean }> };
     expect(readyz.status).toBe('ready');
-    expect(readyz.checks.map((c) => c.name).sort()).toEqual(['google-credential', 'issuer:cluster', 'namespace-labels']);
+    expect(readyz.checks.map((c) => c.name).sort()).toEqual(['audit-store', 'google-credential', 'issuer:cluster', 'namespace-labels', 'policy']);
   });
 
   it('/metrics counts requests by operation, decision and code, and the token cache', async () => {

@@ -1,0 +1,219 @@
+/**
+ * The load generator: its own process (pinned to its own core by the
+ * orchestrator), driving one target over keep-alive connections with undici.
+ * Latencies are kept per request in microseconds (autocannon's histogram
+ * rounds to whole milliseconds, too coarse for sub-millisecond targets).
+ *
+ * Protocol (IPC with the orchestrator):
+ *   ← `{ type: 'run', spec: LoadSpec }`
+ *   → `{ type: 'warm' }` after the warm-up phase; ← `{ type: 'go' }`
+ *   → `{ type: 'result', result: LoadResult }` after the measured phase
+ *
+ * Tokens (when given) are taken in order, one per request, never reused
+ * within a phase unless `cycleTokens` is set; the warm-up uses its own list.
+ *
+ * @module
+ */
+import { readFileSync } from 'node:fs';
+import { Pool } from 'undici';
+
+export interface LoadSpec {
+  readonly origin: string;
+  readonly method: 'GET' | 'POST';
+  readonly path: string;
+  readonly headers: Readonly<Record<string, string>>;
+  /** Body: a file to send as-is on every request. */
+  readonly bodyFile?: string;
+  /** One bearer token per line; each request takes the next one. */
+  readonly tokensFile?: string;
+  /** Tokens for the warm-up phase (never the measured ones). */
+  readonly warmupTokensFile?: string;
+  /** Go round the token list again when it runs out (the cached-token cycle); else stop. */
+  readonly cycleTokens?: boolean;
+  /** A fixed bearer token when no token file is given. */
+  readonly token?: string;
+  readonly connections: number;
+  readonly warmupMs: number;
+  /** End the warm-up after this many requests (e.g. one pass over a token list). */
+  readonly warmupMaxRequests?: number;
+  readonly durationMs: number;
+  /** Stop the measured phase after this many requests. */
+  readonly maxRequests?: number;
+  /** Stream responses: record time to first body byte, count chunks. */
+  readonly streaming?: boolean;
+}
+
+export interface LoadResult {
+  readonly requests: number;
+  readonly errors: number;
+  /** Status code → count (non-2xx are errors). */
+  readonly statuses: Record<string, number>;
+  readonly elapsedMs: number;
+  readonly rps: number;
+  /** Latency to the end of the response, µs. */
+  readonly latencyUs: Percentiles;
+  /** Time to the first body byte, µs (streaming only). */
+  readonly ttfbUs?: Percentiles;
+  readonly bytesIn: number;
+  /** Body chunks received per second (streaming only). */
+  readonly chunksPerSecond?: number;
+  readonly firstError?: string;
+}
+
+export interface Percentiles {
+  readonly p50: number;
+  readonly p99: number;
+  readonly p999: number;
+  readonly max: number;
+  readonly mean: number;
+}
+
+export function percentiles(values: Float64Array): Percentiles {
+  if (values.length === 0) return { p50: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+  const sorted = Float64Array.from(values).sort();
+  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)] as number;
+  let sum = 0;
+  for (const v of sorted) sum += v;
+  const round = (v: number) => Math.round(v * 10) / 10;
+  return { p50: round(at(0.5)), p99: round(at(0.99)), p999: round(at(0.999)), max: round(sorted[sorted.length - 1] as number), mean: round(sum / sorted.length) };
+}
+
+function readLines(file: string | undefined): string[] | undefined {
+  if (file === undefined) return undefined;
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+}
+
+class Samples {
+  #values = new Float64Array(1 << 16);
+  #length = 0;
+  push(value: number): void {
+    if (this.#length === this.#values.length) {
+      const bigger = new Float64Array(this.#values.length * 2);
+      bigger.set(this.#values);
+      this.#values = bigger;
+    }
+    this.#values[this.#length++] = value;
+  }
+  get values(): Float64Array {
+    return this.#values.subarray(0, this.#length);
+  }
+}
+
+interface Phase {
+  readonly tokens: string[] | undefined;
+  readonly durationMs: number;
+  readonly maxRequests: number;
+  readonly cycle: boolean;
+}
+
+async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, phase: Phase, record: boolean): Promise<LoadResult> {
+  const latency = new Samples();
+  const ttfb = new Samples();
+  const statuses: Record<string, number> = {};
+  let started = 0;
+  let requests = 0;
+  let errors = 0;
+  let bytesIn = 0;
+  let chunks = 0;
+  let firstError: string | undefined;
+  let nextToken = 0;
+  const begin = performance.now();
+  const deadline = begin + phase.durationMs;
+
+  const takeToken = (): string | undefined => {
+    const list = phase.tokens;
+    if (list === undefined || list.length === 0) return spec.token;
+    if (nextToken >= list.length) {
+      if (!phase.cycle) return undefined;
+      nextToken = 0;
+    }
+    return list[nextToken++];
+  };
+
+  async function worker(): Promise<void> {
+    while (performance.now() < deadline && started < phase.maxRequests) {
+      const token = takeToken();
+      if (token === undefined) return;
+      started++;
+      const headers: Record<string, string> = { ...spec.headers, authorization: `Bearer ${token}` };
+      const t0 = performance.now();
+      try {
+        const res = await pool.request({ method: spec.method, path: spec.path, headers, ...(body ? { body } : {}) });
+        let first = 0;
+        for await (const chunk of res.body) {
+          if (first === 0) first = performance.now();
+          bytesIn += (chunk as Buffer).length;
+          chunks++;
+        }
+        const t1 = performance.now();
+        requests++;
+        const key = String(res.statusCode);
+        statuses[key] = (statuses[key] ?? 0) + 1;
+        if (res.statusCode >= 300) {
+          errors++;
+          firstError ??= `HTTP ${res.statusCode}`;
+        }
+        if (record) {
+          latency.push((t1 - t0) * 1000);
+          if (spec.streaming) ttfb.push(((first || t1) - t0) * 1000);
+        }
+      } catch (error) {
+        requests++;
+        errors++;
+        firstError ??= (error as Error).message;
+      }
+    }
+  }
+
+  await Promise.all(Array.from({ length: spec.connections }, () => worker()));
+  const elapsedMs = performance.now() - begin;
+  return {
+    requests,
+    errors,
+    statuses,
+    elapsedMs: Math.round(elapsedMs),
+    rps: Math.round((requests / elapsedMs) * 1000),
+    latencyUs: percentiles(latency.values),
+    ...(spec.streaming ? { ttfbUs: percentiles(ttfb.values), chunksPerSecond: Math.round((chunks / elapsedMs) * 1000) } : {}),
+    bytesIn,
+    ...(firstError === undefined ? {} : { firstError }),
+  };
+}
+
+async function run(spec: LoadSpec): Promise<LoadResult> {
+  const pool = new Pool(spec.origin, { connections: spec.connections, pipelining: 1, keepAliveTimeout: 60_000 });
+  const body = spec.bodyFile === undefined ? undefined : readFileSync(spec.bodyFile);
+  const tokens = readLines(spec.tokensFile);
+  const warmupTokens = readLines(spec.warmupTokensFile) ?? tokens;
+  try {
+    if (spec.warmupMs > 0) {
+      await runPhase(pool, spec, body, { tokens: warmupTokens, durationMs: spec.warmupMs, maxRequests: spec.warmupMaxRequests ?? Infinity, cycle: true }, false);
+    }
+    send({ type: 'warm' });
+    await new Promise<void>((resolve) => {
+      process.once('message', () => resolve());
+    });
+    return await runPhase(pool, spec, body, { tokens, durationMs: spec.durationMs, maxRequests: spec.maxRequests ?? Infinity, cycle: spec.cycleTokens ?? false }, true);
+  } finally {
+    await pool.close();
+  }
+}
+
+function send(message: unknown): void {
+  process.send?.(message);
+}
+
+if (process.send !== undefined) {
+  process.once('message', (message: { type: 'run'; spec: LoadSpec }) => {
+    run(message.spec).then(
+      (result) => {
+        send({ type: 'result', result });
+        process.disconnect?.();
+      },
+      (error: unknown) => {
+        send({ type: 'error', message: (error as Error).stack ?? String(error) });
+        process.disconnect?.();
+      },
+    );
+  });
+}

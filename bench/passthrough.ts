@@ -1,0 +1,49 @@
+/**
+ * The reverse-proxy baselines, each in its own process: fastify forwarding
+ * everything to one upstream and checking nothing.
+ *
+ * - `--mode default`: `@fastify/http-proxy` as its README shows it, all defaults.
+ * - `--mode tuned`: the project's own forwarding code and settings
+ *   (`dispatchUpstream` from src/forward/plugin.ts over the undici pool from
+ *   src/forward/agent.ts, the same header filtering), still with no checks:
+ *   the floor the full path is compared with.
+ *
+ * Prints `{"port": N}` once listening; SIGTERM stops it.
+ *
+ * @module
+ */
+import { parseArgs } from 'node:util';
+import proxy from '@fastify/http-proxy';
+import Fastify from 'fastify';
+import { createUpstreamAgent } from '../src/forward/agent.js';
+import { upstreamRequestHeaders } from '../src/forward/header-policy.js';
+import { dispatchUpstream } from '../src/forward/plugin.js';
+import { newRequestContext } from '../src/request-context.js';
+
+const { values } = parseArgs({
+  options: { mode: { type: 'string', default: 'default' }, upstream: { type: 'string' }, port: { type: 'string', default: '0' } },
+});
+const upstream = values.upstream as string;
+const app = Fastify({ logger: false });
+
+if (values.mode === 'tuned') {
+  const dispatcher = createUpstreamAgent({ connections: 128, responseTimeoutMs: 60_000, idleTimeoutMs: 60_000, connectTimeoutMs: 5_000 });
+  app.decorateRequest('kvp', null as never);
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.kvp = newRequestContext();
+    done();
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+  app.all('/*', (request, reply) => {
+    dispatchUpstream(dispatcher, request, reply, upstream, upstreamRequestHeaders(request.headers, 'Bearer passthrough'));
+  });
+} else {
+  await app.register(proxy, { upstream });
+}
+await app.listen({ host: '127.0.0.1', port: Number(values.port) });
+const address = app.server.address();
+process.stdout.write(`${JSON.stringify({ port: typeof address === 'object' && address !== null ? address.port : 0 })}\n`);
+process.once('SIGTERM', () => {
+  void app.close().then(() => process.exit(0));
+});

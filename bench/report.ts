@@ -1,0 +1,286 @@
+/**
+ * Benchmark samples → the report: per-scenario medians over the rounds,
+ * ratios to the baselines, the issue's targets checked, and a Markdown
+ * rendering. Pure (no I/O), so the report's shape is testable.
+ *
+ * @module
+ */
+import type { LoadResult, Percentiles } from './load.js';
+import type { MicroResult } from './micro.js';
+
+export interface ScenarioInfo {
+  readonly id: string;
+  readonly title: string;
+  readonly kind: 'baseline' | 'proxy';
+}
+
+export interface RunSample extends LoadResult {
+  readonly scenario: string;
+  readonly round: number;
+  /** User + system CPU seconds of the target's processes during the measured phase. */
+  readonly cpuSeconds: number;
+  readonly cpuUsPerRequest: number;
+  /** The same for the Vertex AI stand-in (the upstream), for context. */
+  readonly upstreamCpuUsPerRequest: number;
+  readonly peakRssBytes: number;
+  readonly facts: Record<string, number>;
+}
+
+export interface ScenarioSummary extends ScenarioInfo {
+  readonly status: 'measured' | 'unavailable' | 'failed';
+  /** Why not measured. */
+  readonly reason?: string;
+  readonly runs: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly rps: number;
+  readonly latencyUs: Percentiles;
+  readonly ttfbUs?: Percentiles;
+  readonly chunksPerSecond?: number;
+  readonly cpuUsPerRequest: number;
+  /** min–max over the rounds. */
+  readonly cpuUsPerRequestRange: [number, number];
+  readonly upstreamCpuUsPerRequest: number;
+  readonly peakRssBytes: number;
+  readonly ratios: {
+    /** CPU per request ÷ the baseline's (lower is better). */
+    readonly cpuVsNginx?: number;
+    readonly cpuVsPassthroughDefault?: number;
+    readonly cpuVsPassthroughTuned?: number;
+    /** Requests per second ÷ the tuned passthrough's. */
+    readonly rpsVsPassthroughTuned?: number;
+  };
+  readonly facts: Record<string, number>;
+}
+
+export interface TargetCheck {
+  readonly target: string;
+  readonly limit: string;
+  readonly measured: string;
+  readonly met: boolean | null;
+}
+
+export interface MachineInfo {
+  readonly cpuModel: string;
+  readonly cores: number;
+  readonly memoryBytes: number;
+  readonly node: string;
+  readonly pinned: boolean;
+  /** 1-minute load average before each run. */
+  readonly loadAverageDuring: readonly number[];
+  readonly loadAverageAtStart: number;
+}
+
+export interface ReportInput {
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly mode: 'quick' | 'full';
+  readonly machine: MachineInfo;
+  readonly settings: { readonly rounds: number; readonly durationMs: number; readonly warmupMs: number; readonly connections: number };
+  readonly scenarios: readonly ScenarioInfo[];
+  readonly samples: readonly RunSample[];
+  readonly unavailable: Readonly<Record<string, string>>;
+  readonly failures: Readonly<Record<string, string>>;
+  readonly micro: readonly MicroResult[];
+}
+
+export interface BenchReport extends Omit<ReportInput, 'scenarios'> {
+  readonly summaries: readonly ScenarioSummary[];
+  readonly targets: readonly TargetCheck[];
+}
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+const round1 = (v: number) => Math.round(v * 10) / 10;
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+function medianPercentiles(list: readonly Percentiles[]): Percentiles {
+  return {
+    p50: round1(median(list.map((p) => p.p50))),
+    p99: round1(median(list.map((p) => p.p99))),
+    p999: round1(median(list.map((p) => p.p999))),
+    max: round1(Math.max(...list.map((p) => p.max))),
+    mean: round1(median(list.map((p) => p.mean))),
+  };
+}
+
+const EMPTY: Percentiles = { p50: 0, p99: 0, p999: 0, max: 0, mean: 0 };
+
+export function summarize(input: ReportInput): BenchReport {
+  const base = input.scenarios.map((info): ScenarioSummary => {
+    const runs = input.samples.filter((s) => s.scenario === info.id);
+    const reason = input.unavailable[info.id] ?? input.failures[info.id];
+    if (runs.length === 0) {
+      return {
+        ...info,
+        status: input.unavailable[info.id] !== undefined ? 'unavailable' : 'failed',
+        ...(reason === undefined ? { reason: 'not run' } : { reason }),
+        runs: 0,
+        requests: 0,
+        errors: 0,
+        rps: 0,
+        latencyUs: EMPTY,
+        cpuUsPerRequest: 0,
+        cpuUsPerRequestRange: [0, 0],
+        upstreamCpuUsPerRequest: 0,
+        peakRssBytes: 0,
+        ratios: {},
+        facts: {},
+      };
+    }
+    const cpu = runs.map((r) => r.cpuUsPerRequest);
+    const ttfb = runs.flatMap((r) => (r.ttfbUs ? [r.ttfbUs] : []));
+    const chunks = runs.flatMap((r) => (r.chunksPerSecond === undefined ? [] : [r.chunksPerSecond]));
+    const last = runs[runs.length - 1] as RunSample;
+    return {
+      ...info,
+      status: 'measured',
+      ...(input.failures[info.id] === undefined ? {} : { reason: input.failures[info.id] }),
+      runs: runs.length,
+      requests: runs.reduce((n, r) => n + r.requests, 0),
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+      rps: Math.round(median(runs.map((r) => r.rps))),
+      latencyUs: medianPercentiles(runs.map((r) => r.latencyUs)),
+      ...(ttfb.length > 0 ? { ttfbUs: medianPercentiles(ttfb) } : {}),
+      ...(chunks.length > 0 ? { chunksPerSecond: Math.round(median(chunks)) } : {}),
+      cpuUsPerRequest: round1(median(cpu)),
+      cpuUsPerRequestRange: [round1(Math.min(...cpu)), round1(Math.max(...cpu))],
+      upstreamCpuUsPerRequest: round1(median(runs.map((r) => r.upstreamCpuUsPerRequest))),
+      peakRssBytes: Math.max(...runs.map((r) => r.peakRssBytes)),
+      ratios: {},
+      facts: last.facts,
+    };
+  });
+  const byId = new Map(base.map((s) => [s.id, s]));
+  const measured = (id: string) => {
+    const s = byId.get(id);
+    return s !== undefined && s.status === 'measured' && s.cpuUsPerRequest > 0 ? s : undefined;
+  };
+  const nginx = measured('nginx');
+  const fhp = measured('passthrough-default');
+  const tuned = measured('passthrough-tuned');
+  const summaries = base.map((s): ScenarioSummary => {
+    if (s.status !== 'measured') return s;
+    return {
+      ...s,
+      ratios: {
+        ...(nginx ? { cpuVsNginx: round2(s.cpuUsPerRequest / nginx.cpuUsPerRequest) } : {}),
+        ...(fhp ? { cpuVsPassthroughDefault: round2(s.cpuUsPerRequest / fhp.cpuUsPerRequest) } : {}),
+        ...(tuned ? { cpuVsPassthroughTuned: round2(s.cpuUsPerRequest / tuned.cpuUsPerRequest) } : {}),
+        ...(tuned && tuned.rps > 0 ? { rpsVsPassthroughTuned: round2(s.rps / tuned.rps) } : {}),
+      },
+    };
+  });
+  const { scenarios: _scenarios, ...rest } = input;
+  return { ...rest, summaries, targets: checkTargets(new Map(summaries.map((s) => [s.id, s])), input.micro) };
+}
+
+/** The issue's targets, each with what was measured (null: not measured in this run). */
+export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: readonly MicroResult[]): TargetCheck[] {
+  const get = (id: string) => {
+    const s = byId.get(id);
+    return s?.status === 'measured' ? s : undefined;
+  };
+  const microOf = (id: string) => micro.find((m) => m.id === id);
+  const full = get('full-warm');
+  const nginx = get('nginx');
+  const fhp = get('passthrough-default');
+  const tuned = get('passthrough-tuned');
+  const out: TargetCheck[] = [];
+  const add = (target: string, limit: string, value: number | undefined, ok: (v: number) => boolean, format: (v: number) => string) =>
+    out.push({ target, limit, measured: value === undefined ? 'not measured' : format(value), met: value === undefined ? null : ok(value) });
+  const us = (v: number) => `${round1(v)} µs`;
+  const times = (v: number) => `${round2(v)}×`;
+
+  add('Full path (warm cache), proxy CPU per request', '≤ 250 µs', full?.cpuUsPerRequest, (v) => v <= 250, us);
+  add('Full path ÷ nginx proxy_pass, CPU per request', '≤ 4×', full && nginx ? full.cpuUsPerRequest / nginx.cpuUsPerRequest : undefined, (v) => v <= 4, times);
+  add('Full path ÷ default @fastify/http-proxy passthrough, CPU per request', '≤ 0.5×', full && fhp ? full.cpuUsPerRequest / fhp.cpuUsPerRequest : undefined, (v) => v <= 0.5, times);
+  add('Full path ÷ tuned passthrough, CPU per request', '≤ 1.25×', full && tuned ? full.cpuUsPerRequest / tuned.cpuUsPerRequest : undefined, (v) => v <= 1.25, times);
+  add(
+    'Full path p99 − tuned passthrough p99, 50 connections',
+    '≤ 1 ms',
+    full && tuned ? (full.latencyUs.p99 - tuned.latencyUs.p99) / 1000 : undefined,
+    (v) => v <= 1,
+    (v) => `${round2(v)} ms`,
+  );
+  add('Token-cache hit', '< 5 µs', microOf('token-cache-hit')?.perOpUs, (v) => v < 5, (v) => `${round2(v)} µs`);
+  add('Token-cache miss, RS256 verification', '< 250 µs', microOf('token-cache-miss-rs256')?.perOpUs, (v) => v < 250, us);
+  add('Policy evaluation, 10,000 rules × 10,000 namespaces', '< 10 µs', microOf('policy-evaluate-10k')?.perOpUs, (v) => v < 10, (v) => `${round2(v)} µs`);
+  add('100,000 cached tokens, heap', '< 100 MB', microOf('token-cache-memory-100k')?.bytes, (v) => v < 100e6, (v) => `${round1(v / 1e6)} MB`);
+  const relaxed = get('audit-relaxed');
+  const strict = get('audit-strict-sqlite');
+  add('Strict audit on SQLite ÷ relaxed audit, throughput', '≥ 0.7×', relaxed && strict && relaxed.rps > 0 ? strict.rps / relaxed.rps : undefined, (v) => v >= 0.7, times);
+  return out;
+}
+
+function fmtMs(us: number): string {
+  return us === 0 ? '–' : (us / 1000).toFixed(2);
+}
+
+function fmtRatio(v: number | undefined): string {
+  return v === undefined ? '–' : `${v.toFixed(2)}×`;
+}
+
+export function renderMarkdown(report: BenchReport): string {
+  const m = report.machine;
+  const lines: string[] = [];
+  const la = m.loadAverageDuring;
+  lines.push(`### kube-vertex-proxy benchmark (${report.mode}), ${report.startedAt.slice(0, 16).replace('T', ' ')} UTC`);
+  lines.push('');
+  lines.push(
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}; ` +
+      `${m.pinned ? 'proxy + upstream pinned to core 0, load generator to core 1 (taskset)' : 'no CPU pinning (taskset or a second core missing)'}; ` +
+      `1-min load average ${la.length > 0 ? `${Math.min(...la).toFixed(2)}–${Math.max(...la).toFixed(2)}` : 'n/a'} during the runs. ` +
+      `${report.settings.rounds} round(s) × ${report.settings.durationMs / 1000} s per scenario after ${report.settings.warmupMs / 1000} s warm-up, interleaved, medians; ${report.settings.connections} connections unless noted.`,
+  );
+  lines.push('');
+  lines.push('| Scenario | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req | ×nginx | ×fhp default | ×tuned | peak RSS MiB | errors |');
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const s of report.summaries) {
+    if (s.status !== 'measured') {
+      lines.push(`| ${s.id} | ${s.status === 'unavailable' ? 'not available' : 'failed'}: ${escapeCell(s.reason ?? '')} | | | | | | | | | |`);
+      continue;
+    }
+    const cpu = `${s.cpuUsPerRequest.toFixed(0)}${s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : ''}`;
+    lines.push(
+      `| ${s.id} | ${s.rps} | ${fmtMs(s.latencyUs.p50)} | ${fmtMs(s.latencyUs.p99)} | ${fmtMs(s.latencyUs.p999)} | ${cpu} | ${fmtRatio(s.ratios.cpuVsNginx)} | ${fmtRatio(s.ratios.cpuVsPassthroughDefault)} | ${fmtRatio(s.ratios.cpuVsPassthroughTuned)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${s.errors} |`,
+    );
+  }
+  lines.push('');
+  const sse = report.summaries.find((s) => s.ttfbUs !== undefined);
+  if (sse?.ttfbUs) {
+    lines.push(`SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.chunksPerSecond ?? 0} body chunks/s received.`);
+    lines.push('');
+  }
+  const cache = report.summaries.find((s) => s.id === 'tokens-cycle' && s.status === 'measured');
+  if (cache) {
+    lines.push(`Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end, ${cache.facts.tokenCacheHits ?? '?'} hits / ${cache.facts.tokenCacheMisses ?? '?'} misses over the process's life, proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB.`);
+    lines.push('');
+  }
+  lines.push('Scenarios:');
+  for (const s of report.summaries) lines.push(`- \`${s.id}\`: ${s.title}`);
+  lines.push('');
+  lines.push('| Micro-benchmark (in-process, real modules) | result |');
+  lines.push('|---|---:|');
+  for (const r of report.micro) {
+    const value = r.perOpUs !== undefined ? `${r.perOpUs} µs/op` : r.bytes !== undefined ? `${(r.bytes / 1e6).toFixed(1)} MB (${Math.round(r.bytes / (r.ops || 1))} B/entry)` : '–';
+    lines.push(`| ${escapeCell(r.title)}${r.note ? ` (${escapeCell(r.note)})` : ''} | ${value} |`);
+  }
+  lines.push('');
+  lines.push('| Target (issue 7) | limit | measured | met |');
+  lines.push('|---|---|---:|---|');
+  for (const t of report.targets) lines.push(`| ${t.target} | ${t.limit} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`);
+  lines.push('');
+  lines.push('CPU µs/req is the target process tree\'s user+system CPU time during the measured phase divided by the requests it served (robust on a busy machine); the range is min–max over the rounds. ×nginx / ×fhp default / ×tuned are CPU-per-request ratios to those baselines.');
+  lines.push('');
+  return `${lines.join('\n')}\n`;
+}
+
+function escapeCell(text: string): string {
+  return text.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}

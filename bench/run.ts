@@ -1,0 +1,715 @@
+/**
+ * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
+ * [--profile DIR]`: what the proxy costs per request, next to plain reverse
+ * proxies, measured side by side in one run.
+ *
+ * Every scenario starts its target fresh (the real proxy as users start it:
+ * `dist/cli.js serve --config FILE`, NODE_ENV=production, logging at info,
+ * audit lines to a file as a container runtime would take them), warms it
+ * up, then drives it from a separate load process. Targets and the Vertex AI
+ * stand-in run on core 0, the load generator on core 1 (when `taskset`
+ * exists). Scenarios run round-robin for several rounds and the median of
+ * each number is reported. Out: a Markdown table on stdout and
+ * `bench-results/bench-<time>.{json,md}` (plus `latest.*`).
+ *
+ * @module
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { ConfigSchema } from '../src/config/schema.js';
+import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
+import type { LoadResult, LoadSpec } from './load.js';
+import type { MicroResult } from './micro.js';
+import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { cpuSample, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
+import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const CLI = join(REPO, 'dist', 'cli.js');
+const BENCH_DIST = import.meta.dirname;
+const NODE = process.execPath;
+const AUDIENCE = 'kube-vertex-proxy';
+const PROJECT = POLICY_PROJECT;
+const LOCATION = POLICY_LOCATION;
+const PREDICT_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
+const SSE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`;
+const PREDICT_BODY = JSON.stringify({ instances: [{ prompt: 'What does the proxy cost per request?', max_tokens: 64 }], parameters: { temperature: 0.2 } });
+const SSE_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] });
+
+interface Options {
+  readonly quick: boolean;
+  readonly rounds: number;
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  readonly connections: number;
+  readonly only: readonly string[] | undefined;
+  readonly outDir: string;
+  readonly profileDir: string | undefined;
+  readonly bigTokenCount: number;
+}
+
+function parseOptions(): Options {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      duration: { type: 'string' },
+      warmup: { type: 'string' },
+      connections: { type: 'string', default: '50' },
+      only: { type: 'string' },
+      out: { type: 'string', default: join(REPO, 'bench-results') },
+      profile: { type: 'string' },
+      tokens: { type: 'string' },
+    },
+  });
+  const quick = values.quick ?? false;
+  const seconds = (text: string | undefined, fallback: number) => (text === undefined ? fallback : Math.round(Number.parseFloat(text) * (text.endsWith('ms') ? 1 : 1000)));
+  return {
+    quick,
+    rounds: Number(values.rounds ?? (quick ? 1 : 3)),
+    durationMs: seconds(values.duration, quick ? 700 : 4000),
+    warmupMs: seconds(values.warmup, quick ? 250 : 1000),
+    connections: Number(values.connections),
+    only: values.only?.split(',').map((s) => s.trim()),
+    outDir: resolve(values.out ?? 'bench-results'),
+    profileDir: values.profile === undefined ? undefined : resolve(values.profile),
+    bigTokenCount: Number(values.tokens ?? (quick ? 2000 : 100_000)),
+  };
+}
+
+// ───────────────────────── processes ─────────────────────────
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly stderr: () => string;
+}
+
+function startProcess(core: number | undefined, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdout?: number | 'pipe'; ipc?: boolean } = {}): Started {
+  const command = core === undefined ? args[0]! : 'taskset';
+  const argv = core === undefined ? args.slice(1) : ['-c', String(core), ...args];
+  const child = spawn(command, argv, {
+    env: options.env ?? process.env,
+    stdio: ['ignore', options.stdout ?? 'pipe', 'pipe', ...(options.ipc ? (['ipc'] as const) : [])],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr = (stderr + c.toString()).slice(-8000);
+  });
+  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  return { child, exited, stderr: () => stderr };
+}
+
+async function stopProcess(p: Started, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill(signal);
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), 15_000);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+function firstJsonLine<T>(p: Started, what: string, timeoutMs = 30_000): Promise<T> {
+  return new Promise((resolveLine, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${what}: no start line within ${timeoutMs} ms\n${p.stderr()}`)), timeoutMs);
+    const lines = createInterface({ input: p.child.stdout! });
+    lines.once('line', (line) => {
+      clearTimeout(timer);
+      try {
+        resolveLine(JSON.parse(line) as T);
+      } catch (error) {
+        reject(error);
+      }
+    });
+    void p.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited (${code})\n${p.stderr()}`));
+    });
+  });
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+async function waitForHttp(url: string, p: Started, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before ${url} answered\n${p.stderr()}`);
+    const response = await fetch(url).catch((e: Error) => ({ status: 0, text: async () => e.message }));
+    if (response.status === 200) return;
+    last = `${response.status} ${await response.text()}`.slice(0, 500);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}\n${p.stderr()}`);
+}
+
+// ───────────────────────── targets ─────────────────────────
+
+/** A running thing the load is aimed at, and the processes whose CPU is its cost. */
+interface Target {
+  readonly origin: string;
+  pids(): number[];
+  /** Extra facts read after the run (e.g. token-cache entries from /metrics). */
+  facts?(): Promise<Record<string, number>>;
+  stop(): Promise<void>;
+}
+
+interface World {
+  readonly options: Options;
+  readonly pinned: boolean;
+  readonly work: string;
+  readonly rsIssuer: IssuerStandIn;
+  readonly esIssuer: IssuerStandIn;
+  readonly metadata: MetadataStandIn;
+  upstream: { url: string; process: Started };
+  readonly files: BenchFiles;
+}
+
+interface BenchFiles {
+  readonly predictBody: string;
+  readonly sseBody: string;
+  readonly bigBody: string;
+  readonly warmToken: string;
+  readonly policyToken: string;
+  readonly rsTokens: string;
+  readonly rsWarmTokens: string;
+  readonly esTokens: string;
+  readonly esWarmTokens: string;
+  readonly bigTokens: string;
+}
+
+const PROXY_CORE = 0;
+const LOAD_CORE = 1;
+
+function core(world: World, which: number): number | undefined {
+  return world.pinned ? which : undefined;
+}
+
+function baseConfig(world: World, issuer: IssuerStandIn, ports: { data: number; admin: number }): Record<string, unknown> {
+  return {
+    server: { host: '127.0.0.1', port: ports.data, adminHost: '127.0.0.1', adminPort: ports.admin },
+    logging: { level: 'info' },
+    issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
+    vertex: { projects: [PROJECT], locations: [LOCATION, 'global'], upstream: world.upstream.url },
+    kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml', env: 'prod' } } },
+    policy: {
+      rules: [
+        { id: 'ml-predict', effect: 'allow', subjects: { namespaceSelector: { matchLabels: { team: 'ml' } } }, permissions: ['predict', 'generate'], resources: [`projects/${PROJECT}/locations/${LOCATION}/**`] },
+        { id: 'no-intern', effect: 'deny', subjects: { serviceAccounts: ['ml/intern'] }, permissions: ['*'] },
+      ],
+    },
+    // Each scenario states its audit; `relaxed` to stdout is the full path of the targets.
+    ...(hasConfigKey('audit') ? { audit: { durability: 'relaxed', sinks: [{ type: 'stdout' }] } } : {}),
+  };
+}
+
+function hasConfigKey(key: string): boolean {
+  return Object.hasOwn((ConfigSchema as { properties: Record<string, unknown> }).properties, key);
+}
+
+/** `kube-vertex-proxy check`: the problems this build has with a config, or undefined when it is accepted. */
+function checkConfig(path: string): Promise<string | undefined> {
+  return new Promise((resolveCheck) => {
+    const child = spawn(NODE, [CLI, 'check', '--config', path], { env: { PATH: process.env.PATH ?? '', HOME: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let text = '';
+    child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (text += c.toString()));
+    child.once('exit', (code) => {
+      if (code === 0) resolveCheck(undefined);
+      else resolveCheck(text.split('\n').filter((l) => l.trim() !== '').slice(0, 3).join(' ').slice(0, 300));
+    });
+  });
+}
+
+async function startProxyTarget(world: World, name: string, config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>, issuer: IssuerStandIn): Promise<Target> {
+  const dir = mkdtempSync(join(world.work, `${name}-`));
+  const ports = { data: await freePort(), admin: await freePort() };
+  const configPath = join(dir, 'config.yaml');
+  writeFileSync(configPath, stringify(config(baseConfig(world, issuer, ports), dir)));
+  const stdout = openSync(join(dir, 'stdout.log'), 'w');
+  const nodeFlags = world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [];
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
+    env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
+    stdout,
+  });
+  closeSync(stdout);
+  await waitForHttp(`http://127.0.0.1:${ports.admin}/readyz`, proc);
+  return {
+    origin: `http://127.0.0.1:${ports.data}`,
+    pids: () => [proc.child.pid as number],
+    async facts() {
+      const text = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
+      const value = (metric: string) => Number(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+      return {
+        tokenCacheEntries: value('kube_vertex_proxy_token_cache_entries'),
+        tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
+        tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
+      };
+    },
+    async stop() {
+      await stopProcess(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url], {
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+  });
+  const { port } = await firstJsonLine<{ port: number }>(proc, `passthrough ${mode}`);
+  return { origin: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid as number], stop: () => stopProcess(proc) };
+}
+
+function nginxBinary(): string | undefined {
+  return ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx', '/usr/local/bin/nginx'].find((p) => existsSync(p));
+}
+
+async function startNginx(world: World): Promise<Target> {
+  const dir = mkdtempSync(join(world.work, 'nginx-'));
+  const port = await freePort();
+  const upstream = new URL(world.upstream.url);
+  const runAsRoot = process.getuid?.() === 0;
+  writeFileSync(
+    join(dir, 'nginx.conf'),
+    `${runAsRoot ? 'user root;\n' : ''}worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi; uwsgi_temp_path ${dir}/uwsgi; scgi_temp_path ${dir}/scgi;
+  client_max_body_size 20m;
+  upstream vertex { server ${upstream.host}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://vertex;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+      proxy_request_buffering off;
+    }
+  }
+}
+`,
+  );
+  const proc = startProcess(core(world, PROXY_CORE), [nginxBinary() as string, '-p', dir, '-c', join(dir, 'nginx.conf')]);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
+      () => true,
+      () => false,
+    );
+    if (ok) break;
+    if (proc.child.exitCode !== null || Date.now() > deadline) throw new Error(`nginx did not start\n${proc.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const master = proc.child.pid as number;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    pids: () => processTree(master),
+    async stop() {
+      await stopProcess(proc, 'SIGQUIT');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ───────────────────────── PostgreSQL for the strict-audit scenario ─────────────────────────
+
+interface Postgres {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+/** A throw-away local PostgreSQL (initdb + pg_ctl), or the one named in KVP_BENCH_POSTGRES_URL. */
+async function startPostgres(world: World): Promise<Postgres | string> {
+  const given = process.env.KVP_BENCH_POSTGRES_URL;
+  if (given) return { url: given, stop: async () => undefined };
+  const which = (name: string) => ['/usr/local/bin', '/usr/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'].map((d) => join(d, name)).find((p) => existsSync(p));
+  const initdb = which('initdb');
+  const pgCtl = which('pg_ctl');
+  if (!initdb || !pgCtl) return 'PostgreSQL is not installed (no initdb/pg_ctl); set KVP_BENCH_POSTGRES_URL to use a running server';
+  // PostgreSQL refuses to run as root: run it as the `postgres` user when we are root.
+  const asUser = process.getuid?.() === 0 ? (existsSync('/usr/sbin/runuser') ? ['/usr/sbin/runuser', '-u', 'postgres', '--'] : undefined) : [];
+  if (asUser === undefined) return 'running as root without runuser: cannot start PostgreSQL';
+  const dir = mkdtempSync(join(tmpdir(), 'kvp-bench-pg-'));
+  spawnSync('chmod', ['777', dir]);
+  const data = join(dir, 'data');
+  const port = await freePort();
+  const run = (args: string[]) => spawnSync(args[0] as string, args.slice(1), { encoding: 'utf8', cwd: dir });
+  const init = run([...asUser, initdb, '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  if (init.status !== 0) return `initdb failed: ${(init.stderr || init.stdout).split('\n')[0]}`;
+  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on`;
+  const pin = world.pinned ? ['taskset', '-c', String(PROXY_CORE)] : [];
+  const start = run([...pin, ...asUser, pgCtl, '-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', 'start']);
+  if (start.status !== 0) return `pg_ctl start failed: ${(start.stderr || start.stdout).split('\n')[0]}`;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    async stop() {
+      run([...asUser, pgCtl, '-D', data, '-m', 'fast', '-w', 'stop']);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+// ───────────────────────── scenarios ─────────────────────────
+
+interface Scenario extends ScenarioInfo {
+  /** Why it cannot run in this build or on this machine; undefined when it can. */
+  prepare?(world: World): Promise<string | undefined>;
+  start(world: World): Promise<Target>;
+  load(world: World): Omit<LoadSpec, 'origin' | 'connections' | 'warmupMs' | 'durationMs'> & Partial<Pick<LoadSpec, 'connections' | 'warmupMs' | 'durationMs'>>;
+  /** Rounds override (the 100,000-token scenario is too long to repeat). */
+  readonly rounds?: number;
+  cleanup?(): Promise<void>;
+}
+
+const predictLoad = (world: World, token: string | undefined) => ({
+  method: 'POST' as const,
+  path: PREDICT_PATH,
+  headers: { 'content-type': 'application/json' },
+  bodyFile: world.files.predictBody,
+  ...(token === undefined ? { token: 'x.y.z' } : { token }),
+});
+
+function proxyScenario(
+  info: ScenarioInfo,
+  issuer: (w: World) => IssuerStandIn,
+  config: (defaults: Record<string, unknown>, dir: string, w: World) => Record<string, unknown>,
+  load: Scenario['load'],
+  extra: Partial<Scenario> & { checkFirst?: boolean } = {},
+): Scenario {
+  const { checkFirst, ...rest } = extra;
+  return {
+    ...info,
+    // A feature other work is still adding (audit stores) may not exist in this build: `check` says so, in its own words.
+    ...(checkFirst
+      ? {
+          async prepare(world: World) {
+            const dir = mkdtempSync(join(world.work, `check-${info.id}-`));
+            const path = join(dir, 'config.yaml');
+            writeFileSync(path, stringify(config(baseConfig(world, issuer(world), { data: 1, admin: 2 }), dir, world)));
+            const problem = await checkConfig(path);
+            return problem === undefined ? undefined : `not available in this build (check: ${problem})`;
+          },
+        }
+      : {}),
+    start: (world) => startProxyTarget(world, info.id, (d, dir) => config(d, dir, world), issuer(world)),
+    load,
+    ...rest,
+  };
+}
+
+const auditConfig = (audit: Record<string, unknown>) => (defaults: Record<string, unknown>) => ({ ...defaults, audit });
+
+function scenarios(world: World): Scenario[] {
+  const o = world.options;
+  const fullPath = (id: string, title: string, audit?: Record<string, unknown>) =>
+    proxyScenario({ id, title, kind: 'proxy' }, (w) => w.rsIssuer, audit ? auditConfig(audit) : (d) => d, (w) => predictLoad(w, w.files.warmToken), { checkFirst: audit !== undefined });
+  let postgres: Postgres | undefined;
+  const list: Scenario[] = [
+    {
+      id: 'direct',
+      title: 'Vertex AI stand-in called directly (no proxy)',
+      kind: 'baseline',
+      start: async (w) => ({ origin: w.upstream.url, pids: () => [w.upstream.process.child.pid as number], stop: async () => undefined }),
+      load: (w) => predictLoad(w, undefined),
+    },
+    {
+      id: 'nginx',
+      title: 'nginx proxy_pass (keep-alive upstream, access log on)',
+      kind: 'baseline',
+      prepare: async () => (nginxBinary() ? undefined : 'nginx is not installed (apt-get install nginx)'),
+      start: (w) => startNginx(w),
+      load: (w) => predictLoad(w, undefined),
+    },
+    {
+      id: 'passthrough-default',
+      title: '@fastify/http-proxy passthrough, defaults, no checks',
+      kind: 'baseline',
+      start: (w) => startPassthrough(w, 'default'),
+      load: (w) => predictLoad(w, undefined),
+    },
+    {
+      id: 'passthrough-tuned',
+      title: "@fastify/http-proxy passthrough with the project's forwarding settings, no checks",
+      kind: 'baseline',
+      start: (w) => startPassthrough(w, 'tuned'),
+      load: (w) => predictLoad(w, undefined),
+    },
+    fullPath('full-warm', 'Full path, warm token cache (authn, classify, authorize, audit relaxed → stdout, metrics, forward)'),
+    proxyScenario(
+      { id: 'miss-rs256', title: 'Full path, every request a never-seen RS256 token', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => d,
+      (w) => ({ ...predictLoad(w, undefined), tokensFile: w.files.rsTokens, warmupTokensFile: w.files.rsWarmTokens }),
+    ),
+    proxyScenario(
+      { id: 'miss-es256', title: 'Full path, every request a never-seen ES256 token', kind: 'proxy' },
+      (w) => w.esIssuer,
+      (d) => d,
+      (w) => ({ ...predictLoad(w, undefined), tokensFile: w.files.esTokens, warmupTokensFile: w.files.esWarmTokens }),
+    ),
+    proxyScenario(
+      { id: 'policy-10k', title: 'Full path, policy of 10,000 rules over 10,000 namespaces (static labels)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => {
+        const big = generatePolicy(10_000, 10_000);
+        return { ...d, kubernetes: { namespaceLabels: 'static', static: big.namespaces }, policy: { rules: big.rules } };
+      },
+      (w) => predictLoad(w, w.files.policyToken),
+    ),
+    fullPath('audit-relaxed', 'Audit relaxed: stdout + SQLite, written after the response in batches', { durability: 'relaxed', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),
+    fullPath('audit-strict-sqlite', 'Audit strict on SQLite: decision record committed before forwarding', { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),
+    proxyScenario(
+      { id: 'audit-strict-postgres', title: 'Audit strict on PostgreSQL (local server on the proxy core)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => ({ ...d, audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'postgres', url: postgres?.url ?? 'postgres://postgres@127.0.0.1:1/postgres' }] } }),
+      (w) => predictLoad(w, w.files.warmToken),
+      {
+        checkFirst: true,
+        async cleanup() {
+          await postgres?.stop();
+          postgres = undefined;
+        },
+      },
+    ),
+    fullPath('body-1mib', 'Full path, 1 MiB JSON request body (echoed back by the stand-in), 10 connections'),
+    fullPath('sse-200', 'Full path, streamGenerateContent SSE of 200 chunks, 10 connections'),
+    proxyScenario(
+      { id: 'tokens-cycle', title: `Full path, ${o.bigTokenCount.toLocaleString('en-US')} distinct live tokens cycling (cache at its bound)`, kind: 'proxy' },
+      (w) => w.esIssuer,
+      (d) => ({ ...d, authentication: { tokenCache: { maxEntries: o.bigTokenCount } } }),
+      (w) => ({
+        ...predictLoad(w, undefined),
+        tokensFile: w.files.bigTokens,
+        warmupTokensFile: w.files.bigTokens,
+        cycleTokens: true,
+        // One full pass fills the cache; then the measured phase goes round it again.
+        warmupMaxRequests: o.bigTokenCount,
+        warmupMs: 600_000,
+      }),
+      { rounds: 1 },
+    ),
+  ];
+
+  // Per-scenario load shapes that differ from the default.
+  const byId = new Map(list.map((s) => [s.id, s]));
+  const body = byId.get('body-1mib')!;
+  byId.set('body-1mib', { ...body, load: (w) => ({ ...predictLoad(w, w.files.warmToken), bodyFile: w.files.bigBody, connections: 10 }) });
+  const sse = byId.get('sse-200')!;
+  byId.set('sse-200', { ...sse, load: (w) => ({ method: 'POST', path: SSE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken, connections: 10, streaming: true }) });
+  const pg = byId.get('audit-strict-postgres')!;
+  byId.set('audit-strict-postgres', {
+    ...pg,
+    async prepare(w) {
+      const started = await startPostgres(w);
+      if (typeof started === 'string') return started;
+      postgres = started;
+      const reason = await pg.prepare?.(w);
+      if (reason !== undefined) await pg.cleanup?.();
+      return reason;
+    },
+  });
+  return list.map((s) => byId.get(s.id) as Scenario);
+}
+
+// ───────────────────────── one measured run ─────────────────────────
+
+async function measure(world: World, scenario: Scenario, round: number): Promise<RunSample> {
+  const target = await scenario.start(world);
+  const o = world.options;
+  try {
+    const spec: LoadSpec = {
+      connections: o.connections,
+      warmupMs: o.warmupMs,
+      durationMs: o.durationMs,
+      ...scenario.load(world),
+      origin: target.origin,
+    } as LoadSpec;
+    const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], { ipc: true, env: { PATH: process.env.PATH ?? '' } });
+    let before = cpuSample(target.pids());
+    let upstreamBefore = cpuSample([world.upstream.process.child.pid as number]);
+    const result = await new Promise<LoadResult>((resolveResult, reject) => {
+      load.child.on('message', (message: { type: string; result?: LoadResult; message?: string }) => {
+        if (message.type === 'warm') {
+          before = cpuSample(target.pids());
+          upstreamBefore = cpuSample([world.upstream.process.child.pid as number]);
+          load.child.send({ type: 'go' });
+        } else if (message.type === 'result') resolveResult(message.result as LoadResult);
+        else reject(new Error(`load generator failed: ${message.message}`));
+      });
+      void load.exited.then((code) => reject(new Error(`load generator exited (${code})\n${load.stderr()}`)));
+      load.child.send({ type: 'run', spec });
+    });
+    const after = cpuSample(target.pids());
+    const upstreamAfter = cpuSample([world.upstream.process.child.pid as number]);
+    await stopProcess(load);
+    const facts = target.facts ? await target.facts().catch(() => ({})) : {};
+    return {
+      scenario: scenario.id,
+      round,
+      ...result,
+      cpuSeconds: after.cpuSeconds - before.cpuSeconds,
+      cpuUsPerRequest: result.requests > 0 ? ((after.cpuSeconds - before.cpuSeconds) * 1e6) / result.requests : 0,
+      upstreamCpuUsPerRequest: result.requests > 0 ? ((upstreamAfter.cpuSeconds - upstreamBefore.cpuSeconds) * 1e6) / result.requests : 0,
+      peakRssBytes: peakRssBytes(target.pids()),
+      facts,
+    };
+  } finally {
+    await target.stop();
+  }
+}
+
+// ───────────────────────── main ─────────────────────────
+
+function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): string {
+  const tokens: string[] = [];
+  for (let i = 0; i < count; i++) {
+    tokens.push(issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: `${prefix}-${i % 100}`, audience: AUDIENCE, podName: `${prefix}-pod-${i}`, expiresIn: 3600 }));
+  }
+  return `${tokens.join('\n')}\n`;
+}
+
+function runMicro(world: World): MicroResult[] {
+  const args = ['--expose-gc', join(BENCH_DIST, 'micro.js'), ...(world.options.quick ? ['--quick'] : [])];
+  const result = spawnSync(world.pinned ? 'taskset' : NODE, world.pinned ? ['-c', String(PROXY_CORE), NODE, ...args] : args, { encoding: 'utf8', maxBuffer: 1 << 24, env: { PATH: process.env.PATH ?? '' } });
+  if (result.status !== 0) throw new Error(`micro-benchmarks failed:\n${result.stderr}`);
+  return JSON.parse(result.stdout.trim().split('\n').pop() as string) as MicroResult[];
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions();
+  const startedAt = new Date();
+  const cores = availableParallelism();
+  const pinned = pinningAvailable(cores);
+  const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  mkdirSync(options.outDir, { recursive: true });
+  const work = mkdtempSync(join(tmpdir(), 'kvp-bench-'));
+  if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
+
+  const [rsIssuer, esIssuer, metadata] = await Promise.all([
+    startIssuer({ kind: 'kubernetes' }),
+    startIssuer({ kind: 'kubernetes', algorithm: 'ES256' }),
+    startMetadataServer({ projectId: PROJECT }),
+  ]);
+  const upstreamProcess = startProcess(pinned ? PROXY_CORE : undefined, [NODE, join(BENCH_DIST, 'upstream.js'), '--stream-chunks', '200'], { env: { PATH: process.env.PATH ?? '' } });
+  const { url } = await firstJsonLine<{ url: string }>(upstreamProcess, 'Vertex AI stand-in');
+
+  const file = (name: string, content: string | Buffer) => {
+    const path = join(work, name);
+    writeFileSync(path, content);
+    return path;
+  };
+  const big = generatePolicy(10_000, 10_000);
+  const missCount = options.quick ? 600 : 6000;
+  const selected = (id: string) => options.only === undefined || options.only.includes(id);
+  // Signing is slow (RS256 ~1 ms a token): only what the selected scenarios use.
+  const mint = (id: string, issuer: IssuerStandIn, count: number, prefix: string) => (selected(id) ? mintTokens(issuer, count, prefix) : '');
+  log(`minting tokens for the cache-miss and cache-bound scenarios`);
+  const files: BenchFiles = {
+    predictBody: file('predict.json', PREDICT_BODY),
+    sseBody: file('sse.json', SSE_BODY),
+    bigBody: file('big.json', JSON.stringify({ instances: [{ b64: 'A'.repeat(1024 * 1024 - 20) }] })),
+    warmToken: rsIssuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 }),
+    policyToken: rsIssuer.mintKubernetesToken({ namespace: big.allowedNamespace, serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 }),
+    rsTokens: file('rs.txt', mint('miss-rs256', rsIssuer, missCount, 'rs')),
+    rsWarmTokens: file('rs-warm.txt', mint('miss-rs256', rsIssuer, 200, 'rsw')),
+    esTokens: file('es.txt', mint('miss-es256', esIssuer, missCount, 'es')),
+    esWarmTokens: file('es-warm.txt', mint('miss-es256', esIssuer, 200, 'esw')),
+    bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
+  };
+  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files };
+
+  const all = scenarios(world).filter((s) => options.only === undefined || options.only.includes(s.id));
+  const unavailable: Record<string, string> = {};
+  const runnable: Scenario[] = [];
+  const reasons = await Promise.all(all.map((s) => (s.prepare ? s.prepare(world).catch((e: Error) => e.message) : undefined)));
+  all.forEach((s, i) => {
+    const reason = reasons[i];
+    if (reason === undefined) runnable.push(s);
+    else {
+      unavailable[s.id] = reason;
+      log(`${s.id}: ${reason}`);
+    }
+  });
+
+  const samples: RunSample[] = [];
+  const loadAverages: number[] = [];
+  const failures: Record<string, string> = {};
+  const maxRounds = Math.max(...runnable.map((s) => s.rounds ?? options.rounds), 0);
+  for (let round = 0; round < maxRounds; round++) {
+    // Interleaved: every scenario once per round, starting one further along each round.
+    const order = runnable.map((_, i) => runnable[(i + round) % runnable.length] as Scenario).filter((s) => round < (s.rounds ?? options.rounds));
+    for (const s of order) {
+      loadAverages.push(loadAverage()[0]);
+      try {
+        const sample = await measure(world, s, round);
+        samples.push(sample);
+        log(`round ${round + 1}/${maxRounds} ${s.id}: ${sample.rps} rps, ${sample.cpuUsPerRequest.toFixed(0)} µs CPU/req, p99 ${(sample.latencyUs.p99 / 1000).toFixed(2)} ms${sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : ''}`);
+      } catch (error) {
+        failures[s.id] = (error as Error).message.split('\n').slice(0, 3).join(' ');
+        log(`${s.id} failed: ${failures[s.id]}`);
+      }
+    }
+  }
+  for (const s of all) await s.cleanup?.();
+
+  log('micro-benchmarks');
+  const micro = runMicro(world);
+
+  const report: BenchReport = summarize({
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    mode: options.quick ? 'quick' : 'full',
+    machine: {
+      cpuModel: cpus()[0]?.model ?? 'unknown',
+      cores,
+      memoryBytes: totalmem(),
+      node: process.version,
+      pinned,
+      loadAverageDuring: loadAverages,
+      loadAverageAtStart: loadAverages[0] ?? loadAverage()[0],
+    },
+    settings: { rounds: options.rounds, durationMs: options.durationMs, warmupMs: options.warmupMs, connections: options.connections },
+    scenarios: all.map((s) => ({ id: s.id, title: s.title, kind: s.kind })),
+    samples,
+    unavailable,
+    failures,
+    micro,
+  });
+
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-');
+  const markdown = renderMarkdown(report);
+  writeFileSync(join(options.outDir, `bench-${stamp}.json`), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(options.outDir, `bench-${stamp}.md`), markdown);
+  writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(report, null, 2)}\n`);
+  writeFileSync(join(options.outDir, 'latest.md'), markdown);
+  process.stdout.write(markdown);
+
+  await stopProcess(upstreamProcess);
+  await Promise.all([rsIssuer.close(), esIssuer.close(), metadata.close()]);
+  rmSync(work, { recursive: true, force: true });
+}
+
+await main();

@@ -1,0 +1,198 @@
+/**
+ * The shared audit store: PostgreSQL (Cloud SQL in production) through `pg`.
+ * Every replica writes its own hash chain into one table; one multi-row
+ * INSERT per group commit (a single statement is its own transaction).
+ *
+ * In: the connection URL (or a file holding it, e.g. a mounted Secret), the
+ * table name, the writer id. Out: an {@link AuditStore}. The schema (table
+ * and indexes) is created on start under an advisory lock, so replicas
+ * starting together do not race; when the server is unreachable at start the
+ * store reports unhealthy and retries on the next write. Errors: a missing
+ * URL file throws at open; database errors reject the call that met them.
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises';
+import pg from 'pg';
+import {
+  GroupCommitter,
+  INSERT_COLUMNS,
+  decodeCursor,
+  encodeCursor,
+  indexStatements,
+  insertValues,
+  parseRecord,
+  rowToEntry,
+  tableColumns,
+  verifyPaged,
+  whereClause,
+  type AuditQuery,
+  type AuditStore,
+  type RecordPage,
+  type StoreHooks,
+  type SummaryRow,
+} from './store.js';
+
+export interface PostgresStoreOptions extends StoreHooks {
+  readonly url?: string | undefined;
+  readonly urlFile?: string | undefined;
+  readonly table: string;
+  readonly maxConnections: number;
+  readonly writer: string;
+  readonly maxBatch: number;
+  /** Called with errors that belong to no caller (idle connection lost, schema setup at start). */
+  readonly onError?: (error: unknown) => void;
+  /** Create the table and indexes (default true). The CLI reads with what exists: an auditor's role may be read-only. */
+  readonly migrate?: boolean;
+}
+
+/** While unhealthy, how often a trivial query checks whether the server is back (readiness must recover without traffic). */
+const PROBE_INTERVAL_MS = 2000;
+
+/** Any fixed 64-bit key: serializes schema setup between replicas starting at once. */
+const MIGRATION_LOCK = 0x6b7670_61756474;
+
+export async function openPostgresStore(options: PostgresStoreOptions): Promise<AuditStore> {
+  const url = options.url ?? (await readFile(options.urlFile as string, 'utf8')).trim();
+  const table = options.table;
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.maxConnections,
+    connectionTimeoutMillis: 5000,
+    query_timeout: 10_000,
+    idleTimeoutMillis: 30_000,
+    application_name: 'kube-vertex-proxy',
+  });
+  // An idle client losing its connection must not crash the process; the next query reconnects.
+  pool.on('error', (error) => options.onError?.(error));
+
+  let schemaReady: Promise<void> | undefined;
+  let healthy = false;
+  const ensureSchema = (): Promise<void> => {
+    if (options.migrate === false) return Promise.resolve();
+    schemaReady ??= (async () => {
+      const client = await pool.connect();
+      try {
+        await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        try {
+          await client.query(`CREATE TABLE IF NOT EXISTS ${table} (${tableColumns('postgres')})`);
+          for (const statement of indexStatements(table)) await client.query(statement);
+        } finally {
+          await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+        }
+      } finally {
+        client.release();
+      }
+    })().catch((error: unknown) => {
+      schemaReady = undefined;
+      throw error;
+    });
+    return schemaReady;
+  };
+  const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> => {
+    await ensureSchema();
+    return pool.query<R>(sql, params);
+  };
+
+  const committer = new GroupCommitter({
+    writer: options.writer,
+    maxBatch: options.maxBatch,
+    loadHead: async () => {
+      const { rows } = await run<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} WHERE writer = $1 ORDER BY seq DESC LIMIT 1`, [options.writer]);
+      const row = rows[0];
+      return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
+    },
+    write: async (entries) => {
+      const params: unknown[] = [];
+      const tuples = entries.map((entry) => {
+        const values = insertValues(entry);
+        const placeholders = values.map((value) => `$${params.push(value)}`);
+        return `(${placeholders.join(', ')})`;
+      });
+      try {
+        await run(`INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+        healthy = true;
+      } catch (error) {
+        healthy = false;
+        throw error;
+      }
+    },
+    onBatch: (size, seconds, ok) => options.onBatch?.('postgres', size, seconds, ok),
+  });
+
+  const select = (query: AuditQuery) => {
+    const params: unknown[] = [];
+    const where = whereClause(query, (value) => `$${params.push(value)}`).replaceAll('{table}', table);
+    return { where, params };
+  };
+
+  try {
+    await ensureSchema();
+    healthy = true;
+  } catch (error) {
+    options.onError?.(error);
+  }
+  // A pod taken out of its Service by /readyz gets no traffic to prove the store is back: probe instead.
+  const probe = setInterval(() => {
+    if (healthy) return;
+    run('SELECT 1', []).then(
+      () => {
+        healthy = true;
+      },
+      () => undefined,
+    );
+  }, PROBE_INTERVAL_MS);
+  probe.unref();
+
+  return {
+    kind: 'postgres',
+    append: (entries) => committer.submit(entries),
+    async query(query, limit, cursor): Promise<RecordPage> {
+      const { where, params } = select(query);
+      let sql = `SELECT e.id, e.phase, e.record FROM ${table} e WHERE ${where}`;
+      if (cursor !== undefined) sql += ` AND e.id < $${params.push(decodeCursor(cursor))}`;
+      sql += ` ORDER BY e.id DESC LIMIT $${params.push(limit + 1)}`;
+      const { rows } = await run<{ id: string; phase: 'decision' | 'final'; record: string }>(sql, params);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
+    },
+    async summary(query): Promise<SummaryRow[]> {
+      const { where, params } = select(query);
+      const { rows } = await run<{ principal: string | null; permission: string | null; decision: string; count: string }>(
+        `SELECT e.principal, e.permission, e.decision, COUNT(*) AS count FROM ${table} e WHERE ${where} GROUP BY e.principal, e.permission, e.decision ORDER BY count DESC, e.principal, e.permission, e.decision`,
+        params,
+      );
+      return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
+    },
+    verify(range = {}) {
+      return verifyPaged(async (after, limit, { from, to }) => {
+        const conditions: string[] = [];
+        const params: unknown[] = [];
+        if (after !== undefined) {
+          const w = `$${params.push(after.writer)}`;
+          conditions.push(`(writer COLLATE "C" > ${w} OR (writer = ${w} AND seq > $${params.push(after.seq)}))`);
+        }
+        if (from !== undefined) conditions.push(`written_ms >= $${params.push(from)}`);
+        if (to !== undefined) conditions.push(`written_ms < $${params.push(to)}`);
+        const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+        const { rows } = await run<Record<string, unknown>>(`SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`, params);
+        return rows.map(rowToEntry);
+      }, range);
+    },
+    async deleteOlderThan(beforeMs, batch) {
+      let total = 0;
+      for (;;) {
+        const result = await run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE written_ms < $1 ORDER BY id LIMIT $2)`, [beforeMs, batch]);
+        total += result.rowCount ?? 0;
+        if ((result.rowCount ?? 0) < batch) return total;
+      }
+    },
+    healthy: () => healthy,
+    async close() {
+      clearInterval(probe);
+      await committer.idle();
+      await pool.end();
+    },
+  };
+}

@@ -1,0 +1,166 @@
+/**
+ * The audit query API on the data port, for auditors and on-call engineers:
+ *
+ *   GET /audit/v1/records?principal=&namespace=&permission=&operation=&resource=&decision=&status=&rule=&from=&to=&pageSize=&pageToken=
+ *   GET /audit/v1/summary?…same filters…   (counts by principal × permission × decision)
+ *
+ * Its steps, in its own encapsulated context (registered from app.ts):
+ * authenticate (the same step as the Vertex AI path) → identify → classify
+ * as the audit operation (`audit.records.list` / `audit.summary.get` on
+ * resource `audit/records` / `audit/summary`) → authorize against the policy
+ * for the permission `audit.read`. Every call gets its own audit record,
+ * like any data-port request.
+ *
+ * Errors: `ERR_AUDIT_INVALID_QUERY` (400) for a bad filter or page token,
+ * `ERR_AUTHZ_DENIED` (403) without an `audit.read` grant,
+ * `ERR_AUDIT_UNAVAILABLE` (503) when no store is configured or it fails.
+ *
+ * @module
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import { ProxyError } from '../errors.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { denied } from '../policy/plugin.js';
+import type { Operation, OperationSpec } from '../vertex/operation.js';
+import { FILTER_NAMES, parseFilters, type FilterName } from './query.js';
+import { AUDIT_READ_PERMISSION } from './settings.js';
+import type { AuditStore } from './store.js';
+
+const spec = (id: string, rpc: string): OperationSpec => ({
+  id,
+  service: 'AuditService',
+  protoPackage: 'kube_vertex_proxy.audit.v1',
+  rpc,
+  httpMethod: 'GET',
+  permission: AUDIT_READ_PERMISSION,
+  permissionType: 'DATA_READ',
+  groups: [],
+  streaming: false,
+  versions: ['v1'],
+  longRunning: false,
+});
+
+const operationFor = (id: string, rpc: string, resource: string): Operation => ({
+  spec: spec(id, rpc),
+  version: 'v1',
+  project: null,
+  location: null,
+  resource,
+  methodName: `kube_vertex_proxy.audit.v1.AuditService.${rpc}`,
+});
+
+const ROUTES: Readonly<Record<string, Operation>> = {
+  '/audit/v1/records': operationFor('audit.records.list', 'ListRecords', 'audit/records'),
+  '/audit/v1/summary': operationFor('audit.summary.get', 'GetSummary', 'audit/summary'),
+};
+
+const MAX_PAGE_SIZE = 1000;
+const DEFAULT_PAGE_SIZE = 100;
+
+export interface AuditApiOptions {
+  readonly store: AuditStore | undefined;
+  readonly policy: () => CompiledPolicy;
+}
+
+function invalid(message: string): ProxyError {
+  return new ProxyError('ERR_AUDIT_INVALID_QUERY', 'INVALID_ARGUMENT', message, { reason: 'invalid-audit-query' });
+}
+
+function unavailable(cause?: unknown): ProxyError {
+  return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
+}
+
+/** Classify + authorize for the audit routes: the policy decides who may read the trail. */
+export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'>>(
+  async (app, { policy }) => {
+    app.addHook('onRequest', (request, _reply, done) => {
+      const path = request.url.split('?', 1)[0] as string;
+      const operation = ROUTES[path];
+      const { subject, principal } = request.kvp;
+      if (operation === undefined) return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+      request.kvp.operation = operation;
+      if (subject === undefined || principal === undefined) {
+        return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+      }
+      const current = policy();
+      const decision = current.evaluate(subject, {
+        operationId: operation.spec.id,
+        permission: operation.spec.permission,
+        groups: operation.spec.groups,
+        resource: operation.resource,
+        project: null,
+        location: null,
+      });
+      request.kvp.decision = decision;
+      request.kvp.policyVersion = current.version;
+      if (!decision.allowed) return done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
+      done();
+    });
+  },
+  { name: 'kvp-audit-access', fastify: '5.x', dependencies: ['kvp-identity'] },
+);
+
+function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined } {
+  const raw = request.query as Record<string, string | string[] | undefined>;
+  const filters: Partial<Record<FilterName, string>> = {};
+  let pageSize = DEFAULT_PAGE_SIZE;
+  let pageToken: string | undefined;
+  for (const [name, value] of Object.entries(raw)) {
+    if (typeof value !== 'string') throw invalid(`parameter "${name.slice(0, 64)}" is given more than once`);
+    if (name === 'pageSize') {
+      if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_PAGE_SIZE) throw invalid(`pageSize must be 1…${MAX_PAGE_SIZE}`);
+      pageSize = Number(value);
+    } else if (name === 'pageToken') {
+      pageToken = value === '' ? undefined : value;
+    } else if ((FILTER_NAMES as readonly string[]).includes(name)) {
+      filters[name as FilterName] = value;
+    } else {
+      throw invalid(`unknown parameter "${name.slice(0, 64)}" (filters: ${FILTER_NAMES.join(', ')}, pageSize, pageToken)`);
+    }
+  }
+  return { filters, pageSize, pageToken };
+}
+
+/** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
+export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
+  const parse = (request: FastifyRequest) => {
+    const params = readParams(request);
+    try {
+      return { ...params, query: parseFilters(params.filters, Date.now()) };
+    } catch (error) {
+      throw invalid((error as Error).message);
+    }
+  };
+
+  app.get('/audit/v1/records', async (request, reply) => {
+    const { query, pageSize, pageToken } = parse(request);
+    if (store === undefined) throw unavailable();
+    let page;
+    try {
+      page = await store.query(query, pageSize, pageToken);
+    } catch (error) {
+      if (error instanceof TypeError && error.message === 'invalid cursor') throw invalid('invalid pageToken');
+      throw unavailable(error);
+    }
+    reply.header('cache-control', 'no-store');
+    return { records: page.records, ...(page.nextCursor === undefined ? {} : { nextPageToken: page.nextCursor }) };
+  });
+
+  app.get('/audit/v1/summary', async (request, reply) => {
+    const { query } = parse(request);
+    if (store === undefined) throw unavailable();
+    let rows;
+    try {
+      rows = await store.summary(query);
+    } catch (error) {
+      throw unavailable(error);
+    }
+    reply.header('cache-control', 'no-store');
+    return {
+      ...(query.from === undefined ? {} : { from: new Date(query.from).toISOString() }),
+      ...(query.to === undefined ? {} : { to: new Date(query.to).toISOString() }),
+      rows,
+    };
+  });
+}

@@ -1,0 +1,259 @@
+/**
+ * The embedded audit store: SQLite through Node's built-in `node:sqlite`
+ * (no native addon), WAL mode, `synchronous=FULL` so a commit survives a
+ * power cut, entries of one event-loop turn committed in one transaction.
+ *
+ * In: a file path (created with its directory's permission), the writer id.
+ * Out: an {@link AuditStore}. Opening throws a plain Error naming the path
+ * when the file cannot be opened or written (read-only filesystem, missing
+ * volume); the caller stops the program.
+ *
+ * `DatabaseSync` is synchronous, and a durable commit is an fsync: writes
+ * therefore run on a worker thread with its own connection, so the event loop
+ * keeps serving while a commit waits for the disk, and everything that
+ * arrives meanwhile goes into the next transaction (group commit). Queries
+ * and `verify` read through a second connection on the calling thread (WAL
+ * lets readers and the writer proceed together).
+ *
+ * @module
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { Worker } from 'node:worker_threads';
+import {
+  GroupCommitter,
+  INSERT_COLUMNS,
+  decodeCursor,
+  encodeCursor,
+  indexStatements,
+  insertValues,
+  parseRecord,
+  rowToEntry,
+  tableColumns,
+  verifyPaged,
+  whereClause,
+  type AuditQuery,
+  type AuditStore,
+  type ChainLink,
+  type RecordPage,
+  type StoreHooks,
+  type SummaryRow,
+  type VerifyResult,
+} from './store.js';
+
+const TABLE = 'audit_entries';
+
+export interface SqliteStoreOptions extends StoreHooks {
+  readonly path: string;
+  readonly writer: string;
+  readonly maxBatch: number;
+  /** Open for queries and verify only (the CLI). */
+  readonly readOnly?: boolean;
+}
+
+type SqlValue = string | number | null;
+
+/**
+ * The writer thread. Plain JavaScript evaluated as the worker's source, so the
+ * same code runs from `dist/` and under the test runner (which has no
+ * compiled worker file to point at).
+ */
+const WRITER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { DatabaseSync } = require('node:sqlite');
+const db = new DatabaseSync(workerData.path);
+db.exec('PRAGMA busy_timeout = 5000');
+db.exec('PRAGMA journal_mode = WAL');
+db.exec('PRAGMA synchronous = FULL');
+const insert = db.prepare(workerData.insertSql);
+const remove = db.prepare(workerData.deleteSql);
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'insert') {
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        for (const row of m.rows) insert.run(...row);
+        db.exec('COMMIT');
+      } catch (error) {
+        if (db.isTransaction) db.exec('ROLLBACK');
+        throw error;
+      }
+      parentPort.postMessage({ id: m.id, ok: true, value: m.rows.length });
+    } else if (m.op === 'delete') {
+      parentPort.postMessage({ id: m.id, ok: true, value: Number(remove.run(m.beforeMs, m.batch).changes) });
+    } else if (m.op === 'close') {
+      db.close();
+      parentPort.postMessage({ id: m.id, ok: true, value: 0 });
+      parentPort.close();
+    }
+  } catch (error) {
+    parentPort.postMessage({ id: m.id, ok: false, message: String(error && error.message || error) });
+  }
+});
+`;
+
+interface WriterThread {
+  call(message: Record<string, unknown>): Promise<number>;
+  stop(): Promise<void>;
+}
+
+function startWriter(path: string): WriterThread {
+  const worker = new Worker(WRITER_SOURCE, {
+    eval: true,
+    workerData: {
+      path,
+      insertSql: `INSERT INTO ${TABLE} (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`,
+      deleteSql: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} WHERE written_ms < ? ORDER BY id LIMIT ?)`,
+    },
+  });
+  // The writer must not keep a finished process alive; pending calls keep it referenced.
+  worker.unref();
+  const pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  let nextId = 1;
+  let dead: Error | undefined;
+  const failAll = (error: Error) => {
+    dead = error;
+    for (const p of pending.values()) p.reject(error);
+    pending.clear();
+  };
+  worker.on('message', (m: { id: number; ok: boolean; value?: number; message?: string }) => {
+    const p = pending.get(m.id);
+    if (p === undefined) return;
+    pending.delete(m.id);
+    if (pending.size === 0) worker.unref();
+    if (m.ok) p.resolve(m.value ?? 0);
+    else p.reject(new Error(m.message ?? 'sqlite write failed'));
+  });
+  worker.on('error', (error) => failAll(error));
+  worker.on('exit', (code) => failAll(new Error(`the SQLite writer thread exited (${code})`)));
+  return {
+    call(message) {
+      if (dead !== undefined) return Promise.reject(dead);
+      const id = nextId++;
+      worker.ref();
+      return new Promise<number>((resolve, reject) => {
+        pending.set(id, { resolve, reject });
+        worker.postMessage({ ...message, id });
+      });
+    },
+    async stop() {
+      if (dead === undefined) await this.call({ op: 'close' }).catch(() => undefined);
+      await worker.terminate();
+    },
+  };
+}
+
+export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
+  let db: DatabaseSync;
+  try {
+    if (options.readOnly !== true) mkdirSync(dirname(options.path), { recursive: true });
+    db = new DatabaseSync(options.path, { readOnly: options.readOnly === true });
+    db.exec('PRAGMA busy_timeout = 5000');
+    if (options.readOnly !== true) {
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = FULL');
+      db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (${tableColumns('sqlite')})`);
+      for (const statement of indexStatements(TABLE)) db.exec(statement);
+    }
+    // LIKE must be case-sensitive, as in PostgreSQL, so a filter means the same on both stores.
+    db.exec('PRAGMA case_sensitive_like = ON');
+  } catch (error) {
+    throw new Error(`cannot open the SQLite audit store at ${options.path}: ${(error as Error).message} (in a container with a read-only root filesystem, set audit.sinks[].path to a mounted volume)`, { cause: error });
+  }
+
+  const writer = options.readOnly === true ? undefined : startWriter(options.path);
+  let healthy = true;
+  const committer = new GroupCommitter({
+    writer: options.writer,
+    maxBatch: options.maxBatch,
+    loadHead: async () => {
+      const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as { seq: number; hash: string } | undefined;
+      return row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink);
+    },
+    write: async (entries) => {
+      if (writer === undefined) throw new Error('the audit store is open read-only');
+      try {
+        await writer.call({ op: 'insert', rows: entries.map(insertValues) });
+        healthy = true;
+      } catch (error) {
+        healthy = false;
+        throw error;
+      }
+    },
+    onBatch: (size, seconds, ok) => options.onBatch?.('sqlite', size, seconds, ok),
+  });
+
+  // Readiness must recover without traffic (an unready pod gets none): an empty write transaction proves the file is writable again.
+  const probe = setInterval(() => {
+    if (healthy || writer === undefined) return;
+    writer.call({ op: 'insert', rows: [] }).then(
+      () => {
+        healthy = true;
+      },
+      () => undefined,
+    );
+  }, 2000);
+  probe.unref();
+
+  const select = (query: AuditQuery, extra: string, extraParams: SqlValue[]) => {
+    const params: SqlValue[] = [];
+    const where = whereClause(query, (value) => {
+      params.push(value as SqlValue);
+      return '?';
+    }).replaceAll('{table}', TABLE);
+    return { sql: `${where}${extra}`, params: [...params, ...extraParams] };
+  };
+
+  return {
+    kind: 'sqlite',
+    append: (entries) => committer.submit(entries),
+    async query(query, limit, cursor): Promise<RecordPage> {
+      const before = cursor === undefined ? undefined : decodeCursor(cursor);
+      const { sql, params } = select(query, before === undefined ? '' : ' AND e.id < ?', before === undefined ? [] : [before]);
+      const rows = db.prepare(`SELECT e.id, e.phase, e.record FROM ${TABLE} e WHERE ${sql} ORDER BY e.id DESC LIMIT ?`).all(...params, limit + 1) as Array<{ id: number; phase: 'decision' | 'final'; record: string }>;
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
+    },
+    async summary(query): Promise<SummaryRow[]> {
+      const { sql, params } = select(query, '', []);
+      const rows = db
+        .prepare(`SELECT e.principal, e.permission, e.decision, COUNT(*) AS count FROM ${TABLE} e WHERE ${sql} GROUP BY e.principal, e.permission, e.decision ORDER BY count DESC, e.principal, e.permission, e.decision`)
+        .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number }>;
+      return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
+    },
+    verify(range = {}): Promise<VerifyResult> {
+      return verifyPaged(async (after, limit, { from, to }) => {
+        const conditions: string[] = [];
+        const params: SqlValue[] = [];
+        if (after !== undefined) {
+          conditions.push('(writer > ? OR (writer = ? AND seq > ?))');
+          params.push(after.writer, after.writer, after.seq);
+        }
+        if (from !== undefined) conditions.push(`written_ms >= ${Number(from)}`);
+        if (to !== undefined) conditions.push(`written_ms < ${Number(to)}`);
+        const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+        const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<Record<string, unknown>>;
+        return rows.map(rowToEntry);
+      }, range);
+    },
+    async deleteOlderThan(beforeMs, batch) {
+      let total = 0;
+      if (writer === undefined) throw new Error('the audit store is open read-only');
+      for (;;) {
+        // On the writer thread: one batch per transaction, interleaved with the inserts.
+        const changes = await writer.call({ op: 'delete', beforeMs, batch });
+        total += changes;
+        if (changes < batch) return total;
+      }
+    },
+    healthy: () => healthy,
+    async close() {
+      clearInterval(probe);
+      await committer.idle();
+      await writer?.stop();
+      if (db.isOpen) db.close();
+    },
+  };
+}

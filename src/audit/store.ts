@@ -1,0 +1,418 @@
+/**
+ * The durable audit store: what every backend (SQLite, PostgreSQL) offers,
+ * and the parts they share — the hash chain, group commit, the query
+ * vocabulary and its SQL.
+ *
+ * Storage model: append-only entries, never updated. An allowed request in
+ * strict mode gets a `decision` entry before it is forwarded and a `final`
+ * entry when its response closes; every other request gets only a `final`
+ * entry. Queries see one record per request: its `final` entry, or its
+ * `decision` entry when no final one exists (the process died mid-request).
+ *
+ * Tamper evidence: each entry carries `hash = SHA-256(prevHash, writer, seq,
+ * phase, writtenMs, recordJson)`, chained per writer (replica) in `seq`
+ * order. `verify` recomputes the chain and reports the first broken link.
+ * Retention deletes the oldest entries, so a chain may legitimately start
+ * later than seq 1: its first remaining entry is the anchor.
+ *
+ * Errors: store failures reject with the backend's error; callers turn them
+ * into `ERR_AUDIT_UNAVAILABLE`.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { AuditRecord } from './record.js';
+
+export type EntryPhase = 'decision' | 'final';
+
+/** One stored row, as read back. */
+export interface StoredEntry {
+  readonly id: number;
+  readonly writer: string;
+  readonly seq: number;
+  readonly phase: EntryPhase;
+  readonly writtenMs: number;
+  readonly prevHash: string;
+  readonly hash: string;
+  readonly recordJson: string;
+  /** Indexed copies of record fields; verify checks they agree with `recordJson`. */
+  readonly columns: IndexedColumns;
+}
+
+export interface IndexedColumns {
+  readonly request_id: string;
+  readonly time_ms: number;
+  readonly principal: string | null;
+  readonly namespace: string | null;
+  readonly operation: string | null;
+  readonly permission: string | null;
+  readonly resource: string | null;
+  readonly decision: string;
+  readonly rule_id: string | null;
+  readonly status: number | null;
+}
+
+export const COLUMN_NAMES = ['request_id', 'time_ms', 'principal', 'namespace', 'operation', 'permission', 'resource', 'decision', 'rule_id', 'status'] as const;
+
+export function indexedColumns(record: AuditRecord, phase: EntryPhase): IndexedColumns {
+  return {
+    request_id: record.requestId,
+    time_ms: Date.parse(record.time),
+    principal: record.principal ?? null,
+    namespace: record.namespace ?? null,
+    operation: record.operation ?? null,
+    permission: record.permission ?? null,
+    resource: record.resource ?? null,
+    decision: record.decision,
+    rule_id: record.ruleId ?? null,
+    status: phase === 'decision' ? null : record.status,
+  };
+}
+
+/** An entry ready to insert: chained and hashed. */
+export interface ChainedEntry {
+  readonly writer: string;
+  readonly seq: number;
+  readonly phase: EntryPhase;
+  readonly writtenMs: number;
+  readonly prevHash: string;
+  readonly hash: string;
+  readonly recordJson: string;
+  readonly columns: IndexedColumns;
+}
+
+export const GENESIS_HASH = '0'.repeat(64);
+
+export function entryHash(prevHash: string, writer: string, seq: number, phase: EntryPhase, writtenMs: number, recordJson: string): string {
+  return createHash('sha256').update(`${prevHash}\n${writer}\n${seq}\n${phase}\n${writtenMs}\n`).update(recordJson).digest('hex');
+}
+
+export interface ChainLink {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/** What a query asks for. Every field optional; patterns use `*` for any run of characters. */
+export interface AuditQuery {
+  readonly principal?: string;
+  readonly namespace?: string;
+  /** Exact permission, or a pattern (`aiplatform.endpoints.*`). */
+  readonly permission?: string;
+  readonly operation?: string;
+  /** Exact resource name, or a pattern (`projects/p/locations/l/endpoints/*`). */
+  readonly resource?: string;
+  readonly decision?: 'allow' | 'deny';
+  readonly status?: number;
+  readonly rule?: string;
+  /** Epoch ms, inclusive. */
+  readonly from?: number;
+  /** Epoch ms, exclusive. */
+  readonly to?: number;
+}
+
+/** A record as read back: `complete` is false for a decision entry whose request never got its final entry (the process died mid-request). */
+export type StoredRecord = AuditRecord & { readonly complete: boolean };
+
+export interface RecordPage {
+  readonly records: StoredRecord[];
+  /** Opaque; pass back to get the next (older) page. Undefined on the last page. */
+  readonly nextCursor: string | undefined;
+}
+
+export interface SummaryRow {
+  readonly principal: string | null;
+  readonly permission: string | null;
+  readonly decision: string;
+  readonly count: number;
+}
+
+export interface VerifyResult {
+  readonly ok: boolean;
+  readonly writers: number;
+  readonly entries: number;
+  /** The first broken link, when there is one. */
+  readonly broken?: { readonly writer: string; readonly seq: number; readonly id: number; readonly problem: string };
+}
+
+export interface AuditStore {
+  readonly kind: 'sqlite' | 'postgres';
+  /** Appends entries durably (committed when the promise resolves); many callers share one transaction. */
+  append(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void>;
+  query(query: AuditQuery, limit: number, cursor?: string): Promise<RecordPage>;
+  summary(query: AuditQuery): Promise<SummaryRow[]>;
+  verify(range?: { from?: number; to?: number }): Promise<VerifyResult>;
+  /** Deletes entries written before `beforeMs`, at most `batch` per statement; returns how many went. */
+  deleteOlderThan(beforeMs: number, batch: number): Promise<number>;
+  /** Whether the last write or open succeeded (readiness). */
+  healthy(): boolean;
+  close(): Promise<void>;
+}
+
+export interface StoreHooks {
+  /** After each transaction: how many entries, how long it took, whether it committed. */
+  readonly onBatch?: (kind: AuditStore['kind'], size: number, seconds: number, ok: boolean) => void;
+}
+
+/**
+ * Group commit: callers `submit` entries and wait; while one transaction
+ * runs, everything that arrives queues up and goes into the next one.
+ * Hashes are computed at flush time from the chain head, and the head only
+ * moves when the transaction committed, so a failed batch leaves no gap.
+ */
+export class GroupCommitter {
+  readonly #pending: Array<{ phase: EntryPhase; record: AuditRecord; resolve: () => void; reject: (error: unknown) => void }> = [];
+  #flushing = false;
+  #idleWaiters: Array<() => void> = [];
+  #head: ChainLink | undefined;
+  readonly #writer: string;
+  readonly #maxBatch: number;
+  readonly #loadHead: () => Promise<ChainLink | undefined>;
+  readonly #write: (entries: ChainedEntry[]) => Promise<void>;
+  readonly #schedule: (run: () => void) => void;
+  readonly #onBatch: (size: number, seconds: number, ok: boolean) => void;
+
+  constructor(options: {
+    writer: string;
+    maxBatch: number;
+    loadHead: () => Promise<ChainLink | undefined>;
+    write: (entries: ChainedEntry[]) => Promise<void>;
+    /** How a flush is started: SQLite waits a turn of the event loop so arrivals can join. */
+    schedule?: (run: () => void) => void;
+    onBatch?: (size: number, seconds: number, ok: boolean) => void;
+  }) {
+    this.#writer = options.writer;
+    this.#maxBatch = options.maxBatch;
+    this.#loadHead = options.loadHead;
+    this.#write = options.write;
+    this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
+    this.#onBatch = options.onBatch ?? (() => undefined);
+  }
+
+  submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
+    if (entries.length === 0) return Promise.resolve();
+    const done = entries.map(
+      (entry) =>
+        new Promise<void>((resolve, reject) => {
+          this.#pending.push({ ...entry, resolve, reject });
+        }),
+    );
+    if (!this.#flushing) {
+      this.#flushing = true;
+      this.#schedule(() => void this.#flush());
+    }
+    return entries.length === 1 ? (done[0] as Promise<void>) : Promise.all(done).then(() => undefined);
+  }
+
+  /** Resolves when everything submitted so far has been committed or failed. */
+  idle(): Promise<void> {
+    if (!this.#flushing) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  async #flush(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending.splice(0, this.#maxBatch);
+      const started = process.hrtime.bigint();
+      try {
+        // Read the head lazily and again after a failure: another process may have written since (restart on the same store).
+        this.#head ??= await this.#loadHead();
+        let seq = this.#head?.seq ?? 0;
+        let prev = this.#head?.hash ?? GENESIS_HASH;
+        const writtenMs = Date.now();
+        const chained: ChainedEntry[] = batch.map(({ phase, record }) => {
+          seq += 1;
+          const recordJson = JSON.stringify(record);
+          const hash = entryHash(prev, this.#writer, seq, phase, writtenMs, recordJson);
+          const entry: ChainedEntry = { writer: this.#writer, seq, phase, writtenMs, prevHash: prev, hash, recordJson, columns: indexedColumns(record, phase) };
+          prev = hash;
+          return entry;
+        });
+        await this.#write(chained);
+        this.#head = { seq, hash: prev };
+        this.#onBatch(batch.length, Number(process.hrtime.bigint() - started) / 1e9, true);
+        for (const item of batch) item.resolve();
+      } catch (error) {
+        this.#head = undefined;
+        this.#onBatch(batch.length, Number(process.hrtime.bigint() - started) / 1e9, false);
+        for (const item of batch) item.reject(error);
+      }
+    }
+    this.#flushing = false;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/** `*` → SQL LIKE `%`, with LIKE's own metacharacters escaped (ESCAPE '\'). */
+export function likePattern(pattern: string): string {
+  return pattern.replace(/[\\%_]/g, (c) => `\\${c}`).replaceAll('*', '%');
+}
+
+/**
+ * WHERE clause for a query, shared by both dialects. `param(value)` adds a
+ * bound parameter and returns its placeholder (`?` or `$n`).
+ */
+export function whereClause(query: AuditQuery, param: (value: unknown) => string, alias = 'e'): string {
+  const parts: string[] = [];
+  const exactOrLike = (column: string, value: string | undefined) => {
+    if (value === undefined) return;
+    if (value.includes('*')) parts.push(`${alias}.${column} LIKE ${param(likePattern(value))} ESCAPE '\\'`);
+    else parts.push(`${alias}.${column} = ${param(value)}`);
+  };
+  exactOrLike('principal', query.principal);
+  exactOrLike('namespace', query.namespace);
+  exactOrLike('permission', query.permission);
+  exactOrLike('operation', query.operation);
+  exactOrLike('resource', query.resource);
+  if (query.decision !== undefined) parts.push(`${alias}.decision = ${param(query.decision)}`);
+  if (query.status !== undefined) parts.push(`${alias}.status = ${param(query.status)}`);
+  if (query.rule !== undefined) parts.push(`${alias}.rule_id = ${param(query.rule)}`);
+  if (query.from !== undefined) parts.push(`${alias}.time_ms >= ${param(query.from)}`);
+  if (query.to !== undefined) parts.push(`${alias}.time_ms < ${param(query.to)}`);
+  // One record per request: the final entry, or the decision entry of a request that never got one.
+  parts.push(
+    `(${alias}.phase = 'final' OR NOT EXISTS (SELECT 1 FROM {table} f WHERE f.request_id = ${alias}.request_id AND f.phase = 'final'))`,
+  );
+  return parts.join(' AND ');
+}
+
+export function encodeCursor(id: number): string {
+  return Buffer.from(`v1:${id}`).toString('base64url');
+}
+
+/** @throws TypeError on a cursor this store did not issue. */
+export function decodeCursor(cursor: string): number {
+  const text = Buffer.from(cursor, 'base64url').toString();
+  const match = /^v1:([0-9]{1,15})$/.exec(text);
+  if (!match) throw new TypeError('invalid cursor');
+  return Number(match[1]);
+}
+
+function entryProblem(entry: StoredEntry, previous: StoredEntry | undefined): string | undefined {
+  if (previous !== undefined) {
+    if (entry.seq !== previous.seq + 1) return `sequence gap: ${previous.seq} is followed by ${entry.seq} (entries removed)`;
+    if (entry.prevHash !== previous.hash) return 'prev_hash does not match the previous entry\'s hash';
+  } else if (entry.seq === 1 && entry.prevHash !== GENESIS_HASH) {
+    return 'the first entry does not start from the genesis hash';
+  }
+  const expected = entryHash(entry.prevHash, entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.recordJson);
+  if (expected !== entry.hash) return 'hash does not match the entry\'s content (entry modified)';
+  let record: AuditRecord;
+  try {
+    record = JSON.parse(entry.recordJson) as AuditRecord;
+  } catch {
+    return 'record is not valid JSON';
+  }
+  const columns = indexedColumns(record, entry.phase);
+  for (const name of COLUMN_NAMES) {
+    if (String(columns[name]) !== String(entry.columns[name])) return `column ${name} does not match the hashed record (entry modified)`;
+  }
+  return undefined;
+}
+
+/** Parses stored record JSON (written by this program) back into a record. */
+export function parseRecord(json: string, phase: EntryPhase): StoredRecord {
+  return { ...(JSON.parse(json) as AuditRecord), complete: phase === 'final' };
+}
+
+/** Pages of entries ordered by (writer, seq), after the given key, within a written-time range. */
+export type EntryPager = (after: { writer: string; seq: number } | undefined, limit: number, range: { from?: number; to?: number }) => Promise<StoredEntry[]>;
+
+/** Walks every writer's chain page by page; stops at the first broken link. */
+export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}): Promise<VerifyResult> {
+  const PAGE = 5000;
+  let after: { writer: string; seq: number } | undefined;
+  let previous: StoredEntry | undefined;
+  let writers = 0;
+  let entries = 0;
+  for (;;) {
+    const rows = await page(after, PAGE, range);
+    for (const entry of rows) {
+      if (previous?.writer !== entry.writer) {
+        previous = undefined;
+        writers += 1;
+      }
+      entries += 1;
+      const problem = entryProblem(entry, previous);
+      if (problem !== undefined) return { ok: false, writers, entries, broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem } };
+      previous = entry;
+    }
+    if (rows.length < PAGE) return { ok: true, writers, entries };
+    const last = rows[rows.length - 1] as StoredEntry;
+    after = { writer: last.writer, seq: last.seq };
+  }
+}
+
+/** Column list shared by both dialects' CREATE TABLE (types differ only in the id and integer widths). */
+export function tableColumns(dialect: 'sqlite' | 'postgres'): string {
+  const id = dialect === 'sqlite' ? 'id INTEGER PRIMARY KEY' : 'id BIGSERIAL PRIMARY KEY';
+  const big = dialect === 'sqlite' ? 'INTEGER' : 'BIGINT';
+  return `${id},
+    writer TEXT NOT NULL,
+    seq ${big} NOT NULL,
+    phase TEXT NOT NULL,
+    written_ms ${big} NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    time_ms ${big} NOT NULL,
+    principal TEXT,
+    namespace TEXT,
+    operation TEXT,
+    permission TEXT,
+    resource TEXT,
+    decision TEXT NOT NULL,
+    rule_id TEXT,
+    status INTEGER,
+    record TEXT NOT NULL,
+    UNIQUE (writer, seq)`;
+}
+
+/** Indexes that serve the query filters (each with time for range scans), the one-record-per-request rule, and retention. */
+export function indexStatements(table: string): string[] {
+  return [
+    `CREATE INDEX IF NOT EXISTS ${table}_time ON ${table} (time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_principal ON ${table} (principal, time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_namespace ON ${table} (namespace, time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_permission ON ${table} (permission, time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_resource ON ${table} (resource, time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_rule ON ${table} (rule_id, time_ms)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_request ON ${table} (request_id, phase)`,
+    `CREATE INDEX IF NOT EXISTS ${table}_written ON ${table} (written_ms)`,
+  ];
+}
+
+export const INSERT_COLUMNS = ['writer', 'seq', 'phase', 'written_ms', 'prev_hash', 'hash', ...COLUMN_NAMES, 'record'] as const;
+
+export function insertValues(entry: ChainedEntry): unknown[] {
+  const c = entry.columns;
+  return [entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.prevHash, entry.hash, c.request_id, c.time_ms, c.principal, c.namespace, c.operation, c.permission, c.resource, c.decision, c.rule_id, c.status, entry.recordJson];
+}
+
+/** A stored row (either driver's shape: numbers may come back as strings from PostgreSQL BIGINT) → StoredEntry. */
+export function rowToEntry(row: Record<string, unknown>): StoredEntry {
+  const num = (v: unknown) => (v === null || v === undefined ? null : Number(v));
+  return {
+    id: Number(row.id),
+    writer: String(row.writer),
+    seq: Number(row.seq),
+    phase: row.phase as EntryPhase,
+    writtenMs: Number(row.written_ms),
+    prevHash: String(row.prev_hash),
+    hash: String(row.hash),
+    recordJson: String(row.record),
+    columns: {
+      request_id: String(row.request_id),
+      time_ms: Number(row.time_ms),
+      principal: (row.principal as string | null) ?? null,
+      namespace: (row.namespace as string | null) ?? null,
+      operation: (row.operation as string | null) ?? null,
+      permission: (row.permission as string | null) ?? null,
+      resource: (row.resource as string | null) ?? null,
+      decision: String(row.decision),
+      rule_id: (row.rule_id as string | null) ?? null,
+      status: num(row.status),
+    },
+  };
+}

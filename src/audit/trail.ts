@@ -1,0 +1,158 @@
+/**
+ * The audit trail of a running proxy: the durable stores from the config,
+ * the durability mode, the bounded queue of records written after their
+ * response, and the retention sweep.
+ *
+ * In: {@link AuditSettings}. Out: `recordDecision` (strict mode: resolves
+ * once every store committed the decision entry, rejects otherwise — the
+ * caller refuses the request with `ERR_AUDIT_UNAVAILABLE`), `recordFinal`
+ * (never throws; failures are retried while the queue has room, then
+ * dropped, counted and logged), and the store that serves queries.
+ * Opening throws when a store cannot be opened at all (SQLite file not
+ * writable); an unreachable PostgreSQL only makes the trail unhealthy.
+ *
+ * @module
+ */
+import type { Logger } from 'pino';
+import { openPostgresStore } from './postgres.js';
+import type { AuditRecord } from './record.js';
+import type { AuditSettings, AuditStoreSettings } from './settings.js';
+import { openSqliteStore } from './sqlite.js';
+import type { AuditStore, StoreHooks } from './store.js';
+
+export interface AuditTrailMetrics {
+  batch(store: AuditStore['kind'], size: number, seconds: number, ok: boolean): void;
+  refused(): void;
+  dropped(count: number): void;
+}
+
+export interface AuditTrail {
+  readonly durability: AuditSettings['durability'];
+  /** Strict mode: the decision entry, committed to every store before the call may be forwarded. */
+  recordDecision(record: AuditRecord): Promise<void>;
+  /** The complete record at response close (an audit listener). */
+  recordFinal(record: AuditRecord): void;
+  /** The store queries read: the shared PostgreSQL store when there is one, else the first configured. */
+  readonly queryStore: AuditStore | undefined;
+  /** Records accepted but not yet committed. */
+  queueDepth(): number;
+  healthy(): boolean;
+  /** Writes what is queued (up to `graceMs`), then closes the stores. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export async function openStore(settings: AuditStoreSettings, writer: string, maxBatch: number, hooks: StoreHooks & { onError?: (error: unknown) => void }): Promise<AuditStore> {
+  if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, ...hooks });
+  return openPostgresStore({ url: settings.url, urlFile: settings.urlFile, table: settings.table, maxConnections: settings.maxConnections, writer, maxBatch, ...hooks });
+}
+
+const RETRY_DELAY_MS = 1000;
+const RETENTION_BATCH = 5000;
+
+export async function openAuditTrail(settings: AuditSettings, logger: Logger, metrics: AuditTrailMetrics): Promise<AuditTrail> {
+  const stores: AuditStore[] = [];
+  try {
+    for (const store of settings.stores) {
+      stores.push(
+        await openStore(store, settings.replicaId, settings.maxBatch, {
+          onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
+          onError: (error) => logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
+        }),
+      );
+    }
+  } catch (error) {
+    await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
+    throw error;
+  }
+
+  let pending = 0;
+  let droppedSinceLog = 0;
+  let lastDropLog = 0;
+  let closing = false;
+  const retryTimers = new Set<NodeJS.Timeout>();
+
+  const drop = (count: number, why: string) => {
+    metrics.dropped(count);
+    droppedSinceLog += count;
+    const now = Date.now();
+    // One log line per 10 s at most: an outage must not turn into a log flood.
+    if (now - lastDropLog >= 10_000) {
+      logger.error({ dropped: droppedSinceLog, reason: why, maxQueue: settings.maxQueue }, 'audit records dropped');
+      droppedSinceLog = 0;
+      lastDropLog = now;
+    }
+  };
+
+  const writeFinal = (store: AuditStore, record: AuditRecord, attempt: number): void => {
+    if (pending >= settings.maxQueue) {
+      drop(1, attempt === 0 ? 'queue-full' : 'store-unavailable');
+      return;
+    }
+    pending += 1;
+    store.append([{ phase: 'final', record }]).then(
+      () => {
+        pending -= 1;
+      },
+      (error: unknown) => {
+        pending -= 1;
+        if (closing) {
+          drop(1, 'store-unavailable');
+          return;
+        }
+        if (attempt === 0) logger.warn({ store: store.kind, error: (error as Error).message }, 'audit write failed; retrying');
+        const timer = setTimeout(() => {
+          retryTimers.delete(timer);
+          writeFinal(store, record, attempt + 1);
+        }, RETRY_DELAY_MS);
+        retryTimers.add(timer);
+      },
+    );
+  };
+
+  let retention: NodeJS.Timeout | undefined;
+  if (settings.retentionMs > 0 && stores.length > 0) {
+    const sweep = async () => {
+      for (const store of stores) {
+        try {
+          const deleted = await store.deleteOlderThan(Date.now() - settings.retentionMs, RETENTION_BATCH);
+          if (deleted > 0) logger.info({ store: store.kind, deleted }, 'audit retention: old records deleted');
+        } catch (error) {
+          logger.warn({ store: store.kind, error: (error as Error).message }, 'audit retention sweep failed');
+        }
+      }
+    };
+    retention = setInterval(() => void sweep(), settings.retentionIntervalMs);
+    retention.unref();
+    void sweep();
+  }
+
+  return {
+    durability: settings.durability,
+    async recordDecision(record) {
+      pending += 1;
+      try {
+        await Promise.all(stores.map((store) => store.append([{ phase: 'decision', record }])));
+      } catch (error) {
+        metrics.refused();
+        throw error;
+      } finally {
+        pending -= 1;
+      }
+    },
+    recordFinal(record) {
+      for (const store of stores) writeFinal(store, record, 0);
+    },
+    queryStore: stores.find((s) => s.kind === 'postgres') ?? stores[0],
+    queueDepth: () => pending,
+    healthy: () => stores.every((s) => s.healthy()),
+    async close(graceMs = 5000) {
+      closing = true;
+      if (retention) clearInterval(retention);
+      for (const timer of retryTimers) clearTimeout(timer);
+      if (retryTimers.size > 0) drop(retryTimers.size, 'store-unavailable');
+      const deadline = Date.now() + graceMs;
+      while (pending > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      await Promise.all(stores.map((s) => s.close().catch(() => undefined)));
+    },
+  };
+}

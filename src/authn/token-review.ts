@@ -1,0 +1,78 @@
+/**
+ * TokenReview (`authentication.k8s.io/v1`): asks the API server whether a
+ * Kubernetes token is still good. The API server also checks that the
+ * service account, and the pod the token is bound to, still exist with the
+ * UIDs in the token, so a token whose pod was deleted is refused.
+ *
+ * Always sends `spec.audiences` (the issuer's configured audiences): without
+ * them the API server checks its own audience and every custom-audience
+ * token fails.
+ *
+ * In: the token, the audiences, the locally verified principal. Out: accept,
+ * or a refusal. The token goes to the API server only; it is never logged.
+ *
+ * @module
+ * @throws ProxyError ERR_AUTHN_INVALID_TOKEN (401, reason token-review-rejected);
+ *   ERR_AUTHN_VERIFIER_UNAVAILABLE (503, reason token-review-unavailable)
+ */
+import { AuthenticationV1Api, type KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
+import { ProxyError, unauthenticated } from '../errors.js';
+import { withTimeout } from '../lib/with-timeout.js';
+import type { KubernetesPrincipal } from './principal.js';
+
+export interface TokenReviewer {
+  /** Resolves when the API server accepts the token for this principal; rejects with a ProxyError otherwise. */
+  review(token: string, audiences: readonly string[], principal: KubernetesPrincipal): Promise<void>;
+}
+
+export interface TokenReviewerOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly timeoutMs: number;
+  /** Outcome counter: accepted, rejected, error. */
+  readonly onReview?: (result: 'accepted' | 'rejected' | 'error') => void;
+}
+
+const POD_UID = 'authentication.kubernetes.io/pod-uid';
+
+export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewer {
+  const api = options.kubeConfig.makeApiClient(AuthenticationV1Api);
+  return {
+    async review(token, audiences, principal) {
+      let result: V1TokenReview;
+      try {
+        result = await withTimeout(
+          api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } }),
+          options.timeoutMs,
+          'TokenReview',
+        );
+      } catch (cause) {
+        options.onReview?.('error');
+        // ApiException carries the response body, which echoes the token: keep only the status.
+        const status = (cause as { code?: unknown }).code;
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
+          cause: new Error(`TokenReview failed${typeof status === 'number' ? ` (HTTP ${status})` : ''}: ${(cause as Error).name}`),
+          reason: 'token-review-unavailable',
+        });
+      }
+      const refusal = check(result, principal);
+      options.onReview?.(refusal === undefined ? 'accepted' : 'rejected');
+      if (refusal !== undefined) throw refusal;
+    },
+  };
+}
+
+/** The review's verdict for this principal; undefined = accepted. */
+export function check(result: V1TokenReview, principal: KubernetesPrincipal): ProxyError | undefined {
+  const status = result.status;
+  const reject = (why: string) =>
+    unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The Kubernetes API server no longer accepts this token (its pod or service account may have been deleted).', {
+      reason: 'token-review-rejected',
+      cause: new Error(why),
+    });
+  // On failure the API server omits `authenticated` (Go omitempty), so anything but a literal true refuses.
+  if (status?.authenticated !== true) return reject(`TokenReview: not authenticated: ${status?.error ?? 'no error given'}`);
+  if (status.user?.username !== principal.subject) return reject('TokenReview: user differs from the token subject');
+  const podUid = status.user?.extra?.[POD_UID]?.[0];
+  if (principal.pod !== undefined && podUid !== undefined && podUid !== principal.pod.uid) return reject('TokenReview: pod UID differs from the token');
+  return undefined;
+}

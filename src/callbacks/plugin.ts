@@ -1,0 +1,242 @@
+/**
+ * The callback routes on the data port: Vertex AI workloads (Google ID
+ * tokens) → in-cluster Services. An encapsulated context with its own steps,
+ * in request-flow order:
+ *
+ *   inbound ─ route ─ authenticate (Google only) ─ authorize caller ─ body limit ─ forward with assertion
+ *
+ * - route: strict raw-path checks, longest-prefix match, method allowlist
+ *   (`request.kvp.route`); refusals happen before the token is even looked at.
+ * - authenticate: the shared `authnPlugin` with `accept: 'google'`: a
+ *   Kubernetes token is refused (401) here, as a Google token is on the
+ *   Vertex AI routes.
+ * - authorize: the route's `callers` (`request.kvp.decision`, 403 otherwise).
+ * - forward: the caller's credentials stripped, the proxy's signed assertion
+ *   added, the body streamed under the route's limit, the route's timeout.
+ *
+ * @module
+ * @throws ProxyError ERR_REQUEST_INVALID_PATH (400), ERR_REQUEST_UNKNOWN_ROUTE (404),
+ *   ERR_REQUEST_METHOD_NOT_ALLOWED (405), ERR_AUTHN_* (401), ERR_AUTHZ_DENIED (403),
+ *   ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_UPSTREAM_UNREACHABLE (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504)
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { Transform, type TransformCallback } from 'node:stream';
+import replyFrom from '@fastify/reply-from';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Dispatcher } from 'undici';
+import { authnPlugin } from '../authn/plugin.js';
+import type { TokenVerifier } from '../authn/verifier.js';
+import { ProxyError, toProxyError } from '../errors.js';
+import { downstreamResponseHeaders } from '../forward/header-policy.js';
+import { buildAuditRecord } from '../audit/record.js';
+import type { AuditTrail } from '../audit/trail.js';
+import type { AssertionSigner } from './assertion.js';
+import { callbackRequestHeaders } from './header-policy.js';
+import type { CallbackRoute, RouteMatch, RouteTable } from './routes.js';
+
+export interface CallbacksPluginOptions {
+  readonly routes: RouteTable;
+  readonly signer: AssertionSigner;
+  readonly assertionHeader: string;
+  readonly verifier: TokenVerifier;
+  /** Connection pool to the in-cluster upstreams (undici Agent, TLS verified). */
+  readonly dispatcher: Dispatcher;
+  /** Strict durability: an allowed callback's decision record is committed before it is forwarded. */
+  readonly auditTrail?: AuditTrail | undefined;
+}
+
+/** Methods registered on every prefix, so a disallowed one gets this context's 405, not another route family. */
+const REGISTERED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
+
+function bodyTooLarge(limit: number): ProxyError {
+  return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes for this callback route.`, {
+    httpStatus: 413,
+    reason: 'body-too-large',
+  });
+}
+
+/** Counts a chunked request body and fails it once it passes the route's limit. */
+class BodyLimiter extends Transform {
+  #seen = 0;
+  readonly #limit: number;
+  readonly #request: FastifyRequest;
+  constructor(limit: number, request: FastifyRequest) {
+    super();
+    this.#limit = limit;
+    this.#request = request;
+  }
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.#seen += chunk.length;
+    this.#request.kvp.requestBytes = this.#seen;
+    if (this.#seen > this.#limit) {
+      const error = bodyTooLarge(this.#limit);
+      this.#request.kvp.failure = error;
+      callback(error);
+      return;
+    }
+    callback(null, chunk);
+  }
+}
+
+export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPluginOptions): Promise<void> {
+  const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail } = options;
+  const strict = auditTrail?.durability === 'strict' ? auditTrail : undefined;
+  const matches = new WeakMap<FastifyRequest, RouteMatch>();
+  const assertions = new WeakMap<FastifyRequest, string>();
+
+  // ⓪ inbound + route: before anything else, so every record of this context says inbound.
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.kvp.direction = 'inbound';
+    try {
+      const match = routes.match(request.method, request.url, (route) => {
+        request.kvp.route = route.prefix;
+        request.kvp.upstreamBase = route.upstreamOrigin;
+      });
+      matches.set(request, match);
+      done();
+    } catch (error) {
+      done(error as Error);
+    }
+  });
+
+  // ① authenticate: Google ID tokens only.
+  await app.register(authnPlugin, { verifier, accept: 'google' });
+
+  // ② authorize: is this caller listed on the route? Then ③ the declared body length, and the assertion.
+  app.addHook('onRequest', (request, _reply, done) => {
+    const match = matches.get(request);
+    const principal = request.kvp.principal;
+    if (match === undefined || principal === undefined || principal.kind !== 'google') {
+      // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
+      done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback authorization reached without route or identity', { reason: 'pipeline-incomplete' }));
+      return;
+    }
+    const { route } = match;
+    const entry = route.callers.match({ email: principal.email, subject: principal.subject });
+    if (entry === undefined) {
+      request.kvp.decision = { allowed: false, ruleId: null, reason: 'no-matching-rule' };
+      done(
+        new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', `${principal.email} is not allowed to call ${route.prefix}: it is not among the route's callers.`, {
+          reason: 'caller-not-allowed',
+          metadata: { principal: principal.email, route: route.prefix },
+        }),
+      );
+      return;
+    }
+    request.kvp.decision = { allowed: true, ruleId: `callbacks:${route.prefix}`, reason: 'allowed-by-rule' };
+    const length = request.headers['content-length'];
+    if (length !== undefined) {
+      const bytes = Number(length);
+      request.kvp.requestBytes = bytes;
+      if (bytes > route.bodyLimitBytes) return done(bodyTooLarge(route.bodyLimitBytes));
+    }
+    // Signed here, before the body starts to flow, so the handler hands the stream to the forwarder at once.
+    signer
+      .sign({ audience: route.audience, email: principal.email, subject: principal.subject, route: route.prefix, requestId: request.id })
+      .then((assertion) => {
+        assertions.set(request, assertion);
+        return strict === undefined ? undefined : recordDecision(strict, request);
+      })
+      .then(
+        () => done(),
+        (error: unknown) => done(error instanceof ProxyError ? error : toProxyError(error)),
+      );
+  });
+
+  app.addHook('preParsing', (request, _reply, payload, done) => {
+    const match = matches.get(request);
+    if (match !== undefined && request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
+      const limiter = new BodyLimiter(match.route.bodyLimitBytes, request);
+      // The refusal is in request.kvp.failure and reaches the caller through the forwarder's onError.
+      limiter.on('error', () => undefined);
+      done(null, payload.pipe(limiter));
+      return;
+    }
+    done(null, payload);
+  });
+
+  // Bodies are streamed to the backend untouched, whatever their type.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
+
+  // Our own pool: reply-from's built-in undici options turn TLS verification off.
+  await app.register(replyFrom, { undici: dispatcher as never, disableCache: true, disableRequestLogging: true });
+
+  const forward = (request: FastifyRequest, reply: FastifyReply): void => {
+    const match = matches.get(request);
+    const assertion = assertions.get(request);
+    const principal = request.kvp.principal;
+    if (match === undefined || assertion === undefined || principal?.kind !== 'google') {
+      reply.send(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback forward reached without route, identity or assertion', { reason: 'pipeline-incomplete' }));
+      return;
+    }
+    assertions.delete(request);
+    const { route } = match;
+    reply.from(match.target, {
+      timeout: route.timeoutMs,
+      // No retries: a callback is usually a POST, and a retried POST may not be idempotent.
+      retryDelay: () => null,
+      rewriteRequestHeaders: (req: FastifyRequest, headers: IncomingHttpHeaders) => {
+        req.kvp.upstreamStartedAt = process.hrtime.bigint();
+        return callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail: principal.email, requestId: req.id }) as IncomingHttpHeaders;
+      },
+      rewriteHeaders: (headers: IncomingHttpHeaders, req: FastifyRequest) => {
+        req.kvp.upstreamHeadersAt = process.hrtime.bigint();
+        return downstreamResponseHeaders(headers) as IncomingHttpHeaders;
+      },
+      onResponse: (req: FastifyRequest, rep: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
+        req.kvp.upstreamStatus = res.statusCode;
+        res.stream.once('error', (error: Error) => {
+          req.kvp.upstreamStreamError = error.message;
+        });
+        rep.send(res.stream);
+      },
+      onError: (rep: FastifyReply, { error }: { error: Error & { code?: string; cause?: unknown } }) => {
+        rep.send(upstreamFailure(rep.request, route, error));
+      },
+    } as never);
+  };
+
+  for (const route of routes.routes) registerRoute(app, route, forward);
+}
+
+/** Strict mode, as on the outbound path: no callback is forwarded without a durable decision record. */
+function recordDecision(trail: AuditTrail, request: FastifyRequest): Promise<void> {
+  const record = buildAuditRecord(request.kvp, {
+    requestId: request.id,
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    clientIp: request.ip,
+    status: 0,
+    responseBytes: 0,
+    aborted: false,
+    endedAt: process.hrtime.bigint(),
+  });
+  return trail.recordDecision(record).catch((error: unknown) => {
+    request.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; callback refused');
+    throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause: error, reason: 'audit-store-unavailable' });
+  });
+}
+
+function registerRoute(app: FastifyInstance, route: CallbackRoute, handler: (request: FastifyRequest, reply: FastifyReply) => void): void {
+  // `/prefix/*` also matches `/prefix/`.
+  for (const url of [route.prefix, `${route.prefix}/*`]) {
+    app.route({ method: REGISTERED_METHODS, url, handler });
+  }
+}
+
+/** reply-from/undici failures → 413, 504 or 502. Details stay in the log and audit record. */
+function upstreamFailure(request: FastifyRequest, route: CallbackRoute, error: Error & { code?: string; cause?: unknown }): ProxyError {
+  if (request.kvp.failure?.code === 'ERR_REQUEST_BODY_TOO_LARGE') return request.kvp.failure;
+  const cause = (error.cause ?? error) as Error & { code?: string };
+  const code = cause.code ?? error.code ?? '';
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT') {
+    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', `callback upstream for ${route.prefix} timed out`, { cause: error, reason: 'upstream-timeout' });
+  }
+  return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', `callback upstream for ${route.prefix} unreachable`, {
+    cause: error,
+    httpStatus: 502,
+    reason: `upstream-unreachable${code === '' ? '' : `:${code.toLowerCase()}`}`,
+  });
+}

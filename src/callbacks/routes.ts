@@ -1,0 +1,97 @@
+/**
+ * The callback route table: a raw request (method, URL) → the route it
+ * belongs to and the exact URL it is forwarded to. Longest prefix wins; a
+ * prefix matches whole segments only (`/cb/train` never matches
+ * `/cb/training`). Shared by the data path and `can-i --as-google`, so both
+ * refuse the same things. Pure.
+ *
+ * @module
+ * @throws ProxyError ERR_REQUEST_INVALID_PATH (400), ERR_REQUEST_UNKNOWN_ROUTE (404),
+ *   ERR_REQUEST_METHOD_NOT_ALLOWED (405)
+ */
+import { ProxyError } from '../errors.js';
+import type { CallerMatcher } from './callers.js';
+import { checkCallbackPath } from './paths.js';
+
+export interface CallbackRoute {
+  readonly prefix: string;
+  /** The upstream as configured (no trailing "/"). */
+  readonly upstream: string;
+  /** `http(s)://host:port` of the upstream. */
+  readonly upstreamOrigin: string;
+  /** The upstream's base path, `''` or `/base`. */
+  readonly upstreamBasePath: string;
+  /** What replaces `prefix` in the forwarded path (`/` removes it). */
+  readonly rewritePrefix: string;
+  readonly methods: ReadonlySet<string>;
+  readonly callers: CallerMatcher;
+  readonly callerEntries: readonly string[];
+  readonly bodyLimitBytes: number;
+  readonly timeoutMs: number;
+  /** `aud` of the identity assertion. */
+  readonly audience: string;
+}
+
+export interface RouteMatch {
+  readonly route: CallbackRoute;
+  /** Absolute URL the request goes to, without the query (the caller's query is appended as sent). */
+  readonly target: string;
+}
+
+export class RouteTable {
+  /** Longest prefix first, so the first hit is the longest match. */
+  readonly #routes: readonly CallbackRoute[];
+
+  constructor(routes: readonly CallbackRoute[]) {
+    this.#routes = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+  }
+
+  get routes(): readonly CallbackRoute[] {
+    return this.#routes;
+  }
+
+  get size(): number {
+    return this.#routes.length;
+  }
+
+  /** The route a raw path (query allowed) falls under, or undefined. Does not check the path. */
+  lookup(rawUrl: string): CallbackRoute | undefined {
+    const path = pathOf(rawUrl);
+    return this.#routes.find((r) => path === r.prefix || path.startsWith(`${r.prefix}/`));
+  }
+
+  /**
+   * Checks the path, finds the route, checks the method.
+   * `onRoute` sees the route even when the method check then refuses (for the audit record).
+   */
+  match(method: string, rawUrl: string, onRoute?: (route: CallbackRoute) => void): RouteMatch {
+    const path = pathOf(rawUrl);
+    checkCallbackPath(path);
+    const route = this.lookup(path);
+    if (route === undefined) {
+      throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'NOT_FOUND', 'No callback route serves this path.', { reason: 'unknown-route' });
+    }
+    onRoute?.(route);
+    if (!route.methods.has(method)) {
+      const allow = [...route.methods].join(', ');
+      throw new ProxyError('ERR_REQUEST_METHOD_NOT_ALLOWED', 'INVALID_ARGUMENT', `Method ${method} is not allowed on callback route ${route.prefix} (allowed: ${allow}).`, {
+        httpStatus: 405,
+        reason: 'method-not-allowed',
+        headers: { allow },
+      });
+    }
+    return { route, target: `${route.upstreamOrigin}${forwardedPath(route, path.slice(route.prefix.length))}` };
+  }
+}
+
+function pathOf(rawUrl: string): string {
+  const q = rawUrl.indexOf('?');
+  return q === -1 ? rawUrl : rawUrl.slice(0, q);
+}
+
+/** base path + rewritten prefix + the rest of the request path (`''` or `/…`). */
+export function forwardedPath(route: Pick<CallbackRoute, 'upstreamBasePath' | 'rewritePrefix'>, rest: string): string {
+  const prefix = route.rewritePrefix === '/' ? '' : route.rewritePrefix;
+  const path = `${route.upstreamBasePath}${prefix}${rest}`;
+  return path === '' ? '/' : path;
+}

@@ -1,0 +1,147 @@
+/**
+ * The Kubernetes side of a running proxy, built from settings: the namespace
+ * label source (static, off, or the informer), the TokenReview client and
+ * the UID-revocation informers, their metrics, readiness and lifecycle.
+ * `server.ts` asks this module for what to hand the verifier and the app.
+ *
+ * In: Settings, logger, registry, the verifier's eviction hook. Out:
+ * {@link KubernetesIdentity}.
+ *
+ * @module
+ * @throws Error at start when a mode needs the API and no configuration is found.
+ */
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { ReadinessCheck } from '../admin/app.js';
+import type { Principal } from '../authn/principal.js';
+import { createTokenReviewer, type TokenReviewer } from '../authn/token-review.js';
+import type { Settings } from '../config/load.js';
+import type { ProxyError } from '../errors.js';
+import { loadKubeConfig } from './kube-config.js';
+import { createNoLabelSource, createStaticLabelSource, type NamespaceLabelSource } from './labels.js';
+import { createIdentityMetrics, type InformerGaugeSource } from './metrics.js';
+import { createWatchLabelSource, type WatchLabelSource } from './namespace-watch.js';
+import { createUidRevocation, type UidRevocation } from './uid-revocation.js';
+
+export interface KubernetesIdentityOptions {
+  readonly logger: Logger;
+  readonly registry: Registry;
+  /** The verifier's eviction hook (bound late: the verifier is built with this module's admit check). */
+  readonly evict: (predicate: (principal: Principal) => boolean) => number;
+}
+
+export interface KubernetesIdentity {
+  readonly labels: NamespaceLabelSource;
+  /** Spread into the TokenVerifier options. */
+  readonly verifierOptions: {
+    readonly reviewer?: TokenReviewer;
+    readonly reviewTtlMs?: number;
+    readonly admit?: (principal: Principal) => ProxyError | undefined;
+  };
+  /** Replaces the static labels (policy reload of `kubernetes.static`). */
+  setStatic(map: Settings['config']['kubernetes']['static']): void;
+  readiness(): ReadinessCheck[];
+  start(): Promise<void>;
+  stop(): void;
+}
+
+export function createKubernetesIdentity(settings: Settings, options: KubernetesIdentityOptions): KubernetesIdentity {
+  const { logger } = options;
+  const k = settings.kubernetes;
+  const source = k.usesApi ? loadKubeConfig(k.kubeconfig) : undefined;
+  if (source) logger.info({ kubeconfig: source.describe, server: source.server }, 'Kubernetes API configuration loaded');
+
+  const gaugeSources: InformerGaugeSource[] = [];
+  let watchSource: WatchLabelSource | undefined;
+  const metrics = createIdentityMetrics(options.registry, {
+    informers: () => gaugeSources,
+    labelsStale: () => (watchSource === undefined ? undefined : watchSource.stale?.() !== undefined),
+  });
+
+  let staticSource = createStaticLabelSource(k.namespaceLabels === 'static' ? settings.config.kubernetes.static : {});
+  let labels: NamespaceLabelSource;
+  if (k.namespaceLabels === 'watch' && source) {
+    watchSource = createWatchLabelSource({
+      kubeConfig: source.kubeConfig,
+      maxStalenessMs: k.maxStalenessMs,
+      apiTimeoutMs: k.apiTimeoutMs,
+      onEvent: (type) => metrics.event('namespaces', type),
+      onRestart: () => metrics.restart('namespaces'),
+      onRelist: () => metrics.relist('namespaces'),
+      onError: (error, restartInMs) =>
+        logger.warn({ resource: 'namespaces', error: describeError(error), restartInMs }, 'namespace informer stopped; restarting'),
+      onSynced: (namespaces) => logger.info({ namespaces }, 'namespace label view synced'),
+      onStaleChange: (stale, ageMs) => {
+        if (stale) logger.error({ ageSeconds: ageMs === undefined ? null : Math.round(ageMs / 1000), maxStalenessSeconds: k.maxStalenessMs / 1000 }, 'namespace label view is stale; label-dependent decisions are refused');
+        else logger.info('namespace label view is current again');
+      },
+    });
+    const ws = watchSource;
+    gaugeSources.push({ resource: 'namespaces', ageMs: () => ws.ageMs(), size: () => ws.size });
+    labels = watchSource;
+  } else if (k.namespaceLabels === 'static') {
+    // Delegates to the current static map, which a policy reload may replace.
+    labels = { kind: 'static', labelsOf: (ns) => staticSource.labelsOf(ns), ready: () => true };
+  } else {
+    labels = createNoLabelSource();
+  }
+
+  let revocation: UidRevocation | undefined;
+  if (k.uidRevocation !== 'off' && source) {
+    revocation = createUidRevocation({
+      kubeConfig: source.kubeConfig,
+      pods: k.uidRevocation === 'serviceAccountsAndPods',
+      apiTimeoutMs: k.apiTimeoutMs,
+      evict: options.evict,
+      onEvent: (resource, type) => metrics.event(resource, type),
+      onRestart: (resource) => metrics.restart(resource),
+      onRelist: (resource) => metrics.relist(resource),
+      onError: (resource, error, restartInMs) => logger.warn({ resource, error: describeError(error), restartInMs }, 'revocation informer stopped; restarting'),
+      onEvicted: (count) => {
+        metrics.evicted(count);
+        if (count > 0) logger.info({ count }, 'evicted cached tokens of deleted service accounts or pods');
+      },
+    });
+    gaugeSources.push(...revocation.informers);
+  }
+
+  const reviewer =
+    k.tokenReview && source
+      ? createTokenReviewer({ kubeConfig: source.kubeConfig, timeoutMs: k.apiTimeoutMs, onReview: (result) => metrics.tokenReview(result) })
+      : undefined;
+  const rev = revocation;
+
+  return {
+    labels,
+    verifierOptions: {
+      ...(reviewer ? { reviewer, reviewTtlMs: k.tokenReviewTtlMs } : {}),
+      ...(rev ? { admit: (principal: Principal) => rev.admit(principal) } : {}),
+    },
+    setStatic(map) {
+      if (k.namespaceLabels === 'static') staticSource = createStaticLabelSource(map);
+    },
+    readiness() {
+      const checks: ReadinessCheck[] = [
+        { name: 'namespace-labels', ready: labels.ready(), detail: watchSource ? watchSource.describe() : { source: labels.kind } },
+      ];
+      if (revocation) checks.push({ name: 'uid-revocation', ready: revocation.ready(), detail: revocation.describe() });
+      if (reviewer) checks.push({ name: 'token-review', ready: true, detail: { ttlSeconds: k.tokenReviewTtlMs / 1000 } });
+      return checks;
+    },
+    async start() {
+      await Promise.all([watchSource?.start(), revocation?.start()]);
+    },
+    stop() {
+      watchSource?.stop();
+      revocation?.stop();
+    },
+  };
+}
+
+/** Error text for logs: client-node errors can carry response bodies; keep the name, status and message only. */
+function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return String(error);
+  const status = (error as { statusCode?: unknown; code?: unknown }).statusCode ?? (error as { code?: unknown }).code;
+  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+  return `${error.name}${status === undefined ? '' : ` ${String(status)}`}: ${error.message.slice(0, 200)}${cause === undefined ? '' : ` (${String(cause)})`}`;
+}

@@ -1,0 +1,347 @@
+/**
+ * A Kubernetes API server stand-in on loopback: the subset the proxy uses,
+ * in the real JSON (wire-formats.md §2), driven in tests through the real
+ * `@kubernetes/client-node`.
+ *
+ * - `GET /api/v1/namespaces[/NAME]`, `GET /api/v1/serviceaccounts`,
+ *   `GET /api/v1/pods`: lists with `metadata.resourceVersion` (and
+ *   `PartialObjectMetadataList` when the Accept header asks for it), objects,
+ *   404 `Status`.
+ * - `?watch=true&resourceVersion=N`: status line and headers flushed at once,
+ *   then NDJSON events (ADDED/MODIFIED/DELETED) replayed from the history
+ *   after N, then live ones. An RV older than the retained history gets HTTP
+ *   200, an ERROR event with a 410 `Expired` Status, and the stream closes.
+ * - `POST /apis/authentication.k8s.io/v1/tokenreviews`: 201 with the success
+ *   shape, or the failure shape (no `authenticated`, `user: {}`, bracketed
+ *   `error`): audiences intersected, expiry checked, the bound service
+ *   account and pod must still exist with the token's UIDs. The JWT's
+ *   signature is not checked here (the proxy has already checked it).
+ * - Every request needs `Authorization: Bearer <apiToken>` (401 Status otherwise).
+ *
+ * Test controls: create/relabel/delete namespaces, service accounts and
+ * pods; `compact()` + `expireWatches()` (410 on open and resumed watches);
+ * `dropWatches()` (connections cut mid-stream); `stop()` / `restart()` on the
+ * same port (API server down and back).
+ *
+ * @module
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { listenLoopback, readBody, type LoopbackServer } from './loopback.js';
+
+type Resource = 'namespaces' | 'serviceaccounts' | 'pods';
+
+interface StoredObject {
+  kind: string;
+  apiVersion: string;
+  metadata: { name: string; namespace?: string; uid: string; resourceVersion: string; creationTimestamp: string; labels?: Record<string, string>; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+interface WatchEvent {
+  readonly rv: number;
+  readonly resource: Resource;
+  readonly type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  readonly object: StoredObject;
+}
+
+interface OpenWatch {
+  readonly resource: Resource;
+  readonly res: ServerResponse;
+  readonly req: IncomingMessage;
+}
+
+export interface KubeApiStandIn {
+  readonly url: string;
+  readonly port: number;
+  /** The bearer token the proxy must present. */
+  readonly apiToken: string;
+  /** Every request: method, path, watch flag, Accept header. */
+  readonly requests: Array<{ method: string; path: string; watch: boolean; resourceVersion: string | null; accept: string | undefined }>;
+  /** Audiences of every TokenReview received (the token itself is not kept). */
+  readonly tokenReviews: Array<{ audiences: readonly string[]; authenticated: boolean }>;
+  /** Writes a kubeconfig pointing at this stand-in; returns its path. */
+  writeKubeconfig(dir: string): string;
+  setNamespace(name: string, labels?: Record<string, string>): StoredObject;
+  deleteNamespace(name: string): void;
+  addServiceAccount(namespace: string, name: string): string;
+  deleteServiceAccount(namespace: string, name: string): void;
+  addPod(namespace: string, name: string, serviceAccount?: string): string;
+  deletePod(namespace: string, name: string): void;
+  uidOf(resource: Resource, namespace: string, name: string): string | undefined;
+  /** Forgets the event history: any watch resumed from an older RV gets 410. */
+  compact(): void;
+  /** Sends every open watch an ERROR 410 event and closes it (what an apiserver does when the RV expired). */
+  expireWatches(): void;
+  /** Cuts every open watch connection without a word. */
+  dropWatches(): void;
+  openWatches(resource?: Resource): number;
+  /** API server down: listener closed, every connection cut. */
+  stop(): Promise<void>;
+  /** Back up on the same port, same state. */
+  restart(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startKubeApiStandIn(options: { apiToken?: string } = {}): Promise<KubeApiStandIn> {
+  const apiToken = options.apiToken ?? `kube-api-token-${randomUUID()}`;
+  let rv = 1000;
+  /** Oldest RV a watch may resume from. */
+  let minRv = rv;
+  const stores: Record<Resource, Map<string, StoredObject>> = { namespaces: new Map(), serviceaccounts: new Map(), pods: new Map() };
+  const history: WatchEvent[] = [];
+  const watches = new Set<OpenWatch>();
+  const requests: KubeApiStandIn['requests'] = [];
+  const tokenReviews: KubeApiStandIn['tokenReviews'] = [];
+  const keyOf = (namespace: string | undefined, name: string) => (namespace ? `${namespace}/${name}` : name);
+
+  const emit = (resource: Resource, type: WatchEvent['type'], object: StoredObject) => {
+    const event: WatchEvent = { rv: Number(object.metadata.resourceVersion), resource, type, object: structuredClone(object) };
+    history.push(event);
+    for (const w of watches) if (w.resource === resource) w.res.write(`${JSON.stringify({ type, object: event.object })}\n`);
+  };
+  const put = (resource: Resource, object: StoredObject) => {
+    const key = keyOf(object.metadata.namespace, object.metadata.name);
+    const existed = stores[resource].has(key);
+    object.metadata.resourceVersion = String(++rv);
+    stores[resource].set(key, object);
+    emit(resource, existed ? 'MODIFIED' : 'ADDED', object);
+    return object;
+  };
+  const remove = (resource: Resource, namespace: string | undefined, name: string) => {
+    const key = keyOf(namespace, name);
+    const object = stores[resource].get(key);
+    if (!object) return;
+    stores[resource].delete(key);
+    // A DELETED event carries the object's last state with the deletion's RV.
+    object.metadata.resourceVersion = String(++rv);
+    emit(resource, 'DELETED', object);
+  };
+
+  const status = (code: number, reason: string, message: string, details?: Record<string, string>) => ({
+    kind: 'Status',
+    apiVersion: 'v1',
+    metadata: {},
+    status: 'Failure',
+    message,
+    reason,
+    ...(details ? { details } : {}),
+    code,
+  });
+  const sendJson = (res: ServerResponse, code: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+
+  const listOf = (resource: Resource, accept: string | undefined) => {
+    const items = [...stores[resource].values()];
+    if (accept?.includes('as=PartialObjectMetadataList')) {
+      return {
+        kind: 'PartialObjectMetadataList',
+        apiVersion: 'meta.k8s.io/v1',
+        metadata: { resourceVersion: String(rv) },
+        items: items.map((o) => ({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata })),
+      };
+    }
+    const kind = resource === 'namespaces' ? 'NamespaceList' : resource === 'pods' ? 'PodList' : 'ServiceAccountList';
+    // Items in typed lists carry no kind/apiVersion (as the real server sends them).
+    return { kind, apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items: items.map(({ kind: _k, apiVersion: _a, ...rest }) => rest) };
+  };
+
+  const startWatch = (resource: Resource, from: string | null, req: IncomingMessage, res: ServerResponse) => {
+    res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
+    // The informer's start() waits for the status line and headers: send them now, as the real server does.
+    res.flushHeaders();
+    const fromRv = from === null || from === '' || from === '0' ? rv : Number(from);
+    if (fromRv < minRv) {
+      res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${fromRv} (${minRv})`) })}\n`);
+      return;
+    }
+    for (const event of history) {
+      if (event.resource === resource && event.rv > fromRv) res.write(`${JSON.stringify({ type: event.type, object: event.object })}\n`);
+    }
+    const watch: OpenWatch = { resource, res, req };
+    watches.add(watch);
+    const forget = () => watches.delete(watch);
+    res.on('close', forget);
+    req.on('close', forget);
+  };
+
+  const reviewToken = (token: string, audiences: readonly string[]) => {
+    const fail = (why: string) => ({ user: {}, error: `[invalid bearer token, ${why}]` });
+    let claims: Record<string, unknown>;
+    try {
+      claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
+    } catch {
+      return fail('square/go-jose: compact JWS format must have three parts');
+    }
+    const tokenAud = Array.isArray(claims.aud) ? (claims.aud as string[]) : typeof claims.aud === 'string' ? [claims.aud] : [];
+    const matched = audiences.filter((a) => tokenAud.includes(a));
+    if (matched.length === 0) return fail(`token audiences ${JSON.stringify(tokenAud)} is invalid for the target audiences ${JSON.stringify(audiences)}`);
+    if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return fail('service account token has expired');
+    const k8s = claims['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } } | undefined;
+    const ns = k8s?.namespace ?? '';
+    const sa = stores.serviceaccounts.get(keyOf(ns, k8s?.serviceaccount?.name ?? ''));
+    if (!sa) return fail(`serviceaccounts "${k8s?.serviceaccount?.name ?? ''}" not found`);
+    if (sa.metadata.uid !== k8s?.serviceaccount?.uid) return fail(`service account UID (${sa.metadata.uid}) does not match claim (${k8s?.serviceaccount?.uid ?? ''})`);
+    const extra: Record<string, string[]> = {};
+    if (typeof claims.jti === 'string') extra['authentication.kubernetes.io/credential-id'] = [`JTI=${claims.jti}`];
+    if (k8s?.pod) {
+      const pod = stores.pods.get(keyOf(ns, k8s.pod.name ?? ''));
+      if (!pod) return fail(`pods "${k8s.pod.name ?? ''}" not found`);
+      if (pod.metadata.uid !== k8s.pod.uid) return fail(`pod UID (${pod.metadata.uid}) does not match claim (${k8s.pod.uid ?? ''})`);
+      extra['authentication.kubernetes.io/pod-name'] = [k8s.pod.name ?? ''];
+      extra['authentication.kubernetes.io/pod-uid'] = [k8s.pod.uid ?? ''];
+    }
+    return {
+      authenticated: true,
+      user: {
+        username: `system:serviceaccount:${ns}:${k8s?.serviceaccount?.name ?? ''}`,
+        uid: sa.metadata.uid,
+        groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
+        extra,
+      },
+      audiences: matched,
+    };
+  };
+
+  const handler = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://stand-in');
+    const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
+    requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion'), accept: req.headers.accept });
+    if (req.headers.authorization !== `Bearer ${apiToken}`) {
+      sendJson(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews') {
+      const body = JSON.parse((await readBody(req)).toString('utf8')) as { spec?: { token?: string; audiences?: string[] } };
+      const audiences = body.spec?.audiences ?? [];
+      const outcome = reviewToken(body.spec?.token ?? '', audiences);
+      tokenReviews.push({ audiences, authenticated: 'authenticated' in outcome });
+      sendJson(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: outcome });
+      return;
+    }
+    const match = /^\/api\/v1\/(namespaces|serviceaccounts|pods)(?:\/([^/]+))?$/.exec(url.pathname);
+    if (req.method !== 'GET' || !match) {
+      sendJson(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
+      return;
+    }
+    const resource = match[1] as Resource;
+    const name = match[2];
+    if (name !== undefined) {
+      const object = resource === 'namespaces' ? stores.namespaces.get(name) : undefined;
+      if (!object) sendJson(res, 404, status(404, 'NotFound', `${resource} "${name}" not found`, { name, kind: resource }));
+      else sendJson(res, 200, object);
+      return;
+    }
+    if (watch) startWatch(resource, url.searchParams.get('resourceVersion'), req, res);
+    else sendJson(res, 200, listOf(resource, req.headers.accept));
+  };
+
+  let server: LoopbackServer = await listenLoopback(handler);
+  const port = server.port;
+  const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+
+  return {
+    url: server.url,
+    port,
+    apiToken,
+    requests,
+    tokenReviews,
+    writeKubeconfig(dir) {
+      const path = join(dir, 'kubeconfig');
+      writeFileSync(
+        path,
+        [
+          'apiVersion: v1',
+          'kind: Config',
+          'clusters:',
+          '- name: stand-in',
+          '  cluster:',
+          `    server: ${server.url}`,
+          // client-node refuses a plain-http server unless TLS verification is explicitly off (there is no TLS to verify).
+          '    insecure-skip-tls-verify: true',
+          'users:',
+          '- name: proxy',
+          '  user:',
+          `    token: ${apiToken}`,
+          'contexts:',
+          '- name: stand-in',
+          '  context: { cluster: stand-in, user: proxy }',
+          'current-context: stand-in',
+          '',
+        ].join('\n'),
+        { mode: 0o600 },
+      );
+      return path;
+    },
+    setNamespace(name, labels = {}) {
+      const existing = stores.namespaces.get(name);
+      const object: StoredObject = existing
+        ? { ...existing, metadata: { ...existing.metadata, labels: { 'kubernetes.io/metadata.name': name, ...labels } } }
+        : {
+            kind: 'Namespace',
+            apiVersion: 'v1',
+            metadata: { name, uid: randomUUID(), resourceVersion: '', creationTimestamp: now(), labels: { 'kubernetes.io/metadata.name': name, ...labels }, managedFields: [] },
+            spec: { finalizers: ['kubernetes'] },
+            status: { phase: 'Active' },
+          };
+      return put('namespaces', object);
+    },
+    deleteNamespace: (name) => remove('namespaces', undefined, name),
+    addServiceAccount(namespace, name) {
+      const uid = randomUUID();
+      put('serviceaccounts', { kind: 'ServiceAccount', apiVersion: 'v1', metadata: { name, namespace, uid, resourceVersion: '', creationTimestamp: now() } });
+      return uid;
+    },
+    deleteServiceAccount: (namespace, name) => remove('serviceaccounts', namespace, name),
+    addPod(namespace, name, serviceAccount = 'default') {
+      const uid = randomUUID();
+      put('pods', {
+        kind: 'Pod',
+        apiVersion: 'v1',
+        metadata: { name, namespace, uid, resourceVersion: '', creationTimestamp: now(), labels: { app: name.replace(/-[^-]+$/, '') } },
+        spec: {
+          serviceAccountName: serviceAccount,
+          nodeName: 'gke-pool-1-abcd',
+          containers: [{ name: 'main', image: 'us-docker.pkg.dev/project/repo/app:1.0', resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
+          volumes: [{ name: 'kube-vertex-proxy-token', projected: { sources: [{ serviceAccountToken: { audience: 'kube-vertex-proxy', expirationSeconds: 3600, path: 'token' } }] } }],
+        },
+        status: { phase: 'Running', podIP: '10.8.0.12', startTime: now() },
+      });
+      return uid;
+    },
+    deletePod: (namespace, name) => remove('pods', namespace, name),
+    uidOf: (resource, namespace, name) => stores[resource].get(resource === 'namespaces' ? name : keyOf(namespace, name))?.metadata.uid,
+    compact() {
+      history.length = 0;
+      minRv = rv;
+    },
+    expireWatches() {
+      // Every RV a client holds is now too old; a fresh LIST returns one that is not.
+      history.length = 0;
+      minRv = ++rv;
+      for (const w of watches) w.res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${minRv - 1} (${minRv})`) })}\n`);
+      watches.clear();
+    },
+    dropWatches() {
+      for (const w of watches) w.res.socket?.destroy();
+      watches.clear();
+    },
+    openWatches: (resource) => [...watches].filter((w) => resource === undefined || w.resource === resource).length,
+    async stop() {
+      watches.clear();
+      await server.close();
+    },
+    async restart() {
+      server = await listenLoopback(handler, { port });
+    },
+    close() {
+      watches.clear();
+      return server.close();
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * `npm run bench -- --quick` produces a well-formed report: every scenario is
+ * measured or says why it is not available, the numbers are numbers, and the
+ * Markdown table has a row per scenario. Timings are never asserted: they
+ * depend on the machine and on what else runs on it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { BenchReport } from '../../bench/report.js';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
+
+/** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
+const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle'];
+/** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
+const OPTIONAL = ['nginx', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
+
+let out: string;
+let report: BenchReport;
+let markdown: string;
+let stderr = '';
+let code: number | null = null;
+
+beforeAll(async () => {
+  if (!existsSync(RUN)) throw new Error(`${RUN} is missing: run npm run build:bench (npm test does)`);
+  out = mkdtempSync(join(tmpdir(), 'kvp-bench-test-'));
+  code = await new Promise<number | null>((resolveRun) => {
+    const child = spawn(process.execPath, [RUN, '--quick', '--out', out], { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('exit', (exitCode) => resolveRun(exitCode));
+  });
+  if (code === 0) {
+    report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchReport;
+    markdown = readFileSync(join(out, 'latest.md'), 'utf8');
+  }
+}, 300_000);
+
+afterAll(() => {
+  if (out) rmSync(out, { recursive: true, force: true });
+});
+
+describe('npm run bench -- --quick', () => {
+  it('finishes with exit code 0 and writes latest.json and latest.md', () => {
+    expect(code, stderr.slice(-4000)).toBe(0);
+    expect(report.mode).toBe('quick');
+  });
+
+  it('reports every scenario, each measured or with the reason it is not', () => {
+    const ids = report.summaries.map((s) => s.id);
+    expect(ids.sort()).toEqual([...ALWAYS, ...OPTIONAL].sort());
+    for (const s of report.summaries) {
+      if (s.status !== 'measured') expect(s.reason, s.id).toMatch(/\S/);
+    }
+    for (const id of ALWAYS) expect(report.summaries.find((s) => s.id === id)?.status, `${id}: ${report.failures[id] ?? ''}`).toBe('measured');
+    expect(report.failures).toEqual({});
+  });
+
+  it('gives each measured scenario requests, rates, ordered latency percentiles, CPU per request and peak memory, with no failed requests', () => {
+    for (const s of report.summaries.filter((x) => x.status === 'measured')) {
+      expect(s.requests, s.id).toBeGreaterThan(0);
+      expect(s.errors, `${s.id} errors`).toBe(0);
+      expect(Number.isFinite(s.rps) && s.rps > 0, s.id).toBe(true);
+      expect(s.latencyUs.p50, s.id).toBeGreaterThan(0);
+      expect(s.latencyUs.p50, s.id).toBeLessThanOrEqual(s.latencyUs.p99);
+      expect(s.latencyUs.p99, s.id).toBeLessThanOrEqual(s.latencyUs.p999);
+      expect(Number.isFinite(s.cpuUsPerRequest) && s.cpuUsPerRequest >= 0, s.id).toBe(true);
+      expect(s.peakRssBytes, s.id).toBeGreaterThan(0);
+    }
+    const sse = report.summaries.find((s) => s.id === 'sse-200');
+    expect(sse?.ttfbUs?.p50).toBeGreaterThan(0);
+    expect(sse?.chunksPerSecond).toBeGreaterThan(0);
+    const cycle = report.summaries.find((s) => s.id === 'tokens-cycle');
+    expect(cycle?.facts.tokenCacheEntries).toBeGreaterThan(0);
+  });
+
+  it('states the ratios to the passthrough baselines and checks every target of the issue', () => {
+    const full = report.summaries.find((s) => s.id === 'full-warm');
+    expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
+    expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
+    expect(report.targets).toHaveLength(10);
+    for (const t of report.targets) expect([true, false, null]).toContain(t.met);
+    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k']);
+    for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
+  });
+
+  it('names the machine and the load it ran under, and renders one table row per scenario', () => {
+    expect(report.machine.cores).toBeGreaterThan(0);
+    expect(report.machine.loadAverageDuring.length).toBeGreaterThan(0);
+    expect(markdown).toContain('| Scenario | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req |');
+    for (const s of report.summaries) expect(markdown).toMatch(new RegExp(`^\\| ${s.id} \\|`, 'm'));
+    expect(markdown).toContain('| Target (issue 7) |');
+  });
+});

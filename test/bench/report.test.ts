@@ -1,0 +1,93 @@
+/**
+ * The benchmark report's arithmetic: medians over rounds, ratios to the
+ * baselines, the issue's targets, and scenarios that could not run.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Percentiles } from '../../bench/load.js';
+import { median, renderMarkdown, summarize, type ReportInput, type RunSample } from '../../bench/report.js';
+
+const lat = (p50: number, p99: number): Percentiles => ({ p50, p99, p999: p99 + 1, max: p99 + 2, mean: p50 });
+
+function sample(scenario: string, round: number, cpuUsPerRequest: number, rps: number, p99 = 2000): RunSample {
+  return {
+    scenario,
+    round,
+    requests: rps * 4,
+    errors: 0,
+    statuses: { '200': rps * 4 },
+    elapsedMs: 4000,
+    rps,
+    latencyUs: lat(1000, p99),
+    bytesIn: 100,
+    cpuSeconds: (cpuUsPerRequest * rps * 4) / 1e6,
+    cpuUsPerRequest,
+    upstreamCpuUsPerRequest: 50,
+    peakRssBytes: 100 * 2 ** 20,
+    facts: {},
+  };
+}
+
+const input = (samples: RunSample[], unavailable: Record<string, string> = {}): ReportInput => ({
+  startedAt: '2026-11-27T04:00:00.000Z',
+  finishedAt: '2026-11-27T04:05:00.000Z',
+  mode: 'full',
+  machine: { cpuModel: 'test', cores: 2, memoryBytes: 2 ** 33, node: 'v24', pinned: true, loadAverageDuring: [1, 2], loadAverageAtStart: 1 },
+  settings: { rounds: 3, durationMs: 4000, warmupMs: 1000, connections: 50 },
+  scenarios: ['nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'].map((id) => ({
+    id,
+    title: id,
+    kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
+  })),
+  samples,
+  unavailable,
+  failures: {},
+  micro: [
+    { id: 'token-cache-hit', title: 'hit', perOpUs: 2 },
+    { id: 'token-cache-miss-rs256', title: 'miss', perOpUs: 300 },
+    { id: 'policy-evaluate-10k', title: 'policy', perOpUs: 3 },
+    { id: 'token-cache-memory-100k', title: 'memory', bytes: 60e6 },
+  ],
+});
+
+describe('benchmark report', () => {
+  it('takes the median of an odd and of an even number of rounds', () => {
+    expect(median([3, 1, 2])).toBe(2);
+    expect(median([4, 1, 3, 2])).toBe(2.5);
+    expect(median([])).toBe(0);
+  });
+
+  it('reports each scenario by the median of its rounds, with the min–max range of CPU per request', () => {
+    const report = summarize(input([sample('full-warm', 0, 300, 1000), sample('full-warm', 1, 200, 1200), sample('full-warm', 2, 250, 1100)]));
+    const full = report.summaries.find((s) => s.id === 'full-warm');
+    expect(full?.cpuUsPerRequest).toBe(250);
+    expect(full?.cpuUsPerRequestRange).toEqual([200, 300]);
+    expect(full?.rps).toBe(1100);
+    expect(full?.runs).toBe(3);
+  });
+
+  it('gives CPU ratios to nginx and both passthroughs, and checks the targets against them', () => {
+    const report = summarize(
+      input([sample('nginx', 0, 50, 5000), sample('passthrough-default', 0, 400, 2000), sample('passthrough-tuned', 0, 160, 2500, 2000), sample('full-warm', 0, 200, 2000, 2500)]),
+    );
+    const full = report.summaries.find((s) => s.id === 'full-warm');
+    expect(full?.ratios).toEqual({ cpuVsNginx: 4, cpuVsPassthroughDefault: 0.5, cpuVsPassthroughTuned: 1.25, rpsVsPassthroughTuned: 0.8 });
+    const met = Object.fromEntries(report.targets.map((t) => [t.target, t.met]));
+    expect(met['Full path (warm cache), proxy CPU per request']).toBe(true);
+    expect(met['Full path ÷ nginx proxy_pass, CPU per request']).toBe(true);
+    expect(met['Full path ÷ tuned passthrough, CPU per request']).toBe(true);
+    expect(met['Full path p99 − tuned passthrough p99, 50 connections']).toBe(true);
+    expect(met['Token-cache miss, RS256 verification']).toBe(false);
+    expect(met['100,000 cached tokens, heap']).toBe(true);
+    expect(met['Strict audit on SQLite ÷ relaxed audit, throughput']).toBeNull();
+  });
+
+  it('keeps a scenario that could not run in the report, with its reason, in the table too', () => {
+    const report = summarize(input([sample('full-warm', 0, 200, 2000)], { 'audit-strict-postgres': 'PostgreSQL is not installed' }));
+    const pg = report.summaries.find((s) => s.id === 'audit-strict-postgres');
+    expect(pg?.status).toBe('unavailable');
+    expect(pg?.reason).toBe('PostgreSQL is not installed');
+    const markdown = renderMarkdown(report);
+    expect(markdown).toMatch(/^\| audit-strict-postgres \| not available: PostgreSQL is not installed \|/m);
+    expect(markdown).toMatch(/^\| full-warm \| 2000 \| 1\.00 \| 2\.00 \|/m);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * deploy/: the Google Cloud setup script and the example callers, checked —
+ * shellcheck on every script; the gcloud script run against a recording fake
+ * `gcloud` (which grants exactly what the docs say, and nothing for callers);
+ * the example manifests validated against the Kubernetes API schemas; and the
+ * Node SDK, Python SDK and curl snippets run, as they are, through the real
+ * proxy against the stand-ins (one allowed and one denied call each).
+ */
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { parse } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseKubeYaml, validateKubeObjects, type KubeObject } from '../helpers/kube-validate.js';
+import { REPO_ROOT } from '../helpers/proxy-process.js';
+import { findPythonExamplesInterpreter, findShellcheck, runTool, runToolAsync } from '../helpers/tools.js';
+import { AUDIENCE, LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
+
+const DEPLOY = join(REPO_ROOT, 'deploy');
+const SETUP = join(DEPLOY, 'gcloud', 'setup.sh');
+
+function filesUnder(dir: string, suffix: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .map((f) => join(dir, f))
+    .filter((f) => f.endsWith(suffix) && statSync(f).isFile())
+    .sort();
+}
+
+describe('shell scripts', () => {
+  const scripts = [...filesUnder(DEPLOY, '.sh'), join(REPO_ROOT, '.ci', 'run')];
+
+  it('include the gcloud setup and the curl example', () => {
+    expect(scripts.map((s) => relative(REPO_ROOT, s))).toEqual(expect.arrayContaining(['deploy/gcloud/setup.sh', 'deploy/examples/curl/predict.sh', '.ci/run']));
+  });
+
+  it.each(scripts.map((s) => relative(REPO_ROOT, s)))('%s passes shellcheck', (script) => {
+    const result = runTool(findShellcheck(), ['--severity=style', join(REPO_ROOT, script)]);
+    expect(result.status, result.stdout).toBe(0);
+  });
+});
+
+describe('deploy/gcloud/setup.sh', () => {
+  /** Runs the script with a fake gcloud first on PATH; returns the gcloud calls it made. */
+  function runSetup(args: string[], existing: { gsa?: boolean } = {}): { status: number | null; calls: string[][]; stdout: string; stderr: string } {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-gcloud-'));
+    const log = join(dir, 'calls.jsonl');
+    const fake = join(dir, 'gcloud');
+    writeFileSync(
+      fake,
+      `#!/usr/bin/env bash
+set -euo pipefail
+printf '%s\\0' "$@" >> ${JSON.stringify(log)}
+printf '\\n' >> ${JSON.stringify(log)}
+case "$1 $2 \${3:-}" in
+  "projects describe "*) echo 987654321098 ;;
+  "iam service-accounts describe") ${existing.gsa ? 'echo "email: exists"' : 'exit 1'} ;;
+esac
+`,
+    );
+    chmodSync(fake, 0o755);
+    const result = runTool('bash', [SETUP, ...args], { env: { PATH: `${dir}:${process.env.PATH ?? ''}` } });
+    let text = '';
+    try {
+      text = readFileSync(log, 'utf8');
+    } catch {
+      // no call at all
+    }
+    const calls = text
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => l.split('\0').filter((a) => a !== ''));
+    return { ...result, calls };
+  }
+
+  const mutating = (calls: string[][]) => calls.filter((c) => !c.includes('describe'));
+  const granted = (calls: string[][]) =>
+    calls
+      .filter((c) => c.includes('add-iam-policy-binding'))
+      .map((c) => ({ on: c[c.indexOf('add-iam-policy-binding') + 1], role: c[c.indexOf('--role') + 1], member: c[c.indexOf('--member') + 1] }));
+
+  it('with a Google service account: enables the API, grants it roles/aiplatform.user, lets only the proxy KSA act as it', () => {
+    const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--namespace', 'vertex-system', '--ksa', 'kube-vertex-proxy']);
+    expect(status).toBe(0);
+    expect(mutating(calls)[0]).toEqual(['services', 'enable', 'aiplatform.googleapis.com', '--project', 'acme-ml']);
+    expect(mutating(calls).some((c) => c.slice(0, 4).join(' ') === 'iam service-accounts create vertex-proxy')).toBe(true);
+    expect(granted(calls)).toEqual([
+      { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com' },
+      { on: 'vertex-proxy@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.workloadIdentityUser', member: 'serviceAccount:acme-ml.svc.id.goog[vertex-system/kube-vertex-proxy]' },
+    ]);
+    expect(stdout).toContain('--set serviceAccount.gcpServiceAccount=vertex-proxy@acme-ml.iam.gserviceaccount.com');
+  });
+
+  it('keeps an existing Google service account (re-running is safe)', () => {
+    const { status, calls } = runSetup(['--project', 'acme-ml'], { gsa: true });
+    expect(status).toBe(0);
+    expect(calls.some((c) => c.includes('create'))).toBe(false);
+    expect(granted(calls)).toHaveLength(2);
+  });
+
+  it('with --principal: grants the role to the KSA as a Workload Identity Federation principal, and creates no service account', () => {
+    const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--principal', '--namespace', 'ai-gw', '--ksa', 'kvp']);
+    expect(status).toBe(0);
+    expect(calls.some((c) => c.includes('service-accounts'))).toBe(false);
+    expect(granted(calls)).toEqual([
+      {
+        on: 'acme-ml',
+        role: 'roles/aiplatform.user',
+        member: 'principal://iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/acme-ml.svc.id.goog/subject/ns/ai-gw/sa/kvp',
+      },
+    ]);
+    expect(stdout).toContain('--set serviceAccount.name=kvp');
+  });
+
+  it('grants serviceAccountUser on one job service account only when asked, never on the project', () => {
+    const { calls } = runSetup(['--project', 'acme-ml', '--job-service-account', 'trainer-jobs@acme-ml.iam.gserviceaccount.com']);
+    const user = granted(calls).filter((g) => g.role === 'roles/iam.serviceAccountUser');
+    expect(user).toEqual([{ on: 'trainer-jobs@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountUser', member: 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com' }]);
+  });
+
+  it('never grants a basic role, and nothing to anyone but the proxy', () => {
+    for (const args of [['--project', 'p1-x'], ['--project', 'p1-x', '--principal']]) {
+      for (const g of granted(runSetup(args).calls)) {
+        expect(g.role).not.toMatch(/^roles\/(owner|editor|viewer)$/);
+        expect(g.member).toMatch(/vertex-proxy@p1-x|kube-vertex-proxy/);
+      }
+    }
+  });
+
+  it('--dry-run prints the commands and changes nothing', () => {
+    const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--dry-run']);
+    expect(status).toBe(0);
+    expect(mutating(calls)).toEqual([]);
+    expect(stdout).toContain('gcloud services enable aiplatform.googleapis.com');
+  });
+
+  it('refuses to run without --project', () => {
+    expect(runSetup([]).status).toBe(2);
+  });
+});
+
+describe('example caller manifests', () => {
+  const manifests = filesUnder(DEPLOY, '.yaml');
+  const objects = manifests.flatMap((f) => parseKubeYaml(readFileSync(f, 'utf8')));
+
+  it('are valid against the Kubernetes API schemas', async () => {
+    expect(manifests.map((f) => relative(REPO_ROOT, f))).toContain('deploy/examples/caller-deployment.yaml');
+    await validateKubeObjects(objects);
+  });
+
+  it('mount a short-lived projected token for the proxy\'s audience, and no Google credential', () => {
+    const caller = parseKubeYaml(readFileSync(join(DEPLOY, 'examples', 'caller-deployment.yaml'), 'utf8'));
+    const deployment = caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } };
+    const pod = deployment.spec.template.spec;
+    const sources = pod.volumes.flatMap((v: { projected?: { sources: unknown[] } }) => v.projected?.sources ?? []) as Array<{ serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }>;
+    const token = sources.find((s) => s.serviceAccountToken)?.serviceAccountToken;
+    const chartValues = parse(readFileSync(join(REPO_ROOT, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as { config: { issuers: Array<{ audiences: string[] }> }; networkPolicy: { callerNamespaceSelector: { matchLabels: Record<string, string> } } };
+    expect(token?.audience).toBe(AUDIENCE);
+    expect(chartValues.config.issuers[0]!.audiences).toContain(token?.audience);
+    expect(token!.expirationSeconds).toBeGreaterThanOrEqual(600);
+    expect(token!.expirationSeconds).toBeLessThanOrEqual(3600);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(JSON.stringify(caller)).not.toMatch(/GOOGLE_APPLICATION_CREDENTIALS|iam\.gke\.io\/gcp-service-account/);
+    // The caller's namespace carries the label the chart's NetworkPolicy admits.
+    const namespace = caller.find((o) => o.kind === 'Namespace')!;
+    expect(namespace.metadata.labels).toMatchObject(chartValues.networkPolicy.callerNamespaceSelector.matchLabels);
+  });
+});
+
+describe('SDK and curl snippets, run through the real proxy', () => {
+  let world: World;
+  let dir: string;
+  const tokenFile = (serviceAccount: string) => {
+    const file = join(dir, `${serviceAccount}.token`);
+    writeFileSync(file, `${world.token('ml', serviceAccount)}\n`);
+    return file;
+  };
+  const snippetEnv = (serviceAccount: string) => ({
+    VERTEX_ENDPOINT: world.proxy.dataUrl,
+    VERTEX_TOKEN_FILE: tokenFile(serviceAccount),
+    VERTEX_PROJECT: PROJECT,
+    VERTEX_LOCATION: LOCATION,
+    VERTEX_ENDPOINT_ID: '1234567890',
+  });
+
+  beforeAll(async () => {
+    world = await startWorld();
+    dir = mkdtempSync(join(tmpdir(), 'kvp-snippets-'));
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('Node (@google-cloud/aiplatform, REST): predicts as ml/trainer, is denied as ml/intern', async () => {
+    const script = join(DEPLOY, 'examples', 'node', 'predict.mjs');
+    const allowed = await runToolAsync(process.execPath, [script], { env: snippetEnv('trainer') });
+    expect(allowed.status, allowed.stderr).toBe(0);
+    expect((JSON.parse(allowed.stdout) as { predictions: unknown[] }).predictions.length).toBeGreaterThan(0);
+    const denied = await runToolAsync(process.execPath, [script], { env: snippetEnv('intern') });
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toContain('PERMISSION_DENIED');
+  });
+
+  it('curl: predicts as ml/trainer, prints Google\'s error JSON and fails as ml/intern', async () => {
+    const script = join(DEPLOY, 'examples', 'curl', 'predict.sh');
+    const allowed = await runToolAsync('bash', [script], { env: snippetEnv('trainer') });
+    expect(allowed.status, allowed.stderr).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toHaveProperty('predictions');
+    const denied = await runToolAsync('bash', [script], { env: snippetEnv('intern') });
+    expect(denied.status).not.toBe(0);
+    expect((JSON.parse(denied.stdout) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
+  });
+
+  it('Python (google-cloud-aiplatform, REST): predicts as ml/trainer, is denied as ml/intern', async () => {
+    const python = findPythonExamplesInterpreter();
+    const script = join(DEPLOY, 'examples', 'python', 'predict.py');
+    const allowed = await runToolAsync(python, [script], { env: snippetEnv('trainer'), timeoutMs: 60_000 });
+    expect(allowed.status, allowed.stderr).toBe(0);
+    expect((JSON.parse(allowed.stdout) as { predictions: unknown[] }).predictions.length).toBeGreaterThan(0);
+    const denied = await runToolAsync(python, [script], { env: snippetEnv('intern'), timeoutMs: 60_000 });
+    expect(denied.status).not.toBe(0);
+    expect(denied.stderr).toContain('403');
+    expect(denied.stderr).toContain('denied by policy rule');
+  }, 120_000);
+});

@@ -1,0 +1,350 @@
+/**
+ * The helm chart, checked with the real helm (lint --strict, template) for the
+ * default values and every realistic value set in `ci/*-values.yaml`: every
+ * rendered object validated against the Kubernetes API schemas, the hardening
+ * (security context, probes, resources, rollout vs PDB, NetworkPolicy, RBAC)
+ * asserted, and the rendered config run through the real `kube-vertex-proxy
+ * check`, so the chart cannot ship a config the proxy refuses.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parseKubeYaml, validateKubeObjects, type KubeObject } from '../helpers/kube-validate.js';
+import { REPO_ROOT, runCli } from '../helpers/proxy-process.js';
+import { findHelm, runTool } from '../helpers/tools.js';
+
+const CHART = join(REPO_ROOT, 'helm', 'kube-vertex-proxy');
+const CI_VALUES = readdirSync(join(CHART, 'ci'))
+  .filter((f) => f.endsWith('-values.yaml'))
+  .sort();
+const VALUE_SETS: Array<{ name: string; args: string[] }> = [
+  { name: 'default values', args: [] },
+  ...CI_VALUES.map((f) => ({ name: `ci/${f}`, args: ['-f', join(CHART, 'ci', f)] })),
+];
+
+const helm = findHelm();
+
+function render(args: readonly string[]): KubeObject[] {
+  const result = runTool(helm, ['template', 'kube-vertex-proxy', CHART, '--namespace', 'vertex-system', ...args]);
+  if (result.status !== 0) throw new Error(`helm template ${args.join(' ')} failed:\n${result.stderr}`);
+  return parseKubeYaml(result.stdout);
+}
+
+function renderError(args: readonly string[]): string {
+  const result = runTool(helm, ['template', 'kube-vertex-proxy', CHART, '--namespace', 'vertex-system', ...args]);
+  expect(result.status, 'the render should have failed').not.toBe(0);
+  return result.stderr;
+}
+
+const one = <T extends KubeObject>(objects: KubeObject[], kind: string): T => {
+  const found = objects.filter((o) => o.kind === kind);
+  expect(found.map((o) => o.kind), `exactly one ${kind}`).toEqual([kind]);
+  return found[0] as T;
+};
+
+interface Container {
+  name: string;
+  image: string;
+  args: string[];
+  ports: Array<{ name: string; containerPort: number }>;
+  livenessProbe: { httpGet: { path: string; port: string } };
+  readinessProbe: { httpGet: { path: string; port: string } };
+  resources: { requests?: Record<string, string>; limits?: Record<string, string> };
+  securityContext: Record<string, unknown> & { capabilities?: { drop?: string[]; add?: string[] } };
+  volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  lifecycle?: { preStop?: { sleep?: { seconds: number } } };
+}
+interface PodSpec {
+  automountServiceAccountToken: boolean;
+  serviceAccountName: string;
+  terminationGracePeriodSeconds: number;
+  securityContext: Record<string, unknown>;
+  containers: Container[];
+  volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; emptyDir?: unknown }>;
+}
+type Deployment = KubeObject & {
+  spec: { replicas?: number; strategy: { type: string; rollingUpdate: { maxUnavailable: number; maxSurge: number } }; template: { spec: PodSpec } };
+};
+
+const configOf = (objects: KubeObject[]) => parse((one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string) as Record<string, any>;
+
+describe('helm chart helm/kube-vertex-proxy', () => {
+  it('has realistic value sets to render (ci/*-values.yaml)', () => {
+    expect(CI_VALUES.length).toBeGreaterThanOrEqual(3);
+  });
+
+  describe.each(VALUE_SETS)('$name', ({ args }) => {
+    const objects = render(args);
+    const deployment = one<Deployment>(objects, 'Deployment');
+    const pod = deployment.spec.template.spec;
+    const container = pod.containers[0] as Container;
+    const config = configOf(objects);
+
+    it('passes helm lint --strict', () => {
+      const result = runTool(helm, ['lint', '--strict', CHART, ...args]);
+      expect(result.status, result.stdout + result.stderr).toBe(0);
+    });
+
+    it('renders only objects that are valid against the Kubernetes API schemas', async () => {
+      await validateKubeObjects(objects);
+      for (const kind of ['Deployment', 'Service', 'ServiceAccount', 'ConfigMap', 'NetworkPolicy']) one(objects, kind);
+    });
+
+    it('renders a config that `kube-vertex-proxy check` accepts', async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'kvp-chart-'));
+      const file = join(dir, 'config.yaml');
+      writeFileSync(file, (one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string);
+      const result = await runCli(['check', '--config', file]);
+      expect(result.code, result.stderr).toBe(0);
+      expect(result.stdout).toContain('OK');
+    });
+
+    it('runs non-root with a read-only root filesystem, no privilege escalation, no capabilities, seccomp RuntimeDefault', () => {
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      expect(pod.securityContext.runAsUser).toBeGreaterThan(0);
+      expect(container.securityContext).toMatchObject({
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        seccompProfile: { type: 'RuntimeDefault' },
+      });
+      expect(container.securityContext.privileged ?? false).toBe(false);
+      expect(container.securityContext.capabilities?.drop).toEqual(['ALL']);
+      expect(container.securityContext.capabilities?.add ?? []).toEqual([]);
+      // Writable places exist for what the proxy writes: /tmp and the audit data volume.
+      const mounts = Object.fromEntries(container.volumeMounts.map((m) => [m.mountPath, m]));
+      expect(mounts['/tmp']).toBeDefined();
+      expect(mounts['/var/lib/kube-vertex-proxy']).toBeDefined();
+      for (const sink of (config.audit?.sinks ?? []) as Array<{ type: string; path?: string }>) {
+        if (sink.type === 'sqlite') expect(sink.path).toMatch(/^\/var\/lib\/kube-vertex-proxy\//);
+      }
+    });
+
+    it('probes the admin port (/healthz liveness, /readyz readiness) on the ports the config names', () => {
+      const ports = Object.fromEntries(container.ports.map((p) => [p.name, p.containerPort]));
+      expect(ports.admin).toBe(config.server?.adminPort ?? 9090);
+      expect(ports.http).toBe(config.server?.port ?? 8080);
+      expect(container.livenessProbe.httpGet).toEqual({ path: '/healthz', port: 'admin' });
+      expect(container.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'admin' });
+      const service = one(objects, 'Service') as KubeObject & { spec: { ports: Array<{ name: string; targetPort: string }> } };
+      expect(service.spec.ports.find((p) => p.name === 'http')?.targetPort).toBe('http');
+    });
+
+    it('reads its config from the ConfigMap, mounted as a directory (so policy reloads see updates)', () => {
+      expect(container.args).toEqual(['serve', '--config', '/etc/kube-vertex-proxy/config.yaml']);
+      const mount = container.volumeMounts.find((m) => m.mountPath === '/etc/kube-vertex-proxy');
+      expect(mount).toMatchObject({ name: 'config', readOnly: true });
+      expect(mount).not.toHaveProperty('subPath');
+      expect(pod.volumes.find((v) => v.name === 'config')?.configMap?.name).toBe(one(objects, 'ConfigMap').metadata.name);
+    });
+
+    it('sets resource requests (cpu, memory) and a memory limit', () => {
+      expect(container.resources.requests?.cpu).toBeTruthy();
+      expect(container.resources.requests?.memory).toBeTruthy();
+      expect(container.resources.limits?.memory).toBeTruthy();
+    });
+
+    it('rolls out without ever going below the desired count, compatible with the PodDisruptionBudget', () => {
+      expect(deployment.spec.strategy).toMatchObject({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } });
+      expect(deployment.spec.strategy.rollingUpdate.maxSurge).toBeGreaterThanOrEqual(1);
+      const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler') as (KubeObject & { spec: { minReplicas: number; scaleTargetRef: { name: string } } }) | undefined;
+      const minReplicas = hpa ? hpa.spec.minReplicas : (deployment.spec.replicas as number);
+      if (hpa) {
+        expect(deployment.spec.replicas).toBeUndefined();
+        expect(hpa.spec.scaleTargetRef.name).toBe(deployment.metadata.name);
+      }
+      const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as (KubeObject & { spec: { maxUnavailable: number; selector: unknown } }) | undefined;
+      if (minReplicas < 2) {
+        expect(pdb, 'a PDB over a single replica would block every node drain').toBeUndefined();
+      } else {
+        expect(pdb).toBeDefined();
+        expect(pdb!.spec.maxUnavailable).toBeGreaterThanOrEqual(1);
+        expect(pdb!.spec.maxUnavailable).toBeLessThan(minReplicas);
+        expect(pdb!.spec.selector).toEqual((deployment.spec as unknown as { selector: unknown }).selector);
+      }
+      // SIGTERM drain fits in the grace period: preStop sleep + server.shutdownGrace (25s default).
+      const shutdownGrace = Number(/^(\d+)s$/.exec(String(config.server?.shutdownGrace ?? '25s'))?.[1]);
+      expect(pod.terminationGracePeriodSeconds).toBeGreaterThan((container.lifecycle?.preStop?.sleep?.seconds ?? 0) + shutdownGrace);
+    });
+
+    it('limits the network: ingress from labelled namespaces only; egress to DNS, the metadata server and Google APIs', () => {
+      const policy = one(objects, 'NetworkPolicy') as KubeObject & {
+        spec: {
+          podSelector: { matchLabels: Record<string, string> };
+          policyTypes: string[];
+          ingress: Array<{ from: Array<Record<string, unknown>>; ports: Array<{ port: string | number }> }>;
+          egress: Array<{ to: Array<{ ipBlock?: { cidr: string } }>; ports: Array<{ port: number; protocol: string }> }>;
+        };
+      };
+      expect(policy.spec.policyTypes.sort()).toEqual(['Egress', 'Ingress']);
+      expect(policy.spec.podSelector.matchLabels).toEqual((deployment.spec as unknown as { selector: { matchLabels: unknown } }).selector.matchLabels);
+      const dataIngress = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 'http'));
+      expect(dataIngress?.from[0]).toHaveProperty('namespaceSelector.matchLabels');
+      for (const rule of policy.spec.ingress) expect(rule.from.length, 'no ingress rule is open to everyone').toBeGreaterThan(0);
+      const egressPorts = policy.spec.egress.flatMap((r) => r.ports.map((p) => `${p.protocol}/${p.port}`));
+      expect(egressPorts).toEqual(expect.arrayContaining(['UDP/53', 'TCP/53', 'TCP/443', 'TCP/80', 'TCP/988']));
+      const cidrs = policy.spec.egress.flatMap((r) => r.to.map((t) => t.ipBlock?.cidr));
+      expect(cidrs).toEqual(expect.arrayContaining(['169.254.169.254/32', '169.254.169.252/32']));
+    });
+
+    it('grants Kubernetes API access exactly as the config needs it (RBAC and the token mount)', () => {
+      const needs = config.kubernetes?.namespaceLabels === 'watch' || config.kubernetes?.tokenReview === true || (config.kubernetes?.uidRevocation ?? 'off') !== 'off';
+      expect(pod.automountServiceAccountToken).toBe(needs);
+      expect(objects.some((o) => o.kind === 'ClusterRole')).toBe(needs);
+      expect(objects.some((o) => o.kind === 'ClusterRoleBinding')).toBe(needs);
+      expect(objects.some((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toBe(false);
+    });
+  });
+
+  describe('RBAC follows the modes the config turns on', () => {
+    const rulesFor = (sets: string[]) => {
+      const objects = render(sets.flatMap((s) => ['--set', s]));
+      const role = objects.find((o) => o.kind === 'ClusterRole') as (KubeObject & { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }) | undefined;
+      return role?.rules.map((r) => `${r.apiGroups.join(',') || 'core'}:${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`) ?? [];
+    };
+
+    it.each([
+      { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:get,list,watch'] },
+      { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.tokenReview=true'], rules: ['authentication.k8s.io:tokenreviews:create'] },
+      { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.uidRevocation=serviceAccounts'], rules: ['core:serviceaccounts:list,watch'] },
+      {
+        modes: ['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'],
+        rules: ['core:namespaces:get,list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
+      },
+      { modes: ['config.kubernetes.namespaceLabels=static'], rules: [] },
+    ])('$modes → $rules', ({ modes, rules }) => {
+      expect(rulesFor(modes)).toEqual(rules);
+    });
+
+    it('binds the ClusterRole to the proxy\'s own ServiceAccount only', () => {
+      const objects = render([]);
+      const binding = one(objects, 'ClusterRoleBinding') as KubeObject & { subjects: Array<{ kind: string; name: string; namespace: string }>; roleRef: { name: string } };
+      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: one(objects, 'ServiceAccount').metadata.name, namespace: 'vertex-system' }]);
+      expect(binding.roleRef.name).toBe(one(objects, 'ClusterRole').metadata.name);
+    });
+
+    const canonical = join(REPO_ROOT, 'deploy', 'rbac', 'clusterrole.yaml');
+    it('grants, with every mode on, exactly what deploy/rbac/clusterrole.yaml (the canonical role) lists', async () => {
+      const file = parseKubeYaml(readFileSync(canonical, 'utf8'));
+      await validateKubeObjects(file);
+      const role = file.find((o) => o.kind === 'ClusterRole') as KubeObject & { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
+      const allowed = new Set(role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',') || 'core'}:${res}:${v}`))));
+      const chart = rulesFor(['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'])
+        .flatMap((r) => {
+          const [group, resources, verbs] = r.split(':') as [string, string, string];
+          return resources.split(',').flatMap((res) => verbs.split(',').map((v) => `${group}:${res}:${v}`));
+        });
+      expect(new Set(chart)).toEqual(allowed);
+    });
+  });
+
+  describe('Google identity, audit store and callbacks settings', () => {
+    it('annotates the ServiceAccount for Workload Identity, or not at all for a WIF principal', () => {
+      const gke = render(['-f', join(CHART, 'ci', 'gke-workload-identity-values.yaml')]);
+      expect(one(gke, 'ServiceAccount').metadata.annotations).toEqual({ 'iam.gke.io/gcp-service-account': 'vertex-proxy@acme-ml-prod.iam.gserviceaccount.com' });
+      const wif = render(['-f', join(CHART, 'ci', 'wif-principal-values.yaml')]);
+      expect(one(wif, 'ServiceAccount').metadata.annotations).toBeUndefined();
+      expect(one(wif, 'ServiceAccount').metadata.name).toBe('kube-vertex-proxy');
+    });
+
+    it('reads the PostgreSQL audit URL from a Secret mounted read-only, never from the ConfigMap', () => {
+      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres']);
+      const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
+      const volume = pod.volumes.find((v) => v.secret?.secretName === 'kvp-audit-postgres');
+      expect(volume).toBeDefined();
+      const mount = pod.containers[0]!.volumeMounts.find((m) => m.name === volume!.name);
+      expect(mount?.readOnly).toBe(true);
+      const sinks = configOf(objects).audit.sinks as Array<Record<string, string>>;
+      expect(sinks.at(-1)).toEqual({ type: 'postgres', urlFile: `${mount!.mountPath}/url` });
+      expect(JSON.stringify(configOf(objects))).not.toContain('postgres://');
+    });
+
+    it('mounts the callback assertion key from a Secret and points the config at it', () => {
+      const objects = render(['-f', join(CHART, 'ci', 'wif-principal-values.yaml')]);
+      const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
+      const mount = pod.containers[0]!.volumeMounts.find((m) => m.name === 'callback-assertion-key');
+      expect(mount?.readOnly).toBe(true);
+      expect(configOf(objects).callbacks.assertion.keyFile).toBe(`${mount!.mountPath}/key.pem`);
+    });
+
+    it('renders an optional ServiceMonitor for the admin port', () => {
+      expect(render([]).some((o) => o.kind === 'ServiceMonitor')).toBe(false);
+      const monitor = one(render(['--set', 'serviceMonitor.enabled=true']), 'ServiceMonitor') as KubeObject & { spec: { endpoints: Array<{ port: string; path: string }> } };
+      expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'admin', path: '/metrics' })]);
+    });
+
+    it('uses the image digest when one is given, else the tag (default: appVersion)', () => {
+      const image = (args: string[]) => one<Deployment>(render(args), 'Deployment').spec.template.spec.containers[0]!.image;
+      const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
+      expect(image([])).toBe(`ghcr.io/example/kube-vertex-proxy:${chart.appVersion}`);
+      expect(image(['--set', `image.digest=sha256:${'a'.repeat(64)}`])).toBe(`ghcr.io/example/kube-vertex-proxy@sha256:${'a'.repeat(64)}`);
+    });
+  });
+
+  describe('refuses values that would break the service (render fails)', () => {
+    it.each([
+      { what: 'an unknown config field (the schema generated from the proxy\'s)', args: ['--set', 'config.server.bogus=1'], message: 'bogus' },
+      { what: 'a namespaceLabels mode the proxy does not know', args: ['--set', 'config.kubernetes.namespaceLabels=sometimes'], message: 'namespaceLabels' },
+      { what: 'a symmetric JWT algorithm', args: ['--set', 'config.issuers[0].algorithms[0]=HS256'], message: 'algorithms' },
+      { what: 'an unknown chart value', args: ['--set', 'replicaCout=3'], message: 'replicaCout' },
+      { what: 'a PDB that allows every replica to go', args: ['--set', 'podDisruptionBudget.maxUnavailable=2'], message: 'maxUnavailable' },
+      { what: 'a grace period shorter than the preStop pause', args: ['--set', 'terminationGracePeriodSeconds=5'], message: 'terminationGracePeriodSeconds' },
+      { what: 'a Google service account that is not one', args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'], message: 'gcpServiceAccount' },
+    ])('$what', ({ args, message }) => {
+      expect(renderError(args)).toContain(message);
+    });
+  });
+
+  describe('the README\'s install steps', () => {
+    it('give values (my-values.yaml) that render, validate, and pass `check` once the placeholders are filled in', async () => {
+      const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
+      const block = /```yaml\n\s*# my-values\.yaml\n([\s\S]*?)```/.exec(readme)?.[1];
+      expect(block, 'README: the my-values.yaml example').toBeDefined();
+      const filled = block!
+        .split('\n')
+        .map((l) => l.replace(/^ {3}/, ''))
+        .join('\n')
+        .replaceAll('REGISTRY', 'us-docker.pkg.dev/acme-ml/platform')
+        .replaceAll('PROJECT', 'acme-ml')
+        .replaceAll('LOCATION', 'us-central1')
+        .replaceAll('CLUSTER', 'prod');
+      const dir = mkdtempSync(join(tmpdir(), 'kvp-readme-'));
+      writeFileSync(join(dir, 'my-values.yaml'), filled);
+      const objects = render(['-f', join(dir, 'my-values.yaml')]);
+      await validateKubeObjects(objects);
+      expect(one(objects, 'ServiceAccount').metadata.annotations?.['iam.gke.io/gcp-service-account']).toBe('vertex-proxy@acme-ml.iam.gserviceaccount.com');
+      // The names the README (and deploy/gcloud/setup.sh's defaults) use: release kube-vertex-proxy in vertex-system.
+      expect(one(objects, 'ServiceAccount').metadata.name).toBe('kube-vertex-proxy');
+      expect(one(objects, 'Deployment').metadata.name).toBe('kube-vertex-proxy');
+      const service = one(objects, 'Service') as KubeObject & { spec: { ports: Array<{ name: string; port: number }> } };
+      expect(service.metadata.name).toBe('kube-vertex-proxy');
+      expect(service.spec.ports.find((p) => p.name === 'http')?.port).toBe(80);
+      writeFileSync(join(dir, 'config.yaml'), (one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string);
+      const check = await runCli(['check', '--config', join(dir, 'config.yaml')]);
+      expect(check.code, check.stderr).toBe(0);
+    });
+  });
+
+  describe('values.yaml', () => {
+    it('documents every field (a comment above the field or above one of its parents)', () => {
+      const lines = readFileSync(join(CHART, 'values.yaml'), 'utf8').split('\n');
+      const undocumented: string[] = [];
+      const stack: Array<{ indent: number; documented: boolean }> = [];
+      lines.forEach((line, i) => {
+        const match = /^(\s*)(-\s+)?([A-Za-z][\w.-]*):/.exec(line);
+        if (!match || line.trim().startsWith('#')) return;
+        const indent = (match[1] as string).length + (match[2]?.length ?? 0);
+        while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
+        const previous = lines.slice(0, i).reverse().find((l) => l.trim() !== '') ?? '';
+        const documented = previous.trim().startsWith('#') || stack.some((s) => s.documented);
+        // Leaves (a value on the line) must be documented; a parent is documented through its leaves.
+        const isLeaf = line.slice(match[0].length).trim() !== '';
+        if (isLeaf && !documented) undocumented.push(`${i + 1}: ${line.trim()}`);
+        stack.push({ indent, documented });
+      });
+      expect(undocumented).toEqual([]);
+    });
+  });
+});
