@@ -55,8 +55,8 @@ export interface LoadResult {
   /** Time to the first body byte, µs (streaming only). */
   readonly ttfbUs?: Percentiles;
   readonly bytesIn: number;
-  /** Body chunks received per second (streaming only). */
-  readonly chunksPerSecond?: number;
+  /** Server-sent events (`data:` lines) received per second (streaming only). */
+  readonly eventsPerSecond?: number;
   readonly firstError?: string;
 }
 
@@ -76,6 +76,15 @@ export function percentiles(values: Float64Array): Percentiles {
   for (const v of sorted) sum += v;
   const round = (v: number) => Math.round(v * 10) / 10;
   return { p50: round(at(0.5)), p99: round(at(0.99)), p999: round(at(0.999)), max: round(sorted[sorted.length - 1] as number), mean: round(sum / sorted.length) };
+}
+
+const EVENT = Buffer.from('data:');
+
+/** `data:` fields in a chunk of an event stream (one per event from Vertex AI). */
+function countEvents(chunk: Buffer): number {
+  let n = 0;
+  for (let at = chunk.indexOf(EVENT); at !== -1; at = chunk.indexOf(EVENT, at + EVENT.length)) n++;
+  return n;
 }
 
 function readLines(file: string | undefined): string[] | undefined {
@@ -114,7 +123,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
   let requests = 0;
   let errors = 0;
   let bytesIn = 0;
-  let chunks = 0;
+  let events = 0;
   let firstError: string | undefined;
   let nextToken = 0;
   const begin = performance.now();
@@ -143,7 +152,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
         for await (const chunk of res.body) {
           if (first === 0) first = performance.now();
           bytesIn += (chunk as Buffer).length;
-          chunks++;
+          if (spec.streaming) events += countEvents(chunk as Buffer);
         }
         const t1 = performance.now();
         requests++;
@@ -174,7 +183,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     elapsedMs: Math.round(elapsedMs),
     rps: Math.round((requests / elapsedMs) * 1000),
     latencyUs: percentiles(latency.values),
-    ...(spec.streaming ? { ttfbUs: percentiles(ttfb.values), chunksPerSecond: Math.round((chunks / elapsedMs) * 1000) } : {}),
+    ...(spec.streaming ? { ttfbUs: percentiles(ttfb.values), eventsPerSecond: Math.round((events / elapsedMs) * 1000) } : {}),
     bytesIn,
     ...(firstError === undefined ? {} : { firstError }),
   };

@@ -36,7 +36,7 @@ export interface ScenarioSummary extends ScenarioInfo {
   readonly rps: number;
   readonly latencyUs: Percentiles;
   readonly ttfbUs?: Percentiles;
-  readonly chunksPerSecond?: number;
+  readonly eventsPerSecond?: number;
   readonly cpuUsPerRequest: number;
   /** min–max over the rounds. */
   readonly cpuUsPerRequestRange: [number, number];
@@ -135,7 +135,7 @@ export function summarize(input: ReportInput): BenchReport {
     }
     const cpu = runs.map((r) => r.cpuUsPerRequest);
     const ttfb = runs.flatMap((r) => (r.ttfbUs ? [r.ttfbUs] : []));
-    const chunks = runs.flatMap((r) => (r.chunksPerSecond === undefined ? [] : [r.chunksPerSecond]));
+    const events = runs.flatMap((r) => (r.eventsPerSecond === undefined ? [] : [r.eventsPerSecond]));
     const last = runs[runs.length - 1] as RunSample;
     return {
       ...info,
@@ -147,7 +147,7 @@ export function summarize(input: ReportInput): BenchReport {
       rps: Math.round(median(runs.map((r) => r.rps))),
       latencyUs: medianPercentiles(runs.map((r) => r.latencyUs)),
       ...(ttfb.length > 0 ? { ttfbUs: medianPercentiles(ttfb) } : {}),
-      ...(chunks.length > 0 ? { chunksPerSecond: Math.round(median(chunks)) } : {}),
+      ...(events.length > 0 ? { eventsPerSecond: Math.round(median(events)) } : {}),
       cpuUsPerRequest: round1(median(cpu)),
       cpuUsPerRequestRange: [round1(Math.min(...cpu)), round1(Math.max(...cpu))],
       upstreamCpuUsPerRequest: round1(median(runs.map((r) => r.upstreamCpuUsPerRequest))),
@@ -254,12 +254,12 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('');
   const sse = report.summaries.find((s) => s.ttfbUs !== undefined);
   if (sse?.ttfbUs) {
-    lines.push(`SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.chunksPerSecond ?? 0} body chunks/s received.`);
+    lines.push(`SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`);
     lines.push('');
   }
   const cache = report.summaries.find((s) => s.id === 'tokens-cycle' && s.status === 'measured');
   if (cache) {
-    lines.push(`Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end, ${cache.facts.tokenCacheHits ?? '?'} hits / ${cache.facts.tokenCacheMisses ?? '?'} misses over the process's life, proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB.`);
+    lines.push(`Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end; over the process's life ${cache.facts.tokenCacheMisses ?? '?'} misses (the warm-up pass that fills it) and ${cache.facts.tokenCacheHits ?? '?'} hits (the measured phase); proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB (includes the garbage of the verification pass).`);
     lines.push('');
   }
   lines.push('Scenarios:');

@@ -429,7 +429,7 @@ function scenarios(world: World): Scenario[] {
   const list: Scenario[] = [
     {
       id: 'direct',
-      title: 'Vertex AI stand-in called directly (no proxy)',
+      title: 'Vertex AI stand-in called directly (no proxy; CPU and peak RSS are the stand-in\'s, RSS over the whole run)',
       kind: 'baseline',
       start: async (w) => ({ origin: w.upstream.url, pids: () => [w.upstream.process.child.pid as number], stop: async () => undefined }),
       load: (w) => predictLoad(w, undefined),
@@ -451,7 +451,7 @@ function scenarios(world: World): Scenario[] {
     },
     {
       id: 'passthrough-tuned',
-      title: "@fastify/http-proxy passthrough with the project's forwarding settings, no checks",
+      title: "The project's own forwarding (src/forward dispatchUpstream + undici pool) on fastify, no checks",
       kind: 'baseline',
       start: (w) => startPassthrough(w, 'tuned'),
       load: (w) => predictLoad(w, undefined),

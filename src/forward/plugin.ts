@@ -219,7 +219,12 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
       if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
-        done(null, payload.pipe(new BodyLimiter(bodyLimitBytes, request)));
+        const limiter = new BodyLimiter(bodyLimitBytes, request);
+        // The failure is already on request.kvp and the forwarder sees the stream end in error;
+        // without a listener of our own, an error raised before the forwarder attaches one would
+        // be an unhandled 'error' event and take the process down.
+        limiter.on('error', () => undefined);
+        done(null, payload.pipe(limiter));
         return;
       }
       done(null, payload);

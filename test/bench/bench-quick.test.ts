@@ -72,7 +72,7 @@ describe('npm run bench -- --quick', () => {
     }
     const sse = report.summaries.find((s) => s.id === 'sse-200');
     expect(sse?.ttfbUs?.p50).toBeGreaterThan(0);
-    expect(sse?.chunksPerSecond).toBeGreaterThan(0);
+    expect(sse?.eventsPerSecond).toBeGreaterThan(0);
     const cycle = report.summaries.find((s) => s.id === 'tokens-cycle');
     expect(cycle?.facts.tokenCacheEntries).toBeGreaterThan(0);
   });

@@ -27,10 +27,10 @@ function filesUnder(dir: string, suffix: string): string[] {
 }
 
 describe('shell scripts', () => {
-  const scripts = [...filesUnder(DEPLOY, '.sh'), join(REPO_ROOT, '.ci', 'run')];
+  const scripts = [...filesUnder(DEPLOY, '.sh'), ...filesUnder(join(REPO_ROOT, 'scripts'), '.sh'), join(REPO_ROOT, '.ci', 'run')];
 
   it('include the gcloud setup and the curl example', () => {
-    expect(scripts.map((s) => relative(REPO_ROOT, s))).toEqual(expect.arrayContaining(['deploy/gcloud/setup.sh', 'deploy/examples/curl/predict.sh', '.ci/run']));
+    expect(scripts.map((s) => relative(REPO_ROOT, s))).toEqual(expect.arrayContaining(['deploy/gcloud/setup.sh', 'deploy/examples/curl/predict.sh', 'scripts/test-prerequisites.sh', '.ci/run']));
   });
 
   it.each(scripts.map((s) => relative(REPO_ROOT, s)))('%s passes shellcheck', (script) => {
