@@ -13,6 +13,7 @@
  */
 import type { Readable } from 'node:stream';
 import { pipeline, Transform, type TransformCallback } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ProxyError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
@@ -52,30 +53,37 @@ class NameTap extends Transform {
   }
 }
 
+/**
+ * Commits an allowed request's decision record to every durable store. The
+ * strict-mode rule for every route family: nothing is forwarded before this
+ * resolves.
+ *
+ * @throws ProxyError ERR_AUDIT_UNAVAILABLE (503) when a store cannot take it.
+ */
+export function commitDecision(trail: AuditTrail, request: FastifyRequest): Promise<void> {
+  const record = buildAuditRecord(request.kvp, {
+    requestId: request.id,
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    clientIp: request.ip,
+    status: 0,
+    responseBytes: 0,
+    aborted: false,
+    endedAt: process.hrtime.bigint(),
+  });
+  return trail.recordDecision(record).catch((error: unknown) => {
+    request.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; request refused');
+    throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause: error, reason: 'audit-store-unavailable' });
+  });
+}
+
 export const auditDurabilityPlugin = fp<AuditDurabilityOptions>(
   async (app, { trail }) => {
     if (trail?.durability === 'strict') {
-      app.addHook('onRequest', (request, reply, done) => {
-        const ctx = request.kvp;
-        if (ctx.decision?.allowed !== true) return done();
-        const record = buildAuditRecord(ctx, {
-          requestId: request.id,
-          method: request.method,
-          url: request.url,
-          headers: request.headers,
-          clientIp: request.ip,
-          status: 0,
-          responseBytes: 0,
-          aborted: false,
-          endedAt: process.hrtime.bigint(),
-        });
-        trail.recordDecision(record).then(
-          () => done(),
-          (error: unknown) => {
-            reply.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; request refused');
-            done(new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause: error, reason: 'audit-store-unavailable' }));
-          },
-        );
+      app.addHook('onRequest', (request, _reply, done) => {
+        if (request.kvp.decision?.allowed !== true) return done();
+        commitDecision(trail, request).then(() => done(), done);
       });
     }
 

@@ -28,7 +28,7 @@ import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError } from '../errors.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
-import { buildAuditRecord } from '../audit/record.js';
+import { commitDecision } from '../audit/durability-plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
 import { callbackRequestHeaders } from './header-policy.js';
@@ -135,7 +135,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       .sign({ audience: route.audience, email: principal.email, subject: principal.subject, route: route.prefix, requestId: request.id })
       .then((assertion) => {
         assertions.set(request, assertion);
-        return strict === undefined ? undefined : recordDecision(strict, request);
+        return strict === undefined ? undefined : commitDecision(strict, request);
       })
       .then(
         () => done(),
@@ -198,25 +198,6 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
   };
 
   for (const route of routes.routes) registerRoute(app, route, forward);
-}
-
-/** Strict mode, as on the outbound path: no callback is forwarded without a durable decision record. */
-function recordDecision(trail: AuditTrail, request: FastifyRequest): Promise<void> {
-  const record = buildAuditRecord(request.kvp, {
-    requestId: request.id,
-    method: request.method,
-    url: request.url,
-    headers: request.headers,
-    clientIp: request.ip,
-    status: 0,
-    responseBytes: 0,
-    aborted: false,
-    endedAt: process.hrtime.bigint(),
-  });
-  return trail.recordDecision(record).catch((error: unknown) => {
-    request.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; callback refused');
-    throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause: error, reason: 'audit-store-unavailable' });
-  });
 }
 
 function registerRoute(app: FastifyInstance, route: CallbackRoute, handler: (request: FastifyRequest, reply: FastifyReply) => void): void {
