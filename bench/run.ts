@@ -75,7 +75,8 @@ function parseOptions(): Options {
     quick,
     rounds: Number(values.rounds ?? (quick ? 1 : 3)),
     durationMs: seconds(values.duration, quick ? 700 : 4000),
-    warmupMs: seconds(values.warmup, quick ? 250 : 1000),
+    // V8 optimises the hot path only after thousands of requests; a short warm-up would count the compiler's CPU as the proxy's.
+    warmupMs: seconds(values.warmup, quick ? 250 : 4000),
     connections: Number(values.connections),
     only: values.only?.split(',').map((s) => s.trim()),
     outDir: resolve(values.out ?? 'bench-results'),

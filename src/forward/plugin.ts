@@ -22,6 +22,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import proxy from '@fastify/http-proxy';
 import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
@@ -230,10 +231,6 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       done(null, payload);
     });
 
-    // Bodies are streamed to Vertex AI untouched: no parser reads them.
-    app.removeAllContentTypeParsers();
-    app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {
       const origin = request.kvp.upstreamBase as string;
       const headers = upstreamRequestHeaders(request.headers, upstreamAuthorization.get(request) as string);
@@ -242,8 +239,18 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       // already refused every path that is not a canonical Vertex AI method.
       dispatchUpstream(dispatcher, request, reply, origin, headers);
     };
-    app.route({ method: FORWARDED_METHODS, url: '/', handler: forward });
-    app.route({ method: FORWARDED_METHODS, url: '/*', handler: forward });
+
+    // @fastify/http-proxy owns the routes and leaves request bodies as streams
+    // (its pass-through content-type parser). Its `handler` hook replaces
+    // reply-from with the undici dispatch above: reply-from re-parses and
+    // re-serializes every URL and buffers nothing we need, and its built-in
+    // undici options would turn upstream TLS verification off.
+    await app.register(proxy, {
+      upstream: '',
+      httpMethods: FORWARDED_METHODS,
+      replyOptions: { getUpstream: (request: FastifyRequest) => request.kvp.upstreamBase as string },
+      handler: forward,
+    } as never);
   },
   { name: 'kvp-forward', fastify: '5.x', dependencies: ['kvp-authorize'] },
 );
