@@ -4,7 +4,8 @@
  *
  * - `--mode default`: `@fastify/http-proxy` as its README shows it, all defaults.
  * - `--mode tuned`: the project's own forwarding code and settings
- *   (`dispatchUpstream` from src/forward/plugin.ts over the undici pool from
+ *   (@fastify/http-proxy's routes with `dispatchUpstream` from
+ *   src/forward/plugin.ts as its handler, over the undici pool from
  *   src/forward/agent.ts, the same header filtering), still with no checks:
  *   the floor the full path is compared with.
  *
@@ -14,7 +15,7 @@
  */
 import { parseArgs } from 'node:util';
 import proxy from '@fastify/http-proxy';
-import Fastify from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createUpstreamAgent } from '../src/forward/agent.js';
 import { upstreamRequestHeaders } from '../src/forward/header-policy.js';
 import { dispatchUpstream } from '../src/forward/plugin.js';
@@ -33,11 +34,14 @@ if (values.mode === 'tuned') {
     request.kvp = newRequestContext();
     done();
   });
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-  app.all('/*', (request, reply) => {
-    dispatchUpstream(dispatcher, request, reply, upstream, upstreamRequestHeaders(request.headers, 'Bearer passthrough'));
-  });
+  // The same registration as src/forward/plugin.ts: @fastify/http-proxy's routes, its handler hook calling undici dispatch.
+  await app.register(proxy, {
+    upstream: '',
+    replyOptions: { getUpstream: () => upstream },
+    handler: (request: FastifyRequest, reply: FastifyReply) => {
+      dispatchUpstream(dispatcher, request, reply, upstream, upstreamRequestHeaders(request.headers, 'Bearer passthrough'));
+    },
+  } as never);
 } else {
   await app.register(proxy, { upstream });
 }
