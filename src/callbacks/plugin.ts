@@ -20,19 +20,21 @@
  *   ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_UPSTREAM_UNREACHABLE (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504)
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { Transform, type TransformCallback } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError } from '../errors.js';
+import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { commitDecision } from '../audit/durability-plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
 import { callbackRequestHeaders } from './header-policy.js';
 import type { CallbackRoute, RouteMatch, RouteTable } from './routes.js';
+
+const ROUTE_LIMIT = ' for this callback route';
 
 export interface CallbacksPluginOptions {
   readonly routes: RouteTable;
@@ -48,35 +50,6 @@ export interface CallbacksPluginOptions {
 /** Methods registered on every prefix, so a disallowed one gets this context's 405, not another route family. */
 const REGISTERED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
-function bodyTooLarge(limit: number): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes for this callback route.`, {
-    httpStatus: 413,
-    reason: 'body-too-large',
-  });
-}
-
-/** Counts a chunked request body and fails it once it passes the route's limit. */
-class BodyLimiter extends Transform {
-  #seen = 0;
-  readonly #limit: number;
-  readonly #request: FastifyRequest;
-  constructor(limit: number, request: FastifyRequest) {
-    super();
-    this.#limit = limit;
-    this.#request = request;
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#seen += chunk.length;
-    this.#request.kvp.requestBytes = this.#seen;
-    if (this.#seen > this.#limit) {
-      const error = bodyTooLarge(this.#limit);
-      this.#request.kvp.failure = error;
-      callback(error);
-      return;
-    }
-    callback(null, chunk);
-  }
-}
 
 export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPluginOptions): Promise<void> {
   const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail } = options;
@@ -128,7 +101,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     if (length !== undefined) {
       const bytes = Number(length);
       request.kvp.requestBytes = bytes;
-      if (bytes > route.bodyLimitBytes) return done(bodyTooLarge(route.bodyLimitBytes));
+      if (bytes > route.bodyLimitBytes) return done(bodyTooLarge(route.bodyLimitBytes, ROUTE_LIMIT));
     }
     // Signed here, before the body starts to flow, so the handler hands the stream to the forwarder at once.
     signer
@@ -145,14 +118,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
 
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const match = matches.get(request);
-    if (match !== undefined && request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
-      const limiter = new BodyLimiter(match.route.bodyLimitBytes, request);
-      // The refusal is in request.kvp.failure and reaches the caller through the forwarder's onError.
-      limiter.on('error', () => undefined);
-      done(null, payload.pipe(limiter));
-      return;
-    }
-    done(null, payload);
+    done(null, match === undefined ? payload : (limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT) as typeof payload));
   });
 
   // Bodies are streamed to the backend untouched, whatever their type.

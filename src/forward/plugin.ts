@@ -20,13 +20,14 @@
  *   ERR_FORWARD_CREDENTIAL_REJECTED (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504), ERR_FORWARD_UPSTREAM_UNREACHABLE (502)
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import proxy from '@fastify/http-proxy';
 import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
+import { bodyTooLarge, limitChunkedBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 
 export interface ForwardPluginOptions {
@@ -39,35 +40,6 @@ export interface ForwardPluginOptions {
 /** Classification already refused anything that is not a Vertex AI method. */
 const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
-function bodyTooLarge(limit: number): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes.`, {
-    httpStatus: 413,
-    reason: 'body-too-large',
-  });
-}
-
-/** Counts a chunked request body and fails it once it passes the limit. */
-class BodyLimiter extends Transform {
-  #seen = 0;
-  readonly #limit: number;
-  readonly #request: FastifyRequest;
-  constructor(limit: number, request: FastifyRequest) {
-    super();
-    this.#limit = limit;
-    this.#request = request;
-  }
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#seen += chunk.length;
-    this.#request.kvp.requestBytes = this.#seen;
-    if (this.#seen > this.#limit) {
-      const error = bodyTooLarge(this.#limit);
-      this.#request.kvp.failure = error;
-      callback(error);
-      return;
-    }
-    callback(null, chunk);
-  }
-}
 
 /** `host` for an upstream origin; few distinct origins (one per location), so parsed once each. */
 const hostByOrigin = new Map<string, string>();
@@ -219,16 +191,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      if (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] !== undefined) {
-        const limiter = new BodyLimiter(bodyLimitBytes, request);
-        // The failure is already on request.kvp and the forwarder sees the stream end in error;
-        // without a listener of our own, an error raised before the forwarder attaches one would
-        // be an unhandled 'error' event and take the process down.
-        limiter.on('error', () => undefined);
-        done(null, payload.pipe(limiter));
-        return;
-      }
-      done(null, payload);
+      done(null, limitChunkedBody(request, payload, bodyLimitBytes) as typeof payload);
     });
 
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {
