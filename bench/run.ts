@@ -15,7 +15,7 @@
  * @module
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -159,6 +159,21 @@ async function waitForHttp(url: string, p: Started, timeoutMs = 30_000): Promise
   throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}\n${p.stderr()}`);
 }
 
+/** Reads the ports from the proxy's "listening" log line (its stdout goes to a file, not a pipe, to keep the pipe's cost out of the numbers). */
+async function waitForListening(stdoutPath: string, p: Started, timeoutMs = 30_000): Promise<{ data: number; admin: number }> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (p.child.exitCode !== null) throw new Error(`proxy exited (${p.child.exitCode}) before listening\n${p.stderr()}`);
+    for (const line of (existsSync(stdoutPath) ? readFileSync(stdoutPath, 'utf8') : '').split('\n')) {
+      if (!line.includes('kube-vertex-proxy listening')) continue;
+      const entry = JSON.parse(line) as { dataPort: number; adminPort: number };
+      return { data: entry.dataPort, admin: entry.adminPort };
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`proxy did not log "listening" within ${timeoutMs} ms\n${p.stderr()}`);
+}
+
 // ───────────────────────── targets ─────────────────────────
 
 /** A running thing the load is aimed at, and the processes whose CPU is its cost. */
@@ -239,16 +254,19 @@ function checkConfig(path: string): Promise<string | undefined> {
 
 async function startProxyTarget(world: World, name: string, config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>, issuer: IssuerStandIn): Promise<Target> {
   const dir = mkdtempSync(join(world.work, `${name}-`));
-  const ports = { data: await freePort(), admin: await freePort() };
+  // Port 0: the proxy picks free ports and prints them; choosing ports here and
+  // handing them over would race with anything else binding on the machine.
   const configPath = join(dir, 'config.yaml');
-  writeFileSync(configPath, stringify(config(baseConfig(world, issuer, ports), dir)));
-  const stdout = openSync(join(dir, 'stdout.log'), 'w');
+  writeFileSync(configPath, stringify(config(baseConfig(world, issuer, { data: 0, admin: 0 }), dir)));
+  const stdoutPath = join(dir, 'stdout.log');
+  const stdout = openSync(stdoutPath, 'w');
   const nodeFlags = world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [];
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
   });
   closeSync(stdout);
+  const ports = await waitForListening(stdoutPath, proc);
   await waitForHttp(`http://127.0.0.1:${ports.admin}/readyz`, proc);
   return {
     origin: `http://127.0.0.1:${ports.data}`,
