@@ -77,6 +77,7 @@ describe('toGooglePrincipal', () => {
       issuer: 'google',
       subject: '105271527809661757734',
       email: 'service-123@gcp-sa-aiplatform.iam.gserviceaccount.com',
+      audiences: ['https://cb.example.com'],
       expiresAt: (now + 3600) * 1000,
     });
   });

@@ -64,5 +64,6 @@ export function toGooglePrincipal(payload: JWTPayload, issuerName: string): Goog
   if (typeof payload.sub !== 'string' || payload.sub === '') throw invalidClaims('The token has no subject.', 'missing-subject');
   if (typeof payload.email !== 'string' || payload.email === '') throw invalidClaims('The token has no email claim.', 'missing-email');
   if (payload.email_verified !== true) throw invalidClaims('The token email is not verified.', 'email-not-verified');
-  return { kind: 'google', issuer: issuerName, subject: payload.sub, email: payload.email, expiresAt: (payload.exp as number) * 1000 };
+  const audiences = Array.isArray(payload.aud) ? payload.aud.filter((a): a is string => typeof a === 'string') : typeof payload.aud === 'string' ? [payload.aud] : [];
+  return { kind: 'google', issuer: issuerName, subject: payload.sub, email: payload.email, audiences, expiresAt: (payload.exp as number) * 1000 };
 }

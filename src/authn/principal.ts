@@ -30,6 +30,8 @@ export interface GooglePrincipal {
   /** Google's numeric unique id of the account (`sub`). */
   readonly subject: string;
   readonly email: string;
+  /** The token's `aud` values (a route may accept only some of the issuer's audiences). */
+  readonly audiences: readonly string[];
   readonly expiresAt: number;
 }
 

@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
-import { ProxyError, toProxyError } from '../errors.js';
+import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { commitDecision } from '../audit/durability-plugin.js';
@@ -85,6 +85,11 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       return;
     }
     const { route } = match;
+    if (route.tokenAudiences !== undefined && !principal.audiences.some((a) => route.tokenAudiences?.has(a))) {
+      // The issuer accepted the audience, but it names another route: a token for one callback URL is not a pass for all of them.
+      done(unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token audience is not accepted on ${route.prefix}.`, { reason: 'wrong-audience' }));
+      return;
+    }
     const entry = route.callers.match({ email: principal.email, subject: principal.subject });
     if (entry === undefined) {
       request.kvp.decision = { allowed: false, ruleId: null, reason: 'no-matching-rule' };

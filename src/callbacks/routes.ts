@@ -30,6 +30,8 @@ export interface CallbackRoute {
   readonly timeoutMs: number;
   /** `aud` of the identity assertion. */
   readonly audience: string;
+  /** `aud` values a caller's token must carry here; undefined: any the issuer accepts. */
+  readonly tokenAudiences: ReadonlySet<string> | undefined;
 }
 
 export interface RouteMatch {

@@ -122,6 +122,14 @@ describe('callbacks config', () => {
     expect(problems(withCallbacks('  routes:\n    - { prefix: /cb/, upstream: http://svc, callers: [a@example.com] }\n'))[0]).toContain('callbacks.routes[0].prefix: has an invalid format');
   });
 
+  it('takes per-route token audiences that a google issuer accepts, and refuses ones none does', () => {
+    const ok = parseConfig(withCallbacks('  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://callbacks.example.com] }\n'), 'config.yaml');
+    expect([...(ok.callbacks.routes.routes[0]?.tokenAudiences ?? [])]).toEqual(['https://callbacks.example.com']);
+    expect(problems(withCallbacks('  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://other.example.com] }\n'))).toEqual([
+      expect.stringContaining('callbacks.routes[0].tokenAudiences[0]: "https://other.example.com" is not among the audiences of a google issuer'),
+    ]);
+  });
+
   it('refuses routes without a google issuer, and a kubernetes issuer without an issuer URL', () => {
     const text = `
 issuers:

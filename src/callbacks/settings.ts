@@ -60,6 +60,7 @@ function parseUpstream(text: string): { origin: string; basePath: string } | str
 /** Semantic checks on `callbacks` (the schema has checked shapes). */
 export function checkCallbacks(config: Config, add: AddProblem): void {
   const callbacks = config.callbacks;
+  const googleAudiences = new Set(config.issuers.filter((i) => i.type === 'google').flatMap((i) => i.audiences));
   if (callbacks.routes.length > 0 && !config.issuers.some((i) => i.type === 'google')) {
     add(['callbacks', 'routes'], 'callback routes need an issuer of type "google" (callers authenticate with Google ID tokens)');
   }
@@ -90,6 +91,9 @@ export function checkCallbacks(config: Config, add: AddProblem): void {
     const upstream = parseUpstream(route.upstream);
     if (typeof upstream === 'string') add(at('upstream'), upstream);
     for (const problem of compileCallers(route.callers).problems) add(at('callers', problem.index), problem.message);
+    route.tokenAudiences?.forEach((audience, j) => {
+      if (!googleAudiences.has(audience)) add(at('tokenAudiences', j), `"${audience}" is not among the audiences of a google issuer, so no token could carry it`);
+    });
     if (new Set(route.methods).size !== route.methods.length) add(at('methods'), 'lists a method twice');
   });
 }
@@ -115,6 +119,7 @@ export function deriveCallbackSettings(callbacks: CallbacksConfig, baseDir: stri
       bodyLimitBytes: parseSize(r.bodyLimit),
       timeoutMs: parseDuration(r.timeout),
       audience: r.audience ?? configured,
+      tokenAudiences: r.tokenAudiences === undefined ? undefined : new Set(r.tokenAudiences),
     };
   });
   return {

@@ -301,6 +301,12 @@ export const CallbackRouteSchema = strictObject(
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
     timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
     audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+    tokenAudiences: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'The `aud` a caller\'s Google ID token must carry on this route (usually the route\'s public URL); each must be one of a Google issuer\'s `audiences`. A token minted for another route is then refused here. Default: any audience the issuer accepts.',
+      }),
+    ),
   },
   'A callback route: Vertex AI workloads (Google ID tokens) → an in-cluster Service.',
 );

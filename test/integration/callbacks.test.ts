@@ -13,6 +13,8 @@ import { runCli, writeConfig, type AuditEntry } from '../helpers/proxy-process.j
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 
 const CALLBACK_AUDIENCE = 'https://vertex-callbacks.example.com';
+/** A route that accepts only tokens minted for its own URL. */
+const REPORTS_AUDIENCE = 'https://vertex-callbacks.example.com/callbacks/reports';
 const SERVICE_AGENT = 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com';
 const PIPELINES = 'pipelines@demo-project.iam.gserviceaccount.com';
 
@@ -37,13 +39,14 @@ beforeAll(async () => {
     config: (defaults) => {
       config = {
         ...defaults,
-        issuers: [...(defaults.issuers as object[]), { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE] }],
+        issuers: [...(defaults.issuers as object[]), { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE, REPORTS_AUDIENCE] }],
         callbacks: {
           routes: [
             { prefix: '/callbacks/training', upstream: backend.url, callers: ['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], methods: ['POST', 'GET'], bodyLimit: '1KiB' },
             { prefix: '/callbacks/training/batch', upstream: `${backend.url}/base`, rewritePrefix: '/batch-results', callers: [PIPELINES], methods: ['POST', 'PUT'], audience: 'batch-backend' },
             { prefix: '/callbacks/slow', upstream: backend.url, rewritePrefix: '/slow', callers: [SERVICE_AGENT], timeout: '1s' },
             { prefix: '/callbacks/unreachable', upstream: `http://127.0.0.1:${unreachable}`, callers: [SERVICE_AGENT] },
+            { prefix: '/callbacks/reports', upstream: backend.url, callers: [SERVICE_AGENT], tokenAudiences: [REPORTS_AUDIENCE] },
           ],
         },
       };
@@ -184,6 +187,17 @@ describe('refused callbacks', () => {
     const entry = await expectRefused(response, status, code, reason);
     expect(entry.kubeVertexProxy.route).toBe('/callbacks/training');
     expect(backend.requests.length).toBe(before);
+  });
+
+  it('a route with tokenAudiences refuses a token minted for another callback URL the issuer accepts, and takes its own', async () => {
+    const before = backend.requests.length;
+    const foreign = await world.call('/callbacks/reports/daily', { token: googleToken(SERVICE_AGENT), body: '{}' });
+    const entry = await expectRefused(foreign, 401, 'ERR_AUTHN_INVALID_TOKEN', 'wrong-audience');
+    expect(entry.kubeVertexProxy.route).toBe('/callbacks/reports');
+    expect(backend.requests.length).toBe(before);
+    const own = await world.call('/callbacks/reports/daily', { token: googleToken(SERVICE_AGENT, { audience: REPORTS_AUDIENCE }), body: '{}' });
+    expect(own.status).toBe(200);
+    expect(backend.requests.length).toBe(before + 1);
   });
 
   it('a request without a token is 401 with a Bearer challenge', async () => {
