@@ -25,18 +25,9 @@ import type { AuditRecord } from './record.js';
 
 export type EntryPhase = 'decision' | 'final';
 
-/** One stored row, as read back. */
-export interface StoredEntry {
+/** One stored row, as read back: a chained entry and its row id. */
+export interface StoredEntry extends ChainedEntry {
   readonly id: number;
-  readonly writer: string;
-  readonly seq: number;
-  readonly phase: EntryPhase;
-  readonly writtenMs: number;
-  readonly prevHash: string;
-  readonly hash: string;
-  readonly recordJson: string;
-  /** Indexed copies of record fields; verify checks they agree with `recordJson`. */
-  readonly columns: IndexedColumns;
 }
 
 export interface IndexedColumns {
@@ -78,6 +69,7 @@ export interface ChainedEntry {
   readonly prevHash: string;
   readonly hash: string;
   readonly recordJson: string;
+  /** Indexed copies of record fields; verify checks they agree with `recordJson`. */
   readonly columns: IndexedColumns;
 }
 
