@@ -28,6 +28,7 @@ import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
+import { upstreamFailure } from '../forward/upstream-errors.js';
 import { commitDecision } from '../audit/durability-plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
@@ -163,7 +164,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
         rep.send(res.stream);
       },
       onError: (rep: FastifyReply, { error }: { error: Error & { code?: string; cause?: unknown } }) => {
-        rep.send(upstreamFailure(rep.request, route, error));
+        rep.send(upstreamFailure(rep.request, error, `callback upstream for ${route.prefix}`));
       },
     } as never);
   };
@@ -176,19 +177,4 @@ function registerRoute(app: FastifyInstance, route: CallbackRoute, handler: (req
   for (const url of [route.prefix, `${route.prefix}/*`]) {
     app.route({ method: REGISTERED_METHODS, url, handler });
   }
-}
-
-/** reply-from/undici failures → 413, 504 or 502. Details stay in the log and audit record. */
-function upstreamFailure(request: FastifyRequest, route: CallbackRoute, error: Error & { code?: string; cause?: unknown }): ProxyError {
-  if (request.kvp.failure?.code === 'ERR_REQUEST_BODY_TOO_LARGE') return request.kvp.failure;
-  const cause = (error.cause ?? error) as Error & { code?: string };
-  const code = cause.code ?? error.code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'FST_REPLY_FROM_GATEWAY_TIMEOUT') {
-    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', `callback upstream for ${route.prefix} timed out`, { cause: error, reason: 'upstream-timeout' });
-  }
-  return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', `callback upstream for ${route.prefix} unreachable`, {
-    cause: error,
-    httpStatus: 502,
-    reason: `upstream-unreachable${code === '' ? '' : `:${code.toLowerCase()}`}`,
-  });
 }

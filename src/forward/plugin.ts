@@ -29,6 +29,7 @@ import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
 import { bodyTooLarge, limitChunkedBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
+import { upstreamFailure } from './upstream-errors.js';
 
 export interface ForwardPluginOptions {
   readonly credential: UpstreamCredential;
@@ -217,18 +218,3 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
   },
   { name: 'kvp-forward', fastify: '5.x', dependencies: ['kvp-authorize'] },
 );
-
-/** undici failures → 413, 504 or 502. Details stay in the log and audit record. */
-function upstreamFailure(request: FastifyRequest, error: Error & { code?: string; cause?: unknown }): ProxyError {
-  if (request.kvp.failure?.code === 'ERR_REQUEST_BODY_TOO_LARGE') return request.kvp.failure;
-  const cause = (error.cause ?? error) as Error & { code?: string };
-  const code = cause.code ?? error.code ?? '';
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
-    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', 'upstream timeout', { cause: error, reason: 'upstream-timeout' });
-  }
-  return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', 'upstream unreachable', {
-    cause: error,
-    httpStatus: 502,
-    reason: `upstream-unreachable${code === '' ? '' : `:${code.toLowerCase()}`}`,
-  });
-}
