@@ -9,20 +9,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
 import { LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
+import { metric, until } from '../helpers/poll.js';
 
 const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 const READ_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`;
-
-/** Polls until `check` holds (no timing assertion: only a generous upper bound). */
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const predictStatus = async (world: World, namespace: string, sa = 'trainer') =>
   (await world.call(PREDICT_PATH, { token: world.token(namespace, sa), body: predictBody })).status;
@@ -30,12 +20,6 @@ const predictStatus = async (world: World, namespace: string, sa = 'trainer') =>
 async function readyz(world: World) {
   const response = await fetch(`${world.proxy.adminUrl}/readyz`);
   return { status: response.status, body: (await response.json()) as { checks: Array<{ name: string; ready: boolean; detail: Record<string, unknown> }> } };
-}
-
-async function metric(world: World, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
 }
 
 function watchWorld(api: KubeApiStandIn, kubernetes: Record<string, unknown> = {}) {

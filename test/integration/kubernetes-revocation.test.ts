@@ -10,24 +10,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
 import { AUDIENCE, PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
+import { metric, until } from '../helpers/poll.js';
 
 const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
-
-async function until<T>(check: () => Promise<T | undefined> | T | undefined, what: string, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function metric(world: World, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
-}
 
 function worldWith(api: KubeApiStandIn, kubernetes: Record<string, unknown>) {
   const kubeconfig = api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-kube-')));
