@@ -93,6 +93,31 @@ interface Started {
   readonly stderr: () => string;
 }
 
+/**
+ * What the run has started and not yet stopped. An interrupted run (Ctrl-C,
+ * `kill`, a failure) must not leave proxies, nginx or a PostgreSQL server
+ * behind: {@link abandonRun} stops them all.
+ */
+const running = new Set<ChildProcess>();
+/** Synchronous undo steps for what is not a child process of ours (pg_ctl's server, temp dirs). */
+const undoOnAbort = new Set<() => void>();
+
+async function abandonRun(): Promise<void> {
+  for (const child of running) child.kill('SIGTERM');
+  const deadline = Date.now() + 5_000;
+  while ([...running].some((c) => c.exitCode === null && c.signalCode === null) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const undo of undoOnAbort) {
+    try {
+      undo();
+    } catch {
+      // best effort: the next undo step still runs
+    }
+  }
+}
+
 function startProcess(core: number | undefined, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdout?: number | 'pipe'; ipc?: boolean } = {}): Started {
   const command = core === undefined ? args[0]! : 'taskset';
   const argv = core === undefined ? args.slice(1) : ['-c', String(core), ...args];
@@ -104,7 +129,13 @@ function startProcess(core: number | undefined, args: readonly string[], options
   child.stderr?.on('data', (c: Buffer) => {
     stderr = (stderr + c.toString()).slice(-8000);
   });
-  const exited = new Promise<number | null>((resolveExit) => child.once('exit', (code) => resolveExit(code)));
+  running.add(child);
+  const exited = new Promise<number | null>((resolveExit) =>
+    child.once('exit', (code) => {
+      running.delete(child);
+      resolveExit(code);
+    }),
+  );
   return { child, exited, stderr: () => stderr };
 }
 
@@ -288,7 +319,8 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
 }
 
 async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
-  const proc = startProcess(core(world, PROXY_CORE), [NODE, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url], {
+  const nodeFlags = world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : [];
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
   });
   const { port } = await firstJsonLine<{ port: number }>(proc, `passthrough ${mode}`);
@@ -380,10 +412,20 @@ async function startPostgres(world: World): Promise<Postgres | string> {
   const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on`;
   const pin = world.pinned ? ['taskset', '-c', String(PROXY_CORE)] : [];
   const start = run([...pin, ...asUser, pgCtl, '-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', 'start']);
-  if (start.status !== 0) return `pg_ctl start failed: ${(start.stderr || start.stdout).split('\n')[0]}`;
+  const undo = () => {
+    run([...asUser, pgCtl, '-D', data, '-m', 'immediate', '-w', 'stop']);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  undoOnAbort.add(undo);
+  if (start.status !== 0) {
+    undo();
+    undoOnAbort.delete(undo);
+    return `pg_ctl start failed: ${(start.stderr || start.stdout).split('\n')[0]}`;
+  }
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     async stop() {
+      undoOnAbort.delete(undo);
       run([...asUser, pgCtl, '-D', data, '-m', 'fast', '-w', 'stop']);
       rmSync(dir, { recursive: true, force: true });
     },
@@ -625,6 +667,7 @@ async function main(): Promise<void> {
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   mkdirSync(options.outDir, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'kvp-bench-'));
+  undoOnAbort.add(() => rmSync(work, { recursive: true, force: true }));
   if (options.profileDir) mkdirSync(options.profileDir, { recursive: true });
 
   const [rsIssuer, esIssuer, metadata] = await Promise.all([
@@ -731,4 +774,16 @@ async function main(): Promise<void> {
   rmSync(work, { recursive: true, force: true });
 }
 
-await main();
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`[bench] ${signal}: stopping everything the run started\n`);
+    void abandonRun().finally(() => process.exit(128 + (signal === 'SIGINT' ? 2 : signal === 'SIGTERM' ? 15 : 1)));
+  });
+}
+try {
+  await main();
+} catch (error) {
+  process.stderr.write(`[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
+  await abandonRun();
+  process.exit(1);
+}
