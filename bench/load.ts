@@ -39,6 +39,12 @@ export interface LoadSpec {
   readonly durationMs: number;
   /** Stop the measured phase after this many requests. */
   readonly maxRequests?: number;
+  /**
+   * Open loop: send this many requests per second in total, spread evenly
+   * over the connections, instead of each connection sending again as soon as
+   * its answer is in (closed loop, which runs the target at saturation).
+   */
+  readonly ratePerSecond?: number;
   /** Stream responses: record time to first body byte, count chunks. */
   readonly streaming?: boolean;
 }
@@ -139,13 +145,27 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     return list[nextToken++];
   };
 
-  async function worker(): Promise<void> {
+  // Open loop: connection i sends at begin + (i / connections + k) × interval.
+  const interval = spec.ratePerSecond === undefined ? 0 : (spec.connections * 1000) / spec.ratePerSecond;
+
+  async function worker(index: number): Promise<void> {
+    let intended = begin + (index * interval) / spec.connections;
     while (performance.now() < deadline && started < phase.maxRequests) {
+      let from: number | undefined;
+      if (interval > 0) {
+        if (intended >= deadline) return;
+        const now = performance.now();
+        if (intended > now) await new Promise((r) => setTimeout(r, intended - now));
+        // Behind schedule because the previous answer came late: the wait
+        // counts (coordinated omission). A timer of ours firing late does not.
+        else from = intended;
+        intended += interval;
+      }
       const token = takeToken();
       if (token === undefined) return;
       started++;
       const headers: Record<string, string> = { ...spec.headers, authorization: `Bearer ${token}` };
-      const t0 = performance.now();
+      const t0 = from ?? performance.now();
       try {
         const res = await pool.request({ method: spec.method, path: spec.path, headers, ...(body ? { body } : {}) });
         let first = 0;
@@ -174,7 +194,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     }
   }
 
-  await Promise.all(Array.from({ length: spec.connections }, () => worker()));
+  await Promise.all(Array.from({ length: spec.connections }, (_, i) => worker(i)));
   const elapsedMs = performance.now() - begin;
   return {
     requests,

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR]`: what the proxy costs per request, next to plain reverse
+ * [--profile DIR] [--rate N] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to plain reverse
  * proxies, measured side by side in one run.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
@@ -53,6 +53,12 @@ interface Options {
   readonly outDir: string;
   readonly profileDir: string | undefined;
   readonly bigTokenCount: number;
+  /** Extra Node.js flags for the proxy and passthrough processes (experiments: GC settings). */
+  readonly nodeFlags: readonly string[];
+  /** Do not pin processes to cores even where taskset exists. */
+  readonly noPin: boolean;
+  /** Total request rate of the open-loop scenarios. */
+  readonly ratePerSecond: number;
 }
 
 function parseOptions(): Options {
@@ -67,6 +73,9 @@ function parseOptions(): Options {
       out: { type: 'string', default: join(REPO, 'bench-results') },
       profile: { type: 'string' },
       tokens: { type: 'string' },
+      rate: { type: 'string', default: '1000' },
+      'node-flags': { type: 'string' },
+      'no-pin': { type: 'boolean', default: false },
     },
   });
   const quick = values.quick ?? false;
@@ -82,6 +91,9 @@ function parseOptions(): Options {
     outDir: resolve(values.out ?? 'bench-results'),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
     bigTokenCount: Number(values.tokens ?? (quick ? 2000 : 100_000)),
+    ratePerSecond: Number(values.rate),
+    noPin: values['no-pin'] ?? false,
+    nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
   };
 }
 
@@ -291,7 +303,7 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
   writeFileSync(configPath, stringify(config(baseConfig(world, issuer, { data: 0, admin: 0 }), dir)));
   const stdoutPath = join(dir, 'stdout.log');
   const stdout = openSync(stdoutPath, 'w');
-  const nodeFlags = world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [];
+  const nodeFlags = [...world.options.nodeFlags, ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [])];
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
@@ -319,7 +331,7 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
 }
 
 async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
-  const nodeFlags = world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : [];
+  const nodeFlags = [...world.options.nodeFlags, ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : [])];
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url], {
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
   });
@@ -482,6 +494,9 @@ function proxyScenario(
 
 const auditConfig = (audit: Record<string, unknown>) => (defaults: Record<string, unknown>) => ({ ...defaults, audit });
 
+/** Scenarios also run at a fixed rate (`<id>-rate`). */
+const RATE_VARIANTS: readonly string[] = ['direct', 'nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm'];
+
 function scenarios(world: World): Scenario[] {
   const o = world.options;
   const fullPath = (id: string, title: string, audit?: Record<string, unknown>) =>
@@ -591,7 +606,20 @@ function scenarios(world: World): Scenario[] {
       return reason;
     },
   });
-  return list.map((s) => byId.get(s.id) as Scenario);
+  // The same targets at a fixed request rate (open loop): what each adds to
+  // a request's latency when it is not saturated.
+  const withRates = list.flatMap((s) => {
+    const scenario = byId.get(s.id) as Scenario;
+    if (!RATE_VARIANTS.includes(s.id)) return [scenario];
+    const variant: Scenario = {
+      ...scenario,
+      id: `${s.id}-rate`,
+      title: `${s.id} at a fixed ${o.ratePerSecond.toLocaleString('en-US')} req/s over ${o.connections} connections (open loop: latency below saturation)`,
+      load: (w) => ({ ...scenario.load(w), ratePerSecond: o.ratePerSecond }),
+    };
+    return [scenario, variant];
+  });
+  return withRates;
 }
 
 // ───────────────────────── one measured run ─────────────────────────
@@ -662,7 +690,7 @@ async function main(): Promise<void> {
   const options = parseOptions();
   const startedAt = new Date();
   const cores = availableParallelism();
-  const pinned = pinningAvailable(cores);
+  const pinned = !options.noPin && pinningAvailable(cores);
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
   if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
   mkdirSync(options.outDir, { recursive: true });

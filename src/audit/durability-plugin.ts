@@ -70,6 +70,7 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
     status: 0,
     responseBytes: 0,
     aborted: false,
+    responseStarted: false,
     endedAt: process.hrtime.bigint(),
   });
   return trail.recordDecision(record).catch((error: unknown) => {

@@ -36,6 +36,7 @@ export function createAuditStarter({ listeners, direction, onListenerError }: Au
       status: reply.raw.statusCode,
       responseBytes,
       aborted: !reply.raw.writableFinished,
+      responseStarted: reply.raw.headersSent,
       endedAt: process.hrtime.bigint(),
     });
     for (const listener of listeners) {

@@ -13,6 +13,7 @@ const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
   status: 401,
   responseBytes: 321,
   aborted: false,
+  responseStarted: true,
   endedAt: process.hrtime.bigint(),
   ...overrides,
 });
@@ -42,6 +43,16 @@ describe('buildAuditRecord', () => {
     const ctx = newRequestContext();
     ctx.decision = { allowed: true, ruleId: 'r', reason: 'allowed-by-rule' };
     expect(buildAuditRecord(ctx, facts({ aborted: true, status: 200 })).reason).toBe('client-aborted');
+  });
+
+  it('records 499 (CANCELLED), not node\'s default 200, when the caller left before any response started', () => {
+    const ctx = newRequestContext();
+    ctx.decision = { allowed: true, ruleId: 'r', reason: 'allowed-by-rule' };
+    const record = buildAuditRecord(ctx, facts({ aborted: true, responseStarted: false, status: 200 }));
+    expect(record).toMatchObject({ status: 499, reason: 'client-aborted' });
+    expect(toCloudLoggingEntry(record, { traceProject: 'p' })).toMatchObject({ status: { code: 1 } });
+    // A response that started keeps its status: the caller saw it.
+    expect(buildAuditRecord(ctx, facts({ aborted: true, responseStarted: true, status: 200 })).status).toBe(200);
   });
 });
 

@@ -79,8 +79,17 @@ export interface ResponseFacts {
   readonly responseBytes: number;
   /** Whether the response ended before it was complete (client went away, upstream broke). */
   readonly aborted: boolean;
+  /** Whether a status line went out; when not, `status` is only node's default. */
+  readonly responseStarted: boolean;
   readonly endedAt: bigint;
 }
+
+/**
+ * The status recorded when the caller went away before any response started
+ * (nginx's 499; Google's CANCELLED): node's default 200 would claim a success
+ * nobody received.
+ */
+export const CLIENT_CLOSED_REQUEST = 499;
 
 const MAX_PATH = 512;
 const MAX_USER_AGENT = 256;
@@ -125,7 +134,7 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     policyVersion: ctx.policyVersion,
     httpMethod: facts.method,
     path: sanitize(path, MAX_PATH),
-    status: facts.status,
+    status: facts.aborted && !facts.responseStarted ? CLIENT_CLOSED_REQUEST : facts.status,
     upstreamStatus: ctx.upstreamStatus,
     upstreamError: ctx.upstreamStreamError,
     upstreamRequestId: ctx.upstreamRequestId,

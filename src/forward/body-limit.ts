@@ -14,6 +14,10 @@ export function bodyTooLarge(limit: number, where = ''): ProxyError {
   return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes${where}.`, {
     httpStatus: 413,
     reason: 'body-too-large',
+    // The rest of the body is still on the connection, unread: keeping it
+    // alive would make the next request wait behind it forever (a chunked
+    // body) or make us read and discard whatever size was declared.
+    headers: { connection: 'close' },
   });
 }
 

@@ -33,7 +33,7 @@ const input = (samples: RunSample[], unavailable: Record<string, string> = {}): 
   mode: 'full',
   machine: { cpuModel: 'test', cores: 2, memoryBytes: 2 ** 33, node: 'v24', pinned: true, loadAverageDuring: [1, 2], loadAverageAtStart: 1 },
   settings: { rounds: 3, durationMs: 4000, warmupMs: 1000, connections: 50 },
-  scenarios: ['nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'].map((id) => ({
+  scenarios: ['nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'passthrough-tuned-rate', 'full-warm-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'].map((id) => ({
     id,
     title: id,
     kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
@@ -67,7 +67,14 @@ describe('benchmark report', () => {
 
   it('gives CPU ratios to nginx and both passthroughs, and checks the targets against them', () => {
     const report = summarize(
-      input([sample('nginx', 0, 50, 5000), sample('passthrough-default', 0, 400, 2000), sample('passthrough-tuned', 0, 160, 2500, 2000), sample('full-warm', 0, 200, 2000, 2500)]),
+      input([
+        sample('nginx', 0, 50, 5000),
+        sample('passthrough-default', 0, 400, 2000),
+        sample('passthrough-tuned', 0, 160, 2500, 2000),
+        sample('full-warm', 0, 200, 2000, 4000),
+        sample('passthrough-tuned-rate', 0, 300, 1000, 5000),
+        sample('full-warm-rate', 0, 450, 1000, 5900),
+      ]),
     );
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios).toEqual({ cpuVsNginx: 4, cpuVsPassthroughDefault: 0.5, cpuVsPassthroughTuned: 1.25, rpsVsPassthroughTuned: 0.8 });
@@ -75,7 +82,11 @@ describe('benchmark report', () => {
     expect(met['Full path (warm cache), proxy CPU per request']).toBe(true);
     expect(met['Full path ÷ nginx proxy_pass, CPU per request']).toBe(true);
     expect(met['Full path ÷ tuned passthrough, CPU per request']).toBe(true);
-    expect(met['Full path p99 − tuned passthrough p99, 50 connections']).toBe(true);
+    // Below saturation (fixed rate) the gap is 0.9 ms: met; at saturation 2 ms: not met. Each compares its own pair.
+    expect(met['Full path p99 − tuned passthrough p99, 50 connections, fixed rate (open loop)']).toBe(true);
+    expect(met['Full path p99 − tuned passthrough p99, 50 connections, closed loop (at saturation)']).toBe(false);
+    // A fixed-rate scenario's ×tuned is to the passthrough at the same rate.
+    expect(report.summaries.find((s) => s.id === 'full-warm-rate')?.ratios.cpuVsPassthroughTuned).toBe(1.5);
     expect(met['Token-cache miss, RS256 verification']).toBe(false);
     expect(met['100,000 cached tokens, heap']).toBe(true);
     expect(met['Strict audit on SQLite ÷ relaxed audit, throughput']).toBeNull();

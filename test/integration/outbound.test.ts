@@ -1,6 +1,7 @@
 /**
  * The outbound path end to end: real proxy process, loopback stand-ins.
  */
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PREDICT_PATH, PROJECT, LOCATION, startWorld, type World } from '../helpers/world.js';
 
@@ -161,6 +162,55 @@ describe('requests refused before policy', () => {
     });
     const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
     expect(response.status).toBe(413);
+  });
+});
+
+describe('request bodies', () => {
+  // Small bodies are read whole before forwarding, larger and chunked ones
+  // stream (src/forward/plugin.ts BUFFERED_BODY_MAX_BYTES = 64 KiB): both must arrive byte for byte.
+  it.each([
+    ['a small body (read whole, sent as one buffer)', 10],
+    ['a body just under the buffered size', 1_100],
+    ['a body over the buffered size (streamed)', 12_000],
+  ])('%s arrives intact', async (_label, count) => {
+    const instances = Array.from({ length: count }, (_, i) => ({ feature: i, text: `instance-${i}` }));
+    const body = JSON.stringify({ instances });
+    const response = await world.call(PREDICT_PATH, { body });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { predictions: unknown[] }).predictions).toEqual(instances);
+    expect(world.vertex.requests.at(-1)?.bodyBytes).toBe(Buffer.byteLength(body));
+  });
+
+  it('a chunked body (no Content-Length) streams and arrives intact', async () => {
+    const instances = Array.from({ length: 500 }, (_, i) => ({ feature: i }));
+    const bytes = new TextEncoder().encode(JSON.stringify({ instances }));
+    const body = new ReadableStream({
+      start(controller) {
+        for (let at = 0; at < bytes.length; at += 1000) controller.enqueue(bytes.subarray(at, at + 1000));
+        controller.close();
+      },
+    });
+    const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as { predictions: unknown[] }).predictions).toEqual(instances);
+  });
+
+  it('a body that stops short of its Content-Length (the caller went away) is not forwarded; the record says 499 client-aborted', async () => {
+    const before = world.vertex.requests.length;
+    const token = world.token('ml', 'short-body');
+    const socket = connect(world.proxy.dataPort, '127.0.0.1');
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+    socket.write(
+      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
+    );
+    // The caller goes away with 985 bytes still owed.
+    await new Promise((r) => setTimeout(r, 100));
+    socket.destroy();
+    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:short-body');
+    // Nothing was answered: 499 (CANCELLED), not node's default 200.
+    expect(entry.kubeVertexProxy).toMatchObject({ decision: 'allow', status: 499, reason: 'client-aborted', requestBytes: 1000 });
+    expect(entry.kubeVertexProxy['upstreamStatus']).toBeUndefined();
+    expect(world.vertex.requests.length).toBe(before);
   });
 });
 
