@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.js';
-import { parseBearer } from './bearer.js';
+import fc from 'fast-check';
+import { bearerCacheCandidate, parseBearer } from './bearer.js';
 
 describe('parseBearer', () => {
   it('takes the token from "Bearer <jwt>" in any scheme case', () => {
@@ -45,5 +46,27 @@ describe('parseBearer', () => {
     const malformed = refusal('Basic x');
     expect(missing?.headers?.['www-authenticate']).not.toContain('invalid_token');
     expect(malformed?.headers?.['www-authenticate']).toContain('error="invalid_token"');
+  });
+});
+
+describe('bearerCacheCandidate (the cache lookup before strict parsing)', () => {
+  it('agrees with parseBearer on every header parseBearer accepts', () => {
+    const segment = fc.stringMatching(/^[A-Za-z0-9_-]{1,40}$/);
+    const scheme = fc.constantFrom('Bearer', 'bearer', 'BEARER', 'bEaReR');
+    fc.assert(
+      fc.property(scheme, segment, segment, fc.stringMatching(/^[A-Za-z0-9_-]{0,40}$/), (s, a, b, c) => {
+        const header = `${s} ${a}.${b}.${c}`;
+        expect(bearerCacheCandidate(header)).toBe(parseBearer(header));
+      }),
+    );
+  });
+
+  it.each([[undefined], [''], ['Bearer'], ['Basic dXNlcjpwYXNz'], ['Bearerx aaa.bbb.ccc'], [['Bearer a.b.c', 'Bearer d.e.f']]])('has no candidate for %j', (header) => {
+    expect(bearerCacheCandidate(header as string | undefined)).toBeUndefined();
+  });
+
+  it('passes odd token text through unchecked: only a verified token can hit the cache, the rest goes to parseBearer', () => {
+    expect(bearerCacheCandidate('Bearer  aaa.bbb.ccc')).toBe(' aaa.bbb.ccc');
+    expect(bearerCacheCandidate('Bearer a+a.b/b.c=c')).toBe('a+a.b/b.c=c');
   });
 });

@@ -6,7 +6,7 @@
  */
 import fp from 'fastify-plugin';
 import { unauthenticated } from '../errors.js';
-import { parseBearer } from './bearer.js';
+import { bearerCacheCandidate, parseBearer } from './bearer.js';
 import type { Principal } from './principal.js';
 import type { TokenVerifier } from './verifier.js';
 
@@ -28,18 +28,19 @@ export const authnPlugin = fp<AuthnPluginOptions>(
       );
 
     app.addHook('onRequest', (request, _reply, done) => {
+      const candidate = bearerCacheCandidate(request.headers.authorization);
+      const cached = candidate === undefined ? undefined : verifier.cached(candidate);
+      if (cached !== undefined) {
+        if (cached.kind !== accept) return done(wrongKind());
+        request.kvp.principal = cached;
+        done();
+        return;
+      }
       let token: string;
       try {
         token = parseBearer(request.headers.authorization);
       } catch (error) {
         done(error as Error);
-        return;
-      }
-      const cached = verifier.cached(token);
-      if (cached !== undefined) {
-        if (cached.kind !== accept) return done(wrongKind());
-        request.kvp.principal = cached;
-        done();
         return;
       }
       verifier.verify(token).then(
