@@ -494,8 +494,14 @@ function proxyScenario(
 
 const auditConfig = (audit: Record<string, unknown>) => (defaults: Record<string, unknown>) => ({ ...defaults, audit });
 
-/** Scenarios also run at a fixed rate (`<id>-rate`). */
-const RATE_VARIANTS: readonly string[] = ['direct', 'nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm'];
+/**
+ * Scenarios also run at a fixed rate (`<id>-rate`): the pair the p99 target
+ * compares, and nginx for the floor a plain proxy reaches on this machine.
+ * (The stand-in alone and the default passthrough at a fixed rate were
+ * measured once, 3.9 ms and 21 ms p99, and left out to keep the run under
+ * ten minutes.)
+ */
+const RATE_VARIANTS: readonly string[] = ['nginx', 'passthrough-tuned', 'full-warm'];
 
 function scenarios(world: World): Scenario[] {
   const o = world.options;

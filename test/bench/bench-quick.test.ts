@@ -15,7 +15,7 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
 
 /** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
-const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'direct-rate', 'passthrough-default-rate', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle'];
+const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle'];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
