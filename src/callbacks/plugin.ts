@@ -12,7 +12,8 @@
  *   Vertex AI routes.
  * - authorize: the route's `callers` (`request.kvp.decision`, 403 otherwise).
  * - forward: the caller's credentials stripped, the proxy's signed assertion
- *   added, the body streamed under the route's limit, the route's timeout.
+ *   added, small bodies (at most 64 KiB, with a content type) sent whole and
+ *   larger ones streamed under the route's limit, the route's timeout.
  *
  * @module
  * @throws ProxyError ERR_REQUEST_INVALID_PATH (400), ERR_REQUEST_UNKNOWN_ROUTE (404),
@@ -20,13 +21,14 @@
  *   ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_UPSTREAM_UNREACHABLE (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504)
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import replyFrom from '@fastify/reply-from';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
-import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
+import { bodyIncomplete, bodyTooLarge, limitChunkedBody, readSmallBody, smallDeclaredBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { upstreamFailure } from '../forward/upstream-errors.js';
 import { commitDecision } from '../audit/durability-plugin.js';
@@ -143,14 +145,41 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       return;
     }
     assertions.delete(request);
+    // A small body goes whole (see BUFFERED_BODY_MAX_BYTES); reply-from takes
+    // a replacement body with its content type, so only bodies that declare one.
+    const declared = smallDeclaredBody(request);
+    const contentType = request.headers['content-type'];
+    if (declared !== undefined && declared > 0 && contentType !== undefined && request.body instanceof Readable) {
+      readSmallBody(request.body, (error, bytes) => {
+        if (error !== undefined || bytes === undefined) {
+          const failure = request.kvp.failure ?? bodyIncomplete(error);
+          if (!reply.sent && !reply.raw.destroyed) reply.send(failure);
+          else request.kvp.failure = failure;
+          return;
+        }
+        send(reply, match, assertion, principal.email, { body: bytes, contentType });
+      });
+      return;
+    }
+    send(reply, match, assertion, principal.email, {});
+  };
+
+  const send = (
+    reply: FastifyReply,
+    match: RouteMatch,
+    assertion: string,
+    callerEmail: string,
+    body: { body?: Buffer; contentType?: string },
+  ): void => {
     const { route } = match;
     reply.from(match.target, {
+      ...body,
       timeout: route.timeoutMs,
       // No retries: a callback is usually a POST, and a retried POST may not be idempotent.
       retryDelay: () => null,
       rewriteRequestHeaders: (req: FastifyRequest, headers: IncomingHttpHeaders) => {
         req.kvp.upstreamStartedAt = process.hrtime.bigint();
-        return callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail: principal.email, requestId: req.id }) as IncomingHttpHeaders;
+        return callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id }) as IncomingHttpHeaders;
       },
       rewriteHeaders: (headers: IncomingHttpHeaders, req: FastifyRequest) => {
         req.kvp.upstreamHeadersAt = process.hrtime.bigint();

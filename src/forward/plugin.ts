@@ -27,7 +27,7 @@ import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
-import { bodyTooLarge, limitChunkedBody } from './body-limit.js';
+import { bodyIncomplete, bodyTooLarge, limitChunkedBody, readSmallBody, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
 
@@ -149,48 +149,6 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 }
 
 /**
- * Bodies that declare at most this many bytes are read whole and sent as one
- * buffer; larger and chunked ones stream. Measured (bench `*-rate`
- * scenarios, `--trace-gc`): handing undici the caller's body *stream* makes
- * each request's objects survive young-generation collections, so V8 grows
- * the young generation to ~40 MB and every scavenge copies ~10 MB, a 10–30 ms
- * pause at 1,000 req/s; with buffers scavenges stay under 1 ms. Vertex AI
- * requests are small JSON; the memory this holds is bounded by this size
- * times the requests in flight.
- */
-export const BUFFERED_BODY_MAX_BYTES = 64 * 1024;
-
-const bodyIncomplete = (cause: Error | undefined) =>
-  new ProxyError('ERR_REQUEST_BODY_INCOMPLETE', 'CANCELLED', 'The request body ended before its declared length.', {
-    cause,
-    reason: 'body-incomplete',
-  });
-
-/**
- * Reads a body of known, small length. `done` runs once: with the bytes, or
- * with an error when the caller's body failed or stopped short (a client
- * that went away). Nothing is forwarded in that case.
- */
-function readSmallBody(body: Readable, done: (error: Error | undefined, bytes?: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  let settled = false;
-  const settle = (error: Error | undefined, bytes?: Buffer) => {
-    if (settled) return;
-    settled = true;
-    // 'error' stays attached: a late error on the caller's socket must not become an unhandled 'error' event.
-    body.off('data', onData).off('end', onEnd).off('close', onClose);
-    done(error, bytes);
-  };
-  const onData = (chunk: Buffer) => chunks.push(chunk);
-  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-  const onError = (error: Error) => settle(error);
-  const onClose = () => settle(new Error('request body closed before its end'));
-  body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
-  // The body may have been paused explicitly (backpressure upstream of us); a 'data' listener alone would not resume it.
-  body.resume();
-}
-
-/**
  * Sends one request (already vetted, headers already filtered) to `origin`
  * and streams the answer back. Needs `request.kvp` and a body parser that
  * leaves the body a stream. Exported for the benchmark's tuned passthrough,
@@ -204,8 +162,7 @@ export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest
     send(dispatcher, request, reply, origin, headers, null);
     return;
   }
-  const declared = request.headers['transfer-encoding'] === undefined ? Number(request.headers['content-length'] ?? Number.NaN) : Number.NaN;
-  if (!(declared <= BUFFERED_BODY_MAX_BYTES)) {
+  if (smallDeclaredBody(request) === undefined) {
     send(dispatcher, request, reply, origin, headers, body);
     return;
   }

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../helpers/callback-backend.js';
 import { runCli, writeConfig, type AuditEntry } from '../helpers/proxy-process.js';
-import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
+import { PREDICT_PATH, rawRequest, startWorld, type World } from '../helpers/world.js';
 
 const CALLBACK_AUDIENCE = 'https://vertex-callbacks.example.com';
 /** A route that accepts only tokens minted for its own URL. */
@@ -143,6 +143,21 @@ describe('an allowed callback', () => {
     // The Vertex AI service agent may use /callbacks/training, but not its longer sibling.
     const refused = await world.call('/callbacks/training/batch/7', { token: googleToken(SERVICE_AGENT), method: 'PUT', body: '{}' });
     expect(refused.status).toBe(403);
+  });
+
+  it.each([
+    ['a small body with a content type (sent whole)', 10_000, 'application/json'],
+    ['a small body without a content type (streamed, no type added)', 10_000, undefined],
+    ['a body over 64 KiB (streamed)', 200_000, 'application/json'],
+  ])('%s reaches the backend byte for byte', async (_label, size, contentType) => {
+    const payload = JSON.stringify({ blob: 'y'.repeat(size) });
+    // node:http directly: the world's helpers add a content type.
+    const headers: Record<string, string> = { authorization: `Bearer ${googleToken(PIPELINES)}`, ...(contentType === undefined ? {} : { 'content-type': contentType }) };
+    const response = await rawRequest(world.proxy.dataUrl, 'PUT', '/callbacks/training/batch/9', headers, payload);
+    expect(response.status).toBe(200);
+    const received = backend.requests.at(-1)!;
+    expect(received.body).toBe(payload);
+    expect(received.headers['content-type']).toBe(contentType);
   });
 
   it('the backend refuses an assertion that is not the proxy\'s (forged header, no proxy in between)', async () => {
