@@ -13,6 +13,8 @@
  * @module
  */
 import { randomUUID } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
@@ -67,6 +69,13 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     // The caller does not get to choose the id that audit records are keyed by.
     requestIdHeader: false,
     keepAliveTimeout: settings.server.keepAliveTimeoutMs,
+    // fastify's default is no limit: a client trickling a body would hold its request (and a small body's buffer) forever.
+    requestTimeout: settings.server.requestTimeoutMs,
+    // Node enforces the request timeout in a periodic connection check (run it often enough for the limit)
+    // and only while its headers timeout is not longer than the request timeout.
+    http: requestTimeoutOptions(settings.server.requestTimeoutMs),
+    // Protocol errors and timeouts before a request reached fastify: Google's error shape too, not fastify's.
+    clientErrorHandler: clientError,
     return503OnClosing: true,
     bodyLimit: settings.server.bodyLimitBytes,
     routerOptions: { ignoreTrailingSlash: false, ignoreDuplicateSlashes: false, maxParamLength: 1024 },
@@ -140,6 +149,35 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: ProxyErr
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
   if (error.headers) reply.headers(error.headers);
   reply.code(error.httpStatus).type(GOOGLE_ERROR_CONTENT_TYPE).send(JSON.stringify(toGoogleErrorBody(error, request.id)));
+}
+
+function requestTimeoutOptions(requestTimeoutMs: number): { connectionsCheckingInterval: number; headersTimeout?: number } {
+  if (requestTimeoutMs === 0) return { connectionsCheckingInterval: 30_000 };
+  return { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))), headersTimeout: Math.min(60_000, requestTimeoutMs) };
+}
+
+/**
+ * Errors node raises on a connection (unparseable request, headers over the
+ * limit, a request not received within `server.requestTimeout`): answered in
+ * Google's error shape on the raw socket, which is then closed. A request
+ * already being handled when its body times out is audited by its own
+ * response's close (status 499: no response of ours started).
+ */
+function clientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || socket.destroyed) return;
+  const refusal =
+    error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new ProxyError('ERR_REQUEST_TIMEOUT', 'DEADLINE_EXCEEDED', 'The request was not received in time.', { httpStatus: 408, reason: 'request-timeout' })
+      : error.code === 'HPE_HEADER_OVERFLOW'
+        ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', { httpStatus: 431, reason: 'headers-too-large' })
+        : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
+  if (socket.writable) {
+    const body = JSON.stringify(toGoogleErrorBody(refusal, randomUUID()));
+    socket.write(
+      `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy();
 }
 
 /** fastify's own errors (body too large, bad content, timeouts) in our vocabulary. */

@@ -68,6 +68,7 @@ export interface Settings {
     readonly bodyLimitBytes: number;
     readonly shutdownGraceMs: number;
     readonly keepAliveTimeoutMs: number;
+    readonly requestTimeoutMs: number;
   };
   readonly authentication: {
     readonly clockSkewSec: number;
@@ -195,6 +196,7 @@ export function parseConfig(text: string, source: string): Settings {
       bodyLimitBytes: parseSize(config.server.bodyLimit),
       shutdownGraceMs: parseDuration(config.server.shutdownGrace),
       keepAliveTimeoutMs: parseDuration(config.server.keepAliveTimeout),
+      requestTimeoutMs: parseDuration(config.server.requestTimeout),
     },
     authentication: {
       clockSkewSec: Math.ceil(parseDuration(authn.clockSkew) / 1000),

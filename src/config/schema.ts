@@ -37,6 +37,10 @@ export const ServerSchema = strictObject(
     bodyLimit: Size('10MiB', 'Largest request body accepted; larger ones get 413 before anything is forwarded.'),
     shutdownGrace: Duration('25s', 'On SIGTERM: stop accepting, let in-flight requests finish for at most this long.'),
     keepAliveTimeout: Duration('65s', 'Idle keep-alive timeout for client connections (longer than typical client pools).'),
+    requestTimeout: Duration(
+      '300s',
+      'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
+    ),
   },
   'Listeners.',
   {},
