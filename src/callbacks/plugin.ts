@@ -28,7 +28,7 @@ import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
-import { bodyIncomplete, bodyTooLarge, limitChunkedBody, readSmallBody, smallDeclaredBody } from '../forward/body-limit.js';
+import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { upstreamFailure } from '../forward/upstream-errors.js';
 import { commitDecision } from '../audit/durability-plugin.js';
@@ -150,15 +150,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     const declared = smallDeclaredBody(request);
     const contentType = request.headers['content-type'];
     if (declared !== undefined && declared > 0 && contentType !== undefined && request.body instanceof Readable) {
-      readSmallBody(request.body, (error, bytes) => {
-        if (error !== undefined || bytes === undefined) {
-          const failure = request.kvp.failure ?? bodyIncomplete(error);
-          if (!reply.sent && !reply.raw.destroyed) reply.send(failure);
-          else request.kvp.failure = failure;
-          return;
-        }
-        send(reply, match, assertion, principal.email, { body: bytes, contentType });
-      });
+      readSmallBodyThen(request, reply, request.body, (bytes) => send(reply, match, assertion, principal.email, { body: bytes, contentType }));
       return;
     }
     send(reply, match, assertion, principal.email, {});

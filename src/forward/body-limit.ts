@@ -8,7 +8,7 @@
  * @throws ProxyError ERR_REQUEST_BODY_TOO_LARGE (413); returns ERR_REQUEST_BODY_INCOMPLETE (499)
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.js';
 
 export function bodyTooLarge(limit: number, where = ''): ProxyError {
@@ -73,25 +73,39 @@ export function limitChunkedBody(request: FastifyRequest, payload: NodeJS.Readab
  */
 export const BUFFERED_BODY_MAX_BYTES = 64 * 1024;
 
-/** The declared length of a body small enough to read whole (1 byte … {@link BUFFERED_BODY_MAX_BYTES}); undefined: stream it. */
+/** The declared length of a body small enough to read whole (0 … {@link BUFFERED_BODY_MAX_BYTES} bytes); undefined: stream it. */
 export function smallDeclaredBody(request: FastifyRequest): number | undefined {
   if (request.headers['transfer-encoding'] !== undefined) return undefined;
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   return declared >= 0 && declared <= BUFFERED_BODY_MAX_BYTES ? declared : undefined;
 }
 
-export const bodyIncomplete = (cause: Error | undefined): ProxyError =>
+const bodyIncomplete = (cause: Error | undefined): ProxyError =>
   new ProxyError('ERR_REQUEST_BODY_INCOMPLETE', 'CANCELLED', 'The request body ended before its declared length.', {
     cause,
     reason: 'body-incomplete',
   });
 
 /**
- * Reads a body of known, small length. `done` runs once: with the bytes, or
- * with an error when the caller's body failed or stopped short (a client
- * that went away). Nothing is forwarded in that case.
+ * Reads a body of known, small length, then hands the bytes to `forward`.
+ * When the caller's body fails or stops short (a client that went away),
+ * nothing is forwarded: the caller, if still there, gets the error, and the
+ * audit record names it.
  */
-export function readSmallBody(body: Readable, done: (error: Error | undefined, bytes?: Buffer) => void): void {
+export function readSmallBodyThen(request: FastifyRequest, reply: FastifyReply, body: Readable, forward: (bytes: Buffer) => void): void {
+  readSmallBody(body, (error, bytes) => {
+    if (error === undefined && bytes !== undefined) {
+      forward(bytes);
+      return;
+    }
+    const failure = request.kvp.failure ?? bodyIncomplete(error);
+    if (!reply.sent && !reply.raw.destroyed) reply.send(failure);
+    else request.kvp.failure = failure;
+  });
+}
+
+/** `done` runs once: with the bytes, or with the error that ended the body early. */
+function readSmallBody(body: Readable, done: (error: Error | undefined, bytes?: Buffer) => void): void {
   const chunks: Buffer[] = [];
   let settled = false;
   const settle = (error: Error | undefined, bytes?: Buffer) => {

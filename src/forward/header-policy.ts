@@ -59,8 +59,9 @@ function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): S
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(',') : String(value);
   // The usual values name only headers that are hop-by-hop anyway: no set to build on every request.
-  if (text === 'keep-alive' || text === 'close' || text === 'Keep-Alive' || text === 'Close') return undefined;
-  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+  const lower = text.toLowerCase();
+  if (lower === 'keep-alive' || lower === 'close') return undefined;
+  return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
 }
 
 /**

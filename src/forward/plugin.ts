@@ -27,7 +27,7 @@ import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
-import { bodyIncomplete, bodyTooLarge, limitChunkedBody, readSmallBody, smallDeclaredBody } from './body-limit.js';
+import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
 
@@ -157,27 +157,15 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
 export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders): void {
   headers.host = hostOf(origin);
   const body = request.body instanceof Readable ? request.body : null;
-  // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
-  if (body === null) {
-    send(dispatcher, request, reply, origin, headers, null);
+  if (body !== null && smallDeclaredBody(request) !== undefined) {
+    readSmallBodyThen(request, reply, body, (bytes) => send(dispatcher, request, reply, origin, headers, bytes));
     return;
   }
-  if (smallDeclaredBody(request) === undefined) {
-    send(dispatcher, request, reply, origin, headers, body);
-    return;
-  }
-  readSmallBody(body, (error, bytes) => {
-    if (error !== undefined || bytes === undefined) {
-      const failure = request.kvp.failure ?? bodyIncomplete(error);
-      if (!reply.sent && !reply.raw.destroyed) reply.send(failure);
-      else request.kvp.failure = failure;
-      return;
-    }
-    send(dispatcher, request, reply, origin, headers, bytes);
-  });
+  send(dispatcher, request, reply, origin, headers, body);
 }
 
 function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders, body: Readable | Buffer | null): void {
+  // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
   if (body === null) delete headers['content-length'];
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
   dispatcher.dispatch(
