@@ -16,7 +16,6 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -24,6 +23,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
 import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
+import { freeLoopbackPort } from '../src/standins/loopback.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
@@ -178,16 +178,6 @@ function firstJsonLine<T>(p: Started, what: string, timeoutMs = 30_000): Promise
   });
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolvePort(port));
-    });
-  });
-}
 
 async function waitForHttp(url: string, p: Started, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -345,7 +335,7 @@ function nginxBinary(): string | undefined {
 
 async function startNginx(world: World): Promise<Target> {
   const dir = mkdtempSync(join(world.work, 'nginx-'));
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const upstream = new URL(world.upstream.url);
   const runAsRoot = process.getuid?.() === 0;
   writeFileSync(
@@ -417,7 +407,7 @@ async function startPostgres(world: World): Promise<Postgres | string> {
   const dir = mkdtempSync(join(tmpdir(), 'kvp-bench-pg-'));
   spawnSync('chmod', ['777', dir]);
   const data = join(dir, 'data');
-  const port = await freePort();
+  const port = await freeLoopbackPort();
   const run = (args: string[]) => spawnSync(args[0] as string, args.slice(1), { encoding: 'utf8', cwd: dir });
   const init = run([...asUser, initdb, '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   if (init.status !== 0) return `initdb failed: ${(init.stderr || init.stdout).split('\n')[0]}`;

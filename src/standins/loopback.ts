@@ -9,7 +9,7 @@
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { isIP, type AddressInfo } from 'node:net';
+import { createServer as createTcpServer, isIP, type AddressInfo } from 'node:net';
 
 export interface LoopbackServer {
   readonly server: Server;
@@ -90,4 +90,20 @@ function isLoopbackAddress(host: string): boolean {
   if (isIP(host) === 4) return host.startsWith('127.');
   if (isIP(host) === 6) return host === '::1';
   return false;
+}
+
+/**
+ * A loopback port that was free a moment ago, for programs that must be told
+ * their port (PostgreSQL, nginx). It can be taken by someone else before the
+ * program binds it: whatever can listen on port 0 and report its port should.
+ */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createTcpServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
 }

@@ -51,6 +51,18 @@ export const DEFAULT_RULES = [
   },
 ];
 
+/** A request body that fetch sends chunked (no Content-Length): these chunks, one per pull. Send it with `duplex: 'half'`. */
+export function chunkedBody(chunks: readonly Uint8Array[]): ReadableStream<Uint8Array> {
+  const pending = [...chunks];
+  return new ReadableStream({
+    pull(controller) {
+      const next = pending.shift();
+      if (next === undefined) controller.close();
+      else controller.enqueue(next);
+    },
+  });
+}
+
 export interface RawResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../helpers/callback-backend.js';
 import { runCli, writeConfig, type AuditEntry } from '../helpers/proxy-process.js';
-import { PREDICT_PATH, rawRequest, startWorld, type World } from '../helpers/world.js';
+import { chunkedBody, PREDICT_PATH, rawRequest, startWorld, type World } from '../helpers/world.js';
 
 const CALLBACK_AUDIENCE = 'https://vertex-callbacks.example.com';
 /** A route that accepts only tokens minted for its own URL. */
@@ -241,14 +241,7 @@ describe('refused callbacks', () => {
 
   it('a chunked body over the route limit is cut off with 413, and the backend never gets a complete request', async () => {
     const before = backend.requests.length;
-    const chunks = [new TextEncoder().encode('x'.repeat(800)), new TextEncoder().encode('y'.repeat(800))];
-    const body = new ReadableStream({
-      pull(controller) {
-        const next = chunks.shift();
-        if (next === undefined) controller.close();
-        else controller.enqueue(next);
-      },
-    });
+    const body = chunkedBody([new TextEncoder().encode('x'.repeat(800)), new TextEncoder().encode('y'.repeat(800))]);
     const response = await world.call('/callbacks/training/jobs/1', { token: googleToken(SERVICE_AGENT), method: 'POST', body, duplex: 'half' } as RequestInit & { duplex: 'half' });
     await expectRefused(response, 413, 'ERR_REQUEST_BODY_TOO_LARGE', 'body-too-large', 'allow');
     expect(backend.requests.slice(before).filter((r) => r.body.length > 1024)).toEqual([]);

@@ -3,7 +3,7 @@
  */
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PREDICT_PATH, PROJECT, LOCATION, startWorld, type World } from '../helpers/world.js';
+import { chunkedBody, PREDICT_PATH, PROJECT, LOCATION, startWorld, type World } from '../helpers/world.js';
 
 let world: World;
 beforeAll(async () => {
@@ -153,13 +153,7 @@ describe('requests refused before policy', () => {
   });
 
   it('refuses a chunked body that grows over the limit with 413', async () => {
-    const chunk = new Uint8Array(256 * 1024);
-    const body = new ReadableStream({
-      start(controller) {
-        for (let i = 0; i < 6; i++) controller.enqueue(chunk);
-        controller.close();
-      },
-    });
+    const body = chunkedBody(Array.from({ length: 6 }, () => new Uint8Array(256 * 1024)));
     const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
     expect(response.status).toBe(413);
   });
@@ -184,12 +178,7 @@ describe('request bodies', () => {
   it('a chunked body (no Content-Length) streams and arrives intact', async () => {
     const instances = Array.from({ length: 500 }, (_, i) => ({ feature: i }));
     const bytes = new TextEncoder().encode(JSON.stringify({ instances }));
-    const body = new ReadableStream({
-      start(controller) {
-        for (let at = 0; at < bytes.length; at += 1000) controller.enqueue(bytes.subarray(at, at + 1000));
-        controller.close();
-      },
-    });
+    const body = chunkedBody(Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => bytes.subarray(i * 1000, i * 1000 + 1000)));
     const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { predictions: unknown[] }).predictions).toEqual(instances);

@@ -8,7 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+import { chunkedBody, PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
 
 let world: World;
 beforeAll(async () => {
@@ -66,13 +66,7 @@ describe('a 413 does not leave the connection stuck', () => {
   });
 
   it('a fetch client that got a chunked 413 can go on with larger requests', async () => {
-    const chunk = new Uint8Array(256 * 1024);
-    const body = new ReadableStream({
-      start(controller) {
-        for (let i = 0; i < 6; i++) controller.enqueue(chunk);
-        controller.close();
-      },
-    });
+    const body = chunkedBody(Array.from({ length: 6 }, () => new Uint8Array(256 * 1024)));
     expect((await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit)).status).toBe(413);
     const instances = Array.from({ length: 1100 }, (_, i) => ({ feature: i, text: `instance-${i}` }));
     for (let i = 0; i < 3; i++) {
