@@ -19,11 +19,15 @@ import {
   INSERT_COLUMNS,
   decodeCursor,
   encodeCursor,
-  indexStatements,
   insertValues,
+  legacyMarkerIndex,
+  legacyMigrationStatements,
+  openTable,
   parseRecord,
+  pruneOpenStatement,
+  recordsSql,
   rowToEntry,
-  tableColumns,
+  schemaStatements,
   verifyPaged,
   whereClause,
   type AuditQuery,
@@ -75,8 +79,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       try {
         await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
         try {
-          await client.query(`CREATE TABLE IF NOT EXISTS ${table} (${tableColumns('postgres')})`);
-          for (const statement of indexStatements(table)) await client.query(statement);
+          // One transaction (PostgreSQL DDL is transactional): a failed upgrade leaves the old schema whole.
+          await client.query('BEGIN');
+          try {
+            const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [legacyMarkerIndex(table)]);
+            for (const statement of schemaStatements(table, 'postgres')) await client.query(statement);
+            if (rows[0]?.legacy === true) for (const statement of legacyMigrationStatements(table)) await client.query(statement);
+            await client.query('COMMIT');
+          } catch (error) {
+            await client.query('ROLLBACK').catch(() => undefined);
+            throw error;
+          }
         } finally {
           await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
         }
@@ -109,8 +122,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const placeholders = values.map((value) => `$${params.push(value)}`);
         return `(${placeholders.join(', ')})`;
       });
+      // One statement, so one transaction: the entries and the open-list changes they imply commit together.
+      // A decision and its own final entry are never in one batch (the final is written after the response,
+      // the decision before forwarding), so the DELETE not seeing this statement's INSERT is harmless.
+      const sql =
+        `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id, decision), ` +
+        `opened AS (INSERT INTO ${openTable(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision'), ` +
+        `closed AS (DELETE FROM ${openTable(table)} o USING ins WHERE ins.phase = 'final' AND ins.decision = 'allow' AND o.request_id = ins.request_id) ` +
+        'SELECT count(*) FROM ins';
       try {
-        await run(`INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')}`, params);
+        await run(sql, params);
         healthy = true;
       } catch (error) {
         healthy = false;
@@ -120,10 +141,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     onBatch: (size, seconds, ok) => options.onBatch?.('postgres', size, seconds, ok),
   });
 
-  const select = (query: AuditQuery) => {
+  /** The query's conditions with numbered placeholders, used in both branches of {@link recordsSql}. */
+  const conditions = (query: AuditQuery, before?: number) => {
     const params: unknown[] = [];
-    const where = whereClause(query, (value) => `$${params.push(value)}`).replaceAll('{table}', table);
-    return { where, params };
+    const param = (value: unknown) => `$${params.push(value)}`;
+    let where = whereClause(query, param);
+    if (before !== undefined) where += ` AND e.id < ${param(before)}`;
+    return { where, params, param };
   };
 
   try {
@@ -148,19 +172,17 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     kind: 'postgres',
     append: (entries) => committer.submit(entries),
     async query(query, limit, cursor): Promise<RecordPage> {
-      const { where, params } = select(query);
-      let sql = `SELECT e.id, e.phase, e.record FROM ${table} e WHERE ${where}`;
-      if (cursor !== undefined) sql += ` AND e.id < $${params.push(decodeCursor(cursor))}`;
-      sql += ` ORDER BY e.id DESC LIMIT $${params.push(limit + 1)}`;
+      const { where, params, param } = conditions(query, cursor === undefined ? undefined : decodeCursor(cursor));
+      const sql = `${recordsSql(table, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
       const { rows } = await run<{ id: string; phase: 'decision' | 'final'; record: string }>(sql, params);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
     },
     async summary(query): Promise<SummaryRow[]> {
-      const { where, params } = select(query);
+      const { where, params } = conditions(query);
       const { rows } = await run<{ principal: string | null; permission: string | null; decision: string; count: string }>(
-        `SELECT e.principal, e.permission, e.decision, COUNT(*) AS count FROM ${table} e WHERE ${where} GROUP BY e.principal, e.permission, e.decision ORDER BY count DESC, e.principal, e.permission, e.decision`,
+        `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(table, 'e.principal, e.permission, e.decision', where)}) r GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`,
         params,
       );
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
@@ -178,13 +200,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
         const { rows } = await run<Record<string, unknown>>(`SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`, params);
         return rows.map(rowToEntry);
-      }, range);
+      }, range, async () => {
+        const atMs = Date.now();
+        const { rows } = await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, []);
+        return { ids: new Set(rows.map((r) => Number(r.id))), atMs };
+      });
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;
       for (;;) {
         const result = await run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE written_ms < $1 ORDER BY id LIMIT $2)`, [beforeMs, batch]);
         total += result.rowCount ?? 0;
+        if ((result.rowCount ?? 0) > 0) await run(pruneOpenStatement(table), []);
         if ((result.rowCount ?? 0) < batch) return total;
       }
     },

@@ -24,13 +24,18 @@ import { Worker } from 'node:worker_threads';
 import {
   GroupCommitter,
   INSERT_COLUMNS,
+  closesDecision,
   decodeCursor,
   encodeCursor,
-  indexStatements,
   insertValues,
+  legacyMarkerIndex,
+  legacyMigrationStatements,
+  openTable,
   parseRecord,
+  pruneOpenStatement,
+  recordsSql,
   rowToEntry,
-  tableColumns,
+  schemaStatements,
   verifyPaged,
   whereClause,
   type AuditQuery,
@@ -67,13 +72,22 @@ db.exec('PRAGMA busy_timeout = 5000');
 db.exec('PRAGMA journal_mode = WAL');
 db.exec('PRAGMA synchronous = FULL');
 const insert = db.prepare(workerData.insertSql);
+const open = db.prepare(workerData.openSql);
+const close = db.prepare(workerData.closeSql);
 const remove = db.prepare(workerData.deleteSql);
+const prune = db.prepare(workerData.pruneSql);
 parentPort.on('message', (m) => {
   try {
     if (m.op === 'insert') {
       db.exec('BEGIN IMMEDIATE');
       try {
-        for (const row of m.rows) insert.run(...row);
+        for (let i = 0; i < m.rows.length; i++) {
+          const row = m.rows[i];
+          insert.run(...row);
+          // 'open' follows its own insert: last_insert_rowid() is the decision entry's id.
+          if (m.effects[i] === 1) open.run(m.requestIds[i]);
+          else if (m.effects[i] === 2) close.run(m.requestIds[i]);
+        }
         db.exec('COMMIT');
       } catch (error) {
         if (db.isTransaction) db.exec('ROLLBACK');
@@ -81,7 +95,9 @@ parentPort.on('message', (m) => {
       }
       parentPort.postMessage({ id: m.id, ok: true, value: m.rows.length });
     } else if (m.op === 'delete') {
-      parentPort.postMessage({ id: m.id, ok: true, value: Number(remove.run(m.beforeMs, m.batch).changes) });
+      const changes = Number(remove.run(m.beforeMs, m.batch).changes);
+      if (changes > 0) prune.run();
+      parentPort.postMessage({ id: m.id, ok: true, value: changes });
     } else if (m.op === 'close') {
       db.close();
       parentPort.postMessage({ id: m.id, ok: true, value: 0 });
@@ -104,7 +120,10 @@ function startWriter(path: string): WriterThread {
     workerData: {
       path,
       insertSql: `INSERT INTO ${TABLE} (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`,
+      openSql: `INSERT INTO ${openTable(TABLE)} (request_id, id) VALUES (?, last_insert_rowid())`,
+      closeSql: `DELETE FROM ${openTable(TABLE)} WHERE request_id = ?`,
       deleteSql: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} WHERE written_ms < ? ORDER BY id LIMIT ?)`,
+      pruneSql: pruneOpenStatement(TABLE),
     },
   });
   // The writer must not keep a finished process alive; pending calls keep it referenced.
@@ -144,6 +163,20 @@ function startWriter(path: string): WriterThread {
   };
 }
 
+/** Creates or upgrades the schema in one transaction: a crash midway leaves the old schema, not half of each. */
+function migrate(db: DatabaseSync): void {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const legacy = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`).get(legacyMarkerIndex(TABLE)) !== undefined;
+    for (const statement of schemaStatements(TABLE, 'sqlite')) db.exec(statement);
+    if (legacy) for (const statement of legacyMigrationStatements(TABLE)) db.exec(statement);
+    db.exec('COMMIT');
+  } catch (error) {
+    if (db.isTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
 export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
   let db: DatabaseSync;
   try {
@@ -153,8 +186,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     if (options.readOnly !== true) {
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = FULL');
-      db.exec(`CREATE TABLE IF NOT EXISTS ${TABLE} (${tableColumns('sqlite')})`);
-      for (const statement of indexStatements(TABLE)) db.exec(statement);
+      migrate(db);
     }
     // LIKE must be case-sensitive, as in PostgreSQL, so a filter means the same on both stores.
     db.exec('PRAGMA case_sensitive_like = ON');
@@ -174,7 +206,12 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     write: async (entries) => {
       if (writer === undefined) throw new Error('the audit store is open read-only');
       try {
-        await writer.call({ op: 'insert', rows: entries.map(insertValues) });
+        await writer.call({
+          op: 'insert',
+          rows: entries.map(insertValues),
+          requestIds: entries.map((e) => e.columns.request_id),
+          effects: entries.map((e) => (e.phase === 'decision' ? 1 : closesDecision(e) ? 2 : 0)),
+        });
         healthy = true;
       } catch (error) {
         healthy = false;
@@ -196,30 +233,30 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
   }, 2000);
   probe.unref();
 
-  const select = (query: AuditQuery, extra: string, extraParams: SqlValue[]) => {
+  /** The query's conditions with numbered placeholders (`?1`…), used in both branches of {@link recordsSql}. */
+  const conditions = (query: AuditQuery, before?: number) => {
     const params: SqlValue[] = [];
-    const where = whereClause(query, (value) => {
-      params.push(value as SqlValue);
-      return '?';
-    }).replaceAll('{table}', TABLE);
-    return { sql: `${where}${extra}`, params: [...params, ...extraParams] };
+    const param = (value: unknown) => `?${params.push(value as SqlValue)}`;
+    let where = whereClause(query, param);
+    if (before !== undefined) where += ` AND e.id < ${param(before)}`;
+    return { where, params, param };
   };
 
   return {
     kind: 'sqlite',
     append: (entries) => committer.submit(entries),
     async query(query, limit, cursor): Promise<RecordPage> {
-      const before = cursor === undefined ? undefined : decodeCursor(cursor);
-      const { sql, params } = select(query, before === undefined ? '' : ' AND e.id < ?', before === undefined ? [] : [before]);
-      const rows = db.prepare(`SELECT e.id, e.phase, e.record FROM ${TABLE} e WHERE ${sql} ORDER BY e.id DESC LIMIT ?`).all(...params, limit + 1) as Array<{ id: number; phase: 'decision' | 'final'; record: string }>;
+      const { where, params, param } = conditions(query, cursor === undefined ? undefined : decodeCursor(cursor));
+      const sql = `${recordsSql(TABLE, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
+      const rows = db.prepare(sql).all(...params) as Array<{ id: number; phase: 'decision' | 'final'; record: string }>;
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
     },
     async summary(query): Promise<SummaryRow[]> {
-      const { sql, params } = select(query, '', []);
+      const { where, params } = conditions(query);
       const rows = db
-        .prepare(`SELECT e.principal, e.permission, e.decision, COUNT(*) AS count FROM ${TABLE} e WHERE ${sql} GROUP BY e.principal, e.permission, e.decision ORDER BY count DESC, e.principal, e.permission, e.decision`)
+        .prepare(`SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`)
         .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number }>;
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
     },
@@ -236,7 +273,11 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
         const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
         const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<Record<string, unknown>>;
         return rows.map(rowToEntry);
-      }, range);
+      }, range, async () => {
+        const atMs = Date.now();
+        const rows = db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>;
+        return { ids: new Set(rows.map((r) => Number(r.id))), atMs };
+      });
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;

@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { startTestPostgres, type TestPostgres } from '../../test/helpers/postgres.js';
 import { openPostgresStore } from './postgres.js';
 import type { AuditRecord } from './record.js';
 import { openSqliteStore } from './sqlite.js';
-import type { AuditQuery, AuditStore, StoredRecord } from './store.js';
+import { recordsSql, whereClause, type AuditQuery, type AuditStore, type StoredRecord } from './store.js';
 
 const T0 = Date.parse('2026-11-01T00:00:00.000Z');
 const MINUTE = 60_000;
@@ -82,8 +82,10 @@ const expected = (predicate: (i: number, r: AuditRecord) => boolean) =>
 interface Backend {
   readonly name: string;
   open(writer?: string): Promise<AuditStore>;
-  /** Runs raw SQL against the backing database (to tamper with it). */
+  /** Runs raw SQL against the backing database (to tamper with it); `audit_entries` names the store's table. */
   exec(sql: string): Promise<void>;
+  /** Runs one raw query (after `session` statements on the same connection) and returns its rows. */
+  rows(sql: string, session?: string[]): Promise<Array<Record<string, unknown>>>;
   cleanup(): Promise<void>;
 }
 
@@ -97,6 +99,14 @@ function sqliteBackend(): Backend {
       const db = new DatabaseSync(path);
       db.exec(sql);
       db.close();
+    },
+    rows: async (sql) => {
+      const db = new DatabaseSync(path);
+      try {
+        return db.prepare(sql).all() as Array<Record<string, unknown>>;
+      } finally {
+        db.close();
+      }
     },
     cleanup: async () => rmSync(dir, { recursive: true, force: true }),
   };
@@ -113,6 +123,16 @@ function postgresBackend(): Backend {
       await client.connect();
       await client.query(sql.replaceAll('audit_entries', table));
       await client.end();
+    },
+    rows: async (sql, session = []) => {
+      const client = new pg.Client({ connectionString: (postgres as TestPostgres).url });
+      await client.connect();
+      try {
+        for (const statement of session) await client.query(statement);
+        return (await client.query(sql.replaceAll('audit_entries', table))).rows as Array<Record<string, unknown>>;
+      } finally {
+        await client.end();
+      }
     },
     cleanup: async () => undefined,
   };
@@ -208,6 +228,29 @@ describe.each([
     ]);
   });
 
+  it('answers a filtered query from a final-only index and the open list, not by scanning entries', async () => {
+    const where = whereClause({ principal: 'system:serviceaccount:ml:trainer' }, () => `'system:serviceaccount:ml:trainer'`);
+    const sql = `${recordsSql('audit_entries', 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT 10`;
+    let plan: string;
+    if (backend.name === 'sqlite') {
+      await backend.exec('ANALYZE');
+      plan = (await backend.rows(`EXPLAIN QUERY PLAN ${sql}`)).map((r) => String(r.detail)).join('\n');
+    } else {
+      await backend.exec('ANALYZE audit_entries; ANALYZE audit_entries_open');
+      plan = (await backend.rows(`EXPLAIN ${sql}`)).map((r) => String(r['QUERY PLAN'])).join('\n');
+    }
+    // Final entries through the partial index; open decisions from the open list, each looked up by id.
+    expect(plan).toMatch(/INDEX \S+_f_principal|Index Scan on \S+_f_principal/);
+    if (backend.name === 'sqlite') {
+      expect(plan).toContain('SCAN o');
+      expect(plan).toContain('SEARCH e USING INTEGER PRIMARY KEY');
+      expect(plan).not.toMatch(/SCAN e\b/);
+    } else {
+      expect(plan).toContain('Index Cond: (id = o.id)');
+      expect(plan).not.toMatch(/Seq Scan on audit_[a-z0-9]+ e/);
+    }
+  });
+
   it('verifies the hash chain, continues it after a restart, and finds an edited row', async () => {
     expect(await store.verify()).toMatchObject({ ok: true, writers: 1, entries: N + 3 });
     await store.close();
@@ -240,6 +283,113 @@ describe.each([
     expect(deleted).toBe(11);
     const result = await store.verify();
     expect(result.broken?.problem ?? '').toContain('sequence gap'); // the row deleted in the previous test
+  });
+});
+
+/** The 0.1 schema's full indexes (every entry, both phases), recreated to test the upgrade from it. */
+const LEGACY_INDEXES = [
+  'CREATE INDEX audit_entries_time ON audit_entries (time_ms)',
+  'CREATE INDEX audit_entries_principal ON audit_entries (principal, time_ms)',
+  'CREATE INDEX audit_entries_namespace ON audit_entries (namespace, time_ms)',
+  'CREATE INDEX audit_entries_permission ON audit_entries (permission, time_ms)',
+  'CREATE INDEX audit_entries_resource ON audit_entries (resource, time_ms)',
+  'CREATE INDEX audit_entries_rule ON audit_entries (rule_id, time_ms)',
+  'CREATE INDEX audit_entries_request ON audit_entries (request_id, phase)',
+];
+const NEW_INDEXES = ['f_time', 'f_principal', 'f_namespace', 'f_permission', 'f_resource', 'f_rule'];
+
+describe.each([
+  ['sqlite', sqliteBackend],
+  ['postgres', postgresBackend],
+] as const)('audit store: %s: open decisions, schema upgrade, query plans', (name, makeBackend) => {
+  let backend: Backend;
+  const stores: AuditStore[] = [];
+  const open = async () => {
+    const store = await backend.open();
+    stores.push(store);
+    return store;
+  };
+  const decision = (id: string) => ({ phase: 'decision' as const, record: record(2, { requestId: id, status: 0, decision: 'allow' }) });
+  const final = (id: string) => ({ phase: 'final' as const, record: record(2, { requestId: id, status: 200, decision: 'allow' }) });
+  const listed = async (prefix: string) => (await backend.rows(`SELECT request_id FROM audit_entries_open WHERE request_id LIKE '${prefix}%' ORDER BY request_id`)).map((r) => r.request_id);
+  const shown = async (store: AuditStore, prefix: string) =>
+    (await store.query({}, 100)).records
+      .filter((r) => r.requestId.startsWith(prefix))
+      .map((r) => [r.requestId, r.complete])
+      .sort();
+
+  // A store of its own per test: each checks the whole chain.
+  beforeEach(() => {
+    backend = makeBackend();
+  });
+  afterEach(async () => {
+    vi.useRealTimers();
+    for (const store of stores.splice(0)) await store.close();
+    await backend.cleanup();
+  });
+
+  it('lists a decision entry as open until its final entry is written, and verify checks the list against the chain', async () => {
+    const store = await open();
+    // Written three minutes ago, so verify treats them as settled.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(Date.now() - 3 * MINUTE);
+    await store.append([decision('open-a'), decision('open-b')]);
+    expect(await listed('open-')).toEqual(['open-a', 'open-b']);
+    await store.append([final('open-a')]);
+    vi.useRealTimers();
+    expect(await listed('open-')).toEqual(['open-b']);
+    expect(await shown(store, 'open-')).toEqual([
+      ['open-a', true],
+      ['open-b', false],
+    ]);
+    expect(await store.verify()).toMatchObject({ ok: true, entries: 3 });
+
+    // Removed from the list, open-b would vanish from queries: verify names it.
+    await backend.exec(`DELETE FROM audit_entries_open WHERE request_id = 'open-b'`);
+    expect(await shown(store, 'open-')).toEqual([['open-a', true]]);
+    expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 2, problem: expect.stringContaining('missing from the open list') } });
+    // Listing open-a again would show it twice.
+    await backend.exec(`INSERT INTO audit_entries_open (request_id, id) SELECT request_id, id FROM audit_entries WHERE phase = 'decision'`);
+    expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 1, problem: expect.stringContaining('still on the open list') } });
+    await backend.exec(`DELETE FROM audit_entries_open WHERE request_id = 'open-a'`);
+    expect(await store.verify()).toMatchObject({ ok: true });
+
+    // Retention that removes an open decision entry takes it off the list too.
+    await backend.exec(`UPDATE audit_entries SET written_ms = 0 WHERE request_id = 'open-b'`);
+    expect(await store.deleteOlderThan(1, 10)).toBe(1);
+    expect(await listed('open-')).toEqual([]);
+  });
+
+  it('upgrades a 0.1 store: open decisions found, full indexes replaced by final-only ones, nothing lost', async () => {
+    let store = await open();
+    await store.append([decision('up-1'), decision('up-2')]);
+    await store.append([final('up-1'), final('up-3')]);
+    await store.close();
+    stores.length = 0;
+    // Back to the 0.1 schema: no open list, full indexes.
+    for (const index of NEW_INDEXES) await backend.exec(`DROP INDEX audit_entries_${index}`);
+    await backend.exec('DROP TABLE audit_entries_open');
+    for (const statement of LEGACY_INDEXES) await backend.exec(statement);
+
+    store = await open();
+    expect(await listed('up-')).toEqual(['up-2']);
+    const indexes =
+      name === 'sqlite'
+        ? await backend.rows(`SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'audit_entries_%' AND name NOT LIKE 'sqlite_%'`)
+        : await backend.rows(`SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname LIKE 'audit_entries_%' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'`);
+    const suffixes = indexes.map((r) => /_(f_[a-z]+|written)$/.exec(String(r.name))?.[1] ?? String(r.name));
+    expect(suffixes.sort()).toEqual([...NEW_INDEXES, 'written'].sort());
+    expect(await shown(store, 'up-')).toEqual([
+      ['up-1', true],
+      ['up-2', false],
+      ['up-3', true],
+    ]);
+    expect(await store.verify()).toMatchObject({ ok: true, entries: 4 });
+    // And opening again changes nothing.
+    await store.close();
+    stores.length = 0;
+    store = await open();
+    expect(await listed('up-')).toEqual(['up-2']);
   });
 });
 

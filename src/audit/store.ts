@@ -7,7 +7,16 @@
  * strict mode gets a `decision` entry before it is forwarded and a `final`
  * entry when its response closes; every other request gets only a `final`
  * entry. Queries see one record per request: its `final` entry, or its
- * `decision` entry when no final one exists (the process died mid-request).
+ * `decision` entry when no final one exists (in flight, or the process died
+ * mid-request).
+ *
+ * Only `final` entries are in the filter indexes (partial indexes). A
+ * decision entry is listed in the small `<table>_open` table until its final
+ * entry, written in the same transaction, takes it out; queries read the
+ * open decisions from there. A strict request thus pays for one fully
+ * indexed row, not two, and no query needs a per-row "has a final entry?"
+ * look-up. The open table is not part of the hash chain: `verify` checks it
+ * against the chain.
  *
  * Tamper evidence: each entry carries `hash = SHA-256(prevHash, writer, seq,
  * phase, writtenMs, recordJson)`, chained per writer (replica) in `seq`
@@ -242,8 +251,10 @@ export function likePattern(pattern: string): string {
 }
 
 /**
- * WHERE clause for a query, shared by both dialects. `param(value)` adds a
- * bound parameter and returns its placeholder (`?` or `$n`).
+ * The filters of a query as SQL conditions on the entries table (alias `e`),
+ * shared by both dialects. `param(value)` adds a bound parameter and returns
+ * its placeholder; placeholders are numbered (`?1`, `$1`) because
+ * {@link recordsSql} uses the conditions twice.
  */
 export function whereClause(query: AuditQuery, param: (value: unknown) => string, alias = 'e'): string {
   const parts: string[] = [];
@@ -262,11 +273,18 @@ export function whereClause(query: AuditQuery, param: (value: unknown) => string
   if (query.rule !== undefined) parts.push(`${alias}.rule_id = ${param(query.rule)}`);
   if (query.from !== undefined) parts.push(`${alias}.time_ms >= ${param(query.from)}`);
   if (query.to !== undefined) parts.push(`${alias}.time_ms < ${param(query.to)}`);
-  // One record per request: the final entry, or the decision entry of a request that never got one.
-  parts.push(
-    `(${alias}.phase = 'final' OR NOT EXISTS (SELECT 1 FROM {table} f WHERE f.request_id = ${alias}.request_id AND f.phase = 'final'))`,
-  );
-  return parts.join(' AND ');
+  return parts.length === 0 ? '1 = 1' : parts.join(' AND ');
+}
+
+/**
+ * One record per request as a compound SELECT of `columns` (of alias `e`):
+ * the final entries that match (through the partial indexes: the literal
+ * `e.phase = 'final'` is what lets both databases use them) and the open
+ * decision entries that match. Callers add ORDER BY / LIMIT to the compound,
+ * which both databases answer by merging the two ordered branches.
+ */
+export function recordsSql(table: string, columns: string, where: string): string {
+  return `SELECT ${columns} FROM ${table} e WHERE e.phase = 'final' AND ${where} UNION ALL SELECT ${columns} FROM ${openTable(table)} o JOIN ${table} e ON e.id = o.id WHERE ${where}`;
 }
 
 export function encodeCursor(id: number): string {
@@ -311,26 +329,68 @@ export function parseRecord(json: string, phase: EntryPhase): StoredRecord {
 /** Pages of entries ordered by (writer, seq), after the given key, within a written-time range. */
 export type EntryPager = (after: { writer: string; seq: number } | undefined, limit: number, range: { from?: number; to?: number }) => Promise<StoredEntry[]>;
 
-/** Walks every writer's chain page by page; stops at the first broken link. */
-export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}): Promise<VerifyResult> {
+/** The open list as read at one moment. */
+export interface OpenSnapshot {
+  readonly ids: ReadonlySet<number>;
+  readonly atMs: number;
+}
+
+/**
+ * Entries written this long before the open list was read had committed by
+ * then (a write statement times out after 10 s). Younger ones may have
+ * committed after the read, so the open-list check leaves them out.
+ */
+const SETTLED_MS = 60_000;
+
+/**
+ * Walks every writer's chain page by page; stops at the first broken link.
+ * With `openList` (whole-store verify only: a range cuts requests in two), it
+ * also checks the open list against the chain, since the list is not hashed:
+ * a decision entry without a final entry must be listed (else queries would
+ * not show it), and one with a final entry must not be (else they would show
+ * the request twice).
+ */
+export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}, openList?: () => Promise<OpenSnapshot>): Promise<VerifyResult> {
   const PAGE = 5000;
+  const open = range.from === undefined && range.to === undefined ? await openList?.() : undefined;
+  const settled = (open?.atMs ?? 0) - SETTLED_MS;
   let after: { writer: string; seq: number } | undefined;
   let previous: StoredEntry | undefined;
   let writers = 0;
   let entries = 0;
+  // Decision entries of the current writer still waiting for their final entry: requests in flight, about as many as concurrency.
+  let waiting = new Map<string, StoredEntry>();
+  const broken = (entry: StoredEntry, problem: string): VerifyResult => ({ ok: false, writers, entries, broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem } });
+  const unlisted = (): VerifyResult | undefined => {
+    for (const decision of waiting.values()) {
+      if (decision.writtenMs < settled && !open?.ids.has(decision.id)) return broken(decision, 'decision entry without a final entry is missing from the open list (queries do not show it)');
+    }
+    return undefined;
+  };
   for (;;) {
     const rows = await page(after, PAGE, range);
     for (const entry of rows) {
       if (previous?.writer !== entry.writer) {
+        const problem = open === undefined ? undefined : unlisted();
+        if (problem !== undefined) return problem;
+        waiting = new Map();
         previous = undefined;
         writers += 1;
       }
       entries += 1;
       const problem = entryProblem(entry, previous);
-      if (problem !== undefined) return { ok: false, writers, entries, broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem } };
+      if (problem !== undefined) return broken(entry, problem);
+      if (open !== undefined) {
+        if (entry.phase === 'decision') waiting.set(entry.columns.request_id, entry);
+        else if (entry.columns.decision === 'allow') {
+          const decision = waiting.get(entry.columns.request_id);
+          waiting.delete(entry.columns.request_id);
+          if (decision !== undefined && entry.writtenMs < settled && open.ids.has(decision.id)) return broken(decision, 'decision entry is still on the open list although its final entry exists (queries show the request twice)');
+        }
+      }
       previous = entry;
     }
-    if (rows.length < PAGE) return { ok: true, writers, entries };
+    if (rows.length < PAGE) return (open === undefined ? undefined : unlisted()) ?? { ok: true, writers, entries };
     const last = rows[rows.length - 1] as StoredEntry;
     after = { writer: last.writer, seq: last.seq };
   }
@@ -361,18 +421,62 @@ export function tableColumns(dialect: 'sqlite' | 'postgres'): string {
     UNIQUE (writer, seq)`;
 }
 
-/** Indexes that serve the query filters (each with time for range scans), the one-record-per-request rule, and retention. */
-export function indexStatements(table: string): string[] {
+/** The table listing decision entries whose final entry is not written yet. */
+export function openTable(table: string): string {
+  return `${table}_open`;
+}
+
+/** Filter indexes, final entries only; each with time for range scans. */
+const FINAL_INDEXES = [
+  ['f_time', 'time_ms'],
+  ['f_principal', 'principal, time_ms'],
+  ['f_namespace', 'namespace, time_ms'],
+  ['f_permission', 'permission, time_ms'],
+  ['f_resource', 'resource, time_ms'],
+  ['f_rule', 'rule_id, time_ms'],
+] as const;
+
+/**
+ * The schema, idempotent: entries, the open-decision table (keyed by request
+ * id for the final entry's delete; the entry id makes a repeated request id
+ * harmless), the partial filter indexes, and the retention index.
+ */
+export function schemaStatements(table: string, dialect: 'sqlite' | 'postgres'): string[] {
+  const big = dialect === 'sqlite' ? 'INTEGER' : 'BIGINT';
   return [
-    `CREATE INDEX IF NOT EXISTS ${table}_time ON ${table} (time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_principal ON ${table} (principal, time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_namespace ON ${table} (namespace, time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_permission ON ${table} (permission, time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_resource ON ${table} (resource, time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_rule ON ${table} (rule_id, time_ms)`,
-    `CREATE INDEX IF NOT EXISTS ${table}_request ON ${table} (request_id, phase)`,
+    `CREATE TABLE IF NOT EXISTS ${table} (${tableColumns(dialect)})`,
+    `CREATE TABLE IF NOT EXISTS ${openTable(table)} (request_id TEXT NOT NULL, id ${big} NOT NULL, PRIMARY KEY (request_id, id))${dialect === 'sqlite' ? ' WITHOUT ROWID' : ''}`,
+    ...FINAL_INDEXES.map(([name, columns]) => `CREATE INDEX IF NOT EXISTS ${table}_${name} ON ${table} (${columns}) WHERE phase = 'final'`),
     `CREATE INDEX IF NOT EXISTS ${table}_written ON ${table} (written_ms)`,
   ];
+}
+
+/** The index whose presence marks a store written by 0.1 (full indexes on every entry, no open table). */
+export function legacyMarkerIndex(table: string): string {
+  return `${table}_request`;
+}
+
+/**
+ * From the 0.1 schema: list the decision entries that have no final entry as
+ * open (the marker index makes that look-up cheap, so it runs before the old
+ * indexes go), then drop the old full indexes. Run after
+ * {@link schemaStatements}, in the same transaction.
+ */
+export function legacyMigrationStatements(table: string): string[] {
+  return [
+    `INSERT INTO ${openTable(table)} (request_id, id) SELECT e.request_id, e.id FROM ${table} e WHERE e.phase = 'decision' AND NOT EXISTS (SELECT 1 FROM ${table} f WHERE f.request_id = e.request_id AND f.phase = 'final')`,
+    ...['time', 'principal', 'namespace', 'permission', 'resource', 'rule', 'request'].map((name) => `DROP INDEX IF EXISTS ${table}_${name}`),
+  ];
+}
+
+/** After retention deleted entries: open rows whose decision entry is gone. */
+export function pruneOpenStatement(table: string): string {
+  return `DELETE FROM ${openTable(table)} WHERE NOT EXISTS (SELECT 1 FROM ${table} e WHERE e.id = ${openTable(table)}.id)`;
+}
+
+/** Whether appending this entry takes a decision off the open list (only allowed requests ever have a decision entry). */
+export function closesDecision(entry: ChainedEntry): boolean {
+  return entry.phase === 'final' && entry.columns.decision === 'allow';
 }
 
 export const INSERT_COLUMNS = ['writer', 'seq', 'phase', 'written_ms', 'prev_hash', 'hash', ...COLUMN_NAMES, 'record'] as const;

@@ -96,5 +96,18 @@ describe('strict durability survives SIGKILL', () => {
     const verify = await runCli(['audit', 'verify', '--config', configPath]);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/^ok: \d+ entries from 1 writer/);
+
+    // The cut-off requests are on the open list, and a query shows each of them once, as incomplete.
+    const final = new DatabaseSync(dbPath, { readOnly: true });
+    const cutOff = (final.prepare("SELECT request_id FROM audit_entries d WHERE phase = 'decision' AND NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = d.request_id AND f.phase = 'final')").all() as Array<{ request_id: string }>).map((r) => r.request_id).sort();
+    const listed = (final.prepare('SELECT request_id FROM audit_entries_open').all() as Array<{ request_id: string }>).map((r) => r.request_id).sort();
+    final.close();
+    expect(cutOff.length).toBeGreaterThan(0);
+    expect(listed).toEqual(cutOff);
+    const query = await runCli(['audit', 'query', '--config', configPath, '--decision', 'allow', '--format', 'json']);
+    expect(query.code).toBe(0);
+    const records = query.stdout.trim().split('\n').map((line) => JSON.parse(line) as { requestId: string; complete: boolean });
+    expect(records.filter((r) => !r.complete).map((r) => r.requestId).sort()).toEqual(cutOff);
+    expect(new Set(records.map((r) => r.requestId)).size).toBe(records.length);
   });
 });
