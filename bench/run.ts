@@ -10,7 +10,8 @@
  * stand-in run on core 0, the load generator on core 1 (when `taskset`
  * exists). Scenarios run round-robin for several rounds and the median of
  * each number is reported. Out: a Markdown table on stdout and
- * `bench-results/bench-<time>.{json,md}` (plus `latest.*`).
+ * `bench-results/bench-<time>.{json,md}` (plus `latest.*`). Diagnostic
+ * scenarios (`full-no-audit-line`) run only when named in `--only`.
  *
  * @module
  */
@@ -443,6 +444,8 @@ interface Scenario extends ScenarioInfo {
   load(world: World): Omit<LoadSpec, 'origin' | 'connections' | 'warmupMs' | 'durationMs'> & Partial<Pick<LoadSpec, 'connections' | 'warmupMs' | 'durationMs'>>;
   /** Rounds override (the 100,000-token scenario is too long to repeat). */
   readonly rounds?: number;
+  /** Runs only when named in `--only`: a diagnostic, not part of the report's comparison. */
+  readonly optIn?: boolean;
   cleanup?(): Promise<void>;
 }
 
@@ -529,6 +532,11 @@ function scenarios(world: World): Scenario[] {
       load: (w) => predictLoad(w, undefined),
     },
     fullPath('full-warm', 'Full path, warm token cache (authn, classify, authorize, audit relaxed → stdout, metrics, forward)'),
+    {
+      // What the checks cost without the audit line: splits full-warm's overhead over passthrough-tuned in two.
+      ...fullPath('full-no-audit-line', 'Full path without any audit sink (diagnostic: the checks, metrics and forwarding alone)', { durability: 'relaxed', sinks: [] }),
+      optIn: true,
+    },
     proxyScenario(
       { id: 'miss-rs256', title: 'Full path, every request a never-seen RS256 token', kind: 'proxy' },
       (w) => w.rsIssuer,
@@ -727,7 +735,7 @@ async function main(): Promise<void> {
   };
   const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files };
 
-  const all = scenarios(world).filter((s) => options.only === undefined || options.only.includes(s.id));
+  const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
   const runnable: Scenario[] = [];
   const reasons = await Promise.all(all.map((s) => (s.prepare ? s.prepare(world).catch((e: Error) => e.message) : undefined)));
