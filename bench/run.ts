@@ -24,10 +24,11 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
 import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
-import { freeLoopbackPort } from '../src/standins/loopback.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
+import { freeLoopbackPort } from '../src/standins/loopback.js';
+import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 import { cpuSample, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -112,7 +113,7 @@ interface Started {
  * behind: {@link abandonRun} stops them all.
  */
 const running = new Set<ChildProcess>();
-/** Synchronous undo steps for what is not a child process of ours (pg_ctl's server, temp dirs). */
+/** Synchronous undo steps for what is not a child process of ours (temp dirs). */
 const undoOnAbort = new Set<() => void>();
 
 async function abandonRun(): Promise<void> {
@@ -394,45 +395,45 @@ interface Postgres {
   stop(): Promise<void>;
 }
 
-/** A throw-away local PostgreSQL (initdb + pg_ctl), or the one named in KVP_BENCH_POSTGRES_URL. */
+/** A throw-away local PostgreSQL (the tests' helper, pinned beside the proxy, fsync on), or the one named in KVP_BENCH_POSTGRES_URL. */
 async function startPostgres(world: World): Promise<Postgres | string> {
   const given = process.env.KVP_BENCH_POSTGRES_URL;
   if (given) return { url: given, stop: async () => undefined };
-  const which = (name: string) => ['/usr/local/bin', '/usr/bin', '/usr/lib/postgresql/16/bin', '/usr/lib/postgresql/15/bin'].map((d) => join(d, name)).find((p) => existsSync(p));
-  const initdb = which('initdb');
-  const pgCtl = which('pg_ctl');
-  if (!initdb || !pgCtl) return 'PostgreSQL is not installed (no initdb/pg_ctl); set KVP_BENCH_POSTGRES_URL to use a running server';
-  // PostgreSQL refuses to run as root: run it as the `postgres` user when we are root.
-  const asUser = process.getuid?.() === 0 ? (existsSync('/usr/sbin/runuser') ? ['/usr/sbin/runuser', '-u', 'postgres', '--'] : undefined) : [];
-  if (asUser === undefined) return 'running as root without runuser: cannot start PostgreSQL';
-  const dir = mkdtempSync(join(tmpdir(), 'kvp-bench-pg-'));
-  spawnSync('chmod', ['777', dir]);
-  const data = join(dir, 'data');
-  const port = await freeLoopbackPort();
-  const run = (args: string[]) => spawnSync(args[0] as string, args.slice(1), { encoding: 'utf8', cwd: dir });
-  const init = run([...asUser, initdb, '-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-  if (init.status !== 0) return `initdb failed: ${(init.stderr || init.stdout).split('\n')[0]}`;
-  const opts = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=on -c synchronous_commit=on`;
-  const pin = world.pinned ? ['taskset', '-c', String(PROXY_CORE)] : [];
-  const start = run([...pin, ...asUser, pgCtl, '-D', data, '-o', opts, '-l', join(dir, 'log'), '-w', 'start']);
+  try {
+    findBinDir();
+  } catch {
+    return 'PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/initdb); set KVP_BENCH_POSTGRES_URL to use a running server';
+  }
+  let dir: string | undefined;
   const undo = () => {
-    run([...asUser, pgCtl, '-D', data, '-m', 'immediate', '-w', 'stop']);
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   };
   undoOnAbort.add(undo);
-  if (start.status !== 0) {
+  try {
+    const server = await startTestPostgres({
+      fsync: true,
+      ...(world.pinned ? { cpuCore: PROXY_CORE } : {}),
+      // A child of ours: an interrupted run stops it with the others.
+      onProcess: (child) => {
+        running.add(child);
+        child.once('exit', () => running.delete(child));
+      },
+      onDirectory: (created) => {
+        dir = created;
+      },
+    });
+    return {
+      url: server.url,
+      async stop() {
+        await server.stop();
+        undoOnAbort.delete(undo);
+      },
+    };
+  } catch (error) {
     undo();
     undoOnAbort.delete(undo);
-    return `pg_ctl start failed: ${(start.stderr || start.stdout).split('\n')[0]}`;
+    return `PostgreSQL did not start: ${(error as Error).message.split('\n')[0]}`;
   }
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    async stop() {
-      undoOnAbort.delete(undo);
-      run([...asUser, pgCtl, '-D', data, '-m', 'fast', '-w', 'stop']);
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 // ───────────────────────── scenarios ─────────────────────────

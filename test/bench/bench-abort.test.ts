@@ -85,8 +85,8 @@ describe('interrupting npm run bench', () => {
     expect(code, stderr.slice(-2000)).toBe(signal === 'SIGINT' ? 130 : 143);
     expect(stderr).toContain(`${signal}: stopping everything the run started`);
     expect([...seen].filter(alive), 'child processes still running').toEqual([]);
-    // pg_ctl's server is not our child (it daemonizes): found by its data directory.
+    // Anything still running from the scratch paths (PostgreSQL's data directory is one), whoever its parent is.
     expect(processesMentioning(tmp)).toEqual([]);
-    expect(readdirSync(tmp).filter((name) => name.startsWith('kvp-bench-'))).toEqual([]);
+    expect(readdirSync(tmp).filter((name) => name.startsWith('kvp-bench-') || name.startsWith('kvp-pg-'))).toEqual([]);
   }, 180_000);
 });

@@ -1,9 +1,12 @@
 /**
- * A throwaway PostgreSQL server for tests: `initdb` into a temp directory and
- * `postgres` on 127.0.0.1 and a free port, from the installed Debian
- * binaries (`apt-get install postgresql`; `.ci/run` does it). PostgreSQL
- * refuses to run as root, so as root both run as the `postgres` user (via
- * `setpriv`, util-linux) in a directory it owns. `stop()` ends the server and removes the directory.
+ * A throwaway PostgreSQL server for tests and the benchmark: `initdb` into a
+ * temp directory and `postgres` on 127.0.0.1 and a free port, from the
+ * installed Debian binaries (`apt-get install postgresql`; `.ci/run` does
+ * it). PostgreSQL refuses to run as root, so as root both run as the
+ * `postgres` user (via `setpriv`, util-linux) in a directory it owns. The
+ * server is our child process (`setpriv` and `taskset` exec in place), so
+ * whoever started it can always stop it. `stop()` ends the server and
+ * removes the directory.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -23,7 +26,19 @@ export interface TestPostgres {
   stop(): Promise<void>;
 }
 
-function findBinDir(): string {
+export interface TestPostgresOptions {
+  /** Default true; tests that only need a working store turn it off for speed. */
+  readonly fsync?: boolean;
+  /** Pin the server to this CPU core (`taskset`): the benchmark runs it beside the proxy. */
+  readonly cpuCore?: number;
+  /** Told the server process each time it starts (the benchmark stops it when interrupted). */
+  readonly onProcess?: (child: ChildProcess) => void;
+  /** Told the temp directory once it exists (the benchmark removes it when interrupted). */
+  readonly onDirectory?: (dir: string) => void;
+}
+
+/** @throws Error naming the package to install when the server binaries are missing. */
+export function findBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
   const version = versions[0];
@@ -39,9 +54,10 @@ const asRoot = process.getuid?.() === 0;
 const asPostgres = (command: string, args: string[]): [string, string[]] =>
   asRoot ? ['setpriv', ['--reuid=postgres', '--regid=postgres', '--init-groups', '--', command, ...args]] : [command, args];
 
-export async function startTestPostgres(options: { fsync?: boolean } = {}): Promise<TestPostgres> {
+export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = findBinDir();
   const dir = mkdtempSync(join(tmpdir(), 'kvp-pg-'));
+  options.onDirectory?.(dir);
   const data = join(dir, 'data');
   if (asRoot) {
     const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
@@ -62,7 +78,8 @@ export async function startTestPostgres(options: { fsync?: boolean } = {}): Prom
       '-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir,
       '-c', `fsync=${options.fsync === false ? 'off' : 'on'}`, '-c', 'max_connections=200', '-c', 'shared_buffers=64MB',
     ]);
-    child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = options.cpuCore === undefined ? spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(options.cpuCore), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    options.onProcess?.(child);
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (output += c.toString()));
     const deadline = Date.now() + 20_000;
