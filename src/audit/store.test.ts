@@ -286,7 +286,7 @@ describe.each([
   });
 });
 
-/** The 0.1 schema's full indexes (every entry, both phases), recreated to test the upgrade from it. */
+/** The first schema's full indexes (every entry, both phases; no open list), recreated to test the upgrade from it. */
 const LEGACY_INDEXES = [
   'CREATE INDEX audit_entries_time ON audit_entries (time_ms)',
   'CREATE INDEX audit_entries_principal ON audit_entries (principal, time_ms)',
@@ -360,13 +360,13 @@ describe.each([
     expect(await listed('open-')).toEqual([]);
   });
 
-  it('upgrades a 0.1 store: open decisions found, full indexes replaced by final-only ones, nothing lost', async () => {
+  it('upgrades a store of the first schema: open decisions found, full indexes replaced by final-only ones, nothing lost', async () => {
     let store = await open();
     await store.append([decision('up-1'), decision('up-2')]);
     await store.append([final('up-1'), final('up-3')]);
     await store.close();
     stores.length = 0;
-    // Back to the 0.1 schema: no open list, full indexes.
+    // Back to the first schema: no open list, full indexes.
     for (const index of NEW_INDEXES) await backend.exec(`DROP INDEX audit_entries_${index}`);
     await backend.exec('DROP TABLE audit_entries_open');
     for (const statement of LEGACY_INDEXES) await backend.exec(statement);

@@ -451,13 +451,13 @@ export function schemaStatements(table: string, dialect: 'sqlite' | 'postgres'):
   ];
 }
 
-/** The index whose presence marks a store written by 0.1 (full indexes on every entry, no open table). */
+/** The index whose presence marks a store of the first schema (full indexes on every entry, no open table). */
 export function legacyMarkerIndex(table: string): string {
   return `${table}_request`;
 }
 
 /**
- * From the 0.1 schema: list the decision entries that have no final entry as
+ * From the first schema: list the decision entries that have no final entry as
  * open (the marker index makes that look-up cheap, so it runs before the old
  * indexes go), then drop the old full indexes. Run after
  * {@link schemaStatements}, in the same transaction.
