@@ -25,11 +25,11 @@ import {
   openTable,
   parseRecord,
   pruneOpenStatement,
+  queryConditions,
   recordsSql,
   rowToEntry,
   schemaStatements,
   verifyPaged,
-  whereClause,
   type AuditQuery,
   type AuditStore,
   type RecordPage,
@@ -141,14 +141,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     onBatch: (size, seconds, ok) => options.onBatch?.('postgres', size, seconds, ok),
   });
 
-  /** The query's conditions with numbered placeholders, used in both branches of {@link recordsSql}. */
-  const conditions = (query: AuditQuery, before?: number) => {
-    const params: unknown[] = [];
-    const param = (value: unknown) => `$${params.push(value)}`;
-    let where = whereClause(query, param);
-    if (before !== undefined) where += ` AND e.id < ${param(before)}`;
-    return { where, params, param };
-  };
+  const conditions = (query: AuditQuery, before?: number) => queryConditions(query, before, (n) => `$${n}`);
 
   try {
     await ensureSchema();

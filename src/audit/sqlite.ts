@@ -33,11 +33,11 @@ import {
   openTable,
   parseRecord,
   pruneOpenStatement,
+  queryConditions,
   recordsSql,
   rowToEntry,
   schemaStatements,
   verifyPaged,
-  whereClause,
   type AuditQuery,
   type AuditStore,
   type ChainLink,
@@ -85,8 +85,8 @@ parentPort.on('message', (m) => {
           const row = m.rows[i];
           insert.run(...row);
           // 'open' follows its own insert: last_insert_rowid() is the decision entry's id.
-          if (m.effects[i] === 1) open.run(m.requestIds[i]);
-          else if (m.effects[i] === 2) close.run(m.requestIds[i]);
+          if (m.effects[i] === 'open') open.run(m.requestIds[i]);
+          else if (m.effects[i] === 'close') close.run(m.requestIds[i]);
         }
         db.exec('COMMIT');
       } catch (error) {
@@ -210,7 +210,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
           op: 'insert',
           rows: entries.map(insertValues),
           requestIds: entries.map((e) => e.columns.request_id),
-          effects: entries.map((e) => (e.phase === 'decision' ? 1 : closesDecision(e) ? 2 : 0)),
+          effects: entries.map((e) => (e.phase === 'decision' ? 'open' : closesDecision(e) ? 'close' : null)),
         });
         healthy = true;
       } catch (error) {
@@ -233,13 +233,9 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
   }, 2000);
   probe.unref();
 
-  /** The query's conditions with numbered placeholders (`?1`…), used in both branches of {@link recordsSql}. */
   const conditions = (query: AuditQuery, before?: number) => {
-    const params: SqlValue[] = [];
-    const param = (value: unknown) => `?${params.push(value as SqlValue)}`;
-    let where = whereClause(query, param);
-    if (before !== undefined) where += ` AND e.id < ${param(before)}`;
-    return { where, params, param };
+    const c = queryConditions(query, before, (n) => `?${n}`);
+    return { ...c, params: c.params as SqlValue[] };
   };
 
   return {

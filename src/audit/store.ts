@@ -277,6 +277,19 @@ export function whereClause(query: AuditQuery, param: (value: unknown) => string
 }
 
 /**
+ * A query's filters plus the page cursor (`e.id < …`), with numbered
+ * placeholders (`placeholder(1)` → `?1` or `$1`) because {@link recordsSql}
+ * uses the conditions in both of its branches. `param` adds more parameters.
+ */
+export function queryConditions(query: AuditQuery, before: number | undefined, placeholder: (n: number) => string) {
+  const params: unknown[] = [];
+  const param = (value: unknown) => placeholder(params.push(value));
+  let where = whereClause(query, param);
+  if (before !== undefined) where += ` AND e.id < ${param(before)}`;
+  return { where, params, param };
+}
+
+/**
  * One record per request as a compound SELECT of `columns` (of alias `e`):
  * the final entries that match (through the partial indexes: the literal
  * `e.phase = 'final'` is what lets both databases use them) and the open
