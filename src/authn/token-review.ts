@@ -8,15 +8,21 @@
  * them the API server checks its own audience and every custom-audience
  * token fails.
  *
+ * At most `maxConcurrent` reviews are in flight (a cold cache in a large
+ * cluster would otherwise send one per distinct token at once, against the
+ * API server every pod depends on); further ones wait up to `timeoutMs` for a
+ * slot, and past that or past a bounded line they are refused (fail closed).
+ *
  * In: the token, the audiences, the locally verified principal. Out: accept,
  * or a refusal. The token goes to the API server only; it is never logged.
  *
  * @module
  * @throws ProxyError ERR_AUTHN_INVALID_TOKEN (401, reason token-review-rejected);
- *   ERR_AUTHN_VERIFIER_UNAVAILABLE (503, reason token-review-unavailable)
+ *   ERR_AUTHN_VERIFIER_UNAVAILABLE (503, reasons token-review-unavailable, token-review-busy)
  */
 import { AuthenticationV1Api, type KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
 import { ProxyError, unauthenticated } from '../errors.js';
+import { ConcurrencyLimit, LimitExceeded } from '../lib/concurrency-limit.js';
 import { withTimeout } from '../lib/with-timeout.js';
 import type { KubernetesPrincipal } from './principal.js';
 
@@ -25,27 +31,41 @@ export interface TokenReviewer {
   review(token: string, audiences: readonly string[], principal: KubernetesPrincipal): Promise<void>;
 }
 
+export type TokenReviewResult = 'accepted' | 'rejected' | 'error' | 'busy';
+
 export interface TokenReviewerOptions {
   readonly kubeConfig: KubeConfig;
   readonly timeoutMs: number;
-  /** Outcome counter: accepted, rejected, error. */
-  readonly onReview?: (result: 'accepted' | 'rejected' | 'error') => void;
+  /** Reviews in flight at once. */
+  readonly maxConcurrent: number;
+  /** Outcome counter; `busy`: refused without a call, no slot free in time. */
+  readonly onReview?: (result: TokenReviewResult) => void;
 }
+
+/** How many reviews may wait for a slot, per slot: enough for a burst, bounded all the same. */
+const WAITING_PER_SLOT = 64;
 
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
 export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewer {
   const api = options.kubeConfig.makeApiClient(AuthenticationV1Api);
+  const slots = new ConcurrencyLimit({ limit: options.maxConcurrent, maxWaiting: options.maxConcurrent * WAITING_PER_SLOT, maxWaitMs: options.timeoutMs });
   return {
     async review(token, audiences, principal) {
       let result: V1TokenReview;
       try {
-        result = await withTimeout(
-          api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } }),
-          options.timeoutMs,
-          'TokenReview',
+        result = await slots.run(() =>
+          withTimeout(
+            api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } }),
+            options.timeoutMs,
+            'TokenReview',
+          ),
         );
       } catch (cause) {
+        if (cause instanceof LimitExceeded) {
+          options.onReview?.('busy');
+          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', { cause, reason: 'token-review-busy' });
+        }
         options.onReview?.('error');
         // ApiException carries the response body, which echoes the token: keep only the status.
         const status = (cause as { code?: unknown }).code;

@@ -63,12 +63,12 @@ describe('parseConfig', () => {
 
   it('accepts the informer, TokenReview and UID revocation modes and converts their durations', () => {
     const settings = parseConfig(
-      `${minimal}\nkubernetes:\n  namespaceLabels: watch\n  kubeconfig: kube/config\n  maxStaleness: 90s\n  tokenReview: true\n  tokenReviewTtl: 1m\n  uidRevocation: serviceAccountsAndPods\nreload:\n  debounce: 250ms\n`,
+      `${minimal}\nkubernetes:\n  namespaceLabels: watch\n  kubeconfig: kube/config\n  maxStaleness: 90s\n  tokenReview: true\n  tokenReviewTtl: 1m\n  tokenReviewConcurrency: 4\n  uidRevocation: serviceAccountsAndPods\nreload:\n  debounce: 250ms\n`,
       '/etc/kvp/config.yaml',
     );
     expect(settings.kubernetes).toEqual({
       namespaceLabels: 'watch', kubeconfig: '/etc/kvp/kube/config', maxStalenessMs: 90_000, apiTimeoutMs: 10_000,
-      tokenReview: true, tokenReviewTtlMs: 60_000, uidRevocation: 'serviceAccountsAndPods', usesApi: true,
+      tokenReview: true, tokenReviewTtlMs: 60_000, tokenReviewConcurrency: 4, uidRevocation: 'serviceAccountsAndPods', usesApi: true,
     });
     expect(settings.reload).toEqual({ watch: true, debounceMs: 250 });
   });

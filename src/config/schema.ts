@@ -177,6 +177,12 @@ export const KubernetesSchema = strictObject(
       description: 'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is cached with the token for at most tokenReviewTtl.',
     }),
     tokenReviewTtl: Duration('2m', 'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). This is the revocation delay.'),
+    tokenReviewConcurrency: Type.Integer({
+      default: 16,
+      minimum: 1,
+      maximum: 1024,
+      description: 'With tokenReview: most TokenReview calls in flight at once, so a cold cache in a large cluster does not send one per distinct token at once. Further reviews wait for a free slot (at most apiTimeout, at most 64 per slot); past that the request gets 503 UNAVAILABLE (reason token-review-busy) and may be retried.',
+    }),
     uidRevocation: Type.Union([Type.Literal('off'), Type.Literal('serviceAccounts'), Type.Literal('serviceAccountsAndPods')], {
       default: 'off',
       description: 'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources cluster-wide.',

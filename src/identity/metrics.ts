@@ -9,6 +9,7 @@
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { METRIC_PREFIX } from '../metrics/metrics.js';
+import type { TokenReviewResult } from '../authn/token-review.js';
 
 export interface InformerGaugeSource {
   readonly resource: string;
@@ -20,7 +21,7 @@ export interface IdentityMetrics {
   event(resource: string, type: string): void;
   restart(resource: string): void;
   relist(resource: string): void;
-  tokenReview(result: 'accepted' | 'rejected' | 'error'): void;
+  tokenReview(result: TokenReviewResult): void;
   evicted(count: number): void;
 }
 
@@ -90,7 +91,7 @@ export function createIdentityMetrics(registry: Registry, sources: { informers: 
   });
   const reviews = new Counter({
     name: `${METRIC_PREFIX}token_reviews_total`,
-    help: 'TokenReview calls by result (accepted, rejected, error).',
+    help: 'TokenReviews by result (accepted, rejected, error; busy: refused without a call, no free slot in time).',
     labelNames: ['result'] as const,
     registers,
   });

@@ -107,7 +107,7 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
 
   const reviewer =
     k.tokenReview && source
-      ? createTokenReviewer({ kubeConfig: source.kubeConfig, timeoutMs: k.apiTimeoutMs, onReview: (result) => metrics.tokenReview(result) })
+      ? createTokenReviewer({ kubeConfig: source.kubeConfig, timeoutMs: k.apiTimeoutMs, maxConcurrent: k.tokenReviewConcurrency, onReview: (result) => metrics.tokenReview(result) })
       : undefined;
   const rev = revocation;
 
@@ -125,7 +125,7 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
         { name: 'namespace-labels', ready: labels.ready(), detail: watchSource ? watchSource.describe() : { source: labels.kind } },
       ];
       if (revocation) checks.push({ name: 'uid-revocation', ready: revocation.ready(), detail: revocation.describe() });
-      if (reviewer) checks.push({ name: 'token-review', ready: true, detail: { ttlSeconds: k.tokenReviewTtlMs / 1000 } });
+      if (reviewer) checks.push({ name: 'token-review', ready: true, detail: { ttlSeconds: k.tokenReviewTtlMs / 1000, maxConcurrent: k.tokenReviewConcurrency } });
       return checks;
     },
     async start() {

@@ -21,6 +21,7 @@ export interface KubernetesSettings {
   readonly apiTimeoutMs: number;
   readonly tokenReview: boolean;
   readonly tokenReviewTtlMs: number;
+  readonly tokenReviewConcurrency: number;
   readonly uidRevocation: 'off' | 'serviceAccounts' | 'serviceAccountsAndPods';
   /** True when any mode talks to the API server. */
   readonly usesApi: boolean;
@@ -51,6 +52,7 @@ export function deriveKubernetesSettings(
     apiTimeoutMs,
     tokenReview: kubernetes.tokenReview,
     tokenReviewTtlMs,
+    tokenReviewConcurrency: kubernetes.tokenReviewConcurrency,
     uidRevocation: kubernetes.uidRevocation,
     usesApi,
   };

@@ -62,6 +62,10 @@ export interface KubeApiStandIn {
   readonly requests: Array<{ method: string; path: string; watch: boolean; resourceVersion: string | null; accept: string | undefined }>;
   /** Audiences of every TokenReview received (the token itself is not kept). */
   readonly tokenReviews: Array<{ audiences: readonly string[]; authenticated: boolean }>;
+  /** A slow API server: each TokenReview is answered this much later (default 0). */
+  setTokenReviewDelay(ms: number): void;
+  /** The most TokenReviews that were being answered at the same time. */
+  readonly maxConcurrentTokenReviews: number;
   /** Writes a kubeconfig pointing at this stand-in; returns its path. */
   writeKubeconfig(dir: string): string;
   setNamespace(name: string, labels?: Record<string, string>): StoredObject;
@@ -95,6 +99,9 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
   const watches = new Set<OpenWatch>();
   const requests: KubeApiStandIn['requests'] = [];
   const tokenReviews: KubeApiStandIn['tokenReviews'] = [];
+  let tokenReviewDelayMs = 0;
+  let reviewing = 0;
+  let maxReviewing = 0;
   const keyOf = (namespace: string | undefined, name: string) => (namespace ? `${namespace}/${name}` : name);
 
   const emit = (resource: Resource, type: WatchEvent['type'], object: StoredObject) => {
@@ -221,6 +228,10 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       const audiences = body.spec?.audiences ?? [];
       const outcome = reviewToken(body.spec?.token ?? '', audiences);
       tokenReviews.push({ audiences, authenticated: 'authenticated' in outcome });
+      reviewing += 1;
+      maxReviewing = Math.max(maxReviewing, reviewing);
+      if (tokenReviewDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, tokenReviewDelayMs));
+      reviewing -= 1;
       sendJson(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: outcome });
       return;
     }
@@ -251,6 +262,12 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     apiToken,
     requests,
     tokenReviews,
+    setTokenReviewDelay(ms: number) {
+      tokenReviewDelayMs = ms;
+    },
+    get maxConcurrentTokenReviews() {
+      return maxReviewing;
+    },
     writeKubeconfig(dir) {
       const path = join(dir, 'kubeconfig');
       writeFileSync(

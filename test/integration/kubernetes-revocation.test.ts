@@ -95,6 +95,49 @@ describe('TokenReview mode', () => {
   });
 });
 
+describe('TokenReview mode under a burst of new tokens', () => {
+  let api: KubeApiStandIn;
+  let world: World;
+  beforeAll(async () => {
+    api = await startKubeApiStandIn();
+    api.addServiceAccount('ml', 'trainer');
+    for (let i = 0; i < 6; i++) api.addPod('ml', `trainer-${i}`, 'trainer');
+    world = await worldWith(api, { tokenReview: true, tokenReviewConcurrency: 2, apiTimeout: '3s' });
+  });
+  afterAll(async () => {
+    await world?.close();
+    await api?.close();
+  });
+
+  it('keeps at most tokenReviewConcurrency reviews in flight; the rest wait their turn and pass', async () => {
+    api.setTokenReviewDelay(200);
+    const tokens = Array.from({ length: 6 }, (_, i) => boundToken(world, api, 'ml', 'trainer', `trainer-${i}`));
+    const before = api.tokenReviews.length;
+    const statuses = await Promise.all(tokens.map(async (token) => (await world.call(PREDICT_PATH, { token, body: predictBody })).status));
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 200]);
+    expect(api.tokenReviews.length - before).toBe(6);
+    expect(api.maxConcurrentTokenReviews).toBe(2);
+  });
+
+  it('refuses with 503 (token-review-busy) a review that found no free slot within apiTimeout, and forwards nothing for it', async () => {
+    // Five new tokens (each minted token has its own jti), two slots, 2 s per review: the third and fourth
+    // get a slot after 2 s of waiting; the fifth's would come after 4 s, past apiTimeout (3 s).
+    api.setTokenReviewDelay(2000);
+    const forwardedBefore = world.vertex.requests.length;
+    const tokens = [0, 1, 2, 3, 4].map((i) => boundToken(world, api, 'ml', 'trainer', `trainer-${i}`));
+    const responses = await Promise.all(tokens.map((token) => world.call(PREDICT_PATH, { token, body: predictBody })));
+    expect(responses.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 503]);
+    const refused = responses.find((r) => r.status === 503);
+    expect(((await refused?.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
+    expect(world.vertex.requests.length - forwardedBefore).toBe(4);
+    expect(api.maxConcurrentTokenReviews).toBe(2);
+    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'token-review-busy');
+    expect(entry.kubeVertexProxy.status).toBe(503);
+    expect(await metric(world, 'kube_vertex_proxy_token_reviews_total{result="busy"}')).toBe(1);
+    api.setTokenReviewDelay(0);
+  });
+});
+
 describe('UID revocation', () => {
   let api: KubeApiStandIn;
   let world: World;
