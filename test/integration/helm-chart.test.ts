@@ -292,6 +292,11 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       { what: 'a PDB that allows every replica to go', args: ['--set', 'podDisruptionBudget.maxUnavailable=2'], message: 'maxUnavailable' },
       { what: 'a grace period shorter than the preStop pause', args: ['--set', 'terminationGracePeriodSeconds=5'], message: 'terminationGracePeriodSeconds' },
       { what: 'a Google service account that is not one', args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'], message: 'gcpServiceAccount' },
+      {
+        what: 'callback routes on several replicas, each with its own generated assertion key',
+        args: ['--set', 'config.callbacks.routes[0].prefix=/callbacks/training', '--set', 'config.callbacks.routes[0].upstream=http://trainer.ml.svc.cluster.local:8080', '--set', 'config.callbacks.routes[0].callers[0]=trainer@p.iam.gserviceaccount.com'],
+        message: 'callbackAssertionKey.existingSecret',
+      },
     ])('$what', ({ args, message }) => {
       expect(renderError(args)).toContain(message);
     });
