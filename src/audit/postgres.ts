@@ -17,6 +17,7 @@ import pg from 'pg';
 import {
   GroupCommitter,
   INSERT_COLUMNS,
+  closesDecision,
   decodeCursor,
   encodeCursor,
   insertValues,
@@ -125,10 +126,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       // One statement, so one transaction: the entries and the open-list changes they imply commit together.
       // A decision and its own final entry are never in one batch (the final is written after the response,
       // the decision before forwarding), so the DELETE not seeing this statement's INSERT is harmless.
+      const closing = entries.filter(closesDecision).map((entry) => entry.columns.request_id);
       const sql =
-        `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id, decision), ` +
-        `opened AS (INSERT INTO ${openTable(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision'), ` +
-        `closed AS (DELETE FROM ${openTable(table)} o USING ins WHERE ins.phase = 'final' AND ins.decision = 'allow' AND o.request_id = ins.request_id) ` +
+        `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
+        `opened AS (INSERT INTO ${openTable(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
+        (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${openTable(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
         'SELECT count(*) FROM ins';
       try {
         await run(sql, params);
@@ -193,11 +195,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
         const { rows } = await run<Record<string, unknown>>(`SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`, params);
         return rows.map(rowToEntry);
-      }, range, async () => {
-        const atMs = Date.now();
-        const { rows } = await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, []);
-        return { ids: new Set(rows.map((r) => Number(r.id))), atMs };
-      });
+      }, range, async () => (await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, [])).rows.map((r) => Number(r.id)));
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;

@@ -269,11 +269,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
         const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
         const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<Record<string, unknown>>;
         return rows.map(rowToEntry);
-      }, range, async () => {
-        const atMs = Date.now();
-        const rows = db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>;
-        return { ids: new Set(rows.map((r) => Number(r.id))), atMs };
-      });
+      }, range, async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>).map((r) => Number(r.id)));
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;

@@ -342,12 +342,6 @@ export function parseRecord(json: string, phase: EntryPhase): StoredRecord {
 /** Pages of entries ordered by (writer, seq), after the given key, within a written-time range. */
 export type EntryPager = (after: { writer: string; seq: number } | undefined, limit: number, range: { from?: number; to?: number }) => Promise<StoredEntry[]>;
 
-/** The open list as read at one moment. */
-export interface OpenSnapshot {
-  readonly ids: ReadonlySet<number>;
-  readonly atMs: number;
-}
-
 /**
  * Entries written this long before the open list was read had committed by
  * then (a write statement times out after 10 s). Younger ones may have
@@ -363,10 +357,10 @@ const SETTLED_MS = 60_000;
  * not show it), and one with a final entry must not be (else they would show
  * the request twice).
  */
-export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}, openList?: () => Promise<OpenSnapshot>): Promise<VerifyResult> {
+export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}, openList?: () => Promise<number[]>): Promise<VerifyResult> {
   const PAGE = 5000;
-  const open = range.from === undefined && range.to === undefined ? await openList?.() : undefined;
-  const settled = (open?.atMs ?? 0) - SETTLED_MS;
+  const settled = Date.now() - SETTLED_MS;
+  const open = range.from === undefined && range.to === undefined && openList !== undefined ? new Set(await openList()) : undefined;
   let after: { writer: string; seq: number } | undefined;
   let previous: StoredEntry | undefined;
   let writers = 0;
@@ -376,7 +370,7 @@ export async function verifyPaged(page: EntryPager, range: { from?: number; to?:
   const broken = (entry: StoredEntry, problem: string): VerifyResult => ({ ok: false, writers, entries, broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem } });
   const unlisted = (): VerifyResult | undefined => {
     for (const decision of waiting.values()) {
-      if (decision.writtenMs < settled && !open?.ids.has(decision.id)) return broken(decision, 'decision entry without a final entry is missing from the open list (queries do not show it)');
+      if (decision.writtenMs < settled && !open?.has(decision.id)) return broken(decision, 'decision entry without a final entry is missing from the open list (queries do not show it)');
     }
     return undefined;
   };
@@ -398,7 +392,7 @@ export async function verifyPaged(page: EntryPager, range: { from?: number; to?:
         else if (entry.columns.decision === 'allow') {
           const decision = waiting.get(entry.columns.request_id);
           waiting.delete(entry.columns.request_id);
-          if (decision !== undefined && entry.writtenMs < settled && open.ids.has(decision.id)) return broken(decision, 'decision entry is still on the open list although its final entry exists (queries show the request twice)');
+          if (decision !== undefined && entry.writtenMs < settled && open.has(decision.id)) return broken(decision, 'decision entry is still on the open list although its final entry exists (queries show the request twice)');
         }
       }
       previous = entry;
