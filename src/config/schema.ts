@@ -301,7 +301,7 @@ export const CallbackRouteSchema = strictObject(
     ),
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` (`service-*@gcp-sa-aiplatform.iam.gserviceaccount.com`, `*@my-proj.iam.gserviceaccount.com`), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project\'s domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -310,7 +310,7 @@ export const CallbackRouteSchema = strictObject(
     }),
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
     timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
-    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.' })),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
