@@ -62,6 +62,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       metricsRef?.jwksFetch(issuer, result);
       if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message }, 'issuer key set fetch failed; keeping the last good keys');
     },
+    onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {

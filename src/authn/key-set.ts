@@ -23,7 +23,19 @@ export interface KeySetOptions {
   readonly minRefreshIntervalMs: number;
   readonly fetchTimeoutMs: number;
   readonly onFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  /**
+   * After a successful fetch that no longer lists keys the previous set had:
+   * their ids (a key without `kid` is named by {@link keyIdentity}).
+   */
+  readonly onKeysRemoved?: (removed: ReadonlySet<string>) => void;
   readonly now?: () => number;
+}
+
+export const NO_KID_PREFIX = 'nokid:';
+
+/** How a key is named for retirement: its `kid`, or for a key without one, its public material. */
+export function keyIdentity(key: Pick<JWK, 'kid' | 'kty' | 'n' | 'x' | 'y'>): string {
+  return typeof key.kid === 'string' ? key.kid : `${NO_KID_PREFIX}${key.kty ?? ''}:${key.n ?? ''}${key.x ?? ''}${key.y ?? ''}`;
 }
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
@@ -35,6 +47,7 @@ export class IssuerKeySet {
   readonly #now: () => number;
   #resolver: ReturnType<typeof createLocalJWKSet> | undefined;
   #kids = new Set<string>();
+  #identities = new Set<string>();
   #jwksUri: string | undefined;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
   #lastSuccessAt: number | undefined;
@@ -149,6 +162,11 @@ export class IssuerKeySet {
     const jwks: JSONWebKeySet = { keys: usable };
     this.#resolver = createLocalJWKSet(jwks);
     this.#kids = new Set(usable.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+    const identities = new Set(usable.map(keyIdentity));
+    const removed = new Set([...this.#identities].filter((id) => !identities.has(id)));
+    this.#identities = identities;
+    // A key the issuer withdrew may have been compromised: tokens it signed must not live on in a cache.
+    if (removed.size > 0) this.#options.onKeysRemoved?.(removed);
     this.#lastSuccessAt = this.#now();
     this.#nextRefreshMs = clamp(maxAgeMs ?? this.#options.refreshIntervalMs, this.#options.minRefreshIntervalMs, this.#options.refreshIntervalMs);
   }

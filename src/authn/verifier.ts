@@ -22,7 +22,7 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type
 import { ProxyError, unauthenticated } from '../errors.js';
 import type { IssuerSettings } from '../config/load.js';
 import { toGooglePrincipal, toKubernetesPrincipal } from './claims.js';
-import { IssuerKeySet, type KeySetFetchResult } from './key-set.js';
+import { IssuerKeySet, NO_KID_PREFIX, type KeySetFetchResult } from './key-set.js';
 import type { Principal } from './principal.js';
 import { TokenCache, tokenKey } from './token-cache.js';
 import type { TokenReviewer } from './token-review.js';
@@ -36,6 +36,8 @@ export interface VerifierOptions {
   readonly jwksMinRefreshIntervalMs: number;
   readonly jwksFetchTimeoutMs: number;
   readonly onJwksFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  /** After a refresh dropped keys: how many cached tokens they had signed were evicted. */
+  readonly onRetiredKeys?: (issuerName: string, removedKeys: number, evictedTokens: number) => void;
   readonly now?: () => number;
   /**
    * TokenReview mode: every Kubernetes token not in the cache is also
@@ -54,6 +56,8 @@ export interface VerifierOptions {
 /** Tokens above this size are refused outright (Envoy caps at 4 KiB; projected tokens are ~1 KiB). */
 export const MAX_TOKEN_BYTES = 8192;
 const NEGATIVE_CACHE_MAX = 10_000;
+/** The signing-key name of a token whose header has no `kid`. */
+const NO_KID = '';
 
 interface TrustedIssuer {
   readonly settings: IssuerSettings;
@@ -70,6 +74,8 @@ export class TokenVerifier {
   readonly #cache: TokenCache<Principal>;
   readonly #negative: TokenCache<ProxyError>;
   readonly #inflight = new Map<string, Promise<Principal>>();
+  /** Which issuer key signed each cached principal (weak: it goes with the cache entry). */
+  readonly #signedBy = new WeakMap<Principal, { readonly issuer: string; readonly key: string }>();
   readonly #options: VerifierOptions;
   readonly #now: () => number;
   readonly stats: VerifierStats = { hits: 0, misses: 0 };
@@ -90,6 +96,7 @@ export class TokenVerifier {
         fetchTimeoutMs: options.jwksFetchTimeoutMs,
         now: this.#now,
         ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+        onKeysRemoved: (removed: ReadonlySet<string>) => this.#evictRetired(settings.issuer, removed),
       };
       this.#issuers.set(settings.issuer, { settings, keys: new IssuerKeySet(keySetOptions) });
     }
@@ -134,6 +141,19 @@ export class TokenVerifier {
    */
   evict(predicate: (principal: Principal) => boolean): number {
     return this.#cache.deleteWhere(predicate);
+  }
+
+  /** Drops cached tokens signed by keys the issuer no longer publishes. */
+  #evictRetired(issuer: string, removed: ReadonlySet<string>): void {
+    const anyWithoutKid = [...removed].some((id) => id.startsWith(NO_KID_PREFIX));
+    const evicted = this.#cache.deleteWhere((principal) => {
+      const signer = this.#signedBy.get(principal);
+      if (signer === undefined || signer.issuer !== issuer) return false;
+      // Which key verified a token without `kid` is not recorded: any removed key without one retires them all.
+      return signer.key === NO_KID ? anyWithoutKid : removed.has(signer.key);
+    });
+    const name = this.#issuers.get(issuer)?.settings.name ?? issuer;
+    this.#options.onRetiredKeys?.(name, removed.size, evicted);
   }
 
   /** Runs the admit check on a cache hit; a refusal evicts and is remembered so `verify` rejects at once. */
@@ -199,8 +219,11 @@ export class TokenVerifier {
     }
     let payload: JWTPayload;
     let alg: string | undefined;
+    let kid: string | undefined;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      const header = decodeProtectedHeader(token);
+      alg = header.alg;
+      kid = header.kid;
       payload = decodeJwt(token);
     } catch (cause) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a well-formed JWT.', { reason: 'malformed-token', cause });
@@ -232,7 +255,9 @@ export class TokenVerifier {
     if (exp - iat > settings.maxTokenLifetimeSec) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token lifetime exceeds the accepted maximum.', { reason: 'lifetime-too-long' });
     }
-    return settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+    const principal = settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+    this.#signedBy.set(principal, { issuer: settings.issuer, key: kid ?? NO_KID });
+    return principal;
   }
 }
 
