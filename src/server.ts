@@ -121,6 +121,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     logger,
     registry,
     shuttingDown: () => shuttingDown,
+    readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),

@@ -41,6 +41,19 @@ export const ServerSchema = strictObject(
       '300s',
       'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
     ),
+    bodyIdleTimeout: Duration(
+      '10s',
+      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit (requestTimeout still applies).',
+    ),
+    maxInFlightPerCaller: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+    }),
+    readyzDetails: Type.Boolean({
+      default: false,
+      description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
+    }),
   },
   'Listeners.',
   {},
