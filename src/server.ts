@@ -16,6 +16,7 @@ import { toCloudLoggingEntry } from './audit/cloud-logging.js';
 import type { AuditListener } from './audit/plugin.js';
 import type { AuditRecord } from './audit/record.js';
 import { openAuditTrail, type AuditTrail } from './audit/trail.js';
+import { FloodAggregator } from './audit/flood.js';
 import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
@@ -98,11 +99,15 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       ? undefined
       : await openAuditTrail(settings.audit, logger, { batch: metrics.auditBatch, refused: metrics.auditRefused, dropped: metrics.auditDropped });
 
+  const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
+  flood?.start();
+
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
     ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
-    ...(auditTrail === undefined ? [] : [(record: AuditRecord) => auditTrail.recordFinal(record)]),
+    // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
+    ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
   ];
 
@@ -159,6 +164,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       credential.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
+      flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
     },
