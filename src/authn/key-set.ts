@@ -50,6 +50,8 @@ export class IssuerKeySet {
   #identities = new Set<string>();
   #jwksUri: string | undefined;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** `#lastAttemptAt` of the last fetch that failed. */
+  #lastFailedAt: number | undefined;
   #lastSuccessAt: number | undefined;
   #inflight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -104,8 +106,13 @@ export class IssuerKeySet {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
       // A new kid usually means the issuer rotated its keys: look once, but not
       // more often than minRefreshInterval, so random kids cannot drive a fetch storm.
+      const attempt = this.#lastAttemptAt;
       const refetched = await this.#refreshIfAllowed();
       if (!refetched) throw error;
+      // The issuer could not be asked (it is down): not the caller's fault, so not 401 — fail closed with 503.
+      if (this.#lastAttemptAt !== attempt && this.#lastFailedAt === this.#lastAttemptAt) {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', { reason: 'issuer-keys-unavailable', cause: error });
+      }
       return this.#resolver(header, token);
     }
   };
@@ -128,6 +135,7 @@ export class IssuerKeySet {
       .then(
         () => this.#options.onFetch?.(this.#options.issuerName, 'success'),
         (error: unknown) => {
+          this.#lastFailedAt = this.#lastAttemptAt;
           this.#options.onFetch?.(this.#options.issuerName, 'error', error);
           throw error;
         },
