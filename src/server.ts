@@ -155,7 +155,12 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     adminAddress,
     reload: () => reloader.reload('signal'),
     async close() {
+      // Readiness fails from here on; requests are still accepted and served for the drain period.
       shuttingDown = true;
+      if (settings.server.drainPeriodMs > 0) {
+        logger.info({ drainPeriodMs: settings.server.drainPeriodMs }, 'draining: /readyz fails, still serving');
+        await new Promise((resolve) => setTimeout(resolve, settings.server.drainPeriodMs));
+      }
       await closeWithGrace(proxyApp, settings.server.shutdownGraceMs, logger);
       await adminApp.close();
       reloader.stop();

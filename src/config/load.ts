@@ -72,6 +72,7 @@ export interface Settings {
     readonly bodyIdleTimeoutMs: number;
     readonly maxInFlightPerCaller: number;
     readonly readyzDetails: boolean;
+    readonly drainPeriodMs: number;
   };
   readonly authentication: {
     readonly clockSkewSec: number;
@@ -203,6 +204,7 @@ export function parseConfig(text: string, source: string): Settings {
       bodyIdleTimeoutMs: parseDuration(config.server.bodyIdleTimeout),
       maxInFlightPerCaller: config.server.maxInFlightPerCaller,
       readyzDetails: config.server.readyzDetails,
+      drainPeriodMs: parseDuration(config.server.drainPeriod),
     },
     authentication: {
       clockSkewSec: Math.ceil(parseDuration(authn.clockSkew) / 1000),

@@ -50,6 +50,10 @@ export const ServerSchema = strictObject(
       default: 64,
       description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
     }),
+    drainPeriod: Duration(
+      '0s',
+      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart\'s preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
+    ),
     readyzDetails: Type.Boolean({
       default: false,
       description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
