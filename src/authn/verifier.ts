@@ -122,6 +122,11 @@ export class TokenVerifier {
     return this.#cache.size;
   }
 
+  /** Tokens remembered as bad (bounded, for the memory figures). */
+  get negativeCacheSize(): number {
+    return this.#negative.size;
+  }
+
   /**
    * The cached principal for a token, or undefined. Synchronous on purpose: a
    * hit must not pay for a promise.
@@ -161,7 +166,7 @@ export class TokenVerifier {
     const refusal = this.#options.admit?.(principal);
     if (refusal === undefined) return true;
     this.#cache.delete(key);
-    if (refusal.httpStatus === 401) this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+    if (refusal.httpStatus === 401) this.#negative.set(key, remembered(refusal), this.#now() + this.#options.negativeTtlMs);
     return false;
   }
 
@@ -207,7 +212,7 @@ export class TokenVerifier {
       // Remember only failures that a retry cannot fix; an unknown kid or an
       // unreachable issuer may be fine a moment later.
       if (refusal.httpStatus === 401 && refusal.reason !== 'unknown-signing-key') {
-        this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+        this.#negative.set(key, remembered(refusal), this.#now() + this.#options.negativeTtlMs);
       }
       throw refusal;
     }
@@ -259,6 +264,32 @@ export class TokenVerifier {
     this.#signedBy.set(principal, { issuer: settings.issuer, key: kid ?? NO_KID });
     return principal;
   }
+}
+
+/** Shared refusals for the bad-token memory, one per distinct refusal (bounded). */
+const REMEMBERED = new Map<string, ProxyError>();
+const REMEMBERED_MAX = 256;
+
+/**
+ * The refusal as the bad-token memory keeps it: without its cause (a jose
+ * error with its own stack) and shared between tokens that failed the same
+ * way, so 10,000 remembered bad tokens cost their keys, not 10,000 errors
+ * with stack traces (measured: ~2 KB each; scripts/abuse-memory.mjs).
+ */
+function remembered(refusal: ProxyError): ProxyError {
+  const id = `${refusal.code}\u0000${refusal.reason}\u0000${refusal.message}`;
+  let shared = REMEMBERED.get(id);
+  if (shared === undefined) {
+    shared = new ProxyError(refusal.code, refusal.status, refusal.message, {
+      reason: refusal.reason,
+      httpStatus: refusal.httpStatus,
+      ...(refusal.headers === undefined ? {} : { headers: refusal.headers }),
+      ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
+    });
+    // Messages may quote a caller's value (an algorithm name): past the bound, copies are not kept shared.
+    if (REMEMBERED.size < REMEMBERED_MAX) REMEMBERED.set(id, shared);
+  }
+  return shared;
 }
 
 /** jose and fetch failures → the caller-facing refusal. */
