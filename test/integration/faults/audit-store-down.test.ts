@@ -11,10 +11,13 @@
  *   either stored or counted as dropped, none silently lost.
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { until } from '../../helpers/poll.js';
 import { startTestPostgres, type TestPostgres } from '../../helpers/postgres.js';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 const MAX_QUEUE = 5;
 const SENT = 20;

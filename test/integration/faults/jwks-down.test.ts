@@ -6,9 +6,12 @@
  * 503 (the issuer is down: not the caller's fault, never a pass); when the
  * issuer is back, the new key is picked up and its tokens work.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { until } from '../../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 let world: World;
 beforeAll(async () => {

@@ -10,10 +10,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../../../src/standins/kube-api.js';
 import { until } from '../../helpers/poll.js';
 import { AUDIENCE, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 const READ_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`;
 

@@ -7,13 +7,16 @@
  * held token is too close to expiry; when the metadata server is back,
  * service resumes by itself, without a restart.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../../src/standins/metadata.js';
 import { startVertexStandIn, type VertexStandIn } from '../../../src/standins/vertex.js';
 import { until } from '../../helpers/poll.js';
 import { startProxyProcess, type ProxyProcess } from '../../helpers/proxy-process.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 let issuer: IssuerStandIn;
 let metadata: MetadataStandIn;

@@ -7,9 +7,12 @@
  * `vertex.timeouts.response`, each in Google's error shape and audited.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { listenLoopback, type LoopbackServer } from '../../../src/standins/loopback.js';
 import { DEFAULT_RULES, PREDICT_PATH, PROJECT, LOCATION, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 type Script = (req: IncomingMessage, res: ServerResponse) => void;
 

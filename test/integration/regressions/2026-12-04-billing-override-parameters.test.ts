@@ -10,8 +10,11 @@
  * value appears in no log or audit line; identity headers in underscore
  * spelling are stripped like their dashed names.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 let world: World;
 beforeAll(async () => {

@@ -12,10 +12,13 @@
  * nothing reaches the backend, every refusal is audited, and each route's
  * assertion names its own audience.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../../helpers/callback-backend.js';
 import { rawRequest, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 const AUDIENCE = 'https://vertex-callbacks.example.com';
 const WORKER = 'worker@proj-a.iam.gserviceaccount.com';

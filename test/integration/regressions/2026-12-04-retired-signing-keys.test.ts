@@ -9,9 +9,12 @@
  * `kid` left the set: the token is verified again, its key is unknown, 401.
  * Tokens signed by keys still published keep working from the cache.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { until } from '../../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 let world: World;
 beforeAll(async () => {

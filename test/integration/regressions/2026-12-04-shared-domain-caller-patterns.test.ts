@@ -10,10 +10,13 @@
  * between customers, and the message shows the exact form to write instead;
  * a wildcard over the customer's own project domain is still accepted.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
 import { runCli, writeConfig } from '../../helpers/proxy-process.js';
 import { LOCATION, PROJECT } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 let kube: IssuerStandIn;
 let google: IssuerStandIn;

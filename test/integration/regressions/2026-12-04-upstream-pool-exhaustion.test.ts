@@ -14,11 +14,14 @@
  */
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { listenLoopback, type LoopbackServer } from '../../../src/standins/loopback.js';
 import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
 import { until } from '../../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
+
+// Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 60_000 });
 
 const CAP = 4;
 const POOL = 6;
