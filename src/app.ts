@@ -41,6 +41,7 @@ import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
+import { InFlightLimiter, inFlightPlugin } from './forward/in-flight.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -56,6 +57,8 @@ export interface ProxyDeps {
   readonly auditTrail?: AuditTrail | undefined;
   /** Present when callback routes are configured. */
   readonly callbacks?: CallbacksRuntime | undefined;
+  /** The per-caller in-flight cap shared by both route families (default: one from `server.maxInFlightPerCaller`). */
+  readonly inFlight?: InFlightLimiter;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -101,11 +104,14 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
 
   // Every request on the data port, whatever its route, gets a context and one audit record.
   await app.register(auditPlugin, { startAudit });
+  const inFlight = deps.inFlight ?? new InFlightLimiter(settings.server.maxInFlightPerCaller);
 
   // Cluster → Vertex AI. The steps' hooks are scoped to this context, so other
   // routes on the data port (audit API, callbacks) compose their own steps.
   await app.register(async function vertexApi(scope) {
     await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
+    // One caller cannot hold more than its share of requests (and so of the upstream pool).
+    await scope.register(inFlightPlugin, { limiter: inFlight });
     await scope.register(identityPlugin, { labels: deps.labels });
     await scope.register(classifyPlugin, {
       projects: settings.vertex.projects,
@@ -123,6 +129,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       credential: deps.credential,
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
+      bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
     });
   });
 
@@ -137,7 +144,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   // Vertex AI → the cluster: callback routes, Google ID tokens, in their own context.
   if (deps.callbacks !== undefined) {
     const { routes, signer, assertionHeader, dispatcher } = deps.callbacks;
-    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail });
+    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail, inFlight, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
   }
   return app;
 }

@@ -64,7 +64,8 @@ export type ProxyErrorCode =
   | 'ERR_FORWARD_CREDENTIAL_REJECTED'
   | 'ERR_AUDIT_UNAVAILABLE'
   | 'ERR_AUDIT_INVALID_QUERY'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_REQUEST_TOO_MANY_IN_FLIGHT';
 
 /** Google's ErrorInfo `domain` for errors the proxy itself raises. */
 export const ERROR_DOMAIN = 'kube-vertex-proxy.dev';

@@ -16,6 +16,7 @@ import { toCloudLoggingEntry } from './audit/cloud-logging.js';
 import type { AuditListener } from './audit/plugin.js';
 import type { AuditRecord } from './audit/record.js';
 import { openAuditTrail, type AuditTrail } from './audit/trail.js';
+import { FloodAggregator } from './audit/flood.js';
 import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
@@ -62,6 +63,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       metricsRef?.jwksFetch(issuer, result);
       if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message }, 'issuer key set fetch failed; keeping the last good keys');
     },
+    onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {
@@ -97,11 +99,15 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       ? undefined
       : await openAuditTrail(settings.audit, logger, { batch: metrics.auditBatch, refused: metrics.auditRefused, dropped: metrics.auditDropped });
 
+  const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
+  flood?.start();
+
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
     ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
-    ...(auditTrail === undefined ? [] : [(record: AuditRecord) => auditTrail.recordFinal(record)]),
+    // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
+    ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
   ];
 
@@ -120,6 +126,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     logger,
     registry,
     shuttingDown: () => shuttingDown,
+    readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
@@ -148,7 +155,12 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     adminAddress,
     reload: () => reloader.reload('signal'),
     async close() {
+      // Readiness fails from here on; requests are still accepted and served for the drain period.
       shuttingDown = true;
+      if (settings.server.drainPeriodMs > 0) {
+        logger.info({ drainPeriodMs: settings.server.drainPeriodMs }, 'draining: /readyz fails, still serving');
+        await new Promise((resolve) => setTimeout(resolve, settings.server.drainPeriodMs));
+      }
       await closeWithGrace(proxyApp, settings.server.shutdownGraceMs, logger);
       await adminApp.close();
       reloader.stop();
@@ -157,6 +169,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       credential.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
+      flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
     },

@@ -7,8 +7,10 @@
  * Its steps, in its own encapsulated context (registered from app.ts):
  * authenticate (the same step as the Vertex AI path) → identify → classify
  * as the audit operation (`audit.records.list` / `audit.summary.get` on
- * resource `audit/records` / `audit/summary`) → authorize against the policy
- * for the permission `audit.read`. Every call gets its own audit record,
+ * resource `audit/records` / `audit/summary`, or `audit/namespaces/NS` when
+ * the query is filtered to the one namespace NS) → authorize against the
+ * policy for the permission `audit.read`. A grant with
+ * `resources: ["audit/namespaces/ml"]` thus reads ml's records only. Every call gets its own audit record,
  * like any data-port request.
  *
  * Errors: `ERR_AUDIT_INVALID_QUERY` (400) for a bad filter or page token,
@@ -84,22 +86,62 @@ export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'>>(
         return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
       }
       const current = policy();
-      const decision = current.evaluate(subject, {
-        operationId: operation.spec.id,
-        permission: operation.spec.permission,
-        groups: operation.spec.groups,
-        resource: operation.resource,
-        project: null,
-        location: null,
-      });
+      const evaluate = (resource: string) =>
+        current.evaluate(subject, {
+          operationId: operation.spec.id,
+          permission: operation.spec.permission,
+          groups: operation.spec.groups,
+          resource,
+          project: null,
+          location: null,
+        });
+      // A query filtered to one namespace asks first for that namespace's records
+      // (`audit/namespaces/NS`); a grant of the whole trail (`audit/records`,
+      // `audit/summary`) covers it too, unless a rule denies the namespace.
+      const namespace = scopedNamespace(request.query);
+      let scoped = operation;
+      let decision = evaluate(operation.resource);
+      if (namespace !== undefined) {
+        const resource = namespaceResource(namespace);
+        const forNamespace = evaluate(resource);
+        if (forNamespace.allowed || forNamespace.ruleId !== null || !decision.allowed) {
+          decision = forNamespace;
+          scoped = { ...operation, resource };
+        }
+      }
+      request.kvp.operation = scoped;
       request.kvp.decision = decision;
       request.kvp.policyVersion = current.version;
-      if (!decision.allowed) return done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
+      if (!decision.allowed) {
+        const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
+        return done(
+          namespace === undefined
+            ? new ProxyError(refusal.code, refusal.status, `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`, {
+                reason: refusal.reason,
+                ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
+              })
+            : refusal,
+        );
+      }
       done();
     });
   },
   { name: 'kvp-audit-access', fastify: '5.x', dependencies: ['kvp-identity'] },
 );
+
+/** Kubernetes namespace names (RFC 1123 labels): nothing else names a namespace resource. */
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** The one namespace a query is filtered to (an exact, valid name), or undefined. */
+function scopedNamespace(query: unknown): string | undefined {
+  const value = (query as Record<string, unknown> | undefined)?.namespace;
+  return typeof value === 'string' && NAMESPACE_NAME.test(value) ? value : undefined;
+}
+
+/** The resource an audit-read grant names to cover one namespace's records. */
+export function namespaceResource(namespace: string): string {
+  return `audit/namespaces/${namespace}`;
+}
 
 function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined } {
   const raw = request.query as Record<string, string | string[] | undefined>;

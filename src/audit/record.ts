@@ -67,6 +67,12 @@ export interface AuditRecord {
   readonly responseBytes: number;
   readonly clientIp: string | undefined;
   readonly userAgent: string | undefined;
+  /**
+   * Set on the summary record of unauthenticated requests (see audit/flood.ts):
+   * how many more requests from this address with this reason were refused in
+   * the window (beyond the one stored whole), first and last time.
+   */
+  readonly aggregated?: { readonly count: number; readonly firstAt: string; readonly lastAt: string } | undefined;
 }
 
 export interface ResponseFacts {

@@ -23,7 +23,19 @@ export interface KeySetOptions {
   readonly minRefreshIntervalMs: number;
   readonly fetchTimeoutMs: number;
   readonly onFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  /**
+   * After a successful fetch that no longer lists keys the previous set had:
+   * their ids (a key without `kid` is named by {@link keyIdentity}).
+   */
+  readonly onKeysRemoved?: (removed: ReadonlySet<string>) => void;
   readonly now?: () => number;
+}
+
+export const NO_KID_PREFIX = 'nokid:';
+
+/** How a key is named for retirement: its `kid`, or for a key without one, its public material. */
+export function keyIdentity(key: Pick<JWK, 'kid' | 'kty' | 'n' | 'x' | 'y'>): string {
+  return typeof key.kid === 'string' ? key.kid : `${NO_KID_PREFIX}${key.kty ?? ''}:${key.n ?? ''}${key.x ?? ''}${key.y ?? ''}`;
 }
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
@@ -35,8 +47,11 @@ export class IssuerKeySet {
   readonly #now: () => number;
   #resolver: ReturnType<typeof createLocalJWKSet> | undefined;
   #kids = new Set<string>();
+  #identities = new Set<string>();
   #jwksUri: string | undefined;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** `#lastAttemptAt` of the last fetch that failed. */
+  #lastFailedAt: number | undefined;
   #lastSuccessAt: number | undefined;
   #inflight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
@@ -91,8 +106,13 @@ export class IssuerKeySet {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
       // A new kid usually means the issuer rotated its keys: look once, but not
       // more often than minRefreshInterval, so random kids cannot drive a fetch storm.
+      const attempt = this.#lastAttemptAt;
       const refetched = await this.#refreshIfAllowed();
       if (!refetched) throw error;
+      // The issuer could not be asked (it is down): not the caller's fault, so not 401 — fail closed with 503.
+      if (this.#lastAttemptAt !== attempt && this.#lastFailedAt === this.#lastAttemptAt) {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', { reason: 'issuer-keys-unavailable', cause: error });
+      }
       return this.#resolver(header, token);
     }
   };
@@ -115,6 +135,7 @@ export class IssuerKeySet {
       .then(
         () => this.#options.onFetch?.(this.#options.issuerName, 'success'),
         (error: unknown) => {
+          this.#lastFailedAt = this.#lastAttemptAt;
           this.#options.onFetch?.(this.#options.issuerName, 'error', error);
           throw error;
         },
@@ -149,6 +170,11 @@ export class IssuerKeySet {
     const jwks: JSONWebKeySet = { keys: usable };
     this.#resolver = createLocalJWKSet(jwks);
     this.#kids = new Set(usable.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+    const identities = new Set(usable.map(keyIdentity));
+    const removed = new Set([...this.#identities].filter((id) => !identities.has(id)));
+    this.#identities = identities;
+    // A key the issuer withdrew may have been compromised: tokens it signed must not live on in a cache.
+    if (removed.size > 0) this.#options.onKeysRemoved?.(removed);
     this.#lastSuccessAt = this.#now();
     this.#nextRefreshMs = clamp(maxAgeMs ?? this.#options.refreshIntervalMs, this.#options.minRefreshIntervalMs, this.#options.refreshIntervalMs);
   }

@@ -26,7 +26,7 @@ describe('parseConfig', () => {
   it('fills every default and converts units once', () => {
     const settings = parseConfig(minimal, 'config.yaml');
     expect(settings.server).toEqual({
-      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000,
+      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 10_000, maxInFlightPerCaller: 64, readyzDetails: false, drainPeriodMs: 0,
     });
     expect(settings.authentication).toEqual({
       clockSkewSec: 30, tokenCacheMaxEntries: 100_000, negativeTtlMs: 10_000, jwksRefreshIntervalMs: 600_000, jwksMinRefreshIntervalMs: 30_000, jwksFetchTimeoutMs: 5_000,

@@ -69,6 +69,10 @@ export interface Settings {
     readonly shutdownGraceMs: number;
     readonly keepAliveTimeoutMs: number;
     readonly requestTimeoutMs: number;
+    readonly bodyIdleTimeoutMs: number;
+    readonly maxInFlightPerCaller: number;
+    readonly readyzDetails: boolean;
+    readonly drainPeriodMs: number;
   };
   readonly authentication: {
     readonly clockSkewSec: number;
@@ -197,6 +201,10 @@ export function parseConfig(text: string, source: string): Settings {
       shutdownGraceMs: parseDuration(config.server.shutdownGrace),
       keepAliveTimeoutMs: parseDuration(config.server.keepAliveTimeout),
       requestTimeoutMs: parseDuration(config.server.requestTimeout),
+      bodyIdleTimeoutMs: parseDuration(config.server.bodyIdleTimeout),
+      maxInFlightPerCaller: config.server.maxInFlightPerCaller,
+      readyzDetails: config.server.readyzDetails,
+      drainPeriodMs: parseDuration(config.server.drainPeriod),
     },
     authentication: {
       clockSkewSec: Math.ceil(parseDuration(authn.clockSkew) / 1000),

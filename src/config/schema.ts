@@ -41,6 +41,23 @@ export const ServerSchema = strictObject(
       '300s',
       'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
     ),
+    bodyIdleTimeout: Duration(
+      '10s',
+      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit (requestTimeout still applies).',
+    ),
+    maxInFlightPerCaller: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+    }),
+    drainPeriod: Duration(
+      '0s',
+      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart\'s preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
+    ),
+    readyzDetails: Type.Boolean({
+      default: false,
+      description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
+    }),
   },
   'Listeners.',
   {},
@@ -301,7 +318,7 @@ export const CallbackRouteSchema = strictObject(
     ),
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` (`service-*@gcp-sa-aiplatform.iam.gserviceaccount.com`, `*@my-proj.iam.gserviceaccount.com`), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project\'s domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -310,7 +327,7 @@ export const CallbackRouteSchema = strictObject(
     }),
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
     timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
-    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.' })),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,

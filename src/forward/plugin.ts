@@ -30,12 +30,15 @@ import type { UpstreamCredential } from './credentials.js';
 import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
+import { watchBodyProgress } from './body-progress.js';
 
 export interface ForwardPluginOptions {
   readonly credential: UpstreamCredential;
   /** The connection pool to Vertex AI (undici Agent with timeouts set). */
   readonly dispatcher: Dispatcher;
   readonly bodyLimitBytes: number;
+  /** `server.bodyIdleTimeout`; 0 turns it off. */
+  readonly bodyIdleTimeoutMs?: number;
 }
 
 /** Classification already refused anything that is not a Vertex AI method. */
@@ -183,7 +186,7 @@ function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyRep
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
-  async (app, { credential, dispatcher, bodyLimitBytes }) => {
+  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0 }) => {
     const upstreamAuthorization = new WeakMap<FastifyRequest, string>();
 
     app.addHook('onRequest', (request, _reply, done) => {
@@ -208,7 +211,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      done(null, limitChunkedBody(request, payload, bodyLimitBytes) as typeof payload);
+      done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {
