@@ -96,6 +96,8 @@ export interface Settings {
   readonly reload: ReloadSettings;
   readonly audit: AuditSettings;
   readonly callbacks: CallbackSettings;
+  /** Accepted, but worth a loud word at every start (secrets written inline). */
+  readonly warnings: readonly ConfigProblem[];
 }
 
 /** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
@@ -239,6 +241,7 @@ export function parseConfig(text: string, source: string): Settings {
     reload: deriveReloadSettings(config.reload),
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
+    warnings: inlineSecretWarnings(config, lineOf),
   };
   deepFreeze(config);
   return Object.freeze(settings);
@@ -258,6 +261,32 @@ function invalidSections(errors: readonly ErrorObject[]): Set<string> {
     else if (error.keyword !== 'additionalProperties') out.add('');
   }
   return out;
+}
+
+/**
+ * A password written into the config file sits in the ConfigMap, readable by
+ * whoever may read ConfigMaps in the namespace, and in every copy of the
+ * values. Accepted (a workstation or a test needs no Secret), but warned about.
+ */
+function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  config.audit.sinks.forEach((sink, i) => {
+    if (sink.type !== 'postgres' || sink.url === undefined) return;
+    let password = '';
+    try {
+      password = new URL(sink.url).password;
+    } catch {
+      password = '';
+    }
+    if (password === '') return;
+    const path = ['audit', 'sinks', i, 'url'];
+    warnings.push({
+      path: formatPath(path),
+      line: lineOf(path),
+      message: 'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
+    });
+  });
+  return warnings;
 }
 
 function isHttpUrl(text: string): boolean {

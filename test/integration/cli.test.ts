@@ -64,6 +64,53 @@ policy:
     expect(lines.length).toBe(5);
   });
 
+  it('lists schema problems and semantic problems of the other sections in the same run', async () => {
+    const bad = writeConfig(`server:
+  port: 99999
+issuers:
+  - name: cluster
+    type: kubernetes
+    issuer: ${issuer.issuer}
+    audiences: [kube-vertex-proxy]
+vertex:
+  projects: [${PROJECT}]
+  locations: [${LOCATION}]
+policy:
+  rules:
+    - id: r1
+      effect: allow
+      subjects: { serviceAccounts: ["ml/*"] }
+      permissions: [aiplatform.endpoints.predcit]
+    - id: r1
+      effect: allow
+      subjects: { serviceAccounts: ["ml/*"] }
+      permissions: [predict]
+`);
+    const result = await runCli(['check', '--config', bad]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/:2: server\.port: must be <= 65535$/m);
+    expect(result.stderr).toContain('policy.rules[0].permissions[0]');
+    expect(result.stderr).toContain('policy.rules[1].id');
+  });
+
+  it('warns loudly about a PostgreSQL password written inline, and still accepts the file', async () => {
+    const inline = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['a'] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      audit: { sinks: [{ type: 'stdout' }, { type: 'postgres', url: 'postgres://kvp:s3cret@db.example:5432/audit' }] },
+    });
+    const result = await runCli(['check', '--config', inline]);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/:\d+: audit\.sinks\[1\]\.url: WARNING: this PostgreSQL URL carries a password/);
+    expect(result.stderr).not.toContain('s3cret');
+    const withoutPassword = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['a'] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      audit: { sinks: [{ type: 'stdout' }, { type: 'postgres', url: 'postgres://kvp@db.example:5432/audit' }] },
+    });
+    expect((await runCli(['check', '--config', withoutPassword])).stderr).toBe('');
+  });
+
   it('reports semantic problems (unknown permission, duplicate rule id) all at once', async () => {
     const bad = writeConfig({
       issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['a'] }],
