@@ -351,11 +351,11 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
   });
 
-  describe('the README\'s install steps', () => {
+  describe('the install steps (docs/install.md)', () => {
     it('give values (my-values.yaml) that render, validate, and pass `check` once the placeholders are filled in', async () => {
-      const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-      const block = /```yaml\n\s*# my-values\.yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-      expect(block, 'README: the my-values.yaml example').toBeDefined();
+      const install = readFileSync(join(REPO_ROOT, 'docs', 'install.md'), 'utf8');
+      const block = /```yaml\n\s*# my-values\.yaml\n([\s\S]*?)```/.exec(install)?.[1];
+      expect(block, 'docs/install.md: the my-values.yaml example').toBeDefined();
       const filled = block!
         .split('\n')
         .map((l) => l.replace(/^ {3}/, ''))
