@@ -172,7 +172,9 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
         ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', { httpStatus: 431, reason: 'headers-too-large' })
         : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
   if (socket.writable) {
-    noteConnectionRefusal(socket, refusal);
+    // A timeout is the proxy's own decision about a live caller, who gets this answer. Protocol
+    // errors also come from callers that went away mid-request (EOF inside a body): those stay 499.
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') noteConnectionRefusal(socket, refusal);
     const body = JSON.stringify(toGoogleErrorBody(refusal, randomUUID()));
     socket.write(
       `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

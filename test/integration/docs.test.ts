@@ -13,10 +13,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BEGIN, END, newestResultFile, renderBenchmarkBlock, type ResultFile } from '../../bench/docs.js';
 import { AUDIT_READ_PERMISSION } from '../../src/audit/settings.js';
+import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { CLI, REPO_ROOT } from '../helpers/proxy-process.js';
 import { runToolAsync } from '../helpers/tools.js';
 
@@ -220,6 +221,42 @@ describe('names in the docs exist in the code', () => {
       expect(checked).toBeGreaterThan(50);
       expect(missing).toEqual([]);
     });
+  });
+});
+
+describe('config examples in the docs are accepted by the loader', () => {
+  const base = {
+    issuers: [{ name: 'cluster', type: 'kubernetes', issuer: 'https://container.googleapis.com/v1/projects/my-proj/locations/us-central1/clusters/prod', audiences: ['kube-vertex-proxy'] }],
+    vertex: { projects: ['my-proj'], locations: ['us-central1', 'europe-west4', 'global'] },
+  };
+  const examples = BLOCKS.filter((b) => b.info === 'yaml').flatMap((b) => {
+    let doc: unknown;
+    try {
+      doc = parse(b.body);
+    } catch {
+      return [];
+    }
+    if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return [];
+    const keys = Object.keys(doc);
+    // Configs (they name their issuers) and policy examples.
+    if (keys.includes('issuers') || (keys.length === 1 && keys[0] === 'policy')) return [{ name: `${b.page}:${b.line}`, doc: doc as Record<string, unknown> }];
+    return [];
+  });
+
+  it('there are whole configs and policy recipes among them', () => {
+    expect(examples.length).toBeGreaterThanOrEqual(5);
+  });
+
+  it.each(examples)('$name', ({ doc }) => {
+    // Fragments get what they leave out (issuers, vertex) from a base config.
+    const text = stringify({ ...base, ...doc });
+    let problems = '';
+    try {
+      parseConfig(text, 'example.yaml');
+    } catch (error) {
+      problems = error instanceof ConfigError ? error.format() : String(error);
+    }
+    expect(problems).toBe('');
   });
 });
 
