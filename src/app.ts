@@ -21,7 +21,7 @@ import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { auditPlugin, createAuditStarter, type AuditListener } from './audit/plugin.js';
+import { auditPlugin, createAuditStarter, noteConnectionRefusal, type AuditListener } from './audit/plugin.js';
 import { authnPlugin } from './authn/plugin.js';
 import type { TokenVerifier } from './authn/verifier.js';
 import type { Settings } from './config/load.js';
@@ -176,7 +176,7 @@ function requestTimeoutOptions(requestTimeoutMs: number): { connectionsCheckingI
  * limit, a request not received within `server.requestTimeout`): answered in
  * Google's error shape on the raw socket, which is then closed. A request
  * already being handled when its body times out is audited by its own
- * response's close (status 499: no response of ours started).
+ * response's close, with the answer written here (408 request-timeout).
  */
 function clientError(error: Error & { code?: string }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
@@ -187,6 +187,9 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
         ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', { httpStatus: 431, reason: 'headers-too-large' })
         : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
   if (socket.writable) {
+    // A timeout is the proxy's own decision about a live caller, who gets this answer. Protocol
+    // errors also come from callers that went away mid-request (EOF inside a body): those stay 499.
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') noteConnectionRefusal(socket, refusal);
     const body = JSON.stringify(toGoogleErrorBody(refusal, randomUUID()));
     socket.write(
       `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

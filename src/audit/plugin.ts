@@ -8,8 +8,22 @@
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import type { ProxyError } from '../errors.js';
 import { newRequestContext } from '../request-context.js';
 import { buildAuditRecord, type AuditRecord } from './record.js';
+
+/**
+ * Answers written on a raw connection by node's clientError path (a request
+ * not received within `server.requestTimeout`: 408). A request that was
+ * being handled on that connection is recorded with that answer, because the
+ * caller received it; without it the record would say 499, a status nobody
+ * received.
+ */
+const connectionRefusals = new WeakMap<object, ProxyError>();
+
+export function noteConnectionRefusal(socket: object, refusal: ProxyError): void {
+  connectionRefusals.set(socket, refusal);
+}
 
 export type AuditListener = (record: AuditRecord) => void;
 
@@ -26,17 +40,19 @@ export interface AuditOptions {
  * hooks) can call it too.
  */
 export function createAuditStarter({ listeners, direction, onListenerError }: AuditOptions) {
-  function emit(request: FastifyRequest, reply: FastifyReply, responseBytes: number, clientIp: string | undefined): void {
+  function emit(request: FastifyRequest, reply: FastifyReply, socket: object, responseBytes: number, clientIp: string | undefined): void {
+    const refusal = reply.raw.headersSent ? undefined : connectionRefusals.get(socket);
+    if (refusal !== undefined) request.kvp.failure ??= refusal;
     const record = buildAuditRecord(request.kvp, {
       requestId: request.id,
       method: request.method,
       url: request.url,
       headers: request.headers,
       clientIp,
-      status: reply.raw.statusCode,
+      status: refusal?.httpStatus ?? reply.raw.statusCode,
       responseBytes,
-      aborted: !reply.raw.writableFinished,
-      responseStarted: reply.raw.headersSent,
+      aborted: refusal === undefined && !reply.raw.writableFinished,
+      responseStarted: refusal !== undefined || reply.raw.headersSent,
       endedAt: process.hrtime.bigint(),
     });
     for (const listener of listeners) {
@@ -56,7 +72,7 @@ export function createAuditStarter({ listeners, direction, onListenerError }: Au
     const bytesWrittenAtStart = socket.bytesWritten;
     // Read now: once the client has gone, the socket no longer knows its peer.
     const clientIp = request.ip;
-    reply.raw.once('close', () => emit(request, reply, socket.bytesWritten - bytesWrittenAtStart, clientIp));
+    reply.raw.once('close', () => emit(request, reply, socket, socket.bytesWritten - bytesWrittenAtStart, clientIp));
   };
 }
 

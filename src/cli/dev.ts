@@ -100,6 +100,11 @@ export async function runDev(argv: string[]): Promise<number> {
   const base = `http://127.0.0.1:${ports.dataPort}`;
   const admin = `http://127.0.0.1:${ports.adminPort}`;
   await waitReady(admin);
+  // For commands typed in another terminal (and the README's runnable blocks): `. .kvp-dev/env.sh`.
+  writeFileSync(
+    join(dir, 'env.sh'),
+    `# Written by \`npm start\` (kube-vertex-proxy dev) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
+  );
 
   const allowed = issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 });
   const denied = issuer.mintKubernetesToken({ namespace: 'web', serviceAccount: 'frontend', audience: AUDIENCE, podName: 'frontend-0', expiresIn: 3600 });
@@ -128,7 +133,7 @@ kube-vertex-proxy is running on its embedded default:
   stand-ins   issuer ${issuer.issuer}
               metadata server ${metadata.url}   Vertex AI ${vertex.url}
 
-Try it (tokens are valid for an hour):
+Try it (tokens are valid for an hour; \`. ${rel('env.sh')}\` sets KVP_URL, KVP_ADMIN_URL and KVP_CONFIG):
   curl -s -H "Authorization: Bearer $(cat ${rel('allowed.token')})" -H 'content-type: application/json' \\
        -d '{"instances":[{"feature":1}]}' ${base}${predictPath}
   curl -s -H "Authorization: Bearer $(cat ${rel('denied.token')})" -H 'content-type: application/json' \\

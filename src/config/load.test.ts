@@ -97,6 +97,32 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('lists schema problems and the checks that follow them in one run (fix once, not three times)', () => {
+    const text = `${minimal.replace('audiences: [kube-vertex-proxy]', 'audiences: [kube-vertex-proxy]\n  - name: cluster\n    type: kubernetes\n    issuer: https://other.example\n    audiences: [a]')}
+server:
+  port: eighty
+kubernetes:
+  maxStaleness: 0s
+policy:
+  rules:
+    - id: r1
+      effect: allow
+      subjects: { namespaces: [ml] }
+      permissions: [no-such-permission]
+`;
+    const found = problems(text);
+    expect(found.some((p) => p.includes('server.port'))).toBe(true); // schema
+    expect(found.some((p) => p.includes('duplicate issuer name "cluster"'))).toBe(true); // issuers check
+    expect(found.some((p) => p.includes('kubernetes.maxStaleness'))).toBe(true); // kubernetes check
+    expect(found.some((p) => p.includes('policy.rules[0].permissions'))).toBe(true); // policy compile
+  });
+
+  it('skips the checks of a section the schema refused, instead of running them on values of the wrong type', () => {
+    const found = problems(`${minimal}policy:\n  rules: 7\n`);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(/policy\.rules: /);
+  });
+
   it('reports a missing file as a config problem', async () => {
     const { loadConfigFile } = await import('./load.js');
     await expect(loadConfigFile('/nonexistent/kvp.yaml')).rejects.toThrow(ConfigError);

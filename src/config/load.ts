@@ -100,6 +100,8 @@ export interface Settings {
   readonly reload: ReloadSettings;
   readonly audit: AuditSettings;
   readonly callbacks: CallbackSettings;
+  /** Accepted, but worth a loud word at every start (secrets written inline). */
+  readonly warnings: readonly ConfigProblem[];
 }
 
 /** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
@@ -136,57 +138,66 @@ export function parseConfig(text: string, source: string): Settings {
     return node?.range ? lines.linePos(node.range[0]).line : undefined;
   };
 
-  if (!validateSchema(raw)) {
-    throw new ConfigError(source, schemaProblems(validateSchema.errors ?? [], lineOf));
-  }
-  const config = raw;
-  const problems: ConfigProblem[] = [];
+  // Schema problems do not stop the checks below: every section the schema
+  // accepted is still checked, so one run lists every problem in the file.
+  const schemaOk = validateSchema(raw);
+  const problems: ConfigProblem[] = schemaOk ? [] : schemaProblems(validateSchema.errors ?? [], lineOf);
+  const invalid = invalidSections(schemaOk ? [] : (validateSchema.errors ?? []));
+  if (invalid.has('')) throw new ConfigError(source, problems);
+  const config = raw as Config;
   const add = (path: (string | number)[], message: string) => problems.push({ path: formatPath(path), line: lineOf(path), message });
-
-  const issuerNames = new Set<string>();
-  const issuerUrls = new Set<string>();
-  config.issuers.forEach((issuer, i) => {
-    if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
-    issuerNames.add(issuer.name);
-    // Google's own issuer is the default for `google`; a Kubernetes issuer must be named.
-    if (issuer.issuer === undefined && issuer.type === 'google') issuer.issuer = GOOGLE_ISSUER;
-    if (issuer.issuer === undefined) {
-      add(['issuers', i, 'issuer'], 'is required for an issuer of type "kubernetes"');
-      return;
+  const valid = (...sections: string[]) => sections.every((s) => !invalid.has(s));
+  if (valid('issuers')) {
+    const issuerNames = new Set<string>();
+    const issuerUrls = new Set<string>();
+    config.issuers.forEach((issuer, i) => {
+      if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
+      issuerNames.add(issuer.name);
+      // Google's own issuer is the default for `google`; a Kubernetes issuer must be named.
+      if (issuer.issuer === undefined && issuer.type === 'google') issuer.issuer = GOOGLE_ISSUER;
+      if (issuer.issuer === undefined) {
+        add(['issuers', i, 'issuer'], 'is required for an issuer of type "kubernetes"');
+        return;
+      }
+      if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
+      issuerUrls.add(issuer.issuer);
+      if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
+      if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
+    });
+    if (!config.issuers.some((i) => i.type === 'kubernetes')) {
+      add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
     }
-    if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
-    issuerUrls.add(issuer.issuer);
-    if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
-    if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
-  });
-  if (!config.issuers.some((i) => i.type === 'kubernetes')) {
-    add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
-  }
-
-  for (const id of Object.keys(config.vertex.projectNumbers)) {
-    if (!config.vertex.projects.includes(id)) add(['vertex', 'projectNumbers', id], `"${id}" is not in vertex.projects`);
   }
 
   let upstreamFor: Settings['vertex']['upstreamFor'] = () => undefined;
-  try {
-    upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
-  } catch (error) {
-    add(['vertex', 'upstream'], (error as Error).message);
+  if (valid('vertex')) {
+    for (const id of Object.keys(config.vertex.projectNumbers)) {
+      if (!config.vertex.projects.includes(id)) add(['vertex', 'projectNumbers', id], `"${id}" is not in vertex.projects`);
+    }
+    try {
+      upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
+    } catch (error) {
+      add(['vertex', 'upstream'], (error as Error).message);
+    }
   }
 
-  const kubernetes = deriveKubernetesSettings(config.kubernetes, dirname(source), add);
+  const kubernetes = valid('kubernetes') ? deriveKubernetesSettings(config.kubernetes, dirname(source), add) : undefined;
 
-  const { policy, problems: policyProblems } = compilePolicy(config.policy.rules, {
-    knownPermissions: new Set([...KNOWN_PERMISSIONS, AUDIT_READ_PERMISSION]),
-    projects: config.vertex.projects,
-    locations: config.vertex.locations,
-  });
-  for (const p of policyProblems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+  let policy: CompiledPolicy | undefined;
+  if (valid('policy', 'vertex')) {
+    const compiled = compilePolicy(config.policy.rules, {
+      knownPermissions: new Set([...KNOWN_PERMISSIONS, AUDIT_READ_PERMISSION]),
+      projects: config.vertex.projects,
+      locations: config.vertex.locations,
+    });
+    policy = compiled.policy;
+    for (const p of compiled.problems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+  }
 
-  const audit = deriveAuditSettings(config.audit, dirname(source), add);
-  checkCallbacks(config, add);
+  const audit = valid('audit') ? deriveAuditSettings(config.audit, dirname(source), add) : undefined;
+  if (valid('callbacks', 'issuers')) checkCallbacks(config, add);
 
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined) throw new ConfigError(source, problems);
 
   const authn = config.authentication;
   const settings: Settings = {
@@ -238,9 +249,52 @@ export function parseConfig(text: string, source: string): Settings {
     reload: deriveReloadSettings(config.reload),
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
+    warnings: inlineSecretWarnings(config, lineOf),
   };
   deepFreeze(config);
   return Object.freeze(settings);
+}
+
+/**
+ * Top-level sections the schema refused (`''`: the file as a whole, e.g. not
+ * a mapping). The semantic checks skip those sections, since their values are
+ * not of the validated types, and run on every other one.
+ */
+function invalidSections(errors: readonly ErrorObject[]): Set<string> {
+  const out = new Set<string>();
+  for (const error of errors) {
+    const first = error.instancePath.split('/')[1];
+    if (first !== undefined) out.add(first.replaceAll('~1', '/').replaceAll('~0', '~'));
+    else if (error.keyword === 'required') out.add((error.params as { missingProperty: string }).missingProperty);
+    else if (error.keyword !== 'additionalProperties') out.add('');
+  }
+  return out;
+}
+
+/**
+ * A password written into the config file sits in the ConfigMap, readable by
+ * whoever may read ConfigMaps in the namespace, and in every copy of the
+ * values. Accepted (a workstation or a test needs no Secret), but warned about.
+ */
+function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  config.audit.sinks.forEach((sink, i) => {
+    if (sink.type !== 'postgres' || sink.url === undefined) return;
+    let password = '';
+    try {
+      password = new URL(sink.url).password;
+    } catch {
+      password = '';
+    }
+    if (password === '') return;
+    const path = ['audit', 'sinks', i, 'url'];
+    warnings.push({
+      path: formatPath(path),
+      line: lineOf(path),
+      message: 'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
+    });
+  });
+  return warnings;
 }
 
 function isHttpUrl(text: string): boolean {

@@ -270,7 +270,7 @@ export const AuditSinkSchema = Type.Union(
     strictObject(
       {
         type: Type.Literal('postgres'),
-        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — prefer `urlFile` when the URL carries a password.' })),
+        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.' })),
         urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' })),
         table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,47}$', description: 'Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL\'s 63 (created, with its indexes, on start). Default: `kvp_audit_records`.' })),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
