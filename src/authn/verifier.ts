@@ -90,6 +90,7 @@ export class TokenVerifier {
         fetchTimeoutMs: options.jwksFetchTimeoutMs,
         now: this.#now,
         ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+        ...(settings.ca === undefined ? {} : { ca: settings.ca }),
       };
       this.#issuers.set(settings.issuer, { settings, keys: new IssuerKeySet(keySetOptions) });
     }
