@@ -112,3 +112,34 @@ describe('etcd compaction past the watch', () => {
     expect(await predict()).toBe(200);
   });
 });
+
+describe('a proxy started while the API server is down', () => {
+  it('is not ready (issuer keys, permissions, label view all wait on the API server), refuses meanwhile, and becomes ready once it is up, without a restart', async () => {
+    await api.stop();
+    const late = await startWorld({
+      ready: false,
+      config: (defaults) => ({
+        ...defaults,
+        issuers: [{ name: 'cluster', type: 'kubernetes', issuer: api.issuer, audiences: [API_AUDIENCE], caFile: api.caFile }],
+        kubernetes: { namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig() },
+      }),
+    });
+    try {
+      // The issuer's keys come from the API server too: that check waits with the label view.
+      const state = await until(async () => {
+        const response = await fetch(`${late.proxy.adminUrl}/readyz`);
+        const body = (await response.json()) as { checks: Array<{ name: string; ready: boolean }> };
+        const notReady = body.checks.filter((c) => !c.ready).map((c) => c.name).sort();
+        return response.status === 503 && notReady.includes('namespace-labels') ? notReady : undefined;
+      }, 'not ready while the API server is down');
+      expect(state).toEqual(['issuer:cluster', 'kubernetes-permissions', 'namespace-labels']);
+      expect((await late.call(PREDICT_PATH, { token, body: predictBody })).status).toBe(503);
+      await api.start();
+      await late.proxy.waitReady(60_000);
+      expect((await late.call(PREDICT_PATH, { token, body: predictBody })).status).toBe(200);
+      expect(late.proxy.lines.some((l) => l.message === 'namespace informer stopped; restarting')).toBe(true);
+    } finally {
+      await late.close();
+    }
+  });
+});

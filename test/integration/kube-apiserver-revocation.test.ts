@@ -73,6 +73,35 @@ describe('TokenReview on', () => {
   });
 });
 
+describe('TokenReview on, the API server down', () => {
+  let world: World;
+  beforeAll(async () => {
+    await api.createServiceAccount('ml', 'outage');
+    world = await worldWith({ tokenReview: true, tokenReviewTtl: '1m', apiTimeout: '2s' });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('fails closed with 503 for a new token, keeps serving a reviewed one from the cache, and reviews again once it is back', async () => {
+    await api.createPod('ml', 'outage-0', 'outage');
+    const reviewed = await api.createToken('ml', 'outage', { pod: 'outage-0' });
+    const fresh = await api.createToken('ml', 'outage', { pod: 'outage-0' });
+    expect(await predict(world, reviewed)).toBe(200);
+    await api.stop();
+    try {
+      const refused = await world.call(PREDICT_PATH, { token: fresh, body: predictBody });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
+      expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'token-review-unavailable')).kubeVertexProxy.status).toBe(503);
+      expect(await predict(world, reviewed)).toBe(200);
+    } finally {
+      await api.start();
+    }
+    expect(await predict(world, fresh)).toBe(200);
+  });
+});
+
 describe('TokenReview off', () => {
   let world: World;
   beforeAll(async () => {
