@@ -1,7 +1,8 @@
 /**
  * The Kubernetes side of a running proxy, built from settings: the namespace
  * label source (static, off, or the informer), the TokenReview client and
- * the UID-revocation informers, their metrics, readiness and lifecycle.
+ * the UID-revocation informers, the check that the proxy's identity has the
+ * RBAC permissions they need, their metrics, readiness and lifecycle.
  * `server.ts` asks this module for what to hand the verifier and the app.
  *
  * In: Settings, logger, registry, the verifier's eviction hook. Out:
