@@ -34,6 +34,12 @@ import { REPO_ROOT } from './proxy-process.js';
 
 export const KUBE_VERSION = 'v1.34.2';
 export const API_AUDIENCE = 'kube-vertex-proxy';
+/**
+ * For hooks and tests that start (or restart) the API server: it is ready in about two
+ * seconds on an idle machine, many times that on a loaded two-core CI machine. The
+ * helper's own waits give up earlier (60 s), so a failed start still cleans up.
+ */
+export const START_TIMEOUT_MS = 120_000;
 
 export interface ApiResponse<T = Record<string, unknown>> {
   readonly status: number;
@@ -214,7 +220,17 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const collect = (c: Buffer) => (apiserverLog = (apiserverLog + c.toString()).slice(-64_000));
     apiserver.stdout!.on('data', collect);
     apiserver.stderr!.on('data', collect);
-    await waitFor('kube-apiserver', async () => (await admin('GET', '/readyz')).status === 200, () => apiserver, () => apiserverLog);
+    let lastReadyz = '';
+    await waitFor(
+      'kube-apiserver',
+      async () => {
+        const response = await fetch(`${url}/readyz?verbose`, { dispatcher, headers: { authorization: `Bearer ${adminToken}` } });
+        lastReadyz = await response.text();
+        return response.status === 200;
+      },
+      () => apiserver,
+      () => `${apiserverLog}\n/readyz: ${lastReadyz.split('\n').filter((l) => l.includes('failed')).join('\n')}`,
+    );
   };
 
   const must = async <T>(what: string, response: Promise<ApiResponse<T>>, ok: number[] = [200, 201]): Promise<T> => {

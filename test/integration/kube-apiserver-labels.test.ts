@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { freeLoopbackPort } from '../../src/standins/loopback.js';
-import { API_AUDIENCE, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { until } from '../helpers/poll.js';
 import { runCli, writeConfig } from '../helpers/proxy-process.js';
 import { DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
@@ -50,7 +50,7 @@ beforeAll(async () => {
       kubernetes: { namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig() },
     }),
   });
-});
+}, START_TIMEOUT_MS);
 
 afterAll(async () => {
   await world?.close();
@@ -95,7 +95,7 @@ describe('tokens from the real TokenRequest API, keys from the API server under 
     } finally {
       await untrusting.close();
     }
-  });
+  }, START_TIMEOUT_MS);
 });
 
 describe('namespace labels followed by watch', () => {
@@ -134,11 +134,12 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
     const config = configWith({ namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig() });
     const allowed = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
     expect(allowed.code).toBe(0);
-    expect(allowed.stdout).toContain(`labels {"team":"ml"} (from the Kubernetes API, ${api.url})`);
+    // The real API server adds kubernetes.io/metadata.name to every namespace.
+    expect(allowed.stdout).toContain(`labels {"kubernetes.io/metadata.name":"ml","team":"ml"} (from the Kubernetes API, ${api.url})`);
     expect(allowed.stdout).toContain('rule:       ml-predict');
     const denied = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:data:trainer', 'POST', PREDICT_PATH]);
     expect(denied.code).toBe(1);
-    expect(denied.stdout).toContain('labels {"team":"data"}');
+    expect(denied.stdout).toContain('"team":"data"} (from the Kubernetes API');
   });
 
   it('follows a relabel at once, and --namespace-labels still overrides', async () => {
@@ -165,7 +166,7 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
     const config = configWith({ namespaceLabels: 'watch' });
     const result = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH], { KUBECONFIG: api.writeKubeconfig(), HOME: api.dir });
     expect(result.code).toBe(0);
-    expect(result.stdout).toContain('labels {"team":"ml"}');
+    expect(result.stdout).toContain('"team":"ml"} (from the Kubernetes API');
   });
 
   it('with an identity that may list namespaces but not get them (the proxy\'s own role), asks with a narrowed LIST; with neither, exits 2', async () => {
@@ -184,7 +185,7 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
     const lister = api.writeKubeconfig(await api.createToken('identities', 'lister'));
     const allowed = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: lister }), '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
     expect(allowed.code).toBe(0);
-    expect(allowed.stdout).toContain('labels {"team":"ml"}');
+    expect(allowed.stdout).toContain('"team":"ml"} (from the Kubernetes API');
     const unknown = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: lister }), '--as', 'system:serviceaccount:nowhere:x', 'POST', PREDICT_PATH]);
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('namespace not found in the Kubernetes API');

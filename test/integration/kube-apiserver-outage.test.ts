@@ -17,7 +17,7 @@
  * the stand-in.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_AUDIENCE, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { metric, until } from '../helpers/poll.js';
 import { LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
@@ -48,7 +48,7 @@ beforeAll(async () => {
       kubernetes: { namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig(), maxStaleness: '2s' },
     }),
   });
-});
+}, START_TIMEOUT_MS);
 
 afterAll(async () => {
   await world?.close();
@@ -83,14 +83,14 @@ describe('the API server stopped past maxStaleness and started again', () => {
     expect(await metric(world, LISTS)).toBe(listsBefore);
     expect(world.proxy.child.pid).toBe(pid);
     expect(world.proxy.child.exitCode).toBeNull();
-  });
+  }, START_TIMEOUT_MS);
 
   it('the resumed watch keeps following changes', async () => {
     await api.setNamespaceLabels('ml', { team: 'web' });
     await until(async () => (await predict()) === 403 || undefined, 'the relabel after the restart to deny');
     await api.setNamespaceLabels('ml', { team: 'ml' });
     await until(async () => (await predict()) === 200 || undefined, 'the relabel back to grant');
-  });
+  }, START_TIMEOUT_MS);
 });
 
 describe('etcd compaction past the watch', () => {
@@ -110,7 +110,7 @@ describe('etcd compaction past the watch', () => {
     const fresh = await api.createToken('after-compaction', 'trainer');
     await until(async () => (await world.call(PREDICT_PATH, { token: fresh, body: predictBody })).status === 200 || undefined, 'the namespace created after the compaction to be granted');
     expect(await predict()).toBe(200);
-  });
+  }, START_TIMEOUT_MS);
 });
 
 describe('a proxy started while the API server is down', () => {
@@ -141,5 +141,5 @@ describe('a proxy started while the API server is down', () => {
     } finally {
       await late.close();
     }
-  });
+  }, START_TIMEOUT_MS);
 });

@@ -12,7 +12,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKubeYaml, type KubeObject } from '../helpers/kube-validate.js';
-import { API_AUDIENCE, CHART_DIR, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, CHART_DIR, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { metric, until } from '../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 import { findHelm, runTool } from '../helpers/tools.js';
@@ -98,7 +98,7 @@ beforeAll(async () => {
   await api.createServiceAccount('ml', 'trainer');
   await api.createPod('ml', 'trainer-0', 'trainer');
   trainerToken = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
-});
+}, START_TIMEOUT_MS);
 
 afterAll(async () => {
   await api?.close();
@@ -152,7 +152,7 @@ describe('the chart\'s ClusterRole is sufficient: the proxy runs on its own Serv
     } finally {
       await world.close();
     }
-  });
+  }, START_TIMEOUT_MS);
 });
 
 describe('the chart\'s ClusterRole is minimal: each permission taken away is named, and missed', () => {
@@ -199,7 +199,7 @@ describe('the chart\'s ClusterRole is minimal: each permission taken away is nam
     } finally {
       await world.close();
     }
-  });
+  }, START_TIMEOUT_MS);
 
   it('a permission taken away while the proxy runs is named once the API server refuses it', async () => {
     await applyRbac(full.serviceAccount, full.role, full.binding);
@@ -219,5 +219,5 @@ describe('the chart\'s ClusterRole is minimal: each permission taken away is nam
     } finally {
       await world.close();
     }
-  });
+  }, START_TIMEOUT_MS);
 });

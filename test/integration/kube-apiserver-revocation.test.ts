@@ -9,7 +9,7 @@
  * kubernetes-revocation.test.ts against the stand-in.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_AUDIENCE, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { metric, until } from '../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 
@@ -19,7 +19,7 @@ let api: KubeApiServer;
 beforeAll(async () => {
   api = await startKubeApiServer();
   await api.createNamespace('ml', { team: 'ml' });
-});
+}, START_TIMEOUT_MS);
 afterAll(async () => {
   await api?.close();
 });
@@ -99,7 +99,7 @@ describe('TokenReview on, the API server down', () => {
       await api.start();
     }
     expect(await predict(world, fresh)).toBe(200);
-  });
+  }, START_TIMEOUT_MS);
 });
 
 describe('TokenReview off', () => {
