@@ -56,7 +56,7 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
   // Which RBAC permissions the modes need, asked of the API server: a missing one is named, not guessed at.
   let permissions: PermissionCheck | undefined;
   if (source) {
-    let reported = '';
+    let reported: string | undefined;
     permissions = createPermissionCheck({
       kubeConfig: source.kubeConfig,
       permissions: requiredPermissions(k),
