@@ -59,6 +59,7 @@ describe('the API server stopped past maxStaleness and started again', () => {
   it('refuses label-dependent decisions while stale, serves the others, and recovers by resuming the watch (no relist, no proxy restart)', async () => {
     expect(await predict()).toBe(200);
     const listsBefore = await metric(world, LISTS);
+    expect(listsBefore).toBeGreaterThanOrEqual(1);
     const pid = world.proxy.child.pid;
 
     await api.stop();
