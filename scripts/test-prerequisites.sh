@@ -2,6 +2,8 @@
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
+#   etcd, kubectl                   (Debian: etcd-server, kubernetes-client) the Kubernetes API tests
+#   kube-apiserver                  (built from the Go module, scripts/build-kube-apiserver.sh) the same
 #   helm                            (go install) chart lint/template tests
 #   a Python venv with the Vertex AI SDK (PyPI) the Python example runs through the proxy
 # Runs as `pretest`, so `npm test` works on a fresh machine; prints what it installs.
@@ -13,6 +15,8 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test prerequisites: missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2
@@ -45,3 +49,7 @@ if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1' >/dev/null 2>&1; 
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0"
 fi
+
+# A real Kubernetes API server for the Kubernetes tests (test/helpers/kube-apiserver.ts): kube-apiserver at a
+# pinned version, built once from the Go module proxy into ~/.cache/kube-vertex-proxy/ (a few minutes, once).
+bash "$(dirname "${BASH_SOURCE[0]}")/build-kube-apiserver.sh" >/dev/null

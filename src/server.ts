@@ -61,7 +61,9 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     jwksFetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
     onJwksFetch: (issuer, result, error) => {
       metricsRef?.jwksFetch(issuer, result);
-      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message }, 'issuer key set fetch failed; keeping the last good keys');
+      // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
+      const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message, ...(cause === undefined ? {} : { cause }) }, 'issuer key set fetch failed; keeping the last good keys');
     },
     onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });

@@ -11,6 +11,7 @@
  * @module
  */
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { Agent, fetch as fetchWithAgent } from 'undici';
 import { ProxyError } from '../errors.js';
 
 export type KeySetFetchResult = 'success' | 'error';
@@ -29,6 +30,12 @@ export interface KeySetOptions {
    */
   readonly onKeysRemoved?: (removed: ReadonlySet<string>) => void;
   readonly now?: () => number;
+  /**
+   * PEM CAs trusted for this issuer's fetches only (`issuers[].caFile`), in
+   * place of the system CAs: a self-managed cluster serves discovery and JWKS
+   * from its API server under a private CA.
+   */
+  readonly ca?: string;
 }
 
 export const NO_KID_PREFIX = 'nokid:';
@@ -57,9 +64,11 @@ export class IssuerKeySet {
   #timer: NodeJS.Timeout | undefined;
   #nextRefreshMs: number;
   #stopped = false;
+  readonly #agent: Agent | undefined;
 
   constructor(options: KeySetOptions) {
     this.#options = options;
+    this.#agent = options.ca === undefined ? undefined : new Agent({ connect: { ca: options.ca } });
     this.#now = options.now ?? Date.now;
     this.#jwksUri = options.jwksUri;
     this.#nextRefreshMs = options.refreshIntervalMs;
@@ -88,6 +97,7 @@ export class IssuerKeySet {
   stop(): void {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    void this.#agent?.close();
   }
 
   /** The jose key resolver: known kid → key; unknown kid → one rate-limited refetch, then refusal. */
@@ -180,11 +190,12 @@ export class IssuerKeySet {
   }
 
   async #getJson(url: string): Promise<{ body: unknown; maxAgeMs: number | undefined }> {
-    const response = await fetch(url, {
+    const init = {
       headers: { accept: 'application/json, application/jwk-set+json' },
       redirect: 'error',
       signal: AbortSignal.timeout(this.#options.fetchTimeoutMs),
-    });
+    } as const;
+    const response = this.#agent ? await fetchWithAgent(url, { ...init, dispatcher: this.#agent }) : await fetch(url, init);
     if (!response.ok) {
       await response.body?.cancel();
       throw new Error(`GET ${url}: HTTP ${response.status}`);

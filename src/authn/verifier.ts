@@ -97,6 +97,7 @@ export class TokenVerifier {
         now: this.#now,
         ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
         onKeysRemoved: (removed: ReadonlySet<string>) => this.#evictRetired(settings.issuer, removed),
+        ...(settings.ca === undefined ? {} : { ca: settings.ca }),
       };
       this.#issuers.set(settings.issuer, { settings, keys: new IssuerKeySet(keySetOptions) });
     }

@@ -2,13 +2,22 @@
  * `kube-vertex-proxy can-i --config FILE --as system:serviceaccount:NS:SA
  * [--namespace-labels k=v,...] METHOD PATH` — the decision the running proxy
  * would make, like `kubectl auth can-i`. Exit 0 allowed, 1 denied, 2 when the
- * question itself is malformed (bad path, bad flags).
+ * question itself is malformed (bad path, bad flags) or cannot be answered
+ * (`namespaceLabels: watch` and the Kubernetes API unreachable).
+ *
+ * The namespace's labels: `--namespace-labels` when given; else, as the
+ * running proxy would see them, the static map, none (`off`), or for
+ * `watch` a GET of the namespace from the Kubernetes API found the way
+ * `serve` finds it (kubernetes.kubeconfig, in-cluster, $KUBECONFIG,
+ * ~/.kube/config).
  *
  * @module
  */
 import { canICallback } from '../callbacks/can-i.js';
 import { ProxyError } from '../errors.js';
+import { loadKubeConfig } from '../identity/kube-config.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
+import { readNamespaceLabels } from '../identity/read-namespace.js';
 import { actionOf } from '../policy/decision.js';
 import { resolveOperation } from '../vertex/scope.js';
 import { loadOrReport, parse, UsageError } from './args.js';
@@ -51,9 +60,27 @@ export async function runCanI(argv: string[]): Promise<number> {
 
     const namespace = match[1] as string;
     const serviceAccount = match[3] as string;
-    const source =
-      settings.config.kubernetes.namespaceLabels === 'static' ? createStaticLabelSource(settings.config.kubernetes.static) : createNoLabelSource();
-    const labels = values['namespace-labels'] !== undefined ? parseLabels(values['namespace-labels']) : source.labelsOf(namespace);
+    let labels: Readonly<Record<string, string>> | undefined;
+    let labelOrigin = '';
+    let unknownNamespace = 'namespace unknown to the label source';
+    if (values['namespace-labels'] !== undefined) {
+      labels = parseLabels(values['namespace-labels']);
+      labelOrigin = ' (from --namespace-labels)';
+    } else if (settings.kubernetes.namespaceLabels === 'watch') {
+      // The running proxy follows the API server's labels; ask it the same way `serve` finds it.
+      try {
+        const api = loadKubeConfig(settings.kubernetes.kubeconfig);
+        labels = await readNamespaceLabels(api.kubeConfig, namespace, settings.kubernetes.apiTimeoutMs);
+        labelOrigin = ` (from the Kubernetes API, ${api.server})`;
+        unknownNamespace = `namespace not found in the Kubernetes API, ${api.server}`;
+      } catch (error) {
+        process.stderr.write(`can-i: ${(error as Error).message}\ncan-i: kubernetes.namespaceLabels is "watch"; pass --namespace-labels k=v,... to decide without the API server\n`);
+        return 2;
+      }
+    } else {
+      const source = settings.config.kubernetes.namespaceLabels === 'static' ? createStaticLabelSource(settings.config.kubernetes.static) : createNoLabelSource();
+      labels = source.labelsOf(namespace);
+    }
 
     let operation;
     try {
@@ -69,7 +96,7 @@ export async function runCanI(argv: string[]): Promise<number> {
     const decision = settings.policy.evaluate({ namespace, serviceAccount, labels }, actionOf(operation));
     const lines = [
       decision.allowed ? 'allowed' : 'denied',
-      `  principal:  ${values.as}${labels === undefined ? ' (namespace unknown to the label source)' : ` labels ${JSON.stringify(labels)}`}`,
+      `  principal:  ${values.as}${labels === undefined ? ` (${unknownNamespace})` : ` labels ${JSON.stringify(labels)}${labelOrigin}`}`,
       `  operation:  ${operation.spec.id} (${operation.methodName})`,
       `  permission: ${operation.spec.permission}`,
       `  resource:   ${operation.resource}`,

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, parseConfig } from './load.js';
 
 const minimal = `
@@ -126,5 +129,28 @@ policy:
   it('reports a missing file as a config problem', async () => {
     const { loadConfigFile } = await import('./load.js');
     await expect(loadConfigFile('/nonexistent/kvp.yaml')).rejects.toThrow(ConfigError);
+  });
+});
+
+describe('issuers[].caFile', () => {
+  const withCa = (caFile: string) => minimal.replace('    audiences: [kube-vertex-proxy]\n', `    audiences: [kube-vertex-proxy]\n    caFile: ${caFile}\n`);
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('reads the PEM bundle at load, relative to the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-ca-'));
+    writeFileSync(join(dir, 'ca.crt'), PEM);
+    const settings = parseConfig(withCa('ca.crt'), join(dir, 'config.yaml'));
+    expect(settings.issuers[0]?.ca).toBe(PEM);
+  });
+
+  it('leaves the system CAs in place without it', () => {
+    expect(parseConfig(minimal, 'config.yaml').issuers[0]?.ca).toBeUndefined();
+  });
+
+  it('reports a file that is missing or holds no certificate, with its line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-ca-'));
+    writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
+    expect(problems(withCa(join(dir, 'missing.crt')))).toEqual([`config.yaml:7: issuers[0].caFile: cannot read ${join(dir, 'missing.crt')}: ENOENT`]);
+    expect(problems(withCa(join(dir, 'not-a-cert.pem')))).toEqual([`config.yaml:7: issuers[0].caFile: ${join(dir, 'not-a-cert.pem')} holds no PEM certificate`]);
   });
 });

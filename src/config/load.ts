@@ -6,8 +6,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { ConfigSchema, type Config, type IssuerConfig } from './schema.js';
@@ -54,6 +55,8 @@ export interface IssuerSettings {
   readonly jwksUri: string | undefined;
   readonly algorithms: readonly string[];
   readonly maxTokenLifetimeSec: number;
+  /** PEM CAs for discovery and JWKS fetches (`caFile`, read at load); undefined = the system CAs. */
+  readonly ca?: string;
 }
 
 /** Everything the running proxy needs, with units converted once at load. */
@@ -147,6 +150,7 @@ export function parseConfig(text: string, source: string): Settings {
   const config = raw as Config;
   const add = (path: (string | number)[], message: string) => problems.push({ path: formatPath(path), line: lineOf(path), message });
   const valid = (...sections: string[]) => sections.every((s) => !invalid.has(s));
+  const issuerCas = new Map<number, string>();
   if (valid('issuers')) {
     const issuerNames = new Set<string>();
     const issuerUrls = new Set<string>();
@@ -163,6 +167,11 @@ export function parseConfig(text: string, source: string): Settings {
       issuerUrls.add(issuer.issuer);
       if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
       if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
+      if (issuer.caFile !== undefined) {
+        const ca = readIssuerCa(issuer.caFile, dirname(source));
+        if (typeof ca === 'string') issuerCas.set(i, ca);
+        else add(['issuers', i, 'caFile'], ca.problem);
+      }
     });
     if (!config.issuers.some((i) => i.type === 'kubernetes')) {
       add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
@@ -225,7 +234,7 @@ export function parseConfig(text: string, source: string): Settings {
       jwksMinRefreshIntervalMs: parseDuration(authn.jwks.minRefreshInterval),
       jwksFetchTimeoutMs: parseDuration(authn.jwks.fetchTimeout),
     },
-    issuers: config.issuers.map((i) => ({
+    issuers: config.issuers.map((i, n) => ({
       name: i.name,
       type: i.type,
       issuer: i.issuer as string,
@@ -233,6 +242,7 @@ export function parseConfig(text: string, source: string): Settings {
       jwksUri: i.jwksUri,
       algorithms: i.algorithms,
       maxTokenLifetimeSec: Math.floor(parseDuration(i.maxTokenLifetime) / 1000),
+      ...(issuerCas.has(n) ? { ca: issuerCas.get(n) as string } : {}),
     })),
     vertex: {
       projects: new Set(config.vertex.projects),
@@ -295,6 +305,19 @@ function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]
     });
   });
   return warnings;
+}
+
+/** `issuers[].caFile` read once at load: PEM text with at least one certificate, or the problem. */
+function readIssuerCa(file: string, configDir: string): string | { problem: string } {
+  const path = isAbsolute(file) ? file : resolve(configDir, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return { problem: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) return { problem: `${path} holds no PEM certificate` };
+  return text;
 }
 
 function isHttpUrl(text: string): boolean {

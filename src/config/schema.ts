@@ -91,6 +91,13 @@ export const IssuerSchema = strictObject(
       description: 'Accepted signature algorithms (asymmetric only).',
     }),
     maxTokenLifetime: Duration('48h', 'Tokens whose exp - iat exceeds this are refused (long-lived legacy tokens).'),
+    caFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "PEM bundle of the CAs trusted for this issuer's discovery and JWKS fetches only (instead of the system CAs), for an issuer served with a private CA such as a self-managed cluster's API server. In a pod the service-account CA, `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, is the usual value. Relative to the config file.",
+      }),
+    ),
   },
   'A trusted token issuer.',
 );

@@ -206,12 +206,12 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     };
 
     it.each([
-      { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:get,list,watch'] },
+      { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:list,watch'] },
       { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.tokenReview=true'], rules: ['authentication.k8s.io:tokenreviews:create'] },
       { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.uidRevocation=serviceAccounts'], rules: ['core:serviceaccounts:list,watch'] },
       {
         modes: ['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'],
-        rules: ['core:namespaces:get,list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
+        rules: ['core:namespaces:list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
       },
       { modes: ['config.kubernetes.namespaceLabels=static'], rules: [] },
     ])('$modes → $rules', ({ modes, rules }) => {
