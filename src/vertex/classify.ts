@@ -63,7 +63,7 @@ for (const ch of '.:/') PATH_CHAR[ch.charCodeAt(0)] = 1;
 
 interface Route {
   /** HTTP method → spec. */
-  readonly targets: Map<string, { readonly spec: OperationSpec; readonly methodName: string }>;
+  readonly targets: Map<string, { readonly spec: OperationSpec; readonly methodName: string; readonly scopedForm: string | null | undefined }>;
   /** Characters after the resource name and before the verb (`/chat/completions`), cut off for `resource`. */
   readonly suffixLength: number;
   /** The `Allow` header: the methods this path answers to. */
@@ -92,8 +92,9 @@ function compile(version: ApiVersion): TrieNode {
   const root = newNode();
   for (const binding of OPERATION_BINDINGS) {
     const { spec } = binding;
-    if (!spec.versions.includes(version)) continue;
-    const resourceSegments = binding.resource.split('/');
+    if (!binding.versions.includes(version)) continue;
+    // '' is the version root (`/v1beta1:evaluateInstances`): the route hangs on the root itself.
+    const resourceSegments = binding.resource === '' ? [] : binding.resource.split('/');
     const segments = binding.suffix === undefined ? resourceSegments : [...resourceSegments, ...binding.suffix.split('/')];
     let node = root;
     for (const segment of segments) {
@@ -122,7 +123,7 @@ function compile(version: ApiVersion): TrieNode {
       throw new Error(`operation table: inconsistent resource for ${spec.id}`);
     }
     if (route.targets.has(spec.httpMethod)) throw new Error(`operation table: two specs for ${spec.httpMethod} at ${spec.id}`);
-    route.targets.set(spec.httpMethod, { spec, methodName: methodNameOf(spec, version) });
+    route.targets.set(spec.httpMethod, { spec, methodName: methodNameOf(spec, version), scopedForm: binding.scopedForm });
     route.allow = [...route.targets.keys()].sort().join(', ');
     route.operations &&= spec.protoPackage === 'google.longrunning';
   }
@@ -413,6 +414,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   // bindings of aiplatform_v1.yaml (google.longrunning.Operations); they are
   // served for operations only, with v1 semantics.
   let operationsOnly = false;
+  let rootVerb = false;
   if (path.startsWith('/v1/')) {
     version = 'v1';
     prefixLength = 4;
@@ -423,6 +425,11 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   } else if (path.startsWith('/v1beta1/')) {
     version = 'v1beta1';
     prefixLength = 9;
+  } else if (path.startsWith('/v1:') || path.startsWith('/v1beta1:')) {
+    // A custom verb on the version root (express mode's `/v1beta1:evaluateInstances`): no segments at all.
+    version = path.startsWith('/v1:') ? 'v1' : 'v1beta1';
+    prefixLength = version.length + 1;
+    rootVerb = true;
   } else {
     throw unknownMethod(httpMethod, path, path.startsWith('/v') ? ' (only /v1/ and /v1beta1/ are served)' : '');
   }
@@ -455,7 +462,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   let badKind: ParamKind = 'id';
   let badValue = '';
   let index = 0;
-  for (let start = prefixLength; ; index++) {
+  for (let start = prefixLength; !rootVerb; index++) {
     let slash = decoded.indexOf('/', start);
     if (slash === -1 || slash > end) slash = end;
     const length = slash - start;
@@ -511,7 +518,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     throw new MethodNotAllowedError(`HTTP method ${quote(httpMethod)} is not allowed on ${quote(path)}; it answers to ${route.allow}`, route.allow);
   }
 
-  return {
+  const operation: Operation = {
     spec: target.spec,
     version,
     project,
@@ -519,4 +526,5 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     resource: decoded.slice(prefixLength, end - route.suffixLength),
     methodName: target.methodName,
   };
+  return target.scopedForm === undefined ? operation : { ...operation, scopedForm: target.scopedForm };
 }

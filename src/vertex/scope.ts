@@ -37,10 +37,16 @@ export function resolveOperation(method: string, rawUrl: string, scope: VertexSc
   }
   onClassified?.(operation);
   if (operation.project === null || operation.location === null) {
+    // Express-mode and project-only paths: Vertex AI bills and authorizes them differently (API keys,
+    // no location), and the proxy's policy, upstream and audit are all keyed on project and location.
+    const instead =
+      operation.scopedForm === null
+        ? ' This method has no projects/PROJECT/locations/LOCATION form, so the proxy does not serve it.'
+        : ` Use /${operation.version}/${(operation.scopedForm ?? 'projects/{project}/locations/{location}/...').replace('{project}', 'PROJECT').replace('{location}', 'LOCATION')} instead.`;
     throw new ProxyError(
       'ERR_REQUEST_PROJECT_REQUIRED',
       'INVALID_ARGUMENT',
-      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...).`,
+      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...); Vertex AI express mode paths are not served.${instead}`,
       { reason: 'project-required' },
     );
   }
