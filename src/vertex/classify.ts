@@ -75,13 +75,18 @@ interface Route {
 interface TrieNode {
   /** Literal children. An array, matched by length then `startsWith` on the path: no slice, no hashing. */
   readonly literals: { readonly text: string; readonly node: TrieNode }[];
+  /**
+   * The same children bucketed by length (index = length): under `locations/{location}` there are
+   * ~80 collections, and a walk should compare against the few of the right length only.
+   */
+  byLength: ({ readonly text: string; readonly node: TrieNode }[] | undefined)[];
   param: { readonly kind: ParamKind; readonly node: TrieNode } | undefined;
   /** Verb (`''` for none) → route. */
   readonly routes: Map<string, Route>;
 }
 
 function newNode(): TrieNode {
-  return { literals: [], param: undefined, routes: new Map() };
+  return { literals: [], byLength: [], param: undefined, routes: new Map() };
 }
 
 function paramKind(name: string): ParamKind {
@@ -103,7 +108,11 @@ function compile(version: ApiVersion): TrieNode {
         // Literal-vs-param ambiguity would need backtracking on the hot path; the table has none, and must not grow one.
         if (node.param !== undefined || !/^[a-zA-Z]+$/.test(segment)) throw new Error(`operation table: bad segment "${segment}" in ${spec.id}`);
         let next = node.literals.find((literal) => literal.text === segment)?.node;
-        if (next === undefined) node.literals.push({ text: segment, node: (next = newNode()) });
+        if (next === undefined) {
+          const literal = { text: segment, node: (next = newNode()) };
+          node.literals.push(literal);
+          (node.byLength[segment.length] ??= []).push(literal);
+        }
         node = next;
       } else {
         if (node.literals.length > 0) throw new Error(`operation table: param after literal siblings in ${spec.id}`);
@@ -479,11 +488,14 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     if (param === undefined) {
       // The table never gives a node both literal and param children (checked at load), so there is nothing to fall back to.
       let next: TrieNode | undefined;
-      for (let l = 0; l < node.literals.length; l++) {
-        const literal = node.literals[l] as TrieNode['literals'][number];
-        if (literal.text.length === length && decoded.startsWith(literal.text, start)) {
-          next = literal.node;
-          break;
+      const candidates = node.byLength[length];
+      if (candidates !== undefined) {
+        for (let l = 0; l < candidates.length; l++) {
+          const literal = candidates[l] as TrieNode['literals'][number];
+          if (decoded.startsWith(literal.text, start)) {
+            next = literal.node;
+            break;
+          }
         }
       }
       if (next === undefined) {
