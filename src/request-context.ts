@@ -39,6 +39,8 @@ export interface RequestContext {
   /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
   longRunningName: string | undefined;
   requestBytes: number;
+  /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
+  forwardBody: Buffer | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -61,6 +63,7 @@ export function newRequestContext(): RequestContext {
     upstreamRequestId: undefined,
     longRunningName: undefined,
     requestBytes: 0,
+    forwardBody: undefined,
   };
 }
 
