@@ -66,6 +66,8 @@ export interface VertexStandInOptions {
   readonly streamDelayMs?: number;
   /** Publisher models (`google/gemini-2.5-flash` or just the model id) that exist; others get the real 404. Default: all exist. */
   readonly publisherModels?: readonly string[];
+  /** Keep each request's body in {@link RecordedRequest.body}. Default false (bodies can be large). */
+  readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
 }
@@ -80,6 +82,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
+  /** The body itself, only when the stand-in was started with `recordBodies` (tests that check bytes). */
+  readonly body?: Buffer;
   readonly receivedAt: number;
 }
 
@@ -203,6 +207,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
+      ...(options.recordBodies === true ? { body } : {}),
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
