@@ -2,8 +2,9 @@
  * In-process micro-benchmarks of the hot-path pieces, with the real modules:
  * a token-cache hit through `TokenVerifier.cached`, a cache miss (RS256 and
  * ES256 signature checks with jose, through `TokenVerifier.verify`), policy
- * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), and
- * the heap taken by 100,000 cached principals (`TokenCache`).
+ * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), the
+ * heap taken by 100,000 cached principals (`TokenCache`), and request
+ * classification over the whole generated operation table (`classify`).
  *
  * Run as its own process (`--expose-gc`, pinned by the orchestrator); prints
  * one JSON {@link MicroResults} line on stdout.
@@ -22,7 +23,7 @@ import { compilePolicy } from '../src/policy/compile.js';
 import { actionOf } from '../src/policy/decision.js';
 import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
-import { KNOWN_PERMISSIONS } from '../src/vertex/operations.js';
+import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 
 export interface MicroResult {
@@ -150,6 +151,34 @@ function policyEvaluation(quick: boolean): MicroResult[] {
   ];
 }
 
+/**
+ * `classify` over the whole generated table: a request path from every
+ * binding of both versions (short predicts and deep tensorboard, feature
+ * store and long-running-operation paths alike), cycling.
+ */
+function classification(quick: boolean): MicroResult {
+  const requests = OPERATION_BINDINGS.flatMap((binding) =>
+    binding.versions.map((version) => {
+      const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) => (name === 'project' ? POLICY_PROJECT : name === 'location' ? POLICY_LOCATION : `${name}-1234567890`));
+      const path = `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+      return [binding.spec.httpMethod, binding.verb === 'streamGenerateContent' ? `${path}?alt=sse` : path] as const;
+    }),
+  );
+  let classified = 0;
+  const ops = quick ? 50_000 : 500_000;
+  const perOpUs = timeLoop(ops, 5, (i) => {
+    const [method, url] = requests[i % requests.length] as (typeof requests)[number];
+    if (classify(method, url).spec !== undefined) classified++;
+  });
+  return {
+    id: 'classify-table',
+    title: `Request classification (classify) over every binding of the generated table, ${requests.length} paths cycling`,
+    perOpUs,
+    ops,
+    note: `${OPERATIONS.length} operations; ${classified === ops * 5 ? 'all classified' : 'some refused'}`,
+  };
+}
+
 function cachedTokensMemory(): MicroResult {
   const entries = 100_000;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -189,4 +218,5 @@ results.push(await cacheMiss('RS256', quick));
 results.push(await cacheMiss('ES256', quick));
 results.push(...policyEvaluation(quick));
 results.push(cachedTokensMemory());
+results.push(classification(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

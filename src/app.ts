@@ -34,6 +34,7 @@ import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
+import { createBodyResourcesRule } from './vertex/body-resources.js';
 import { auditDurabilityPlugin } from './audit/durability-plugin.js';
 import type { BodyRule } from './inspect/body-rule.js';
 import { inspectPlugin } from './inspect/plugin.js';
@@ -122,6 +123,14 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
     const bodyRules: BodyRule[] = [];
+    // Resources a body names (chat model, cachedContent, batch model, tuning baseModel, deployedModel.model), authorized like the path's.
+    bodyRules.push(
+      createBodyResourcesRule({
+        policy: deps.policy,
+        ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
+        scope: settings.vertex,
+      }),
+    );
     await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });

@@ -65,7 +65,9 @@ export type ProxyErrorCode =
   | 'ERR_AUDIT_UNAVAILABLE'
   | 'ERR_AUDIT_INVALID_QUERY'
   | 'ERR_INTERNAL'
-  | 'ERR_REQUEST_TOO_MANY_IN_FLIGHT';
+  | 'ERR_REQUEST_TOO_MANY_IN_FLIGHT'
+  | 'ERR_REQUEST_INVALID_BODY_RESOURCE'
+  | 'ERR_AUTHZ_BODY_RESOURCE_DENIED';
 
 /** Google's ErrorInfo `domain` for errors the proxy itself raises. */
 export const ERROR_DOMAIN = 'kube-vertex-proxy.dev';

@@ -99,6 +99,7 @@ export async function runCanI(argv: string[]): Promise<number> {
       `  principal:  ${values.as}${labels === undefined ? ` (${unknownNamespace})` : ` labels ${JSON.stringify(labels)}${labelOrigin}`}`,
       `  operation:  ${operation.spec.id} (${operation.methodName})`,
       `  permission: ${operation.spec.permission}`,
+      `  groups:     ${operation.spec.groups.join(', ')}`,
       `  resource:   ${operation.resource}`,
       `  rule:       ${decision.ruleId ?? '(none: default deny)'} (${decision.reason})`,
       `  policy:     ${settings.policy.version.slice(0, 12)}`,

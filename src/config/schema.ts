@@ -236,7 +236,7 @@ export const PolicyRuleSchema = strictObject(
     ),
     permissions: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`).',
+      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
     }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {

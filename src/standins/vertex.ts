@@ -17,6 +17,12 @@
  * - `GET …/endpoints/E`; `POST|GET …/customJobs`; `GET|DELETE …/customJobs/J`;
  *   `POST …/customJobs/J:cancel`; `GET …/operations/O` (also nested under a resource,
  *   and under `/ui/`, where the client libraries poll long-running operations)
+ * - every other method of the generated operation table under
+ *   `projects/P/locations/L` (`src/vertex/operations.generated.ts`): 200 with
+ *   `{}`, a long-running operation for the RPCs that return one (pollable
+ *   afterwards), the created job's name for job creates, and `{}` messages
+ *   for streaming ones. Enough to see any method reach Vertex AI through the
+ *   proxy; no state beyond the operations.
  *
  * Every method needs `Authorization: Bearer …` (401 in the real shape
  * otherwise). Streaming methods answer SSE (`data: {json}\r\n\r\n`) with
@@ -34,6 +40,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { classify } from '../vertex/classify.js';
+import type { Operation } from '../vertex/operation.js';
+import { RPCS } from '../vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';
 
@@ -57,6 +66,8 @@ export interface VertexStandInOptions {
   readonly streamDelayMs?: number;
   /** Publisher models (`google/gemini-2.5-flash` or just the model id) that exist; others get the real 404. Default: all exist. */
   readonly publisherModels?: readonly string[];
+  /** Keep each request's body in {@link RecordedRequest.body}. Default false (bodies can be large). */
+  readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
 }
@@ -71,6 +82,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
+  /** The body itself, only when the stand-in was started with `recordBodies` (tests that check bytes). */
+  readonly body?: Buffer;
   readonly receivedAt: number;
 }
 
@@ -156,6 +169,8 @@ const DEFAULT_TEXT = 'This answer comes from the Vertex AI stand-in running on l
 const NOT_FOUND: StandInError = { status: 'NOT_FOUND', message: 'Requested entity was not found.' };
 const INVALID_JSON: StandInError = { status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received. Unexpected token.' };
 const JSON_CONTENT_TYPE = 'application/json; charset=UTF-8';
+/** `v1.DatasetService.CreateDataset`: the RPCs whose response is a google.longrunning.Operation. */
+const RETURNS_OPERATION: ReadonlySet<string> = new Set(RPCS.filter((rpc) => rpc.longRunning).map((rpc) => `${rpc.version}.${rpc.service}.${rpc.rpc}`));
 
 /**
  * Starts the Vertex AI stand-in.
@@ -192,6 +207,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
+      ...(options.recordBodies === true ? { body } : {}),
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
@@ -239,6 +255,11 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
 
     if (route.admin !== undefined) {
       answerAdmin(req.method ?? '', route.admin, body, res, send);
+      return;
+    }
+    if (route.generic !== undefined) {
+      if (route.generic.spec.streaming) await stream(res, [{}, {}, {}], url.searchParams.get('alt') === 'sse', pretty);
+      else send(answerGeneric(route.generic));
       return;
     }
     if (route.target !== undefined) {
@@ -317,6 +338,33 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     } else {
       send(job);
     }
+  }
+
+  /** Any other method of the table: a plausible empty answer (see the module comment). */
+  function answerGeneric(operation: Operation): Json {
+    const { spec, version, location } = operation;
+    const name = operation.resource.replace(/^projects\/[^/]+/, `projects/${projectNumber}`);
+    if (spec.protoPackage === 'google.longrunning') {
+      if (spec.rpc === 'GetOperation' || spec.rpc === 'WaitOperation') {
+        return operations.get(name.replace(/^projects\/[^/]+\//, '')) ?? { name, done: true };
+      }
+      return {};
+    }
+    const now = timestamp();
+    if (RETURNS_OPERATION.has(operation.methodName.replace('google.cloud.aiplatform.', ''))) {
+      return standIn.addOperation(`projects/${projectNumber}/locations/${location ?? 'global'}/operations/${numericId(19)}`, {
+        metadata: {
+          '@type': `type.googleapis.com/google.cloud.aiplatform.${version}.GenericOperationMetadata`,
+          createTime: now,
+          updateTime: now,
+        },
+        done: true,
+        response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      });
+    }
+    // A created job is itself the long-running handle: its name and a first state.
+    if (spec.longRunning) return { name: `${name}/${numericId(19)}`, state: 'JOB_STATE_PENDING', createTime: now, updateTime: now };
+    return {};
   }
 
   function createCustomJob(location: string, request: Json): Json {
@@ -553,7 +601,19 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       return undefined;
     }
     if (method === 'GET' && /^(?:[^/:]+\/[^/:]+\/)?operations\/[^/:]+$/.test(rest)) return operationRoute(version, location, rest);
-    return undefined;
+    return genericRoute(method, pathname);
+  }
+
+  function genericRoute(method: string, pathname: string): Route | undefined {
+    let operation: Operation;
+    try {
+      operation = classify(method, pathname);
+    } catch {
+      return undefined;
+    }
+    // The proxy never forwards the express-mode forms; the stand-in does not pretend to serve them.
+    if (operation.project === null || operation.location === null) return undefined;
+    return { rpc: operation.methodName, generic: operation };
   }
 
   function operationRoute(version: 'v1' | 'v1beta1', location: string, operationPath: string): Route {
@@ -634,6 +694,8 @@ interface Route {
   readonly rpc: string;
   readonly target?: Target;
   readonly admin?: AdminRoute;
+  /** Any other method of the operation table. */
+  readonly generic?: Operation;
 }
 
 /** The real 401 (vertex-operations §4.1), naming the RPC that was called. */

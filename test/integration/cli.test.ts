@@ -195,6 +195,15 @@ describe('kube-vertex-proxy can-i', () => {
     expect(result.stdout).toContain('rule:       no-intern (denied-by-rule)');
   });
 
+  it('prints the permission and the groups of a method of the generated table (vector search)', async () => {
+    const path = `/v1/projects/${PROJECT}/locations/${LOCATION}/indexEndpoints/42:findNeighbors`;
+    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:ml:trainer', 'POST', path]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('operation:  indexEndpoints.findNeighbors (google.cloud.aiplatform.v1.MatchService.FindNeighbors)');
+    expect(result.stdout).toContain('permission: aiplatform.indexEndpoints.queryVectors');
+    expect(result.stdout).toContain('groups:     vectorSearch');
+  });
+
   it('exits 2 for a path that is not a Vertex AI method', async () => {
     const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:ml:trainer', 'GET', PREDICT_PATH]);
     expect(result.code).toBe(2);
