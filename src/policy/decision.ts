@@ -56,7 +56,9 @@ export type DecisionReason =
   | 'allowed-by-rule'
   | 'denied-by-rule'
   | 'no-matching-rule'
-  | 'labels-stale';
+  | 'labels-stale'
+  /** No policy question: a page with no audit data (the console's sign-in page, script, stylesheet). */
+  | 'public-page';
 
 export interface Decision {
   readonly allowed: boolean;
