@@ -41,7 +41,7 @@ import { identityPlugin } from '../identity/plugin.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from '../policy/decision.js';
 import type { Operation } from '../vertex/operation.js';
-import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
+import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { TimeBucket } from './chart.js';
 import { IAP_ASSERTION_HEADER, type IapVerifier } from './iap.js';
 import { readConsoleParams, toAuditQuery, type ConsoleParams } from './params.js';
@@ -82,10 +82,9 @@ const OPERATIONS = {
   summary: operationFor('audit.console.summary', 'ConsoleSummary', 'audit/summary'),
   chain: operationFor('audit.console.chain', 'ConsoleChain', 'audit/chain'),
   verify: { ...operationFor('audit.console.verify', 'ConsoleVerify', 'audit/chain'), spec: { ...operationFor('audit.console.verify', 'ConsoleVerify', 'audit/chain').spec, httpMethod: 'POST' } },
-  page: operationFor('audit.console.page', 'ConsolePage', 'audit/ui'),
 } satisfies Record<string, Operation>;
 
-/** No policy question is asked for a page without audit data; its record says so. */
+/** No policy question is asked for a page without audit data; its record says so (and names no operation or permission). */
 const PUBLIC_PAGE: Decision = Object.freeze({ allowed: true, ruleId: null, reason: 'public-page' });
 
 /** The console's routes → the audit-read operation each is (undefined: not a console page). */
@@ -119,14 +118,13 @@ export const consolePlugin = fp<ConsoleOptions>(
       });
       const serve = (asset: { name: string; body: string }, type: string) =>
         scope.get(`${BASE}/static/${asset.name}`, async (request, reply) => {
-          request.kvp.operation = OPERATIONS.page;
           request.kvp.decision = PUBLIC_PAGE;
           return reply.header('cache-control', 'public, max-age=31536000, immutable').type(type).send(asset.body);
         });
       serve(CONSOLE_SCRIPT, 'text/javascript; charset=utf-8');
       serve(CONSOLE_STYLES, 'text/css; charset=utf-8');
+      serve(CONSOLE_ICON, 'image/svg+xml');
       scope.get(BASE, async (request, reply) => {
-        request.kvp.operation = OPERATIONS.page;
         request.kvp.decision = PUBLIC_PAGE;
         return reply.redirect(`${BASE}/`, 308);
       });
@@ -171,7 +169,6 @@ export const consolePlugin = fp<ConsoleOptions>(
         }
         if (request.headers.authorization === undefined && request.method === 'GET' && request.headers[CONSOLE_HEADER] === undefined) {
           // A browser's navigation (no script yet, or a token that only the page's script can send).
-          request.kvp.operation = OPERATIONS.page;
           request.kvp.decision = PUBLIC_PAGE;
           sendPage(reply, 200, signInView(undefined));
           return;

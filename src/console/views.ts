@@ -10,7 +10,7 @@
  * @module
  */
 import type { StoredRecord, SummaryRow, VerifyResult } from '../audit/store.js';
-import { CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
+import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import { renderTimeline, type TimeBucket } from './chart.js';
 import { html, type SafeHtml } from './html.js';
 import { consoleUrl, type ConsoleParams } from './params.js';
@@ -38,6 +38,7 @@ export function page(viewer: Viewer, title: string, section: Section, body: Safe
 <meta name="referrer" content="no-referrer">
 <title>${title} · kube-vertex-proxy audit</title>
 <link rel="stylesheet" href="${BASE}/static/${CONSOLE_STYLES.name}">
+<link rel="icon" href="${BASE}/static/${CONSOLE_ICON.name}" type="image/svg+xml">
 <script src="${BASE}/static/${CONSOLE_SCRIPT.name}" defer></script>
 </head>
 <body data-auth="${viewer.auth}">

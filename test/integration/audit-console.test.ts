@@ -300,6 +300,11 @@ describe('audit console: every page view is audited', () => {
     expect(tokenView).toMatchObject({ decision: 'allow', ruleId: 'auditors', namespace: 'compliance' });
     expect(views.found.some((r) => r.operation === 'audit.console.export')).toBe(true);
     expect(views.found.some((r) => r.operation === 'audit.console.verify' && r.status === 200)).toBe(true);
+    // The sign-in page holds no audit data: no policy question, no operation or permission claimed.
+    const signIn = world.proxy.audit().map((e) => e.kubeVertexProxy).find((r) => r.path === '/audit/ui/' && r.principal === undefined);
+    expect(signIn).toMatchObject({ decision: 'allow', reason: 'public-page', status: 200 });
+    expect(signIn?.operation).toBeUndefined();
+    expect(signIn?.permission).toBeUndefined();
     const text = world.proxy.stdoutText();
     expect(text).not.toContain(auditor);
     expect(text).not.toContain('eyJ');
