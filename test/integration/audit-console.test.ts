@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRecord } from '../../src/audit/store.js';
 import { IAP_AUDIENCE, startIapStandIn, type IapStandIn } from '../helpers/iap.js';
-import { DEFAULT_RULES, PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
+import { runCli, writeConfig } from '../helpers/proxy-process.js';
+import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const RULES = [
   ...DEFAULT_RULES,
@@ -308,5 +309,26 @@ describe('audit console: every page view is audited', () => {
     const text = world.proxy.stdoutText();
     expect(text).not.toContain(auditor);
     expect(text).not.toContain('eyJ');
+  });
+});
+
+describe('can-i for the console', () => {
+  it('answers for a Google auditor (--as-google) and a service account (--as), with the rule', async () => {
+    const config = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: world.issuer.issuer, audiences: [AUDIENCE] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      policy: { rules: RULES },
+    });
+    const alice = await runCli(['can-i', '--config', config, '--as-google', 'alice@example.com', 'GET', '/audit/ui/summary']);
+    expect(alice.code).toBe(0);
+    expect(alice.stdout).toMatch(/^allowed\n/);
+    expect(alice.stdout).toContain('rule:       google-auditors (allowed-by-rule)');
+    expect(alice.stdout).toContain('resource:   audit/summary');
+    const mallory = await runCli(['can-i', '--config', config, '--as-google', 'mallory@example.com', 'POST', '/audit/ui/chain/verify']);
+    expect(mallory.code).toBe(1);
+    expect(mallory.stdout).toContain('(none: default deny)');
+    const sa = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:compliance:auditor', 'GET', '/audit/ui/']);
+    expect(sa.code).toBe(0);
+    expect(sa.stdout).toContain('rule:       auditors (allowed-by-rule)');
   });
 });
