@@ -251,14 +251,14 @@ export function chainView(viewer: Viewer, view: { params: ConsoleParams; last: V
 ${status}
 ${errorNotice(view.error)}
 <h2>Verify a range</h2>
-<form method="post" action="${consoleUrl(`${BASE}/chain/verify`, { ...(view.params.from === undefined ? {} : { from: view.params.from }), ...(view.params.to === undefined ? {} : { to: view.params.to }) })}">
-<p>Range: ${view.params.from === undefined && view.params.to === undefined ? html`the whole trail (also checks the list of requests in flight)` : html`entries written from <span class="mono">${view.params.from ?? 'the start'}</span> until <span class="mono">${view.params.to ?? 'now'}</span>`}.</p>
-<button type="submit">Verify this range</button>
-</form>
 <form class="filters" method="get" action="${BASE}/chain" aria-label="Range to verify">
-<div><label for="c-from">From (written time)</label><input id="c-from" name="from" value="${view.params.from ?? ''}" placeholder="24h" autocomplete="off"></div>
-<div><label for="c-to">To</label><input id="c-to" name="to" value="${view.params.to ?? ''}" placeholder="empty: now" autocomplete="off"></div>
-<div class="actions"><button type="submit" class="secondary">Show this range</button></div>
+<div><label for="c-from">From (written time)</label><input id="c-from" name="from" value="${view.params.from ?? ''}" aria-describedby="c-from-hint" autocomplete="off"><span id="c-from-hint" class="hint">24h, 7d or RFC 3339; empty: the start</span></div>
+<div><label for="c-to">To</label><input id="c-to" name="to" value="${view.params.to ?? ''}" aria-describedby="c-to-hint" autocomplete="off"><span id="c-to-hint" class="hint">empty: now</span></div>
+<div class="actions"><button type="submit" class="secondary">Choose this range</button></div>
+</form>
+<form method="post" action="${consoleUrl(`${BASE}/chain/verify`, { ...(view.params.from === undefined ? {} : { from: view.params.from }), ...(view.params.to === undefined ? {} : { to: view.params.to }) })}">
+<p>Range to verify: ${view.params.from === undefined && view.params.to === undefined ? html`the whole trail (this also checks the list of requests in flight)` : html`entries written from <span class="mono">${view.params.from ?? 'the start'}</span> until <span class="mono">${view.params.to ?? 'now'}</span>`}.</p>
+<button type="submit">Verify this range</button>
 </form>`;
   return page(viewer, 'Chain status', 'chain', body);
 }
