@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRecord } from '../../src/audit/store.js';
 import { IAP_AUDIENCE, startIapStandIn, type IapStandIn } from '../helpers/iap.js';
-import { runCli, writeConfig } from '../helpers/proxy-process.js';
+import { runCli, startProxyProcess, writeConfig } from '../helpers/proxy-process.js';
+import { metadataEnv } from '../../src/standins/metadata.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const RULES = [
@@ -330,5 +331,29 @@ describe('can-i for the console', () => {
     const sa = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:compliance:auditor', 'GET', '/audit/ui/']);
     expect(sa.code).toBe(0);
     expect(sa.stdout).toContain('rule:       auditors (allowed-by-rule)');
+  });
+});
+
+describe('console off', () => {
+  it('is not served unless audit.console.enabled', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-console-off-'));
+    const proxy = await startProxyProcess({
+      config: {
+        server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0 },
+        issuers: [{ name: 'cluster', type: 'kubernetes', issuer: world.issuer.issuer, audiences: [AUDIENCE] }],
+        vertex: { projects: [PROJECT], locations: [LOCATION], upstream: world.vertex.url },
+        policy: { rules: RULES },
+        audit: { sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }] },
+      },
+      env: metadataEnv(world.metadata),
+    });
+    try {
+      const response = await fetch(`${proxy.dataUrl}/audit/ui/`, { headers: { authorization: `Bearer ${auditor}`, 'x-goog-iap-jwt-assertion': await iap.assertion('alice@example.com') } });
+      expect(response.status).toBe(404);
+      expect(response.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(await response.text()).not.toContain('<html');
+    } finally {
+      await proxy.stop();
+    }
   });
 });
