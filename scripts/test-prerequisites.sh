@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
+#   chromium                        (Debian)  the audit console's end-to-end test (playwright-core drives it)
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
 #   etcd, kubectl                   (Debian: etcd-server, kubernetes-client) the Kubernetes API tests
 #   kube-apiserver                  (built from the Go module, scripts/build-kube-apiserver.sh) the same
@@ -14,6 +15,7 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)

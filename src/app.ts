@@ -43,6 +43,7 @@ import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
 import { InFlightLimiter, inFlightPlugin } from './forward/in-flight.js';
+import { consolePlugin, type ConsoleOptions } from './console/plugin.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -60,6 +61,8 @@ export interface ProxyDeps {
   readonly callbacks?: CallbacksRuntime | undefined;
   /** The per-caller in-flight cap shared by both route families (default: one from `server.maxInFlightPerCaller`). */
   readonly inFlight?: InFlightLimiter;
+  /** Present when `audit.console.enabled`. */
+  readonly console?: Pick<ConsoleOptions, 'rules' | 'iap'> | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -149,6 +152,11 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     await scope.register(auditAccessPlugin, { policy: deps.policy });
     await scope.register(auditQueryRoutes, { store: deps.auditTrail?.queryStore });
   });
+
+  // Auditors in a browser (/audit/ui/): IAP or a Kubernetes token, the same `audit.read` grant and query functions.
+  if (deps.console !== undefined) {
+    await app.register(consolePlugin, { ...deps.console, store: deps.auditTrail?.queryStore, policy: deps.policy, verifier: deps.verifier, labels: deps.labels });
+  }
 
   // Vertex AI → the cluster: callback routes, Google ID tokens, in their own context.
   if (deps.callbacks !== undefined) {

@@ -25,6 +25,7 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
+import { createIapVerifier } from './console/iap.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -123,7 +124,18 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail });
+  const consoleSettings = settings.audit.console;
+  const auditConsole =
+    consoleSettings?.enabled === true
+      ? {
+          rules: () => reloader.current.rules ?? [],
+          iap:
+            consoleSettings.iapAudience === undefined
+              ? undefined
+              : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
+        }
+      : undefined;
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole });
   const adminApp = await buildAdminApp({
     logger,
     registry,

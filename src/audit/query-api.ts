@@ -27,7 +27,8 @@ import { denied } from '../policy/plugin.js';
 import type { Operation, OperationSpec } from '../vertex/operation.js';
 import { FILTER_NAMES, parseFilters, type FilterName } from './query.js';
 import { AUDIT_READ_PERMISSION } from './settings.js';
-import type { AuditStore } from './store.js';
+import type { RequestContext } from '../request-context.js';
+import type { AuditQuery, AuditStore, RecordPage, SummaryRow } from './store.js';
 
 const spec = (id: string, rpc: string): OperationSpec => ({
   id,
@@ -43,7 +44,8 @@ const spec = (id: string, rpc: string): OperationSpec => ({
   longRunning: false,
 });
 
-const operationFor = (id: string, rpc: string, resource: string): Operation => ({
+/** An audit-read operation (permission `audit.read`); the console's pages are classified with it too. */
+export const operationFor = (id: string, rpc: string, resource: string): Operation => ({
   spec: spec(id, rpc),
   version: 'v1',
   project: null,
@@ -65,20 +67,20 @@ export interface AuditApiOptions {
   readonly policy: () => CompiledPolicy;
 }
 
-function invalid(message: string): ProxyError {
+export function invalid(message: string): ProxyError {
   return new ProxyError('ERR_AUDIT_INVALID_QUERY', 'INVALID_ARGUMENT', message, { reason: 'invalid-audit-query' });
 }
 
-function unavailable(cause?: unknown): ProxyError {
+export function unavailable(cause?: unknown): ProxyError {
   return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
 }
 
 /** Classify + authorize for the audit routes: the policy decides who may read the trail. */
-export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'>>(
-  async (app, { policy }) => {
+export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }>(
+  async (app, { policy, routeOf }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const path = request.url.split('?', 1)[0] as string;
-      const operation = ROUTES[path];
+      const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
       if (operation === undefined) return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
       request.kvp.operation = operation;
@@ -164,6 +166,32 @@ function readParams(request: FastifyRequest): { filters: Partial<Record<FilterNa
   return { filters, pageSize, pageToken };
 }
 
+/**
+ * The one read path of the trail: the query API below and the audit console
+ * both read through these, after {@link auditAccessPlugin} allowed the read
+ * (`context` carries that decision, so a grant narrower than the whole
+ * trail applies to both alike).
+ */
+export async function queryRecords(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery, pageSize: number, pageToken: string | undefined): Promise<RecordPage> {
+  if (store === undefined) throw unavailable();
+  try {
+    return await store.query(query, pageSize, pageToken);
+  } catch (error) {
+    if (error instanceof TypeError && error.message === 'invalid cursor') throw invalid('invalid pageToken');
+    throw unavailable(error);
+  }
+}
+
+/** Counts by principal × permission × decision; see {@link queryRecords}. */
+export async function querySummary(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery): Promise<SummaryRow[]> {
+  if (store === undefined) throw unavailable();
+  try {
+    return await store.summary(query);
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
 /** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
 export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
   const parse = (request: FastifyRequest) => {
@@ -177,27 +205,14 @@ export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<Aud
 
   app.get('/audit/v1/records', async (request, reply) => {
     const { query, pageSize, pageToken } = parse(request);
-    if (store === undefined) throw unavailable();
-    let page;
-    try {
-      page = await store.query(query, pageSize, pageToken);
-    } catch (error) {
-      if (error instanceof TypeError && error.message === 'invalid cursor') throw invalid('invalid pageToken');
-      throw unavailable(error);
-    }
+    const page = await queryRecords(store, request.kvp, query, pageSize, pageToken);
     reply.header('cache-control', 'no-store');
     return { records: page.records, ...(page.nextCursor === undefined ? {} : { nextPageToken: page.nextCursor }) };
   });
 
   app.get('/audit/v1/summary', async (request, reply) => {
     const { query } = parse(request);
-    if (store === undefined) throw unavailable();
-    let rows;
-    try {
-      rows = await store.summary(query);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const rows = await querySummary(store, request.kvp, query);
     reply.header('cache-control', 'no-store');
     return {
       ...(query.from === undefined ? {} : { from: new Date(query.from).toISOString() }),

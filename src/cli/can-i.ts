@@ -14,6 +14,9 @@
  * @module
  */
 import { canICallback } from '../callbacks/can-i.js';
+import { consoleOperation } from '../console/plugin.js';
+import type { Settings } from '../config/load.js';
+import type { PolicySubject } from '../policy/decision.js';
 import { ProxyError } from '../errors.js';
 import { loadKubeConfig } from '../identity/kube-config.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
@@ -34,6 +37,27 @@ export function parseLabels(text: string): Record<string, string> {
   return labels;
 }
 
+/** A page of the audit console: the `audit.read` question its route asks. */
+function canIConsole(settings: Settings, subject: PolicySubject, name: string, method: string, path: string): number {
+  const operation = consoleOperation(path.split('?', 1)[0] as string, method.toUpperCase());
+  if (operation === undefined) {
+    process.stdout.write(`invalid: ${method.toUpperCase()} ${path} is not a page of the audit console\n`);
+    return 2;
+  }
+  const decision = settings.policy.evaluate(subject, actionOf(operation));
+  const lines = [
+    decision.allowed ? 'allowed' : 'denied',
+    `  principal:  ${name}`,
+    `  operation:  ${operation.spec.id}`,
+    `  permission: ${operation.spec.permission}`,
+    `  resource:   ${operation.resource}`,
+    `  rule:       ${decision.ruleId ?? '(none: default deny)'} (${decision.reason})`,
+    `  policy:     ${settings.policy.version.slice(0, 12)}`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  return decision.allowed ? 0 : 1;
+}
+
 export async function runCanI(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(
@@ -48,6 +72,10 @@ export async function runCanI(argv: string[]): Promise<number> {
       if (positionals.length !== 2) throw new UsageError('expected METHOD PATH, e.g. POST /callbacks/training/jobs/1');
       const settings = await loadOrReport(values.config);
       if (settings === undefined) return 2;
+      // The audit console: an auditor signed in through IAP, decided by `googleEmails` rules.
+      if ((positionals[1] as string).startsWith('/audit/ui/')) {
+        return canIConsole(settings, { namespace: '', serviceAccount: '', labels: undefined, googleEmail: asGoogle.toLowerCase() }, asGoogle, positionals[0] as string, positionals[1] as string);
+      }
       return canICallback(settings, asGoogle, (positionals[0] as string).toUpperCase(), positionals[1] as string, (text) => process.stdout.write(text));
     }
     if (values.as === undefined) throw new UsageError('--as system:serviceaccount:NAMESPACE:NAME (or --as-google EMAIL for a callback route) is required');
@@ -81,6 +109,7 @@ export async function runCanI(argv: string[]): Promise<number> {
       const source = settings.config.kubernetes.namespaceLabels === 'static' ? createStaticLabelSource(settings.config.kubernetes.static) : createNoLabelSource();
       labels = source.labelsOf(namespace);
     }
+    if (path.startsWith('/audit/ui/')) return canIConsole(settings, { namespace, serviceAccount, labels }, values.as, method, path);
 
     let operation;
     try {

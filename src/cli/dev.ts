@@ -61,8 +61,17 @@ export async function runDev(argv: string[]): Promise<number> {
             permissions: ['predict', 'generate'],
             resources: [`projects/${PROJECT}/locations/${LOCATION}/**`],
           },
+          {
+            id: 'auditors',
+            effect: 'allow',
+            description: 'The compliance team reads the audit trail (API, CLI, console).',
+            subjects: { serviceAccounts: ['compliance/*'] },
+            permissions: ['audit.read'],
+            resources: ['audit/*'],
+          },
         ],
       },
+      audit: { console: { enabled: true } },
     })}`,
   );
 
@@ -110,6 +119,9 @@ export async function runDev(argv: string[]): Promise<number> {
   const denied = issuer.mintKubernetesToken({ namespace: 'web', serviceAccount: 'frontend', audience: AUDIENCE, podName: 'frontend-0', expiresIn: 3600 });
   writeFileSync(join(dir, 'allowed.token'), allowed, { mode: 0o600 });
   writeFileSync(join(dir, 'denied.token'), denied, { mode: 0o600 });
+  // The demo auditor signs in to the console with this token (pasted into its sign-in form).
+  const auditor = issuer.mintKubernetesToken({ namespace: 'compliance', serviceAccount: 'auditor', audience: AUDIENCE, expiresIn: 3600 });
+  writeFileSync(join(dir, 'auditor.token'), auditor, { mode: 0o600 });
   const predictPath = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 
   const show = async (title: string, token: string) => {
@@ -129,6 +141,7 @@ export async function runDev(argv: string[]): Promise<number> {
 kube-vertex-proxy is running on its embedded default:
   data port   ${base}      (Vertex AI REST, Kubernetes tokens in)
   admin port  ${admin}      (/metrics /healthz /readyz)
+  audit console ${base}/audit/ui/   (demo auditor compliance/auditor: sign in with the token in ${rel('auditor.token')})
   config      ${rel('config.yaml')}
   stand-ins   issuer ${issuer.issuer}
               metadata server ${metadata.url}   Vertex AI ${vertex.url}

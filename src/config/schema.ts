@@ -231,6 +231,12 @@ export const PolicyRuleSchema = strictObject(
         ),
         namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
         namespaceSelector: Type.Optional(LabelSelectorSchema),
+        googleEmails: Type.Optional(
+          Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), {
+            minItems: 1,
+            description: 'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
+          }),
+        ),
       },
       'Who the rule is about. Every matcher given must match (AND); at least one is required. List several rules for OR.',
     ),
@@ -305,6 +311,20 @@ export const AuditSchema = strictObject(
     retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
     maxBatch: Type.Integer({ minimum: 1, maximum: 2000, default: 500, description: 'Most records in one transaction (one multi-row insert).' }),
     maxQueue: Type.Integer({ minimum: 1, default: 50_000, description: 'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.' }),
+    console: strictObject(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Serve the auditor\'s console at `/audit/ui/` on the data port (read-only; access by the policy\'s `audit.read` grants). Needs a durable store.' }),
+        iapAudience: Type.Optional(
+          Type.String({
+            pattern: '^/projects/[0-9]+/(global/backendServices|apps)/[A-Za-z0-9._-]+$',
+            description: 'Behind Identity-Aware Proxy: the `aud` of IAP\'s signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.',
+          }),
+        ),
+        iapJwksUri: Type.String({ default: 'https://www.gstatic.com/iap/verify/public_key-jwk', description: 'IAP\'s public keys (JWK set).' }),
+      },
+      'The auditor\'s console: the audit trail in a browser.',
+      {},
+    ),
   },
   'The audit trail: one record per request, allowed or not.',
   {},
