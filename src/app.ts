@@ -36,6 +36,7 @@ import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
+import type { Tracing } from './tracing/tracing.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -51,6 +52,8 @@ export interface ProxyDeps {
   readonly auditTrail?: AuditTrail | undefined;
   /** Present when callback routes are configured. */
   readonly callbacks?: CallbacksRuntime | undefined;
+  /** OpenTelemetry tracing (TRACING_OFF, or absent, when off). */
+  readonly tracing?: Tracing;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -58,6 +61,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     listeners: deps.auditListeners,
     direction: 'outbound',
     onListenerError: (error) => deps.logger.error({ err: error }, 'audit listener failed'),
+    ...(deps.tracing === undefined ? {} : { tracing: deps.tracing }),
   });
 
   const app = Fastify({

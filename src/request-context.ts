@@ -9,6 +9,7 @@
 import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
+import type { TraceSpan } from './tracing/tracing.js';
 import type { Operation } from './vertex/operation.js';
 
 export interface RequestContext {
@@ -39,6 +40,10 @@ export interface RequestContext {
   /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
   longRunningName: string | undefined;
   requestBytes: number;
+  /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
+  span: TraceSpan | undefined;
+  /** The upstream call's client span, ended with the response. */
+  upstreamSpan: TraceSpan | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -61,6 +66,8 @@ export function newRequestContext(): RequestContext {
     upstreamRequestId: undefined,
     longRunningName: undefined,
     requestBytes: 0,
+    span: undefined,
+    upstreamSpan: undefined,
   };
 }
 

@@ -24,6 +24,7 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
+import { createTracing } from './tracing/tracing.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -42,7 +43,11 @@ export interface StartOptions {
 
 export async function startProxy(settings: Settings, options: StartOptions): Promise<RunningProxy> {
   const { logger } = options;
+  // Off (the default): the OpenTelemetry SDK is not even loaded.
+  const tracing = await createTracing(settings.config.tracing, process.env, logger);
   const registry = new Registry();
+  // prom-client takes exemplars only on an OpenMetrics registry; /metrics still answers in either format (metrics/exposition.ts).
+  if (tracing.enabled) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
   collectDefaultMetrics({ register: registry });
 
   let metricsRef: ReturnType<typeof createMetrics> | undefined;
@@ -89,7 +94,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
     policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
     auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-  });
+    credentialAvailable: () => credential.authorization() !== undefined,
+  }, { exemplars: tracing.enabled });
   metricsRef = metrics;
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
@@ -115,7 +121,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, tracing });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -159,6 +165,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       // After the data port drained: every record of a finished request is in the queue.
       await auditTrail?.close();
       await callbacks?.close();
+      // Last: the spans of the drained requests are exported before the process exits.
+      await tracing.shutdown();
     },
   };
 }
