@@ -45,7 +45,7 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
   });
 
   const resource = defaultResource()
-    .merge(resourceFromAttributes({ 'service.name': SERVICE_NAME, ...(process.env.npm_package_version ? { 'service.version': process.env.npm_package_version } : {}) }))
+    .merge(resourceFromAttributes({ 'service.name': SERVICE_NAME }))
     .merge(detectResources({ detectors: [envDetector] }))
     .merge(resourceFromAttributes({ ...settings.resourceAttributes }));
   const exporter = new OTLPTraceExporter(settings.url === undefined ? {} : { url: settings.url });
