@@ -69,6 +69,9 @@ export function createAuditStarter({ listeners, direction, onListenerError, trac
 
 /** The upstream span (when one was started), then the request's own, each with what the record says. */
 function endSpans(ctx: RequestContext, record: AuditRecord): void {
+  const span = ctx.span as NonNullable<RequestContext['span']>;
+  // An unsampled trace records nothing: no attributes to compute.
+  if (!span.sampled) return;
   const upstream = ctx.upstreamSpan;
   if (upstream !== undefined) {
     upstream.setAttributes(upstreamSpanEndAttributes(ctx));
@@ -76,7 +79,6 @@ function endSpans(ctx: RequestContext, record: AuditRecord): void {
     if (failed !== undefined) upstream.fail(failed);
     upstream.end();
   }
-  const span = ctx.span as NonNullable<RequestContext['span']>;
   span.rename(serverSpanName(record));
   span.setAttributes(serverSpanAttributes(record));
   if (serverSpanFailed(record)) span.fail(record.errorCode ?? record.reason);
