@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildDashboard, DASHBOARD_ROWS, panelTable } from '../../src/metrics/dashboard.js';
-import { parseKubeYaml } from '../helpers/kube-validate.js';
+import { parseKubeYaml, validateKubeObjects } from '../helpers/kube-validate.js';
 import { exposedNames, metricNames } from '../helpers/promql.js';
 import { REPO_ROOT } from '../helpers/proxy-process.js';
 import { findHelm, runTool } from '../helpers/tools.js';
@@ -123,7 +123,7 @@ describe('generated and shipped', () => {
     expect(readFileSync(DOC, 'utf8')).toContain(panelTable());
   });
 
-  it('the chart renders the dashboard ConfigMap and the PrometheusRule from these files, and neither by default', () => {
+  it('the chart renders the dashboard ConfigMap and the PrometheusRule from these files (valid Kubernetes objects), and neither by default', async () => {
     const helm = findHelm();
     const render = (args: string[]) => {
       const result = runTool(helm, ['template', 'kvp', CHART, '--namespace', 'vertex-system', ...args]);
@@ -133,12 +133,14 @@ describe('generated and shipped', () => {
     const defaults = render([]);
     expect(defaults.filter((o) => o.kind === 'PrometheusRule' || (o.kind === 'ConfigMap' && o.metadata?.name?.endsWith('-dashboard')))).toEqual([]);
 
-    const on = render(['--set', 'grafanaDashboard.enabled=true', '--set', 'prometheusRule.enabled=true']);
+    const on = render(['--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.folder=Vertex AI', '--set', 'prometheusRule.enabled=true']);
+    await validateKubeObjects(on);
     const dashboard = on.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'kvp-kube-vertex-proxy-dashboard') as unknown as {
       metadata: { labels: Record<string, string> };
       data: Record<string, string>;
     };
     expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
+    expect((dashboard.metadata as { annotations?: Record<string, string> }).annotations?.grafana_folder).toBe('Vertex AI');
     expect(JSON.parse(dashboard.data['kube-vertex-proxy.json'] as string)).toEqual(buildDashboard());
     const rule = on.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile };
     expect(rule.spec).toEqual(rules);
