@@ -2,7 +2,7 @@
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
-#   promtool (prometheus)           (Debian)  the chart's alert rules: promtool check rules / test rules
+#   prometheus, promtool            (Debian)  the chart's alert rules (promtool check/test rules); a real scrape of /metrics
 #   helm                            (go install) chart lint/template tests
 #   a Python venv with the Vertex AI SDK (PyPI) the Python example runs through the proxy
 # Runs as `pretest`, so `npm test` works on a fresh machine; prints what it installs.
@@ -14,7 +14,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
-command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test prerequisites: missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2
