@@ -210,15 +210,14 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
       this.set(sources.credentialAvailable === undefined || sources.credentialAvailable() ? 1 : 0);
     },
   });
-  /** `observe` of a histogram, with the request's trace as exemplar when it was sampled. */
-  const observe = (histogram: Histogram<'direction' | 'operation'> | Histogram<'operation'>, labels: Record<string, string>, seconds: number, record: AuditRecord) => {
-    if (!exemplars) {
-      (histogram as Histogram<string>).observe(labels, seconds);
-      return;
-    }
-    const exemplarLabels = record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
-    (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
-  };
+  type DurationHistogram = Histogram<'direction' | 'operation'> | Histogram<'operation'>;
+  /** `observe` of a histogram; with exemplars on, the request's trace is the exemplar when it was sampled. */
+  const observe: (histogram: DurationHistogram, labels: Record<string, string>, seconds: number, record: AuditRecord) => void = exemplars
+    ? (histogram, labels, seconds, record) => {
+        const exemplarLabels = record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
+        (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
+      }
+    : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);
 
   return {
     auditBatch(store, size, seconds, ok) {
@@ -237,10 +236,11 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
       // Callbacks have no Vertex AI operation: their route prefix (a bounded set from the config) stands in.
       const operation = record.operation ?? (record.route === undefined ? 'unclassified' : `callback:${record.route}`);
       requests.inc({ direction: record.direction, operation, decision: record.decision, code: String(record.status) });
-      observe(requestDuration, { direction: record.direction, operation }, record.latencyMs / 1000, record);
+      const byOperation = { direction: record.direction, operation };
+      observe(requestDuration, byOperation, record.latencyMs / 1000, record);
       if (record.upstreamLatencyMs !== undefined) {
         observe(upstreamDuration, { operation }, record.upstreamLatencyMs / 1000, record);
-        observe(overheadDuration, { direction: record.direction, operation }, Math.max(0, record.latencyMs - record.upstreamLatencyMs) / 1000, record);
+        observe(overheadDuration, byOperation, Math.max(0, record.latencyMs - record.upstreamLatencyMs) / 1000, record);
         upstreamResponses.inc({ direction: record.direction, operation, status_class: statusClass(record.upstreamStatus) });
       }
     },
@@ -253,6 +253,7 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
   };
 }
 
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
 function statusClass(status: number | undefined): string {
-  return status === undefined ? 'none' : `${Math.floor(status / 100)}xx`;
+  return status === undefined ? 'none' : (STATUS_CLASSES[Math.floor(status / 100)] ?? 'other');
 }

@@ -65,23 +65,6 @@ export async function createTracing(config: TracingConfig, env: NodeJS.ProcessEn
   return createOtelTracing(settings, logger);
 }
 
-/** Runs `work` inside a child span of `parent` (when there is one); a rejection marks the span failed. */
-export function inChildSpan<T>(parent: TraceSpan | undefined, name: string, attributes: SpanAttributes, work: () => Promise<T>): Promise<T> {
-  if (parent === undefined) return work();
-  const span = parent.child(name, 'internal', attributes);
-  return work().then(
-    (value) => {
-      span.end();
-      return value;
-    },
-    (error: unknown) => {
-      span.fail(failureDescription(error));
-      span.end();
-      throw error;
-    },
-  );
-}
-
 /** A refusal's stable code (or the error's name): never its message, which may quote input. */
 export function failureDescription(error: unknown): string {
   if (typeof error === 'object' && error !== null) {
