@@ -22,6 +22,7 @@ import type { SpanAttributes, TraceSpan, Tracing } from './tracing.js';
 
 const SERVICE_NAME = 'kube-vertex-proxy';
 const EXPORT_ERROR_LOG_INTERVAL_MS = 60_000;
+const SHUTDOWN_TIMEOUT_MS = 5_000;
 
 const propagator = new W3CTraceContextPropagator();
 const headerGetter = {
@@ -67,7 +68,21 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
       return new OtelSpan(tracer, tracer.startSpan(name, { kind: SpanKind.SERVER }, parent));
     },
     async shutdown() {
-      await provider.shutdown().catch((error: unknown) => logger.warn({ error: (error as Error).message }, 'trace exporter shutdown failed'));
+      // Bounded: a collector that does not answer must not hold the process past its termination grace period.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), SHUTDOWN_TIMEOUT_MS);
+        timer.unref();
+      });
+      const done = provider.shutdown().then(
+        () => 'done' as const,
+        (error: unknown) => {
+          logger.warn({ error: (error as Error).message }, 'trace exporter shutdown failed');
+          return 'done' as const;
+        },
+      );
+      if ((await Promise.race([done, late])) === 'late') logger.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'trace export at shutdown timed out; buffered spans are dropped');
+      clearTimeout(timer);
     },
   };
 }
