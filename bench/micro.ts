@@ -3,8 +3,9 @@
  * a token-cache hit through `TokenVerifier.cached`, a cache miss (RS256 and
  * ES256 signature checks with jose, through `TokenVerifier.verify`), policy
  * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), the
- * heap taken by 100,000 cached principals (`TokenCache`), and request
- * classification over the whole generated operation table (`classify`).
+ * heap taken by 100,000 cached principals (`TokenCache`), request
+ * classification over the whole generated operation table (`classify`), and
+ * the per-request work of tracing at ratio 0.01 (the OpenTelemetry SDK).
  *
  * Run as its own process (`--expose-gc`, pinned by the orchestrator); prints
  * one JSON {@link MicroResults} line on stdout.
@@ -25,6 +26,9 @@ import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
 import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { pino } from 'pino';
+import { createOtelTracing } from '../src/tracing/otel.js';
+import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
 
 export interface MicroResult {
   readonly id: string;
@@ -210,6 +214,25 @@ function cachedTokensMemory(): MicroResult {
   return { id: 'token-cache-memory-100k', title: '100,000 cached tokens (keys + principals + LRU map): heap', bytes, ops: cache.size };
 }
 
+/** What tracing on at ratio 0.01 adds to a request: its server span, the upstream span (when sampled), the traceparent. */
+async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
+  const logger = pino({ level: 'silent' });
+  const settings = resolveTracingSettings({ enabled: true, endpoint: 'http://127.0.0.1:9', sampleRatio: 0.01, resourceAttributes: {} }, {}) as TracingSettings;
+  const tracing = createOtelTracing(settings, logger);
+  const headers = { host: 'proxy', 'content-type': 'application/json', 'content-length': '97' };
+  const perOpUs = timeLoop(quick ? 50_000 : 300_000, 5, () => {
+    const span = tracing.startRequest(headers, 'POST');
+    const upstream = span.sampled ? span.child('POST endpoints.predict', 'client', { 'http.request.method': 'POST' }) : span;
+    upstream.inject({ host: 'vertex' });
+    if (span.sampled) {
+      upstream.end();
+      span.end();
+    }
+  });
+  await tracing.shutdown();
+  return { id: 'tracing-1pct', title: 'Tracing on, sampleRatio 0.01: server span, upstream span when sampled, traceparent injected (per request)', perOpUs };
+}
+
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const results: MicroResult[] = [];
@@ -219,4 +242,5 @@ results.push(await cacheMiss('ES256', quick));
 results.push(...policyEvaluation(quick));
 results.push(cachedTokensMemory());
 results.push(classification(quick));
+results.push(await tracingPerRequest(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -5,6 +5,7 @@
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
 #   etcd, kubectl                   (Debian: etcd-server, kubernetes-client) the Kubernetes API tests
 #   kube-apiserver                  (built from the Go module, scripts/build-kube-apiserver.sh) the same
+#   prometheus, promtool            (Debian)  the chart's alert rules (promtool check/test rules); a real scrape of /metrics
 #   helm                            (go install) chart lint/template tests
 #   a Python venv with the Vertex AI SDK (PyPI) the Python example runs through the proxy
 # Runs as `pretest`, so `npm test` works on a fresh machine; prints what it installs.
@@ -19,6 +20,7 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
 command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test prerequisites: missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2

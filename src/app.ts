@@ -44,6 +44,7 @@ import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
 import { InFlightLimiter, inFlightPlugin } from './forward/in-flight.js';
 import { consolePlugin, type ConsoleOptions } from './console/plugin.js';
+import type { Tracing } from './tracing/tracing.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -63,6 +64,8 @@ export interface ProxyDeps {
   readonly inFlight?: InFlightLimiter;
   /** Present when `audit.console.enabled`. */
   readonly console?: Pick<ConsoleOptions, 'rules' | 'iap'> | undefined;
+  /** OpenTelemetry tracing (TRACING_OFF, or absent, when off). */
+  readonly tracing?: Tracing;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -70,6 +73,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     listeners: deps.auditListeners,
     direction: 'outbound',
     onListenerError: (error) => deps.logger.error({ err: error }, 'audit listener failed'),
+    ...(deps.tracing === undefined ? {} : { tracing: deps.tracing }),
   });
 
   const app = Fastify({

@@ -9,6 +9,7 @@
 import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
+import type { TraceSpan } from './tracing/tracing.js';
 import type { Operation } from './vertex/operation.js';
 
 export interface RequestContext {
@@ -41,6 +42,10 @@ export interface RequestContext {
   requestBytes: number;
   /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
   forwardBody: Buffer | undefined;
+  /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
+  span: TraceSpan | undefined;
+  /** The upstream call's client span, ended with the response. */
+  upstreamSpan: TraceSpan | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -64,6 +69,8 @@ export function newRequestContext(): RequestContext {
     longRunningName: undefined,
     requestBytes: 0,
     forwardBody: undefined,
+    span: undefined,
+    upstreamSpan: undefined,
   };
 }
 

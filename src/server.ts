@@ -26,6 +26,7 @@ import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createIapVerifier } from './console/iap.js';
+import { createTracing } from './tracing/tracing.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -44,7 +45,11 @@ export interface StartOptions {
 
 export async function startProxy(settings: Settings, options: StartOptions): Promise<RunningProxy> {
   const { logger } = options;
+  // Off (the default): the OpenTelemetry SDK is not even loaded.
+  const tracing = await createTracing(settings.config.tracing, process.env, logger);
   const registry = new Registry();
+  // prom-client takes exemplars only on an OpenMetrics registry; /metrics still answers in either format (metrics/exposition.ts).
+  if (tracing.enabled) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
   collectDefaultMetrics({ register: registry });
 
   let metricsRef: ReturnType<typeof createMetrics> | undefined;
@@ -94,7 +99,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
     policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
     auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-  });
+    credentialAvailable: () => credential.authorization() !== undefined,
+  }, { exemplars: tracing.enabled });
   metricsRef = metrics;
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
@@ -135,7 +141,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
               : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
         }
       : undefined;
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -186,6 +192,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
+      // Last: the spans of the drained requests are exported before the process exits.
+      await tracing.shutdown();
     },
   };
 }

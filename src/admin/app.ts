@@ -9,6 +9,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createExposition, wantsOpenMetrics } from '../metrics/exposition.js';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -47,9 +48,11 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       return JSON.stringify(jwks());
     });
   }
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(deps.registry.contentType);
-    return deps.registry.metrics();
+  const exposition = createExposition(deps.registry);
+  app.get('/metrics', async (request, reply) => {
+    const { contentType, body } = await exposition(wantsOpenMetrics(request.headers.accept));
+    reply.type(contentType);
+    return body;
   });
   return app;
 }

@@ -103,7 +103,8 @@ const MAX_USER_AGENT = 256;
 export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): AuditRecord {
   const principal = ctx.principal;
   const operation = ctx.operation;
-  const trace = parseTrace(facts.headers);
+  // With tracing on, the record names the proxy's own span (whose parent is the caller's, if any).
+  const trace: TraceContext | undefined = ctx.span !== undefined ? ctx.span : parseTrace(facts.headers);
   const failure: ProxyError | undefined = ctx.failure;
   const allowed = ctx.decision?.allowed === true;
   const queryAt = facts.url.indexOf('?');

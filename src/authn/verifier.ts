@@ -26,6 +26,7 @@ import { IssuerKeySet, NO_KID_PREFIX, type KeySetFetchResult } from './key-set.j
 import type { Principal } from './principal.js';
 import { TokenCache, tokenKey } from './token-cache.js';
 import type { TokenReviewer } from './token-review.js';
+import { failureDescription, type TraceSpan } from '../tracing/tracing.js';
 
 export interface VerifierOptions {
   readonly issuers: readonly IssuerSettings[];
@@ -171,8 +172,12 @@ export class TokenVerifier {
     return false;
   }
 
-  /** Full verification (with cache, singleflight and negative cache). */
-  verify(token: string): Promise<Principal> {
+  /**
+   * Full verification (with cache, singleflight and negative cache). `span`,
+   * when tracing: the TokenReview call becomes its child (for the request
+   * that started the verification; concurrent ones share its outcome).
+   */
+  verify(token: string, span?: TraceSpan): Promise<Principal> {
     const key = tokenKey(token);
     const now = this.#now();
     const hit = this.#cache.get(key, now);
@@ -187,13 +192,13 @@ export class TokenVerifier {
     if (known !== undefined) return Promise.reject(known);
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
-      pending = this.#verifyUncached(token, key).finally(() => this.#inflight.delete(key));
+      pending = this.#verifyUncached(token, key, span).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, pending);
     }
     return pending;
   }
 
-  async #verifyUncached(token: string, key: string): Promise<Principal> {
+  async #verifyUncached(token: string, key: string, span: TraceSpan | undefined): Promise<Principal> {
     try {
       const principal = await this.#verifySignatureAndClaims(token);
       const refusal = this.#options.admit?.(principal);
@@ -202,7 +207,15 @@ export class TokenVerifier {
       const { reviewer } = this.#options;
       if (reviewer !== undefined && principal.kind === 'kubernetes') {
         const issuer = [...this.#issuers.values()].find((i) => i.settings.name === principal.issuer);
-        await reviewer.review(token, issuer?.settings.audiences ?? [], principal);
+        const reviewSpan = span?.child('kvp.authn.token_review', 'client', { 'kvp.issuer': principal.issuer });
+        try {
+          await reviewer.review(token, issuer?.settings.audiences ?? [], principal);
+        } catch (error) {
+          reviewSpan?.fail(failureDescription(error));
+          throw error;
+        } finally {
+          reviewSpan?.end();
+        }
         // The review vouches for now, not for the token's whole life: review again after the TTL.
         expiresAt = Math.min(expiresAt, this.#now() + (this.#options.reviewTtlMs ?? 0));
       }

@@ -178,7 +178,15 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       retryDelay: () => null,
       rewriteRequestHeaders: (req: FastifyRequest, headers: IncomingHttpHeaders) => {
         req.kvp.upstreamStartedAt = process.hrtime.bigint();
-        return callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id }) as IncomingHttpHeaders;
+        const out = callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id });
+        const parent = req.kvp.span;
+        if (parent !== undefined) {
+          // The backend's spans join the caller's trace, under the proxy's client span.
+          const span = parent.child(`${req.method} callback:${route.prefix}`, 'client', { 'http.request.method': req.method, 'server.address': match.target.split('/')[2], 'kvp.callback_route': route.prefix });
+          req.kvp.upstreamSpan = span;
+          span.inject(out);
+        }
+        return out as IncomingHttpHeaders;
       },
       rewriteHeaders: (headers: IncomingHttpHeaders, req: FastifyRequest) => {
         req.kvp.upstreamHeadersAt = process.hrtime.bigint();

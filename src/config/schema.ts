@@ -392,6 +392,34 @@ export const CallbacksSchema = strictObject(
   {},
 );
 
+export const TracingSchema = strictObject(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
+    }),
+    endpoint: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: 'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
+      }),
+    ),
+    sampleRatio: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Share of new traces recorded (by trace id, so every service samples the same traces); a caller\'s sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.',
+      }),
+    ),
+    resourceAttributes: Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }), {
+      default: {},
+      description: 'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
+    }),
+  },
+  'OpenTelemetry tracing.',
+  {},
+);
+
 export const ConfigSchema = strictObject(
   {
     server: ServerSchema,
@@ -411,6 +439,7 @@ export const ConfigSchema = strictObject(
     ),
     audit: AuditSchema,
     callbacks: CallbacksSchema,
+    tracing: TracingSchema,
   },
   'kube-vertex-proxy configuration file.',
 );
@@ -422,6 +451,7 @@ export type CallbacksConfig = Static<typeof CallbacksSchema>;
 export type CallbackRouteConfig = Static<typeof CallbackRouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
+export type TracingConfig = Static<typeof TracingSchema>;
 
 /** Exposed for generators (docs reference, helm values schema). */
 export const schemas: Record<string, TSchema> = { ConfigSchema };

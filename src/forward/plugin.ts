@@ -31,6 +31,8 @@ import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } 
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
 import { watchBodyProgress } from './body-progress.js';
+import { vertexSpanStart } from '../tracing/attributes.js';
+import type { TraceSpan } from '../tracing/tracing.js';
 
 export interface ForwardPluginOptions {
   readonly credential: UpstreamCredential;
@@ -179,10 +181,23 @@ function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyRep
   // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
   if (body === null) delete headers['content-length'];
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
+  if (request.kvp.span !== undefined) traceUpstream(request, origin, headers);
   dispatcher.dispatch(
     { origin, path: request.url, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body },
     new UpstreamExchange(request, reply),
   );
+}
+
+/** The client span of the Vertex AI call (ended with the response), named as the parent in the `traceparent` sent up. */
+function traceUpstream(request: FastifyRequest, origin: string, headers: OutgoingHttpHeaders): void {
+  const parent = request.kvp.span as TraceSpan;
+  let span = parent;
+  if (parent.sampled) {
+    const { name, attributes } = vertexSpanStart(request.kvp.operation, request.method, origin, headers.host as string);
+    span = parent.child(name, 'client', attributes);
+  }
+  request.kvp.upstreamSpan = span;
+  span.inject(headers);
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
