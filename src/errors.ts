@@ -62,7 +62,10 @@ export type ProxyErrorCode =
   | 'ERR_FORWARD_CREDENTIAL_REJECTED'
   | 'ERR_AUDIT_UNAVAILABLE'
   | 'ERR_AUDIT_INVALID_QUERY'
-  | 'ERR_INTERNAL';
+  | 'ERR_INTERNAL'
+  | 'ERR_AUTHZ_JOB_CONDITIONS'
+  | 'ERR_REQUEST_JOB_SPEC_INVALID'
+  | 'ERR_FORWARD_IDENTITY_UNAVAILABLE';
 
 /** Google's ErrorInfo `domain` for errors the proxy itself raises. */
 export const ERROR_DOMAIN = 'kube-vertex-proxy.dev';

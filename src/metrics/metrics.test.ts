@@ -33,6 +33,7 @@ describe('metrics exposition', () => {
     metrics.observeRecord(record({ latencyMs: 300, upstreamLatencyMs: 250 }));
     metrics.observeRecord(record({ decision: 'deny', status: 403, upstreamLatencyMs: undefined, ruleId: undefined, reason: 'no-matching-rule' }));
     metrics.observeRecord(record({ operation: undefined, decision: 'deny', status: 401, upstreamLatencyMs: undefined, principal: undefined }));
+    metrics.observeRecord(record({ operation: 'customJobs.create', dryRun: [{ rule: 'tighter-gpus', outcome: 'deny' }, { rule: 'new-team', outcome: 'allow' }] }));
     metrics.jwksFetch('cluster', 'success');
     metrics.jwksFetch('cluster', 'error');
     metrics.credentialRefresh('success');

@@ -174,6 +174,13 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     },
   });
 
+  const dryRunDecisions = new Counter({
+    name: `${METRIC_PREFIX}policy_dry_run_total`,
+    help: 'Verdicts of dry-run policy rules (they never change a decision), by rule and what the rule would have decided.',
+    labelNames: ['rule', 'outcome'] as const,
+    registers,
+  });
+
   return {
     auditBatch(store, size, seconds, ok) {
       auditWriteDuration.observe({ store }, seconds);
@@ -193,6 +200,8 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
       requests.inc({ direction: record.direction, operation, decision: record.decision, code: String(record.status) });
       requestDuration.observe({ direction: record.direction, operation }, record.latencyMs / 1000);
       if (record.upstreamLatencyMs !== undefined) upstreamDuration.observe({ operation }, record.upstreamLatencyMs / 1000);
+      // Rule ids come from the config: a bounded label set.
+      if (record.dryRun !== undefined) for (const { rule, outcome } of record.dryRun) dryRunDecisions.inc({ rule, outcome });
     },
     jwksFetch(issuer, result) {
       jwksFetches.inc({ issuer, result });

@@ -50,7 +50,8 @@ export type DecisionReason =
   | 'allowed-by-rule'
   | 'denied-by-rule'
   | 'no-matching-rule'
-  | 'labels-stale';
+  | 'labels-stale'
+  | 'job-conditions-failed';
 
 export interface Decision {
   readonly allowed: boolean;

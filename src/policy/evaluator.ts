@@ -24,6 +24,7 @@
  */
 import type { PolicyRule } from '../config/schema.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
+import { compileJobConditions, type CompiledJobConditions } from './job-conditions.js';
 import { compileSelector, type SelectorIndexKey, type SelectorMatcher } from './label-selector.js';
 import {
   compileGlob,
@@ -65,6 +66,10 @@ export interface CompiledRule {
   readonly projects: ReadonlySet<string> | undefined;
   /** Undefined: any location (including none). */
   readonly locations: ReadonlySet<string> | undefined;
+  /** `mode: dryRun`: never filed in the index, so it never decides; checked on its own by {@link ruleMatches}. */
+  readonly dryRun: boolean;
+  /** `conditions.jobs`: for job-creating methods the rule matches only if the body satisfies them. */
+  readonly jobConditions: CompiledJobConditions | undefined;
 }
 
 /** The default deny. */
@@ -115,7 +120,14 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
     moreResources: resources.slice(1),
     projects: rule.projects === undefined ? undefined : new Set(rule.projects),
     locations: rule.locations === undefined ? undefined : new Set(rule.locations),
+    dryRun: rule.mode === 'dryRun',
+    jobConditions: rule.conditions?.jobs === undefined ? undefined : compileJobConditions(rule.conditions.jobs),
   };
+}
+
+/** Whether the rule matches, ignoring its mode and its body conditions (for dry-run rules and conditional allows). */
+export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
 }
 
 function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
@@ -272,6 +284,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
       unreachable++;
       continue;
     }
+    if (rule.dryRun) continue;
     const accounts = rule.serviceAccounts;
     // Preference, narrowest first: namespaces named by the service-account patterns, namespaces named
     // exactly, one label pair (the most selective), service-account names, else the scan list.
