@@ -25,6 +25,7 @@ import type { Settings } from './config/load.js';
 import { GOOGLE_ERROR_CONTENT_TYPE, ProxyError, toGoogleErrorBody, toProxyError } from './errors.js';
 import type { UpstreamCredential } from './forward/credentials.js';
 import { forwardPlugin } from './forward/plugin.js';
+import type { TeamIdentities } from './forward/identities.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
 import { lazyChildLoggerFactory } from './lib/logger.js';
@@ -51,6 +52,8 @@ export interface ProxyDeps {
   readonly auditTrail?: AuditTrail | undefined;
   /** Present when callback routes are configured. */
   readonly callbacks?: CallbacksRuntime | undefined;
+  /** Present when `vertex.identities` maps callers to Google service accounts. */
+  readonly identities?: TeamIdentities | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -115,6 +118,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       credential: deps.credential,
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
+      identities: deps.identities,
     });
   });
 

@@ -20,6 +20,7 @@ import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
+import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
@@ -70,6 +71,17 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       else logger.debug('Google access token refreshed');
     },
   });
+  const identities: TeamIdentities | undefined =
+    settings.config.vertex.identities.length === 0
+      ? undefined
+      : createTeamIdentities({
+          identities: settings.config.vertex.identities,
+          endpoint: settings.config.vertex.iamCredentialsEndpoint,
+          onRefresh: (serviceAccount, result, error) => {
+            metricsRef?.identityRefresh(serviceAccount, result);
+            if (result === 'error') logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
+          },
+        });
   verifierRef = verifier;
   const labels: NamespaceLabelSource = kube.labels;
   const reloader = new PolicyReloader({
@@ -115,7 +127,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, identities });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -124,6 +136,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
+      // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
+      ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
       ...kube.readiness(),
       // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
       { name: 'policy', ready: true, detail: { ...reloader.status() } },
@@ -136,6 +150,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   void kube.start();
   reloader.start();
   await credential.start();
+  identities?.start();
 
   await adminApp.listen({ host: settings.server.adminHost, port: settings.server.adminPort });
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });
@@ -155,6 +170,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       kube.stop();
       verifier.stop();
       credential.stop();
+      identities?.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
       await auditTrail?.close();

@@ -34,6 +34,8 @@ export interface ProxyMetrics {
   auditRefused(): void;
   /** Audit records dropped (queue full, or the store stayed unavailable). */
   auditDropped(count: number): void;
+  /** A refresh of a team identity's impersonated token (vertex.identities; accounts come from the config). */
+  identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources): ProxyMetrics {
@@ -181,7 +183,17 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     registers,
   });
 
+  const identityRefreshes = new Counter({
+    name: `${METRIC_PREFIX}team_identity_refreshes_total`,
+    help: 'Impersonated access-token refreshes of the team identities (vertex.identities), by service account and result.',
+    labelNames: ['service_account', 'result'] as const,
+    registers,
+  });
+
   return {
+    identityRefresh(serviceAccount, result) {
+      identityRefreshes.inc({ service_account: serviceAccount, result });
+    },
     auditBatch(store, size, seconds, ok) {
       auditWriteDuration.observe({ store }, seconds);
       auditBatchSize.observe({ store }, size);
