@@ -32,6 +32,8 @@ import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
+import type { EndpointHosts } from './vertex/endpoint-hosts.js';
+import { endpointHostsPlugin } from './vertex/endpoint-hosts-plugin.js';
 import { auditDurabilityPlugin } from './audit/durability-plugin.js';
 import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
@@ -54,6 +56,8 @@ export interface ProxyDeps {
   readonly callbacks?: CallbacksRuntime | undefined;
   /** Present when `vertex.identities` maps callers to Google service accounts. */
   readonly identities?: TeamIdentities | undefined;
+  /** Present when endpoints may have hosts of their own (`vertex.endpointHosts`, `vertex.endpointLookup`). */
+  readonly endpointHosts?: EndpointHosts | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -112,6 +116,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       upstreamFor: settings.vertex.upstreamFor,
     });
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    // Dedicated and private endpoints: an allowed prediction call goes to its endpoint's own host.
+    await scope.register(endpointHostsPlugin, { endpointHosts: deps.endpointHosts });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {

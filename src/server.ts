@@ -21,6 +21,8 @@ import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
 import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
+import { aiplatformEndpointLookup, createEndpointHosts, type EndpointHosts } from './vertex/endpoint-hosts.js';
+import { parseDuration } from './config/units.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
@@ -82,6 +84,23 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
             if (result === 'error') logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
           },
         });
+  const { endpointHosts: pinnedHosts, endpointLookup } = settings.config.vertex;
+  const endpointLookupClient = endpointLookup.enabled ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location)) : undefined;
+  const endpointHosts: EndpointHosts | undefined =
+    Object.keys(pinnedHosts).length === 0 && !endpointLookup.enabled
+      ? undefined
+      : createEndpointHosts({
+          pinned: new Map(Object.entries(pinnedHosts).map(([resource, url]) => [resource, new URL(url).origin])),
+          lookup: endpointLookupClient?.lookup,
+          ttlMs: parseDuration(endpointLookup.ttl),
+          maxEntries: endpointLookup.maxEntries,
+          timeoutMs: parseDuration(endpointLookup.timeout),
+          protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
+          onLookup: (result, error) => {
+            metricsRef?.endpointLookup(result);
+            if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
+          },
+        });
   verifierRef = verifier;
   const labels: NamespaceLabelSource = kube.labels;
   const reloader = new PolicyReloader({
@@ -127,7 +146,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, identities });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, identities, endpointHosts });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -138,6 +157,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
       // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
       ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
+      ...(endpointLookupClient === undefined ? [] : [{ name: 'endpoint-lookup', ready: endpointLookupClient.ready(), detail: {} }]),
       ...kube.readiness(),
       // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
       { name: 'policy', ready: true, detail: { ...reloader.status() } },
@@ -151,6 +171,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   reloader.start();
   await credential.start();
   identities?.start();
+  endpointLookupClient?.start();
 
   await adminApp.listen({ host: settings.server.adminHost, port: settings.server.adminPort });
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });

@@ -36,6 +36,8 @@ export interface ProxyMetrics {
   auditDropped(count: number): void;
   /** A refresh of a team identity's impersonated token (vertex.identities; accounts come from the config). */
   identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
+  /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
+  endpointLookup(result: 'dedicated' | 'shared' | 'error'): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources): ProxyMetrics {
@@ -190,7 +192,17 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     registers,
   });
 
+  const endpointLookups = new Counter({
+    name: `${METRIC_PREFIX}endpoint_lookups_total`,
+    help: 'Endpoint lookups (EndpointService.GetEndpoint) for dedicated endpoints, by result: dedicated, shared or error.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
   return {
+    endpointLookup(result) {
+      endpointLookups.inc({ result });
+    },
     identityRefresh(serviceAccount, result) {
       identityRefreshes.inc({ service_account: serviceAccount, result });
     },
