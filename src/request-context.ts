@@ -46,6 +46,8 @@ export interface RequestContext {
   pendingJobCheck: PendingJobCheck | undefined;
   /** The Google service account the request went upstream as, when it was not the proxy's own (vertex.identities). */
   upstreamIdentity: string | undefined;
+  /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
+  forwardBody: Buffer | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -71,6 +73,7 @@ export function newRequestContext(): RequestContext {
     dryRun: undefined,
     pendingJobCheck: undefined,
     upstreamIdentity: undefined,
+    forwardBody: undefined,
   };
 }
 

@@ -78,6 +78,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
+  /** The body exactly as received. */
+  readonly body: Buffer;
   readonly receivedAt: number;
 }
 
@@ -201,6 +203,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
+      body,
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
