@@ -41,6 +41,8 @@ describe('metrics exposition', () => {
     metrics.auditBatch('postgres', 3, 0.02, false);
     metrics.auditRefused();
     metrics.auditDropped(2);
+    metrics.identityRefresh('team-ml@p.iam.gserviceaccount.com', 'success');
+    metrics.endpointLookup('dedicated');
     const text = await registry.metrics();
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, 'utf8'));
