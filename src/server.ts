@@ -21,7 +21,8 @@ import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
 import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
-import { aiplatformEndpointLookup, createEndpointHosts, type EndpointHosts } from './vertex/endpoint-hosts.js';
+import { aiplatformEndpointLookup, createEndpointHosts, DEDICATED_ENDPOINT_DOMAIN, type EndpointHosts } from './vertex/endpoint-hosts.js';
+import { DEFAULT_UPSTREAM_TEMPLATE } from './vertex/upstream.js';
 import { parseDuration } from './config/units.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
@@ -96,6 +97,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           maxEntries: endpointLookup.maxEntries,
           timeoutMs: parseDuration(endpointLookup.timeout),
           protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
+          // Against Google's own hosts, a dedicated host must be in Google's dedicated-endpoint domain.
+          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) } : {}),
           onLookup: (result, error) => {
             metricsRef?.endpointLookup(result);
             if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');

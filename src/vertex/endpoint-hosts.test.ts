@@ -52,6 +52,15 @@ describe('createEndpointHosts', () => {
     expect(calls).toHaveLength(3);
   });
 
+  it('never routes to a looked-up host outside the allowed domain', async () => {
+    const { lookup } = fakeLookup({ '5': 'attacker.example.com', '6': '6.us-central1-1.prediction.vertexai.goog' });
+    const results: string[] = [];
+    const hosts = createEndpointHosts({ pinned: new Map(), lookup, ttlMs: 1000, maxEntries: 10, timeoutMs: 1000, protocol: 'https:', allowedHost: (h) => h.endsWith('.prediction.vertexai.goog'), onLookup: (r) => results.push(r) });
+    expect(await hosts.originFor(op('5'))).toBeUndefined();
+    expect(await hosts.originFor(op('6'))).toBe('https://6.us-central1-1.prediction.vertexai.goog');
+    expect(results).toEqual(['error', 'dedicated']);
+  });
+
   it('a failed or slow lookup sends the call to the regional host; the cache is bounded', async () => {
     const { lookup } = fakeLookup({ '3': new Error('unavailable') });
     const hang: EndpointLookup = () => new Promise(() => undefined);

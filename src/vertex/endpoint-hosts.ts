@@ -41,8 +41,16 @@ export interface EndpointHostsOptions {
   /** `https:` in production; the scheme of `vertex.upstream` (so a plain-HTTP test upstream gets plain-HTTP dedicated hosts). */
   readonly protocol: 'http:' | 'https:';
   readonly onLookup?: (result: LookupResult, error?: unknown) => void;
+  /**
+   * Which looked-up hosts may receive calls (and with them the proxy's Google
+   * token). Against Google: only `*.prediction.vertexai.goog`; default: any DNS name.
+   */
+  readonly allowedHost?: (host: string) => boolean;
   readonly now?: () => number;
 }
+
+/** Google's dedicated endpoint domain. */
+export const DEDICATED_ENDPOINT_DOMAIN = '.prediction.vertexai.goog';
 
 export interface EndpointHosts {
   /**
@@ -94,7 +102,13 @@ export function createEndpointHosts(options: EndpointHostsOptions): EndpointHost
     pending = (lookup as EndpointLookup)(resource, location).then(
       ({ dedicatedEndpointDns }) => {
         inflight.delete(resource);
-        const origin = dedicatedEndpointDns === undefined || dedicatedEndpointDns === '' ? undefined : dedicatedOrigin(dedicatedEndpointDns, options.protocol);
+        let origin = dedicatedEndpointDns === undefined || dedicatedEndpointDns === '' ? undefined : dedicatedOrigin(dedicatedEndpointDns, options.protocol);
+        if (origin !== undefined && options.allowedHost !== undefined && !options.allowedHost(new URL(origin).hostname)) {
+          // Never send the proxy's token to a host outside the expected domain: the regional host refuses, loudly.
+          options.onLookup?.('error', new Error(`dedicatedEndpointDns of ${resource} is outside the allowed domain`));
+          remember(resource, undefined);
+          return undefined;
+        }
         options.onLookup?.(origin === undefined ? 'shared' : 'dedicated');
         remember(resource, origin);
         return origin;
