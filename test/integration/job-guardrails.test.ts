@@ -5,6 +5,8 @@
  * upstream byte for byte; label stamping; dry-run rules let calls through
  * and are recorded.
  */
+import { v1 } from '@google-cloud/aiplatform';
+import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
@@ -132,6 +134,42 @@ describe('job conditions on a CustomJob', () => {
   it('does not read the body of calls whose rule has no conditions for them (reading a job)', async () => {
     const response = await world.call(`${LOC}/customJobs/123`);
     expect([200, 404]).toContain(response.status);
+  });
+});
+
+describe('job conditions with the official Node client (REST, enums sent as numbers)', () => {
+  function jobs(): InstanceType<typeof v1.JobServiceClient> {
+    const authClient = new OAuth2Client();
+    authClient.setCredentials({ access_token: world.token('ml', 'trainer') });
+    return new v1.JobServiceClient({ apiEndpoint: '127.0.0.1', port: world.proxy.dataPort, fallback: true, protocol: 'http', authClient });
+  }
+  const parent = `projects/${PROJECT}/locations/${LOCATION}`;
+  const clientJob = (acceleratorCount: number) => ({
+    displayName: 'from-the-client',
+    labels: { team: 'ml' },
+    encryptionSpec: { kmsKeyName: KEY },
+    jobSpec: {
+      serviceAccount: TRAINER,
+      network: NETWORK,
+      workerPoolSpecs: [{ machineSpec: { machineType: 'g2-standard-8', acceleratorType: 'NVIDIA_L4' as const, acceleratorCount }, replicaCount: 1, containerSpec: { imageUri: IMAGE } }],
+    },
+  });
+
+  it('creates a job within the conditions', async () => {
+    const before = world.vertex.requests.length;
+    const [job] = await jobs().createCustomJob({ parent, customJob: clientJob(2) });
+    expect(job.name).toMatch(/\/customJobs\/\d+$/);
+    // The client sent the accelerator type as its enum number; the proxy read it as NVIDIA_L4.
+    const sent = JSON.parse(world.vertex.requests.slice(before).find((r) => r.method === 'POST')?.body.toString('utf8') ?? '{}') as { jobSpec: { workerPoolSpecs: Array<{ machineSpec: { acceleratorType: unknown } }> } };
+    expect(sent.jobSpec.workerPoolSpecs[0]?.machineSpec.acceleratorType).toBe(11);
+  });
+
+  it('surfaces the refusal as PERMISSION_DENIED with the message', async () => {
+    const error = await jobs()
+      .createCustomJob({ parent, customJob: clientJob(8) })
+      .then(() => undefined, (e: unknown) => e as { code: number; message: string });
+    expect(error?.code).toBe(7);
+    expect(error?.message).toContain('jobSpec.workerPoolSpecs[0].machineSpec.acceleratorCount: 8 exceeds 4 allowed by rule ml-training');
   });
 });
 
