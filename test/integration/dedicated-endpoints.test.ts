@@ -44,7 +44,9 @@ afterAll(async () => {
   await Promise.all([dedicatedHost?.close(), pinnedHost?.close()]);
 });
 
-const lookups = () => world.vertex.requests.filter((r) => r.method === 'GET' && r.url.split('?')[0] === `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${DEDICATED}`);
+/** The proxy's lookups of the dedicated endpoint (the test's own GETs carry no client header). */
+const lookups = () =>
+  world.vertex.requests.filter((r) => r.method === 'GET' && r.url.split('?')[0] === `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${DEDICATED}` && r.headers['x-goog-api-client'] !== undefined);
 
 describe('dedicated endpoints', () => {
   it("the regional host refuses a dedicated endpoint's calls (as Google's shared host does)", async () => {
