@@ -28,6 +28,7 @@ import type { Settings } from './config/load.js';
 import { GOOGLE_ERROR_CONTENT_TYPE, ProxyError, toGoogleErrorBody, toProxyError } from './errors.js';
 import type { UpstreamCredential } from './forward/credentials.js';
 import { forwardPlugin } from './forward/plugin.js';
+import type { TeamIdentities } from './forward/identities.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
 import { lazyChildLoggerFactory } from './lib/logger.js';
@@ -35,9 +36,13 @@ import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
 import { createBodyResourcesRule } from './vertex/body-resources.js';
+import type { EndpointHosts } from './vertex/endpoint-hosts.js';
+import { endpointHostsPlugin } from './vertex/endpoint-hosts-plugin.js';
 import { auditDurabilityPlugin } from './audit/durability-plugin.js';
 import type { BodyRule } from './inspect/body-rule.js';
 import { inspectPlugin } from './inspect/plugin.js';
+import { jobConditionsRule } from './policy/job-body-rule.js';
+import { jobLabelsRule } from './attribution/job-labels.js';
 import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
@@ -66,6 +71,10 @@ export interface ProxyDeps {
   readonly console?: Pick<ConsoleOptions, 'rules' | 'iap'> | undefined;
   /** OpenTelemetry tracing (TRACING_OFF, or absent, when off). */
   readonly tracing?: Tracing;
+  /** Present when `vertex.identities` maps callers to Google service accounts. */
+  readonly identities?: TeamIdentities | undefined;
+  /** Present when endpoints may have hosts of their own (`vertex.endpointHosts`, `vertex.endpointLookup`). */
+  readonly endpointHosts?: EndpointHosts | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -128,6 +137,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       upstreamFor: settings.vertex.upstreamFor,
     });
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    // Dedicated and private endpoints: an allowed prediction call goes to its endpoint's own host.
+    await scope.register(endpointHostsPlugin, { endpointHosts: deps.endpointHosts });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
     const bodyRules: BodyRule[] = [];
     // Resources a body names (chat model, cachedContent, batch model, tuning baseModel, deployedModel.model), authorized like the path's.
@@ -138,6 +149,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
         scope: settings.vertex,
       }),
     );
+    bodyRules.push(jobConditionsRule());
+    if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
     await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
@@ -146,6 +159,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
       bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
+      identities: deps.identities,
     });
   });
 

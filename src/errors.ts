@@ -67,7 +67,10 @@ export type ProxyErrorCode =
   | 'ERR_INTERNAL'
   | 'ERR_REQUEST_TOO_MANY_IN_FLIGHT'
   | 'ERR_REQUEST_INVALID_BODY_RESOURCE'
-  | 'ERR_AUTHZ_BODY_RESOURCE_DENIED';
+  | 'ERR_AUTHZ_BODY_RESOURCE_DENIED'
+  | 'ERR_AUTHZ_JOB_CONDITIONS'
+  | 'ERR_REQUEST_JOB_SPEC_INVALID'
+  | 'ERR_FORWARD_IDENTITY_UNAVAILABLE';
 
 /** Google's ErrorInfo `domain` for errors the proxy itself raises. */
 export const ERROR_DOMAIN = 'kube-vertex-proxy.dev';

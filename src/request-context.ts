@@ -10,6 +10,7 @@ import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
 import type { TraceSpan } from './tracing/tracing.js';
+import type { DryRunOutcome, PendingJobCheck } from './policy/job-decision.js';
 import type { Operation } from './vertex/operation.js';
 
 export interface RequestContext {
@@ -40,6 +41,12 @@ export interface RequestContext {
   /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
   longRunningName: string | undefined;
   requestBytes: number;
+  /** Verdicts of the dry-run rules that matched (they never change `decision`). */
+  dryRun: DryRunOutcome[] | undefined;
+  /** Set by authorize when the decision (or a dry-run verdict) depends on the job spec in the body. */
+  pendingJobCheck: PendingJobCheck | undefined;
+  /** The Google service account the request went upstream as, when it was not the proxy's own (vertex.identities). */
+  upstreamIdentity: string | undefined;
   /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
   forwardBody: Buffer | undefined;
   /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
@@ -68,6 +75,9 @@ export function newRequestContext(): RequestContext {
     upstreamRequestId: undefined,
     longRunningName: undefined,
     requestBytes: 0,
+    dryRun: undefined,
+    pendingJobCheck: undefined,
+    upstreamIdentity: undefined,
     forwardBody: undefined,
     span: undefined,
     upstreamSpan: undefined,

@@ -21,6 +21,10 @@ import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
+import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
+import { aiplatformEndpointLookup, createEndpointHosts, DEDICATED_ENDPOINT_DOMAIN, type EndpointHosts } from './vertex/endpoint-hosts.js';
+import { DEFAULT_UPSTREAM_TEMPLATE } from './vertex/upstream.js';
+import { parseDuration } from './config/units.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
@@ -80,6 +84,36 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       else logger.debug('Google access token refreshed');
     },
   });
+  const identities: TeamIdentities | undefined =
+    settings.config.vertex.identities.length === 0
+      ? undefined
+      : createTeamIdentities({
+          identities: settings.config.vertex.identities,
+          endpoint: settings.config.vertex.iamCredentialsEndpoint,
+          onRefresh: (serviceAccount, result, error) => {
+            metricsRef?.identityRefresh(serviceAccount, result);
+            if (result === 'error') logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
+          },
+        });
+  const { endpointHosts: pinnedHosts, endpointLookup } = settings.config.vertex;
+  const endpointLookupClient = endpointLookup.enabled ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location)) : undefined;
+  const endpointHosts: EndpointHosts | undefined =
+    Object.keys(pinnedHosts).length === 0 && !endpointLookup.enabled
+      ? undefined
+      : createEndpointHosts({
+          pinned: new Map(Object.entries(pinnedHosts).map(([resource, url]) => [resource, new URL(url).origin])),
+          lookup: endpointLookupClient?.lookup,
+          ttlMs: parseDuration(endpointLookup.ttl),
+          maxEntries: endpointLookup.maxEntries,
+          timeoutMs: parseDuration(endpointLookup.timeout),
+          protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
+          // Against Google's own hosts, a dedicated host must be in Google's dedicated-endpoint domain.
+          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) } : {}),
+          onLookup: (result, error) => {
+            metricsRef?.endpointLookup(result);
+            if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
+          },
+        });
   verifierRef = verifier;
   const labels: NamespaceLabelSource = kube.labels;
   const reloader = new PolicyReloader({
@@ -141,7 +175,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
               : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
         }
       : undefined;
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -151,6 +185,9 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
+      // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
+      ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
+      ...(endpointLookupClient === undefined ? [] : [{ name: 'endpoint-lookup', ready: endpointLookupClient.ready(), detail: {} }]),
       ...kube.readiness(),
       // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
       { name: 'policy', ready: true, detail: { ...reloader.status() } },
@@ -163,6 +200,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   void kube.start();
   reloader.start();
   await credential.start();
+  identities?.start();
+  endpointLookupClient?.start();
 
   await adminApp.listen({ host: settings.server.adminHost, port: settings.server.adminPort });
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });
@@ -187,6 +226,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       kube.stop();
       verifier.stop();
       credential.stop();
+      identities?.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
       flood?.stop();

@@ -73,6 +73,10 @@ export interface AuditRecord {
    * the window (beyond the one stored whole), first and last time.
    */
   readonly aggregated?: { readonly count: number; readonly firstAt: string; readonly lastAt: string } | undefined;
+  /** Dry-run rules that matched and what each would have decided; they did not change `decision`. */
+  readonly dryRun?: ReadonlyArray<{ readonly rule: string; readonly outcome: 'allow' | 'deny' }> | undefined;
+  /** The Google service account the request went upstream as (vertex.identities); absent: the proxy's own identity. */
+  readonly upstreamIdentity?: string | undefined;
 }
 
 export interface ResponseFacts {
@@ -152,6 +156,9 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     responseBytes: facts.responseBytes,
     clientIp: facts.clientIp,
     userAgent: typeof userAgent === 'string' ? sanitize(userAgent, MAX_USER_AGENT) : undefined,
+    // Only when present, so records without them serialize (and chain) exactly as before.
+    ...(ctx.dryRun === undefined || ctx.dryRun.length === 0 ? {} : { dryRun: ctx.dryRun }),
+    ...(ctx.upstreamIdentity === undefined ? {} : { upstreamIdentity: ctx.upstreamIdentity }),
   };
 }
 

@@ -22,6 +22,8 @@ import { loadKubeConfig } from '../identity/kube-config.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
 import { readNamespaceLabels } from '../identity/read-namespace.js';
 import { actionOf } from '../policy/decision.js';
+import { allowCandidates, dryRunByUrl } from '../policy/job-decision.js';
+import { jobKindOf } from '../policy/job-spec.js';
 import { resolveOperation } from '../vertex/scope.js';
 import { loadOrReport, parse, UsageError } from './args.js';
 
@@ -133,6 +135,16 @@ export async function runCanI(argv: string[]): Promise<number> {
       `  rule:       ${decision.ruleId ?? '(none: default deny)'} (${decision.reason})`,
       `  policy:     ${settings.policy.version.slice(0, 12)}`,
     ];
+    // What the URL cannot settle, and the dry-run rules: shown apart, they do not change the answer above.
+    const subject = { namespace, serviceAccount, labels };
+    const jobKind = jobKindOf(operation.spec);
+    const candidates = jobKind === undefined ? [] : allowCandidates(settings.policy, decision, subject, actionOf(operation));
+    if (candidates.length > 0) {
+      lines.push(`  conditions: only if the job in the request body satisfies the conditions.jobs of ${candidates.map((r) => r.id).join(' or ')}${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`);
+    }
+    const dryRun = dryRunByUrl(settings.policy, subject, actionOf(operation), jobKind);
+    for (const outcome of dryRun?.outcomes ?? []) lines.push(`  dry-run:    ${outcome.rule} would ${outcome.outcome}`);
+    for (const rule of dryRun?.needBody ?? []) lines.push(`  dry-run:    ${rule.id} would allow only if the job satisfies its conditions.jobs`);
     process.stdout.write(`${lines.join('\n')}\n`);
     return decision.allowed ? 0 : 1;
   } catch (error) {

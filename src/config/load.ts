@@ -205,6 +205,7 @@ export function parseConfig(text: string, source: string): Settings {
 
   const audit = valid('audit') ? deriveAuditSettings(config.audit, dirname(source), add) : undefined;
   if (valid('callbacks', 'issuers')) checkCallbacks(config, add);
+  if (valid('vertex')) checkVertexRouting(config, add);
 
   if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined) throw new ConfigError(source, problems);
 
@@ -415,4 +416,28 @@ function findNode(root: YamlNode | null, path: readonly (string | number)[]): Ya
     }
   }
   return node as YamlNode | undefined;
+}
+
+/** `vertex.identities` and `vertex.endpointHosts`: what the schema cannot say. */
+function checkVertexRouting(config: Config, add: (path: (string | number)[], message: string) => void): void {
+  config.vertex.identities.forEach((identity, i) => {
+    const { serviceAccounts, namespaces, namespaceSelector } = identity.subjects;
+    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined) {
+      add(['vertex', 'identities', i, 'subjects'], 'names no subject: give serviceAccounts, namespaces or namespaceSelector');
+    }
+  });
+  for (const [resource, url] of Object.entries(config.vertex.endpointHosts)) {
+    const [, project, , location] = resource.split('/');
+    if (project !== undefined && !config.vertex.projects.includes(project)) add(['vertex', 'endpointHosts', resource], `project "${project}" is not in vertex.projects`);
+    if (location !== undefined && !config.vertex.locations.includes(location)) add(['vertex', 'endpointHosts', resource], `location "${location}" is not in vertex.locations`);
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.pathname !== '/' || parsed.search !== '' || parsed.username !== '') {
+      add(['vertex', 'endpointHosts', resource], `"${url}" must be an http(s) origin (scheme, host and optional port; no path, query or credentials)`);
+    }
+  }
 }

@@ -127,6 +127,37 @@ export const AuthenticationSchema = strictObject(
   {},
 );
 
+export const LabelSelectorSchema = strictObject(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        strictObject(
+          {
+            key: Type.String({ minLength: 1 }),
+            operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]),
+            values: Type.Optional(Type.Array(Type.String())),
+          },
+          'Kubernetes label selector requirement.',
+        ),
+      ),
+    ),
+  },
+  'Kubernetes label selector (matchLabels AND matchExpressions).',
+);
+
+/** The Kubernetes subject matchers of policy rules, for `vertex.identities` (same meaning). */
+export const IdentitySubjectsSchema = strictObject(
+  {
+    serviceAccounts: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9.*]*/[a-z0-9*][-a-z0-9.*]*$' }), { minItems: 1, description: '`namespace/name` patterns, as in policy rules.' }),
+    ),
+    namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
+    namespaceSelector: Type.Optional(LabelSelectorSchema),
+  },
+  'Which callers: every matcher given must match (AND); at least one is required.',
+);
+
 export const VertexSchema = strictObject(
   {
     projects: Type.Array(Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' }), {
@@ -155,27 +186,45 @@ export const VertexSchema = strictObject(
       {},
     ),
     connectionsPerHost: Type.Integer({ minimum: 1, default: 128, description: 'Keep-alive connection pool size per upstream host.' }),
-  },
-  'The Vertex AI side.',
-);
-
-export const LabelSelectorSchema = strictObject(
-  {
-    matchLabels: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
-    matchExpressions: Type.Optional(
-      Type.Array(
-        strictObject(
-          {
-            key: Type.String({ minLength: 1 }),
-            operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]),
-            values: Type.Optional(Type.Array(Type.String())),
-          },
-          'Kubernetes label selector requirement.',
-        ),
+    identities: Type.Array(
+      strictObject(
+        {
+          subjects: IdentitySubjectsSchema,
+          serviceAccount: Type.String({
+            pattern: '^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.]*\\.iam\\.gserviceaccount\\.com$',
+            description: 'Google service account the matching callers\' requests go out as (impersonated: the proxy\'s own identity needs roles/iam.serviceAccountTokenCreator on it).',
+          }),
+        },
+        'A Google identity for the callers that match.',
       ),
+      {
+        default: [],
+        description: 'A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller matching none goes out as the proxy\'s own identity. When a token for the matched account cannot be had, the request gets 503 and nothing is forwarded.',
+      },
+    ),
+    iamCredentialsEndpoint: Type.String({
+      default: 'https://iamcredentials.googleapis.com',
+      description: 'IAM Credentials API base URL used for `identities` (a different value only for tests or a restricted VIP).',
+    }),
+    endpointHosts: Type.Record(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$' }), Type.String({ minLength: 1 }), {
+      default: {},
+      description: 'Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint\'s host or a Private Service Connect address. Wins over `endpointLookup`.',
+    }),
+    endpointLookup: strictObject(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description: 'Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy\'s own identity) and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.',
+        }),
+        ttl: Duration('5m', 'How long a lookup is used; it is refreshed in the background after 80% of it.'),
+        maxEntries: Type.Integer({ minimum: 1, default: 10_000, description: 'Endpoints remembered (oldest dropped first).' }),
+        timeout: Duration('5s', 'Longest wait for one lookup; a call waiting on a failed or slow lookup goes to the regional host.'),
+      },
+      'Dedicated endpoints: learn the host of each endpoint.',
+      {},
     ),
   },
-  'Kubernetes label selector (matchLabels AND matchExpressions).',
+  'The Vertex AI side.',
 );
 
 export const KubernetesSchema = strictObject(
@@ -216,6 +265,34 @@ export const KubernetesSchema = strictObject(
   {},
 );
 
+/** What a job-creating request may ask for (policy.rules[].conditions.jobs); see docs/policy-guardrails.md. */
+export const JobConditionsSchema = strictObject(
+  {
+    serviceAccounts: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description: 'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for "no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
+      }),
+    ),
+    machineTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Machine type patterns (`g2-standard-*`); every machine spec in the body must match one.' })),
+    acceleratorTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Accelerator types (`NVIDIA_L4`, patterns allowed); every machine spec with an accelerator must name one of them.' })),
+    maxAccelerators: Type.Optional(Type.Integer({ minimum: 0, description: 'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled pools, their maximum replicas).' })),
+    maxReplicas: Type.Optional(Type.Integer({ minimum: 0, description: 'Most replicas of any one pool (for autoscaled pools, their maximum).' })),
+    images: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest (`@sha256:…`) on the image is allowed unless the pattern names one.',
+      }),
+    ),
+    networks: Type.Optional(
+      Type.Array(Type.String(), { minItems: 1, description: 'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for "no network given".' }),
+    ),
+    requireEncryptionSpec: Type.Optional(Type.Boolean({ description: 'true: the request must name a customer-managed key (`encryptionSpec.kmsKeyName`).' })),
+    requireLabels: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Label keys the created resource must carry (as sent by the caller).' })),
+  },
+  'Conditions on the body of job-creating methods. Every condition given must hold; a condition about a field a method does not have is not applied (see docs/policy-guardrails.md).',
+);
+
 export const PolicyRuleSchema = strictObject(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique rule id; named in every decision and audit record.' }),
@@ -252,6 +329,17 @@ export const PolicyRuleSchema = strictObject(
     ),
     projects: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Default: any configured project.' })),
     locations: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Default: any configured location.' })),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
+        description: '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it never changes a decision.',
+      }),
+    ),
+    conditions: Type.Optional(
+      strictObject(
+        { jobs: Type.Optional(JobConditionsSchema) },
+        'Conditions on the request body (allow rules only). An allow rule whose conditions the body fails does not match.',
+      ),
+    ),
   },
   'A policy rule.',
 );
@@ -440,6 +528,16 @@ export const ConfigSchema = strictObject(
     audit: AuditSchema,
     callbacks: CallbacksSchema,
     tracing: TracingSchema,
+    attribution: strictObject(
+      {
+        jobLabels: Type.Boolean({
+          default: false,
+          description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
+        }),
+      },
+      'Cost attribution.',
+      {},
+    ),
   },
   'kube-vertex-proxy configuration file.',
 );
@@ -452,6 +550,8 @@ export type CallbackRouteConfig = Static<typeof CallbackRouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
 export type TracingConfig = Static<typeof TracingSchema>;
+export type JobConditionsConfig = Static<typeof JobConditionsSchema>;
+export type VertexIdentityConfig = Static<typeof VertexSchema>['identities'][number];
 
 /** Exposed for generators (docs reference, helm values schema). */
 export const schemas: Record<string, TSchema> = { ConfigSchema };

@@ -27,6 +27,7 @@ import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
+import type { TeamIdentities } from './identities.js';
 import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
@@ -41,6 +42,8 @@ export interface ForwardPluginOptions {
   readonly bodyLimitBytes: number;
   /** `server.bodyIdleTimeout`; 0 turns it off. */
   readonly bodyIdleTimeoutMs?: number;
+  /** `vertex.identities`: callers whose requests go upstream as their team's Google service account. */
+  readonly identities?: TeamIdentities | undefined;
 }
 
 /** Classification already refused anything that is not a Vertex AI method. */
@@ -200,8 +203,12 @@ function traceUpstream(request: FastifyRequest, origin: string, headers: Outgoin
   span.inject(headers);
 }
 
+function identityUnavailable(): ProxyError {
+  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'UNAVAILABLE', 'upstream identity unavailable', { reason: 'identity-unavailable' });
+}
+
 export const forwardPlugin = fp<ForwardPluginOptions>(
-  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0 }) => {
+  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0, identities }) => {
     const upstreamAuthorization = new WeakMap<FastifyRequest, string>();
 
     app.addHook('onRequest', (request, _reply, done) => {
@@ -210,6 +217,21 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         const bytes = Number(length);
         request.kvp.requestBytes = bytes;
         if (bytes > bodyLimitBytes) return done(bodyTooLarge(bodyLimitBytes));
+      }
+      const subject = request.kvp.subject;
+      const team = identities === undefined || subject === undefined ? undefined : identities.serviceAccountFor(subject);
+      if (identities !== undefined && team !== undefined) {
+        // The team's identity or nothing: never the proxy's own instead (fail closed).
+        request.kvp.upstreamIdentity = team;
+        const teamAuthorization = identities.authorization(team);
+        const use = (value: string | undefined): void => {
+          if (value === undefined) return done(identityUnavailable());
+          upstreamAuthorization.set(request, value);
+          done();
+        };
+        if (typeof teamAuthorization === 'object') teamAuthorization.then(use, () => done(identityUnavailable()));
+        else use(teamAuthorization);
+        return;
       }
       const authorization = credential.authorization();
       if (authorization === undefined) {

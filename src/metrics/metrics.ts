@@ -45,6 +45,10 @@ export interface ProxyMetrics {
   auditRefused(): void;
   /** Audit records dropped (queue full, or the store stayed unavailable). */
   auditDropped(count: number): void;
+  /** A refresh of a team identity's impersonated token (vertex.identities; accounts come from the config). */
+  identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
+  /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
+  endpointLookup(result: 'dedicated' | 'shared' | 'error'): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources, options: MetricOptions = {}): ProxyMetrics {
@@ -219,7 +223,34 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
       }
     : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);
 
+  const dryRunDecisions = new Counter({
+    name: `${METRIC_PREFIX}policy_dry_run_total`,
+    help: 'Verdicts of dry-run policy rules (they never change a decision), by rule and what the rule would have decided.',
+    labelNames: ['rule', 'outcome'] as const,
+    registers,
+  });
+
+  const identityRefreshes = new Counter({
+    name: `${METRIC_PREFIX}team_identity_refreshes_total`,
+    help: 'Impersonated access-token refreshes of the team identities (vertex.identities), by service account and result.',
+    labelNames: ['service_account', 'result'] as const,
+    registers,
+  });
+
+  const endpointLookups = new Counter({
+    name: `${METRIC_PREFIX}endpoint_lookups_total`,
+    help: 'Endpoint lookups (EndpointService.GetEndpoint) for dedicated endpoints, by result: dedicated, shared or error.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
   return {
+    endpointLookup(result) {
+      endpointLookups.inc({ result });
+    },
+    identityRefresh(serviceAccount, result) {
+      identityRefreshes.inc({ service_account: serviceAccount, result });
+    },
     auditBatch(store, size, seconds, ok) {
       auditWriteDuration.observe({ store }, seconds);
       auditBatchSize.observe({ store }, size);
@@ -243,6 +274,8 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
         observe(overheadDuration, byOperation, Math.max(0, record.latencyMs - record.upstreamLatencyMs) / 1000, record);
         upstreamResponses.inc({ direction: record.direction, operation, status_class: statusClass(record.upstreamStatus) });
       }
+      // Rule ids come from the config: a bounded label set.
+      if (record.dryRun !== undefined) for (const { rule, outcome } of record.dryRun) dryRunDecisions.inc({ rule, outcome });
     },
     jwksFetch(issuer, result) {
       jwksFetches.inc({ issuer, result });

@@ -11,7 +11,8 @@ import { compileCallers } from '../callbacks/callers.js';
 import type { PolicyRule } from '../config/schema.js';
 import { OPERATION_GROUPS } from '../vertex/operation.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
-import { compileRule, createIndexedEvaluator, permissionEntryKind } from './evaluator.js';
+import { compileRule, createIndexedEvaluator, permissionEntryKind, type CompiledRule } from './evaluator.js';
+import { jobConditionsProblems } from './job-conditions.js';
 import { checkSelector } from './label-selector.js';
 import { compileGlob, isGlob, matchText, resourcePatternProblem, serviceAccountPatternProblem } from './patterns.js';
 
@@ -82,6 +83,12 @@ export interface CompiledPolicy {
   readonly ruleCount: number;
   /** Pure and synchronous; reads precomputed tables and allocates nothing. The decision is frozen and shared between calls. */
   evaluate(subject: PolicySubject, action: PolicyAction): Decision;
+  /** Every rule compiled, in config order (`rules[i].index === i`): dry-run rules and job conditions are read from here. */
+  readonly rules: readonly CompiledRule[];
+  /** Rules with `mode: dryRun`, in config order. */
+  readonly dryRunRules: readonly CompiledRule[];
+  /** Whether any enforced allow rule has job conditions. */
+  readonly hasJobConditions: boolean;
 }
 
 /**
@@ -97,11 +104,15 @@ export function compilePolicy(
   context: PolicyContext,
 ): { policy: CompiledPolicy; problems: PolicyProblem[] } {
   const problems = checkRules(rules, context);
-  const evaluator = createIndexedEvaluator(rules.map(compileRule), context.knownPermissions);
+  const compiled = rules.map(compileRule);
+  const evaluator = createIndexedEvaluator(compiled, context.knownPermissions);
   const policy: CompiledPolicy = Object.freeze({
     version: policyVersion(rules),
     ruleCount: rules.length,
     evaluate: evaluator.evaluate,
+    rules: compiled,
+    dryRunRules: compiled.filter((rule) => rule.dryRun),
+    hasJobConditions: compiled.some((rule) => !rule.dryRun && rule.jobConditions !== undefined),
   });
   return { policy, problems };
 }
@@ -185,6 +196,13 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     rule.locations?.forEach((location, j) => {
       if (!locations.has(location)) report(`${at}.locations[${j}]`, notServed('location', location, 'vertex.locations', context.locations));
     });
+
+    const jobs = rule.conditions?.jobs;
+    if (jobs !== undefined) {
+      // A deny "unless the job is fine" would read two ways; guard rails are allow rules with conditions.
+      if (rule.effect === 'deny') report(`${at}.conditions`, 'conditions apply to allow rules only (an allow rule whose conditions fail does not match)');
+      for (const p of jobConditionsProblems(jobs, `${at}.conditions.jobs`)) report(p.path, p.message);
+    }
   });
   return problems;
 }

@@ -58,7 +58,9 @@ export type DecisionReason =
   | 'no-matching-rule'
   | 'labels-stale'
   /** No policy question: a page with no audit data (the console's sign-in page, script, stylesheet). */
-  | 'public-page';
+  | 'public-page'
+
+  | 'job-conditions-failed';
 
 export interface Decision {
   readonly allowed: boolean;

@@ -25,6 +25,7 @@
 import type { PolicyRule } from '../config/schema.js';
 import { compileCallers, type CallerMatcher } from '../callbacks/callers.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
+import { compileJobConditions, type CompiledJobConditions } from './job-conditions.js';
 import { compileSelector, type SelectorIndexKey, type SelectorMatcher } from './label-selector.js';
 import {
   compileGlob,
@@ -68,6 +69,10 @@ export interface CompiledRule {
   readonly locations: ReadonlySet<string> | undefined;
   /** `subjects.googleEmails`: such a rule matches Google subjects only, and no other rule does. */
   readonly googleEmails: CallerMatcher | undefined;
+  /** `mode: dryRun`: never filed in the index, so it never decides; checked on its own by {@link ruleMatches}. */
+  readonly dryRun: boolean;
+  /** `conditions.jobs`: for job-creating methods the rule matches only if the body satisfies them. */
+  readonly jobConditions: CompiledJobConditions | undefined;
 }
 
 /** The default deny. */
@@ -120,7 +125,14 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
     locations: rule.locations === undefined ? undefined : new Set(rule.locations),
     // Malformed entries match nobody (compileCallers skips them); compile.ts reports them.
     googleEmails: googleEmails === undefined ? undefined : compileCallers(googleEmails).matcher,
+    dryRun: rule.mode === 'dryRun',
+    jobConditions: rule.conditions?.jobs === undefined ? undefined : compileJobConditions(rule.conditions.jobs),
   };
+}
+
+/** Whether the rule matches, ignoring its mode and its body conditions (for dry-run rules and conditional allows). */
+export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
 }
 
 function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
@@ -285,6 +297,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
       unreachable++;
       continue;
     }
+    if (rule.dryRun) continue;
     if (rule.googleEmails !== undefined) {
       file(google, rule);
       continue;

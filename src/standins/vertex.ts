@@ -70,6 +70,13 @@ export interface VertexStandInOptions {
   readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
+  /**
+   * Endpoint id → its dedicated endpoint's DNS name: `GET …/endpoints/E` then
+   * carries `dedicatedEndpointEnabled` and `dedicatedEndpointDns`, and this
+   * host refuses the endpoint's prediction calls unless they arrive with that
+   * `Host` (the shared regional host does not serve a dedicated endpoint).
+   */
+  readonly dedicatedEndpoints?: Readonly<Record<string, string>>;
 }
 
 /** One request as the stand-in received it. */
@@ -108,6 +115,8 @@ export interface VertexStandIn {
   hangNext(): void;
   /** Stores a long-running operation that `GET …/operations/…` returns; `name` is the full resource name. */
   addOperation(name: string, fields?: { done?: boolean; response?: unknown; error?: unknown; metadata?: unknown }): Record<string, unknown>;
+  /** Endpoint id → dedicated endpoint DNS (see the option); mutable. */
+  readonly dedicatedEndpoints: Map<string, string>;
   /** Clears recorded requests and pending injected faults. */
   reset(): void;
   /** Stops listening and destroys open connections, including hung and streaming ones. */
@@ -272,6 +281,14 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         });
         return;
       }
+      const dedicated = target.kind === 'endpoint' ? standIn.dedicatedEndpoints.get(target.id) : undefined;
+      if (dedicated !== undefined && req.headers.host !== dedicated) {
+        sendGoogleError(res, {
+          status: 'FAILED_PRECONDITION',
+          message: `This endpoint is a dedicated endpoint and can only be reached through its dedicated DNS ${dedicated}.`,
+        });
+        return;
+      }
       if (target.verb === 'rawPredict' || target.verb === 'streamRawPredict') {
         await answerRaw(req, res, target, body);
         return;
@@ -403,6 +420,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         },
       ],
       trafficSplit: { [deployedId]: 100 },
+      ...(standIn.dedicatedEndpoints.has(endpointId) && { dedicatedEndpointEnabled: true, dedicatedEndpointDns: standIn.dedicatedEndpoints.get(endpointId) }),
       etag: createHash('sha256').update(endpointId).digest('base64url').slice(0, 27),
       createTime: startedAt,
       updateTime: startedAt,
@@ -654,6 +672,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     delayResponseMs: options.delayResponseMs ?? 0,
     streamChunks: options.streamChunks ?? 3,
     streamDelayMs: options.streamDelayMs ?? 0,
+    dedicatedEndpoints: new Map(Object.entries(options.dedicatedEndpoints ?? {})),
     failNext(httpStatus, times = 1, error = {}) {
       failures.push({ httpStatus, remaining: times, error });
     },

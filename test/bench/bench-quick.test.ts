@@ -83,7 +83,7 @@ describe('npm run bench -- --quick', () => {
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
     expect(report.targets).toHaveLength(12);
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
-    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'classify-table', 'tracing-1pct']);
+    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'classify-table', 'tracing-1pct', 'job-body-64k']);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
   });
 

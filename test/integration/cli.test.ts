@@ -209,4 +209,28 @@ describe('kube-vertex-proxy can-i', () => {
     expect(result.code).toBe(2);
     expect(result.stdout).toContain('ERR_REQUEST_METHOD_NOT_ALLOWED');
   });
+
+  it('shows dry-run verdicts and job conditions apart from the decision', async () => {
+    const config = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: ['kube-vertex-proxy'] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
+      policy: {
+        rules: [
+          ...DEFAULT_RULES,
+          { id: 'ml-training', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 4 } } },
+          { id: 'freeze-predict', effect: 'deny', mode: 'dryRun', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['predict'] },
+          { id: 'tight-gpus', effect: 'allow', mode: 'dryRun', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 2 } } },
+        ],
+      },
+    });
+    const predict = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    expect(predict.code).toBe(0);
+    expect(predict.stdout).toMatch(/^allowed\n/);
+    expect(predict.stdout).toContain('  dry-run:    freeze-predict would deny');
+    const job = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', `/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`]);
+    expect(job.code).toBe(0);
+    expect(job.stdout).toContain('  conditions: only if the job in the request body satisfies the conditions.jobs of ml-training');
+    expect(job.stdout).toContain('  dry-run:    tight-gpus would allow only if the job satisfies its conditions.jobs');
+  });
 });

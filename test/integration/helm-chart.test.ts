@@ -310,6 +310,14 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       expect(configOf(objects).callbacks.assertion.keyFile).toBe(`${mount!.mountPath}/key.pem`);
     });
 
+    it('renders teamIdentities as one vertex.identities entry per namespace', () => {
+      const objects = render(['--set', 'teamIdentities.web=team-web@acme-ml.iam.gserviceaccount.com', '--set', 'teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com']);
+      expect((configOf(objects) as unknown as { vertex: { identities: unknown } }).vertex.identities).toEqual([
+        { subjects: { namespaces: ['ml'] }, serviceAccount: 'team-ml@acme-ml.iam.gserviceaccount.com' },
+        { subjects: { namespaces: ['web'] }, serviceAccount: 'team-web@acme-ml.iam.gserviceaccount.com' },
+      ]);
+    });
+
     it('renders an optional ServiceMonitor for the admin port', () => {
       expect(render([]).some((o) => o.kind === 'ServiceMonitor')).toBe(false);
       const monitor = one(render(['--set', 'serviceMonitor.enabled=true']), 'ServiceMonitor') as KubeObject & { spec: { endpoints: Array<{ port: string; path: string }> } };
@@ -341,6 +349,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
         message: 'networkPolicy.peersByHost',
       },
       { what: 'a Google service account that is not one', args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'], message: 'gcpServiceAccount' },
+      { what: 'a team identity that is not a Google service account', args: ['--set', 'teamIdentities.ml=me@gmail.com'], message: 'teamIdentities' },
       {
         what: 'callback routes on several replicas, each with its own generated assertion key',
         args: ['--set', 'config.callbacks.routes[0].prefix=/callbacks/training', '--set', 'config.callbacks.routes[0].upstream=http://trainer.ml.svc.cluster.local:8080', '--set', 'config.callbacks.routes[0].callers[0]=trainer@p.iam.gserviceaccount.com'],

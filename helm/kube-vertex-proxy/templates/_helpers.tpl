@@ -80,7 +80,8 @@ app.kubernetes.io/component: proxy
 {{/*
 The config file: .Values.config as given, plus the PostgreSQL audit sink when
 auditPostgres.existingSecret is set (its URL read from the mounted Secret) and
-the callback assertion key file when callbackAssertionKey.existingSecret is set.
+the callback assertion key file when callbackAssertionKey.existingSecret is set,
+and one vertex.identities entry per teamIdentities namespace.
 */}}
 {{- define "kvp.config" -}}
 {{- $config := deepCopy .Values.config -}}
@@ -101,6 +102,15 @@ the callback assertion key file when callbackAssertionKey.existingSecret is set.
 {{- $_ := set $assertion "keyFile" (printf "%s/%s" (include "kvp.assertionKeyDir" .) .Values.callbackAssertionKey.key) -}}
 {{- $_ := set $callbacks "assertion" $assertion -}}
 {{- $_ := set $config "callbacks" $callbacks -}}
+{{- end -}}
+{{- if .Values.teamIdentities -}}
+{{- $vertex := default (dict) (get $config "vertex") -}}
+{{- $identities := default (list) (get $vertex "identities") -}}
+{{- range $namespace := keys .Values.teamIdentities | sortAlpha -}}
+{{- $identities = append $identities (dict "subjects" (dict "namespaces" (list $namespace)) "serviceAccount" (get $.Values.teamIdentities $namespace)) -}}
+{{- end -}}
+{{- $_ := set $vertex "identities" $identities -}}
+{{- $_ := set $config "vertex" $vertex -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
