@@ -36,6 +36,8 @@ import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
+import type { Limiter } from './limits/limiter.js';
+import { limitsPlugin } from './limits/plugin.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -51,6 +53,8 @@ export interface ProxyDeps {
   readonly auditTrail?: AuditTrail | undefined;
   /** Present when callback routes are configured. */
   readonly callbacks?: CallbacksRuntime | undefined;
+  /** Present when limit rules are configured. */
+  readonly limiter?: Limiter | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -109,12 +113,15 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       upstreamFor: settings.vertex.upstreamFor,
     });
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    // Rate limits, concurrency and token budgets: refused before the body is read.
+    if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {
       credential: deps.credential,
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
+      requestReason: settings.config.attribution.requestReason,
     });
   });
 

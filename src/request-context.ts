@@ -10,6 +10,7 @@ import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
 import type { Operation } from './vertex/operation.js';
+import type { ResponseUsage } from './usage/usage.js';
 
 export interface RequestContext {
   /** process.hrtime.bigint() at arrival. */
@@ -39,6 +40,14 @@ export interface RequestContext {
   /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
   longRunningName: string | undefined;
   requestBytes: number;
+  /** Token usage read from the response as it passed (operations that carry usage, 2xx only). */
+  usage: ResponseUsage | undefined;
+  /** The limit rules that applied to this request (ids, config order). */
+  limitRules: readonly string[] | undefined;
+  /** The limit rule that refused it (or would have, in dry-run: `limitDryRunRefusals`). */
+  limitRefusedBy: string | undefined;
+  /** Dry-run limit rules that would have refused this request. */
+  limitDryRunRefusals: readonly string[] | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -61,6 +70,10 @@ export function newRequestContext(): RequestContext {
     upstreamRequestId: undefined,
     longRunningName: undefined,
     requestBytes: 0,
+    usage: undefined,
+    limitRules: undefined,
+    limitRefusedBy: undefined,
+    limitDryRunRefusals: undefined,
   };
 }
 

@@ -24,6 +24,8 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
+import { startLimits, type LimitRuntime } from './limits/runtime.js';
+import { createUsageMetrics } from './usage/metrics.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -91,6 +93,9 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
   });
   metricsRef = metrics;
+  const usageMetrics = createUsageMetrics(registry, { metricLabels: settings.config.usage.metricLabels, maxSeries: settings.config.usage.maxSeries });
+  // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
+  const limits: LimitRuntime | undefined = settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
     settings.audit.stores.length === 0
@@ -103,6 +108,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
     ...(auditTrail === undefined ? [] : [(record: AuditRecord) => auditTrail.recordFinal(record)]),
     (record) => metrics.observeRecord(record),
+    (record) => usageMetrics.observe(record),
   ];
 
   const dispatcher = createUpstreamAgent({
@@ -115,7 +121,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, limiter: limits?.limiter });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -159,6 +165,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       // After the data port drained: every record of a finished request is in the queue.
       await auditTrail?.close();
       await callbacks?.close();
+      await limits?.close();
     },
   };
 }

@@ -19,6 +19,7 @@ import { AUDIT_READ_PERMISSION, deriveAuditSettings, type AuditSettings } from '
 import { createUpstreamResolver } from '../vertex/upstream.js';
 import { checkCallbacks, deriveCallbackSettings, type CallbackSettings } from '../callbacks/settings.js';
 import { deriveKubernetesSettings, deriveReloadSettings, type KubernetesSettings, type ReloadSettings } from '../identity/settings.js';
+import { deriveLimitSettings, type LimitSettings } from '../limits/settings.js';
 
 export interface ConfigProblem {
   /** Dotted path in the file, e.g. `policy.rules[3].effect`; empty for the whole file. */
@@ -96,6 +97,7 @@ export interface Settings {
   readonly reload: ReloadSettings;
   readonly audit: AuditSettings;
   readonly callbacks: CallbackSettings;
+  readonly limits: LimitSettings;
 }
 
 /** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
@@ -181,6 +183,13 @@ export function parseConfig(text: string, source: string): Settings {
 
   const audit = deriveAuditSettings(config.audit, dirname(source), add);
   checkCallbacks(config, add);
+  const limits = deriveLimitSettings(
+    config.limits,
+    dirname(source),
+    { knownPermissions: new Set(KNOWN_PERMISSIONS), projects: config.vertex.projects, locations: config.vertex.locations },
+    add,
+    (p) => problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message }),
+  );
 
   if (problems.length > 0) throw new ConfigError(source, problems);
 
@@ -230,6 +239,7 @@ export function parseConfig(text: string, source: string): Settings {
     reload: deriveReloadSettings(config.reload),
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
+    limits,
   };
   deepFreeze(config);
   return Object.freeze(settings);
