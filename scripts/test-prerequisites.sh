@@ -2,8 +2,9 @@
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
+#   redis-server                    (Debian)  the shared-limit tests start a throwaway Redis
 #   helm                            (go install) chart lint/template tests
-#   a Python venv with the Vertex AI SDK (PyPI) the Python example runs through the proxy
+#   a Python venv with the Vertex AI SDK and google-genai (PyPI) the Python examples run through the proxy
 # Runs as `pretest`, so `npm test` works on a fresh machine; prints what it installs.
 # Without root it does not install Debian packages: it names them and fails.
 set -euo pipefail
@@ -13,6 +14,7 @@ command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test prerequisites: missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2
@@ -40,8 +42,8 @@ fi
 # The Python SDK example runs through the proxy in the tests, with the official client in a venv
 # outside the clone (test/helpers/tools.ts finds it there).
 venv="${KVP_PYTHON_VENV:-$HOME/.cache/kube-vertex-proxy/python-examples}"
-if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1' >/dev/null 2>&1; then
-  echo "test prerequisites: creating $venv with google-cloud-aiplatform (once)" >&2
+if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1, google.genai' >/dev/null 2>&1; then
+  echo "test prerequisites: creating $venv with google-cloud-aiplatform and google-genai (once)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0"
+  "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0" "google-genai==2.34.0"
 fi
