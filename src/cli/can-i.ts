@@ -11,6 +11,7 @@ import { ProxyError } from '../errors.js';
 import { createNoLabelSource, createStaticLabelSource } from '../identity/labels.js';
 import { actionOf } from '../policy/decision.js';
 import { resolveOperation } from '../vertex/scope.js';
+import { applicableLimits, bucketOf } from '../limits/rules.js';
 import { loadOrReport, parse, UsageError } from './args.js';
 
 const SA = /^system:serviceaccount:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
@@ -76,6 +77,14 @@ export async function runCanI(argv: string[]): Promise<number> {
       `  rule:       ${decision.ruleId ?? '(none: default deny)'} (${decision.reason})`,
       `  policy:     ${settings.policy.version.slice(0, 12)}`,
     ];
+    // The limits that would count this call (all of them apply; the first exhausted enforced one refuses).
+    const subject = { namespace, serviceAccount, labels };
+    const limits = applicableLimits(settings.limits.rules, subject, actionOf(operation));
+    if (limits.length === 0) lines.push('  limits:     (none)');
+    limits.forEach((rule, i) => {
+      const values = rule.limits.map((l) => `${l.kind} ${l.limit}`).join(', ');
+      lines.push(`  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ${bucketOf(rule, subject).text}: ${values})`);
+    });
     process.stdout.write(`${lines.join('\n')}\n`);
     return decision.allowed ? 0 : 1;
   } catch (error) {

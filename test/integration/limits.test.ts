@@ -7,6 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 import { awayFromMinuteEdge, expectLimitRefusal, metricValue } from '../helpers/limits.js';
+import { runCli, writeConfig } from '../helpers/proxy-process.js';
 
 const MODEL = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models`;
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'one two three four' }] }] });
@@ -96,5 +97,29 @@ describe('limits on one replica', () => {
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="flash-tokens",result="allowed"}')).toBe(3);
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_remaining{rule="predict-rpm",limit="requestsPerMinute"}')).toBe(2);
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_store_available')).toBe(1);
+  });
+});
+
+describe('can-i', () => {
+  it('reports the limits that would apply, with their bucket', { timeout: 30_000 }, async () => {
+    const config = writeConfig({
+      issuers: [{ name: 'cluster', type: 'kubernetes', issuer: 'https://issuer.example', audiences: ['x'] }],
+      vertex: { projects: [PROJECT], locations: [LOCATION] },
+      kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
+      policy: { rules: [{ id: 'ml-generate', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['generate', 'predict'] }] },
+      limits: {
+        rules: [
+          { id: 'ml-tokens', subjects: { namespaces: ['ml'] }, permissions: ['generate'], tokensPerMinute: 200000, requestsPerMinute: 600 },
+          { id: 'sa-dry', mode: 'dryRun', per: 'serviceAccount', subjects: { serviceAccounts: ['ml/*'] }, concurrentRequests: 4 },
+        ],
+      },
+    });
+    const generate = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', `${MODEL}/gemini-2.5-flash:generateContent`]);
+    expect(generate.code).toBe(0);
+    expect(generate.stdout).toContain('  limits:     ml-tokens (enforce, namespace ml: requestsPerMinute 600, tokensPerMinute 200000)\n');
+    expect(generate.stdout).toContain('             sa-dry (dryRun, service account ml/trainer: concurrentRequests 4)\n');
+    const predict = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT]);
+    expect(predict.stdout).toContain('  limits:     sa-dry (dryRun');
+    expect(predict.stdout).not.toContain('ml-tokens');
   });
 });
