@@ -2,11 +2,14 @@
  * The data port, composed in request-flow order. Read top to bottom, this is
  * what happens to every request to Vertex AI:
  *
- *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ forward ─ (audit record on close)
+ *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ inspect ─ (strict: commit) ─ forward ─ (audit record on close)
  *
  * Each step is an `onRequest` hook registered by its plugin, so a refusal
  * stops the request before its body is read, and the steps run in exactly
- * the order they are registered below. Each route family (Vertex AI, and
+ * the order they are registered below. Only inspect (a `preParsing` hook)
+ * reads a body, and only for the operations one of its rules asks for; the
+ * strict audit commit (`preHandler`) follows it, so a body refusal is part of
+ * the decision record. Each route family (Vertex AI, and
  * later the audit API and callbacks) is its own encapsulated context with its
  * own steps; only the audit step is shared by all.
  *
@@ -32,6 +35,8 @@ import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
 import { auditDurabilityPlugin } from './audit/durability-plugin.js';
+import type { BodyRule } from './inspect/body-rule.js';
+import { inspectPlugin } from './inspect/plugin.js';
 import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
@@ -115,6 +120,9 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
     // Rate limits, concurrency and token budgets: refused before the body is read.
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
+    // Checks that need the request body, in the order they run. With none, bodies stream untouched.
+    const bodyRules: BodyRule[] = [];
+    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {

@@ -48,6 +48,8 @@ export interface RequestContext {
   limitRefusedBy: string | undefined;
   /** Dry-run limit rules that would have refused this request. */
   limitDryRunRefusals: readonly string[] | undefined;
+  /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
+  forwardBody: Buffer | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -74,6 +76,7 @@ export function newRequestContext(): RequestContext {
     limitRules: undefined,
     limitRefusedBy: undefined,
     limitDryRunRefusals: undefined,
+    forwardBody: undefined,
   };
 }
 

@@ -82,7 +82,8 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
 export const auditDurabilityPlugin = fp<AuditDurabilityOptions>(
   async (app, { trail }) => {
     if (trail?.durability === 'strict') {
-      app.addHook('onRequest', (request, _reply, done) => {
+      // preHandler, not onRequest: the body checks of the inspect step (preParsing) are part of the decision.
+      app.addHook('preHandler', (request, _reply, done) => {
         if (request.kvp.decision?.allowed !== true) return done();
         commitDecision(trail, request).then(() => done(), done);
       });

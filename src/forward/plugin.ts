@@ -180,6 +180,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
  */
 export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders): void {
   headers.host = hostOf(origin);
+  const inspected = request.kvp.forwardBody;
+  if (inspected !== undefined) {
+    // The inspect step read the body whole (and may have rewritten it, where the config says so).
+    delete headers['transfer-encoding'];
+    headers['content-length'] = String(inspected.length);
+    send(dispatcher, request, reply, origin, headers, inspected);
+    return;
+  }
   const body = request.body instanceof Readable ? request.body : null;
   if (body !== null && smallDeclaredBody(request) !== undefined) {
     readSmallBodyThen(request, reply, body, (bytes) => send(dispatcher, request, reply, origin, headers, bytes));

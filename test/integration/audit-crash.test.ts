@@ -109,5 +109,6 @@ describe('strict durability survives SIGKILL', () => {
     const records = query.stdout.trim().split('\n').map((line) => JSON.parse(line) as { requestId: string; complete: boolean });
     expect(records.filter((r) => !r.complete).map((r) => r.requestId).sort()).toEqual(cutOff);
     expect(new Set(records.map((r) => r.requestId)).size).toBe(records.length);
-  });
+    // Two proxy processes, 300+ requests and three CLI runs: ~15 s alone, more on a loaded machine.
+  }, 90_000);
 });
