@@ -43,6 +43,7 @@ import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
 import type { Limiter } from './limits/limiter.js';
 import { limitsPlugin } from './limits/plugin.js';
+import { createRequestLabelsRule } from './usage/request-labels.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -122,6 +123,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
     const bodyRules: BodyRule[] = [];
+    if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
     await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });

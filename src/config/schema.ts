@@ -426,7 +426,7 @@ export const AttributionSchema = strictObject(
       default: false,
       description: 'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
     }),
-    requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: kvp:<request id>` upstream, so Google\'s records and the audit record can be joined.' }),
+    requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: <request id>` upstream (the audit record\'s `requestId`), so Google\'s records and the audit record can be joined. A caller\'s own header of that name is never forwarded.' }),
   },
   'Attribution in Google\'s own records: every call reaches Vertex AI under the proxy\'s identity.',
   {},

@@ -73,6 +73,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
+  /** The body as received (stand-in requests are small). */
+  readonly body: Buffer;
   readonly receivedAt: number;
 }
 
@@ -195,6 +197,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
+      body,
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
