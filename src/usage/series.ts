@@ -1,10 +1,11 @@
 /**
  * The cardinality bound of the usage and limit metrics: each metric keeps at
  * most `maxSeries` distinct label sets. A new label set beyond that has its
- * identity labels (`namespace`, `service_account`) replaced by `other`; if
- * even that set is new, its `model` becomes `other` too (model names come
- * from request paths, so a caller could otherwise mint series at will).
- * Every folded observation is counted.
+ * identity labels (`namespace`, `service_account`) replaced by `other`; those
+ * folded sets are bounded by `maxSeries` too, and beyond that the `model`
+ * becomes `other` as well (model names come from request paths, so a caller
+ * could otherwise mint series at will). A metric therefore has at most about
+ * twice `maxSeries` series. Every folded observation is counted.
  *
  * @module
  */
@@ -15,6 +16,7 @@ export const FOLDED = 'other';
 
 export class SeriesGuard {
   readonly #seen = new Set<string>();
+  readonly #folded = new Set<string>();
   readonly #max: number;
   readonly #onFold: () => void;
 
@@ -34,7 +36,12 @@ export class SeriesGuard {
     this.#onFold();
     const folded: Record<string, string> = { ...labels };
     for (const name of identity) if (name in folded) folded[name] = FOLDED;
-    if (this.#seen.has(keyOf(folded)) || modelLabel === undefined) return folded as L;
+    const foldedKey = keyOf(folded);
+    if (this.#seen.has(foldedKey) || this.#folded.has(foldedKey) || modelLabel === undefined) return folded as L;
+    if (this.#folded.size < this.#max) {
+      this.#folded.add(foldedKey);
+      return folded as L;
+    }
     folded[modelLabel as string] = FOLDED;
     return folded as L;
   }
