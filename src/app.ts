@@ -2,7 +2,7 @@
  * The data port, composed in request-flow order. Read top to bottom, this is
  * what happens to every request to Vertex AI:
  *
- *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ inspect ─ (strict: commit) ─ forward ─ (audit record on close)
+ *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ limits ─ inspect ─ (strict: commit) ─ forward ─ (audit record on close)
  *
  * Each step is an `onRequest` hook registered by its plugin, so a refusal
  * stops the request before its body is read, and the steps run in exactly

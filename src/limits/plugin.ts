@@ -23,6 +23,13 @@ export const limitsPlugin = fp<LimitsPluginOptions>(
       if (ctx.subject === undefined || ctx.operation === undefined) return done();
       const rules = limiter.applicable(ctx.subject, actionOf(ctx.operation));
       if (rules.length === 0) return done();
+      // Listening before the store answers: a caller gone meanwhile must still free what its admission took.
+      let closed = false;
+      let settle: ((tokens: number) => void) | undefined;
+      reply.raw.once('close', () => {
+        closed = true;
+        settle?.(chargeableTokens(ctx.usage?.tokens));
+      });
       limiter.admit(rules, ctx.subject, request.id).then((outcome) => {
         ctx.limitRules = outcome.rules;
         if (outcome.dryRunRefusals.length > 0) ctx.limitDryRunRefusals = outcome.dryRunRefusals;
@@ -31,7 +38,8 @@ export const limitsPlugin = fp<LimitsPluginOptions>(
           done(outcome.error);
           return;
         }
-        reply.raw.once('close', () => outcome.settle(chargeableTokens(ctx.usage?.tokens)));
+        settle = outcome.settle;
+        if (closed) outcome.settle(0);
         done();
       }, done);
     });

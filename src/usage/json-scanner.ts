@@ -50,8 +50,16 @@ interface Capture {
   oversize: boolean;
 }
 
+interface Target {
+  readonly key: string;
+  readonly bytes: Buffer;
+  depth: number | 'any';
+  active: boolean;
+}
+
 export class JsonScanner {
-  readonly #targets: ReadonlyMap<string, number | 'any'>;
+  /** Compared byte by byte where a key ends, so that no key becomes a string (the hot path allocates nothing per key). */
+  readonly #targets: Target[];
   readonly #onValue: ScanCallback;
   #depth = 0;
   readonly #containers = new Uint8Array(MAX_DEPTH + 1);
@@ -60,6 +68,8 @@ export class JsonScanner {
   #stringIsKey = false;
   /** An odd run of backslashes ended the previous chunk inside a string: its first byte is escaped. */
   #escapeCarry = false;
+  /** Where the current key's bytes start in this chunk (-1: it started in an earlier chunk; see #keyText). */
+  #keyStart = -1;
   #keyText = '';
   #keyTooLong = false;
   #lastKey: string | undefined;
@@ -69,8 +79,13 @@ export class JsonScanner {
   #broken = false;
 
   constructor(targets: readonly ScanTarget[], onValue: ScanCallback) {
-    this.#targets = new Map(targets.map((t) => [t.key, t.depth]));
+    this.#targets = targets.map((t) => ({ key: t.key, bytes: Buffer.from(t.key, 'latin1'), depth: t.depth, active: true }));
     this.#onValue = onValue;
+  }
+
+  /** Stops looking for a key (a value wanted once, e.g. a stream's model version). */
+  forget(key: string): void {
+    for (const t of this.#targets) if (t.key === key) t.active = false;
   }
 
   /** Forgets all state: the next byte starts a new JSON document (one server-sent event). */
@@ -103,6 +118,7 @@ export class JsonScanner {
           this.#valueStart(buf, i, 'string');
           this.#inString = true;
           this.#stringIsKey = this.#expectKey && this.#top() === OBJECT;
+          this.#keyStart = i + 1;
           this.#keyText = '';
           this.#keyTooLong = false;
           i += 1;
@@ -134,9 +150,9 @@ export class JsonScanner {
           break;
         case 0x3a: // :
           this.#expectKey = false;
-          if (this.#lastKey !== undefined && this.#top() === OBJECT) {
-            const wanted = this.#targets.get(this.#lastKey);
-            if (wanted !== undefined && (wanted === 'any' || wanted === this.#depth) && this.#capture === undefined) this.#pending = this.#lastKey;
+          if (this.#lastKey !== undefined && this.#top() === OBJECT && this.#capture === undefined) {
+            const wanted = this.#target(this.#lastKey);
+            if (wanted !== undefined && (wanted.depth === 'any' || wanted.depth === this.#depth)) this.#pending = wanted.key;
           }
           break;
         case 0x20:
@@ -156,11 +172,38 @@ export class JsonScanner {
       this.#append(buf.subarray(capture.start, to));
       capture.start = 0;
     }
+    // A key cut by the chunk's end (even right after its opening quote): keep its bytes so far.
+    if (this.#inString && this.#stringIsKey && this.#keyStart >= 0) {
+      this.#keyPart(buf, this.#keyStart, to);
+      this.#keyStart = -1;
+    }
   }
 
   /** The end of the document: a scalar being captured ends here (a bare `42`). */
   end(): void {
     if (this.#capture?.kind === 'scalar') this.#finishCapture(Buffer.alloc(0), 0);
+  }
+
+  #target(key: string): Target | undefined {
+    for (const t of this.#targets) if (t.active && t.key === key) return t;
+    return undefined;
+  }
+
+  /** The wanted key equal to `buf[from, to)`, compared in place. */
+  #targetAt(buf: Buffer, from: number, to: number): string | undefined {
+    const length = to - from;
+    for (const t of this.#targets) {
+      if (!t.active || t.bytes.length !== length) continue;
+      let same = true;
+      for (let k = 0; k < length; k++) {
+        if (buf[from + k] !== t.bytes[k]) {
+          same = false;
+          break;
+        }
+      }
+      if (same) return t.key;
+    }
+    return undefined;
   }
 
   #top(): number {
@@ -202,14 +245,17 @@ export class JsonScanner {
     this.#onValue(capture.key, text);
   }
 
-  /** Inside a string from `i`: returns where scanning continues. */
+  /**
+   * Inside a string from `i`: returns where scanning continues. The closing
+   * quote is found with `indexOf` (native), and is the end unless an odd run
+   * of backslashes precedes it.
+   */
   #scanString(buf: Buffer, i: number, to: number): number {
     let from = i;
     if (this.#escapeCarry) {
       // The byte after a dangling backslash is escaped, whatever it is.
       this.#escapeCarry = false;
       from = i + 1;
-      if (from > to) return to;
     }
     for (;;) {
       const q = from >= to ? -1 : buf.indexOf(QUOTE, from);
@@ -218,7 +264,8 @@ export class JsonScanner {
         let run = 0;
         for (let k = to - 1; k >= from && buf[k] === BACKSLASH; k--) run++;
         this.#escapeCarry = run % 2 === 1;
-        this.#keyPart(buf, i, to);
+        // A key begun in this chunk is kept by push() at the chunk's end.
+        if (!(this.#stringIsKey && this.#keyStart >= 0)) this.#keyPart(buf, i, to);
         return to;
       }
       let run = 0;
@@ -227,10 +274,15 @@ export class JsonScanner {
         from = q + 1;
         continue;
       }
-      this.#keyPart(buf, i, q);
       this.#inString = false;
       if (this.#stringIsKey) {
-        this.#lastKey = this.#keyTooLong ? undefined : this.#keyText;
+        if (this.#keyTooLong) this.#lastKey = undefined;
+        else if (this.#keyStart >= 0) this.#lastKey = this.#targetAt(buf, this.#keyStart, q);
+        else {
+          // A key cut by a chunk boundary: rare, so it may cost a string.
+          this.#keyPart(buf, i, q);
+          this.#lastKey = this.#keyTooLong ? undefined : this.#keyText;
+        }
       } else if (this.#capture?.kind === 'string' && this.#depth === this.#capture.depth) {
         this.#finishCapture(buf, q + 1);
       }

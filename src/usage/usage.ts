@@ -151,6 +151,8 @@ class Meter implements UsageMeter {
       case 'modelVersion':
       case 'model':
         this.modelVersion = modelText(value) ?? this.modelVersion;
+        // Every message of a stream names the same model: one read is enough.
+        if (this.modelVersion !== undefined) this.#json.forget(key);
         break;
       case 'token_count': {
         const n = count(value);
