@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditRecord } from '../../src/audit/record.js';
-import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
+import { DEFAULT_RULES, LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const MODEL = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`;
 const CHAT = `/v1beta1/projects/${PROJECT}/locations/${LOCATION}/endpoints/openapi/chat/completions`;
@@ -16,7 +16,13 @@ const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'one 
 
 let world: World;
 beforeAll(async () => {
-  world = await startWorld({ config: (defaults) => ({ ...defaults, usage: { metricLabels: ['namespace'] } }) });
+  world = await startWorld({
+    config: (defaults) => ({
+      ...defaults,
+      policy: { rules: [...DEFAULT_RULES, { id: 'ml-embed', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['embed'] }] },
+      usage: { metricLabels: ['namespace'] },
+    }),
+  });
   world.vertex.thoughtsTokens = 5;
 });
 afterAll(async () => {
@@ -80,6 +86,12 @@ describe('usage from Gemini responses', () => {
     expect((JSON.parse(text) as unknown[]).length).toBe(3);
     expect(record.operation).toBe('publisherModels.streamGenerateContent');
     expect(record.tokens).toEqual(EXPECTED);
+  });
+
+  it('embedContent: usageMetadata of an embedding answer', async () => {
+    const { record } = await callAndAudit(`/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-embedding-001:embedContent`, JSON.stringify({ content: { parts: [{ text: 'one two three' }] } }));
+    expect(record.model).toBe('google/gemini-embedding-001');
+    expect(record.tokens).toEqual({ prompt: 3, total: 3 });
   });
 
   it('a call that fails upstream records no usage; the model request is still counted by code', async () => {
