@@ -62,6 +62,7 @@ const CSV_COLUMNS = [
   'time', 'requestId', 'traceId', 'principal', 'namespace', 'serviceAccount', 'pod', 'operation', 'permission', 'resource', 'project', 'location',
   'decision', 'ruleId', 'reason', 'errorCode', 'status', 'upstreamStatus', 'latencyMs', 'upstreamLatencyMs', 'requestBytes', 'responseBytes',
   'upstreamRequestId', 'longRunningName', 'policyVersion', 'clientIp', 'userAgent', 'complete',
+  'model', 'tokens', 'limitRule',
 ] as const;
 
 export type OutputFormat = 'table' | 'json' | 'csv';
