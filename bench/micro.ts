@@ -32,6 +32,7 @@ import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixtur
 import { pino } from 'pino';
 import { createOtelTracing } from '../src/tracing/otel.js';
 import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
+import { createUsageMeter } from '../src/usage/usage.js';
 
 export interface MicroResult {
   readonly id: string;
@@ -298,6 +299,34 @@ function jobBodyCheck(quick: boolean): MicroResult {
   };
 }
 
+/**
+ * Streaming accounting: the usage meter over a 200-event streamGenerateContent
+ * SSE answer, one chunk per event as the stand-in sends it, usage in the last
+ * event (what the forwarder's tap does for every such stream).
+ */
+function usageMeterSse(quick: boolean): MicroResult {
+  const text = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. '.repeat(2);
+  const chunks = Array.from({ length: 200 }, (_, i) =>
+    Buffer.from(
+      `data: ${JSON.stringify({
+        candidates: [{ content: { role: 'model', parts: [{ text }] }, ...(i === 199 ? { finishReason: 'STOP' } : {}) }],
+        ...(i === 199 ? { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 3000, totalTokenCount: 3005, trafficType: 'ON_DEMAND' } } : {}),
+        modelVersion: 'gemini-2.5-flash',
+        createTime: '2026-12-04T10:00:00.000000Z',
+        responseId: 'abcdefghijklmnopqrstuvw',
+      })}\r\n\r\n`,
+    ),
+  );
+  const bytes = chunks.reduce((n, c) => n + c.length, 0);
+  const ops = quick ? 200 : 2000;
+  const perOpUs = timeLoop(ops, 5, () => {
+    const meter = createUsageMeter('gemini-sse');
+    for (const chunk of chunks) meter.push(chunk);
+    if (meter.finish().tokens?.total !== 3005) throw new Error('usage meter lost the usage');
+  });
+  return { id: 'usage-meter-sse-200', title: `Usage accounting of one 200-event SSE stream (${Math.round(bytes / 1024)} KiB), per stream`, perOpUs, ops, bytes };
+}
+
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const results: MicroResult[] = [];
@@ -309,4 +338,5 @@ results.push(cachedTokensMemory());
 results.push(classification(quick));
 results.push(await tracingPerRequest(quick));
 results.push(jobBodyCheck(quick));
+results.push(usageMeterSse(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -31,6 +31,7 @@ import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/s
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
+import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 import { cpuSample, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -45,6 +46,7 @@ const LOCATION = POLICY_LOCATION;
 const PREDICT_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 const SSE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`;
 const PREDICT_BODY = JSON.stringify({ instances: [{ prompt: 'What does the proxy cost per request?', max_tokens: 64 }], parameters: { temperature: 0.2 } });
+const GENERATE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`;
 const SSE_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] });
 
 interface Options {
@@ -460,6 +462,27 @@ async function startOtlpSink(): Promise<{ url: string; close(): Promise<void> }>
   };
 }
 
+// ───────────────────────── Redis for the shared-limit scenario ─────────────────────────
+
+/** A throw-away local Redis (the tests' helper), stopped with the run; a reason string when it cannot start. */
+async function startRedis(): Promise<TestRedis | string> {
+  try {
+    findRedisServer();
+  } catch {
+    return 'redis-server is not installed (apt-get install redis-server)';
+  }
+  try {
+    return await startTestRedis({
+      onProcess: (child) => {
+        running.add(child);
+        child.once('exit', () => running.delete(child));
+      },
+    });
+  } catch (error) {
+    return `Redis did not start: ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
 // ───────────────────────── scenarios ─────────────────────────
 
 interface Scenario extends ScenarioInfo {
@@ -526,6 +549,7 @@ function scenarios(world: World): Scenario[] {
   const fullPath = (id: string, title: string, audit?: Record<string, unknown>) =>
     proxyScenario({ id, title, kind: 'proxy' }, (w) => w.rsIssuer, audit ? auditConfig(audit) : (d) => d, (w) => predictLoad(w, w.files.warmToken), { checkFirst: audit !== undefined });
   let postgres: Postgres | undefined;
+  let redis: TestRedis | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -605,6 +629,34 @@ function scenarios(world: World): Scenario[] {
         },
       },
     ),
+    // What accounting and a shared limit cost: generateContent (usage read from every answer), then the same with a
+    // Redis-backed token and request limit that never refuses (one Lua admission + one MULTI settle per request).
+    proxyScenario(
+      { id: 'generate', title: 'Full path, generateContent (usage accounting from the answer), no limits', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => d,
+      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+    ),
+    proxyScenario(
+      { id: 'generate-limits-redis', title: 'Full path, generateContent under a Redis-backed token limit (tokensPerMinute + requestsPerMinute, never reached)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => ({
+        ...d,
+        limits: {
+          // A generous timeout: on a loaded benchmark machine a slow answer would count as an outage (503), not as cost.
+          store: { type: 'redis', url: redis?.url ?? 'redis://127.0.0.1:1', keyPrefix: 'kvp-bench:', timeout: '2s' },
+          rules: [{ id: 'bench-tokens', subjects: { namespaces: ['*'] }, permissions: ['generate'], tokensPerMinute: 1_000_000_000_000, requestsPerMinute: 1_000_000_000 }],
+        },
+      }),
+      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+      {
+        checkFirst: true,
+        async cleanup() {
+          await redis?.stop();
+          redis = undefined;
+        },
+      },
+    ),
     fullPath('body-1mib', 'Full path, 1 MiB JSON request body (echoed back by the stand-in), 10 connections'),
     fullPath('sse-200', 'Full path, streamGenerateContent SSE of 200 chunks, 10 connections'),
     proxyScenario(
@@ -639,6 +691,18 @@ function scenarios(world: World): Scenario[] {
       postgres = started;
       const reason = await pg.prepare?.(w);
       if (reason !== undefined) await pg.cleanup?.();
+      return reason;
+    },
+  });
+  const limited = byId.get('generate-limits-redis')!;
+  byId.set('generate-limits-redis', {
+    ...limited,
+    async prepare(w) {
+      const started = await startRedis();
+      if (typeof started === 'string') return started;
+      redis = started;
+      const reason = await limited.prepare?.(w);
+      if (reason !== undefined) await limited.cleanup?.();
       return reason;
     },
   });

@@ -2,7 +2,7 @@
  * The data port, composed in request-flow order. Read top to bottom, this is
  * what happens to every request to Vertex AI:
  *
- *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ inspect ─ (strict: commit) ─ forward ─ (audit record on close)
+ *   audit ─ authenticate ─ identify ─ classify ─ authorize ─ limits ─ inspect ─ (strict: commit) ─ forward ─ (audit record on close)
  *
  * Each step is an `onRequest` hook registered by its plugin, so a refusal
  * stops the request before its body is read, and the steps run in exactly
@@ -50,6 +50,9 @@ import type { CallbacksRuntime } from './callbacks/runtime.js';
 import { InFlightLimiter, inFlightPlugin } from './forward/in-flight.js';
 import { consolePlugin, type ConsoleOptions } from './console/plugin.js';
 import type { Tracing } from './tracing/tracing.js';
+import type { Limiter } from './limits/limiter.js';
+import { limitsPlugin } from './limits/plugin.js';
+import { createRequestLabelsRule } from './usage/request-labels.js';
 
 export interface ProxyDeps {
   readonly logger: Logger;
@@ -75,6 +78,8 @@ export interface ProxyDeps {
   readonly identities?: TeamIdentities | undefined;
   /** Present when endpoints may have hosts of their own (`vertex.endpointHosts`, `vertex.endpointLookup`). */
   readonly endpointHosts?: EndpointHosts | undefined;
+  /** Present when limit rules are configured. */
+  readonly limiter?: Limiter | undefined;
 }
 
 export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promise<FastifyInstance> {
@@ -137,6 +142,9 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       upstreamFor: settings.vertex.upstreamFor,
     });
     await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    // Rate limits, concurrency and token budgets: refused before the body is read.
+    if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
+    // Checks that need the request body, in the order they run. With none, bodies stream untouched.
     // Dedicated and private endpoints: an allowed prediction call goes to its endpoint's own host.
     await scope.register(endpointHostsPlugin, { endpointHosts: deps.endpointHosts });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
@@ -151,6 +159,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     );
     bodyRules.push(jobConditionsRule());
     if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
+    if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
     await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
@@ -160,6 +169,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       bodyLimitBytes: settings.server.bodyLimitBytes,
       bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
       identities: deps.identities,
+      requestReason: settings.config.attribution.requestReason,
     });
   });
 

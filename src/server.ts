@@ -31,6 +31,8 @@ import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
 import { createIapVerifier } from './console/iap.js';
 import { createTracing } from './tracing/tracing.js';
+import { startLimits, type LimitRuntime } from './limits/runtime.js';
+import { createUsageMetrics } from './usage/metrics.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -136,6 +138,9 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     credentialAvailable: () => credential.authorization() !== undefined,
   }, { exemplars: tracing.enabled });
   metricsRef = metrics;
+  const usageMetrics = createUsageMetrics(registry, { metricLabels: settings.config.usage.metricLabels, maxSeries: settings.config.usage.maxSeries });
+  // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
+  const limits: LimitRuntime | undefined = settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
     settings.audit.stores.length === 0
@@ -152,6 +157,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
     ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
+    (record) => usageMetrics.observe(record),
   ];
 
   const dispatcher = createUpstreamAgent({
@@ -175,7 +181,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
               : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
         }
       : undefined;
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts });
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts, limiter: limits?.limiter });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -232,6 +238,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
+      await limits?.close();
       // Last: the spans of the drained requests are exported before the process exits.
       await tracing.shutdown();
     },

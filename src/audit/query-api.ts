@@ -3,6 +3,7 @@
  *
  *   GET /audit/v1/records?principal=&namespace=&permission=&operation=&resource=&decision=&status=&rule=&from=&to=&pageSize=&pageToken=
  *   GET /audit/v1/summary?…same filters…   (counts by principal × permission × decision)
+ *   GET /audit/v1/summary?groupBy=namespace,model&…filters…   (requests and tokens summed by principal|namespace|model)
  *
  * Its steps, in its own encapsulated context (registered from app.ts):
  * authenticate (the same step as the Vertex AI path) → identify → classify
@@ -25,10 +26,10 @@ import { ProxyError } from '../errors.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { denied } from '../policy/plugin.js';
 import type { Operation, OperationSpec } from '../vertex/operation.js';
-import { FILTER_NAMES, parseFilters, type FilterName } from './query.js';
+import { FILTER_NAMES, parseFilters, parseGroupBy, type FilterName } from './query.js';
 import { AUDIT_READ_PERMISSION } from './settings.js';
 import type { RequestContext } from '../request-context.js';
-import type { AuditQuery, AuditStore, RecordPage, SummaryRow } from './store.js';
+import type { AuditQuery, AuditStore, RecordPage, SummaryGroup, SummaryRow } from './store.js';
 
 const spec = (id: string, rpc: string): OperationSpec => ({
   id,
@@ -145,11 +146,12 @@ export function namespaceResource(namespace: string): string {
   return `audit/namespaces/${namespace}`;
 }
 
-function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined } {
+function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined; groupBy: string | undefined } {
   const raw = request.query as Record<string, string | string[] | undefined>;
   const filters: Partial<Record<FilterName, string>> = {};
   let pageSize = DEFAULT_PAGE_SIZE;
   let pageToken: string | undefined;
+  let groupBy: string | undefined;
   for (const [name, value] of Object.entries(raw)) {
     if (typeof value !== 'string') throw invalid(`parameter "${name.slice(0, 64)}" is given more than once`);
     if (name === 'pageSize') {
@@ -157,13 +159,15 @@ function readParams(request: FastifyRequest): { filters: Partial<Record<FilterNa
       pageSize = Number(value);
     } else if (name === 'pageToken') {
       pageToken = value === '' ? undefined : value;
+    } else if (name === 'groupBy') {
+      groupBy = value;
     } else if ((FILTER_NAMES as readonly string[]).includes(name)) {
       filters[name as FilterName] = value;
     } else {
-      throw invalid(`unknown parameter "${name.slice(0, 64)}" (filters: ${FILTER_NAMES.join(', ')}, pageSize, pageToken)`);
+      throw invalid(`unknown parameter "${name.slice(0, 64)}" (filters: ${FILTER_NAMES.join(', ')}, pageSize, pageToken, groupBy)`);
     }
   }
-  return { filters, pageSize, pageToken };
+  return { filters, pageSize, pageToken, groupBy };
 }
 
 /**
@@ -211,7 +215,29 @@ export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<Aud
   });
 
   app.get('/audit/v1/summary', async (request, reply) => {
-    const { query } = parse(request);
+    const { query, groupBy: groupText } = parse(request);
+    let groupBy: SummaryGroup[] | undefined;
+    try {
+      groupBy = groupText === undefined ? undefined : parseGroupBy(groupText);
+    } catch (error) {
+      throw invalid((error as Error).message);
+    }
+    if (store === undefined) throw unavailable();
+    if (groupBy !== undefined) {
+      let usageRows;
+      try {
+        usageRows = await store.usageSummary(query, groupBy);
+      } catch (error) {
+        throw unavailable(error);
+      }
+      reply.header('cache-control', 'no-store');
+      return {
+        ...(query.from === undefined ? {} : { from: new Date(query.from).toISOString() }),
+        ...(query.to === undefined ? {} : { to: new Date(query.to).toISOString() }),
+        groupBy,
+        rows: usageRows,
+      };
+    }
     const rows = await querySummary(store, request.kvp, query);
     reply.header('cache-control', 'no-store');
     return {

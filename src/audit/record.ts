@@ -11,6 +11,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
+import { modelOf } from '../usage/operations.js';
+import type { TokenUsage } from '../usage/usage.js';
 
 export type AuditDecision = 'allow' | 'deny';
 
@@ -77,6 +79,20 @@ export interface AuditRecord {
   readonly dryRun?: ReadonlyArray<{ readonly rule: string; readonly outcome: 'allow' | 'deny' }> | undefined;
   /** The Google service account the request went upstream as (vertex.identities); absent: the proxy's own identity. */
   readonly upstreamIdentity?: string | undefined;
+  /** The model the call used: `google/gemini-2.5-flash` (publisher model), `endpoints/E`, or the OpenAI-compatible endpoint's `model`. Only for operations that carry usage. */
+  readonly model?: string | undefined;
+  /** The model version the response named. */
+  readonly modelVersion?: string | undefined;
+  /** Token counts the response reported (absent counts were not reported). */
+  readonly tokens?: TokenUsage | undefined;
+  /** For a successful call of an operation that carries usage: whether its response reported any. */
+  readonly usageReported?: boolean | undefined;
+  /** Limit rules that applied (ids). */
+  readonly limitRules?: readonly string[] | undefined;
+  /** The limit rule that refused the request. */
+  readonly limitRule?: string | undefined;
+  /** Dry-run limit rules that would have refused it. */
+  readonly limitDryRun?: readonly string[] | undefined;
 }
 
 export interface ResponseFacts {
@@ -159,6 +175,13 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     // Only when present, so records without them serialize (and chain) exactly as before.
     ...(ctx.dryRun === undefined || ctx.dryRun.length === 0 ? {} : { dryRun: ctx.dryRun }),
     ...(ctx.upstreamIdentity === undefined ? {} : { upstreamIdentity: ctx.upstreamIdentity }),
+    model: modelOf(operation, ctx.usage?.modelVersion),
+    modelVersion: ctx.usage?.modelVersion === undefined ? undefined : sanitize(ctx.usage.modelVersion, 128),
+    tokens: ctx.usage?.tokens,
+    usageReported: ctx.usage === undefined ? undefined : ctx.usage.tokens !== undefined,
+    limitRules: ctx.limitRules,
+    limitRule: ctx.limitRefusedBy,
+    limitDryRun: ctx.limitDryRunRefusals,
   };
 }
 

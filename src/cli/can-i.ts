@@ -25,6 +25,7 @@ import { actionOf } from '../policy/decision.js';
 import { allowCandidates, dryRunByUrl } from '../policy/job-decision.js';
 import { jobKindOf } from '../policy/job-spec.js';
 import { resolveOperation } from '../vertex/scope.js';
+import { applicableLimits, bucketOf } from '../limits/rules.js';
 import { loadOrReport, parse, UsageError } from './args.js';
 
 const SA = /^system:serviceaccount:([a-z0-9]([-a-z0-9]*[a-z0-9])?):([a-z0-9]([-a-z0-9.]*[a-z0-9])?)$/;
@@ -145,6 +146,13 @@ export async function runCanI(argv: string[]): Promise<number> {
     const dryRun = dryRunByUrl(settings.policy, subject, actionOf(operation), jobKind);
     for (const outcome of dryRun?.outcomes ?? []) lines.push(`  dry-run:    ${outcome.rule} would ${outcome.outcome}`);
     for (const rule of dryRun?.needBody ?? []) lines.push(`  dry-run:    ${rule.id} would allow only if the job satisfies its conditions.jobs`);
+    // The limits that would count this call (all of them apply; the first exhausted enforced one refuses).
+    const limits = applicableLimits(settings.limits.rules, subject, actionOf(operation));
+    if (limits.length === 0) lines.push('  limits:     (none)');
+    limits.forEach((rule, i) => {
+      const values = rule.limits.map((l) => `${l.kind} ${l.limit}`).join(', ');
+      lines.push(`  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ${bucketOf(rule, subject).text}: ${values})`);
+    });
     process.stdout.write(`${lines.join('\n')}\n`);
     return decision.allowed ? 0 : 1;
   } catch (error) {

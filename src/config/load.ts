@@ -20,6 +20,7 @@ import { AUDIT_READ_PERMISSION, deriveAuditSettings, type AuditSettings } from '
 import { createUpstreamResolver } from '../vertex/upstream.js';
 import { checkCallbacks, deriveCallbackSettings, type CallbackSettings } from '../callbacks/settings.js';
 import { deriveKubernetesSettings, deriveReloadSettings, type KubernetesSettings, type ReloadSettings } from '../identity/settings.js';
+import { deriveLimitSettings, type LimitSettings } from '../limits/settings.js';
 
 export interface ConfigProblem {
   /** Dotted path in the file, e.g. `policy.rules[3].effect`; empty for the whole file. */
@@ -105,6 +106,7 @@ export interface Settings {
   readonly callbacks: CallbackSettings;
   /** Accepted, but worth a loud word at every start (secrets written inline). */
   readonly warnings: readonly ConfigProblem[];
+  readonly limits: LimitSettings;
 }
 
 /** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
@@ -206,8 +208,17 @@ export function parseConfig(text: string, source: string): Settings {
   const audit = valid('audit') ? deriveAuditSettings(config.audit, dirname(source), add) : undefined;
   if (valid('callbacks', 'issuers')) checkCallbacks(config, add);
   if (valid('vertex')) checkVertexRouting(config, add);
+  const limits = valid('limits', 'vertex')
+    ? deriveLimitSettings(
+        config.limits,
+        dirname(source),
+        { knownPermissions: new Set(KNOWN_PERMISSIONS), projects: config.vertex.projects, locations: config.vertex.locations },
+        add,
+        (p) => problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message }),
+      )
+    : undefined;
 
-  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined) throw new ConfigError(source, problems);
+  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined || limits === undefined) throw new ConfigError(source, problems);
 
   const authn = config.authentication;
   const settings: Settings = {
@@ -261,6 +272,7 @@ export function parseConfig(text: string, source: string): Settings {
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
     warnings: inlineSecretWarnings(config, lineOf),
+    limits,
   };
   deepFreeze(config);
   return Object.freeze(settings);

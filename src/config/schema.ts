@@ -508,6 +508,94 @@ export const TracingSchema = strictObject(
   {},
 );
 
+export const LimitRuleSchema = strictObject(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique limit id; named in refusals (QuotaFailure), audit records and metrics.' }),
+    description: Type.Optional(Type.String()),
+    mode: Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
+      default: 'enforce',
+      description: '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit record), never refused.',
+    }),
+    subjects: PolicyRuleSchema.properties.subjects,
+    permissions: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Scope, in policy syntax (permissions, patterns or groups such as `generate`). Default: every operation.' }),
+    ),
+    resources: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Resource name patterns, in policy syntax. Default: any.' })),
+    per: Type.Union([Type.Literal('namespace'), Type.Literal('serviceAccount')], {
+      default: 'namespace',
+      description: 'The bucket: one budget per namespace, or one per service account (`namespace/name`).',
+    }),
+    requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests admitted per calendar minute (fixed window, UTC).' })),
+    concurrentRequests: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in flight at once (from admission until the response ends, streams included).' })),
+    tokensPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens (the responses\' reported totals) per calendar minute. Checked before forwarding against what is already charged; charged when the response ends.' })),
+    tokensPerDay: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar day (UTC).' })),
+    tokensPerMonth: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar month (UTC).' })),
+  },
+  'A limit: who it is about (policy subjects), which calls it counts (optional policy scope), the bucket, and the limits. Every matching rule applies.',
+);
+
+export const LimitsSchema = strictObject(
+  {
+    store: Type.Union(
+      [
+        strictObject({ type: Type.Literal('memory') }, 'Counters in this process: right for one replica only (N replicas would admit N times the limit).'),
+        strictObject(
+          {
+            type: Type.Literal('redis'),
+            url: Type.Optional(Type.String({ minLength: 1, description: '`redis://host:6379/0` or `rediss://…` (TLS) — prefer `urlFile` when it carries a password.' })),
+            urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the URL (a mounted Secret); read at start.' })),
+            keyPrefix: Type.Optional(Type.String({ maxLength: 64, description: 'Prefix of every key the proxy writes. Default: `kvp:limits:`.' })),
+            onUnavailable: Type.Optional(
+              Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], {
+                description: 'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by `kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
+              }),
+            ),
+            timeout: Type.Optional(Type.String({ pattern: '^[0-9]+(ms|s|m|h)$', description: 'Longest wait for Redis on a request\'s path; longer counts as unavailable. Default: `250ms`.' })),
+          },
+          'Counters in Redis (Memorystore for Redis in production), updated atomically by Lua scripts: every replica enforces one shared limit.',
+        ),
+      ],
+      { default: { type: 'memory' }, description: 'Where the counters live.' },
+    ),
+    rules: Type.Array(LimitRuleSchema, { default: [], description: 'Limit rules; every rule whose subjects and scope match a request applies to it.' }),
+  },
+  'Rate limits, concurrency limits and token budgets per namespace or service account.',
+  {},
+);
+
+export const UsageSchema = strictObject(
+  {
+    metricLabels: Type.Array(Type.Union([Type.Literal('namespace'), Type.Literal('serviceAccount')]), {
+      default: [],
+      uniqueItems: true,
+      description: 'Identity labels on the usage and limit metrics (`namespace`, `service_account`). Default: none (model and type only).',
+    }),
+    maxSeries: Type.Integer({
+      minimum: 1,
+      default: 500,
+      description: 'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` (`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
+    }),
+  },
+  'Token usage accounting (read from Vertex AI responses).',
+  {},
+);
+
+export const AttributionSchema = strictObject(
+  {
+    requestLabels: Type.Boolean({
+      default: false,
+      description: 'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
+    }),
+    jobLabels: Type.Boolean({
+      default: false,
+      description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
+    }),
+    requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: <request id>` upstream (the audit record\'s `requestId`), so Google\'s records and the audit record can be joined. A caller\'s own header of that name is never forwarded.' }),
+  },
+  'Attribution in Google\'s own records: every call reaches Vertex AI under the proxy\'s identity.',
+  {},
+);
+
 export const ConfigSchema = strictObject(
   {
     server: ServerSchema,
@@ -528,16 +616,9 @@ export const ConfigSchema = strictObject(
     audit: AuditSchema,
     callbacks: CallbacksSchema,
     tracing: TracingSchema,
-    attribution: strictObject(
-      {
-        jobLabels: Type.Boolean({
-          default: false,
-          description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
-        }),
-      },
-      'Cost attribution.',
-      {},
-    ),
+    limits: LimitsSchema,
+    usage: UsageSchema,
+    attribution: AttributionSchema,
   },
   'kube-vertex-proxy configuration file.',
 );
@@ -552,6 +633,8 @@ export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
 export type TracingConfig = Static<typeof TracingSchema>;
 export type JobConditionsConfig = Static<typeof JobConditionsSchema>;
 export type VertexIdentityConfig = Static<typeof VertexSchema>['identities'][number];
+export type LimitRule = Static<typeof LimitRuleSchema>;
+export type LimitsConfig = Static<typeof LimitsSchema>;
 
 /** Exposed for generators (docs reference, helm values schema). */
 export const schemas: Record<string, TSchema> = { ConfigSchema };

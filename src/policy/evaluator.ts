@@ -455,3 +455,11 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
     return allow >= 0 ? (rules[allow] as CompiledRule).decision : NO_MATCHING_RULE;
   }
 }
+
+/**
+ * Whether one compiled rule's subjects and scope match, regardless of its
+ * effect: what limit rules (which reuse the policy's matchers) ask.
+ */
+export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
+}

@@ -76,6 +76,7 @@ app.kubernetes.io/component: proxy
 {{- define "kvp.configDir" -}}/etc/kube-vertex-proxy{{- end -}}
 {{- define "kvp.postgresDir" -}}/etc/kube-vertex-proxy-secrets/audit-postgres{{- end -}}
 {{- define "kvp.assertionKeyDir" -}}/etc/kube-vertex-proxy-secrets/callback-assertion{{- end -}}
+{{- define "kvp.redisDir" -}}/etc/kube-vertex-proxy-secrets/limits-redis{{- end -}}
 
 {{/*
 The config file: .Values.config as given, plus the PostgreSQL audit sink when
@@ -111,6 +112,18 @@ and one vertex.identities entry per teamIdentities namespace.
 {{- end -}}
 {{- $_ := set $vertex "identities" $identities -}}
 {{- $_ := set $config "vertex" $vertex -}}
+{{- end -}}
+{{- if .Values.limits.redis.existingSecret -}}
+{{- $limits := default (dict) (get $config "limits") -}}
+{{- $given := default (dict) (get $limits "store") -}}
+{{- $store := dict "type" "redis" "urlFile" (printf "%s/%s" (include "kvp.redisDir" .) .Values.limits.redis.key) -}}
+{{- if eq (get $given "type") "redis" -}}
+{{- range $k := list "keyPrefix" "onUnavailable" "timeout" -}}
+{{- if hasKey $given $k -}}{{- $_ := set $store $k (get $given $k) -}}{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $limits "store" $store -}}
+{{- $_ := set $config "limits" $limits -}}
 {{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
