@@ -11,15 +11,18 @@
  *   missing in /readyz and in its log, and the mode it serves stops working
  *   (so no granted permission is idle).
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKubeYaml, type KubeObject } from '../helpers/kube-validate.js';
-import { API_AUDIENCE, START_TIMEOUT_MS, CHART_DIR, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { REPO_ROOT } from '../helpers/proxy-process.js';
 import { metric, until } from '../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 import { findHelm, findKubectl, runTool, runToolAsync } from '../helpers/tools.js';
 
 const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 const RELEASE_NAMESPACE = 'vertex-system';
+const CHART_DIR = join(REPO_ROOT, 'helm', 'kube-vertex-proxy');
 
 interface Rule {
   apiGroups: string[];
