@@ -3,8 +3,10 @@
  * a token-cache hit through `TokenVerifier.cached`, a cache miss (RS256 and
  * ES256 signature checks with jose, through `TokenVerifier.verify`), policy
  * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), the
- * heap taken by 100,000 cached principals (`TokenCache`), and request
- * classification over the whole generated operation table (`classify`).
+ * heap taken by 100,000 cached principals (`TokenCache`), request
+ * classification over the whole generated operation table (`classify`), the
+ * per-request work of tracing at ratio 0.01 (the OpenTelemetry SDK), and the
+ * job conditions on a 64 KiB CustomJob body (`extractJobFacts`, `checkJobConditions`).
  *
  * Run as its own process (`--expose-gc`, pinned by the orchestrator); prints
  * one JSON {@link MicroResults} line on stdout.
@@ -24,7 +26,13 @@ import { actionOf } from '../src/policy/decision.js';
 import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
 import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
+import { checkJobConditions, compileJobConditions } from '../src/policy/job-conditions.js';
+import { extractJobFacts } from '../src/policy/job-spec.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { pino } from 'pino';
+import { createOtelTracing } from '../src/tracing/otel.js';
+import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
+import { createUsageMeter } from '../src/usage/usage.js';
 
 export interface MicroResult {
   readonly id: string;
@@ -210,6 +218,115 @@ function cachedTokensMemory(): MicroResult {
   return { id: 'token-cache-memory-100k', title: '100,000 cached tokens (keys + principals + LRU map): heap', bytes, ops: cache.size };
 }
 
+/** What tracing on at ratio 0.01 adds to a request: its server span, the upstream span (when sampled), the traceparent. */
+async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
+  const logger = pino({ level: 'silent' });
+  const settings = resolveTracingSettings({ enabled: true, endpoint: 'http://127.0.0.1:9', sampleRatio: 0.01, resourceAttributes: {} }, {}) as TracingSettings;
+  const tracing = createOtelTracing(settings, logger);
+  const headers = { host: 'proxy', 'content-type': 'application/json', 'content-length': '97' };
+  const perOpUs = timeLoop(quick ? 50_000 : 300_000, 5, () => {
+    const span = tracing.startRequest(headers, 'POST');
+    const upstream = span.sampled ? span.child('POST endpoints.predict', 'client', { 'http.request.method': 'POST' }) : span;
+    upstream.inject({ host: 'vertex' });
+    if (span.sampled) {
+      upstream.end();
+      span.end();
+    }
+  });
+  await tracing.shutdown();
+  return { id: 'tracing-1pct', title: 'Tracing on, sampleRatio 0.01: server span, upstream span when sampled, traceparent injected (per request)', perOpUs };
+}
+
+/**
+ * What a job-creating request costs the job-conditions step: a 64 KiB CustomJob
+ * (four worker pools with long argument and environment lists, as real
+ * training jobs carry) parsed once (`JSON.parse`, as the inspect step does),
+ * its facts extracted and a rule's nine conditions checked.
+ */
+function jobBodyCheck(quick: boolean): MicroResult {
+  const env = (p: number) => Array.from({ length: 40 }, (_, i) => ({ name: `TRAINING_SETTING_${p}_${i}`, value: `gs://bucket-${p}/datasets/part-${i}/shard-${'0'.repeat(20)}` }));
+  const args = (p: number) => Array.from({ length: 120 }, (_, i) => `--hyperparameter-${p}-${i}=${i * 0.001}`);
+  const pool = (p: number) => ({
+    machineSpec: { machineType: 'g2-standard-8', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
+    replicaCount: '1',
+    diskSpec: { bootDiskType: 'pd-ssd', bootDiskSizeGb: 100 },
+    containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer@sha256:' + 'a'.repeat(64), command: ['python', '-m', 'trainer.task'], args: args(p), env: env(p) },
+  });
+  const job = {
+    displayName: 'bench-job',
+    jobSpec: { workerPoolSpecs: [pool(0), pool(1), pool(2), pool(3)], serviceAccount: 'trainer@my-proj.iam.gserviceaccount.com', network: 'projects/123456789012/global/networks/ml' },
+    labels: { team: 'ml' },
+    encryptionSpec: { kmsKeyName: 'projects/my-proj/locations/us-central1/keyRings/r/cryptoKeys/k' },
+  };
+  let text = JSON.stringify(job);
+  // Pad to exactly 64 KiB with a long description, so the size is what the title says.
+  text = JSON.stringify({ ...job, description: '' }).replace('"description":""', `"description":"${'x'.repeat(64 * 1024 - text.length - '"description":"",'.length)}"`);
+  const bytes = Buffer.from(text);
+  if (bytes.length !== 64 * 1024) throw new Error(`bench job is ${bytes.length} bytes, not 64 KiB`);
+  const conditions = compileJobConditions({
+    serviceAccounts: ['trainer@my-proj.iam.gserviceaccount.com'],
+    machineTypes: ['g2-standard-*'],
+    acceleratorTypes: ['NVIDIA_L4'],
+    maxAccelerators: 4,
+    maxReplicas: 10,
+    images: ['us-docker.pkg.dev/my-proj/training/*'],
+    networks: ['projects/123456789012/global/networks/ml'],
+    requireEncryptionSpec: true,
+    requireLabels: ['team'],
+  });
+  let violations = 0;
+  const ops = quick ? 2_000 : 20_000;
+  const perOpUs = timeLoop(ops, 5, () => {
+    violations += checkJobConditions(conditions, extractJobFacts('customJob', JSON.parse(bytes.toString('utf8'))), 'ml-training').length;
+  });
+  // Wall-clock time counts other processes' turns on a shared machine; CPU time of this process does not.
+  const cpuBefore = process.cpuUsage();
+  for (let i = 0; i < ops; i++) violations += checkJobConditions(conditions, extractJobFacts('customJob', JSON.parse(bytes.toString('utf8'))), 'ml-training').length;
+  const cpu = process.cpuUsage(cpuBefore);
+  const cpuUs = Math.round(((cpu.user + cpu.system) / ops) * 1000) / 1000;
+  const parsed: unknown = JSON.parse(text);
+  const extractUs = timeLoop(ops * 10, 5, () => {
+    violations += checkJobConditions(conditions, extractJobFacts('customJob', parsed), 'ml-training').length;
+  });
+  if (violations !== 0) throw new Error('the bench job should pass its conditions');
+  return {
+    id: 'job-body-64k',
+    title: 'Job conditions on a 64 KiB CustomJob: JSON.parse + job facts + 9 conditions',
+    perOpUs,
+    ops,
+    bytes: bytes.length,
+    note: `CPU time ${cpuUs} µs per body (wall-clock above); facts + conditions alone, body already parsed: ${extractUs} µs`,
+  };
+}
+
+/**
+ * Streaming accounting: the usage meter over a 200-event streamGenerateContent
+ * SSE answer, one chunk per event as the stand-in sends it, usage in the last
+ * event (what the forwarder's tap does for every such stream).
+ */
+function usageMeterSse(quick: boolean): MicroResult {
+  const text = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. '.repeat(2);
+  const chunks = Array.from({ length: 200 }, (_, i) =>
+    Buffer.from(
+      `data: ${JSON.stringify({
+        candidates: [{ content: { role: 'model', parts: [{ text }] }, ...(i === 199 ? { finishReason: 'STOP' } : {}) }],
+        ...(i === 199 ? { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 3000, totalTokenCount: 3005, trafficType: 'ON_DEMAND' } } : {}),
+        modelVersion: 'gemini-2.5-flash',
+        createTime: '2026-12-04T10:00:00.000000Z',
+        responseId: 'abcdefghijklmnopqrstuvw',
+      })}\r\n\r\n`,
+    ),
+  );
+  const bytes = chunks.reduce((n, c) => n + c.length, 0);
+  const ops = quick ? 200 : 2000;
+  const perOpUs = timeLoop(ops, 5, () => {
+    const meter = createUsageMeter('gemini-sse');
+    for (const chunk of chunks) meter.push(chunk);
+    if (meter.finish().tokens?.total !== 3005) throw new Error('usage meter lost the usage');
+  });
+  return { id: 'usage-meter-sse-200', title: `Usage accounting of one 200-event SSE stream (${Math.round(bytes / 1024)} KiB), per stream`, perOpUs, ops, bytes };
+}
+
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const results: MicroResult[] = [];
@@ -219,4 +336,7 @@ results.push(await cacheMiss('ES256', quick));
 results.push(...policyEvaluation(quick));
 results.push(cachedTokensMemory());
 results.push(classification(quick));
+results.push(await tracingPerRequest(quick));
+results.push(jobBodyCheck(quick));
+results.push(usageMeterSse(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -70,6 +70,15 @@ export interface VertexStandInOptions {
   readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
+  /**
+   * Endpoint id → its dedicated endpoint's DNS name: `GET …/endpoints/E` then
+   * carries `dedicatedEndpointEnabled` and `dedicatedEndpointDns`, and this
+   * host refuses the endpoint's prediction calls unless they arrive with that
+   * `Host` (the shared regional host does not serve a dedicated endpoint).
+   */
+  readonly dedicatedEndpoints?: Readonly<Record<string, string>>;
+  /** Thinking tokens the model reports (`thoughtsTokenCount`, included in the total). Default 0: not reported. */
+  readonly thoughtsTokens?: number;
 }
 
 /** One request as the stand-in received it. */
@@ -98,6 +107,7 @@ export interface VertexStandIn {
   delayResponseMs: number;
   streamChunks: number;
   streamDelayMs: number;
+  thoughtsTokens: number;
   /**
    * The next `times` requests (default 1) that pass the credential check answer
    * `httpStatus` in Google's envelope; `error` overrides the canonical status,
@@ -108,6 +118,8 @@ export interface VertexStandIn {
   hangNext(): void;
   /** Stores a long-running operation that `GET …/operations/…` returns; `name` is the full resource name. */
   addOperation(name: string, fields?: { done?: boolean; response?: unknown; error?: unknown; metadata?: unknown }): Record<string, unknown>;
+  /** Endpoint id → dedicated endpoint DNS (see the option); mutable. */
+  readonly dedicatedEndpoints: Map<string, string>;
   /** Clears recorded requests and pending injected faults. */
   reset(): void;
   /** Stops listening and destroys open connections, including hung and streaming ones. */
@@ -253,6 +265,12 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       res.end(text);
     };
 
+    if (route.chat === true) {
+      const request = parseJson(body);
+      if (request === undefined) sendGoogleError(res, INVALID_JSON);
+      else await answerChat(res, request);
+      return;
+    }
     if (route.admin !== undefined) {
       answerAdmin(req.method ?? '', route.admin, body, res, send);
       return;
@@ -269,6 +287,14 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         sendGoogleError(res, {
           status: 'NOT_FOUND',
           message: `Publisher Model \`${name}\` was not found or your project does not have access to it. Please ensure you are using a valid model version. For more information, see: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions`,
+        });
+        return;
+      }
+      const dedicated = target.kind === 'endpoint' ? standIn.dedicatedEndpoints.get(target.id) : undefined;
+      if (dedicated !== undefined && req.headers.host !== dedicated) {
+        sendGoogleError(res, {
+          status: 'FAILED_PRECONDITION',
+          message: `This endpoint is a dedicated endpoint and can only be reached through its dedicated DNS ${dedicated}.`,
         });
         return;
       }
@@ -403,6 +429,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         },
       ],
       trafficSplit: { [deployedId]: 100 },
+      ...(standIn.dedicatedEndpoints.has(endpointId) && { dedicatedEndpointEnabled: true, dedicatedEndpointDns: standIn.dedicatedEndpoints.get(endpointId) }),
       etag: createHash('sha256').update(endpointId).digest('base64url').slice(0, 27),
       createTime: startedAt,
       updateTime: startedAt,
@@ -500,7 +527,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
           usageMetadata: {
             promptTokenCount: promptTokens,
             candidatesTokenCount: candidateTokens,
-            totalTokenCount: promptTokens + candidateTokens,
+            ...(standIn.thoughtsTokens > 0 && { thoughtsTokenCount: standIn.thoughtsTokens }),
+            totalTokenCount: promptTokens + candidateTokens + standIn.thoughtsTokens,
             trafficType: 'ON_DEMAND',
             promptTokensDetails: [{ modality: 'TEXT', tokenCount: promptTokens }],
             candidatesTokensDetails: [{ modality: 'TEXT', tokenCount: candidateTokens }],
@@ -511,6 +539,40 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         responseId,
       };
     });
+  }
+
+  /**
+   * OpenAI-compatible chat completions: a `chat.completion`, or with
+   * `"stream": true` `data: {chunk}\n\n` events and `data: [DONE]`; with
+   * `stream_options.include_usage` every chunk carries `"usage": null` and a
+   * last chunk with no choices carries the usage.
+   */
+  async function answerChat(res: ServerResponse, request: Json): Promise<void> {
+    const model = typeof request['model'] === 'string' ? request['model'] : 'google/gemini-2.5-flash';
+    const messages = Array.isArray(request['messages']) ? (request['messages'] as Json[]) : [];
+    const promptTokens = Math.max(1, words(messages.map((m) => (typeof m['content'] === 'string' ? m['content'] : '')).join(' ')).length);
+    const completionTokens = words(responseText).length;
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
+    const created = Math.floor(Date.now() / 1000);
+    if (request['stream'] !== true) {
+      const text = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: responseText }, finish_reason: 'stop' }], usage });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    const includeUsage = (request['stream_options'] as Json | undefined)?.['include_usage'] === true;
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    const pieces = splitText(responseText, Math.max(1, standIn.streamChunks));
+    for (const [i, piece] of pieces.entries()) {
+      if (i > 0 && !(await pause(standIn.streamDelayMs))) return;
+      if (res.destroyed) return;
+      const last = i === pieces.length - 1;
+      const chunk = { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { ...(i === 0 && { role: 'assistant' }), content: piece }, ...(last && { finish_reason: 'stop' }) }], ...(includeUsage && { usage: null }) };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    }
+    if (includeUsage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`);
+    res.end('data: [DONE]\n\n');
   }
 
   function streamingPredictChunks(): Json[] {
@@ -578,6 +640,9 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       if (r && LOCATIONLESS_VERBS.has(r[2]!)) return predictionRoute(version, undefined, undefined, 'endpoint', r[1]!, undefined, r[2]!);
       r = /^publishers\/([^/:]+)\/models\/([^/:]+):(\w+)$/.exec(path);
       if (r && LOCATIONLESS_VERBS.has(r[3]!)) return predictionRoute(version, undefined, undefined, 'publisherModel', r[2]!, r[1], r[3]!);
+    }
+    if (method === 'POST' && version === 'v1beta1' && /^projects\/[^/:]+\/locations\/[^/:]+\/endpoints\/openapi\/chat\/completions$/.test(path)) {
+      return { rpc: 'google.cloud.aiplatform.v1beta1.PredictionService.ChatCompletions', chat: true };
     }
     r = /^projects\/([^/:]+)\/locations\/([^/:]+)\/(.+)$/.exec(path);
     if (!r) return undefined;
@@ -654,6 +719,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     delayResponseMs: options.delayResponseMs ?? 0,
     streamChunks: options.streamChunks ?? 3,
     streamDelayMs: options.streamDelayMs ?? 0,
+    dedicatedEndpoints: new Map(Object.entries(options.dedicatedEndpoints ?? {})),
+    thoughtsTokens: options.thoughtsTokens ?? 0,
     failNext(httpStatus, times = 1, error = {}) {
       failures.push({ httpStatus, remaining: times, error });
     },
@@ -696,6 +763,8 @@ interface Route {
   readonly admin?: AdminRoute;
   /** Any other method of the operation table. */
   readonly generic?: Operation;
+  /** The OpenAI-compatible chat completions endpoint (`endpoints/openapi/chat/completions`). */
+  readonly chat?: true;
 }
 
 /** The real 401 (vertex-operations §4.1), naming the RPC that was called. */

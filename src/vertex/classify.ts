@@ -244,6 +244,14 @@ const FORBIDDEN_QUERY_NAMES: readonly (readonly [normalized: string, display: st
   ['accesstoken', 'access_token'],
   ['oauthtoken', 'oauth_token'],
   ['httpmethod', '$httpMethod'],
+  // Google's system parameters (https://cloud.google.com/apis/docs/system-parameters):
+  // `userProject` bills another project (the query form of x-goog-user-project),
+  // `quotaUser` charges another user's quota, `bearer_token` and `api_key` are
+  // credentials in their other spellings.
+  ['userproject', 'userProject'],
+  ['quotauser', 'quotaUser'],
+  ['bearertoken', 'bearer_token'],
+  ['apikey', 'api_key'],
 ];
 const FORBIDDEN_CODES = FORBIDDEN_QUERY_NAMES.map(([normalized]) => Uint8Array.from(normalized, (ch) => ch.charCodeAt(0)));
 /** Longer than any forbidden name once normalized: stop accumulating. */
@@ -275,7 +283,7 @@ function forbiddenParameter(raw: string, forbidden: number): ProxyError {
   return new ProxyError(
     'ERR_REQUEST_FORBIDDEN_PARAMETER',
     'INVALID_ARGUMENT',
-    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential and method, and API keys, access tokens or method overrides in the URL would replace them`,
+    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential, method and billing project, and API keys, access tokens, method or billing overrides in the URL would replace them`,
   );
 }
 
@@ -351,11 +359,11 @@ function lenientDecode(text: string): string {
 const MAX_DECODE_LAYERS = 3;
 
 /**
- * Every forbidden name has a "k" or an "h", so a text without either letter
- * (in any case) and without a '%' (which could encode one) cannot hide one:
- * the common `alt=sse`, and the decoded `$alt=json;enum-encoding=int`, skip the scan.
+ * Every forbidden name has a "k", an "h" or a "u", so a text without any of
+ * them (in any case) and without a '%' (which could encode one) cannot hide
+ * one: the common `alt=sse` skips the scan.
  */
-const MAY_HIDE_FORBIDDEN_NAME = /[kKhH%]/;
+const MAY_HIDE_FORBIDDEN_NAME = /[kKhHuU%]/;
 for (const [normalized] of FORBIDDEN_QUERY_NAMES) {
   if (!MAY_HIDE_FORBIDDEN_NAME.test(normalized)) throw new Error(`classify: the query pre-filter would miss "${normalized}"`);
 }

@@ -98,7 +98,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const metadata = await startMetadataServer({ projectId: PROJECT });
   const vertex = await startVertexStandIn(options.vertex);
   const defaults: Record<string, unknown> = {
-    server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, bodyLimit: '1MiB', shutdownGrace: '2s' },
+    // readyzDetails: tests read the checks' detail (off by default; see the readyz-details regression test).
+    server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, bodyLimit: '1MiB', shutdownGrace: '2s', readyzDetails: true },
     logging: { level: 'info' },
     issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
     authentication: { jwks: { minRefreshInterval: '1s' } },
