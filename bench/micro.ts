@@ -2,9 +2,11 @@
  * In-process micro-benchmarks of the hot-path pieces, with the real modules:
  * a token-cache hit through `TokenVerifier.cached`, a cache miss (RS256 and
  * ES256 signature checks with jose, through `TokenVerifier.verify`), policy
- * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), and
- * the heap taken by 100,000 cached principals (`TokenCache`), and the job
- * conditions on a 64 KiB CustomJob body (`extractJobFacts`, `checkJobConditions`).
+ * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), the
+ * heap taken by 100,000 cached principals (`TokenCache`), request
+ * classification over the whole generated operation table (`classify`), the
+ * per-request work of tracing at ratio 0.01 (the OpenTelemetry SDK), and the
+ * job conditions on a 64 KiB CustomJob body (`extractJobFacts`, `checkJobConditions`).
  *
  * Run as its own process (`--expose-gc`, pinned by the orchestrator); prints
  * one JSON {@link MicroResults} line on stdout.
@@ -23,10 +25,14 @@ import { compilePolicy } from '../src/policy/compile.js';
 import { actionOf } from '../src/policy/decision.js';
 import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
-import { KNOWN_PERMISSIONS } from '../src/vertex/operations.js';
+import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
 import { checkJobConditions, compileJobConditions } from '../src/policy/job-conditions.js';
 import { extractJobFacts } from '../src/policy/job-spec.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { pino } from 'pino';
+import { createOtelTracing } from '../src/tracing/otel.js';
+import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
+import { createUsageMeter } from '../src/usage/usage.js';
 
 export interface MicroResult {
   readonly id: string;
@@ -153,6 +159,34 @@ function policyEvaluation(quick: boolean): MicroResult[] {
   ];
 }
 
+/**
+ * `classify` over the whole generated table: a request path from every
+ * binding of both versions (short predicts and deep tensorboard, feature
+ * store and long-running-operation paths alike), cycling.
+ */
+function classification(quick: boolean): MicroResult {
+  const requests = OPERATION_BINDINGS.flatMap((binding) =>
+    binding.versions.map((version) => {
+      const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) => (name === 'project' ? POLICY_PROJECT : name === 'location' ? POLICY_LOCATION : `${name}-1234567890`));
+      const path = `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+      return [binding.spec.httpMethod, binding.verb === 'streamGenerateContent' ? `${path}?alt=sse` : path] as const;
+    }),
+  );
+  let classified = 0;
+  const ops = quick ? 50_000 : 500_000;
+  const perOpUs = timeLoop(ops, 5, (i) => {
+    const [method, url] = requests[i % requests.length] as (typeof requests)[number];
+    if (classify(method, url).spec !== undefined) classified++;
+  });
+  return {
+    id: 'classify-table',
+    title: `Request classification (classify) over every binding of the generated table, ${requests.length} paths cycling`,
+    perOpUs,
+    ops,
+    note: `${OPERATIONS.length} operations; ${classified === ops * 5 ? 'all classified' : 'some refused'}`,
+  };
+}
+
 function cachedTokensMemory(): MicroResult {
   const entries = 100_000;
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -182,6 +216,25 @@ function cachedTokensMemory(): MicroResult {
   gc();
   const bytes = process.memoryUsage().heapUsed - before;
   return { id: 'token-cache-memory-100k', title: '100,000 cached tokens (keys + principals + LRU map): heap', bytes, ops: cache.size };
+}
+
+/** What tracing on at ratio 0.01 adds to a request: its server span, the upstream span (when sampled), the traceparent. */
+async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
+  const logger = pino({ level: 'silent' });
+  const settings = resolveTracingSettings({ enabled: true, endpoint: 'http://127.0.0.1:9', sampleRatio: 0.01, resourceAttributes: {} }, {}) as TracingSettings;
+  const tracing = createOtelTracing(settings, logger);
+  const headers = { host: 'proxy', 'content-type': 'application/json', 'content-length': '97' };
+  const perOpUs = timeLoop(quick ? 50_000 : 300_000, 5, () => {
+    const span = tracing.startRequest(headers, 'POST');
+    const upstream = span.sampled ? span.child('POST endpoints.predict', 'client', { 'http.request.method': 'POST' }) : span;
+    upstream.inject({ host: 'vertex' });
+    if (span.sampled) {
+      upstream.end();
+      span.end();
+    }
+  });
+  await tracing.shutdown();
+  return { id: 'tracing-1pct', title: 'Tracing on, sampleRatio 0.01: server span, upstream span when sampled, traceparent injected (per request)', perOpUs };
 }
 
 /**
@@ -247,6 +300,34 @@ function jobBodyCheck(quick: boolean): MicroResult {
   };
 }
 
+/**
+ * Streaming accounting: the usage meter over a 200-event streamGenerateContent
+ * SSE answer, one chunk per event as the stand-in sends it, usage in the last
+ * event (what the forwarder's tap does for every such stream).
+ */
+function usageMeterSse(quick: boolean): MicroResult {
+  const text = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor. '.repeat(2);
+  const chunks = Array.from({ length: 200 }, (_, i) =>
+    Buffer.from(
+      `data: ${JSON.stringify({
+        candidates: [{ content: { role: 'model', parts: [{ text }] }, ...(i === 199 ? { finishReason: 'STOP' } : {}) }],
+        ...(i === 199 ? { usageMetadata: { promptTokenCount: 5, candidatesTokenCount: 3000, totalTokenCount: 3005, trafficType: 'ON_DEMAND' } } : {}),
+        modelVersion: 'gemini-2.5-flash',
+        createTime: '2026-12-04T10:00:00.000000Z',
+        responseId: 'abcdefghijklmnopqrstuvw',
+      })}\r\n\r\n`,
+    ),
+  );
+  const bytes = chunks.reduce((n, c) => n + c.length, 0);
+  const ops = quick ? 200 : 2000;
+  const perOpUs = timeLoop(ops, 5, () => {
+    const meter = createUsageMeter('gemini-sse');
+    for (const chunk of chunks) meter.push(chunk);
+    if (meter.finish().tokens?.total !== 3005) throw new Error('usage meter lost the usage');
+  });
+  return { id: 'usage-meter-sse-200', title: `Usage accounting of one 200-event SSE stream (${Math.round(bytes / 1024)} KiB), per stream`, perOpUs, ops, bytes };
+}
+
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick ?? false;
 const results: MicroResult[] = [];
@@ -255,5 +336,8 @@ results.push(await cacheMiss('RS256', quick));
 results.push(await cacheMiss('ES256', quick));
 results.push(...policyEvaluation(quick));
 results.push(cachedTokensMemory());
+results.push(classification(quick));
+results.push(await tracingPerRequest(quick));
 results.push(jobBodyCheck(quick));
+results.push(usageMeterSse(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

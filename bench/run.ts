@@ -16,6 +16,8 @@
  * @module
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -29,6 +31,7 @@ import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/s
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
+import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 import { cpuSample, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -43,6 +46,7 @@ const LOCATION = POLICY_LOCATION;
 const PREDICT_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 const SSE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`;
 const PREDICT_BODY = JSON.stringify({ instances: [{ prompt: 'What does the proxy cost per request?', max_tokens: 64 }], parameters: { temperature: 0.2 } });
+const GENERATE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`;
 const SSE_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] });
 
 interface Options {
@@ -229,6 +233,8 @@ interface World {
   readonly metadata: MetadataStandIn;
   upstream: { url: string; process: Started };
   readonly files: BenchFiles;
+  /** An OTLP/HTTP receiver that accepts and discards spans (the tracing scenario's collector). */
+  readonly otlpSink: string;
 }
 
 interface BenchFiles {
@@ -436,6 +442,47 @@ async function startPostgres(world: World): Promise<Postgres | string> {
   }
 }
 
+// ───────────────────────── an OTLP receiver for the tracing scenario ─────────────────────────
+
+/** Accepts OTLP/HTTP exports and discards them: the collector's network round trip without a collector. */
+async function startOtlpSink(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
+}
+
+// ───────────────────────── Redis for the shared-limit scenario ─────────────────────────
+
+/** A throw-away local Redis (the tests' helper), stopped with the run; a reason string when it cannot start. */
+async function startRedis(): Promise<TestRedis | string> {
+  try {
+    findRedisServer();
+  } catch {
+    return 'redis-server is not installed (apt-get install redis-server)';
+  }
+  try {
+    return await startTestRedis({
+      onProcess: (child) => {
+        running.add(child);
+        child.once('exit', () => running.delete(child));
+      },
+    });
+  } catch (error) {
+    return `Redis did not start: ${(error as Error).message.split('\n')[0]}`;
+  }
+}
+
 // ───────────────────────── scenarios ─────────────────────────
 
 interface Scenario extends ScenarioInfo {
@@ -502,6 +549,7 @@ function scenarios(world: World): Scenario[] {
   const fullPath = (id: string, title: string, audit?: Record<string, unknown>) =>
     proxyScenario({ id, title, kind: 'proxy' }, (w) => w.rsIssuer, audit ? auditConfig(audit) : (d) => d, (w) => predictLoad(w, w.files.warmToken), { checkFirst: audit !== undefined });
   let postgres: Postgres | undefined;
+  let redis: TestRedis | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -539,6 +587,13 @@ function scenarios(world: World): Scenario[] {
       optIn: true,
     },
     proxyScenario(
+      { id: 'full-tracing-1pct', title: 'Full path with OpenTelemetry tracing on, sampleRatio 0.01 (OTLP/HTTP to a discarding receiver)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d, _dir, w) => ({ ...d, tracing: { enabled: true, endpoint: w.otlpSink, sampleRatio: 0.01 } }),
+      (w) => predictLoad(w, w.files.warmToken),
+      { checkFirst: true },
+    ),
+    proxyScenario(
       { id: 'miss-rs256', title: 'Full path, every request a never-seen RS256 token', kind: 'proxy' },
       (w) => w.rsIssuer,
       (d) => d,
@@ -571,6 +626,34 @@ function scenarios(world: World): Scenario[] {
         async cleanup() {
           await postgres?.stop();
           postgres = undefined;
+        },
+      },
+    ),
+    // What accounting and a shared limit cost: generateContent (usage read from every answer), then the same with a
+    // Redis-backed token and request limit that never refuses (one Lua admission + one MULTI settle per request).
+    proxyScenario(
+      { id: 'generate', title: 'Full path, generateContent (usage accounting from the answer), no limits', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => d,
+      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+    ),
+    proxyScenario(
+      { id: 'generate-limits-redis', title: 'Full path, generateContent under a Redis-backed token limit (tokensPerMinute + requestsPerMinute, never reached)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d) => ({
+        ...d,
+        limits: {
+          // A generous timeout: on a loaded benchmark machine a slow answer would count as an outage (503), not as cost.
+          store: { type: 'redis', url: redis?.url ?? 'redis://127.0.0.1:1', keyPrefix: 'kvp-bench:', timeout: '2s' },
+          rules: [{ id: 'bench-tokens', subjects: { namespaces: ['*'] }, permissions: ['generate'], tokensPerMinute: 1_000_000_000_000, requestsPerMinute: 1_000_000_000 }],
+        },
+      }),
+      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+      {
+        checkFirst: true,
+        async cleanup() {
+          await redis?.stop();
+          redis = undefined;
         },
       },
     ),
@@ -608,6 +691,18 @@ function scenarios(world: World): Scenario[] {
       postgres = started;
       const reason = await pg.prepare?.(w);
       if (reason !== undefined) await pg.cleanup?.();
+      return reason;
+    },
+  });
+  const limited = byId.get('generate-limits-redis')!;
+  byId.set('generate-limits-redis', {
+    ...limited,
+    async prepare(w) {
+      const started = await startRedis();
+      if (typeof started === 'string') return started;
+      redis = started;
+      const reason = await limited.prepare?.(w);
+      if (reason !== undefined) await limited.cleanup?.();
       return reason;
     },
   });
@@ -734,7 +829,8 @@ async function main(): Promise<void> {
     esWarmTokens: file('es-warm.txt', mint('miss-es256', esIssuer, 200, 'esw')),
     bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
   };
-  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files };
+  const otlpSink = await startOtlpSink();
+  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files, otlpSink: otlpSink.url };
 
   const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
@@ -803,7 +899,7 @@ async function main(): Promise<void> {
   process.stdout.write(markdown);
 
   await stopProcess(upstreamProcess);
-  await Promise.all([rsIssuer.close(), esIssuer.close(), metadata.close()]);
+  await Promise.all([rsIssuer.close(), esIssuer.close(), metadata.close(), otlpSink.close()]);
   rmSync(work, { recursive: true, force: true });
 }
 

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
+#   chromium                        (Debian)  the audit console's end-to-end test (playwright-core drives it)
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
+#   etcd, kubectl                   (Debian: etcd-server, kubernetes-client) the Kubernetes API tests
+#   kube-apiserver                  (built from the Go module, scripts/build-kube-apiserver.sh) the same
+#   prometheus, promtool            (Debian)  the chart's alert rules (promtool check/test rules); a real scrape of /metrics
+#   redis-server                    (Debian)  the shared-limit tests start a throwaway Redis
 #   helm                            (go install) chart lint/template tests
-#   a Python venv with the Vertex AI SDK (PyPI) the Python example runs through the proxy
+#   a Python venv with the Vertex AI SDK and google-genai (PyPI) the Python examples run through the proxy
 # Runs as `pretest`, so `npm test` works on a fresh machine; prints what it installs.
 # Without root it does not install Debian packages: it names them and fails.
 set -euo pipefail
@@ -12,7 +17,12 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
     echo "test prerequisites: missing Debian packages: ${missing[*]} (install them: sudo apt-get install ${missing[*]})" >&2
@@ -40,8 +50,12 @@ fi
 # The Python SDK example runs through the proxy in the tests, with the official client in a venv
 # outside the clone (test/helpers/tools.ts finds it there).
 venv="${KVP_PYTHON_VENV:-$HOME/.cache/kube-vertex-proxy/python-examples}"
-if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1' >/dev/null 2>&1; then
-  echo "test prerequisites: creating $venv with google-cloud-aiplatform (once)" >&2
+if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1, google.genai' >/dev/null 2>&1; then
+  echo "test prerequisites: creating $venv with google-cloud-aiplatform and google-genai (once)" >&2
   python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0"
+  "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0" "google-genai==2.34.0"
 fi
+
+# A real Kubernetes API server for the Kubernetes tests (test/helpers/kube-apiserver.ts): kube-apiserver at a
+# pinned version, built once from the Go module proxy into ~/.cache/kube-vertex-proxy/ (a few minutes, once).
+bash "$(dirname "${BASH_SOURCE[0]}")/build-kube-apiserver.sh" >/dev/null

@@ -65,9 +65,15 @@ export type ProxyErrorCode =
   | 'ERR_AUDIT_UNAVAILABLE'
   | 'ERR_AUDIT_INVALID_QUERY'
   | 'ERR_INTERNAL'
+  | 'ERR_REQUEST_TOO_MANY_IN_FLIGHT'
+  | 'ERR_REQUEST_INVALID_BODY_RESOURCE'
+  | 'ERR_AUTHZ_BODY_RESOURCE_DENIED'
   | 'ERR_AUTHZ_JOB_CONDITIONS'
   | 'ERR_REQUEST_JOB_SPEC_INVALID'
-  | 'ERR_FORWARD_IDENTITY_UNAVAILABLE';
+  | 'ERR_FORWARD_IDENTITY_UNAVAILABLE'
+  | 'ERR_LIMIT_EXCEEDED'
+  | 'ERR_LIMIT_STORE_UNAVAILABLE'
+  | 'ERR_REQUEST_RESERVED_LABEL';
 
 /** Google's ErrorInfo `domain` for errors the proxy itself raises. */
 export const ERROR_DOMAIN = 'kube-vertex-proxy.dev';
@@ -83,6 +89,8 @@ export interface ProxyErrorOptions {
   metadata?: Readonly<Record<string, string>>;
   /** HTTP status when it differs from the Google status' usual one (502 for an unreachable upstream, 405, 413). */
   httpStatus?: number;
+  /** More `google.rpc` details for the caller (only for 4xx), e.g. QuotaFailure and RetryInfo on a 429. */
+  details?: ReadonlyArray<Readonly<Record<string, unknown>>>;
 }
 
 export class ProxyError extends Error {
@@ -92,6 +100,7 @@ export class ProxyError extends Error {
   readonly headers: Readonly<Record<string, string>> | undefined;
   readonly reason: string;
   readonly metadata: Readonly<Record<string, string>> | undefined;
+  readonly details: ReadonlyArray<Readonly<Record<string, unknown>>> | undefined;
 
   constructor(code: ProxyErrorCode, status: GoogleStatus, message: string, options: ProxyErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -102,6 +111,7 @@ export class ProxyError extends Error {
     this.headers = options.headers;
     this.reason = options.reason ?? code.toLowerCase().replace(/^err_/, '').replaceAll('_', '-');
     this.metadata = options.metadata;
+    this.details = options.details;
   }
 
   /** Whether `message` may reach the caller. 5xx messages never do. */
@@ -166,6 +176,7 @@ export function toGoogleErrorBody(error: ProxyError, requestId: string): GoogleE
           metadata,
         },
         { '@type': 'type.googleapis.com/google.rpc.RequestInfo', requestId },
+        ...(expose && error.details !== undefined ? error.details : []),
       ],
     },
   };

@@ -9,8 +9,10 @@
 import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
+import type { TraceSpan } from './tracing/tracing.js';
 import type { DryRunOutcome, PendingJobCheck } from './policy/job-decision.js';
 import type { Operation } from './vertex/operation.js';
+import type { ResponseUsage } from './usage/usage.js';
 
 export interface RequestContext {
   /** process.hrtime.bigint() at arrival. */
@@ -46,8 +48,20 @@ export interface RequestContext {
   pendingJobCheck: PendingJobCheck | undefined;
   /** The Google service account the request went upstream as, when it was not the proxy's own (vertex.identities). */
   upstreamIdentity: string | undefined;
+  /** Token usage read from the response as it passed (operations that carry usage, 2xx only). */
+  usage: ResponseUsage | undefined;
+  /** The limit rules that applied to this request (ids, config order). */
+  limitRules: readonly string[] | undefined;
+  /** The limit rule that refused it (or would have, in dry-run: `limitDryRunRefusals`). */
+  limitRefusedBy: string | undefined;
+  /** Dry-run limit rules that would have refused this request. */
+  limitDryRunRefusals: readonly string[] | undefined;
   /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
   forwardBody: Buffer | undefined;
+  /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
+  span: TraceSpan | undefined;
+  /** The upstream call's client span, ended with the response. */
+  upstreamSpan: TraceSpan | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -73,7 +87,13 @@ export function newRequestContext(): RequestContext {
     dryRun: undefined,
     pendingJobCheck: undefined,
     upstreamIdentity: undefined,
+    usage: undefined,
+    limitRules: undefined,
+    limitRefusedBy: undefined,
+    limitDryRunRefusals: undefined,
     forwardBody: undefined,
+    span: undefined,
+    upstreamSpan: undefined,
   };
 }
 

@@ -16,6 +16,7 @@ import { toCloudLoggingEntry } from './audit/cloud-logging.js';
 import type { AuditListener } from './audit/plugin.js';
 import type { AuditRecord } from './audit/record.js';
 import { openAuditTrail, type AuditTrail } from './audit/trail.js';
+import { FloodAggregator } from './audit/flood.js';
 import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
@@ -28,6 +29,10 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
+import { createIapVerifier } from './console/iap.js';
+import { createTracing } from './tracing/tracing.js';
+import { startLimits, type LimitRuntime } from './limits/runtime.js';
+import { createUsageMetrics } from './usage/metrics.js';
 
 export interface RunningProxy {
   readonly dataAddress: AddressInfo;
@@ -46,7 +51,11 @@ export interface StartOptions {
 
 export async function startProxy(settings: Settings, options: StartOptions): Promise<RunningProxy> {
   const { logger } = options;
+  // Off (the default): the OpenTelemetry SDK is not even loaded.
+  const tracing = await createTracing(settings.config.tracing, process.env, logger);
   const registry = new Registry();
+  // prom-client takes exemplars only on an OpenMetrics registry; /metrics still answers in either format (metrics/exposition.ts).
+  if (tracing.enabled) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
   collectDefaultMetrics({ register: registry });
 
   let metricsRef: ReturnType<typeof createMetrics> | undefined;
@@ -64,8 +73,11 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     jwksFetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
     onJwksFetch: (issuer, result, error) => {
       metricsRef?.jwksFetch(issuer, result);
-      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message }, 'issuer key set fetch failed; keeping the last good keys');
+      // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
+      const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message, ...(cause === undefined ? {} : { cause }) }, 'issuer key set fetch failed; keeping the last good keys');
     },
+    onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {
@@ -123,20 +135,29 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
     policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
     auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-  });
+    credentialAvailable: () => credential.authorization() !== undefined,
+  }, { exemplars: tracing.enabled });
   metricsRef = metrics;
+  const usageMetrics = createUsageMetrics(registry, { metricLabels: settings.config.usage.metricLabels, maxSeries: settings.config.usage.maxSeries });
+  // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
+  const limits: LimitRuntime | undefined = settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
     settings.audit.stores.length === 0
       ? undefined
       : await openAuditTrail(settings.audit, logger, { batch: metrics.auditBatch, refused: metrics.auditRefused, dropped: metrics.auditDropped });
 
+  const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
+  flood?.start();
+
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
     ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
-    ...(auditTrail === undefined ? [] : [(record: AuditRecord) => auditTrail.recordFinal(record)]),
+    // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
+    ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
+    (record) => usageMetrics.observe(record),
   ];
 
   const dispatcher = createUpstreamAgent({
@@ -149,11 +170,23 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, identities, endpointHosts });
+  const consoleSettings = settings.audit.console;
+  const auditConsole =
+    consoleSettings?.enabled === true
+      ? {
+          rules: () => reloader.current.rules ?? [],
+          iap:
+            consoleSettings.iapAudience === undefined
+              ? undefined
+              : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
+        }
+      : undefined;
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts, limiter: limits?.limiter });
   const adminApp = await buildAdminApp({
     logger,
     registry,
     shuttingDown: () => shuttingDown,
+    readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
@@ -187,7 +220,12 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     adminAddress,
     reload: () => reloader.reload('signal'),
     async close() {
+      // Readiness fails from here on; requests are still accepted and served for the drain period.
       shuttingDown = true;
+      if (settings.server.drainPeriodMs > 0) {
+        logger.info({ drainPeriodMs: settings.server.drainPeriodMs }, 'draining: /readyz fails, still serving');
+        await new Promise((resolve) => setTimeout(resolve, settings.server.drainPeriodMs));
+      }
       await closeWithGrace(proxyApp, settings.server.shutdownGraceMs, logger);
       await adminApp.close();
       reloader.stop();
@@ -197,8 +235,12 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       identities?.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
+      flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
+      await limits?.close();
+      // Last: the spans of the drained requests are exported before the process exits.
+      await tracing.shutdown();
     },
   };
 }

@@ -16,6 +16,9 @@ import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import {
   GroupCommitter,
+  addedColumnStatements,
+  toUsageSummaryRow,
+  usageSummarySql,
   INSERT_COLUMNS,
   closesDecision,
   decodeCursor,
@@ -85,6 +88,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           try {
             const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [legacyMarkerIndex(table)]);
             for (const statement of schemaStatements(table, 'postgres')) await client.query(statement);
+            const existing = await client.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()', [table]);
+            for (const statement of addedColumnStatements(table, 'postgres', new Set(existing.rows.map((r) => r.column_name)))) await client.query(statement);
             if (rows[0]?.legacy === true) for (const statement of legacyMigrationStatements(table)) await client.query(statement);
             await client.query('COMMIT');
           } catch (error) {
@@ -181,6 +186,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
         params,
       );
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
+    },
+    async usageSummary(query, groupBy) {
+      const { where, params } = conditions(query);
+      const { rows } = await run<Record<string, unknown>>(usageSummarySql(table, groupBy, where), params);
+      return rows.map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}) {
       return verifyPaged(async (after, limit, { from, to }) => {

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { AuditQuery, StoredRecord, SummaryRow } from './store.js';
+import { SUMMARY_GROUPS, type AuditQuery, type StoredRecord, type SummaryGroup, type SummaryRow, type UsageSummaryRow } from './store.js';
 
 export const FILTER_NAMES = ['principal', 'namespace', 'permission', 'operation', 'resource', 'decision', 'status', 'rule', 'from', 'to'] as const;
 export type FilterName = (typeof FILTER_NAMES)[number];
@@ -62,6 +62,7 @@ const CSV_COLUMNS = [
   'time', 'requestId', 'traceId', 'principal', 'namespace', 'serviceAccount', 'pod', 'operation', 'permission', 'resource', 'project', 'location',
   'decision', 'ruleId', 'reason', 'errorCode', 'status', 'upstreamStatus', 'latencyMs', 'upstreamLatencyMs', 'requestBytes', 'responseBytes',
   'upstreamRequestId', 'longRunningName', 'policyVersion', 'clientIp', 'userAgent', 'complete',
+  'model', 'tokens', 'limitRule',
 ] as const;
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -98,4 +99,35 @@ function renderTable(rows: readonly string[][]): string {
   const widths: number[] = [];
   for (const row of rows) row.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
   return rows.map((row) => `${row.map((c, i) => (i === row.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ')}\n`).join('');
+}
+
+/** `principal,namespace,model` (any non-empty subset, in any order) → the groups. @throws TypeError */
+export function parseGroupBy(text: string): SummaryGroup[] {
+  const groups = text.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  if (groups.length === 0) throw new TypeError(`group-by needs at least one of ${SUMMARY_GROUPS.join(', ')}`);
+  for (const g of groups) {
+    if (!(SUMMARY_GROUPS as readonly string[]).includes(g)) throw new TypeError(`cannot group by "${g.slice(0, 64)}": use ${SUMMARY_GROUPS.join(', ')}`);
+  }
+  if (new Set(groups).size !== groups.length) throw new TypeError('group-by names a column twice');
+  return groups as SummaryGroup[];
+}
+
+const USAGE_COLUMNS = [
+  ['requests', 'REQUESTS'],
+  ['promptTokens', 'PROMPT'],
+  ['candidatesTokens', 'CANDIDATES'],
+  ['thoughtsTokens', 'THOUGHTS'],
+  ['cachedTokens', 'CACHED'],
+  ['toolTokens', 'TOOL'],
+  ['totalTokens', 'TOTAL'],
+] as const;
+
+export function formatUsageSummary(rows: readonly UsageSummaryRow[], groupBy: readonly SummaryGroup[], format: OutputFormat): string {
+  if (format === 'json') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
+  const values = (r: UsageSummaryRow) => [...groupBy.map((g) => r[g]), ...USAGE_COLUMNS.map(([k]) => r[k])];
+  if (format === 'csv') {
+    const header = [...groupBy, ...USAGE_COLUMNS.map(([k]) => k)].join(',');
+    return `${header}\n${rows.map((r) => `${values(r).map(csvCell).join(',')}\n`).join('')}`;
+  }
+  return renderTable([[...groupBy.map((g) => g.toUpperCase()), ...USAGE_COLUMNS.map(([, h]) => h)], ...rows.map((r) => values(r).map(cell))]);
 }

@@ -11,6 +11,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ProxyError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
+import { modelOf } from '../usage/operations.js';
+import type { TokenUsage } from '../usage/usage.js';
 
 export type AuditDecision = 'allow' | 'deny';
 
@@ -67,10 +69,30 @@ export interface AuditRecord {
   readonly responseBytes: number;
   readonly clientIp: string | undefined;
   readonly userAgent: string | undefined;
+  /**
+   * Set on the summary record of unauthenticated requests (see audit/flood.ts):
+   * how many more requests from this address with this reason were refused in
+   * the window (beyond the one stored whole), first and last time.
+   */
+  readonly aggregated?: { readonly count: number; readonly firstAt: string; readonly lastAt: string } | undefined;
   /** Dry-run rules that matched and what each would have decided; they did not change `decision`. */
   readonly dryRun?: ReadonlyArray<{ readonly rule: string; readonly outcome: 'allow' | 'deny' }> | undefined;
   /** The Google service account the request went upstream as (vertex.identities); absent: the proxy's own identity. */
   readonly upstreamIdentity?: string | undefined;
+  /** The model the call used: `google/gemini-2.5-flash` (publisher model), `endpoints/E`, or the OpenAI-compatible endpoint's `model`. Only for operations that carry usage. */
+  readonly model?: string | undefined;
+  /** The model version the response named. */
+  readonly modelVersion?: string | undefined;
+  /** Token counts the response reported (absent counts were not reported). */
+  readonly tokens?: TokenUsage | undefined;
+  /** For a successful call of an operation that carries usage: whether its response reported any. */
+  readonly usageReported?: boolean | undefined;
+  /** Limit rules that applied (ids). */
+  readonly limitRules?: readonly string[] | undefined;
+  /** The limit rule that refused the request. */
+  readonly limitRule?: string | undefined;
+  /** Dry-run limit rules that would have refused it. */
+  readonly limitDryRun?: readonly string[] | undefined;
 }
 
 export interface ResponseFacts {
@@ -101,7 +123,8 @@ const MAX_USER_AGENT = 256;
 export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): AuditRecord {
   const principal = ctx.principal;
   const operation = ctx.operation;
-  const trace = parseTrace(facts.headers);
+  // With tracing on, the record names the proxy's own span (whose parent is the caller's, if any).
+  const trace: TraceContext | undefined = ctx.span !== undefined ? ctx.span : parseTrace(facts.headers);
   const failure: ProxyError | undefined = ctx.failure;
   const allowed = ctx.decision?.allowed === true;
   const queryAt = facts.url.indexOf('?');
@@ -152,6 +175,13 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     // Only when present, so records without them serialize (and chain) exactly as before.
     ...(ctx.dryRun === undefined || ctx.dryRun.length === 0 ? {} : { dryRun: ctx.dryRun }),
     ...(ctx.upstreamIdentity === undefined ? {} : { upstreamIdentity: ctx.upstreamIdentity }),
+    model: modelOf(operation, ctx.usage?.modelVersion),
+    modelVersion: ctx.usage?.modelVersion === undefined ? undefined : sanitize(ctx.usage.modelVersion, 128),
+    tokens: ctx.usage?.tokens,
+    usageReported: ctx.usage === undefined ? undefined : ctx.usage.tokens !== undefined,
+    limitRules: ctx.limitRules,
+    limitRule: ctx.limitRefusedBy,
+    limitDryRun: ctx.limitDryRunRefusals,
   };
 }
 

@@ -23,6 +23,9 @@ import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import {
   GroupCommitter,
+  addedColumnStatements,
+  toUsageSummaryRow,
+  usageSummarySql,
   INSERT_COLUMNS,
   closesDecision,
   decodeCursor,
@@ -169,6 +172,8 @@ function migrate(db: DatabaseSync): void {
   try {
     const legacy = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`).get(legacyMarkerIndex(TABLE)) !== undefined;
     for (const statement of schemaStatements(TABLE, 'sqlite')) db.exec(statement);
+    const columns = new Set((db.prepare(`PRAGMA table_info(${TABLE})`).all() as Array<{ name: string }>).map((c) => c.name));
+    for (const statement of addedColumnStatements(TABLE, 'sqlite', columns)) db.exec(statement);
     if (legacy) for (const statement of legacyMigrationStatements(TABLE)) db.exec(statement);
     db.exec('COMMIT');
   } catch (error) {
@@ -255,6 +260,11 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
         .prepare(`SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`)
         .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number }>;
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
+    },
+    async usageSummary(query, groupBy) {
+      const { where, params } = conditions(query);
+      const rows = db.prepare(usageSummarySql(TABLE, groupBy, where)).all(...params) as Array<Record<string, unknown>>;
+      return rows.map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}): Promise<VerifyResult> {
       return verifyPaged(async (after, limit, { from, to }) => {

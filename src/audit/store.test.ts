@@ -284,6 +284,34 @@ describe.each([
     const result = await store.verify();
     expect(result.broken?.problem ?? '').toContain('sequence gap'); // the row deleted in the previous test
   });
+  it('sums requests and tokens grouped by namespace and model (usage summary), over a range, biggest first', async () => {
+    const U0 = T0 + 100_000 * MINUTE;
+    const usage = (i: number, namespace: string, model: string, total: number, extra: Partial<AuditRecord> = {}) =>
+      record(i, { requestId: `usage-${i}`, time: new Date(U0 + i * 1000).toISOString(), namespace, principal: `system:serviceaccount:${namespace}:bot`, model, tokens: { prompt: total - 10, candidates: 10, total }, usageReported: true, ...extra });
+    await store.append([
+      { phase: 'final', record: usage(1, 'ml', 'google/gemini-2.5-flash', 100) },
+      { phase: 'final', record: usage(2, 'ml', 'google/gemini-2.5-flash', 50) },
+      { phase: 'final', record: usage(3, 'ml', 'google/gemini-2.5-pro', 1000, { tokens: { prompt: 900, thoughts: 90, total: 1000 } }) },
+      { phase: 'final', record: usage(4, 'web', 'google/gemini-2.5-flash', 30) },
+      // A call whose response reported no usage: counted as a request, adds no tokens.
+      { phase: 'final', record: usage(5, 'web', 'google/gemini-2.5-flash', 0, { tokens: undefined, usageReported: false }) },
+    ]);
+    const range = { from: U0, to: U0 + MINUTE };
+    expect(await store.usageSummary(range, ['namespace', 'model'])).toEqual([
+      { namespace: 'ml', model: 'google/gemini-2.5-pro', requests: 1, promptTokens: 900, candidatesTokens: 0, thoughtsTokens: 90, cachedTokens: 0, toolTokens: 0, totalTokens: 1000 },
+      { namespace: 'ml', model: 'google/gemini-2.5-flash', requests: 2, promptTokens: 130, candidatesTokens: 20, thoughtsTokens: 0, cachedTokens: 0, toolTokens: 0, totalTokens: 150 },
+      { namespace: 'web', model: 'google/gemini-2.5-flash', requests: 2, promptTokens: 20, candidatesTokens: 10, thoughtsTokens: 0, cachedTokens: 0, toolTokens: 0, totalTokens: 30 },
+    ]);
+    expect((await store.usageSummary({ ...range, namespace: 'ml' }, ['model'])).map((r) => [r.model, r.totalTokens])).toEqual([
+      ['google/gemini-2.5-pro', 1000],
+      ['google/gemini-2.5-flash', 150],
+    ]);
+    expect((await store.usageSummary(range, ['principal'])).map((r) => [r.principal, r.requests, r.totalTokens])).toEqual([
+      ['system:serviceaccount:ml:bot', 3, 1150],
+      ['system:serviceaccount:web:bot', 2, 30],
+    ]);
+  });
+
 });
 
 /** The first schema's full indexes (every entry, both phases; no open list), recreated to test the upgrade from it. */
@@ -358,6 +386,25 @@ describe.each([
     await backend.exec(`UPDATE audit_entries SET written_ms = 0 WHERE request_id = 'open-b'`);
     expect(await store.deleteOlderThan(1, 10)).toBe(1);
     expect(await listed('open-')).toEqual([]);
+  });
+
+  it('adds the usage columns to a store written before them: old entries still verify, new ones are summed', async () => {
+    let store = await open();
+    await store.append([final('old-1'), final('old-2')]);
+    await store.close();
+    stores.length = 0;
+    for (const column of ['model', 'prompt_tokens', 'candidates_tokens', 'thoughts_tokens', 'cached_tokens', 'tool_tokens', 'total_tokens']) {
+      await backend.exec(`ALTER TABLE audit_entries DROP COLUMN ${column}`);
+    }
+    store = await open();
+    await store.append([{ phase: 'final', record: record(2, { requestId: 'new-1', status: 200, decision: 'allow', model: 'google/gemini-2.5-flash', tokens: { prompt: 3, total: 7 } }) }]);
+    expect(await store.verify()).toMatchObject({ ok: true, entries: 3 });
+    const rows = await store.usageSummary({}, ['model']);
+    expect(rows.find((r) => r.model === 'google/gemini-2.5-flash')).toMatchObject({ requests: 1, promptTokens: 3, totalTokens: 7 });
+    expect(rows.find((r) => r.model === null)).toMatchObject({ requests: 2, totalTokens: 0 });
+    // The usage columns are checked against the hashed record like the others.
+    await backend.exec(`UPDATE audit_entries SET total_tokens = 1 WHERE request_id = 'new-1'`);
+    expect(await store.verify()).toMatchObject({ ok: false, broken: { problem: expect.stringContaining('column total_tokens') } });
   });
 
   it('upgrades a store of the first schema: open decisions found, full indexes replaced by final-only ones, nothing lost', async () => {

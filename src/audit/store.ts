@@ -50,9 +50,30 @@ export interface IndexedColumns {
   readonly decision: string;
   readonly rule_id: string | null;
   readonly status: number | null;
+  /** Usage columns (added by a later schema; null in older rows and where the response reported none). */
+  readonly model: string | null;
+  readonly prompt_tokens: number | null;
+  readonly candidates_tokens: number | null;
+  readonly thoughts_tokens: number | null;
+  readonly cached_tokens: number | null;
+  readonly tool_tokens: number | null;
+  readonly total_tokens: number | null;
 }
 
-export const COLUMN_NAMES = ['request_id', 'time_ms', 'principal', 'namespace', 'operation', 'permission', 'resource', 'decision', 'rule_id', 'status'] as const;
+/** The usage columns, in order, with the TokenUsage field each copies. */
+export const TOKEN_COLUMNS = [
+  ['prompt_tokens', 'prompt'],
+  ['candidates_tokens', 'candidates'],
+  ['thoughts_tokens', 'thoughts'],
+  ['cached_tokens', 'cached'],
+  ['tool_tokens', 'tool'],
+  ['total_tokens', 'total'],
+] as const;
+
+export const COLUMN_NAMES = [
+  'request_id', 'time_ms', 'principal', 'namespace', 'operation', 'permission', 'resource', 'decision', 'rule_id', 'status',
+  'model', ...TOKEN_COLUMNS.map(([column]) => column),
+] as const;
 
 export function indexedColumns(record: AuditRecord, phase: EntryPhase): IndexedColumns {
   return {
@@ -66,6 +87,13 @@ export function indexedColumns(record: AuditRecord, phase: EntryPhase): IndexedC
     decision: record.decision,
     rule_id: record.ruleId ?? null,
     status: phase === 'decision' ? null : record.status,
+    model: record.model ?? null,
+    prompt_tokens: record.tokens?.prompt ?? null,
+    candidates_tokens: record.tokens?.candidates ?? null,
+    thoughts_tokens: record.tokens?.thoughts ?? null,
+    cached_tokens: record.tokens?.cached ?? null,
+    tool_tokens: record.tokens?.tool ?? null,
+    total_tokens: record.tokens?.total ?? null,
   };
 }
 
@@ -127,6 +155,24 @@ export interface SummaryRow {
   readonly count: number;
 }
 
+/** What `summary --group-by` may group by. */
+export const SUMMARY_GROUPS = ['principal', 'namespace', 'model'] as const;
+export type SummaryGroup = (typeof SUMMARY_GROUPS)[number];
+
+/** One group of a usage summary: requests and summed tokens (unreported counts add nothing). */
+export interface UsageSummaryRow {
+  readonly principal?: string | null;
+  readonly namespace?: string | null;
+  readonly model?: string | null;
+  readonly requests: number;
+  readonly promptTokens: number;
+  readonly candidatesTokens: number;
+  readonly thoughtsTokens: number;
+  readonly cachedTokens: number;
+  readonly toolTokens: number;
+  readonly totalTokens: number;
+}
+
 export interface VerifyResult {
   readonly ok: boolean;
   readonly writers: number;
@@ -141,6 +187,8 @@ export interface AuditStore {
   append(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void>;
   query(query: AuditQuery, limit: number, cursor?: string): Promise<RecordPage>;
   summary(query: AuditQuery): Promise<SummaryRow[]>;
+  /** Requests and tokens summed by the given columns (at least one of {@link SUMMARY_GROUPS}). */
+  usageSummary(query: AuditQuery, groupBy: readonly SummaryGroup[]): Promise<UsageSummaryRow[]>;
   verify(range?: { from?: number; to?: number }): Promise<VerifyResult>;
   /** Deletes entries written before `beforeMs`, at most `batch` per statement; returns how many went. */
   deleteOlderThan(beforeMs: number, batch: number): Promise<number>;
@@ -425,7 +473,47 @@ export function tableColumns(dialect: 'sqlite' | 'postgres'): string {
     rule_id TEXT,
     status INTEGER,
     record TEXT NOT NULL,
+    ${ADDED_COLUMNS.map(([name, type]) => `${name} ${type === 'big' ? big : type}`).join(',\n    ')},
     UNIQUE (writer, seq)`;
+}
+
+/** Columns added after the first schemas (usage): created with new tables, added to old ones by {@link addedColumnStatements}. */
+export const ADDED_COLUMNS: ReadonlyArray<readonly [string, 'TEXT' | 'big']> = [['model', 'TEXT'], ...TOKEN_COLUMNS.map(([column]) => [column, 'big'] as const)];
+
+/** ALTER TABLE statements for the added columns a table lacks (`existing`: its column names). */
+export function addedColumnStatements(table: string, dialect: 'sqlite' | 'postgres', existing: ReadonlySet<string>): string[] {
+  const big = dialect === 'sqlite' ? 'INTEGER' : 'BIGINT';
+  return ADDED_COLUMNS.filter(([name]) => !existing.has(name)).map(([name, type]) => `ALTER TABLE ${table} ADD COLUMN ${name} ${type === 'big' ? big : type}`);
+}
+
+/**
+ * The usage summary over the same one-record-per-request set as queries:
+ * grouped by `groupBy`, requests counted, tokens summed, biggest spenders
+ * first. Group names come from {@link SUMMARY_GROUPS} only (never from input).
+ */
+export function usageSummarySql(table: string, groupBy: readonly SummaryGroup[], where: string): string {
+  const groups = groupBy.filter((g) => (SUMMARY_GROUPS as readonly string[]).includes(g));
+  if (groups.length === 0) throw new TypeError('group by at least one of principal, namespace, model');
+  const inner = [...groups.map((g) => `e.${g}`), ...TOKEN_COLUMNS.map(([c]) => `e.${c}`)].join(', ');
+  const sums = TOKEN_COLUMNS.map(([c]) => `COALESCE(SUM(${c}), 0) AS ${c}`).join(', ');
+  const list = groups.join(', ');
+  return `SELECT ${list}, COUNT(*) AS requests, ${sums} FROM (${recordsSql(table, inner, where)}) r GROUP BY ${list} ORDER BY total_tokens DESC, requests DESC, ${list}`;
+}
+
+/** A row of {@link usageSummarySql} (either driver: sums may be strings from PostgreSQL) → UsageSummaryRow. */
+export function toUsageSummaryRow(row: Record<string, unknown>, groupBy: readonly SummaryGroup[]): UsageSummaryRow {
+  const out: Record<string, unknown> = {};
+  for (const g of groupBy) out[g] = (row[g] as string | null | undefined) ?? null;
+  return {
+    ...out,
+    requests: Number(row.requests),
+    promptTokens: Number(row.prompt_tokens),
+    candidatesTokens: Number(row.candidates_tokens),
+    thoughtsTokens: Number(row.thoughts_tokens),
+    cachedTokens: Number(row.cached_tokens),
+    toolTokens: Number(row.tool_tokens),
+    totalTokens: Number(row.total_tokens),
+  };
 }
 
 /** The table listing decision entries whose final entry is not written yet. */
@@ -490,7 +578,10 @@ export const INSERT_COLUMNS = ['writer', 'seq', 'phase', 'written_ms', 'prev_has
 
 export function insertValues(entry: ChainedEntry): unknown[] {
   const c = entry.columns;
-  return [entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.prevHash, entry.hash, c.request_id, c.time_ms, c.principal, c.namespace, c.operation, c.permission, c.resource, c.decision, c.rule_id, c.status, entry.recordJson];
+  return [
+    entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.prevHash, entry.hash, c.request_id, c.time_ms, c.principal, c.namespace, c.operation, c.permission, c.resource, c.decision, c.rule_id, c.status,
+    c.model, c.prompt_tokens, c.candidates_tokens, c.thoughts_tokens, c.cached_tokens, c.tool_tokens, c.total_tokens, entry.recordJson,
+  ];
 }
 
 /** A stored row (either driver's shape: numbers may come back as strings from PostgreSQL BIGINT) → StoredEntry. */
@@ -516,6 +607,13 @@ export function rowToEntry(row: Record<string, unknown>): StoredEntry {
       decision: String(row.decision),
       rule_id: (row.rule_id as string | null) ?? null,
       status: num(row.status),
+      model: (row.model as string | null) ?? null,
+      prompt_tokens: num(row.prompt_tokens),
+      candidates_tokens: num(row.candidates_tokens),
+      thoughts_tokens: num(row.thoughts_tokens),
+      cached_tokens: num(row.cached_tokens),
+      tool_tokens: num(row.tool_tokens),
+      total_tokens: num(row.total_tokens),
     },
   };
 }

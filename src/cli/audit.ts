@@ -10,18 +10,19 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { formatRecords, formatSummary, parseFilters, type FilterName, type OutputFormat } from '../audit/query.js';
+import { formatRecords, formatSummary, formatUsageSummary, parseFilters, parseGroupBy, type FilterName, type OutputFormat } from '../audit/query.js';
 import { queryStoreOf } from '../audit/settings.js';
-import type { AuditStore, StoredRecord, SummaryRow } from '../audit/store.js';
+import type { AuditStore, StoredRecord, SummaryGroup, SummaryRow, UsageSummaryRow } from '../audit/store.js';
 import { loadOrReport, parse, UsageError } from './args.js';
 
 const USAGE = `Usage:
   kube-vertex-proxy audit query   --config FILE [filters] [--limit N] [--format table|json|csv]
-  kube-vertex-proxy audit summary --config FILE [filters] [--format table|json|csv]
+  kube-vertex-proxy audit summary --config FILE [filters] [--group-by principal|namespace|model[,…]] [--format table|json|csv]
   kube-vertex-proxy audit verify  --config FILE [--since T] [--until T]
 Filters: --principal P --namespace NS --permission PERM|PATTERN --operation OP --resource R|PATTERN
          --decision allow|deny --status CODE --rule ID --since T --until T
          (T: RFC 3339, epoch ms, or a duration ago: 90m, 24h, 7d; patterns use *)
+--group-by sums requests and tokens per group (without it: counts by principal, permission, decision).
 Instead of --config, --proxy URL --token-file FILE asks a running proxy (needs an audit.read grant).
 `;
 
@@ -82,8 +83,11 @@ async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<numb
     limit: { type: 'string' },
     proxy: { type: 'string' },
     'token-file': { type: 'string' },
+    'group-by': { type: 'string' },
     ...FILTER_OPTIONS,
   });
+  if (values['group-by'] !== undefined && kind !== 'summary') throw new UsageError('--group-by is for audit summary');
+  const groupBy = values['group-by'] === undefined ? undefined : parseGroupBy(values['group-by']);
   const format = (values.format ?? 'table') as OutputFormat;
   if (!['table', 'json', 'csv'].includes(format)) throw new UsageError('--format must be table, json or csv');
   const limit = values.limit === undefined ? Infinity : Number(values.limit);
@@ -96,13 +100,13 @@ async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<numb
   if (values.until !== undefined) filters.to = values.until;
   const query = parseFilters(filters, Date.now());
 
-  if (values.proxy !== undefined) return queryProxy(kind, values.proxy, values['token-file'], filters, format, limit);
+  if (values.proxy !== undefined) return queryProxy(kind, values.proxy, values['token-file'], filters, format, limit, groupBy);
 
   const store = await openConfiguredStore(values.config);
   if (store === undefined) return 1;
   try {
     if (kind === 'summary') {
-      process.stdout.write(formatSummary(await store.summary(query), format));
+      process.stdout.write(groupBy === undefined ? formatSummary(await store.summary(query), format) : formatUsageSummary(await store.usageSummary(query, groupBy), groupBy, format));
       return 0;
     }
     let cursor: string | undefined;
@@ -126,6 +130,7 @@ async function queryProxy(
   filters: Partial<Record<FilterName, string>>,
   format: OutputFormat,
   limit: number,
+  groupBy: SummaryGroup[] | undefined,
 ): Promise<number> {
   if (tokenFile === undefined) throw new UsageError('--proxy needs --token-file FILE (a Kubernetes service-account token with an audit.read grant)');
   const token = (await readFile(tokenFile, 'utf8')).trim();
@@ -140,8 +145,9 @@ async function queryProxy(
   };
   const params = new URLSearchParams(Object.entries(filters) as Array<[string, string]>);
   if (kind === 'summary') {
+    if (groupBy !== undefined) params.set('groupBy', groupBy.join(','));
     const body = await get('/audit/v1/summary', params);
-    process.stdout.write(formatSummary(body.rows as SummaryRow[], format));
+    process.stdout.write(groupBy === undefined ? formatSummary(body.rows as SummaryRow[], format) : formatUsageSummary(body.rows as UsageSummaryRow[], groupBy, format));
     return 0;
   }
   let shown = 0;

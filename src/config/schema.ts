@@ -41,6 +41,23 @@ export const ServerSchema = strictObject(
       '300s',
       'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
     ),
+    bodyIdleTimeout: Duration(
+      '10s',
+      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit (requestTimeout still applies).',
+    ),
+    maxInFlightPerCaller: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+    }),
+    drainPeriod: Duration(
+      '0s',
+      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart\'s preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
+    ),
+    readyzDetails: Type.Boolean({
+      default: false,
+      description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
+    }),
   },
   'Listeners.',
   {},
@@ -74,6 +91,13 @@ export const IssuerSchema = strictObject(
       description: 'Accepted signature algorithms (asymmetric only).',
     }),
     maxTokenLifetime: Duration('48h', 'Tokens whose exp - iat exceeds this are refused (long-lived legacy tokens).'),
+    caFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "PEM bundle of the CAs trusted for this issuer's discovery and JWKS fetches only (instead of the system CAs), for an issuer served with a private CA such as a self-managed cluster's API server. In a pod the service-account CA, `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, is the usual value. Relative to the config file.",
+      }),
+    ),
   },
   'A trusted token issuer.',
 );
@@ -284,12 +308,18 @@ export const PolicyRuleSchema = strictObject(
         ),
         namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
         namespaceSelector: Type.Optional(LabelSelectorSchema),
+        googleEmails: Type.Optional(
+          Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), {
+            minItems: 1,
+            description: 'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
+          }),
+        ),
       },
       'Who the rule is about. Every matcher given must match (AND); at least one is required. List several rules for OR.',
     ),
     permissions: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`).',
+      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
     }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
@@ -341,7 +371,7 @@ export const AuditSinkSchema = Type.Union(
     strictObject(
       {
         type: Type.Literal('postgres'),
-        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — prefer `urlFile` when the URL carries a password.' })),
+        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.' })),
         urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' })),
         table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,47}$', description: 'Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL\'s 63 (created, with its indexes, on start). Default: `kvp_audit_records`.' })),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
@@ -369,6 +399,20 @@ export const AuditSchema = strictObject(
     retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
     maxBatch: Type.Integer({ minimum: 1, maximum: 2000, default: 500, description: 'Most records in one transaction (one multi-row insert).' }),
     maxQueue: Type.Integer({ minimum: 1, default: 50_000, description: 'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.' }),
+    console: strictObject(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Serve the auditor\'s console at `/audit/ui/` on the data port (read-only; access by the policy\'s `audit.read` grants). Needs a durable store.' }),
+        iapAudience: Type.Optional(
+          Type.String({
+            pattern: '^/projects/[0-9]+/(global/backendServices|apps)/[A-Za-z0-9._-]+$',
+            description: 'Behind Identity-Aware Proxy: the `aud` of IAP\'s signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.',
+          }),
+        ),
+        iapJwksUri: Type.String({ default: 'https://www.gstatic.com/iap/verify/public_key-jwk', description: 'IAP\'s public keys (JWK set).' }),
+      },
+      'The auditor\'s console: the audit trail in a browser.',
+      {},
+    ),
   },
   'The audit trail: one record per request, allowed or not.',
   {},
@@ -389,7 +433,7 @@ export const CallbackRouteSchema = strictObject(
     ),
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` (`service-*@gcp-sa-aiplatform.iam.gserviceaccount.com`, `*@my-proj.iam.gserviceaccount.com`), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project\'s domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -398,7 +442,7 @@ export const CallbackRouteSchema = strictObject(
     }),
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
     timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
-    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.' })),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
@@ -436,6 +480,122 @@ export const CallbacksSchema = strictObject(
   {},
 );
 
+export const TracingSchema = strictObject(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
+    }),
+    endpoint: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: 'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
+      }),
+    ),
+    sampleRatio: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Share of new traces recorded (by trace id, so every service samples the same traces); a caller\'s sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.',
+      }),
+    ),
+    resourceAttributes: Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }), {
+      default: {},
+      description: 'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
+    }),
+  },
+  'OpenTelemetry tracing.',
+  {},
+);
+
+export const LimitRuleSchema = strictObject(
+  {
+    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique limit id; named in refusals (QuotaFailure), audit records and metrics.' }),
+    description: Type.Optional(Type.String()),
+    mode: Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
+      default: 'enforce',
+      description: '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit record), never refused.',
+    }),
+    subjects: PolicyRuleSchema.properties.subjects,
+    permissions: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Scope, in policy syntax (permissions, patterns or groups such as `generate`). Default: every operation.' }),
+    ),
+    resources: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Resource name patterns, in policy syntax. Default: any.' })),
+    per: Type.Union([Type.Literal('namespace'), Type.Literal('serviceAccount')], {
+      default: 'namespace',
+      description: 'The bucket: one budget per namespace, or one per service account (`namespace/name`).',
+    }),
+    requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests admitted per calendar minute (fixed window, UTC).' })),
+    concurrentRequests: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in flight at once (from admission until the response ends, streams included).' })),
+    tokensPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens (the responses\' reported totals) per calendar minute. Checked before forwarding against what is already charged; charged when the response ends.' })),
+    tokensPerDay: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar day (UTC).' })),
+    tokensPerMonth: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar month (UTC).' })),
+  },
+  'A limit: who it is about (policy subjects), which calls it counts (optional policy scope), the bucket, and the limits. Every matching rule applies.',
+);
+
+export const LimitsSchema = strictObject(
+  {
+    store: Type.Union(
+      [
+        strictObject({ type: Type.Literal('memory') }, 'Counters in this process: right for one replica only (N replicas would admit N times the limit).'),
+        strictObject(
+          {
+            type: Type.Literal('redis'),
+            url: Type.Optional(Type.String({ minLength: 1, description: '`redis://host:6379/0` or `rediss://…` (TLS) — prefer `urlFile` when it carries a password.' })),
+            urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the URL (a mounted Secret); read at start.' })),
+            keyPrefix: Type.Optional(Type.String({ maxLength: 64, description: 'Prefix of every key the proxy writes. Default: `kvp:limits:`.' })),
+            onUnavailable: Type.Optional(
+              Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], {
+                description: 'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by `kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
+              }),
+            ),
+            timeout: Type.Optional(Type.String({ pattern: '^[0-9]+(ms|s|m|h)$', description: 'Longest wait for Redis on a request\'s path; longer counts as unavailable. Default: `250ms`.' })),
+          },
+          'Counters in Redis (Memorystore for Redis in production), updated atomically by Lua scripts: every replica enforces one shared limit.',
+        ),
+      ],
+      { default: { type: 'memory' }, description: 'Where the counters live.' },
+    ),
+    rules: Type.Array(LimitRuleSchema, { default: [], description: 'Limit rules; every rule whose subjects and scope match a request applies to it.' }),
+  },
+  'Rate limits, concurrency limits and token budgets per namespace or service account.',
+  {},
+);
+
+export const UsageSchema = strictObject(
+  {
+    metricLabels: Type.Array(Type.Union([Type.Literal('namespace'), Type.Literal('serviceAccount')]), {
+      default: [],
+      uniqueItems: true,
+      description: 'Identity labels on the usage and limit metrics (`namespace`, `service_account`). Default: none (model and type only).',
+    }),
+    maxSeries: Type.Integer({
+      minimum: 1,
+      default: 500,
+      description: 'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` (`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
+    }),
+  },
+  'Token usage accounting (read from Vertex AI responses).',
+  {},
+);
+
+export const AttributionSchema = strictObject(
+  {
+    requestLabels: Type.Boolean({
+      default: false,
+      description: 'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
+    }),
+    jobLabels: Type.Boolean({
+      default: false,
+      description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
+    }),
+    requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: <request id>` upstream (the audit record\'s `requestId`), so Google\'s records and the audit record can be joined. A caller\'s own header of that name is never forwarded.' }),
+  },
+  'Attribution in Google\'s own records: every call reaches Vertex AI under the proxy\'s identity.',
+  {},
+);
+
 export const ConfigSchema = strictObject(
   {
     server: ServerSchema,
@@ -455,16 +615,10 @@ export const ConfigSchema = strictObject(
     ),
     audit: AuditSchema,
     callbacks: CallbacksSchema,
-    attribution: strictObject(
-      {
-        jobLabels: Type.Boolean({
-          default: false,
-          description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
-        }),
-      },
-      'Cost attribution.',
-      {},
-    ),
+    tracing: TracingSchema,
+    limits: LimitsSchema,
+    usage: UsageSchema,
+    attribution: AttributionSchema,
   },
   'kube-vertex-proxy configuration file.',
 );
@@ -476,8 +630,11 @@ export type CallbacksConfig = Static<typeof CallbacksSchema>;
 export type CallbackRouteConfig = Static<typeof CallbackRouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
+export type TracingConfig = Static<typeof TracingSchema>;
 export type JobConditionsConfig = Static<typeof JobConditionsSchema>;
 export type VertexIdentityConfig = Static<typeof VertexSchema>['identities'][number];
+export type LimitRule = Static<typeof LimitRuleSchema>;
+export type LimitsConfig = Static<typeof LimitsSchema>;
 
 /** Exposed for generators (docs reference, helm values schema). */
 export const schemas: Record<string, TSchema> = { ConfigSchema };

@@ -31,14 +31,23 @@ import type { TeamIdentities } from './identities.js';
 import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
+import { watchBodyProgress } from './body-progress.js';
+import { vertexSpanStart } from '../tracing/attributes.js';
+import type { TraceSpan } from '../tracing/tracing.js';
+import { usageFraming } from '../usage/operations.js';
+import { createUsageMeter, type UsageMeter } from '../usage/usage.js';
 
 export interface ForwardPluginOptions {
   readonly credential: UpstreamCredential;
   /** The connection pool to Vertex AI (undici Agent with timeouts set). */
   readonly dispatcher: Dispatcher;
   readonly bodyLimitBytes: number;
+  /** `server.bodyIdleTimeout`; 0 turns it off. */
+  readonly bodyIdleTimeoutMs?: number;
   /** `vertex.identities`: callers whose requests go upstream as their team's Google service account. */
   readonly identities?: TeamIdentities | undefined;
+  /** Send `X-Goog-Request-Reason: <request id>` upstream (attribution.requestReason). */
+  readonly requestReason?: boolean;
 }
 
 /** Classification already refused anything that is not a Vertex AI method. */
@@ -71,6 +80,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   #body: Readable | undefined;
   #started = false;
   #finished = false;
+  /** Reads token usage from the bytes as they pass, for operations that carry it. */
+  #meter: UsageMeter | undefined;
 
   constructor(request: FastifyRequest, reply: FastifyReply) {
     this.#request = request;
@@ -108,6 +119,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     const requestId = headers['x-goog-request-id'];
     if (typeof requestId === 'string' && requestId.length <= 256) ctx.upstreamRequestId = requestId;
     const out = downstreamResponseHeaders(headers);
+    if (statusCode >= 200 && statusCode < 300) {
+      const contentType = headers['content-type'];
+      const framing = usageFraming(ctx.operation, typeof contentType === 'string' ? contentType : undefined);
+      if (framing !== undefined) {
+        ctx.usage = { tokens: undefined, modelVersion: undefined };
+        this.#meter = createUsageMeter(framing, (usage) => (ctx.usage = usage));
+      }
+    }
     if (ctx.operation?.spec.longRunning === true) {
       this.#body = new Readable({ read: () => controller.resume() });
       this.#body.once('error', (error: Error) => {
@@ -129,12 +148,21 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       controller.pause();
       this.#res.once('drain', () => controller.resume());
     }
+    // After the write: the caller's bytes never wait for the accounting.
+    this.#meter?.push(chunk);
   }
 
   onResponseEnd(): void {
     this.#finished = true;
+    this.#finishUsage();
     if (this.#body !== undefined) this.#body.push(null);
     else if (this.#started) this.#res.end();
+  }
+
+  #finishUsage(): void {
+    if (this.#meter === undefined) return;
+    this.#request.kvp.usage = this.#meter.finish();
+    this.#meter = undefined;
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
@@ -146,6 +174,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     }
     // The response already started: all that is left is to end it early and say why in the audit record.
     this.#request.kvp.upstreamStreamError = error.message;
+    this.#finishUsage();
     if (this.#body !== undefined) this.#body.destroy(error);
     else this.#res.destroy();
   }
@@ -179,10 +208,23 @@ function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyRep
   // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
   if (body === null) delete headers['content-length'];
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
+  if (request.kvp.span !== undefined) traceUpstream(request, origin, headers);
   dispatcher.dispatch(
     { origin, path: request.url, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body },
     new UpstreamExchange(request, reply),
   );
+}
+
+/** The client span of the Vertex AI call (ended with the response), named as the parent in the `traceparent` sent up. */
+function traceUpstream(request: FastifyRequest, origin: string, headers: OutgoingHttpHeaders): void {
+  const parent = request.kvp.span as TraceSpan;
+  let span = parent;
+  if (parent.sampled) {
+    const { name, attributes } = vertexSpanStart(request.kvp.operation, request.method, origin, headers.host as string);
+    span = parent.child(name, 'client', attributes);
+  }
+  request.kvp.upstreamSpan = span;
+  span.inject(headers);
 }
 
 function identityUnavailable(): ProxyError {
@@ -190,7 +232,7 @@ function identityUnavailable(): ProxyError {
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
-  async (app, { credential, dispatcher, bodyLimitBytes, identities }) => {
+  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0, identities, requestReason = false }) => {
     const upstreamAuthorization = new WeakMap<FastifyRequest, string>();
 
     app.addHook('onRequest', (request, _reply, done) => {
@@ -230,13 +272,15 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      done(null, limitChunkedBody(request, payload, bodyLimitBytes) as typeof payload);
+      done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {
       const origin = request.kvp.upstreamBase as string;
       const headers = upstreamRequestHeaders(request.headers, upstreamAuthorization.get(request) as string);
       upstreamAuthorization.delete(request);
+      // Google's records then name the request the audit record is keyed by (the caller's own x-goog-* headers were dropped).
+      if (requestReason) headers['x-goog-request-reason'] = request.id;
       // The path and query go up exactly as the caller sent them: classification
       // already refused every path that is not a canonical Vertex AI method.
       dispatchUpstream(dispatcher, request, reply, origin, headers);

@@ -7,6 +7,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { compileCallers } from '../callbacks/callers.js';
 import type { PolicyRule } from '../config/schema.js';
 import { OPERATION_GROUPS } from '../vertex/operation.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
@@ -54,6 +55,11 @@ export interface PolicyContext {
  *     `DoesNotExist`); `{}` matches every known namespace. When the
  *     namespace is unknown to the label source (`labels` undefined) a
  *     selector never matches: not `{}`, not `NotIn`, not `DoesNotExist`.
+ *   - `googleEmails`: the subject is a Google account (`googleEmail` set)
+ *     and any entry matches its email, case-insensitively: an exact email,
+ *     or a pattern whose `*` stands for any run of characters before the
+ *     `@`. Such a rule matches no Kubernetes subject, and no rule without
+ *     `googleEmails` matches a Google subject.
  * - **permissions**: any entry matches: a group name (no dot, no `*`) that is
  *   in `action.groups`, an exact permission equal to `action.permission`, or
  *   a pattern over `action.permission` where `*` matches any run of
@@ -148,9 +154,19 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     if (first === undefined) firstIndexOfId.set(rule.id, i);
     else report(`${at}.id`, `duplicate rule id "${rule.id}" (first used by policy.rules[${first}])`);
 
-    const { serviceAccounts, namespaces, namespaceSelector } = rule.subjects;
-    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined) {
+    const { serviceAccounts, namespaces, namespaceSelector, googleEmails } = rule.subjects;
+    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined && googleEmails === undefined) {
       report(`${at}.subjects`, 'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. serviceAccounts: ["*/*"])');
+    }
+    if (googleEmails !== undefined) {
+      if (serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined) {
+        report(`${at}.subjects.googleEmails`, 'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a Kubernetes service account, never both (write two rules)');
+      }
+      checkNonEmpty(googleEmails, `${at}.subjects.googleEmails`, report);
+      for (const problem of compileCallers(googleEmails).problems) {
+        if (googleEmails[problem.index]?.includes('@') !== true) report(`${at}.subjects.googleEmails[${problem.index}]`, 'must be an email or an email pattern');
+        else report(`${at}.subjects.googleEmails[${problem.index}]`, problem.message);
+      }
     }
     checkNonEmpty(serviceAccounts, `${at}.subjects.serviceAccounts`, report);
     serviceAccounts?.forEach((pattern, j) => {

@@ -17,6 +17,12 @@
  * - `GET …/endpoints/E`; `POST|GET …/customJobs`; `GET|DELETE …/customJobs/J`;
  *   `POST …/customJobs/J:cancel`; `GET …/operations/O` (also nested under a resource,
  *   and under `/ui/`, where the client libraries poll long-running operations)
+ * - every other method of the generated operation table under
+ *   `projects/P/locations/L` (`src/vertex/operations.generated.ts`): 200 with
+ *   `{}`, a long-running operation for the RPCs that return one (pollable
+ *   afterwards), the created job's name for job creates, and `{}` messages
+ *   for streaming ones. Enough to see any method reach Vertex AI through the
+ *   proxy; no state beyond the operations.
  *
  * Every method needs `Authorization: Bearer …` (401 in the real shape
  * otherwise). Streaming methods answer SSE (`data: {json}\r\n\r\n`) with
@@ -34,6 +40,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { classify } from '../vertex/classify.js';
+import type { Operation } from '../vertex/operation.js';
+import { RPCS } from '../vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';
 
@@ -57,6 +66,8 @@ export interface VertexStandInOptions {
   readonly streamDelayMs?: number;
   /** Publisher models (`google/gemini-2.5-flash` or just the model id) that exist; others get the real 404. Default: all exist. */
   readonly publisherModels?: readonly string[];
+  /** Keep each request's body in {@link RecordedRequest.body}. Default false (bodies can be large). */
+  readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
   /**
@@ -66,6 +77,8 @@ export interface VertexStandInOptions {
    * `Host` (the shared regional host does not serve a dedicated endpoint).
    */
   readonly dedicatedEndpoints?: Readonly<Record<string, string>>;
+  /** Thinking tokens the model reports (`thoughtsTokenCount`, included in the total). Default 0: not reported. */
+  readonly thoughtsTokens?: number;
 }
 
 /** One request as the stand-in received it. */
@@ -78,8 +91,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
-  /** The body exactly as received. */
-  readonly body: Buffer;
+  /** The body itself, only when the stand-in was started with `recordBodies` (tests that check bytes). */
+  readonly body?: Buffer;
   readonly receivedAt: number;
 }
 
@@ -94,6 +107,7 @@ export interface VertexStandIn {
   delayResponseMs: number;
   streamChunks: number;
   streamDelayMs: number;
+  thoughtsTokens: number;
   /**
    * The next `times` requests (default 1) that pass the credential check answer
    * `httpStatus` in Google's envelope; `error` overrides the canonical status,
@@ -167,6 +181,8 @@ const DEFAULT_TEXT = 'This answer comes from the Vertex AI stand-in running on l
 const NOT_FOUND: StandInError = { status: 'NOT_FOUND', message: 'Requested entity was not found.' };
 const INVALID_JSON: StandInError = { status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received. Unexpected token.' };
 const JSON_CONTENT_TYPE = 'application/json; charset=UTF-8';
+/** `v1.DatasetService.CreateDataset`: the RPCs whose response is a google.longrunning.Operation. */
+const RETURNS_OPERATION: ReadonlySet<string> = new Set(RPCS.filter((rpc) => rpc.longRunning).map((rpc) => `${rpc.version}.${rpc.service}.${rpc.rpc}`));
 
 /**
  * Starts the Vertex AI stand-in.
@@ -203,7 +219,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
-      body,
+      ...(options.recordBodies === true ? { body } : {}),
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
@@ -249,8 +265,19 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       res.end(text);
     };
 
+    if (route.chat === true) {
+      const request = parseJson(body);
+      if (request === undefined) sendGoogleError(res, INVALID_JSON);
+      else await answerChat(res, request);
+      return;
+    }
     if (route.admin !== undefined) {
       answerAdmin(req.method ?? '', route.admin, body, res, send);
+      return;
+    }
+    if (route.generic !== undefined) {
+      if (route.generic.spec.streaming) await stream(res, [{}, {}, {}], url.searchParams.get('alt') === 'sse', pretty);
+      else send(answerGeneric(route.generic));
       return;
     }
     if (route.target !== undefined) {
@@ -337,6 +364,33 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     } else {
       send(job);
     }
+  }
+
+  /** Any other method of the table: a plausible empty answer (see the module comment). */
+  function answerGeneric(operation: Operation): Json {
+    const { spec, version, location } = operation;
+    const name = operation.resource.replace(/^projects\/[^/]+/, `projects/${projectNumber}`);
+    if (spec.protoPackage === 'google.longrunning') {
+      if (spec.rpc === 'GetOperation' || spec.rpc === 'WaitOperation') {
+        return operations.get(name.replace(/^projects\/[^/]+\//, '')) ?? { name, done: true };
+      }
+      return {};
+    }
+    const now = timestamp();
+    if (RETURNS_OPERATION.has(operation.methodName.replace('google.cloud.aiplatform.', ''))) {
+      return standIn.addOperation(`projects/${projectNumber}/locations/${location ?? 'global'}/operations/${numericId(19)}`, {
+        metadata: {
+          '@type': `type.googleapis.com/google.cloud.aiplatform.${version}.GenericOperationMetadata`,
+          createTime: now,
+          updateTime: now,
+        },
+        done: true,
+        response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      });
+    }
+    // A created job is itself the long-running handle: its name and a first state.
+    if (spec.longRunning) return { name: `${name}/${numericId(19)}`, state: 'JOB_STATE_PENDING', createTime: now, updateTime: now };
+    return {};
   }
 
   function createCustomJob(location: string, request: Json): Json {
@@ -473,7 +527,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
           usageMetadata: {
             promptTokenCount: promptTokens,
             candidatesTokenCount: candidateTokens,
-            totalTokenCount: promptTokens + candidateTokens,
+            ...(standIn.thoughtsTokens > 0 && { thoughtsTokenCount: standIn.thoughtsTokens }),
+            totalTokenCount: promptTokens + candidateTokens + standIn.thoughtsTokens,
             trafficType: 'ON_DEMAND',
             promptTokensDetails: [{ modality: 'TEXT', tokenCount: promptTokens }],
             candidatesTokensDetails: [{ modality: 'TEXT', tokenCount: candidateTokens }],
@@ -484,6 +539,40 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         responseId,
       };
     });
+  }
+
+  /**
+   * OpenAI-compatible chat completions: a `chat.completion`, or with
+   * `"stream": true` `data: {chunk}\n\n` events and `data: [DONE]`; with
+   * `stream_options.include_usage` every chunk carries `"usage": null` and a
+   * last chunk with no choices carries the usage.
+   */
+  async function answerChat(res: ServerResponse, request: Json): Promise<void> {
+    const model = typeof request['model'] === 'string' ? request['model'] : 'google/gemini-2.5-flash';
+    const messages = Array.isArray(request['messages']) ? (request['messages'] as Json[]) : [];
+    const promptTokens = Math.max(1, words(messages.map((m) => (typeof m['content'] === 'string' ? m['content'] : '')).join(' ')).length);
+    const completionTokens = words(responseText).length;
+    const usage = { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+    const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
+    const created = Math.floor(Date.now() / 1000);
+    if (request['stream'] !== true) {
+      const text = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: responseText }, finish_reason: 'stop' }], usage });
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+      res.end(text);
+      return;
+    }
+    const includeUsage = (request['stream_options'] as Json | undefined)?.['include_usage'] === true;
+    res.writeHead(200, { 'Content-Type': 'text/event-stream' });
+    const pieces = splitText(responseText, Math.max(1, standIn.streamChunks));
+    for (const [i, piece] of pieces.entries()) {
+      if (i > 0 && !(await pause(standIn.streamDelayMs))) return;
+      if (res.destroyed) return;
+      const last = i === pieces.length - 1;
+      const chunk = { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { ...(i === 0 && { role: 'assistant' }), content: piece }, ...(last && { finish_reason: 'stop' }) }], ...(includeUsage && { usage: null }) };
+      res.write(`data: ${JSON.stringify(chunk)}\n\n`);
+    }
+    if (includeUsage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`);
+    res.end('data: [DONE]\n\n');
   }
 
   function streamingPredictChunks(): Json[] {
@@ -552,6 +641,9 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       r = /^publishers\/([^/:]+)\/models\/([^/:]+):(\w+)$/.exec(path);
       if (r && LOCATIONLESS_VERBS.has(r[3]!)) return predictionRoute(version, undefined, undefined, 'publisherModel', r[2]!, r[1], r[3]!);
     }
+    if (method === 'POST' && version === 'v1beta1' && /^projects\/[^/:]+\/locations\/[^/:]+\/endpoints\/openapi\/chat\/completions$/.test(path)) {
+      return { rpc: 'google.cloud.aiplatform.v1beta1.PredictionService.ChatCompletions', chat: true };
+    }
     r = /^projects\/([^/:]+)\/locations\/([^/:]+)\/(.+)$/.exec(path);
     if (!r) return undefined;
     const [, , location, rest] = r as unknown as [string, string, string, string];
@@ -574,7 +666,19 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       return undefined;
     }
     if (method === 'GET' && /^(?:[^/:]+\/[^/:]+\/)?operations\/[^/:]+$/.test(rest)) return operationRoute(version, location, rest);
-    return undefined;
+    return genericRoute(method, pathname);
+  }
+
+  function genericRoute(method: string, pathname: string): Route | undefined {
+    let operation: Operation;
+    try {
+      operation = classify(method, pathname);
+    } catch {
+      return undefined;
+    }
+    // The proxy never forwards the express-mode forms; the stand-in does not pretend to serve them.
+    if (operation.project === null || operation.location === null) return undefined;
+    return { rpc: operation.methodName, generic: operation };
   }
 
   function operationRoute(version: 'v1' | 'v1beta1', location: string, operationPath: string): Route {
@@ -616,6 +720,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     streamChunks: options.streamChunks ?? 3,
     streamDelayMs: options.streamDelayMs ?? 0,
     dedicatedEndpoints: new Map(Object.entries(options.dedicatedEndpoints ?? {})),
+    thoughtsTokens: options.thoughtsTokens ?? 0,
     failNext(httpStatus, times = 1, error = {}) {
       failures.push({ httpStatus, remaining: times, error });
     },
@@ -656,6 +761,10 @@ interface Route {
   readonly rpc: string;
   readonly target?: Target;
   readonly admin?: AdminRoute;
+  /** Any other method of the operation table. */
+  readonly generic?: Operation;
+  /** The OpenAI-compatible chat completions endpoint (`endpoints/openapi/chat/completions`). */
+  readonly chat?: true;
 }
 
 /** The real 401 (vertex-operations §4.1), naming the RPC that was called. */

@@ -79,13 +79,13 @@ export function runToolAsync(command: string, args: readonly string[], options: 
   });
 }
 
-/** The venv with google-cloud-aiplatform that `.ci/run` prepares for the Python example. */
+/** The venv with google-cloud-aiplatform and google-genai that `.ci/run` prepares for the Python examples. */
 export function findPythonExamplesInterpreter(): string {
   const venv = process.env.KVP_PYTHON_VENV ?? join(homedir(), '.cache', 'kube-vertex-proxy', 'python-examples');
   const python = join(venv, 'bin', 'python');
-  const probe = existsSync(python) ? spawnSync(python, ['-c', 'import google.cloud.aiplatform_v1'], { encoding: 'utf8' }) : undefined;
+  const probe = existsSync(python) ? spawnSync(python, ['-c', 'import google.cloud.aiplatform_v1, google.genai'], { encoding: 'utf8' }) : undefined;
   if (probe?.status === 0) return python;
   throw new Error(
-    `no Python with google-cloud-aiplatform at ${venv}: create it with \`python3 -m venv ${venv} && ${venv}/bin/pip install google-cloud-aiplatform==2.7.0\` (.ci/run does)`,
+    `no Python with google-cloud-aiplatform and google-genai at ${venv}: create it with \`python3 -m venv ${venv} && ${venv}/bin/pip install google-cloud-aiplatform==2.7.0 google-genai==2.34.0\` (.ci/run does)`,
   );
 }

@@ -181,6 +181,39 @@ describe('example caller manifests', () => {
   });
 });
 
+/** The caller manifest's pieces the Python run below depends on. */
+function callerProgram(): { script: string; sdkPin: string; pod: Record<string, any> } {
+  const caller = parseKubeYaml(readFileSync(join(DEPLOY, 'examples', 'caller-deployment.yaml'), 'utf8'));
+  const configMap = caller.find((o) => o.kind === 'ConfigMap') as KubeObject & { data: Record<string, string> };
+  const pod = (caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } }).spec.template.spec;
+  const install = (pod.initContainers as Array<{ command: string[] }>)[0]!.command;
+  return { script: configMap.data['predict.py'] as string, sdkPin: install.find((a) => a.startsWith('google-cloud-aiplatform==')) ?? '', pod };
+}
+
+describe('the example caller Deployment runs as shipped', () => {
+  it('carries predict.py verbatim in a ConfigMap mounted at /app, and runs it', () => {
+    const { script, pod } = callerProgram();
+    expect(script).toBe(readFileSync(join(DEPLOY, 'examples', 'python', 'predict.py'), 'utf8'));
+    const app = (pod.containers as Array<Record<string, any>>)[0]!;
+    expect(app.command.join(' ')).toContain('python /app/predict.py');
+    const programVolume = (pod.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.configMap !== undefined)!;
+    expect((app.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.name === programVolume.name)?.mountPath).toBe('/app');
+  });
+
+  it('installs the SDK version the tests run predict.py with (scripts/test-prerequisites.sh) where the app imports it from', () => {
+    const { sdkPin, pod } = callerProgram();
+    const prerequisites = readFileSync(join(REPO_ROOT, 'scripts', 'test-prerequisites.sh'), 'utf8');
+    expect(sdkPin).toMatch(/^google-cloud-aiplatform==\d+\.\d+\.\d+$/);
+    expect(prerequisites).toContain(`"${sdkPin}"`);
+    const init = (pod.initContainers as Array<{ command: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
+    const target = init.command[init.command.indexOf('--target') + 1];
+    const sdkVolume = init.volumeMounts.find((m) => m.mountPath === target)!.name;
+    const app = (pod.containers as Array<{ env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
+    const mountPath = app.volumeMounts.find((m) => m.name === sdkVolume)?.mountPath;
+    expect(app.env.find((e) => e.name === 'PYTHONPATH')?.value).toBe(mountPath);
+  });
+});
+
 describe('SDK and curl snippets, run through the real proxy', () => {
   let world: World;
   let dir: string;
@@ -227,7 +260,12 @@ describe('SDK and curl snippets, run through the real proxy', () => {
 
   it('Python (google-cloud-aiplatform, REST): predicts as ml/trainer, is denied as ml/intern', async () => {
     const python = findPythonExamplesInterpreter();
-    const script = join(DEPLOY, 'examples', 'python', 'predict.py');
+    // The program as the caller Deployment ships it (its ConfigMap), with the SDK version it installs.
+    const { script: shipped, sdkPin } = callerProgram();
+    const version = await runToolAsync(python, ['-c', 'import importlib.metadata as m; print(m.version("google-cloud-aiplatform"))'], {});
+    expect(`google-cloud-aiplatform==${version.stdout.trim()}`).toBe(sdkPin);
+    const script = join(dir, 'predict.py');
+    writeFileSync(script, shipped);
     const allowed = await runToolAsync(python, [script], { env: snippetEnv('trainer'), timeoutMs: 60_000 });
     expect(allowed.status, allowed.stderr).toBe(0);
     expect((JSON.parse(allowed.stdout) as { predictions: unknown[] }).predictions.length).toBeGreaterThan(0);

@@ -62,8 +62,8 @@ function customJob(jobSpec: Record<string, unknown> = {}, top: Record<string, un
 let world: World;
 let stamping: World;
 beforeAll(async () => {
-  world = await startWorld({ config: (defaults) => ({ ...defaults, policy: { rules: RULES } }) });
-  stamping = await startWorld({ config: (defaults) => ({ ...defaults, policy: { rules: RULES }, attribution: { jobLabels: true } }) });
+  world = await startWorld({ vertex: { recordBodies: true }, config: (defaults) => ({ ...defaults, policy: { rules: RULES } }) });
+  stamping = await startWorld({ vertex: { recordBodies: true }, config: (defaults) => ({ ...defaults, policy: { rules: RULES }, attribution: { jobLabels: true } }) });
 });
 afterAll(async () => {
   await Promise.all([world?.close(), stamping?.close()]);
@@ -85,7 +85,7 @@ describe('job conditions on a CustomJob', () => {
     const response = await world.call(`${LOC}/customJobs`, { body: text });
     expect(response.status).toBe(200);
     const sent = world.vertex.requests.slice(before).find((r) => r.method === 'POST');
-    expect(sent?.body.toString('utf8')).toBe(text);
+    expect(sent?.body?.toString('utf8')).toBe(text);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'customJobs.create' && e.kubeVertexProxy.status === 200);
     expect(entry.kubeVertexProxy).toMatchObject({ decision: 'allow', ruleId: 'ml-training' });
   });
@@ -160,7 +160,7 @@ describe('job conditions with the official Node client (REST, enums sent as numb
     const [job] = await jobs().createCustomJob({ parent, customJob: clientJob(2) });
     expect(job.name).toMatch(/\/customJobs\/\d+$/);
     // The client sent the accelerator type as its enum number; the proxy read it as NVIDIA_L4.
-    const sent = JSON.parse(world.vertex.requests.slice(before).find((r) => r.method === 'POST')?.body.toString('utf8') ?? '{}') as { jobSpec: { workerPoolSpecs: Array<{ machineSpec: { acceleratorType: unknown } }> } };
+    const sent = JSON.parse(world.vertex.requests.slice(before).find((r) => r.method === 'POST')?.body?.toString('utf8') ?? '{}') as { jobSpec: { workerPoolSpecs: Array<{ machineSpec: { acceleratorType: unknown } }> } };
     expect(sent.jobSpec.workerPoolSpecs[0]?.machineSpec.acceleratorType).toBe(11);
   });
 
@@ -221,9 +221,9 @@ describe('attribution.jobLabels', () => {
     const response = await stamping.call(`${LOC}/customJobs`, { body: JSON.stringify(job), token: stamping.token('ml', 'trainer') });
     expect(response.status).toBe(200);
     const sent = stamping.vertex.requests.slice(before).find((r) => r.method === 'POST');
-    const forwarded = JSON.parse(sent?.body.toString('utf8') ?? '{}') as Record<string, unknown>;
+    const forwarded = JSON.parse(sent?.body?.toString('utf8') ?? '{}') as Record<string, unknown>;
     expect(forwarded).toEqual({ ...job, labels: { team: 'ml', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' } });
-    expect(sent?.headers['content-length']).toBe(String(sent?.body.length));
+    expect(sent?.headers['content-length']).toBe(String(sent?.body?.length));
     // The job Vertex AI created carries them.
     expect(((await response.json()) as { labels?: Record<string, string> }).labels).toMatchObject({ 'kvp-namespace': 'ml' });
   });
@@ -232,6 +232,6 @@ describe('attribution.jobLabels', () => {
     const text = '{"instances": [ {} ] }';
     const before = stamping.vertex.requests.length;
     expect((await stamping.call(PREDICT_PATH, { body: text })).status).toBe(200);
-    expect(stamping.vertex.requests[before]?.body.toString('utf8')).toBe(text);
+    expect(stamping.vertex.requests[before]?.body?.toString('utf8')).toBe(text);
   });
 });
