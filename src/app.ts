@@ -160,7 +160,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     bodyRules.push(jobConditionsRule());
     if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
     if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
-    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
+    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {

@@ -130,7 +130,11 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
   };
 }
 
-/** Whether the rule matches, ignoring its mode and its body conditions (for dry-run rules and conditional allows). */
+/**
+ * Whether the rule's subjects and scope match, ignoring its effect, its mode
+ * and its body conditions: for dry-run rules, conditional allows, and limit
+ * rules (which reuse the policy's matchers).
+ */
 export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
   return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
 }
@@ -456,10 +460,3 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
   }
 }
 
-/**
- * Whether one compiled rule's subjects and scope match, regardless of its
- * effect: what limit rules (which reuse the policy's matchers) ask.
- */
-export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
-  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
-}

@@ -140,6 +140,16 @@ describe('one caller cannot exhaust the upstream pool', () => {
     expect((await world.call(PREDICT_PATH, { token: attacker, body: '{"instances":[]}' })).status).toBe(200);
   });
 
+  it('a body the inspect step reads whole (generateContent) stalls under the same timeout, and nothing is forwarded', async () => {
+    const before = seen.length;
+    const path = PREDICT_PATH.replace(/endpoints\/[0-9]+:predict$/, 'publishers/google/models/gemini-2.5-flash:generateContent');
+    const upload = await stalledUpload(path, world.token('ml', 'generator'));
+    const text = await upload.answer;
+    expect(statusOf(text)).toBe(408);
+    expect(text).toContain('ERR_REQUEST_TIMEOUT');
+    expect(seen.slice(before).filter((s) => s.url.includes(':generateContent'))).toEqual([]);
+  });
+
   it('callback routes: the same cap and the same body-progress timeout', async () => {
     const token = google.mintGoogleIdToken({ email: AGENT, audience: GOOGLE_AUDIENCE });
     const before = seen.length;
