@@ -227,6 +227,7 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
   add('Token-cache miss, RS256 verification', '< 250 µs', microOf('token-cache-miss-rs256')?.perOpUs, (v) => v < 250, us);
   add('Policy evaluation, 10,000 rules × 10,000 namespaces', '< 10 µs', microOf('policy-evaluate-10k')?.perOpUs, (v) => v < 10, (v) => `${round2(v)} µs`);
   add('100,000 cached tokens, heap', '< 100 MB', microOf('token-cache-memory-100k')?.bytes, (v) => v < 100e6, (v) => `${round1(v / 1e6)} MB`);
+  add('Request classification, whole operation table', '< 5 µs', microOf('classify-table')?.perOpUs, (v) => v < 5, (v) => `${round2(v)} µs`);
   const relaxed = get('audit-relaxed');
   const strict = get('audit-strict-sqlite');
   add('Strict audit on SQLite ÷ relaxed audit, throughput', '≥ 0.7×', relaxed && strict && relaxed.rps > 0 ? strict.rps / relaxed.rps : undefined, (v) => v >= 0.7, times);

@@ -16,6 +16,8 @@
  * @module
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -231,6 +233,8 @@ interface World {
   readonly metadata: MetadataStandIn;
   upstream: { url: string; process: Started };
   readonly files: BenchFiles;
+  /** An OTLP/HTTP receiver that accepts and discards spans (the tracing scenario's collector). */
+  readonly otlpSink: string;
 }
 
 interface BenchFiles {
@@ -438,6 +442,26 @@ async function startPostgres(world: World): Promise<Postgres | string> {
   }
 }
 
+// ───────────────────────── an OTLP receiver for the tracing scenario ─────────────────────────
+
+/** Accepts OTLP/HTTP exports and discards them: the collector's network round trip without a collector. */
+async function startOtlpSink(): Promise<{ url: string; close(): Promise<void> }> {
+  const server = createServer((req, res) => {
+    req.resume();
+    req.once('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((resolveListen) => server.listen(0, '127.0.0.1', resolveListen));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolveClose) => {
+        server.closeAllConnections();
+        server.close(() => resolveClose());
+      }),
+  };
+}
+
 // ───────────────────────── Redis for the shared-limit scenario ─────────────────────────
 
 /** A throw-away local Redis (the tests' helper), stopped with the run; a reason string when it cannot start. */
@@ -562,6 +586,13 @@ function scenarios(world: World): Scenario[] {
       ...fullPath('full-no-audit-line', 'Full path without any audit sink (diagnostic: the checks, metrics and forwarding alone)', { durability: 'relaxed', sinks: [] }),
       optIn: true,
     },
+    proxyScenario(
+      { id: 'full-tracing-1pct', title: 'Full path with OpenTelemetry tracing on, sampleRatio 0.01 (OTLP/HTTP to a discarding receiver)', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d, _dir, w) => ({ ...d, tracing: { enabled: true, endpoint: w.otlpSink, sampleRatio: 0.01 } }),
+      (w) => predictLoad(w, w.files.warmToken),
+      { checkFirst: true },
+    ),
     proxyScenario(
       { id: 'miss-rs256', title: 'Full path, every request a never-seen RS256 token', kind: 'proxy' },
       (w) => w.rsIssuer,
@@ -798,7 +829,8 @@ async function main(): Promise<void> {
     esWarmTokens: file('es-warm.txt', mint('miss-es256', esIssuer, 200, 'esw')),
     bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
   };
-  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files };
+  const otlpSink = await startOtlpSink();
+  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files, otlpSink: otlpSink.url };
 
   const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
@@ -867,7 +899,7 @@ async function main(): Promise<void> {
   process.stdout.write(markdown);
 
   await stopProcess(upstreamProcess);
-  await Promise.all([rsIssuer.close(), esIssuer.close(), metadata.close()]);
+  await Promise.all([rsIssuer.close(), esIssuer.close(), metadata.close(), otlpSink.close()]);
   rmSync(work, { recursive: true, force: true });
 }
 

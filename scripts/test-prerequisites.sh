@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Installs what `npm test` needs beyond npm packages, when it is missing:
 #   openssl, curl, shellcheck       (Debian)  TLS regression test, deploy/ examples, script checks
+#   chromium                        (Debian)  the audit console's end-to-end test (playwright-core drives it)
 #   PostgreSQL server binaries      (Debian)  the audit-store tests start a throwaway cluster
+#   etcd, kubectl                   (Debian: etcd-server, kubernetes-client) the Kubernetes API tests
+#   kube-apiserver                  (built from the Go module, scripts/build-kube-apiserver.sh) the same
+#   prometheus, promtool            (Debian)  the chart's alert rules (promtool check/test rules); a real scrape of /metrics
 #   redis-server                    (Debian)  the shared-limit tests start a throwaway Redis
 #   helm                            (go install) chart lint/template tests
 #   a Python venv with the Vertex AI SDK and google-genai (PyPI) the Python examples run through the proxy
@@ -13,7 +17,11 @@ missing=()
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+command -v kubectl >/dev/null 2>&1 || missing+=(kubernetes-client)
+{ command -v promtool && command -v prometheus; } >/dev/null 2>&1 || missing+=(prometheus)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 if ((${#missing[@]} > 0)); then
   if [[ $(id -u) -ne 0 ]]; then
@@ -47,3 +55,7 @@ if ! "$venv/bin/python" -c 'import google.cloud.aiplatform_v1, google.genai' >/d
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "google-cloud-aiplatform==2.7.0" "google-genai==2.34.0"
 fi
+
+# A real Kubernetes API server for the Kubernetes tests (test/helpers/kube-apiserver.ts): kube-apiserver at a
+# pinned version, built once from the Go module proxy into ~/.cache/kube-vertex-proxy/ (a few minutes, once).
+bash "$(dirname "${BASH_SOURCE[0]}")/build-kube-apiserver.sh" >/dev/null

@@ -21,26 +21,35 @@ import type { Duplex } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
-import { auditPlugin, createAuditStarter, type AuditListener } from './audit/plugin.js';
+import { auditPlugin, createAuditStarter, noteConnectionRefusal, type AuditListener } from './audit/plugin.js';
 import { authnPlugin } from './authn/plugin.js';
 import type { TokenVerifier } from './authn/verifier.js';
 import type { Settings } from './config/load.js';
 import { GOOGLE_ERROR_CONTENT_TYPE, ProxyError, toGoogleErrorBody, toProxyError } from './errors.js';
 import type { UpstreamCredential } from './forward/credentials.js';
 import { forwardPlugin } from './forward/plugin.js';
+import type { TeamIdentities } from './forward/identities.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
 import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
 import { authorizePlugin } from './policy/plugin.js';
 import { classifyPlugin } from './vertex/plugin.js';
+import { createBodyResourcesRule } from './vertex/body-resources.js';
+import type { EndpointHosts } from './vertex/endpoint-hosts.js';
+import { endpointHostsPlugin } from './vertex/endpoint-hosts-plugin.js';
 import { auditDurabilityPlugin } from './audit/durability-plugin.js';
 import type { BodyRule } from './inspect/body-rule.js';
 import { inspectPlugin } from './inspect/plugin.js';
+import { jobConditionsRule } from './policy/job-body-rule.js';
+import { jobLabelsRule } from './attribution/job-labels.js';
 import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
+import { InFlightLimiter, inFlightPlugin } from './forward/in-flight.js';
+import { consolePlugin, type ConsoleOptions } from './console/plugin.js';
+import type { Tracing } from './tracing/tracing.js';
 import type { Limiter } from './limits/limiter.js';
 import { limitsPlugin } from './limits/plugin.js';
 import { createRequestLabelsRule } from './usage/request-labels.js';
@@ -59,6 +68,16 @@ export interface ProxyDeps {
   readonly auditTrail?: AuditTrail | undefined;
   /** Present when callback routes are configured. */
   readonly callbacks?: CallbacksRuntime | undefined;
+  /** The per-caller in-flight cap shared by both route families (default: one from `server.maxInFlightPerCaller`). */
+  readonly inFlight?: InFlightLimiter;
+  /** Present when `audit.console.enabled`. */
+  readonly console?: Pick<ConsoleOptions, 'rules' | 'iap'> | undefined;
+  /** OpenTelemetry tracing (TRACING_OFF, or absent, when off). */
+  readonly tracing?: Tracing;
+  /** Present when `vertex.identities` maps callers to Google service accounts. */
+  readonly identities?: TeamIdentities | undefined;
+  /** Present when endpoints may have hosts of their own (`vertex.endpointHosts`, `vertex.endpointLookup`). */
+  readonly endpointHosts?: EndpointHosts | undefined;
   /** Present when limit rules are configured. */
   readonly limiter?: Limiter | undefined;
 }
@@ -68,6 +87,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     listeners: deps.auditListeners,
     direction: 'outbound',
     onListenerError: (error) => deps.logger.error({ err: error }, 'audit listener failed'),
+    ...(deps.tracing === undefined ? {} : { tracing: deps.tracing }),
   });
 
   const app = Fastify({
@@ -106,11 +126,14 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
 
   // Every request on the data port, whatever its route, gets a context and one audit record.
   await app.register(auditPlugin, { startAudit });
+  const inFlight = deps.inFlight ?? new InFlightLimiter(settings.server.maxInFlightPerCaller);
 
   // Cluster → Vertex AI. The steps' hooks are scoped to this context, so other
   // routes on the data port (audit API, callbacks) compose their own steps.
   await app.register(async function vertexApi(scope) {
     await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
+    // One caller cannot hold more than its share of requests (and so of the upstream pool).
+    await scope.register(inFlightPlugin, { limiter: inFlight });
     await scope.register(identityPlugin, { labels: deps.labels });
     await scope.register(classifyPlugin, {
       projects: settings.vertex.projects,
@@ -122,15 +145,30 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     // Rate limits, concurrency and token budgets: refused before the body is read.
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
+    // Dedicated and private endpoints: an allowed prediction call goes to its endpoint's own host.
+    await scope.register(endpointHostsPlugin, { endpointHosts: deps.endpointHosts });
+    // Checks that need the request body, in the order they run. With none, bodies stream untouched.
     const bodyRules: BodyRule[] = [];
+    // Resources a body names (chat model, cachedContent, batch model, tuning baseModel, deployedModel.model), authorized like the path's.
+    bodyRules.push(
+      createBodyResourcesRule({
+        policy: deps.policy,
+        ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
+        scope: settings.vertex,
+      }),
+    );
+    bodyRules.push(jobConditionsRule());
+    if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
     if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
-    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes });
+    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {
       credential: deps.credential,
       dispatcher: deps.dispatcher,
       bodyLimitBytes: settings.server.bodyLimitBytes,
+      bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
+      identities: deps.identities,
       requestReason: settings.config.attribution.requestReason,
     });
   });
@@ -143,10 +181,15 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     await scope.register(auditQueryRoutes, { store: deps.auditTrail?.queryStore });
   });
 
+  // Auditors in a browser (/audit/ui/): IAP or a Kubernetes token, the same `audit.read` grant and query functions.
+  if (deps.console !== undefined) {
+    await app.register(consolePlugin, { ...deps.console, store: deps.auditTrail?.queryStore, policy: deps.policy, verifier: deps.verifier, labels: deps.labels });
+  }
+
   // Vertex AI → the cluster: callback routes, Google ID tokens, in their own context.
   if (deps.callbacks !== undefined) {
     const { routes, signer, assertionHeader, dispatcher } = deps.callbacks;
-    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail });
+    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail, inFlight, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
   }
   return app;
 }
@@ -178,7 +221,7 @@ function requestTimeoutOptions(requestTimeoutMs: number): { connectionsCheckingI
  * limit, a request not received within `server.requestTimeout`): answered in
  * Google's error shape on the raw socket, which is then closed. A request
  * already being handled when its body times out is audited by its own
- * response's close (status 499: no response of ours started).
+ * response's close, with the answer written here (408 request-timeout).
  */
 function clientError(error: Error & { code?: string }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
@@ -189,6 +232,9 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
         ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', { httpStatus: 431, reason: 'headers-too-large' })
         : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
   if (socket.writable) {
+    // A timeout is the proxy's own decision about a live caller, who gets this answer. Protocol
+    // errors also come from callers that went away mid-request (EOF inside a body): those stay 499.
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') noteConnectionRefusal(socket, refusal);
     const body = JSON.stringify(toGoogleErrorBody(refusal, randomUUID()));
     socket.write(
       `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,

@@ -9,6 +9,8 @@
 import type { Principal } from './authn/principal.js';
 import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
+import type { TraceSpan } from './tracing/tracing.js';
+import type { DryRunOutcome, PendingJobCheck } from './policy/job-decision.js';
 import type { Operation } from './vertex/operation.js';
 import type { ResponseUsage } from './usage/usage.js';
 
@@ -40,6 +42,12 @@ export interface RequestContext {
   /** The operation or job name a long-running call's response named (read from its first bytes, never stored whole). */
   longRunningName: string | undefined;
   requestBytes: number;
+  /** Verdicts of the dry-run rules that matched (they never change `decision`). */
+  dryRun: DryRunOutcome[] | undefined;
+  /** Set by authorize when the decision (or a dry-run verdict) depends on the job spec in the body. */
+  pendingJobCheck: PendingJobCheck | undefined;
+  /** The Google service account the request went upstream as, when it was not the proxy's own (vertex.identities). */
+  upstreamIdentity: string | undefined;
   /** Token usage read from the response as it passed (operations that carry usage, 2xx only). */
   usage: ResponseUsage | undefined;
   /** The limit rules that applied to this request (ids, config order). */
@@ -50,6 +58,10 @@ export interface RequestContext {
   limitDryRunRefusals: readonly string[] | undefined;
   /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
   forwardBody: Buffer | undefined;
+  /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
+  span: TraceSpan | undefined;
+  /** The upstream call's client span, ended with the response. */
+  upstreamSpan: TraceSpan | undefined;
 }
 
 export function newRequestContext(): RequestContext {
@@ -72,11 +84,16 @@ export function newRequestContext(): RequestContext {
     upstreamRequestId: undefined,
     longRunningName: undefined,
     requestBytes: 0,
+    dryRun: undefined,
+    pendingJobCheck: undefined,
+    upstreamIdentity: undefined,
     usage: undefined,
     limitRules: undefined,
     limitRefusedBy: undefined,
     limitDryRunRefusals: undefined,
     forwardBody: undefined,
+    span: undefined,
+    upstreamSpan: undefined,
   };
 }
 

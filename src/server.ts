@@ -16,14 +16,21 @@ import { toCloudLoggingEntry } from './audit/cloud-logging.js';
 import type { AuditListener } from './audit/plugin.js';
 import type { AuditRecord } from './audit/record.js';
 import { openAuditTrail, type AuditTrail } from './audit/trail.js';
+import { FloodAggregator } from './audit/flood.js';
 import { TokenVerifier } from './authn/verifier.js';
 import { loadConfigFile, type Settings } from './config/load.js';
 import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
+import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
+import { aiplatformEndpointLookup, createEndpointHosts, DEDICATED_ENDPOINT_DOMAIN, type EndpointHosts } from './vertex/endpoint-hosts.js';
+import { DEFAULT_UPSTREAM_TEMPLATE } from './vertex/upstream.js';
+import { parseDuration } from './config/units.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
 import { createMetrics } from './metrics/metrics.js';
+import { createIapVerifier } from './console/iap.js';
+import { createTracing } from './tracing/tracing.js';
 import { startLimits, type LimitRuntime } from './limits/runtime.js';
 import { createUsageMetrics } from './usage/metrics.js';
 
@@ -44,7 +51,11 @@ export interface StartOptions {
 
 export async function startProxy(settings: Settings, options: StartOptions): Promise<RunningProxy> {
   const { logger } = options;
+  // Off (the default): the OpenTelemetry SDK is not even loaded.
+  const tracing = await createTracing(settings.config.tracing, process.env, logger);
   const registry = new Registry();
+  // prom-client takes exemplars only on an OpenMetrics registry; /metrics still answers in either format (metrics/exposition.ts).
+  if (tracing.enabled) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
   collectDefaultMetrics({ register: registry });
 
   let metricsRef: ReturnType<typeof createMetrics> | undefined;
@@ -62,8 +73,11 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     jwksFetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
     onJwksFetch: (issuer, result, error) => {
       metricsRef?.jwksFetch(issuer, result);
-      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message }, 'issuer key set fetch failed; keeping the last good keys');
+      // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
+      const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message, ...(cause === undefined ? {} : { cause }) }, 'issuer key set fetch failed; keeping the last good keys');
     },
+    onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {
@@ -72,6 +86,36 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       else logger.debug('Google access token refreshed');
     },
   });
+  const identities: TeamIdentities | undefined =
+    settings.config.vertex.identities.length === 0
+      ? undefined
+      : createTeamIdentities({
+          identities: settings.config.vertex.identities,
+          endpoint: settings.config.vertex.iamCredentialsEndpoint,
+          onRefresh: (serviceAccount, result, error) => {
+            metricsRef?.identityRefresh(serviceAccount, result);
+            if (result === 'error') logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
+          },
+        });
+  const { endpointHosts: pinnedHosts, endpointLookup } = settings.config.vertex;
+  const endpointLookupClient = endpointLookup.enabled ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location)) : undefined;
+  const endpointHosts: EndpointHosts | undefined =
+    Object.keys(pinnedHosts).length === 0 && !endpointLookup.enabled
+      ? undefined
+      : createEndpointHosts({
+          pinned: new Map(Object.entries(pinnedHosts).map(([resource, url]) => [resource, new URL(url).origin])),
+          lookup: endpointLookupClient?.lookup,
+          ttlMs: parseDuration(endpointLookup.ttl),
+          maxEntries: endpointLookup.maxEntries,
+          timeoutMs: parseDuration(endpointLookup.timeout),
+          protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
+          // Against Google's own hosts, a dedicated host must be in Google's dedicated-endpoint domain.
+          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) } : {}),
+          onLookup: (result, error) => {
+            metricsRef?.endpointLookup(result);
+            if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
+          },
+        });
   verifierRef = verifier;
   const labels: NamespaceLabelSource = kube.labels;
   const reloader = new PolicyReloader({
@@ -91,7 +135,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
     policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
     auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-  });
+    credentialAvailable: () => credential.authorization() !== undefined,
+  }, { exemplars: tracing.enabled });
   metricsRef = metrics;
   const usageMetrics = createUsageMetrics(registry, { metricLabels: settings.config.usage.metricLabels, maxSeries: settings.config.usage.maxSeries });
   // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
@@ -102,11 +147,15 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       ? undefined
       : await openAuditTrail(settings.audit, logger, { batch: metrics.auditBatch, refused: metrics.auditRefused, dropped: metrics.auditDropped });
 
+  const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
+  flood?.start();
+
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
     ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
-    ...(auditTrail === undefined ? [] : [(record: AuditRecord) => auditTrail.recordFinal(record)]),
+    // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
+    ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
     (record) => usageMetrics.observe(record),
   ];
@@ -121,15 +170,30 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let shuttingDown = false;
   // Callback routes: the assertion key is loaded (or generated) before anything listens.
   const callbacks = await startCallbacks(settings);
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, limiter: limits?.limiter });
+  const consoleSettings = settings.audit.console;
+  const auditConsole =
+    consoleSettings?.enabled === true
+      ? {
+          rules: () => reloader.current.rules ?? [],
+          iap:
+            consoleSettings.iapAudience === undefined
+              ? undefined
+              : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
+        }
+      : undefined;
+  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts, limiter: limits?.limiter });
   const adminApp = await buildAdminApp({
     logger,
     registry,
     shuttingDown: () => shuttingDown,
+    readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
       ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
+      // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
+      ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
+      ...(endpointLookupClient === undefined ? [] : [{ name: 'endpoint-lookup', ready: endpointLookupClient.ready(), detail: {} }]),
       ...kube.readiness(),
       // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
       { name: 'policy', ready: true, detail: { ...reloader.status() } },
@@ -142,6 +206,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   void kube.start();
   reloader.start();
   await credential.start();
+  identities?.start();
+  endpointLookupClient?.start();
 
   await adminApp.listen({ host: settings.server.adminHost, port: settings.server.adminPort });
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });
@@ -154,18 +220,27 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     adminAddress,
     reload: () => reloader.reload('signal'),
     async close() {
+      // Readiness fails from here on; requests are still accepted and served for the drain period.
       shuttingDown = true;
+      if (settings.server.drainPeriodMs > 0) {
+        logger.info({ drainPeriodMs: settings.server.drainPeriodMs }, 'draining: /readyz fails, still serving');
+        await new Promise((resolve) => setTimeout(resolve, settings.server.drainPeriodMs));
+      }
       await closeWithGrace(proxyApp, settings.server.shutdownGraceMs, logger);
       await adminApp.close();
       reloader.stop();
       kube.stop();
       verifier.stop();
       credential.stop();
+      identities?.stop();
       await dispatcher.close().catch(() => undefined);
       // After the data port drained: every record of a finished request is in the queue.
+      flood?.stop();
       await auditTrail?.close();
       await callbacks?.close();
       await limits?.close();
+      // Last: the spans of the drained requests are exported before the process exits.
+      await tracing.shutdown();
     },
   };
 }

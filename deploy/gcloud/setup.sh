@@ -16,10 +16,16 @@
 # service account also need --job-service-account (roles/iam.serviceAccountUser on that one
 # service account, never on the project).
 #
+# --team-identity NAMESPACE=GSA (repeatable) gives the callers of one namespace their own
+# Google identity: GSA (a name, or a full email) gets the role instead of sharing the
+# proxy's, and the proxy's identity gets roles/iam.serviceAccountTokenCreator on that one
+# account so it can impersonate it (vertex.identities). Vertex AI's IAM then bounds each
+# team, and Cloud Audit Logs name the team's account.
+#
 # Usage:
 #   deploy/gcloud/setup.sh --project PROJECT [--namespace vertex-system] [--ksa kube-vertex-proxy]
 #                          [--gsa vertex-proxy | --principal] [--role roles/aiplatform.user]
-#                          [--job-service-account SA_EMAIL] [--dry-run]
+#                          [--job-service-account SA_EMAIL] [--team-identity NAMESPACE=GSA ...] [--dry-run]
 # Re-running it is safe: existing resources are kept, bindings are idempotent.
 set -euo pipefail
 
@@ -31,6 +37,7 @@ principal=false
 role="roles/aiplatform.user"
 job_sa=""
 dry_run=false
+team_identities=()
 
 usage() {
   sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -46,6 +53,7 @@ while (($# > 0)); do
     --principal) principal=true; shift ;;
     --role) role="${2:?--role needs a value}"; shift 2 ;;
     --job-service-account) job_sa="${2:?--job-service-account needs a value}"; shift 2 ;;
+    --team-identity) team_identities+=("${2:?--team-identity needs NAMESPACE=GSA}"); shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h | --help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
@@ -101,6 +109,29 @@ if [[ -n "$job_sa" ]]; then
   run gcloud iam service-accounts add-iam-policy-binding "$job_sa" --project "$project" \
     --role roles/iam.serviceAccountUser --member "$member"
 fi
+
+for mapping in "${team_identities[@]}"; do
+  team_ns="${mapping%%=*}"
+  team_gsa="${mapping#*=}"
+  if [[ "$mapping" != *=* || ! "$team_ns" =~ ^[a-z0-9]([-a-z0-9]*[a-z0-9])?$ || -z "$team_gsa" ]]; then
+    echo "--team-identity: \"${mapping}\" is not NAMESPACE=GSA" >&2
+    exit 2
+  fi
+  [[ "$team_gsa" == *@* ]] || team_gsa="${team_gsa}@${project}.iam.gserviceaccount.com"
+  echo "== team identity for namespace ${team_ns}: ${team_gsa}"
+  if gcloud iam service-accounts describe "$team_gsa" --project "$project" >/dev/null 2>&1; then
+    echo "exists, kept"
+  else
+    run gcloud iam service-accounts create "${team_gsa%%@*}" --project "$project" \
+      --display-name "kube-vertex-proxy team ${team_ns}" \
+      --description "Vertex AI calls of namespace ${team_ns}, made by kube-vertex-proxy by impersonation"
+  fi
+  run gcloud projects add-iam-policy-binding "$project" --member "serviceAccount:${team_gsa}" --role "$role" --condition None
+  echo "== the proxy may mint tokens for ${team_gsa} (and only that account)"
+  run gcloud iam service-accounts add-iam-policy-binding "$team_gsa" --project "$project" \
+    --role roles/iam.serviceAccountTokenCreator --member "$member"
+  helm_values="${helm_values} --set teamIdentities.${team_ns}=${team_gsa}"
+done
 
 cat <<DONE
 

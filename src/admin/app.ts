@@ -9,6 +9,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createExposition, wantsOpenMetrics } from '../metrics/exposition.js';
 
 export interface ReadinessCheck {
   readonly name: string;
@@ -24,6 +25,8 @@ export interface AdminDeps {
   readonly shuttingDown: () => boolean;
   /** The callback identity assertion's public keys, served at `/.well-known/jwks.json` when callbacks are configured. */
   readonly jwks?: () => unknown;
+  /** Whether /readyz shows each check's detail (`server.readyzDetails`); off: names and ready flags only. */
+  readonly readyzDetails?: boolean;
 }
 
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
@@ -33,7 +36,9 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
     const checks = deps.readiness();
     const ready = !deps.shuttingDown() && checks.every((c) => c.ready);
     reply.code(ready ? 200 : 503);
-    return { status: ready ? 'ready' : 'not ready', shuttingDown: deps.shuttingDown(), checks };
+    // Key ids, policy problems and reload state are for operators, not for whoever can reach the port.
+    const shown = deps.readyzDetails === true ? checks : checks.map(({ name, ready: ok }) => ({ name, ready: ok }));
+    return { status: ready ? 'ready' : 'not ready', shuttingDown: deps.shuttingDown(), checks: shown };
   });
   const jwks = deps.jwks;
   if (jwks !== undefined) {
@@ -43,9 +48,11 @@ export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
       return JSON.stringify(jwks());
     });
   }
-  app.get('/metrics', async (_request, reply) => {
-    reply.type(deps.registry.contentType);
-    return deps.registry.metrics();
+  const exposition = createExposition(deps.registry);
+  app.get('/metrics', async (request, reply) => {
+    const { contentType, body } = await exposition(wantsOpenMetrics(request.headers.accept));
+    reply.type(contentType);
+    return body;
   });
   return app;
 }

@@ -73,7 +73,18 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
     responseStarted: false,
     endedAt: process.hrtime.bigint(),
   });
-  return trail.recordDecision(record).catch((error: unknown) => {
+  const span = request.kvp.span?.child('kvp.audit.commit', 'internal', { 'kvp.audit.durability': 'strict' });
+  const committed = trail.recordDecision(record);
+  if (span !== undefined) {
+    committed.then(
+      () => span.end(),
+      () => {
+        span.fail('ERR_AUDIT_UNAVAILABLE');
+        span.end();
+      },
+    );
+  }
+  return committed.catch((error: unknown) => {
     request.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; request refused');
     throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause: error, reason: 'audit-store-unavailable' });
   });

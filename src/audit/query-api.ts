@@ -8,8 +8,10 @@
  * Its steps, in its own encapsulated context (registered from app.ts):
  * authenticate (the same step as the Vertex AI path) → identify → classify
  * as the audit operation (`audit.records.list` / `audit.summary.get` on
- * resource `audit/records` / `audit/summary`) → authorize against the policy
- * for the permission `audit.read`. Every call gets its own audit record,
+ * resource `audit/records` / `audit/summary`, or `audit/namespaces/NS` when
+ * the query is filtered to the one namespace NS) → authorize against the
+ * policy for the permission `audit.read`. A grant with
+ * `resources: ["audit/namespaces/ml"]` thus reads ml's records only. Every call gets its own audit record,
  * like any data-port request.
  *
  * Errors: `ERR_AUDIT_INVALID_QUERY` (400) for a bad filter or page token,
@@ -26,7 +28,8 @@ import { denied } from '../policy/plugin.js';
 import type { Operation, OperationSpec } from '../vertex/operation.js';
 import { FILTER_NAMES, parseFilters, parseGroupBy, type FilterName } from './query.js';
 import { AUDIT_READ_PERMISSION } from './settings.js';
-import type { AuditStore, SummaryGroup } from './store.js';
+import type { RequestContext } from '../request-context.js';
+import type { AuditQuery, AuditStore, RecordPage, SummaryGroup, SummaryRow } from './store.js';
 
 const spec = (id: string, rpc: string): OperationSpec => ({
   id,
@@ -42,7 +45,8 @@ const spec = (id: string, rpc: string): OperationSpec => ({
   longRunning: false,
 });
 
-const operationFor = (id: string, rpc: string, resource: string): Operation => ({
+/** An audit-read operation (permission `audit.read`); the console's pages are classified with it too. */
+export const operationFor = (id: string, rpc: string, resource: string): Operation => ({
   spec: spec(id, rpc),
   version: 'v1',
   project: null,
@@ -64,20 +68,20 @@ export interface AuditApiOptions {
   readonly policy: () => CompiledPolicy;
 }
 
-function invalid(message: string): ProxyError {
+export function invalid(message: string): ProxyError {
   return new ProxyError('ERR_AUDIT_INVALID_QUERY', 'INVALID_ARGUMENT', message, { reason: 'invalid-audit-query' });
 }
 
-function unavailable(cause?: unknown): ProxyError {
+export function unavailable(cause?: unknown): ProxyError {
   return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
 }
 
 /** Classify + authorize for the audit routes: the policy decides who may read the trail. */
-export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'>>(
-  async (app, { policy }) => {
+export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }>(
+  async (app, { policy, routeOf }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const path = request.url.split('?', 1)[0] as string;
-      const operation = ROUTES[path];
+      const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
       if (operation === undefined) return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
       request.kvp.operation = operation;
@@ -85,22 +89,62 @@ export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'>>(
         return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
       }
       const current = policy();
-      const decision = current.evaluate(subject, {
-        operationId: operation.spec.id,
-        permission: operation.spec.permission,
-        groups: operation.spec.groups,
-        resource: operation.resource,
-        project: null,
-        location: null,
-      });
+      const evaluate = (resource: string) =>
+        current.evaluate(subject, {
+          operationId: operation.spec.id,
+          permission: operation.spec.permission,
+          groups: operation.spec.groups,
+          resource,
+          project: null,
+          location: null,
+        });
+      // A query filtered to one namespace asks first for that namespace's records
+      // (`audit/namespaces/NS`); a grant of the whole trail (`audit/records`,
+      // `audit/summary`) covers it too, unless a rule denies the namespace.
+      const namespace = scopedNamespace(request.query);
+      let scoped = operation;
+      let decision = evaluate(operation.resource);
+      if (namespace !== undefined) {
+        const resource = namespaceResource(namespace);
+        const forNamespace = evaluate(resource);
+        if (forNamespace.allowed || forNamespace.ruleId !== null || !decision.allowed) {
+          decision = forNamespace;
+          scoped = { ...operation, resource };
+        }
+      }
+      request.kvp.operation = scoped;
       request.kvp.decision = decision;
       request.kvp.policyVersion = current.version;
-      if (!decision.allowed) return done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
+      if (!decision.allowed) {
+        const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
+        return done(
+          namespace === undefined
+            ? new ProxyError(refusal.code, refusal.status, `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`, {
+                reason: refusal.reason,
+                ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
+              })
+            : refusal,
+        );
+      }
       done();
     });
   },
   { name: 'kvp-audit-access', fastify: '5.x', dependencies: ['kvp-identity'] },
 );
+
+/** Kubernetes namespace names (RFC 1123 labels): nothing else names a namespace resource. */
+const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** The one namespace a query is filtered to (an exact, valid name), or undefined. */
+function scopedNamespace(query: unknown): string | undefined {
+  const value = (query as Record<string, unknown> | undefined)?.namespace;
+  return typeof value === 'string' && NAMESPACE_NAME.test(value) ? value : undefined;
+}
+
+/** The resource an audit-read grant names to cover one namespace's records. */
+export function namespaceResource(namespace: string): string {
+  return `audit/namespaces/${namespace}`;
+}
 
 function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined; groupBy: string | undefined } {
   const raw = request.query as Record<string, string | string[] | undefined>;
@@ -126,6 +170,32 @@ function readParams(request: FastifyRequest): { filters: Partial<Record<FilterNa
   return { filters, pageSize, pageToken, groupBy };
 }
 
+/**
+ * The one read path of the trail: the query API below and the audit console
+ * both read through these, after {@link auditAccessPlugin} allowed the read
+ * (`context` carries that decision, so a grant narrower than the whole
+ * trail applies to both alike).
+ */
+export async function queryRecords(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery, pageSize: number, pageToken: string | undefined): Promise<RecordPage> {
+  if (store === undefined) throw unavailable();
+  try {
+    return await store.query(query, pageSize, pageToken);
+  } catch (error) {
+    if (error instanceof TypeError && error.message === 'invalid cursor') throw invalid('invalid pageToken');
+    throw unavailable(error);
+  }
+}
+
+/** Counts by principal × permission × decision; see {@link queryRecords}. */
+export async function querySummary(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery): Promise<SummaryRow[]> {
+  if (store === undefined) throw unavailable();
+  try {
+    return await store.summary(query);
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
 /** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
 export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
   const parse = (request: FastifyRequest) => {
@@ -139,14 +209,7 @@ export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<Aud
 
   app.get('/audit/v1/records', async (request, reply) => {
     const { query, pageSize, pageToken } = parse(request);
-    if (store === undefined) throw unavailable();
-    let page;
-    try {
-      page = await store.query(query, pageSize, pageToken);
-    } catch (error) {
-      if (error instanceof TypeError && error.message === 'invalid cursor') throw invalid('invalid pageToken');
-      throw unavailable(error);
-    }
+    const page = await queryRecords(store, request.kvp, query, pageSize, pageToken);
     reply.header('cache-control', 'no-store');
     return { records: page.records, ...(page.nextCursor === undefined ? {} : { nextPageToken: page.nextCursor }) };
   });
@@ -175,12 +238,7 @@ export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<Aud
         rows: usageRows,
       };
     }
-    let rows;
-    try {
-      rows = await store.summary(query);
-    } catch (error) {
-      throw unavailable(error);
-    }
+    const rows = await querySummary(store, request.kvp, query);
     reply.header('cache-control', 'no-store');
     return {
       ...(query.from === undefined ? {} : { from: new Date(query.from).toISOString() }),

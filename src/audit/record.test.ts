@@ -19,6 +19,15 @@ const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
 });
 
 describe('buildAuditRecord', () => {
+  it('carries dry-run verdicts and the upstream identity only when there are some', () => {
+    const plain = buildAuditRecord(newRequestContext(), facts());
+    expect('dryRun' in plain || 'upstreamIdentity' in plain).toBe(false);
+    const ctx = newRequestContext();
+    ctx.dryRun = [{ rule: 'tighter', outcome: 'deny' }];
+    ctx.upstreamIdentity = 'team-ml@p.iam.gserviceaccount.com';
+    expect(buildAuditRecord(ctx, facts())).toMatchObject({ dryRun: [{ rule: 'tighter', outcome: 'deny' }], upstreamIdentity: 'team-ml@p.iam.gserviceaccount.com' });
+  });
+
   it('records an unauthenticated request without the token or the query string', () => {
     const ctx = newRequestContext();
     ctx.failure = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'The token has expired.', { reason: 'token-expired' });

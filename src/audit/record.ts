@@ -69,6 +69,16 @@ export interface AuditRecord {
   readonly responseBytes: number;
   readonly clientIp: string | undefined;
   readonly userAgent: string | undefined;
+  /**
+   * Set on the summary record of unauthenticated requests (see audit/flood.ts):
+   * how many more requests from this address with this reason were refused in
+   * the window (beyond the one stored whole), first and last time.
+   */
+  readonly aggregated?: { readonly count: number; readonly firstAt: string; readonly lastAt: string } | undefined;
+  /** Dry-run rules that matched and what each would have decided; they did not change `decision`. */
+  readonly dryRun?: ReadonlyArray<{ readonly rule: string; readonly outcome: 'allow' | 'deny' }> | undefined;
+  /** The Google service account the request went upstream as (vertex.identities); absent: the proxy's own identity. */
+  readonly upstreamIdentity?: string | undefined;
   /** The model the call used: `google/gemini-2.5-flash` (publisher model), `endpoints/E`, or the OpenAI-compatible endpoint's `model`. Only for operations that carry usage. */
   readonly model?: string | undefined;
   /** The model version the response named. */
@@ -113,7 +123,8 @@ const MAX_USER_AGENT = 256;
 export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): AuditRecord {
   const principal = ctx.principal;
   const operation = ctx.operation;
-  const trace = parseTrace(facts.headers);
+  // With tracing on, the record names the proxy's own span (whose parent is the caller's, if any).
+  const trace: TraceContext | undefined = ctx.span !== undefined ? ctx.span : parseTrace(facts.headers);
   const failure: ProxyError | undefined = ctx.failure;
   const allowed = ctx.decision?.allowed === true;
   const queryAt = facts.url.indexOf('?');
@@ -161,6 +172,9 @@ export function buildAuditRecord(ctx: RequestContext, facts: ResponseFacts): Aud
     responseBytes: facts.responseBytes,
     clientIp: facts.clientIp,
     userAgent: typeof userAgent === 'string' ? sanitize(userAgent, MAX_USER_AGENT) : undefined,
+    // Only when present, so records without them serialize (and chain) exactly as before.
+    ...(ctx.dryRun === undefined || ctx.dryRun.length === 0 ? {} : { dryRun: ctx.dryRun }),
+    ...(ctx.upstreamIdentity === undefined ? {} : { upstreamIdentity: ctx.upstreamIdentity }),
     model: modelOf(operation, ctx.usage?.modelVersion),
     modelVersion: ctx.usage?.modelVersion === undefined ? undefined : sanitize(ctx.usage.modelVersion, 128),
     tokens: ctx.usage?.tokens,

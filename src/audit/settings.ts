@@ -31,6 +31,8 @@ export interface AuditSettings {
   readonly retentionIntervalMs: number;
   readonly maxBatch: number;
   readonly maxQueue: number;
+  /** The auditor's console (`/audit/ui/`). */
+  readonly console?: { readonly enabled: boolean; readonly iapAudience: string | undefined; readonly iapJwksUri: string };
 }
 
 export function deriveAuditSettings(
@@ -59,6 +61,10 @@ export function deriveAuditSettings(
   if (audit.durability === 'strict' && stores.length === 0) {
     add(['audit', 'sinks'], 'durability "strict" needs a durable store (a sqlite or postgres sink): stdout alone cannot promise that a record exists before the call is forwarded');
   }
+  if (audit.console.enabled && stores.length === 0) {
+    add(['audit', 'console', 'enabled'], 'the console reads the audit trail: it needs a durable store (a sqlite or postgres sink)');
+  }
+  if (!/^https?:\/\//.test(audit.console.iapJwksUri)) add(['audit', 'console', 'iapJwksUri'], 'must be an http(s) URL');
   return {
     durability: audit.durability,
     stdout,
@@ -68,6 +74,7 @@ export function deriveAuditSettings(
     retentionIntervalMs: Math.max(1000, parseDuration(audit.retentionInterval)),
     maxBatch: audit.maxBatch,
     maxQueue: audit.maxQueue,
+    console: { enabled: audit.console.enabled, iapAudience: audit.console.iapAudience, iapJwksUri: audit.console.iapJwksUri },
   };
 }
 

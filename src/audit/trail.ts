@@ -83,26 +83,33 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
     }
   };
 
-  const writeFinal = (store: AuditStore, record: AuditRecord, attempt: number): void => {
+  // A record counts against maxQueue from the moment it is accepted until it is
+  // committed or dropped, retries included: with the store down and failing
+  // fast, retrying records must not pile up outside the bound.
+  const writeFinal = (store: AuditStore, record: AuditRecord): void => {
     if (pending >= settings.maxQueue) {
-      drop(1, attempt === 0 ? 'queue-full' : 'store-unavailable');
+      drop(1, 'queue-full');
       return;
     }
     pending += 1;
+    attemptFinal(store, record, 0);
+  };
+
+  const attemptFinal = (store: AuditStore, record: AuditRecord, attempt: number): void => {
     store.append([{ phase: 'final', record }]).then(
       () => {
         pending -= 1;
       },
       (error: unknown) => {
-        pending -= 1;
         if (closing) {
+          pending -= 1;
           drop(1, 'store-unavailable');
           return;
         }
         if (attempt === 0) logger.warn({ store: store.kind, error: (error as Error).message }, 'audit write failed; retrying');
         const timer = setTimeout(() => {
           retryTimers.delete(timer);
-          writeFinal(store, record, attempt + 1);
+          attemptFinal(store, record, attempt + 1);
         }, RETRY_DELAY_MS);
         retryTimers.add(timer);
       },
@@ -140,7 +147,7 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
       }
     },
     recordFinal(record) {
-      for (const store of stores) writeFinal(store, record, 0);
+      for (const store of stores) writeFinal(store, record);
     },
     queryStore: stores.find((s) => s.kind === 'postgres') ?? stores[0],
     queueDepth: () => pending,
@@ -149,7 +156,11 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
       closing = true;
       if (retention) clearInterval(retention);
       for (const timer of retryTimers) clearTimeout(timer);
-      if (retryTimers.size > 0) drop(retryTimers.size, 'store-unavailable');
+      if (retryTimers.size > 0) {
+        pending -= retryTimers.size;
+        drop(retryTimers.size, 'store-unavailable');
+        retryTimers.clear();
+      }
       const deadline = Date.now() + graceMs;
       while (pending > 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
       await Promise.all(stores.map((s) => s.close().catch(() => undefined)));

@@ -11,6 +11,7 @@
  * @module
  */
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { Agent, fetch as fetchWithAgent } from 'undici';
 import { ProxyError } from '../errors.js';
 
 export type KeySetFetchResult = 'success' | 'error';
@@ -23,7 +24,25 @@ export interface KeySetOptions {
   readonly minRefreshIntervalMs: number;
   readonly fetchTimeoutMs: number;
   readonly onFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  /**
+   * After a successful fetch that no longer lists keys the previous set had:
+   * their ids (a key without `kid` is named by {@link keyIdentity}).
+   */
+  readonly onKeysRemoved?: (removed: ReadonlySet<string>) => void;
   readonly now?: () => number;
+  /**
+   * PEM CAs trusted for this issuer's fetches only (`issuers[].caFile`), in
+   * place of the system CAs: a self-managed cluster serves discovery and JWKS
+   * from its API server under a private CA.
+   */
+  readonly ca?: string;
+}
+
+export const NO_KID_PREFIX = 'nokid:';
+
+/** How a key is named for retirement: its `kid`, or for a key without one, its public material. */
+export function keyIdentity(key: Pick<JWK, 'kid' | 'kty' | 'n' | 'x' | 'y'>): string {
+  return typeof key.kid === 'string' ? key.kid : `${NO_KID_PREFIX}${key.kty ?? ''}:${key.n ?? ''}${key.x ?? ''}${key.y ?? ''}`;
 }
 
 const MAX_DOCUMENT_BYTES = 512 * 1024;
@@ -35,16 +54,21 @@ export class IssuerKeySet {
   readonly #now: () => number;
   #resolver: ReturnType<typeof createLocalJWKSet> | undefined;
   #kids = new Set<string>();
+  #identities = new Set<string>();
   #jwksUri: string | undefined;
   #lastAttemptAt = Number.NEGATIVE_INFINITY;
+  /** `#lastAttemptAt` of the last fetch that failed. */
+  #lastFailedAt: number | undefined;
   #lastSuccessAt: number | undefined;
   #inflight: Promise<void> | undefined;
   #timer: NodeJS.Timeout | undefined;
   #nextRefreshMs: number;
   #stopped = false;
+  readonly #agent: Agent | undefined;
 
   constructor(options: KeySetOptions) {
     this.#options = options;
+    this.#agent = options.ca === undefined ? undefined : new Agent({ connect: { ca: options.ca } });
     this.#now = options.now ?? Date.now;
     this.#jwksUri = options.jwksUri;
     this.#nextRefreshMs = options.refreshIntervalMs;
@@ -73,6 +97,7 @@ export class IssuerKeySet {
   stop(): void {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    void this.#agent?.close();
   }
 
   /** The jose key resolver: known kid → key; unknown kid → one rate-limited refetch, then refusal. */
@@ -91,8 +116,13 @@ export class IssuerKeySet {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
       // A new kid usually means the issuer rotated its keys: look once, but not
       // more often than minRefreshInterval, so random kids cannot drive a fetch storm.
+      const attempt = this.#lastAttemptAt;
       const refetched = await this.#refreshIfAllowed();
       if (!refetched) throw error;
+      // The issuer could not be asked (it is down): not the caller's fault, so not 401 — fail closed with 503.
+      if (this.#lastAttemptAt !== attempt && this.#lastFailedAt === this.#lastAttemptAt) {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', { reason: 'issuer-keys-unavailable', cause: error });
+      }
       return this.#resolver(header, token);
     }
   };
@@ -115,6 +145,7 @@ export class IssuerKeySet {
       .then(
         () => this.#options.onFetch?.(this.#options.issuerName, 'success'),
         (error: unknown) => {
+          this.#lastFailedAt = this.#lastAttemptAt;
           this.#options.onFetch?.(this.#options.issuerName, 'error', error);
           throw error;
         },
@@ -149,16 +180,22 @@ export class IssuerKeySet {
     const jwks: JSONWebKeySet = { keys: usable };
     this.#resolver = createLocalJWKSet(jwks);
     this.#kids = new Set(usable.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
+    const identities = new Set(usable.map(keyIdentity));
+    const removed = new Set([...this.#identities].filter((id) => !identities.has(id)));
+    this.#identities = identities;
+    // A key the issuer withdrew may have been compromised: tokens it signed must not live on in a cache.
+    if (removed.size > 0) this.#options.onKeysRemoved?.(removed);
     this.#lastSuccessAt = this.#now();
     this.#nextRefreshMs = clamp(maxAgeMs ?? this.#options.refreshIntervalMs, this.#options.minRefreshIntervalMs, this.#options.refreshIntervalMs);
   }
 
   async #getJson(url: string): Promise<{ body: unknown; maxAgeMs: number | undefined }> {
-    const response = await fetch(url, {
+    const init = {
       headers: { accept: 'application/json, application/jwk-set+json' },
       redirect: 'error',
       signal: AbortSignal.timeout(this.#options.fetchTimeoutMs),
-    });
+    } as const;
+    const response = this.#agent ? await fetchWithAgent(url, { ...init, dispatcher: this.#agent }) : await fetch(url, init);
     if (!response.ok) {
       await response.body?.cancel();
       throw new Error(`GET ${url}: HTTP ${response.status}`);

@@ -7,6 +7,7 @@
 import fp from 'fastify-plugin';
 import { unauthenticated } from '../errors.js';
 import { bearerCacheCandidate, parseBearer } from './bearer.js';
+import { failureDescription } from '../tracing/tracing.js';
 import type { Principal } from './principal.js';
 import type { TokenVerifier } from './verifier.js';
 
@@ -28,6 +29,8 @@ export const authnPlugin = fp<AuthnPluginOptions>(
       );
 
     app.addHook('onRequest', (request, _reply, done) => {
+      // An earlier step of this context already signed the caller in (the audit console behind IAP).
+      if (request.kvp.principal !== undefined) return done();
       const candidate = bearerCacheCandidate(request.headers.authorization);
       const cached = candidate === undefined ? undefined : verifier.cached(candidate);
       if (cached !== undefined) {
@@ -43,13 +46,22 @@ export const authnPlugin = fp<AuthnPluginOptions>(
         done(error as Error);
         return;
       }
-      verifier.verify(token).then(
+      // Only a cache miss spends time worth a span: the signature check (and a TokenReview, when on).
+      const span = request.kvp.span?.child('kvp.authn.verify', 'internal');
+      verifier.verify(token, span).then(
         (principal) => {
+          span?.end();
           if (principal.kind !== accept) return done(wrongKind());
           request.kvp.principal = principal;
           done();
         },
-        (error: Error) => done(error),
+        (error: Error) => {
+          if (span !== undefined) {
+            span.fail(failureDescription(error));
+            span.end();
+          }
+          done(error);
+        },
       );
     });
   },

@@ -40,6 +40,8 @@ export interface TokenReviewerOptions {
   readonly maxConcurrent: number;
   /** Outcome counter; `busy`: refused without a call, no slot free in time. */
   readonly onReview?: (result: TokenReviewResult) => void;
+  /** The API server answered 403: the proxy's identity may not create TokenReviews (the permission check names it). */
+  readonly onForbidden?: () => void;
 }
 
 /** How many reviews may wait for a slot, per slot: enough for a burst, bounded all the same. */
@@ -69,6 +71,7 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
         options.onReview?.('error');
         // ApiException carries the response body, which echoes the token: keep only the status.
         const status = (cause as { code?: unknown }).code;
+        if (status === 403) options.onForbidden?.();
         throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
           cause: new Error(`TokenReview failed${typeof status === 'number' ? ` (HTTP ${status})` : ''}: ${(cause as Error).name}`),
           reason: 'token-review-unavailable',

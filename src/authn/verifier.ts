@@ -22,10 +22,11 @@ import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type
 import { ProxyError, unauthenticated } from '../errors.js';
 import type { IssuerSettings } from '../config/load.js';
 import { toGooglePrincipal, toKubernetesPrincipal } from './claims.js';
-import { IssuerKeySet, type KeySetFetchResult } from './key-set.js';
+import { IssuerKeySet, NO_KID_PREFIX, type KeySetFetchResult } from './key-set.js';
 import type { Principal } from './principal.js';
 import { TokenCache, tokenKey } from './token-cache.js';
 import type { TokenReviewer } from './token-review.js';
+import { failureDescription, type TraceSpan } from '../tracing/tracing.js';
 
 export interface VerifierOptions {
   readonly issuers: readonly IssuerSettings[];
@@ -36,6 +37,8 @@ export interface VerifierOptions {
   readonly jwksMinRefreshIntervalMs: number;
   readonly jwksFetchTimeoutMs: number;
   readonly onJwksFetch?: (issuerName: string, result: KeySetFetchResult, error?: unknown) => void;
+  /** After a refresh dropped keys: how many cached tokens they had signed were evicted. */
+  readonly onRetiredKeys?: (issuerName: string, removedKeys: number, evictedTokens: number) => void;
   readonly now?: () => number;
   /**
    * TokenReview mode: every Kubernetes token not in the cache is also
@@ -54,6 +57,8 @@ export interface VerifierOptions {
 /** Tokens above this size are refused outright (Envoy caps at 4 KiB; projected tokens are ~1 KiB). */
 export const MAX_TOKEN_BYTES = 8192;
 const NEGATIVE_CACHE_MAX = 10_000;
+/** The signing-key name of a token whose header has no `kid`. */
+const NO_KID = '';
 
 interface TrustedIssuer {
   readonly settings: IssuerSettings;
@@ -70,6 +75,8 @@ export class TokenVerifier {
   readonly #cache: TokenCache<Principal>;
   readonly #negative: TokenCache<ProxyError>;
   readonly #inflight = new Map<string, Promise<Principal>>();
+  /** Which issuer key signed each cached principal (weak: it goes with the cache entry). */
+  readonly #signedBy = new WeakMap<Principal, { readonly issuer: string; readonly key: string }>();
   readonly #options: VerifierOptions;
   readonly #now: () => number;
   readonly stats: VerifierStats = { hits: 0, misses: 0 };
@@ -90,6 +97,8 @@ export class TokenVerifier {
         fetchTimeoutMs: options.jwksFetchTimeoutMs,
         now: this.#now,
         ...(options.onJwksFetch ? { onFetch: options.onJwksFetch } : {}),
+        onKeysRemoved: (removed: ReadonlySet<string>) => this.#evictRetired(settings.issuer, removed),
+        ...(settings.ca === undefined ? {} : { ca: settings.ca }),
       };
       this.#issuers.set(settings.issuer, { settings, keys: new IssuerKeySet(keySetOptions) });
     }
@@ -115,6 +124,11 @@ export class TokenVerifier {
     return this.#cache.size;
   }
 
+  /** Tokens remembered as bad (bounded, for the memory figures). */
+  get negativeCacheSize(): number {
+    return this.#negative.size;
+  }
+
   /**
    * The cached principal for a token, or undefined. Synchronous on purpose: a
    * hit must not pay for a promise.
@@ -136,17 +150,34 @@ export class TokenVerifier {
     return this.#cache.deleteWhere(predicate);
   }
 
+  /** Drops cached tokens signed by keys the issuer no longer publishes. */
+  #evictRetired(issuer: string, removed: ReadonlySet<string>): void {
+    const anyWithoutKid = [...removed].some((id) => id.startsWith(NO_KID_PREFIX));
+    const evicted = this.#cache.deleteWhere((principal) => {
+      const signer = this.#signedBy.get(principal);
+      if (signer === undefined || signer.issuer !== issuer) return false;
+      // Which key verified a token without `kid` is not recorded: any removed key without one retires them all.
+      return signer.key === NO_KID ? anyWithoutKid : removed.has(signer.key);
+    });
+    const name = this.#issuers.get(issuer)?.settings.name ?? issuer;
+    this.#options.onRetiredKeys?.(name, removed.size, evicted);
+  }
+
   /** Runs the admit check on a cache hit; a refusal evicts and is remembered so `verify` rejects at once. */
   #admitted(key: string, principal: Principal): boolean {
     const refusal = this.#options.admit?.(principal);
     if (refusal === undefined) return true;
     this.#cache.delete(key);
-    if (refusal.httpStatus === 401) this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+    if (refusal.httpStatus === 401) this.#negative.set(key, remembered(refusal), this.#now() + this.#options.negativeTtlMs);
     return false;
   }
 
-  /** Full verification (with cache, singleflight and negative cache). */
-  verify(token: string): Promise<Principal> {
+  /**
+   * Full verification (with cache, singleflight and negative cache). `span`,
+   * when tracing: the TokenReview call becomes its child (for the request
+   * that started the verification; concurrent ones share its outcome).
+   */
+  verify(token: string, span?: TraceSpan): Promise<Principal> {
     const key = tokenKey(token);
     const now = this.#now();
     const hit = this.#cache.get(key, now);
@@ -161,13 +192,13 @@ export class TokenVerifier {
     if (known !== undefined) return Promise.reject(known);
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
-      pending = this.#verifyUncached(token, key).finally(() => this.#inflight.delete(key));
+      pending = this.#verifyUncached(token, key, span).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, pending);
     }
     return pending;
   }
 
-  async #verifyUncached(token: string, key: string): Promise<Principal> {
+  async #verifyUncached(token: string, key: string, span: TraceSpan | undefined): Promise<Principal> {
     try {
       const principal = await this.#verifySignatureAndClaims(token);
       const refusal = this.#options.admit?.(principal);
@@ -176,7 +207,15 @@ export class TokenVerifier {
       const { reviewer } = this.#options;
       if (reviewer !== undefined && principal.kind === 'kubernetes') {
         const issuer = [...this.#issuers.values()].find((i) => i.settings.name === principal.issuer);
-        await reviewer.review(token, issuer?.settings.audiences ?? [], principal);
+        const reviewSpan = span?.child('kvp.authn.token_review', 'client', { 'kvp.issuer': principal.issuer });
+        try {
+          await reviewer.review(token, issuer?.settings.audiences ?? [], principal);
+        } catch (error) {
+          reviewSpan?.fail(failureDescription(error));
+          throw error;
+        } finally {
+          reviewSpan?.end();
+        }
         // The review vouches for now, not for the token's whole life: review again after the TTL.
         expiresAt = Math.min(expiresAt, this.#now() + (this.#options.reviewTtlMs ?? 0));
       }
@@ -187,7 +226,7 @@ export class TokenVerifier {
       // Remember only failures that a retry cannot fix; an unknown kid or an
       // unreachable issuer may be fine a moment later.
       if (refusal.httpStatus === 401 && refusal.reason !== 'unknown-signing-key') {
-        this.#negative.set(key, refusal, this.#now() + this.#options.negativeTtlMs);
+        this.#negative.set(key, remembered(refusal), this.#now() + this.#options.negativeTtlMs);
       }
       throw refusal;
     }
@@ -199,8 +238,11 @@ export class TokenVerifier {
     }
     let payload: JWTPayload;
     let alg: string | undefined;
+    let kid: string | undefined;
     try {
-      alg = decodeProtectedHeader(token).alg;
+      const header = decodeProtectedHeader(token);
+      alg = header.alg;
+      kid = header.kid;
       payload = decodeJwt(token);
     } catch (cause) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a well-formed JWT.', { reason: 'malformed-token', cause });
@@ -232,8 +274,36 @@ export class TokenVerifier {
     if (exp - iat > settings.maxTokenLifetimeSec) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token lifetime exceeds the accepted maximum.', { reason: 'lifetime-too-long' });
     }
-    return settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+    const principal = settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+    this.#signedBy.set(principal, { issuer: settings.issuer, key: kid ?? NO_KID });
+    return principal;
   }
+}
+
+/** Shared refusals for the bad-token memory, one per distinct refusal (bounded). */
+const REMEMBERED = new Map<string, ProxyError>();
+const REMEMBERED_MAX = 256;
+
+/**
+ * The refusal as the bad-token memory keeps it: without its cause (a jose
+ * error with its own stack) and shared between tokens that failed the same
+ * way, so 10,000 remembered bad tokens cost their keys, not 10,000 errors
+ * with stack traces (measured: ~2 KB each; scripts/abuse-memory.mjs).
+ */
+function remembered(refusal: ProxyError): ProxyError {
+  const id = `${refusal.code}\u0000${refusal.reason}\u0000${refusal.message}`;
+  let shared = REMEMBERED.get(id);
+  if (shared === undefined) {
+    shared = new ProxyError(refusal.code, refusal.status, refusal.message, {
+      reason: refusal.reason,
+      httpStatus: refusal.httpStatus,
+      ...(refusal.headers === undefined ? {} : { headers: refusal.headers }),
+      ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
+    });
+    // Messages may quote a caller's value (an algorithm name): past the bound, copies are not kept shared.
+    if (REMEMBERED.size < REMEMBERED_MAX) REMEMBERED.set(id, shared);
+  }
+  return shared;
 }
 
 /** jose and fetch failures → the caller-facing refusal. */

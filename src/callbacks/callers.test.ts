@@ -13,7 +13,8 @@ describe('compileCallers', () => {
   it.each([
     [['trainer@my-proj.iam.gserviceaccount.com'], 'trainer@my-proj.iam.gserviceaccount.com', 'trainer@my-proj.iam.gserviceaccount.com'],
     [['Trainer@My-Proj.iam.gserviceaccount.com'], 'trainer@my-proj.iam.gserviceaccount.com', 'Trainer@My-Proj.iam.gserviceaccount.com'],
-    [['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com', 'service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'],
+    [['service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com', 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com'],
+    [['*-ci@my-proj.iam.gserviceaccount.com'], 'build-ci@my-proj.iam.gserviceaccount.com', '*-ci@my-proj.iam.gserviceaccount.com'],
     [['*@my-proj.iam.gserviceaccount.com'], 'pipelines@my-proj.iam.gserviceaccount.com', '*@my-proj.iam.gserviceaccount.com'],
     [['105271527809661757734'], 'anyone@example.com', '105271527809661757734'],
     [[PRINCIPAL], PRINCIPAL, PRINCIPAL],
@@ -23,9 +24,9 @@ describe('compileCallers', () => {
 
   it.each([
     [['trainer@my-proj.iam.gserviceaccount.com'], 'trainer2@my-proj.iam.gserviceaccount.com'],
-    [['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-1@gcp-sa-aiplatform-cc.iam.gserviceaccount.com'],
-    [['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-1@gcp-sa-aiplatformXiam.gserviceaccount.com'],
-    [['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'evil@example.com'],
+    [['service-1@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-1@gcp-sa-aiplatform-cc.iam.gserviceaccount.com'],
+    [['service-1@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-2@gcp-sa-aiplatform.iam.gserviceaccount.com'],
+    [['*-ci@my-proj.iam.gserviceaccount.com'], 'evil@example.com'],
     [['*@my-proj.iam.gserviceaccount.com'], 'x@other-proj.iam.gserviceaccount.com'],
     [['*@my-proj.iam.gserviceaccount.com'], 'x@my-proj.iam.gserviceaccount.com.evil.com'],
     [['105271527809661757734'], 'x@example.com', '105271527809661757735'],
@@ -43,6 +44,16 @@ describe('compileCallers', () => {
     ['a@@b.com', 'must be an email'],
     ['a b@example.com', 'not a valid email'],
     ['a@localhost', 'not a valid email'],
+    // Domains Google shares between customers: the message gives the exact form to write.
+    ['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com', '"service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com"'],
+    ['service-*@gcp-sa-aiplatform-cc.iam.gserviceaccount.com', '"service-PROJECT_NUMBER@gcp-sa-aiplatform-cc.iam.gserviceaccount.com"'],
+    ['*-compute@developer.gserviceaccount.com', '"PROJECT_NUMBER-compute@developer.gserviceaccount.com"'],
+    ['*@appspot.gserviceaccount.com', '"PROJECT_ID@appspot.gserviceaccount.com"'],
+    ['*@cloudbuild.gserviceaccount.com', '"PROJECT_NUMBER@cloudbuild.gserviceaccount.com"'],
+    ['*@cloudservices.gserviceaccount.com', 'Google shares that domain'],
+    ['service-*@cloud-ml.google.com.iam.gserviceaccount.com', 'Google shares that domain'],
+    ['service-*@container-engine-robot.iam.gserviceaccount.com', 'Google shares that domain'],
+    ['*@gmail.com', 'Google shares that domain'],
   ])('refuses the entry %s', (entry, message) => {
     const { problems } = compileCallers(['ok@example.com', entry]);
     expect(problems).toHaveLength(1);

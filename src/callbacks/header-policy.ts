@@ -46,10 +46,12 @@ function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined
 export function callbackRequestHeaders(incoming: IncomingHttpHeaders, vouched: Vouched): OutgoingHttpHeaders {
   const listed = connectionListed(incoming);
   const out: OutgoingHttpHeaders = {};
-  for (const name in incoming) {
+  for (const raw in incoming) {
+    // A backend that reads `_` as `-` (CGI-style servers) must not receive an identity or override header under that spelling.
+    const name = raw.includes('_') ? raw.toLowerCase().replaceAll('_', '-') : raw;
     if (HOP_BY_HOP.has(name) || STRIPPED.has(name) || listed?.has(name) || name === vouched.assertionHeader) continue;
     if (STRIPPED_PREFIXES.some((p) => name.startsWith(p))) continue;
-    out[name] = incoming[name];
+    out[raw] = incoming[raw];
   }
   out[vouched.assertionHeader] = vouched.assertion;
   out[CALLER_EMAIL_HEADER] = vouched.callerEmail;

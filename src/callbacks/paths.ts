@@ -20,6 +20,10 @@ import { ProxyError } from '../errors.js';
 const PATH_CHAR = new Uint8Array(128);
 for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/") PATH_CHAR[c.charCodeAt(0)] = 1;
 
+/** RFC 3986 §2.3 unreserved characters: ALPHA / DIGIT / "-" / "." / "_" / "~". */
+const UNRESERVED = new Uint8Array(128);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~') UNRESERVED[c.charCodeAt(0)] = 1;
+
 /**
  * Escapes that would hide a path structure from the matcher: `/` and `\`
  * (a second path separator for some backends), `.` (a dot segment in
@@ -30,6 +34,11 @@ function refusedEscape(byte: number): string | undefined {
   if (byte === 0x2e) return 'an encoded dot';
   if (byte === 0x25) return 'an encoded "%" (double encoding)';
   if (byte < 0x20 || byte === 0x7f) return 'an encoded control character';
+  // RFC 3986 §2.3: an escaped unreserved character is the same URI as the
+  // character itself, so a backend decodes `%61dmin` to `admin` while a
+  // matcher on the raw text sees another segment. Correct clients never send it.
+  if (byte < 128 && UNRESERVED[byte] === 1) return `an encoded unreserved character ("${String.fromCharCode(byte)}"; send it unencoded)`;
+  if (byte === 0x3b) return 'an encoded ";" (a path parameter in disguise)';
   return undefined;
 }
 
@@ -62,6 +71,12 @@ export function checkCallbackPath(path: string): void {
       i += 2;
       continue;
     }
+    if (code === 0x3b) {
+      // Path parameters (`/admin;/reset`, `/..;/`) are stripped by servlet
+      // containers and some routers before matching, by others not: no single
+      // reading exists that both the proxy and every backend would agree on.
+      throw invalid('The request path contains ";" (a path parameter), which is not accepted on callback routes.', 'path-escape');
+    }
     if (code >= 128 || PATH_CHAR[code] !== 1) {
       throw invalid(
         code === 0x5c ? 'The request path contains a backslash, which is not accepted on callback routes.' : 'The request path contains a character that must be percent-encoded.',
@@ -83,9 +98,6 @@ export function checkCallbackPath(path: string): void {
       if (i === segments.length - 1) continue;
       throw invalid('The request path contains an empty segment ("//").', 'path-escape');
     }
-    // "..;x" is ".." to servlet containers: compare what precedes a ";" parameter.
-    const semicolon = segment.indexOf(';');
-    const name = semicolon === -1 ? segment : segment.slice(0, semicolon);
-    if (name === '.' || name === '..') throw invalid('The request path contains a dot segment ("." or ".."), which is not accepted on callback routes.', 'path-escape');
+    if (segment === '.' || segment === '..') throw invalid('The request path contains a dot segment ("." or ".."), which is not accepted on callback routes.', 'path-escape');
   }
 }

@@ -31,6 +31,8 @@ import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from '../forward/body-limit.js';
 import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { upstreamFailure } from '../forward/upstream-errors.js';
+import { watchBodyProgress } from '../forward/body-progress.js';
+import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
 import { commitDecision } from '../audit/durability-plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
@@ -48,6 +50,10 @@ export interface CallbacksPluginOptions {
   readonly dispatcher: Dispatcher;
   /** Strict durability: an allowed callback's decision record is committed before it is forwarded. */
   readonly auditTrail?: AuditTrail | undefined;
+  /** The per-caller in-flight cap (shared with the Vertex AI routes). */
+  readonly inFlight?: InFlightLimiter;
+  /** `server.bodyIdleTimeout`; 0 or absent: off. */
+  readonly bodyIdleTimeoutMs?: number;
 }
 
 /** Methods registered on every prefix, so a disallowed one gets this context's 405, not another route family. */
@@ -55,7 +61,7 @@ const REGISTERED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OP
 
 
 export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPluginOptions): Promise<void> {
-  const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail } = options;
+  const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail, inFlight, bodyIdleTimeoutMs = 0 } = options;
   const strict = auditTrail?.durability === 'strict' ? auditTrail : undefined;
   const matches = new WeakMap<FastifyRequest, RouteMatch>();
   const assertions = new WeakMap<FastifyRequest, string>();
@@ -77,6 +83,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
 
   // ① authenticate: Google ID tokens only.
   await app.register(authnPlugin, { verifier, accept: 'google' });
+  if (inFlight !== undefined) await app.register(inFlightPlugin, { limiter: inFlight });
 
   // ② authorize: is this caller listed on the route? Then ③ the declared body length, and the assertion.
   app.addHook('onRequest', (request, _reply, done) => {
@@ -126,7 +133,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
 
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const match = matches.get(request);
-    done(null, match === undefined ? payload : (limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT) as typeof payload));
+    done(null, match === undefined ? payload : (watchBodyProgress(request, limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT), bodyIdleTimeoutMs) as typeof payload));
   });
 
   // Bodies are streamed to the backend untouched, whatever their type.
@@ -171,7 +178,15 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       retryDelay: () => null,
       rewriteRequestHeaders: (req: FastifyRequest, headers: IncomingHttpHeaders) => {
         req.kvp.upstreamStartedAt = process.hrtime.bigint();
-        return callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id }) as IncomingHttpHeaders;
+        const out = callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id });
+        const parent = req.kvp.span;
+        if (parent !== undefined) {
+          // The backend's spans join the caller's trace, under the proxy's client span.
+          const span = parent.child(`${req.method} callback:${route.prefix}`, 'client', { 'http.request.method': req.method, 'server.address': match.target.split('/')[2], 'kvp.callback_route': route.prefix });
+          req.kvp.upstreamSpan = span;
+          span.inject(out);
+        }
+        return out as IncomingHttpHeaders;
       },
       rewriteHeaders: (headers: IncomingHttpHeaders, req: FastifyRequest) => {
         req.kvp.upstreamHeadersAt = process.hrtime.bigint();

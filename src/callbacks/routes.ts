@@ -5,6 +5,13 @@
  * `/cb/training`). Shared by the data path and `can-i --as-google`, so both
  * refuse the same things. Pure.
  *
+ * Matching is on the decoded path (what a backend sees after it decodes),
+ * and the forwarded path is the raw path that decodes to it: the paths
+ * checks refuse every escape that would change segment structure or spell
+ * a prefix character differently, so the two agree. A path that matches a
+ * longer route when letter case is ignored is refused rather than sent to
+ * the shorter route (a case-insensitive backend would read it as the longer one).
+ *
  * @module
  * @throws ProxyError ERR_REQUEST_INVALID_PATH (400), ERR_REQUEST_UNKNOWN_ROUTE (404),
  *   ERR_REQUEST_METHOD_NOT_ALLOWED (405)
@@ -43,9 +50,12 @@ export interface RouteMatch {
 export class RouteTable {
   /** Longest prefix first, so the first hit is the longest match. */
   readonly #routes: readonly CallbackRoute[];
+  /** The same routes with lower-cased prefixes, same order. */
+  readonly #folded: readonly string[];
 
   constructor(routes: readonly CallbackRoute[]) {
     this.#routes = [...routes].sort((a, b) => b.prefix.length - a.prefix.length);
+    this.#folded = this.#routes.map((r) => r.prefix.toLowerCase());
   }
 
   get routes(): readonly CallbackRoute[] {
@@ -69,9 +79,19 @@ export class RouteTable {
   match(method: string, rawUrl: string, onRoute?: (route: CallbackRoute) => void): RouteMatch {
     const path = pathOf(rawUrl);
     checkCallbackPath(path);
-    const route = this.lookup(path);
+    // checkCallbackPath guarantees the escapes left decode to valid UTF-8 and to no "/", "%", "." or unreserved character.
+    const decoded = path.includes('%') ? decodeURIComponent(path) : path;
+    const route = this.lookup(decoded);
     if (route === undefined) {
       throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'NOT_FOUND', 'No callback route serves this path.', { reason: 'unknown-route' });
+    }
+    // The raw path must carry the matched prefix literally: what is forwarded is what was matched.
+    if (!(path === route.prefix || path.startsWith(`${route.prefix}/`))) throw ambiguous(`the path does not spell the prefix of callback route ${route.prefix} literally`);
+    const folded = decoded.toLowerCase();
+    const index = this.#folded.findIndex((p) => folded === p || folded.startsWith(`${p}/`));
+    const caseless = this.#routes[index];
+    if (caseless !== undefined && caseless !== route) {
+      throw ambiguous(`it differs only in letter case from callback route ${caseless.prefix}; send the route's exact spelling`);
     }
     onRoute?.(route);
     if (!route.methods.has(method)) {
@@ -84,6 +104,10 @@ export class RouteTable {
     }
     return { route, target: `${route.upstreamOrigin}${forwardedPath(route, path.slice(route.prefix.length))}` };
   }
+}
+
+function ambiguous(why: string): ProxyError {
+  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', `The request path is ambiguous: ${why}.`, { reason: 'ambiguous-path' });
 }
 
 function pathOf(rawUrl: string): string {

@@ -34,7 +34,7 @@ const routes = withCallbacks(`
   routes:
     - prefix: /callbacks/training
       upstream: http://trainer.ml.svc.cluster.local:8080
-      callers: ["service-*@gcp-sa-aiplatform.iam.gserviceaccount.com"]
+      callers: ["service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com"]
     - prefix: /callbacks/training/batch
       upstream: https://batch.ml.svc.cluster.local/api/
       rewritePrefix: /results
@@ -73,7 +73,7 @@ describe('callbacks config', () => {
     const [batch, training, hooks] = settings.callbacks.routes.routes;
     expect(batch).toMatchObject({ prefix: '/callbacks/training/batch', upstreamOrigin: 'https://batch.ml.svc.cluster.local', upstreamBasePath: '/api', rewritePrefix: '/results', bodyLimitBytes: 65536, timeoutMs: 5000, audience: 'batch-backend' });
     expect([...(batch?.methods ?? [])]).toEqual(['POST', 'PUT']);
-    expect(training).toMatchObject({ rewritePrefix: '/callbacks/training', bodyLimitBytes: 1024 * 1024, timeoutMs: 30_000, audience: 'http://trainer.ml.svc.cluster.local:8080' });
+    expect(training).toMatchObject({ rewritePrefix: '/callbacks/training', bodyLimitBytes: 1024 * 1024, timeoutMs: 30_000, audience: 'http://trainer.ml.svc.cluster.local:8080/callbacks/training' });
     expect([...(training?.methods ?? [])]).toEqual(['POST']);
     expect(hooks).toMatchObject({ upstreamBasePath: '/base', rewritePrefix: '/' });
   });
@@ -81,6 +81,19 @@ describe('callbacks config', () => {
   it('resolves a relative keyFile against the config file directory', () => {
     const settings = parseConfig(withCallbacks('  assertion: { keyFile: keys/assertion.pem }\n'), '/etc/kvp/config.yaml');
     expect(settings.callbacks.assertion.keyFile).toBe('/etc/kvp/keys/assertion.pem');
+  });
+
+  it('refuses two routes whose default assertion audiences would be the same', () => {
+    const clash = withCallbacks(`
+  routes:
+    - prefix: /a/b
+      upstream: http://x.svc:8080
+      callers: ["c@my-proj.iam.gserviceaccount.com"]
+    - prefix: /b
+      upstream: http://x.svc:8080/a
+      callers: ["c@my-proj.iam.gserviceaccount.com"]
+`);
+    expect(problems(clash).join('\n')).toContain('default assertion audience');
   });
 
   it('lists every problem with its path', () => {
@@ -176,7 +189,13 @@ describe('RouteTable.match', () => {
 
   it('a path under no prefix is 404; a path escape is 400 before any route is chosen', () => {
     expect(refusal(() => table.match('POST', '/callbacksX/training'))).toMatchObject({ code: 'ERR_REQUEST_UNKNOWN_ROUTE', status: 404 });
-    expect(refusal(() => table.match('POST', '/callbacks/%74raining/x'))).toMatchObject({ code: 'ERR_REQUEST_UNKNOWN_ROUTE', status: 404 });
+    // An escaped unreserved character would decode to another route's path at the backend: refused.
+    expect(refusal(() => table.match('POST', '/callbacks/%74raining/x'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
+    // A case variant of a longer route's prefix is not sent to the shorter route.
+    expect(refusal(() => table.match('POST', '/callbacks/training/BATCH/1'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
+    expect(table.match('POST', '/callbacks/training/batchX').route.prefix).toBe('/callbacks/training');
+    // Escapes of characters outside every prefix still match on their decoded form and are forwarded as sent.
+    expect(table.match('POST', '/callbacks/training/a%20b').target).toBe('http://trainer.ml.svc.cluster.local:8080/callbacks/training/a%20b');
     expect(refusal(() => table.match('POST', '/callbacks/training/../../hooks/x'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
     expect(refusal(() => table.match('POST', '/hooks/%2e%2e/admin'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
   });

@@ -69,6 +69,7 @@ export function checkCallbacks(config: Config, add: AddProblem): void {
   if (lifetimeMs < 1000 || lifetimeMs > MAX_LIFETIME_MS) add(['callbacks', 'assertion', 'lifetime'], 'must be between 1s and 10m');
 
   const seen = new Map<string, number>();
+  const audiences = new Map<string, number>();
   callbacks.routes.forEach((route, i) => {
     const at = (...rest: (string | number)[]) => ['callbacks', 'routes', i, ...rest];
     const earlier = seen.get(route.prefix);
@@ -95,7 +96,18 @@ export function checkCallbacks(config: Config, add: AddProblem): void {
       if (!googleAudiences.has(audience)) add(at('tokenAudiences', j), `"${audience}" is not among the audiences of a google issuer, so no token could carry it`);
     });
     if (new Set(route.methods).size !== route.methods.length) add(at('methods'), 'lists a method twice');
+    if (route.audience === undefined) {
+      const audience = defaultAudience(route.upstream, route.prefix);
+      const other = audiences.get(audience);
+      if (other !== undefined) add(at('prefix'), `its default assertion audience "${audience}" is also routes[${other}]'s; set \`audience\` on one of them`);
+      else audiences.set(audience, i);
+    }
   });
+}
+
+/** The assertion `aud` of a route that names none: its upstream followed by its prefix. */
+export function defaultAudience(upstream: string, prefix: string): string {
+  return `${upstream.replace(/\/+$/, '')}${prefix}`;
 }
 
 /**
@@ -118,7 +130,8 @@ export function deriveCallbackSettings(callbacks: CallbacksConfig, baseDir: stri
       callerEntries: [...r.callers],
       bodyLimitBytes: parseSize(r.bodyLimit),
       timeoutMs: parseDuration(r.timeout),
-      audience: r.audience ?? configured,
+      // Each route its own audience: an assertion for one route is no pass for another route on the same backend.
+      audience: r.audience ?? defaultAudience(configured, r.prefix),
       tokenAudiences: r.tokenAudiences === undefined ? undefined : new Set(r.tokenAudiences),
     };
   });

@@ -17,10 +17,13 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
 }
 
 /** Loads `--config`; on problems prints them all to stderr and returns undefined. */
-export async function loadOrReport(path: string | undefined): Promise<Settings | undefined> {
+export async function loadOrReport(path: string | undefined, { warnings = true }: { readonly warnings?: boolean } = {}): Promise<Settings | undefined> {
   if (path === undefined) throw new UsageError('--config FILE is required');
   try {
-    return await loadConfigFile(path);
+    const settings = await loadConfigFile(path);
+    // `serve` logs them as structured WARNING lines instead.
+    if (warnings && settings.warnings.length > 0) process.stderr.write(`${new ConfigError(settings.source, settings.warnings).format()}\n`);
+    return settings;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`invalid configuration (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}):\n${error.format()}\n`);

@@ -61,8 +61,17 @@ export async function runDev(argv: string[]): Promise<number> {
             permissions: ['predict', 'generate'],
             resources: [`projects/${PROJECT}/locations/${LOCATION}/**`],
           },
+          {
+            id: 'auditors',
+            effect: 'allow',
+            description: 'The compliance team reads the audit trail (API, CLI, console).',
+            subjects: { serviceAccounts: ['compliance/*'] },
+            permissions: ['audit.read'],
+            resources: ['audit/*'],
+          },
         ],
       },
+      audit: { console: { enabled: true } },
     })}`,
   );
 
@@ -100,11 +109,19 @@ export async function runDev(argv: string[]): Promise<number> {
   const base = `http://127.0.0.1:${ports.dataPort}`;
   const admin = `http://127.0.0.1:${ports.adminPort}`;
   await waitReady(admin);
+  // For commands typed in another terminal (and the README's runnable blocks): `. .kvp-dev/env.sh`.
+  writeFileSync(
+    join(dir, 'env.sh'),
+    `# Written by \`npm start\` (kube-vertex-proxy dev) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
+  );
 
   const allowed = issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 });
   const denied = issuer.mintKubernetesToken({ namespace: 'web', serviceAccount: 'frontend', audience: AUDIENCE, podName: 'frontend-0', expiresIn: 3600 });
   writeFileSync(join(dir, 'allowed.token'), allowed, { mode: 0o600 });
   writeFileSync(join(dir, 'denied.token'), denied, { mode: 0o600 });
+  // The demo auditor signs in to the console with this token (pasted into its sign-in form).
+  const auditor = issuer.mintKubernetesToken({ namespace: 'compliance', serviceAccount: 'auditor', audience: AUDIENCE, expiresIn: 3600 });
+  writeFileSync(join(dir, 'auditor.token'), auditor, { mode: 0o600 });
   const predictPath = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 
   const show = async (title: string, token: string) => {
@@ -124,11 +141,12 @@ export async function runDev(argv: string[]): Promise<number> {
 kube-vertex-proxy is running on its embedded default:
   data port   ${base}      (Vertex AI REST, Kubernetes tokens in)
   admin port  ${admin}      (/metrics /healthz /readyz)
+  audit console ${base}/audit/ui/   (demo auditor compliance/auditor: sign in with the token in ${rel('auditor.token')})
   config      ${rel('config.yaml')}
   stand-ins   issuer ${issuer.issuer}
               metadata server ${metadata.url}   Vertex AI ${vertex.url}
 
-Try it (tokens are valid for an hour):
+Try it (tokens are valid for an hour; \`. ${rel('env.sh')}\` sets KVP_URL, KVP_ADMIN_URL and KVP_CONFIG):
   curl -s -H "Authorization: Bearer $(cat ${rel('allowed.token')})" -H 'content-type: application/json' \\
        -d '{"instances":[{"feature":1}]}' ${base}${predictPath}
   curl -s -H "Authorization: Bearer $(cat ${rel('denied.token')})" -H 'content-type: application/json' \\

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ConfigError, parseConfig } from './load.js';
 
 const minimal = `
@@ -26,7 +29,7 @@ describe('parseConfig', () => {
   it('fills every default and converts units once', () => {
     const settings = parseConfig(minimal, 'config.yaml');
     expect(settings.server).toEqual({
-      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000,
+      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 10_000, maxInFlightPerCaller: 64, readyzDetails: false, drainPeriodMs: 0,
     });
     expect(settings.authentication).toEqual({
       clockSkewSec: 30, tokenCacheMaxEntries: 100_000, negativeTtlMs: 10_000, jwksRefreshIntervalMs: 600_000, jwksMinRefreshIntervalMs: 30_000, jwksFetchTimeoutMs: 5_000,
@@ -97,8 +100,57 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('lists schema problems and the checks that follow them in one run (fix once, not three times)', () => {
+    const text = `${minimal.replace('audiences: [kube-vertex-proxy]', 'audiences: [kube-vertex-proxy]\n  - name: cluster\n    type: kubernetes\n    issuer: https://other.example\n    audiences: [a]')}
+server:
+  port: eighty
+kubernetes:
+  maxStaleness: 0s
+policy:
+  rules:
+    - id: r1
+      effect: allow
+      subjects: { namespaces: [ml] }
+      permissions: [no-such-permission]
+`;
+    const found = problems(text);
+    expect(found.some((p) => p.includes('server.port'))).toBe(true); // schema
+    expect(found.some((p) => p.includes('duplicate issuer name "cluster"'))).toBe(true); // issuers check
+    expect(found.some((p) => p.includes('kubernetes.maxStaleness'))).toBe(true); // kubernetes check
+    expect(found.some((p) => p.includes('policy.rules[0].permissions'))).toBe(true); // policy compile
+  });
+
+  it('skips the checks of a section the schema refused, instead of running them on values of the wrong type', () => {
+    const found = problems(`${minimal}policy:\n  rules: 7\n`);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatch(/policy\.rules: /);
+  });
+
   it('reports a missing file as a config problem', async () => {
     const { loadConfigFile } = await import('./load.js');
     await expect(loadConfigFile('/nonexistent/kvp.yaml')).rejects.toThrow(ConfigError);
+  });
+});
+
+describe('issuers[].caFile', () => {
+  const withCa = (caFile: string) => minimal.replace('    audiences: [kube-vertex-proxy]\n', `    audiences: [kube-vertex-proxy]\n    caFile: ${caFile}\n`);
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('reads the PEM bundle at load, relative to the config file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-ca-'));
+    writeFileSync(join(dir, 'ca.crt'), PEM);
+    const settings = parseConfig(withCa('ca.crt'), join(dir, 'config.yaml'));
+    expect(settings.issuers[0]?.ca).toBe(PEM);
+  });
+
+  it('leaves the system CAs in place without it', () => {
+    expect(parseConfig(minimal, 'config.yaml').issuers[0]?.ca).toBeUndefined();
+  });
+
+  it('reports a file that is missing or holds no certificate, with its line', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-ca-'));
+    writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
+    expect(problems(withCa(join(dir, 'missing.crt')))).toEqual([`config.yaml:7: issuers[0].caFile: cannot read ${join(dir, 'missing.crt')}: ENOENT`]);
+    expect(problems(withCa(join(dir, 'not-a-cert.pem')))).toEqual([`config.yaml:7: issuers[0].caFile: ${join(dir, 'not-a-cert.pem')} holds no PEM certificate`]);
   });
 });

@@ -6,8 +6,9 @@
  *
  * @module
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
 import { ConfigSchema, type Config, type IssuerConfig } from './schema.js';
@@ -55,6 +56,8 @@ export interface IssuerSettings {
   readonly jwksUri: string | undefined;
   readonly algorithms: readonly string[];
   readonly maxTokenLifetimeSec: number;
+  /** PEM CAs for discovery and JWKS fetches (`caFile`, read at load); undefined = the system CAs. */
+  readonly ca?: string;
 }
 
 /** Everything the running proxy needs, with units converted once at load. */
@@ -70,6 +73,10 @@ export interface Settings {
     readonly shutdownGraceMs: number;
     readonly keepAliveTimeoutMs: number;
     readonly requestTimeoutMs: number;
+    readonly bodyIdleTimeoutMs: number;
+    readonly maxInFlightPerCaller: number;
+    readonly readyzDetails: boolean;
+    readonly drainPeriodMs: number;
   };
   readonly authentication: {
     readonly clockSkewSec: number;
@@ -97,6 +104,8 @@ export interface Settings {
   readonly reload: ReloadSettings;
   readonly audit: AuditSettings;
   readonly callbacks: CallbackSettings;
+  /** Accepted, but worth a loud word at every start (secrets written inline). */
+  readonly warnings: readonly ConfigProblem[];
   readonly limits: LimitSettings;
 }
 
@@ -134,64 +143,82 @@ export function parseConfig(text: string, source: string): Settings {
     return node?.range ? lines.linePos(node.range[0]).line : undefined;
   };
 
-  if (!validateSchema(raw)) {
-    throw new ConfigError(source, schemaProblems(validateSchema.errors ?? [], lineOf));
-  }
-  const config = raw;
-  const problems: ConfigProblem[] = [];
+  // Schema problems do not stop the checks below: every section the schema
+  // accepted is still checked, so one run lists every problem in the file.
+  const schemaOk = validateSchema(raw);
+  const problems: ConfigProblem[] = schemaOk ? [] : schemaProblems(validateSchema.errors ?? [], lineOf);
+  const invalid = invalidSections(schemaOk ? [] : (validateSchema.errors ?? []));
+  if (invalid.has('')) throw new ConfigError(source, problems);
+  const config = raw as Config;
   const add = (path: (string | number)[], message: string) => problems.push({ path: formatPath(path), line: lineOf(path), message });
-
-  const issuerNames = new Set<string>();
-  const issuerUrls = new Set<string>();
-  config.issuers.forEach((issuer, i) => {
-    if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
-    issuerNames.add(issuer.name);
-    // Google's own issuer is the default for `google`; a Kubernetes issuer must be named.
-    if (issuer.issuer === undefined && issuer.type === 'google') issuer.issuer = GOOGLE_ISSUER;
-    if (issuer.issuer === undefined) {
-      add(['issuers', i, 'issuer'], 'is required for an issuer of type "kubernetes"');
-      return;
+  const valid = (...sections: string[]) => sections.every((s) => !invalid.has(s));
+  const issuerCas = new Map<number, string>();
+  if (valid('issuers')) {
+    const issuerNames = new Set<string>();
+    const issuerUrls = new Set<string>();
+    config.issuers.forEach((issuer, i) => {
+      if (issuerNames.has(issuer.name)) add(['issuers', i, 'name'], `duplicate issuer name "${issuer.name}"`);
+      issuerNames.add(issuer.name);
+      // Google's own issuer is the default for `google`; a Kubernetes issuer must be named.
+      if (issuer.issuer === undefined && issuer.type === 'google') issuer.issuer = GOOGLE_ISSUER;
+      if (issuer.issuer === undefined) {
+        add(['issuers', i, 'issuer'], 'is required for an issuer of type "kubernetes"');
+        return;
+      }
+      if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
+      issuerUrls.add(issuer.issuer);
+      if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
+      if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
+      if (issuer.caFile !== undefined) {
+        const ca = readIssuerCa(issuer.caFile, dirname(source));
+        if (typeof ca === 'string') issuerCas.set(i, ca);
+        else add(['issuers', i, 'caFile'], ca.problem);
+      }
+    });
+    if (!config.issuers.some((i) => i.type === 'kubernetes')) {
+      add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
     }
-    if (issuerUrls.has(issuer.issuer)) add(['issuers', i, 'issuer'], `issuer "${issuer.issuer}" is listed twice`);
-    issuerUrls.add(issuer.issuer);
-    if (!isHttpUrl(issuer.issuer)) add(['issuers', i, 'issuer'], 'must be an http(s) URL');
-    if (issuer.jwksUri !== undefined && !isHttpUrl(issuer.jwksUri)) add(['issuers', i, 'jwksUri'], 'must be an http(s) URL');
-  });
-  if (!config.issuers.some((i) => i.type === 'kubernetes')) {
-    add(['issuers'], 'at least one issuer of type "kubernetes" is needed for the outbound path');
-  }
-
-  for (const id of Object.keys(config.vertex.projectNumbers)) {
-    if (!config.vertex.projects.includes(id)) add(['vertex', 'projectNumbers', id], `"${id}" is not in vertex.projects`);
   }
 
   let upstreamFor: Settings['vertex']['upstreamFor'] = () => undefined;
-  try {
-    upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
-  } catch (error) {
-    add(['vertex', 'upstream'], (error as Error).message);
+  if (valid('vertex')) {
+    for (const id of Object.keys(config.vertex.projectNumbers)) {
+      if (!config.vertex.projects.includes(id)) add(['vertex', 'projectNumbers', id], `"${id}" is not in vertex.projects`);
+    }
+    try {
+      upstreamFor = createUpstreamResolver(config.vertex.upstream, config.vertex.locations);
+    } catch (error) {
+      add(['vertex', 'upstream'], (error as Error).message);
+    }
   }
 
-  const kubernetes = deriveKubernetesSettings(config.kubernetes, dirname(source), add);
+  const kubernetes = valid('kubernetes') ? deriveKubernetesSettings(config.kubernetes, dirname(source), add) : undefined;
 
-  const { policy, problems: policyProblems } = compilePolicy(config.policy.rules, {
-    knownPermissions: new Set([...KNOWN_PERMISSIONS, AUDIT_READ_PERMISSION]),
-    projects: config.vertex.projects,
-    locations: config.vertex.locations,
-  });
-  for (const p of policyProblems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+  let policy: CompiledPolicy | undefined;
+  if (valid('policy', 'vertex')) {
+    const compiled = compilePolicy(config.policy.rules, {
+      knownPermissions: new Set([...KNOWN_PERMISSIONS, AUDIT_READ_PERMISSION]),
+      projects: config.vertex.projects,
+      locations: config.vertex.locations,
+    });
+    policy = compiled.policy;
+    for (const p of compiled.problems) problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message });
+  }
 
-  const audit = deriveAuditSettings(config.audit, dirname(source), add);
-  checkCallbacks(config, add);
-  const limits = deriveLimitSettings(
-    config.limits,
-    dirname(source),
-    { knownPermissions: new Set(KNOWN_PERMISSIONS), projects: config.vertex.projects, locations: config.vertex.locations },
-    add,
-    (p) => problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message }),
-  );
+  const audit = valid('audit') ? deriveAuditSettings(config.audit, dirname(source), add) : undefined;
+  if (valid('callbacks', 'issuers')) checkCallbacks(config, add);
+  if (valid('vertex')) checkVertexRouting(config, add);
+  const limits = valid('limits', 'vertex')
+    ? deriveLimitSettings(
+        config.limits,
+        dirname(source),
+        { knownPermissions: new Set(KNOWN_PERMISSIONS), projects: config.vertex.projects, locations: config.vertex.locations },
+        add,
+        (p) => problems.push({ path: p.path, line: lineOf(parsePath(p.path)), message: p.message }),
+      )
+    : undefined;
 
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined || limits === undefined) throw new ConfigError(source, problems);
 
   const authn = config.authentication;
   const settings: Settings = {
@@ -206,6 +233,10 @@ export function parseConfig(text: string, source: string): Settings {
       shutdownGraceMs: parseDuration(config.server.shutdownGrace),
       keepAliveTimeoutMs: parseDuration(config.server.keepAliveTimeout),
       requestTimeoutMs: parseDuration(config.server.requestTimeout),
+      bodyIdleTimeoutMs: parseDuration(config.server.bodyIdleTimeout),
+      maxInFlightPerCaller: config.server.maxInFlightPerCaller,
+      readyzDetails: config.server.readyzDetails,
+      drainPeriodMs: parseDuration(config.server.drainPeriod),
     },
     authentication: {
       clockSkewSec: Math.ceil(parseDuration(authn.clockSkew) / 1000),
@@ -215,7 +246,7 @@ export function parseConfig(text: string, source: string): Settings {
       jwksMinRefreshIntervalMs: parseDuration(authn.jwks.minRefreshInterval),
       jwksFetchTimeoutMs: parseDuration(authn.jwks.fetchTimeout),
     },
-    issuers: config.issuers.map((i) => ({
+    issuers: config.issuers.map((i, n) => ({
       name: i.name,
       type: i.type,
       issuer: i.issuer as string,
@@ -223,6 +254,7 @@ export function parseConfig(text: string, source: string): Settings {
       jwksUri: i.jwksUri,
       algorithms: i.algorithms,
       maxTokenLifetimeSec: Math.floor(parseDuration(i.maxTokenLifetime) / 1000),
+      ...(issuerCas.has(n) ? { ca: issuerCas.get(n) as string } : {}),
     })),
     vertex: {
       projects: new Set(config.vertex.projects),
@@ -239,10 +271,66 @@ export function parseConfig(text: string, source: string): Settings {
     reload: deriveReloadSettings(config.reload),
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
+    warnings: inlineSecretWarnings(config, lineOf),
     limits,
   };
   deepFreeze(config);
   return Object.freeze(settings);
+}
+
+/**
+ * Top-level sections the schema refused (`''`: the file as a whole, e.g. not
+ * a mapping). The semantic checks skip those sections, since their values are
+ * not of the validated types, and run on every other one.
+ */
+function invalidSections(errors: readonly ErrorObject[]): Set<string> {
+  const out = new Set<string>();
+  for (const error of errors) {
+    const first = error.instancePath.split('/')[1];
+    if (first !== undefined) out.add(first.replaceAll('~1', '/').replaceAll('~0', '~'));
+    else if (error.keyword === 'required') out.add((error.params as { missingProperty: string }).missingProperty);
+    else if (error.keyword !== 'additionalProperties') out.add('');
+  }
+  return out;
+}
+
+/**
+ * A password written into the config file sits in the ConfigMap, readable by
+ * whoever may read ConfigMaps in the namespace, and in every copy of the
+ * values. Accepted (a workstation or a test needs no Secret), but warned about.
+ */
+function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]) => number | undefined): ConfigProblem[] {
+  const warnings: ConfigProblem[] = [];
+  config.audit.sinks.forEach((sink, i) => {
+    if (sink.type !== 'postgres' || sink.url === undefined) return;
+    let password = '';
+    try {
+      password = new URL(sink.url).password;
+    } catch {
+      password = '';
+    }
+    if (password === '') return;
+    const path = ['audit', 'sinks', i, 'url'];
+    warnings.push({
+      path: formatPath(path),
+      line: lineOf(path),
+      message: 'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
+    });
+  });
+  return warnings;
+}
+
+/** `issuers[].caFile` read once at load: PEM text with at least one certificate, or the problem. */
+function readIssuerCa(file: string, configDir: string): string | { problem: string } {
+  const path = isAbsolute(file) ? file : resolve(configDir, file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    return { problem: `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}` };
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) return { problem: `${path} holds no PEM certificate` };
+  return text;
 }
 
 function isHttpUrl(text: string): boolean {
@@ -340,4 +428,28 @@ function findNode(root: YamlNode | null, path: readonly (string | number)[]): Ya
     }
   }
   return node as YamlNode | undefined;
+}
+
+/** `vertex.identities` and `vertex.endpointHosts`: what the schema cannot say. */
+function checkVertexRouting(config: Config, add: (path: (string | number)[], message: string) => void): void {
+  config.vertex.identities.forEach((identity, i) => {
+    const { serviceAccounts, namespaces, namespaceSelector } = identity.subjects;
+    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined) {
+      add(['vertex', 'identities', i, 'subjects'], 'names no subject: give serviceAccounts, namespaces or namespaceSelector');
+    }
+  });
+  for (const [resource, url] of Object.entries(config.vertex.endpointHosts)) {
+    const [, project, , location] = resource.split('/');
+    if (project !== undefined && !config.vertex.projects.includes(project)) add(['vertex', 'endpointHosts', resource], `project "${project}" is not in vertex.projects`);
+    if (location !== undefined && !config.vertex.locations.includes(location)) add(['vertex', 'endpointHosts', resource], `location "${location}" is not in vertex.locations`);
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(url);
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.pathname !== '/' || parsed.search !== '' || parsed.username !== '') {
+      add(['vertex', 'endpointHosts', resource], `"${url}" must be an http(s) origin (scheme, host and optional port; no path, query or credentials)`);
+    }
+  }
 }

@@ -41,6 +41,23 @@ export const ServerSchema = strictObject(
       '300s',
       'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
     ),
+    bodyIdleTimeout: Duration(
+      '10s',
+      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit (requestTimeout still applies).',
+    ),
+    maxInFlightPerCaller: Type.Integer({
+      minimum: 0,
+      default: 64,
+      description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+    }),
+    drainPeriod: Duration(
+      '0s',
+      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart\'s preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
+    ),
+    readyzDetails: Type.Boolean({
+      default: false,
+      description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
+    }),
   },
   'Listeners.',
   {},
@@ -74,6 +91,13 @@ export const IssuerSchema = strictObject(
       description: 'Accepted signature algorithms (asymmetric only).',
     }),
     maxTokenLifetime: Duration('48h', 'Tokens whose exp - iat exceeds this are refused (long-lived legacy tokens).'),
+    caFile: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "PEM bundle of the CAs trusted for this issuer's discovery and JWKS fetches only (instead of the system CAs), for an issuer served with a private CA such as a self-managed cluster's API server. In a pod the service-account CA, `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, is the usual value. Relative to the config file.",
+      }),
+    ),
   },
   'A trusted token issuer.',
 );
@@ -101,6 +125,37 @@ export const AuthenticationSchema = strictObject(
   },
   'Token verification.',
   {},
+);
+
+export const LabelSelectorSchema = strictObject(
+  {
+    matchLabels: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
+    matchExpressions: Type.Optional(
+      Type.Array(
+        strictObject(
+          {
+            key: Type.String({ minLength: 1 }),
+            operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]),
+            values: Type.Optional(Type.Array(Type.String())),
+          },
+          'Kubernetes label selector requirement.',
+        ),
+      ),
+    ),
+  },
+  'Kubernetes label selector (matchLabels AND matchExpressions).',
+);
+
+/** The Kubernetes subject matchers of policy rules, for `vertex.identities` (same meaning). */
+export const IdentitySubjectsSchema = strictObject(
+  {
+    serviceAccounts: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9.*]*/[a-z0-9*][-a-z0-9.*]*$' }), { minItems: 1, description: '`namespace/name` patterns, as in policy rules.' }),
+    ),
+    namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
+    namespaceSelector: Type.Optional(LabelSelectorSchema),
+  },
+  'Which callers: every matcher given must match (AND); at least one is required.',
 );
 
 export const VertexSchema = strictObject(
@@ -131,27 +186,45 @@ export const VertexSchema = strictObject(
       {},
     ),
     connectionsPerHost: Type.Integer({ minimum: 1, default: 128, description: 'Keep-alive connection pool size per upstream host.' }),
-  },
-  'The Vertex AI side.',
-);
-
-export const LabelSelectorSchema = strictObject(
-  {
-    matchLabels: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String())),
-    matchExpressions: Type.Optional(
-      Type.Array(
-        strictObject(
-          {
-            key: Type.String({ minLength: 1 }),
-            operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]),
-            values: Type.Optional(Type.Array(Type.String())),
-          },
-          'Kubernetes label selector requirement.',
-        ),
+    identities: Type.Array(
+      strictObject(
+        {
+          subjects: IdentitySubjectsSchema,
+          serviceAccount: Type.String({
+            pattern: '^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.]*\\.iam\\.gserviceaccount\\.com$',
+            description: 'Google service account the matching callers\' requests go out as (impersonated: the proxy\'s own identity needs roles/iam.serviceAccountTokenCreator on it).',
+          }),
+        },
+        'A Google identity for the callers that match.',
       ),
+      {
+        default: [],
+        description: 'A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller matching none goes out as the proxy\'s own identity. When a token for the matched account cannot be had, the request gets 503 and nothing is forwarded.',
+      },
+    ),
+    iamCredentialsEndpoint: Type.String({
+      default: 'https://iamcredentials.googleapis.com',
+      description: 'IAM Credentials API base URL used for `identities` (a different value only for tests or a restricted VIP).',
+    }),
+    endpointHosts: Type.Record(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$' }), Type.String({ minLength: 1 }), {
+      default: {},
+      description: 'Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint\'s host or a Private Service Connect address. Wins over `endpointLookup`.',
+    }),
+    endpointLookup: strictObject(
+      {
+        enabled: Type.Boolean({
+          default: false,
+          description: 'Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy\'s own identity) and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.',
+        }),
+        ttl: Duration('5m', 'How long a lookup is used; it is refreshed in the background after 80% of it.'),
+        maxEntries: Type.Integer({ minimum: 1, default: 10_000, description: 'Endpoints remembered (oldest dropped first).' }),
+        timeout: Duration('5s', 'Longest wait for one lookup; a call waiting on a failed or slow lookup goes to the regional host.'),
+      },
+      'Dedicated endpoints: learn the host of each endpoint.',
+      {},
     ),
   },
-  'Kubernetes label selector (matchLabels AND matchExpressions).',
+  'The Vertex AI side.',
 );
 
 export const KubernetesSchema = strictObject(
@@ -192,6 +265,34 @@ export const KubernetesSchema = strictObject(
   {},
 );
 
+/** What a job-creating request may ask for (policy.rules[].conditions.jobs); see docs/policy-guardrails.md. */
+export const JobConditionsSchema = strictObject(
+  {
+    serviceAccounts: Type.Optional(
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description: 'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for "no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
+      }),
+    ),
+    machineTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Machine type patterns (`g2-standard-*`); every machine spec in the body must match one.' })),
+    acceleratorTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Accelerator types (`NVIDIA_L4`, patterns allowed); every machine spec with an accelerator must name one of them.' })),
+    maxAccelerators: Type.Optional(Type.Integer({ minimum: 0, description: 'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled pools, their maximum replicas).' })),
+    maxReplicas: Type.Optional(Type.Integer({ minimum: 0, description: 'Most replicas of any one pool (for autoscaled pools, their maximum).' })),
+    images: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest (`@sha256:…`) on the image is allowed unless the pattern names one.',
+      }),
+    ),
+    networks: Type.Optional(
+      Type.Array(Type.String(), { minItems: 1, description: 'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for "no network given".' }),
+    ),
+    requireEncryptionSpec: Type.Optional(Type.Boolean({ description: 'true: the request must name a customer-managed key (`encryptionSpec.kmsKeyName`).' })),
+    requireLabels: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Label keys the created resource must carry (as sent by the caller).' })),
+  },
+  'Conditions on the body of job-creating methods. Every condition given must hold; a condition about a field a method does not have is not applied (see docs/policy-guardrails.md).',
+);
+
 export const PolicyRuleSchema = strictObject(
   {
     id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique rule id; named in every decision and audit record.' }),
@@ -207,12 +308,18 @@ export const PolicyRuleSchema = strictObject(
         ),
         namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
         namespaceSelector: Type.Optional(LabelSelectorSchema),
+        googleEmails: Type.Optional(
+          Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), {
+            minItems: 1,
+            description: 'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
+          }),
+        ),
       },
       'Who the rule is about. Every matcher given must match (AND); at least one is required. List several rules for OR.',
     ),
     permissions: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`).',
+      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
     }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
@@ -222,6 +329,17 @@ export const PolicyRuleSchema = strictObject(
     ),
     projects: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Default: any configured project.' })),
     locations: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Default: any configured location.' })),
+    mode: Type.Optional(
+      Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
+        description: '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it never changes a decision.',
+      }),
+    ),
+    conditions: Type.Optional(
+      strictObject(
+        { jobs: Type.Optional(JobConditionsSchema) },
+        'Conditions on the request body (allow rules only). An allow rule whose conditions the body fails does not match.',
+      ),
+    ),
   },
   'A policy rule.',
 );
@@ -253,7 +371,7 @@ export const AuditSinkSchema = Type.Union(
     strictObject(
       {
         type: Type.Literal('postgres'),
-        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — prefer `urlFile` when the URL carries a password.' })),
+        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.' })),
         urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' })),
         table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,47}$', description: 'Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL\'s 63 (created, with its indexes, on start). Default: `kvp_audit_records`.' })),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
@@ -281,6 +399,20 @@ export const AuditSchema = strictObject(
     retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
     maxBatch: Type.Integer({ minimum: 1, maximum: 2000, default: 500, description: 'Most records in one transaction (one multi-row insert).' }),
     maxQueue: Type.Integer({ minimum: 1, default: 50_000, description: 'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.' }),
+    console: strictObject(
+      {
+        enabled: Type.Boolean({ default: false, description: 'Serve the auditor\'s console at `/audit/ui/` on the data port (read-only; access by the policy\'s `audit.read` grants). Needs a durable store.' }),
+        iapAudience: Type.Optional(
+          Type.String({
+            pattern: '^/projects/[0-9]+/(global/backendServices|apps)/[A-Za-z0-9._-]+$',
+            description: 'Behind Identity-Aware Proxy: the `aud` of IAP\'s signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.',
+          }),
+        ),
+        iapJwksUri: Type.String({ default: 'https://www.gstatic.com/iap/verify/public_key-jwk', description: 'IAP\'s public keys (JWK set).' }),
+      },
+      'The auditor\'s console: the audit trail in a browser.',
+      {},
+    ),
   },
   'The audit trail: one record per request, allowed or not.',
   {},
@@ -301,7 +433,7 @@ export const CallbackRouteSchema = strictObject(
     ),
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` (`service-*@gcp-sa-aiplatform.iam.gserviceaccount.com`, `*@my-proj.iam.gserviceaccount.com`), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project\'s domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -310,7 +442,7 @@ export const CallbackRouteSchema = strictObject(
     }),
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
     timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
-    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream`.' })),
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.' })),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
@@ -345,6 +477,34 @@ export const CallbacksSchema = strictObject(
     routes: Type.Array(CallbackRouteSchema, { default: [], description: 'Callback routes on the data port. Callers authenticate with Google ID tokens (an issuer of `type: google`).' }),
   },
   'Callbacks: Vertex AI workloads calling into the cluster through the proxy.',
+  {},
+);
+
+export const TracingSchema = strictObject(
+  {
+    enabled: Type.Boolean({
+      default: false,
+      description: 'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
+    }),
+    endpoint: Type.Optional(
+      Type.String({
+        pattern: '^https?://',
+        description: 'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
+      }),
+    ),
+    sampleRatio: Type.Optional(
+      Type.Number({
+        minimum: 0,
+        maximum: 1,
+        description: 'Share of new traces recorded (by trace id, so every service samples the same traces); a caller\'s sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.',
+      }),
+    ),
+    resourceAttributes: Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }), {
+      default: {},
+      description: 'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
+    }),
+  },
+  'OpenTelemetry tracing.',
   {},
 );
 
@@ -426,6 +586,10 @@ export const AttributionSchema = strictObject(
       default: false,
       description: 'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
     }),
+    jobLabels: Type.Boolean({
+      default: false,
+      description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
+    }),
     requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: <request id>` upstream (the audit record\'s `requestId`), so Google\'s records and the audit record can be joined. A caller\'s own header of that name is never forwarded.' }),
   },
   'Attribution in Google\'s own records: every call reaches Vertex AI under the proxy\'s identity.',
@@ -451,6 +615,7 @@ export const ConfigSchema = strictObject(
     ),
     audit: AuditSchema,
     callbacks: CallbacksSchema,
+    tracing: TracingSchema,
     limits: LimitsSchema,
     usage: UsageSchema,
     attribution: AttributionSchema,
@@ -465,6 +630,9 @@ export type CallbacksConfig = Static<typeof CallbacksSchema>;
 export type CallbackRouteConfig = Static<typeof CallbackRouteSchema>;
 export type LabelSelector = Static<typeof LabelSelectorSchema>;
 export type AuditSinkConfig = Static<typeof AuditSinkSchema>;
+export type TracingConfig = Static<typeof TracingSchema>;
+export type JobConditionsConfig = Static<typeof JobConditionsSchema>;
+export type VertexIdentityConfig = Static<typeof VertexSchema>['identities'][number];
 export type LimitRule = Static<typeof LimitRuleSchema>;
 export type LimitsConfig = Static<typeof LimitsSchema>;
 

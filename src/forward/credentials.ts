@@ -73,7 +73,11 @@ export function createGoogleCredential(options: GoogleCredentialOptions = {}): U
         failures = 0;
         lastError = undefined;
         options.onRefresh?.('success');
-        schedule(expiresAt - now() - refreshMarginMs);
+        // Ahead of expiry: at the margin, or halfway through a token's life when
+        // that is sooner (short-lived tokens), so a metadata-server outage shorter
+        // than the remaining half goes unnoticed by callers.
+        const remaining = expiresAt - now();
+        schedule(remaining > 2 * refreshMarginMs ? remaining - refreshMarginMs : remaining / 2);
       },
       (error: unknown) => {
         failures++;

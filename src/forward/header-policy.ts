@@ -44,13 +44,29 @@ const REFUSED_REQUEST_HEADERS: Readonly<Record<string, string>> = {
  */
 export function checkRequestHeaders(headers: IncomingHttpHeaders): void {
   for (const name in REFUSED_REQUEST_HEADERS) {
-    if (headers[name] !== undefined) {
-      throw new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', 'INVALID_ARGUMENT', REFUSED_REQUEST_HEADERS[name] as string, {
-        reason: 'forbidden-header',
-        metadata: { header: name },
-      });
-    }
+    if (headers[name] !== undefined) throw forbiddenHeader(name, name);
   }
+  // Some servers and gateways (CGI-style environments, several WSGI and PHP
+  // stacks) read `x_goog_user_project` as `x-goog-user-project`: a name that
+  // normalises to a refused one is refused too.
+  for (const name in headers) {
+    if (!name.includes('_')) continue;
+    const normalized = normalizeHeaderName(name);
+    if (REFUSED_REQUEST_HEADERS[normalized] !== undefined) throw forbiddenHeader(normalized, name);
+  }
+}
+
+function forbiddenHeader(refused: string, sent: string): ProxyError {
+  const message = REFUSED_REQUEST_HEADERS[refused] as string;
+  return new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', 'INVALID_ARGUMENT', sent === refused ? message : `${message} (sent as ${sent})`, {
+    reason: 'forbidden-header',
+    metadata: { header: sent.slice(0, 64) },
+  });
+}
+
+/** A header name as lenient servers read it: lower case, `_` as `-`. */
+export function normalizeHeaderName(name: string): string {
+  return name.toLowerCase().replaceAll('_', '-');
 }
 
 /** Header names listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
@@ -71,11 +87,13 @@ function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): S
 export function upstreamRequestHeaders(incoming: IncomingHttpHeaders, authorization: string): OutgoingHttpHeaders {
   const listed = connectionListed(incoming);
   const out: OutgoingHttpHeaders = {};
-  for (const name in incoming) {
+  for (const raw in incoming) {
+    // Judged by the name a lenient server would read (`x_forwarded_for` as `x-forwarded-for`), forwarded as sent.
+    const name = raw.includes('_') ? normalizeHeaderName(raw) : raw;
     if (HOP_BY_HOP.has(name) || STRIPPED_REQUEST_HEADERS.has(name) || listed?.has(name)) continue;
     if (STRIPPED_REQUEST_PREFIXES.some((p) => name.startsWith(p))) continue;
     if (name.startsWith('x-goog-') && !ALLOWED_GOOG_HEADERS.has(name)) continue;
-    out[name] = incoming[name];
+    out[raw] = incoming[raw];
   }
   out.authorization = authorization;
   return out;

@@ -27,9 +27,13 @@ import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
 import type { UpstreamCredential } from './credentials.js';
+import type { TeamIdentities } from './identities.js';
 import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from './body-limit.js';
 import { downstreamResponseHeaders, upstreamRequestHeaders } from './header-policy.js';
 import { upstreamFailure } from './upstream-errors.js';
+import { watchBodyProgress } from './body-progress.js';
+import { vertexSpanStart } from '../tracing/attributes.js';
+import type { TraceSpan } from '../tracing/tracing.js';
 import { usageFraming } from '../usage/operations.js';
 import { createUsageMeter, type UsageMeter } from '../usage/usage.js';
 
@@ -38,6 +42,10 @@ export interface ForwardPluginOptions {
   /** The connection pool to Vertex AI (undici Agent with timeouts set). */
   readonly dispatcher: Dispatcher;
   readonly bodyLimitBytes: number;
+  /** `server.bodyIdleTimeout`; 0 turns it off. */
+  readonly bodyIdleTimeoutMs?: number;
+  /** `vertex.identities`: callers whose requests go upstream as their team's Google service account. */
+  readonly identities?: TeamIdentities | undefined;
   /** Send `X-Goog-Request-Reason: <request id>` upstream (attribution.requestReason). */
   readonly requestReason?: boolean;
 }
@@ -200,14 +208,31 @@ function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyRep
   // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
   if (body === null) delete headers['content-length'];
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
+  if (request.kvp.span !== undefined) traceUpstream(request, origin, headers);
   dispatcher.dispatch(
     { origin, path: request.url, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body },
     new UpstreamExchange(request, reply),
   );
 }
 
+/** The client span of the Vertex AI call (ended with the response), named as the parent in the `traceparent` sent up. */
+function traceUpstream(request: FastifyRequest, origin: string, headers: OutgoingHttpHeaders): void {
+  const parent = request.kvp.span as TraceSpan;
+  let span = parent;
+  if (parent.sampled) {
+    const { name, attributes } = vertexSpanStart(request.kvp.operation, request.method, origin, headers.host as string);
+    span = parent.child(name, 'client', attributes);
+  }
+  request.kvp.upstreamSpan = span;
+  span.inject(headers);
+}
+
+function identityUnavailable(): ProxyError {
+  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'UNAVAILABLE', 'upstream identity unavailable', { reason: 'identity-unavailable' });
+}
+
 export const forwardPlugin = fp<ForwardPluginOptions>(
-  async (app, { credential, dispatcher, bodyLimitBytes, requestReason = false }) => {
+  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0, identities, requestReason = false }) => {
     const upstreamAuthorization = new WeakMap<FastifyRequest, string>();
 
     app.addHook('onRequest', (request, _reply, done) => {
@@ -216,6 +241,21 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         const bytes = Number(length);
         request.kvp.requestBytes = bytes;
         if (bytes > bodyLimitBytes) return done(bodyTooLarge(bodyLimitBytes));
+      }
+      const subject = request.kvp.subject;
+      const team = identities === undefined || subject === undefined ? undefined : identities.serviceAccountFor(subject);
+      if (identities !== undefined && team !== undefined) {
+        // The team's identity or nothing: never the proxy's own instead (fail closed).
+        request.kvp.upstreamIdentity = team;
+        const teamAuthorization = identities.authorization(team);
+        const use = (value: string | undefined): void => {
+          if (value === undefined) return done(identityUnavailable());
+          upstreamAuthorization.set(request, value);
+          done();
+        };
+        if (typeof teamAuthorization === 'object') teamAuthorization.then(use, () => done(identityUnavailable()));
+        else use(teamAuthorization);
+        return;
       }
       const authorization = credential.authorization();
       if (authorization === undefined) {
@@ -232,7 +272,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      done(null, limitChunkedBody(request, payload, bodyLimitBytes) as typeof payload);
+      done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {

@@ -24,6 +24,9 @@ export const identityPlugin = fp<IdentityPluginOptions>(
           labels: labels.labelsOf(principal.namespace),
           ...(stale === undefined ? {} : { labelsStale: stale }),
         };
+      } else if (principal?.kind === 'google') {
+        // Only `googleEmails` rules can match this subject (see policy/compile.ts).
+        request.kvp.subject = { namespace: '', serviceAccount: '', labels: undefined, googleEmail: principal.email };
       }
       done();
     });

@@ -1,7 +1,8 @@
 /**
  * The Kubernetes side of a running proxy, built from settings: the namespace
  * label source (static, off, or the informer), the TokenReview client and
- * the UID-revocation informers, their metrics, readiness and lifecycle.
+ * the UID-revocation informers, the check that the proxy's identity has the
+ * RBAC permissions they need, their metrics, readiness and lifecycle.
  * `server.ts` asks this module for what to hand the verifier and the app.
  *
  * In: Settings, logger, registry, the verifier's eviction hook. Out:
@@ -21,6 +22,7 @@ import { loadKubeConfig } from './kube-config.js';
 import { createNoLabelSource, createStaticLabelSource, type NamespaceLabelSource } from './labels.js';
 import { createIdentityMetrics, type InformerGaugeSource } from './metrics.js';
 import { createWatchLabelSource, type WatchLabelSource } from './namespace-watch.js';
+import { createPermissionCheck, describePermission, requiredPermissions, type ApiPermission, type PermissionCheck } from './permissions.js';
 import { createUidRevocation, type UidRevocation } from './uid-revocation.js';
 
 export interface KubernetesIdentityOptions {
@@ -51,6 +53,38 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
   const source = k.usesApi ? loadKubeConfig(k.kubeconfig) : undefined;
   if (source) logger.info({ kubeconfig: source.describe, server: source.server }, 'Kubernetes API configuration loaded');
 
+  // Which RBAC permissions the modes need, asked of the API server: a missing one is named, not guessed at.
+  let permissions: PermissionCheck | undefined;
+  if (source) {
+    let reported: string | undefined;
+    permissions = createPermissionCheck({
+      kubeConfig: source.kubeConfig,
+      permissions: requiredPermissions(k),
+      timeoutMs: k.apiTimeoutMs,
+      onChecked: (missing: readonly ApiPermission[]) => {
+        const key = missing.map(describePermission).join(',');
+        if (key === reported) return;
+        reported = key;
+        if (missing.length > 0) {
+          logger.error(
+            {
+              missing: missing.map(describePermission),
+              neededBy: [...new Set(missing.map((p) => p.neededBy))],
+              kubeconfig: source.describe,
+              hint: "grant it to the proxy's identity: the helm chart's ClusterRole (rbac.create) has every rule the config needs",
+            },
+            'Kubernetes API permission missing',
+          );
+        } else logger.info({ granted: requiredPermissions(k).map(describePermission) }, 'Kubernetes API permissions granted');
+      },
+      onError: (error, retryInMs) => logger.warn({ error: describeError(error), retryInMs }, 'could not check Kubernetes API permissions; retrying'),
+    });
+  }
+  const recheckOn403 = (error: unknown) => {
+    const e = error as { statusCode?: unknown; code?: unknown };
+    if ((e.statusCode ?? e.code) === 403) permissions?.recheck();
+  };
+
   const gaugeSources: InformerGaugeSource[] = [];
   let watchSource: WatchLabelSource | undefined;
   const metrics = createIdentityMetrics(options.registry, {
@@ -68,8 +102,10 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
       onEvent: (type) => metrics.event('namespaces', type),
       onRestart: () => metrics.restart('namespaces'),
       onRelist: () => metrics.relist('namespaces'),
-      onError: (error, restartInMs) =>
-        logger.warn({ resource: 'namespaces', error: describeError(error), restartInMs }, 'namespace informer stopped; restarting'),
+      onError: (error, restartInMs) => {
+        logger.warn({ resource: 'namespaces', error: describeError(error), restartInMs }, 'namespace informer stopped; restarting');
+        recheckOn403(error);
+      },
       onSynced: (namespaces) => logger.info({ namespaces }, 'namespace label view synced'),
       onStaleChange: (stale, ageMs) => {
         if (stale) logger.error({ ageSeconds: ageMs === undefined ? null : Math.round(ageMs / 1000), maxStalenessSeconds: k.maxStalenessMs / 1000 }, 'namespace label view is stale; label-dependent decisions are refused');
@@ -96,7 +132,10 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
       onEvent: (resource, type) => metrics.event(resource, type),
       onRestart: (resource) => metrics.restart(resource),
       onRelist: (resource) => metrics.relist(resource),
-      onError: (resource, error, restartInMs) => logger.warn({ resource, error: describeError(error), restartInMs }, 'revocation informer stopped; restarting'),
+      onError: (resource, error, restartInMs) => {
+        logger.warn({ resource, error: describeError(error), restartInMs }, 'revocation informer stopped; restarting');
+        recheckOn403(error);
+      },
       onEvicted: (count) => {
         metrics.evicted(count);
         if (count > 0) logger.info({ count }, 'evicted cached tokens of deleted service accounts or pods');
@@ -107,7 +146,13 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
 
   const reviewer =
     k.tokenReview && source
-      ? createTokenReviewer({ kubeConfig: source.kubeConfig, timeoutMs: k.apiTimeoutMs, maxConcurrent: k.tokenReviewConcurrency, onReview: (result) => metrics.tokenReview(result) })
+      ? createTokenReviewer({
+          kubeConfig: source.kubeConfig,
+          timeoutMs: k.apiTimeoutMs,
+          maxConcurrent: k.tokenReviewConcurrency,
+          onReview: (result) => metrics.tokenReview(result),
+          onForbidden: () => permissions?.recheck(),
+        })
       : undefined;
   const rev = revocation;
 
@@ -126,12 +171,14 @@ export function createKubernetesIdentity(settings: Settings, options: Kubernetes
       ];
       if (revocation) checks.push({ name: 'uid-revocation', ready: revocation.ready(), detail: revocation.describe() });
       if (reviewer) checks.push({ name: 'token-review', ready: true, detail: { ttlSeconds: k.tokenReviewTtlMs / 1000, maxConcurrent: k.tokenReviewConcurrency } });
+      if (permissions) checks.push({ name: 'kubernetes-permissions', ready: permissions.ready(), detail: permissions.describe() });
       return checks;
     },
     async start() {
-      await Promise.all([watchSource?.start(), revocation?.start()]);
+      await Promise.all([permissions?.start(), watchSource?.start(), revocation?.start()]);
     },
     stop() {
+      permissions?.stop();
       watchSource?.stop();
       revocation?.stop();
     },

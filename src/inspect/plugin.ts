@@ -17,23 +17,26 @@ import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { ProxyError } from '../errors.js';
 import type { BodyRule } from './body-rule.js';
+import { watchBodyProgress } from '../forward/body-progress.js';
 import { inspectBody } from './inspect.js';
 import { readWhole } from './read-whole.js';
 
 export interface InspectPluginOptions {
   readonly rules: readonly BodyRule[];
   readonly bodyLimitBytes: number;
+  /** `server.bodyIdleTimeout`: a body read here stalls under the same rule as one that streams (0: off). */
+  readonly bodyIdleTimeoutMs?: number;
 }
 
 export const inspectPlugin = fp<InspectPluginOptions>(
-  async (app, { rules, bodyLimitBytes }) => {
+  async (app, { rules, bodyLimitBytes, bodyIdleTimeoutMs = 0 }) => {
     if (rules.length === 0) return;
     app.addHook('preParsing', (request, _reply, payload, done) => {
       let wanted: BodyRule[] | undefined;
       for (const rule of rules) if (rule.wants(request)) (wanted ??= []).push(rule);
       if (wanted === undefined) return done(null, payload);
       const rulesForRequest = wanted;
-      readWhole(payload, bodyLimitBytes).then(
+      readWhole(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes).then(
         (bytes) => {
           request.kvp.requestBytes = bytes.length;
           const result = inspectBody(request, bytes, request.headers['content-type'], rulesForRequest);

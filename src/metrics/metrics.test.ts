@@ -33,6 +33,7 @@ describe('metrics exposition', () => {
     metrics.observeRecord(record({ latencyMs: 300, upstreamLatencyMs: 250 }));
     metrics.observeRecord(record({ decision: 'deny', status: 403, upstreamLatencyMs: undefined, ruleId: undefined, reason: 'no-matching-rule' }));
     metrics.observeRecord(record({ operation: undefined, decision: 'deny', status: 401, upstreamLatencyMs: undefined, principal: undefined }));
+    metrics.observeRecord(record({ operation: 'customJobs.create', dryRun: [{ rule: 'tighter-gpus', outcome: 'deny' }, { rule: 'new-team', outcome: 'allow' }] }));
     metrics.jwksFetch('cluster', 'success');
     metrics.jwksFetch('cluster', 'error');
     metrics.credentialRefresh('success');
@@ -40,6 +41,8 @@ describe('metrics exposition', () => {
     metrics.auditBatch('postgres', 3, 0.02, false);
     metrics.auditRefused();
     metrics.auditDropped(2);
+    metrics.identityRefresh('team-ml@p.iam.gserviceaccount.com', 'success');
+    metrics.endpointLookup('dedicated');
     const text = await registry.metrics();
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, 'utf8'));

@@ -20,6 +20,17 @@ export interface MetricSources {
   readonly policy: () => { version: string; ruleCount: number };
   /** Audit records accepted but not yet committed to the stores. */
   readonly auditQueueDepth?: () => number;
+  /** Whether the proxy holds a usable Google access token (requests are refused with 503 while it does not). */
+  readonly credentialAvailable?: () => boolean;
+}
+
+export interface MetricOptions {
+  /**
+   * Request-duration histograms carry the trace id of a sampled request as
+   * an OpenMetrics exemplar (only when tracing is on: otherwise the id would
+   * point at a trace no backend has).
+   */
+  readonly exemplars?: boolean;
 }
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
@@ -34,10 +45,15 @@ export interface ProxyMetrics {
   auditRefused(): void;
   /** Audit records dropped (queue full, or the store stayed unavailable). */
   auditDropped(count: number): void;
+  /** A refresh of a team identity's impersonated token (vertex.identities; accounts come from the config). */
+  identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
+  /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
+  endpointLookup(result: 'dedicated' | 'shared' | 'error'): void;
 }
 
-export function createMetrics(registry: Registry, sources: MetricSources): ProxyMetrics {
+export function createMetrics(registry: Registry, sources: MetricSources, options: MetricOptions = {}): ProxyMetrics {
   const registers = [registry];
+  const exemplars = options.exemplars === true;
   const requests = new Counter({
     name: `${METRIC_PREFIX}requests_total`,
     help: 'Requests by direction, operation, decision and HTTP status code.',
@@ -50,6 +66,7 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     labelNames: ['direction', 'operation'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
+    enableExemplars: exemplars,
   });
   const upstreamDuration = new Histogram({
     name: `${METRIC_PREFIX}upstream_duration_seconds`,
@@ -57,6 +74,7 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     labelNames: ['operation'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
+    enableExemplars: exemplars,
   });
   let seenHits = 0;
   let seenMisses = 0;
@@ -174,7 +192,65 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
     },
   });
 
+  const overheadDuration = new Histogram({
+    name: `${METRIC_PREFIX}overhead_duration_seconds`,
+    help: 'The proxy\'s own share of a forwarded request: its latency minus the upstream\'s (authentication, policy, the strict audit commit, forwarding).',
+    labelNames: ['direction', 'operation'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers,
+    enableExemplars: exemplars,
+  });
+  const upstreamResponses = new Counter({
+    name: `${METRIC_PREFIX}upstream_responses_total`,
+    help: 'Responses from the upstream (Vertex AI, or a callback backend) by direction, operation and status class; `none` when no response came (unreachable, timeout).',
+    labelNames: ['direction', 'operation', 'status_class'] as const,
+    registers,
+  });
+  new Gauge({
+    name: `${METRIC_PREFIX}google_token_available`,
+    help: '1 while the proxy holds an unexpired Google access token; 0 while it does not (requests are refused with 503).',
+    registers,
+    collect() {
+      this.set(sources.credentialAvailable === undefined || sources.credentialAvailable() ? 1 : 0);
+    },
+  });
+  type DurationHistogram = Histogram<'direction' | 'operation'> | Histogram<'operation'>;
+  /** `observe` of a histogram; with exemplars on, the request's trace is the exemplar when it was sampled. */
+  const observe: (histogram: DurationHistogram, labels: Record<string, string>, seconds: number, record: AuditRecord) => void = exemplars
+    ? (histogram, labels, seconds, record) => {
+        const exemplarLabels = record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
+        (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
+      }
+    : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);
+
+  const dryRunDecisions = new Counter({
+    name: `${METRIC_PREFIX}policy_dry_run_total`,
+    help: 'Verdicts of dry-run policy rules (they never change a decision), by rule and what the rule would have decided.',
+    labelNames: ['rule', 'outcome'] as const,
+    registers,
+  });
+
+  const identityRefreshes = new Counter({
+    name: `${METRIC_PREFIX}team_identity_refreshes_total`,
+    help: 'Impersonated access-token refreshes of the team identities (vertex.identities), by service account and result.',
+    labelNames: ['service_account', 'result'] as const,
+    registers,
+  });
+
+  const endpointLookups = new Counter({
+    name: `${METRIC_PREFIX}endpoint_lookups_total`,
+    help: 'Endpoint lookups (EndpointService.GetEndpoint) for dedicated endpoints, by result: dedicated, shared or error.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+
   return {
+    endpointLookup(result) {
+      endpointLookups.inc({ result });
+    },
+    identityRefresh(serviceAccount, result) {
+      identityRefreshes.inc({ service_account: serviceAccount, result });
+    },
     auditBatch(store, size, seconds, ok) {
       auditWriteDuration.observe({ store }, seconds);
       auditBatchSize.observe({ store }, size);
@@ -191,8 +267,15 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
       // Callbacks have no Vertex AI operation: their route prefix (a bounded set from the config) stands in.
       const operation = record.operation ?? (record.route === undefined ? 'unclassified' : `callback:${record.route}`);
       requests.inc({ direction: record.direction, operation, decision: record.decision, code: String(record.status) });
-      requestDuration.observe({ direction: record.direction, operation }, record.latencyMs / 1000);
-      if (record.upstreamLatencyMs !== undefined) upstreamDuration.observe({ operation }, record.upstreamLatencyMs / 1000);
+      const byOperation = { direction: record.direction, operation };
+      observe(requestDuration, byOperation, record.latencyMs / 1000, record);
+      if (record.upstreamLatencyMs !== undefined) {
+        observe(upstreamDuration, { operation }, record.upstreamLatencyMs / 1000, record);
+        observe(overheadDuration, byOperation, Math.max(0, record.latencyMs - record.upstreamLatencyMs) / 1000, record);
+        upstreamResponses.inc({ direction: record.direction, operation, status_class: statusClass(record.upstreamStatus) });
+      }
+      // Rule ids come from the config: a bounded label set.
+      if (record.dryRun !== undefined) for (const { rule, outcome } of record.dryRun) dryRunDecisions.inc({ rule, outcome });
     },
     jwksFetch(issuer, result) {
       jwksFetches.inc({ issuer, result });
@@ -201,4 +284,9 @@ export function createMetrics(registry: Registry, sources: MetricSources): Proxy
       credentialRefreshes.inc({ result });
     },
   };
+}
+
+const STATUS_CLASSES = ['0xx', '1xx', '2xx', '3xx', '4xx', '5xx'];
+function statusClass(status: number | undefined): string {
+  return status === undefined ? 'none' : (STATUS_CLASSES[Math.floor(status / 100)] ?? 'other');
 }

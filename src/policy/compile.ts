@@ -7,10 +7,12 @@
  * @module
  */
 import { createHash } from 'node:crypto';
+import { compileCallers } from '../callbacks/callers.js';
 import type { PolicyRule } from '../config/schema.js';
 import { OPERATION_GROUPS } from '../vertex/operation.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
-import { compileRule, createIndexedEvaluator, permissionEntryKind } from './evaluator.js';
+import { compileRule, createIndexedEvaluator, permissionEntryKind, type CompiledRule } from './evaluator.js';
+import { jobConditionsProblems } from './job-conditions.js';
 import { checkSelector } from './label-selector.js';
 import { compileGlob, isGlob, matchText, resourcePatternProblem, serviceAccountPatternProblem } from './patterns.js';
 
@@ -53,6 +55,11 @@ export interface PolicyContext {
  *     `DoesNotExist`); `{}` matches every known namespace. When the
  *     namespace is unknown to the label source (`labels` undefined) a
  *     selector never matches: not `{}`, not `NotIn`, not `DoesNotExist`.
+ *   - `googleEmails`: the subject is a Google account (`googleEmail` set)
+ *     and any entry matches its email, case-insensitively: an exact email,
+ *     or a pattern whose `*` stands for any run of characters before the
+ *     `@`. Such a rule matches no Kubernetes subject, and no rule without
+ *     `googleEmails` matches a Google subject.
  * - **permissions**: any entry matches: a group name (no dot, no `*`) that is
  *   in `action.groups`, an exact permission equal to `action.permission`, or
  *   a pattern over `action.permission` where `*` matches any run of
@@ -76,6 +83,12 @@ export interface CompiledPolicy {
   readonly ruleCount: number;
   /** Pure and synchronous; reads precomputed tables and allocates nothing. The decision is frozen and shared between calls. */
   evaluate(subject: PolicySubject, action: PolicyAction): Decision;
+  /** Every rule compiled, in config order (`rules[i].index === i`): dry-run rules and job conditions are read from here. */
+  readonly rules: readonly CompiledRule[];
+  /** Rules with `mode: dryRun`, in config order. */
+  readonly dryRunRules: readonly CompiledRule[];
+  /** Whether any enforced allow rule has job conditions. */
+  readonly hasJobConditions: boolean;
 }
 
 /**
@@ -91,11 +104,15 @@ export function compilePolicy(
   context: PolicyContext,
 ): { policy: CompiledPolicy; problems: PolicyProblem[] } {
   const problems = checkRules(rules, context);
-  const evaluator = createIndexedEvaluator(rules.map(compileRule), context.knownPermissions);
+  const compiled = rules.map(compileRule);
+  const evaluator = createIndexedEvaluator(compiled, context.knownPermissions);
   const policy: CompiledPolicy = Object.freeze({
     version: policyVersion(rules),
     ruleCount: rules.length,
     evaluate: evaluator.evaluate,
+    rules: compiled,
+    dryRunRules: compiled.filter((rule) => rule.dryRun),
+    hasJobConditions: compiled.some((rule) => !rule.dryRun && rule.jobConditions !== undefined),
   });
   return { policy, problems };
 }
@@ -137,9 +154,19 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     if (first === undefined) firstIndexOfId.set(rule.id, i);
     else report(`${at}.id`, `duplicate rule id "${rule.id}" (first used by policy.rules[${first}])`);
 
-    const { serviceAccounts, namespaces, namespaceSelector } = rule.subjects;
-    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined) {
+    const { serviceAccounts, namespaces, namespaceSelector, googleEmails } = rule.subjects;
+    if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined && googleEmails === undefined) {
       report(`${at}.subjects`, 'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. serviceAccounts: ["*/*"])');
+    }
+    if (googleEmails !== undefined) {
+      if (serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined) {
+        report(`${at}.subjects.googleEmails`, 'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a Kubernetes service account, never both (write two rules)');
+      }
+      checkNonEmpty(googleEmails, `${at}.subjects.googleEmails`, report);
+      for (const problem of compileCallers(googleEmails).problems) {
+        if (googleEmails[problem.index]?.includes('@') !== true) report(`${at}.subjects.googleEmails[${problem.index}]`, 'must be an email or an email pattern');
+        else report(`${at}.subjects.googleEmails[${problem.index}]`, problem.message);
+      }
     }
     checkNonEmpty(serviceAccounts, `${at}.subjects.serviceAccounts`, report);
     serviceAccounts?.forEach((pattern, j) => {
@@ -169,6 +196,13 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     rule.locations?.forEach((location, j) => {
       if (!locations.has(location)) report(`${at}.locations[${j}]`, notServed('location', location, 'vertex.locations', context.locations));
     });
+
+    const jobs = rule.conditions?.jobs;
+    if (jobs !== undefined) {
+      // A deny "unless the job is fine" would read two ways; guard rails are allow rules with conditions.
+      if (rule.effect === 'deny') report(`${at}.conditions`, 'conditions apply to allow rules only (an allow rule whose conditions fail does not match)');
+      for (const p of jobConditionsProblems(jobs, `${at}.conditions.jobs`)) report(p.path, p.message);
+    }
   });
   return problems;
 }

@@ -22,6 +22,12 @@ export interface PolicySubject {
    * labels could change must not be made on them (see the authorize step).
    */
   readonly labelsStale?: { readonly ageSeconds: number | null };
+  /**
+   * Set when the subject is a Google account (an auditor signed in to the
+   * audit console through IAP): only `googleEmails` rules can match it, and
+   * `namespace`/`serviceAccount` are empty. Never set for a Kubernetes subject.
+   */
+  readonly googleEmail?: string;
 }
 
 /** The operation side of a policy question (a subset of `Operation`). */
@@ -50,7 +56,11 @@ export type DecisionReason =
   | 'allowed-by-rule'
   | 'denied-by-rule'
   | 'no-matching-rule'
-  | 'labels-stale';
+  | 'labels-stale'
+  /** No policy question: a page with no audit data (the console's sign-in page, script, stylesheet). */
+  | 'public-page'
+
+  | 'job-conditions-failed';
 
 export interface Decision {
   readonly allowed: boolean;

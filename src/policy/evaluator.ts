@@ -23,7 +23,9 @@
  * @module
  */
 import type { PolicyRule } from '../config/schema.js';
+import { compileCallers, type CallerMatcher } from '../callbacks/callers.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
+import { compileJobConditions, type CompiledJobConditions } from './job-conditions.js';
 import { compileSelector, type SelectorIndexKey, type SelectorMatcher } from './label-selector.js';
 import {
   compileGlob,
@@ -65,6 +67,12 @@ export interface CompiledRule {
   readonly projects: ReadonlySet<string> | undefined;
   /** Undefined: any location (including none). */
   readonly locations: ReadonlySet<string> | undefined;
+  /** `subjects.googleEmails`: such a rule matches Google subjects only, and no other rule does. */
+  readonly googleEmails: CallerMatcher | undefined;
+  /** `mode: dryRun`: never filed in the index, so it never decides; checked on its own by {@link ruleMatches}. */
+  readonly dryRun: boolean;
+  /** `conditions.jobs`: for job-creating methods the rule matches only if the body satisfies them. */
+  readonly jobConditions: CompiledJobConditions | undefined;
 }
 
 /** The default deny. */
@@ -80,7 +88,7 @@ export function permissionEntryKind(entry: string): PermissionEntryKind {
 
 export function compileRule(rule: PolicyRule, index: number): CompiledRule {
   const deny = rule.effect === 'deny';
-  const { serviceAccounts, namespaces, namespaceSelector } = rule.subjects;
+  const { serviceAccounts, namespaces, namespaceSelector, googleEmails } = rule.subjects;
   const groups = new Set<string>();
   const permissions = new Set<string>();
   const permissionPatterns: TextMatcher[] = [];
@@ -102,7 +110,7 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
         ? { allowed: false, ruleId: rule.id, reason: 'denied-by-rule' as const }
         : { allowed: true, ruleId: rule.id, reason: 'allowed-by-rule' as const },
     ),
-    hasSubject: serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined,
+    hasSubject: serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined || googleEmails !== undefined,
     serviceAccounts: serviceAccounts?.map(compileServiceAccountPattern),
     namespaces: namespaces?.map(compileNameGlob),
     exactNamespaces: namespaces !== undefined && !namespaces.some(isGlob) ? namespaces : undefined,
@@ -115,7 +123,20 @@ export function compileRule(rule: PolicyRule, index: number): CompiledRule {
     moreResources: resources.slice(1),
     projects: rule.projects === undefined ? undefined : new Set(rule.projects),
     locations: rule.locations === undefined ? undefined : new Set(rule.locations),
+    // Malformed entries match nobody (compileCallers skips them); compile.ts reports them.
+    googleEmails: googleEmails === undefined ? undefined : compileCallers(googleEmails).matcher,
+    dryRun: rule.mode === 'dryRun',
+    jobConditions: rule.conditions?.jobs === undefined ? undefined : compileJobConditions(rule.conditions.jobs),
   };
+}
+
+/**
+ * Whether the rule's subjects and scope match, ignoring its effect, its mode
+ * and its body conditions: for dry-run rules, conditional allows, and limit
+ * rules (which reuse the policy's matchers).
+ */
+export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
 }
 
 function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
@@ -132,6 +153,12 @@ function permissionMatches(rule: CompiledRule, action: PolicyAction): boolean {
  * through a label bucket usually passes it anyway.
  */
 function scopeAndSubjectMatch(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
+  if (rule.googleEmails !== undefined || subject.googleEmail !== undefined) {
+    // A Google account and a Kubernetes service account never match each other's rules.
+    if (rule.googleEmails === undefined || subject.googleEmail === undefined) return false;
+    if (rule.googleEmails.match({ email: subject.googleEmail, subject: '' }) === undefined) return false;
+    if (rule.serviceAccounts !== undefined || rule.namespaces !== undefined || rule.selector !== undefined) return false;
+  }
   if (rule.projects !== undefined && (action.project === null || !rule.projects.has(action.project))) return false;
   if (rule.locations !== undefined && (action.location === null || !rule.locations.has(action.location))) return false;
   if (rule.serviceAccounts !== undefined && !serviceAccountMatches(rule.serviceAccounts, subject)) return false;
@@ -205,6 +232,8 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
   const byServiceAccountName = new Map<string, Bucket>();
   const byLabel = new Map<string, LabelEntry>();
   const scan = newBucket();
+  // Rules for Google subjects: few (auditors), checked only for Google subjects.
+  const google = newBucket();
   let unreachable = 0;
 
   const namespaceEntry = (namespace: string): NamespaceEntry => {
@@ -270,6 +299,11 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
   for (const rule of rules) {
     if (!rule.hasSubject) {
       unreachable++;
+      continue;
+    }
+    if (rule.dryRun) continue;
+    if (rule.googleEmails !== undefined) {
+      file(google, rule);
       continue;
     }
     const accounts = rule.serviceAccounts;
@@ -379,6 +413,11 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
     },
     evaluate(subject, action) {
       let count = 0;
+      if (subject.googleEmail !== undefined) {
+        if (bucketSize(google) === 0) return NO_MATCHING_RULE;
+        candidates[count++] = google;
+        return decide(count, subject, action);
+      }
       const namespace = byNamespace.get(subject.namespace);
       if (namespace !== undefined) {
         if (namespace.all !== undefined) candidates[count++] = namespace.all;
@@ -401,26 +440,23 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
       }
       if (scanAlways) candidates[count++] = scan;
       if (count === 0) return NO_MATCHING_RULE;
-
-      permissionRow = grantsPermission.get(action.permission);
-      groupRowCount = 0;
-      for (const group of action.groups) {
-        const row = grantsGroup.get(group);
-        if (row !== undefined) groupRows[groupRowCount++] = row;
-      }
-
-      const deny = firstMatch(count, true, subject, action);
-      if (deny >= 0) return (rules[deny] as CompiledRule).decision;
-      const allow = firstMatch(count, false, subject, action);
-      return allow >= 0 ? (rules[allow] as CompiledRule).decision : NO_MATCHING_RULE;
+      return decide(count, subject, action);
     },
   };
+
+  /** Deny wins over allow, each the lowest-numbered matching rule among the candidates. */
+  function decide(count: number, subject: PolicySubject, action: PolicyAction): Decision {
+    permissionRow = grantsPermission.get(action.permission);
+    groupRowCount = 0;
+    for (const group of action.groups) {
+      const row = grantsGroup.get(group);
+      if (row !== undefined) groupRows[groupRowCount++] = row;
+    }
+
+    const deny = firstMatch(count, true, subject, action);
+    if (deny >= 0) return (rules[deny] as CompiledRule).decision;
+    const allow = firstMatch(count, false, subject, action);
+    return allow >= 0 ? (rules[allow] as CompiledRule).decision : NO_MATCHING_RULE;
+  }
 }
 
-/**
- * Whether one compiled rule's subjects and scope match, regardless of its
- * effect: what limit rules (which reuse the policy's matchers) ask.
- */
-export function ruleMatches(rule: CompiledRule, subject: PolicySubject, action: PolicyAction): boolean {
-  return rule.hasSubject && permissionMatches(rule, action) && scopeAndSubjectMatch(rule, subject, action);
-}

@@ -9,6 +9,8 @@ import { ProxyError } from '../errors.js';
 import type { CompiledPolicy } from './compile.js';
 import { actionOf, type Decision } from './decision.js';
 import type { Operation } from '../vertex/operation.js';
+import { allowCandidates, dryRunByUrl } from './job-decision.js';
+import { jobKindOf } from './job-spec.js';
 
 export interface AuthorizePluginOptions {
   /** The policy in force (a function so a reload can swap it between requests). */
@@ -34,6 +36,12 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
       const decision = policy.evaluate(subject, actionOf(operation));
       request.kvp.decision = decision;
       request.kvp.policyVersion = policy.version;
+      const jobKind = jobKindOf(operation.spec);
+      const dryRun = dryRunByUrl(policy, subject, actionOf(operation), jobKind);
+      if (dryRun !== undefined) {
+        request.kvp.dryRun = dryRun.outcomes;
+        if (jobKind !== undefined && dryRun.needBody.length > 0) request.kvp.pendingJobCheck = { kind: jobKind, candidates: [], dryRun: dryRun.needBody };
+      }
       if (!decision.allowed) {
         done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
         return;
@@ -48,6 +56,12 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
           return;
         }
         request.kvp.decision = independent;
+      }
+      if (jobKind !== undefined && request.kvp.decision.allowed) {
+        // The decision may rest on an allow rule with job conditions: the body decides (see job-decision.ts).
+        const decidedBy = subject.labelsStale !== undefined ? options.labelIndependentPolicy?.() : policy;
+        const candidates = decidedBy === undefined ? [] : allowCandidates(decidedBy, request.kvp.decision, subject, actionOf(operation));
+        if (candidates.length > 0) request.kvp.pendingJobCheck = { kind: jobKind, candidates, dryRun: request.kvp.pendingJobCheck?.dryRun ?? [] };
       }
       done();
     });

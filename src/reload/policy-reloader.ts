@@ -35,6 +35,8 @@ export interface PolicySnapshot {
   /** The same rules as applied on a stale label view (see label-independent.ts). */
   readonly labelIndependent: CompiledPolicy;
   readonly static: Settings['config']['kubernetes']['static'];
+  /** The rules as written (the audit console shows the rule that decided a record). */
+  readonly rules?: Settings['config']['policy']['rules'];
 }
 
 export type ReloadResult = 'applied' | 'unchanged' | 'invalid';
@@ -63,6 +65,7 @@ export function snapshotOf(settings: Settings): PolicySnapshot {
     policy: settings.policy,
     labelIndependent: compileLabelIndependent(settings.config.policy.rules),
     static: settings.config.kubernetes.static,
+    rules: settings.config.policy.rules,
   });
 }
 

@@ -16,6 +16,8 @@
  *   `error`): audiences intersected, expiry checked, the bound service
  *   account and pod must still exist with the token's UIDs. The JWT's
  *   signature is not checked here (the proxy has already checked it).
+ * - `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: always
+ *   allowed (the stand-in's one identity may do everything).
  * - Every request needs `Authorization: Bearer <apiToken>` (401 Status otherwise).
  *
  * Test controls: create/relabel/delete namespaces, service accounts and
@@ -233,6 +235,12 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       if (tokenReviewDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, tokenReviewDelayMs));
       reviewing -= 1;
       sendJson(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: outcome });
+      return;
+    }
+    // The stand-in's one identity may do everything: a permission check is always allowed.
+    if (req.method === 'POST' && url.pathname === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
+      const body = JSON.parse((await readBody(req)).toString('utf8')) as { spec?: unknown };
+      sendJson(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: { allowed: true } });
       return;
     }
     const match = /^\/api\/v1\/(namespaces|serviceaccounts|pods)(?:\/([^/]+))?$/.exec(url.pathname);

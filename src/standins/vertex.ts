@@ -17,6 +17,12 @@
  * - `GET …/endpoints/E`; `POST|GET …/customJobs`; `GET|DELETE …/customJobs/J`;
  *   `POST …/customJobs/J:cancel`; `GET …/operations/O` (also nested under a resource,
  *   and under `/ui/`, where the client libraries poll long-running operations)
+ * - every other method of the generated operation table under
+ *   `projects/P/locations/L` (`src/vertex/operations.generated.ts`): 200 with
+ *   `{}`, a long-running operation for the RPCs that return one (pollable
+ *   afterwards), the created job's name for job creates, and `{}` messages
+ *   for streaming ones. Enough to see any method reach Vertex AI through the
+ *   proxy; no state beyond the operations.
  *
  * Every method needs `Authorization: Bearer …` (401 in the real shape
  * otherwise). Streaming methods answer SSE (`data: {json}\r\n\r\n`) with
@@ -34,6 +40,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { classify } from '../vertex/classify.js';
+import type { Operation } from '../vertex/operation.js';
+import { RPCS } from '../vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';
 
@@ -57,8 +66,17 @@ export interface VertexStandInOptions {
   readonly streamDelayMs?: number;
   /** Publisher models (`google/gemini-2.5-flash` or just the model id) that exist; others get the real 404. Default: all exist. */
   readonly publisherModels?: readonly string[];
+  /** Keep each request's body in {@link RecordedRequest.body}. Default false (bodies can be large). */
+  readonly recordBodies?: boolean;
   /** What the generative model answers (split across stream chunks). */
   readonly responseText?: string;
+  /**
+   * Endpoint id → its dedicated endpoint's DNS name: `GET …/endpoints/E` then
+   * carries `dedicatedEndpointEnabled` and `dedicatedEndpointDns`, and this
+   * host refuses the endpoint's prediction calls unless they arrive with that
+   * `Host` (the shared regional host does not serve a dedicated endpoint).
+   */
+  readonly dedicatedEndpoints?: Readonly<Record<string, string>>;
   /** Thinking tokens the model reports (`thoughtsTokenCount`, included in the total). Default 0: not reported. */
   readonly thoughtsTokens?: number;
 }
@@ -73,8 +91,8 @@ export interface RecordedRequest {
   /** Header names and values in wire order and case. */
   readonly rawHeaders: readonly string[];
   readonly bodyBytes: number;
-  /** The body as received (stand-in requests are small). */
-  readonly body: Buffer;
+  /** The body itself, only when the stand-in was started with `recordBodies` (tests that check bytes). */
+  readonly body?: Buffer;
   readonly receivedAt: number;
 }
 
@@ -100,6 +118,8 @@ export interface VertexStandIn {
   hangNext(): void;
   /** Stores a long-running operation that `GET …/operations/…` returns; `name` is the full resource name. */
   addOperation(name: string, fields?: { done?: boolean; response?: unknown; error?: unknown; metadata?: unknown }): Record<string, unknown>;
+  /** Endpoint id → dedicated endpoint DNS (see the option); mutable. */
+  readonly dedicatedEndpoints: Map<string, string>;
   /** Clears recorded requests and pending injected faults. */
   reset(): void;
   /** Stops listening and destroys open connections, including hung and streaming ones. */
@@ -161,6 +181,8 @@ const DEFAULT_TEXT = 'This answer comes from the Vertex AI stand-in running on l
 const NOT_FOUND: StandInError = { status: 'NOT_FOUND', message: 'Requested entity was not found.' };
 const INVALID_JSON: StandInError = { status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received. Unexpected token.' };
 const JSON_CONTENT_TYPE = 'application/json; charset=UTF-8';
+/** `v1.DatasetService.CreateDataset`: the RPCs whose response is a google.longrunning.Operation. */
+const RETURNS_OPERATION: ReadonlySet<string> = new Set(RPCS.filter((rpc) => rpc.longRunning).map((rpc) => `${rpc.version}.${rpc.service}.${rpc.rpc}`));
 
 /**
  * Starts the Vertex AI stand-in.
@@ -197,7 +219,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       headers: { ...req.headers },
       rawHeaders: [...req.rawHeaders],
       bodyBytes: body.length,
-      body,
+      ...(options.recordBodies === true ? { body } : {}),
       receivedAt: Date.now(),
     });
     if (hangs > 0) {
@@ -253,6 +275,11 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       answerAdmin(req.method ?? '', route.admin, body, res, send);
       return;
     }
+    if (route.generic !== undefined) {
+      if (route.generic.spec.streaming) await stream(res, [{}, {}, {}], url.searchParams.get('alt') === 'sse', pretty);
+      else send(answerGeneric(route.generic));
+      return;
+    }
     if (route.target !== undefined) {
       const target = route.target;
       if (target.kind === 'publisherModel' && publisherModels && !publisherModels.has(target.id) && !publisherModels.has(`${target.publisher ?? ''}/${target.id}`)) {
@@ -260,6 +287,14 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         sendGoogleError(res, {
           status: 'NOT_FOUND',
           message: `Publisher Model \`${name}\` was not found or your project does not have access to it. Please ensure you are using a valid model version. For more information, see: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions`,
+        });
+        return;
+      }
+      const dedicated = target.kind === 'endpoint' ? standIn.dedicatedEndpoints.get(target.id) : undefined;
+      if (dedicated !== undefined && req.headers.host !== dedicated) {
+        sendGoogleError(res, {
+          status: 'FAILED_PRECONDITION',
+          message: `This endpoint is a dedicated endpoint and can only be reached through its dedicated DNS ${dedicated}.`,
         });
         return;
       }
@@ -331,6 +366,33 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     }
   }
 
+  /** Any other method of the table: a plausible empty answer (see the module comment). */
+  function answerGeneric(operation: Operation): Json {
+    const { spec, version, location } = operation;
+    const name = operation.resource.replace(/^projects\/[^/]+/, `projects/${projectNumber}`);
+    if (spec.protoPackage === 'google.longrunning') {
+      if (spec.rpc === 'GetOperation' || spec.rpc === 'WaitOperation') {
+        return operations.get(name.replace(/^projects\/[^/]+\//, '')) ?? { name, done: true };
+      }
+      return {};
+    }
+    const now = timestamp();
+    if (RETURNS_OPERATION.has(operation.methodName.replace('google.cloud.aiplatform.', ''))) {
+      return standIn.addOperation(`projects/${projectNumber}/locations/${location ?? 'global'}/operations/${numericId(19)}`, {
+        metadata: {
+          '@type': `type.googleapis.com/google.cloud.aiplatform.${version}.GenericOperationMetadata`,
+          createTime: now,
+          updateTime: now,
+        },
+        done: true,
+        response: { '@type': 'type.googleapis.com/google.protobuf.Empty' },
+      });
+    }
+    // A created job is itself the long-running handle: its name and a first state.
+    if (spec.longRunning) return { name: `${name}/${numericId(19)}`, state: 'JOB_STATE_PENDING', createTime: now, updateTime: now };
+    return {};
+  }
+
   function createCustomJob(location: string, request: Json): Json {
     const id = numericId(19);
     const now = timestamp();
@@ -367,6 +429,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         },
       ],
       trafficSplit: { [deployedId]: 100 },
+      ...(standIn.dedicatedEndpoints.has(endpointId) && { dedicatedEndpointEnabled: true, dedicatedEndpointDns: standIn.dedicatedEndpoints.get(endpointId) }),
       etag: createHash('sha256').update(endpointId).digest('base64url').slice(0, 27),
       createTime: startedAt,
       updateTime: startedAt,
@@ -603,7 +666,19 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       return undefined;
     }
     if (method === 'GET' && /^(?:[^/:]+\/[^/:]+\/)?operations\/[^/:]+$/.test(rest)) return operationRoute(version, location, rest);
-    return undefined;
+    return genericRoute(method, pathname);
+  }
+
+  function genericRoute(method: string, pathname: string): Route | undefined {
+    let operation: Operation;
+    try {
+      operation = classify(method, pathname);
+    } catch {
+      return undefined;
+    }
+    // The proxy never forwards the express-mode forms; the stand-in does not pretend to serve them.
+    if (operation.project === null || operation.location === null) return undefined;
+    return { rpc: operation.methodName, generic: operation };
   }
 
   function operationRoute(version: 'v1' | 'v1beta1', location: string, operationPath: string): Route {
@@ -644,6 +719,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     delayResponseMs: options.delayResponseMs ?? 0,
     streamChunks: options.streamChunks ?? 3,
     streamDelayMs: options.streamDelayMs ?? 0,
+    dedicatedEndpoints: new Map(Object.entries(options.dedicatedEndpoints ?? {})),
     thoughtsTokens: options.thoughtsTokens ?? 0,
     failNext(httpStatus, times = 1, error = {}) {
       failures.push({ httpStatus, remaining: times, error });
@@ -685,6 +761,8 @@ interface Route {
   readonly rpc: string;
   readonly target?: Target;
   readonly admin?: AdminRoute;
+  /** Any other method of the operation table. */
+  readonly generic?: Operation;
   /** The OpenAI-compatible chat completions endpoint (`endpoints/openapi/chat/completions`). */
   readonly chat?: true;
 }

@@ -63,7 +63,7 @@ for (const ch of '.:/') PATH_CHAR[ch.charCodeAt(0)] = 1;
 
 interface Route {
   /** HTTP method → spec. */
-  readonly targets: Map<string, { readonly spec: OperationSpec; readonly methodName: string }>;
+  readonly targets: Map<string, { readonly spec: OperationSpec; readonly methodName: string; readonly scopedForm: string | null | undefined }>;
   /** Characters after the resource name and before the verb (`/chat/completions`), cut off for `resource`. */
   readonly suffixLength: number;
   /** The `Allow` header: the methods this path answers to. */
@@ -75,13 +75,18 @@ interface Route {
 interface TrieNode {
   /** Literal children. An array, matched by length then `startsWith` on the path: no slice, no hashing. */
   readonly literals: { readonly text: string; readonly node: TrieNode }[];
+  /**
+   * The same children bucketed by length (index = length): under `locations/{location}` there are
+   * ~80 collections, and a walk should compare against the few of the right length only.
+   */
+  byLength: ({ readonly text: string; readonly node: TrieNode }[] | undefined)[];
   param: { readonly kind: ParamKind; readonly node: TrieNode } | undefined;
   /** Verb (`''` for none) → route. */
   readonly routes: Map<string, Route>;
 }
 
 function newNode(): TrieNode {
-  return { literals: [], param: undefined, routes: new Map() };
+  return { literals: [], byLength: [], param: undefined, routes: new Map() };
 }
 
 function paramKind(name: string): ParamKind {
@@ -92,8 +97,9 @@ function compile(version: ApiVersion): TrieNode {
   const root = newNode();
   for (const binding of OPERATION_BINDINGS) {
     const { spec } = binding;
-    if (!spec.versions.includes(version)) continue;
-    const resourceSegments = binding.resource.split('/');
+    if (!binding.versions.includes(version)) continue;
+    // '' is the version root (`/v1beta1:evaluateInstances`): the route hangs on the root itself.
+    const resourceSegments = binding.resource === '' ? [] : binding.resource.split('/');
     const segments = binding.suffix === undefined ? resourceSegments : [...resourceSegments, ...binding.suffix.split('/')];
     let node = root;
     for (const segment of segments) {
@@ -102,7 +108,11 @@ function compile(version: ApiVersion): TrieNode {
         // Literal-vs-param ambiguity would need backtracking on the hot path; the table has none, and must not grow one.
         if (node.param !== undefined || !/^[a-zA-Z]+$/.test(segment)) throw new Error(`operation table: bad segment "${segment}" in ${spec.id}`);
         let next = node.literals.find((literal) => literal.text === segment)?.node;
-        if (next === undefined) node.literals.push({ text: segment, node: (next = newNode()) });
+        if (next === undefined) {
+          const literal = { text: segment, node: (next = newNode()) };
+          node.literals.push(literal);
+          (node.byLength[segment.length] ??= []).push(literal);
+        }
         node = next;
       } else {
         if (node.literals.length > 0) throw new Error(`operation table: param after literal siblings in ${spec.id}`);
@@ -122,7 +132,7 @@ function compile(version: ApiVersion): TrieNode {
       throw new Error(`operation table: inconsistent resource for ${spec.id}`);
     }
     if (route.targets.has(spec.httpMethod)) throw new Error(`operation table: two specs for ${spec.httpMethod} at ${spec.id}`);
-    route.targets.set(spec.httpMethod, { spec, methodName: methodNameOf(spec, version) });
+    route.targets.set(spec.httpMethod, { spec, methodName: methodNameOf(spec, version), scopedForm: binding.scopedForm });
     route.allow = [...route.targets.keys()].sort().join(', ');
     route.operations &&= spec.protoPackage === 'google.longrunning';
   }
@@ -234,6 +244,14 @@ const FORBIDDEN_QUERY_NAMES: readonly (readonly [normalized: string, display: st
   ['accesstoken', 'access_token'],
   ['oauthtoken', 'oauth_token'],
   ['httpmethod', '$httpMethod'],
+  // Google's system parameters (https://cloud.google.com/apis/docs/system-parameters):
+  // `userProject` bills another project (the query form of x-goog-user-project),
+  // `quotaUser` charges another user's quota, `bearer_token` and `api_key` are
+  // credentials in their other spellings.
+  ['userproject', 'userProject'],
+  ['quotauser', 'quotaUser'],
+  ['bearertoken', 'bearer_token'],
+  ['apikey', 'api_key'],
 ];
 const FORBIDDEN_CODES = FORBIDDEN_QUERY_NAMES.map(([normalized]) => Uint8Array.from(normalized, (ch) => ch.charCodeAt(0)));
 /** Longer than any forbidden name once normalized: stop accumulating. */
@@ -265,7 +283,7 @@ function forbiddenParameter(raw: string, forbidden: number): ProxyError {
   return new ProxyError(
     'ERR_REQUEST_FORBIDDEN_PARAMETER',
     'INVALID_ARGUMENT',
-    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential and method, and API keys, access tokens or method overrides in the URL would replace them`,
+    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential, method and billing project, and API keys, access tokens, method or billing overrides in the URL would replace them`,
   );
 }
 
@@ -341,11 +359,11 @@ function lenientDecode(text: string): string {
 const MAX_DECODE_LAYERS = 3;
 
 /**
- * Every forbidden name has a "k" or an "h", so a text without either letter
- * (in any case) and without a '%' (which could encode one) cannot hide one:
- * the common `alt=sse`, and the decoded `$alt=json;enum-encoding=int`, skip the scan.
+ * Every forbidden name has a "k", an "h" or a "u", so a text without any of
+ * them (in any case) and without a '%' (which could encode one) cannot hide
+ * one: the common `alt=sse` skips the scan.
  */
-const MAY_HIDE_FORBIDDEN_NAME = /[kKhH%]/;
+const MAY_HIDE_FORBIDDEN_NAME = /[kKhHuU%]/;
 for (const [normalized] of FORBIDDEN_QUERY_NAMES) {
   if (!MAY_HIDE_FORBIDDEN_NAME.test(normalized)) throw new Error(`classify: the query pre-filter would miss "${normalized}"`);
 }
@@ -413,6 +431,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   // bindings of aiplatform_v1.yaml (google.longrunning.Operations); they are
   // served for operations only, with v1 semantics.
   let operationsOnly = false;
+  let rootVerb = false;
   if (path.startsWith('/v1/')) {
     version = 'v1';
     prefixLength = 4;
@@ -423,6 +442,11 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   } else if (path.startsWith('/v1beta1/')) {
     version = 'v1beta1';
     prefixLength = 9;
+  } else if (path.startsWith('/v1:') || path.startsWith('/v1beta1:')) {
+    // A custom verb on the version root (express mode's `/v1beta1:evaluateInstances`): no segments at all.
+    version = path.startsWith('/v1:') ? 'v1' : 'v1beta1';
+    prefixLength = version.length + 1;
+    rootVerb = true;
   } else {
     throw unknownMethod(httpMethod, path, path.startsWith('/v') ? ' (only /v1/ and /v1beta1/ are served)' : '');
   }
@@ -455,7 +479,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   let badKind: ParamKind = 'id';
   let badValue = '';
   let index = 0;
-  for (let start = prefixLength; ; index++) {
+  for (let start = prefixLength; !rootVerb; index++) {
     let slash = decoded.indexOf('/', start);
     if (slash === -1 || slash > end) slash = end;
     const length = slash - start;
@@ -472,11 +496,14 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     if (param === undefined) {
       // The table never gives a node both literal and param children (checked at load), so there is nothing to fall back to.
       let next: TrieNode | undefined;
-      for (let l = 0; l < node.literals.length; l++) {
-        const literal = node.literals[l] as TrieNode['literals'][number];
-        if (literal.text.length === length && decoded.startsWith(literal.text, start)) {
-          next = literal.node;
-          break;
+      const candidates = node.byLength[length];
+      if (candidates !== undefined) {
+        for (let l = 0; l < candidates.length; l++) {
+          const literal = candidates[l] as TrieNode['literals'][number];
+          if (decoded.startsWith(literal.text, start)) {
+            next = literal.node;
+            break;
+          }
         }
       }
       if (next === undefined) {
@@ -511,7 +538,7 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     throw new MethodNotAllowedError(`HTTP method ${quote(httpMethod)} is not allowed on ${quote(path)}; it answers to ${route.allow}`, route.allow);
   }
 
-  return {
+  const operation: Operation = {
     spec: target.spec,
     version,
     project,
@@ -519,4 +546,5 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     resource: decoded.slice(prefixLength, end - route.suffixLength),
     methodName: target.methodName,
   };
+  return target.scopedForm === undefined ? operation : { ...operation, scopedForm: target.scopedForm };
 }

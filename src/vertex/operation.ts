@@ -7,7 +7,23 @@
  */
 
 /** Named operation groups a policy rule may grant instead of listing permissions. */
-export const OPERATION_GROUPS = ['predict', 'generate', 'embed', 'training', 'read'] as const;
+export const OPERATION_GROUPS = [
+  'predict',
+  'generate',
+  'embed',
+  'training',
+  'read',
+  'cache',
+  'tuning',
+  'vectorSearch',
+  'rag',
+  'agents',
+  'featureStore',
+  'datasets',
+  'deploy',
+  'evaluate',
+  'admin',
+] as const;
 export type OperationGroup = (typeof OPERATION_GROUPS)[number];
 
 /** Cloud Audit Logs' permission types. */
@@ -64,4 +80,10 @@ export interface Operation {
   readonly resource: string;
   /** `google.cloud.aiplatform.{version}.{service}.{rpc}` (`google.longrunning.Operations.{rpc}` for LROs), as Cloud Audit Logs writes it. */
   readonly methodName: string;
+  /**
+   * Only for a path outside `projects/*\/locations/*` (express mode, which the
+   * proxy refuses): the form of the same method to use instead, as a template
+   * after `/{version}/`, or null when there is none.
+   */
+  readonly scopedForm?: string | null;
 }

@@ -37,10 +37,16 @@ export function resolveOperation(method: string, rawUrl: string, scope: VertexSc
   }
   onClassified?.(operation);
   if (operation.project === null || operation.location === null) {
+    // Express-mode and project-only paths: Vertex AI bills and authorizes them differently (API keys,
+    // no location), and the proxy's policy, upstream and audit are all keyed on project and location.
+    const instead =
+      operation.scopedForm === null
+        ? ' This method has no projects/PROJECT/locations/LOCATION form, so the proxy does not serve it.'
+        : ` Use /${operation.version}/${scopedPath(operation.scopedForm ?? 'projects/{project}/locations/{location}/...', operation.resource)} instead.`;
     throw new ProxyError(
       'ERR_REQUEST_PROJECT_REQUIRED',
       'INVALID_ARGUMENT',
-      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...).`,
+      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...); Vertex AI express mode paths are not served.${instead}`,
       { reason: 'project-required' },
     );
   }
@@ -58,4 +64,21 @@ export function resolveOperation(method: string, rawUrl: string, scope: VertexSc
     });
   }
   return { operation, upstream };
+}
+
+/**
+ * The scoped form with the caller's own ids where they line up
+ * (`publishers/google/models/m` → `projects/PROJECT/locations/LOCATION/publishers/google/models/m:generateContent`).
+ */
+function scopedPath(template: string, resource: string): string {
+  const prefix = 'projects/{project}/locations/{location}';
+  let rest = template.startsWith(prefix) ? template.slice(prefix.length) : template;
+  const verbAt = rest.lastIndexOf(':');
+  const verb = verbAt === -1 ? '' : rest.slice(verbAt);
+  rest = verbAt === -1 ? rest : rest.slice(0, verbAt);
+  const wanted = rest.split('/').filter((segment) => segment !== '');
+  const given = resource === '' ? [] : resource.split('/');
+  const fits = wanted.length === given.length && wanted.every((segment, i) => segment.startsWith('{') || segment === given[i]);
+  const tail = fits ? given.join('/') : wanted.join('/');
+  return `projects/PROJECT/locations/LOCATION${tail === '' ? '' : `/${tail}`}${verb}`;
 }

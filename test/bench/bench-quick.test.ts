@@ -15,7 +15,7 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
 
 /** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
-const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle', 'generate'];
+const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle', 'generate'];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres', 'generate-limits-redis'];
 
@@ -81,9 +81,9 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(11);
+    expect(report.targets).toHaveLength(12);
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
-    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'usage-meter-sse-200']);
+    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'classify-table', 'tracing-1pct', 'job-body-64k', 'usage-meter-sse-200']);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
   });
 

@@ -6,7 +6,7 @@
 import { request } from 'node:http';
 import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../src/standins/metadata.js';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startVertexStandIn, type VertexStandIn, type VertexStandInOptions } from '../../src/standins/vertex.js';
 import { startProxyProcess, type ProxyProcess } from './proxy-process.js';
 
 export const PROJECT = 'demo-project';
@@ -89,14 +89,17 @@ export interface WorldOptions {
   readonly ready?: boolean;
   /** Writes the final config where the test wants it (e.g. a ConfigMap-style symlink layout) and returns the path to start from. */
   readonly writeConfig?: (config: Record<string, unknown>) => string;
+  /** Options of the Vertex AI stand-in (e.g. `recordBodies`). */
+  readonly vertex?: VertexStandInOptions;
 }
 
 export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const issuer = await startIssuer({ kind: 'kubernetes' });
   const metadata = await startMetadataServer({ projectId: PROJECT });
-  const vertex = await startVertexStandIn();
+  const vertex = await startVertexStandIn(options.vertex);
   const defaults: Record<string, unknown> = {
-    server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, bodyLimit: '1MiB', shutdownGrace: '2s' },
+    // readyzDetails: tests read the checks' detail (off by default; see the readyz-details regression test).
+    server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, bodyLimit: '1MiB', shutdownGrace: '2s', readyzDetails: true },
     logging: { level: 'info' },
     issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
     authentication: { jwks: { minRefreshInterval: '1s' } },

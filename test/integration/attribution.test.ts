@@ -13,7 +13,7 @@ const PREDICT = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567
 
 let world: World;
 beforeAll(async () => {
-  world = await startWorld({ config: (defaults) => ({ ...defaults, attribution: { requestLabels: true, requestReason: true } }) });
+  world = await startWorld({ vertex: { recordBodies: true }, config: (defaults) => ({ ...defaults, attribution: { requestLabels: true, requestReason: true } }) });
 });
 afterAll(async () => {
   await world?.close();
@@ -33,8 +33,8 @@ describe('attribution', () => {
     await response.text();
     const received = world.vertex.requests.find((r) => r.url.includes(':streamGenerateContent'));
     expect(received).toBeDefined();
-    expect(JSON.parse(received!.body.toString())).toEqual({ ...body, labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' } });
-    expect(Number(received!.headers['content-length'])).toBe(received!.body.length);
+    expect(JSON.parse(received!.body!.toString())).toEqual({ ...body, labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' } });
+    expect(Number(received!.headers['content-length'])).toBe(received!.body!.length);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
     expect(received!.headers['x-goog-request-reason']).toBe(entry.kubeVertexProxy.requestId);
   });
@@ -55,7 +55,7 @@ describe('attribution', () => {
     const response = await world.call(PREDICT, { body: text, headers: { 'x-goog-request-reason': 'forged' } });
     expect(response.status).toBe(200);
     const received = world.vertex.requests[0]!;
-    expect(received.body.toString()).toBe(text);
+    expect(received.body?.toString()).toBe(text);
     expect(received.headers['x-goog-request-reason']).not.toBe('forged');
     expect(received.headers['x-goog-request-reason']).toMatch(/^[0-9a-f-]{36}$/);
   });

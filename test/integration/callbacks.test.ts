@@ -42,7 +42,7 @@ beforeAll(async () => {
         issuers: [...(defaults.issuers as object[]), { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE, REPORTS_AUDIENCE] }],
         callbacks: {
           routes: [
-            { prefix: '/callbacks/training', upstream: backend.url, callers: ['service-*@gcp-sa-aiplatform.iam.gserviceaccount.com'], methods: ['POST', 'GET'], bodyLimit: '1KiB' },
+            { prefix: '/callbacks/training', upstream: backend.url, callers: [SERVICE_AGENT, '*@demo-project.iam.gserviceaccount.com'], methods: ['POST', 'GET'], bodyLimit: '1KiB' },
             { prefix: '/callbacks/training/batch', upstream: `${backend.url}/base`, rewritePrefix: '/batch-results', callers: [PIPELINES], methods: ['POST', 'PUT'], audience: 'batch-backend' },
             { prefix: '/callbacks/slow', upstream: backend.url, rewritePrefix: '/slow', callers: [SERVICE_AGENT], timeout: '1s' },
             { prefix: '/callbacks/unreachable', upstream: `http://127.0.0.1:${unreachable}`, callers: [SERVICE_AGENT] },
@@ -53,7 +53,7 @@ beforeAll(async () => {
       return config;
     },
   });
-  backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [backend.url, 'batch-backend'] });
+  backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: ['/callbacks/training', '/callbacks/slow', '/callbacks/reports'].map((p) => `${backend.url}${p}`).concat('batch-backend') });
 });
 afterAll(async () => {
   if (process.env.KVP_DEBUG === '1') process.stderr.write(`${world?.proxy.stderrText()}\n${world?.proxy.stdoutText().slice(-5000)}\n`);
@@ -103,7 +103,8 @@ describe('an allowed callback', () => {
     expect(received.assertion).toEqual({
       claims: {
         iss: 'kube-vertex-proxy',
-        aud: backend.url,
+        // Each route its own audience by default: the upstream followed by the route prefix.
+        aud: `${backend.url}/callbacks/training`,
         sub: expect.stringMatching(/^1[0-9]{20}$/),
         email: SERVICE_AGENT,
         route: '/callbacks/training',

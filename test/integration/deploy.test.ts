@@ -136,6 +136,21 @@ esac
   it('refuses to run without --project', () => {
     expect(runSetup([]).status).toBe(2);
   });
+
+  it('--team-identity NAMESPACE=GSA: the team account gets the role, the proxy Token Creator on that account only, the chart the mapping', () => {
+    const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--team-identity', 'ml=team-ml', '--team-identity', 'web=web-calls@acme-ml.iam.gserviceaccount.com']);
+    expect(status).toBe(0);
+    expect(mutating(calls).filter((c) => c.slice(0, 3).join(' ') === 'iam service-accounts create').map((c) => c[3])).toEqual(['vertex-proxy', 'team-ml', 'web-calls']);
+    const proxy = 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com';
+    expect(granted(calls).slice(2)).toEqual([
+      { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:team-ml@acme-ml.iam.gserviceaccount.com' },
+      { on: 'team-ml@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
+      { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:web-calls@acme-ml.iam.gserviceaccount.com' },
+      { on: 'web-calls@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
+    ]);
+    expect(stdout).toContain('--set teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com --set teamIdentities.web=web-calls@acme-ml.iam.gserviceaccount.com');
+    expect(runSetup(['--project', 'acme-ml', '--team-identity', 'no-equals-sign']).status).toBe(2);
+  });
 });
 
 describe('example caller manifests', () => {
@@ -163,6 +178,39 @@ describe('example caller manifests', () => {
     // The caller's namespace carries the label the chart's NetworkPolicy admits.
     const namespace = caller.find((o) => o.kind === 'Namespace')!;
     expect(namespace.metadata.labels).toMatchObject(chartValues.networkPolicy.callerNamespaceSelector.matchLabels);
+  });
+});
+
+/** The caller manifest's pieces the Python run below depends on. */
+function callerProgram(): { script: string; sdkPin: string; pod: Record<string, any> } {
+  const caller = parseKubeYaml(readFileSync(join(DEPLOY, 'examples', 'caller-deployment.yaml'), 'utf8'));
+  const configMap = caller.find((o) => o.kind === 'ConfigMap') as KubeObject & { data: Record<string, string> };
+  const pod = (caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } }).spec.template.spec;
+  const install = (pod.initContainers as Array<{ command: string[] }>)[0]!.command;
+  return { script: configMap.data['predict.py'] as string, sdkPin: install.find((a) => a.startsWith('google-cloud-aiplatform==')) ?? '', pod };
+}
+
+describe('the example caller Deployment runs as shipped', () => {
+  it('carries predict.py verbatim in a ConfigMap mounted at /app, and runs it', () => {
+    const { script, pod } = callerProgram();
+    expect(script).toBe(readFileSync(join(DEPLOY, 'examples', 'python', 'predict.py'), 'utf8'));
+    const app = (pod.containers as Array<Record<string, any>>)[0]!;
+    expect(app.command.join(' ')).toContain('python /app/predict.py');
+    const programVolume = (pod.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.configMap !== undefined)!;
+    expect((app.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.name === programVolume.name)?.mountPath).toBe('/app');
+  });
+
+  it('installs the SDK version the tests run predict.py with (scripts/test-prerequisites.sh) where the app imports it from', () => {
+    const { sdkPin, pod } = callerProgram();
+    const prerequisites = readFileSync(join(REPO_ROOT, 'scripts', 'test-prerequisites.sh'), 'utf8');
+    expect(sdkPin).toMatch(/^google-cloud-aiplatform==\d+\.\d+\.\d+$/);
+    expect(prerequisites).toContain(`"${sdkPin}"`);
+    const init = (pod.initContainers as Array<{ command: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
+    const target = init.command[init.command.indexOf('--target') + 1];
+    const sdkVolume = init.volumeMounts.find((m) => m.mountPath === target)!.name;
+    const app = (pod.containers as Array<{ env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
+    const mountPath = app.volumeMounts.find((m) => m.name === sdkVolume)?.mountPath;
+    expect(app.env.find((e) => e.name === 'PYTHONPATH')?.value).toBe(mountPath);
   });
 });
 
@@ -212,7 +260,12 @@ describe('SDK and curl snippets, run through the real proxy', () => {
 
   it('Python (google-cloud-aiplatform, REST): predicts as ml/trainer, is denied as ml/intern', async () => {
     const python = findPythonExamplesInterpreter();
-    const script = join(DEPLOY, 'examples', 'python', 'predict.py');
+    // The program as the caller Deployment ships it (its ConfigMap), with the SDK version it installs.
+    const { script: shipped, sdkPin } = callerProgram();
+    const version = await runToolAsync(python, ['-c', 'import importlib.metadata as m; print(m.version("google-cloud-aiplatform"))'], {});
+    expect(`google-cloud-aiplatform==${version.stdout.trim()}`).toBe(sdkPin);
+    const script = join(dir, 'predict.py');
+    writeFileSync(script, shipped);
     const allowed = await runToolAsync(python, [script], { env: snippetEnv('trainer'), timeoutMs: 60_000 });
     expect(allowed.status, allowed.stderr).toBe(0);
     expect((JSON.parse(allowed.stdout) as { predictions: unknown[] }).predictions.length).toBeGreaterThan(0);

@@ -206,12 +206,12 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     };
 
     it.each([
-      { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:get,list,watch'] },
+      { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:list,watch'] },
       { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.tokenReview=true'], rules: ['authentication.k8s.io:tokenreviews:create'] },
       { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.uidRevocation=serviceAccounts'], rules: ['core:serviceaccounts:list,watch'] },
       {
         modes: ['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'],
-        rules: ['core:namespaces:get,list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
+        rules: ['core:namespaces:list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
       },
       { modes: ['config.kubernetes.namespaceLabels=static'], rules: [] },
     ])('$modes → $rules', ({ modes, rules }) => {
@@ -250,7 +250,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('reads the PostgreSQL audit URL from a Secret mounted read-only, never from the ConfigMap', () => {
-      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres']);
+      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres', '--set', 'networkPolicy.egressTargets[0]=10.20.0.5:5432']);
       const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
       const volume = pod.volumes.find((v) => v.secret?.secretName === 'kvp-audit-postgres');
       expect(volume).toBeDefined();
@@ -259,6 +259,47 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       const sinks = configOf(objects).audit.sinks as Array<Record<string, string>>;
       expect(sinks.at(-1)).toEqual({ type: 'postgres', urlFile: `${mount!.mountPath}/url` });
       expect(JSON.stringify(configOf(objects))).not.toContain('postgres://');
+      // The shared store replaces the per-pod SQLite file of the default values (lost with its pod, one more commit per request).
+      expect(sinks.map((sink) => sink.type)).toEqual(['stdout', 'postgres']);
+    });
+
+    it('keeps the SQLite sink next to PostgreSQL only when asked (auditPostgres.keepSqlite)', () => {
+      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres', '--set', 'networkPolicy.egressTargets[0]=10.20.0.5:5432', '--set', 'auditPostgres.keepSqlite=true']);
+      expect((configOf(objects).audit.sinks as Array<{ type: string }>).map((sink) => sink.type)).toEqual(['stdout', 'sqlite', 'postgres']);
+    });
+
+    type Rule = { to?: Array<Record<string, any>>; from?: Array<Record<string, any>>; ports: Array<{ port: number | string; protocol: string }> };
+    const policyOf = (objects: KubeObject[]) => (one(objects, 'NetworkPolicy') as KubeObject & { spec: { ingress: Rule[]; egress: Rule[] } }).spec;
+    const nsPeer = (ns: string) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } });
+
+    it('derives NetworkPolicy egress to the PostgreSQL audit store from networkPolicy.egressTargets (its URL is in a Secret)', () => {
+      const spec = policyOf(render(['-f', join(CHART, 'ci', 'gke-workload-identity-values.yaml')]));
+      expect(spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '10.20.0.5/32' } }], ports: [{ port: 5432, protocol: 'TCP' }] });
+      const inCluster = policyOf(render(['--set', 'auditPostgres.existingSecret=s', '--set', 'networkPolicy.egressTargets[0]=postgres.db.svc.cluster.local:5432']));
+      expect(inCluster.egress).toContainEqual({ to: [nsPeer('db')], ports: [{ port: 5432, protocol: 'TCP' }] });
+    });
+
+    it('derives egress from an inline PostgreSQL URL, with its port (default 5432)', () => {
+      const spec = policyOf(render(['--set', 'config.audit.sinks[0].type=stdout', '--set', 'config.audit.sinks[1].type=postgres', '--set', 'config.audit.sinks[1].url=postgres://kvp@pg.audit.svc/kvp']));
+      expect(spec.egress).toContainEqual({ to: [nsPeer('audit')], ports: [{ port: 5432, protocol: 'TCP' }] });
+    });
+
+    it('derives egress to each callback backend and ingress from its namespace to the admin port (the JWKS)', () => {
+      const spec = policyOf(render(['-f', join(CHART, 'ci', 'wif-principal-values.yaml')]));
+      expect(spec.egress).toContainEqual({ to: [nsPeer('ml')], ports: [{ port: 8080, protocol: 'TCP' }] });
+      expect(spec.ingress).toContainEqual({ from: [nsPeer('ml')], ports: [{ port: 'admin', protocol: 'TCP' }] });
+      // A backend by IP, and one whose DNS name a NetworkPolicy cannot select, given its peers by hand.
+      const byHand = policyOf(
+        render([
+          '-f', join(CHART, 'ci', 'wif-principal-values.yaml'),
+          '--set', 'config.callbacks.routes[0].upstream=https://10.1.2.3',
+          '--set-json', 'config.callbacks.routes[1]={"prefix":"/callbacks/eval","upstream":"http://eval.example.com:9000","callers":["a@p.iam.gserviceaccount.com"]}',
+          '--set-json', 'networkPolicy.peersByHost={"eval.example.com":[{"ipBlock":{"cidr":"192.168.5.0/24"}}]}',
+        ]),
+      );
+      expect(byHand.egress).toContainEqual({ to: [{ ipBlock: { cidr: '10.1.2.3/32' } }], ports: [{ port: 443, protocol: 'TCP' }] });
+      expect(byHand.egress).toContainEqual({ to: [{ ipBlock: { cidr: '192.168.5.0/24' } }], ports: [{ port: 9000, protocol: 'TCP' }] });
+      expect(byHand.ingress).toContainEqual({ from: [{ ipBlock: { cidr: '192.168.5.0/24' } }], ports: [{ port: 'admin', protocol: 'TCP' }] });
     });
 
     it('mounts the callback assertion key from a Secret and points the config at it', () => {
@@ -267,6 +308,14 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       const mount = pod.containers[0]!.volumeMounts.find((m) => m.name === 'callback-assertion-key');
       expect(mount?.readOnly).toBe(true);
       expect(configOf(objects).callbacks.assertion.keyFile).toBe(`${mount!.mountPath}/key.pem`);
+    });
+
+    it('renders teamIdentities as one vertex.identities entry per namespace', () => {
+      const objects = render(['--set', 'teamIdentities.web=team-web@acme-ml.iam.gserviceaccount.com', '--set', 'teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com']);
+      expect((configOf(objects) as unknown as { vertex: { identities: unknown } }).vertex.identities).toEqual([
+        { subjects: { namespaces: ['ml'] }, serviceAccount: 'team-ml@acme-ml.iam.gserviceaccount.com' },
+        { subjects: { namespaces: ['web'] }, serviceAccount: 'team-web@acme-ml.iam.gserviceaccount.com' },
+      ]);
     });
 
     it('renders an optional ServiceMonitor for the admin port', () => {
@@ -291,7 +340,16 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       { what: 'an unknown chart value', args: ['--set', 'replicaCout=3'], message: 'replicaCout' },
       { what: 'a PDB that allows every replica to go', args: ['--set', 'podDisruptionBudget.maxUnavailable=2'], message: 'maxUnavailable' },
       { what: 'a grace period shorter than the preStop pause', args: ['--set', 'terminationGracePeriodSeconds=5'], message: 'terminationGracePeriodSeconds' },
+      { what: 'a grace period longer than the preStop pause but not than pause + shutdownGrace', args: ['--set', 'terminationGracePeriodSeconds=10'], message: 'plus config.server.shutdownGrace (25s)' },
+      { what: 'a shutdownGrace the grace period does not cover', args: ['--set', 'config.server.shutdownGrace=2m'], message: 'config.server.shutdownGrace (120s)' },
+      { what: 'a PostgreSQL URL in a Secret with no NetworkPolicy destination for it', args: ['--set', 'auditPostgres.existingSecret=kvp-audit-postgres'], message: 'networkPolicy.egressTargets' },
+      {
+        what: 'a callback backend whose DNS name a NetworkPolicy cannot select, without peersByHost',
+        args: ['-f', join(CHART, 'ci', 'wif-principal-values.yaml'), '--set', 'config.callbacks.routes[0].upstream=https://trainer.example.com'],
+        message: 'networkPolicy.peersByHost',
+      },
       { what: 'a Google service account that is not one', args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'], message: 'gcpServiceAccount' },
+      { what: 'a team identity that is not a Google service account', args: ['--set', 'teamIdentities.ml=me@gmail.com'], message: 'teamIdentities' },
       {
         what: 'callback routes on several replicas, each with its own generated assertion key',
         args: ['--set', 'config.callbacks.routes[0].prefix=/callbacks/training', '--set', 'config.callbacks.routes[0].upstream=http://trainer.ml.svc.cluster.local:8080', '--set', 'config.callbacks.routes[0].callers[0]=trainer@p.iam.gserviceaccount.com'],
@@ -302,11 +360,11 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
   });
 
-  describe('the README\'s install steps', () => {
+  describe('the install steps (docs/install.md)', () => {
     it('give values (my-values.yaml) that render, validate, and pass `check` once the placeholders are filled in', async () => {
-      const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
-      const block = /```yaml\n\s*# my-values\.yaml\n([\s\S]*?)```/.exec(readme)?.[1];
-      expect(block, 'README: the my-values.yaml example').toBeDefined();
+      const install = readFileSync(join(REPO_ROOT, 'docs', 'install.md'), 'utf8');
+      const block = /```yaml\n\s*# my-values\.yaml\n([\s\S]*?)```/.exec(install)?.[1];
+      expect(block, 'docs/install.md: the my-values.yaml example').toBeDefined();
       const filled = block!
         .split('\n')
         .map((l) => l.replace(/^ {3}/, ''))

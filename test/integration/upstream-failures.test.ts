@@ -74,3 +74,32 @@ describe('an unreachable upstream', () => {
     expect(entry.kubeVertexProxy.reason).toMatch(/^upstream-unreachable/);
   });
 });
+
+describe('an upstream that accepts the connection but never completes the TLS handshake', () => {
+  let silentWorld: World;
+  const held: import('node:net').Socket[] = [];
+  let silent: import('node:net').Server;
+  beforeAll(async () => {
+    // TCP accepted, not a byte of TLS back: undici's connect timeout (TCP + TLS) is what fires.
+    silent = createServer((socket) => held.push(socket));
+    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    silentWorld = await startWorld({
+      config: (d) => ({ ...d, vertex: { ...(d.vertex as object), upstream: `https://127.0.0.1:${port}`, timeouts: { connect: '500ms' } } }),
+    });
+  });
+  afterAll(async () => {
+    await silentWorld?.close();
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => silent?.close(resolve));
+  });
+
+  it('is a timeout: 504 DEADLINE_EXCEEDED, audited as upstream-timeout (not 502 unreachable)', async () => {
+    const response = await silentWorld.call(PREDICT_PATH, { body });
+    expect(response.status).toBe(504);
+    const error = ((await response.json()) as { error: { status: string; message: string } }).error;
+    expect(error.status).toBe('DEADLINE_EXCEEDED');
+    expect(error.message).not.toMatch(/UND_ERR/);
+    const entry = await silentWorld.proxy.waitForAudit((e) => e.kubeVertexProxy.status === 504);
+    expect(entry.kubeVertexProxy.reason).toBe('upstream-timeout');
+  });
+});

@@ -10,6 +10,7 @@ import { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadKubeConfig } from '../../src/identity/kube-config.js';
 import { createWatchLabelSource, type WatchLabelSource } from '../../src/identity/namespace-watch.js';
+import { createPermissionCheck, requiredPermissions } from '../../src/identity/permissions.js';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
 
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -99,5 +100,37 @@ describe('Kubernetes API stand-in through client-node', () => {
       api.setNamespace('back', { team: 'z' });
       await until(() => source.labelsOf('back') !== undefined && source.ageMs() === 0, 'view current again', 15_000);
     });
+  });
+});
+
+describe('the permission check through client-node', () => {
+  it('is ready once the API server allows every permission, and not ready (with the error) while it cannot ask', async () => {
+    const api = await startKubeApiStandIn();
+    const { kubeConfig } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-kube-'))), {});
+    const errors: unknown[] = [];
+    try {
+      await api.stop();
+      const check = createPermissionCheck({
+        kubeConfig,
+        permissions: requiredPermissions({ namespaceLabels: 'watch', tokenReview: true, uidRevocation: 'off' }),
+        timeoutMs: 2000,
+        backoffInitialMs: 50,
+        backoffMaxMs: 100,
+        onError: (error) => errors.push(error),
+      });
+      await check.start();
+      expect(check.ready()).toBe(false);
+      expect(check.describe()).toMatchObject({ missing: null, required: ['list namespaces', 'watch namespaces', 'create tokenreviews.authentication.k8s.io'] });
+      expect(check.describe().error).toEqual(expect.any(String));
+      await api.restart();
+      await until(() => check.ready(), 'the check to pass once the API server answers');
+      expect(check.describe()).toMatchObject({ missing: [] });
+      expect(check.describe().error).toBeUndefined();
+      expect(errors.length).toBeGreaterThanOrEqual(1);
+      expect(api.requests.filter((r) => r.path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews').length).toBeGreaterThanOrEqual(3);
+      check.stop();
+    } finally {
+      await api.close();
+    }
   });
 });

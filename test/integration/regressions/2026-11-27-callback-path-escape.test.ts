@@ -36,7 +36,7 @@ beforeAll(async () => {
       },
     }),
   });
-  for (const b of [publicBackend, admin]) b.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${publicBackend.url}/public`, admin.url] });
+  for (const b of [publicBackend, admin]) b.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${publicBackend.url}/public/callbacks/training`, `${admin.url}/callbacks/admin`] });
 });
 afterAll(async () => {
   await world?.close();

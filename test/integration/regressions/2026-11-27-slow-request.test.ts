@@ -63,7 +63,10 @@ describe('a client too slow to send its request', () => {
     expect(elapsedMs).toBeLessThan(8_000);
     expect(world.vertex.requests.length).toBe(before);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:slowloris');
-    expect(entry.kubeVertexProxy).toMatchObject({ status: 499, reason: 'client-aborted' });
+    // Recorded and counted as what the caller received (408), not as 499 client-aborted.
+    expect(entry.kubeVertexProxy).toMatchObject({ status: 408, reason: 'request-timeout', errorCode: 'ERR_REQUEST_TIMEOUT' });
+    const metrics = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
+    expect(metrics).toMatch(/kube_vertex_proxy_requests_total\{[^}]*code="408"[^}]*\} 1/);
   });
 
   it('a request that is not HTTP gets 400 in Google\'s error shape, not fastify\'s', async () => {
