@@ -69,7 +69,7 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
         tracing: { enabled: true, endpoint: receiver.url, sampleRatio: 1, resourceAttributes: { 'deployment.environment.name': 'test', 'k8s.cluster.name': 'it' } },
       }),
     });
-    backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [backend.url] });
+    backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${backend.url}/callbacks/training`] });
   });
   afterAll(async () => {
     await world?.close();
