@@ -134,6 +134,9 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
       'gen_ai.request.model': 'gemini-2.0-flash',
       'http.response.status_code': 200,
     });
+    // The usage the stand-in reported (usageMetadata), read as the response passed.
+    expect(Number(upstream.attributes['gen_ai.usage.input_tokens'])).toBeGreaterThan(0);
+    expect(Number(upstream.attributes['gen_ai.usage.output_tokens'])).toBeGreaterThan(0);
 
     // Vertex AI got the same trace, with the proxy's client span as parent, and the caller's tracestate.
     const received = world.vertex.requests.slice(before).at(-1)!;
