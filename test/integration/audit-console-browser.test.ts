@@ -170,7 +170,8 @@ describe('audit console in Chromium', () => {
     expect(response?.status()).toBe(403);
     expect(await denied.locator('h1').textContent()).toBe('Access denied');
     const text = (await denied.locator('main').textContent()) ?? '';
-    expect(text).toContain('mallory@example.com may not read audit/records: no policy rule grants it.');
+    // The view is filtered to one namespace, so it asks for that namespace's records (namespace-scoped audit grants).
+    expect(text).toContain('mallory@example.com may not read audit/namespaces/ml: no policy rule grants it.');
     expect(text).not.toContain('system:serviceaccount');
     expect(await denied.locator('table').count()).toBe(0);
     expect(await denied.locator('nav').count()).toBe(0);
