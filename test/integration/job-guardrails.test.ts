@@ -22,7 +22,17 @@ const RULES = [
     id: 'ml-training',
     effect: 'allow',
     subjects: { namespaces: ['ml'] },
-    permissions: ['training', 'aiplatform.batchPredictionJobs.create', 'aiplatform.endpoints.deploy', 'aiplatform.endpoints.update', 'aiplatform.models.upload'],
+    permissions: [
+      'training',
+      'aiplatform.batchPredictionJobs.create',
+      'aiplatform.endpoints.deploy',
+      'aiplatform.endpoints.update',
+      'aiplatform.models.upload',
+      'aiplatform.nasJobs.create',
+      'aiplatform.persistentResources.create',
+      'aiplatform.tuningJobs.create',
+      'aiplatform.endpoints.create',
+    ],
     conditions: {
       jobs: {
         serviceAccounts: [TRAINER],
@@ -181,9 +191,30 @@ describe('job conditions on the other job-creating methods', () => {
     ['trainingPipelines', `${LOC}/trainingPipelines`, wrapped({ trainingTaskInputs: spec() }), wrapped({ trainingTaskInputs: spec(`x@${PROJECT}.iam.gserviceaccount.com`) }), `trainingTaskInputs.serviceAccount: "x@${PROJECT}.iam.gserviceaccount.com" is not allowed by rule ml-training (allowed: ${TRAINER})`],
     ['pipelineJobs', `${LOC}/pipelineJobs`, wrapped({ serviceAccount: TRAINER, network: NETWORK }), wrapped({ serviceAccount: TRAINER }), `network: not given (no VPC peering); rule ml-training allows only ${NETWORK}`],
     ['batchPredictionJobs', `${LOC}/batchPredictionJobs`, wrapped({ serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, startingReplicaCount: 1, maxReplicaCount: 4 } }), wrapped({ serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, startingReplicaCount: 1, maxReplicaCount: 40 } }), 'dedicatedResources.maxReplicaCount: 40 exceeds 10 allowed by rule ml-training'],
-    ['endpoints:deployModel', `${LOC}/endpoints/1234567890:deployModel`, { deployedModel: { model: 'm', serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'g2-standard-4', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 }, minReplicaCount: 1 } } }, { deployedModel: { model: 'm', serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'n1-highmem-96' }, minReplicaCount: 1 } } }, 'deployedModel.dedicatedResources.machineSpec.machineType: "n1-highmem-96" is not allowed by rule ml-training (allowed: g2-standard-*)'],
+    ['endpoints:deployModel', `${LOC}/endpoints/1234567890:deployModel`, { deployedModel: { model: `projects/${PROJECT}/locations/${LOCATION}/models/1`, serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'g2-standard-4', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 }, minReplicaCount: 1 } } }, { deployedModel: { model: `projects/${PROJECT}/locations/${LOCATION}/models/1`, serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'n1-highmem-96' }, minReplicaCount: 1 } } }, 'deployedModel.dedicatedResources.machineSpec.machineType: "n1-highmem-96" is not allowed by rule ml-training (allowed: g2-standard-*)'],
     ['endpoints:mutateDeployedModel', `${LOC}/endpoints/1234567890:mutateDeployedModel`, { deployedModel: { id: '1', serviceAccount: TRAINER, dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, minReplicaCount: 1, maxReplicaCount: 2 } }, updateMask: 'dedicatedResources' }, { deployedModel: { id: '1', dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, minReplicaCount: 1 } }, updateMask: 'dedicatedResources' }, `deployedModel.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only ${TRAINER}`],
     ['models:upload', `${LOC}/models:upload`, { model: { displayName: 'm', containerSpec: { imageUri: IMAGE }, labels: { team: 'ml' }, encryptionSpec: { kmsKeyName: KEY } } }, { model: { displayName: 'm', containerSpec: { imageUri: 'ghcr.io/x/serve:1' }, labels: { team: 'ml' }, encryptionSpec: { kmsKeyName: KEY } } }, 'model.containerSpec.imageUri: "ghcr.io/x/serve:1" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/demo-project/training/*)'],
+    [
+      'nasJobs',
+      `${LOC}/nasJobs`,
+      wrapped({ nasJobSpec: { multiTrialAlgorithmSpec: { searchTrialSpec: { searchTrialJobSpec: spec(), maxTrialCount: 4, maxParallelTrialCount: 2 } } } }),
+      wrapped({ nasJobSpec: { multiTrialAlgorithmSpec: { searchTrialSpec: { searchTrialJobSpec: spec(), maxTrialCount: 8, maxParallelTrialCount: 5 } } } }),
+      'nasJobSpec.multiTrialAlgorithmSpec.searchTrialSpec.searchTrialJobSpec.workerPoolSpecs[0]: 1 x 1 x 5 parallel trials: 5 accelerators in total exceeds 4 allowed by rule ml-training',
+    ],
+    [
+      'persistentResources',
+      `${LOC}/persistentResources?persistentResourceId=ml-pool`,
+      wrapped({ resourcePools: [{ machineSpec: { machineType: 'g2-standard-8', acceleratorType: 'NVIDIA_L4', acceleratorCount: 2 }, replicaCount: '1' }], network: NETWORK, resourceRuntimeSpec: { serviceAccountSpec: { enableCustomServiceAccount: true, serviceAccount: TRAINER } } }),
+      wrapped({ resourcePools: [{ machineSpec: { machineType: 'a3-highgpu-8g', acceleratorType: 'NVIDIA_L4', acceleratorCount: 2 }, replicaCount: '1' }], network: NETWORK, resourceRuntimeSpec: { serviceAccountSpec: { enableCustomServiceAccount: true, serviceAccount: TRAINER } } }),
+      'resourcePools[0].machineSpec.machineType: "a3-highgpu-8g" is not allowed by rule ml-training (allowed: g2-standard-*)',
+    ],
+    [
+      'tuningJobs',
+      `${LOC}/tuningJobs`,
+      wrapped({ baseModel: 'gemini-2.5-flash', supervisedTuningSpec: { trainingDatasetUri: 'gs://b/train.jsonl' }, serviceAccount: TRAINER }),
+      wrapped({ baseModel: 'gemini-2.5-flash', supervisedTuningSpec: { trainingDatasetUri: 'gs://b/train.jsonl' } }),
+      `serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only ${TRAINER}`,
+    ],
   ];
 
   it.each(cases)('%s: an allowed body goes upstream, a failing one is refused naming the field', async (_kind, path, allowed, refused, message) => {
@@ -226,6 +257,14 @@ describe('attribution.jobLabels', () => {
     expect(sent?.headers['content-length']).toBe(String(sent?.body?.length));
     // The job Vertex AI created carries them.
     expect(((await response.json()) as { labels?: Record<string, string> }).labels).toMatchObject({ 'kvp-namespace': 'ml' });
+  });
+
+  it('labels a created endpoint too', async () => {
+    const before = stamping.vertex.requests.length;
+    const response = await stamping.call(`${LOC}/endpoints`, { body: JSON.stringify({ displayName: 'serving' }), token: stamping.token('ml', 'trainer') });
+    expect(response.status).not.toBe(403);
+    const sent = stamping.vertex.requests.slice(before).find((r) => r.method === 'POST');
+    expect(JSON.parse(sent?.body?.toString('utf8') ?? '{}')).toEqual({ displayName: 'serving', labels: { 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' } });
   });
 
   it('leaves other calls alone', async () => {
