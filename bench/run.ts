@@ -631,11 +631,13 @@ function scenarios(world: World): Scenario[] {
     ),
     // What accounting and a shared limit cost: generateContent (usage read from every answer), then the same with a
     // Redis-backed token and request limit that never refuses (one Lua admission + one MULTI settle per request).
+    // Opt-in (`--only generate,generate-limits-redis`): a comparison of its own, kept out of the default run's time.
     proxyScenario(
       { id: 'generate', title: 'Full path, generateContent (usage accounting from the answer), no limits', kind: 'proxy' },
       (w) => w.rsIssuer,
       (d) => d,
       (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+      { optIn: true },
     ),
     proxyScenario(
       { id: 'generate-limits-redis', title: 'Full path, generateContent under a Redis-backed token limit (tokensPerMinute + requestsPerMinute, never reached)', kind: 'proxy' },
@@ -651,6 +653,7 @@ function scenarios(world: World): Scenario[] {
       (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
       {
         checkFirst: true,
+        optIn: true,
         async cleanup() {
           await redis?.stop();
           redis = undefined;

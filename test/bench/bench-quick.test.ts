@@ -15,9 +15,9 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
 
 /** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
-const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle', 'generate'];
+const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle'];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
-const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres', 'generate-limits-redis'];
+const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
 let out: string;
 let report: BenchReport;
