@@ -12,7 +12,9 @@
  * the query is filtered to the one namespace NS) → authorize against the
  * policy for the permission `audit.read`. A grant with
  * `resources: ["audit/namespaces/ml"]` thus reads ml's records only. Every call gets its own audit record,
- * like any data-port request.
+ * like any data-port request. The audit console (src/console/) classifies its
+ * pages with the same access step and reads through the same functions
+ * ({@link queryRecords}, {@link querySummary}).
  *
  * Errors: `ERR_AUDIT_INVALID_QUERY` (400) for a bad filter or page token,
  * `ERR_AUTHZ_DENIED` (403) without an `audit.read` grant,

@@ -75,13 +75,14 @@ const SECURITY_HEADERS = {
 };
 const HTML = 'text/html; charset=utf-8';
 
+const verifyOperation = operationFor('audit.console.verify', 'ConsoleVerify', 'audit/chain');
 const OPERATIONS = {
   records: operationFor('audit.console.records', 'ConsoleSearch', 'audit/records'),
   record: operationFor('audit.console.record', 'ConsoleRecord', 'audit/records'),
   export: operationFor('audit.console.export', 'ConsoleExport', 'audit/records'),
   summary: operationFor('audit.console.summary', 'ConsoleSummary', 'audit/summary'),
   chain: operationFor('audit.console.chain', 'ConsoleChain', 'audit/chain'),
-  verify: { ...operationFor('audit.console.verify', 'ConsoleVerify', 'audit/chain'), spec: { ...operationFor('audit.console.verify', 'ConsoleVerify', 'audit/chain').spec, httpMethod: 'POST' } },
+  verify: { ...verifyOperation, spec: { ...verifyOperation.spec, httpMethod: 'POST' } },
 } satisfies Record<string, Operation>;
 
 /** No policy question is asked for a page without audit data; its record says so (and names no operation or permission). */

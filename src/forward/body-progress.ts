@@ -48,7 +48,7 @@ export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.Reada
     if (raw.complete || out.destroyed) return stop();
     const now = socket.bytesRead;
     // Bytes buffered on our side mean the consumer is slow, not the caller.
-    if (now !== seen || raw.readableLength > 0 || out.writableLength > 0) {
+    if (now !== seen || raw.readableLength > 0 || socket.readableLength > 0 || out.writableLength > 0) {
       seen = now;
       lastProgressAt = Date.now();
       return;
@@ -60,6 +60,7 @@ export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.Reada
     payload.unpipe(out);
     out.destroy(error);
   }, Math.max(10, Math.floor(idleMs / 4)));
+  timer.unref();
   function stop(): void {
     clearInterval(timer);
   }

@@ -236,6 +236,29 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
       },
     ],
   },
+  {
+    title: 'Usage and limits',
+    panels: [
+      {
+        title: 'Tokens by model',
+        description: 'Tokens per second Vertex AI reported in its responses, by model and kind (prompt, candidates, thoughts, cached, tool).',
+        unit: 'short',
+        queries: [{ expr: `sum by (model, type) (${rate('model_tokens_total', 'type!="total"')})`, legend: '{{model}} {{type}}' }],
+      },
+      {
+        title: 'Limit decisions',
+        description: 'Requests counted by limit rules, by rule and result (admitted, refused, dry-run refusals, store unavailable); present when limits are configured.',
+        unit: 'reqps',
+        queries: [{ expr: `sum by (rule, result) (${rate('limit_decisions_total')})`, legend: '{{rule}} {{result}}' }],
+      },
+      {
+        title: 'Limit store available',
+        description: '1 while the limit store (Redis, or memory) answers; 0 during an outage (requests a limit applies to are refused or admitted uncounted, per onUnavailable).',
+        unit: 'bool',
+        queries: [{ expr: `min(${m('limit_store_available')})`, legend: 'available' }],
+      },
+    ],
+  },
 ];
 
 const PANEL_WIDTH = 8;

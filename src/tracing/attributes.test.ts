@@ -31,6 +31,14 @@ describe('vertexSpanStart', () => {
     expect(tuned.attributes['gen_ai.request.model']).toBeUndefined();
   });
 
+  it('adds the usage the response reported (output = candidates + thoughts), and nothing without usage', () => {
+    const ctx = newRequestContext();
+    ctx.upstreamStatus = 200;
+    expect(Object.keys(upstreamSpanEndAttributes(ctx)).filter((k) => k.startsWith('gen_ai.'))).toEqual([]);
+    ctx.usage = { tokens: { prompt: 12, candidates: 30, thoughts: 8, total: 50 }, modelVersion: 'gemini-2.5-flash' };
+    expect(upstreamSpanEndAttributes(ctx)).toMatchObject({ 'gen_ai.usage.input_tokens': 12, 'gen_ai.usage.output_tokens': 38, 'gen_ai.response.model': 'gemini-2.5-flash' });
+  });
+
   it('gives other calls HTTP client attributes only', () => {
     const { name, attributes } = vertexSpanStart(classify('POST', '/v1/projects/p/locations/us-central1/endpoints/1:predict'), 'POST', ORIGIN, HOST);
     expect(name).toBe('POST endpoints.predict');

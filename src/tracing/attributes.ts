@@ -104,13 +104,21 @@ export function upstreamSpanEndAttributes(ctx: RequestContext): SpanAttributes {
 }
 
 /**
- * HOOK for usage accounting: `gen_ai.usage.input_tokens` and
- * `gen_ai.usage.output_tokens` from the request's token usage, once the
- * pipeline records one (read from the response's `usageMetadata`). Until
- * then there is nothing to report, and this adds nothing.
+ * `gen_ai.usage.input_tokens` / `output_tokens` and `gen_ai.response.model`
+ * from the usage the response reported (read as it streamed past; see
+ * src/usage/). Output counts what the model generated: candidates plus
+ * thinking tokens, as Vertex AI bills them. Nothing when no usage was read.
  */
-export function genAiUsageAttributes(_ctx: RequestContext): SpanAttributes {
-  return {};
+export function genAiUsageAttributes(ctx: RequestContext): SpanAttributes {
+  const usage = ctx.usage;
+  if (usage === undefined) return {};
+  const tokens = usage.tokens;
+  const output = tokens?.candidates === undefined && tokens?.thoughts === undefined ? undefined : (tokens.candidates ?? 0) + (tokens.thoughts ?? 0);
+  return {
+    ...(tokens?.prompt === undefined ? {} : { 'gen_ai.usage.input_tokens': tokens.prompt }),
+    ...(output === undefined ? {} : { 'gen_ai.usage.output_tokens': output }),
+    ...(usage.modelVersion === undefined ? {} : { 'gen_ai.response.model': usage.modelVersion }),
+  };
 }
 
 /** A client span is an error when the upstream answered 5xx, failed, or broke mid-stream. */

@@ -53,8 +53,12 @@ interface Capture {
 interface Target {
   readonly key: string;
   readonly bytes: Buffer;
+  /** `"key"`, as it appears in the JSON text. */
+  readonly quoted: Buffer;
   depth: number | 'any';
   active: boolean;
+  /** In the chunk {@link JsonScanner.mayMatch} last searched: where `quoted` next occurs (-1 none, -2 not searched yet). */
+  nextHit: number;
 }
 
 export class JsonScanner {
@@ -76,11 +80,32 @@ export class JsonScanner {
   /** A wanted key and its ':' went by; the next value is captured. */
   #pending: string | undefined;
   #capture: Capture | undefined;
+  #hitsIn: Buffer | undefined;
   #broken = false;
 
   constructor(targets: readonly ScanTarget[], onValue: ScanCallback) {
-    this.#targets = targets.map((t) => ({ key: t.key, bytes: Buffer.from(t.key, 'latin1'), depth: t.depth, active: true }));
+    this.#targets = targets.map((t) => ({ key: t.key, bytes: Buffer.from(t.key, 'latin1'), quoted: Buffer.from(`"${t.key}"`, 'latin1'), depth: t.depth, active: true, nextHit: -2 }));
     this.#onValue = onValue;
+  }
+
+  /**
+   * Whether `buf[from, to)` holds the quoted name of a key still wanted. A
+   * document (one server-sent event) without one cannot yield a value, so
+   * the SSE layer may skip scanning it: a native search instead of a look at
+   * every byte.
+   */
+  mayMatch(buf: Buffer, from: number, to: number): boolean {
+    if (buf !== this.#hitsIn) {
+      this.#hitsIn = buf;
+      for (const t of this.#targets) t.nextHit = -2;
+    }
+    for (const t of this.#targets) {
+      if (!t.active) continue;
+      // The next occurrence in this chunk is remembered, so many lines of one chunk cost one pass over it.
+      if (t.nextHit !== -1 && t.nextHit < from) t.nextHit = buf.indexOf(t.quoted, from);
+      if (t.nextHit !== -1 && t.nextHit + t.quoted.length <= to) return true;
+    }
+    return false;
   }
 
   /** Stops looking for a key (a value wanted once, e.g. a stream's model version). */

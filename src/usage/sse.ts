@@ -8,6 +8,13 @@
  * Line ends are LF or CRLF (what Vertex AI and the OpenAI-compatible endpoint
  * send); a lone CR as a line end is not recognised.
  *
+ * Most events cannot carry usage: a `data:` line that arrived whole in one
+ * chunk and does not contain the quoted name of a wanted key is skipped
+ * after one native search, instead of being scanned byte by byte. This
+ * relies on each event being one `data:` line (both APIs send JSON on one
+ * line); an event split over several `data:` lines is scanned whole unless
+ * its first line was skipped, in which case the rest of it is skipped too.
+ *
  * @module
  */
 import type { JsonScanner } from './json-scanner.js';
@@ -27,6 +34,12 @@ export class SseScanner {
   #inData = false;
   /** Right after `data:`: one leading space is not part of the payload. */
   #skipSpace = false;
+  /** The current data line is scanned (it did not arrive whole, or it may hold a wanted key). */
+  #scanning = false;
+  /** A data line of the current event was skipped: the JSON scanner has not seen the event's start. */
+  #eventSkipped = false;
+  /** Whether this data line's fate (scan or skip) is settled. */
+  #decided = false;
 
   constructor(json: JsonScanner) {
     this.#json = json;
@@ -37,15 +50,21 @@ export class SseScanner {
     const n = buf.length;
     while (i < n) {
       if (this.#inData) {
-        let end = buf.indexOf(LF, i);
-        if (end === -1) end = n;
+        const lf = buf.indexOf(LF, i);
+        const end = lf === -1 ? n : lf;
         let from = i;
         if (this.#skipSpace && from < end) {
           this.#skipSpace = false;
           if (buf[from] === 0x20) from += 1;
         }
-        if (from < end) this.#json.push(buf, from, end);
-        if (end === n) return;
+        if (this.#skipSpace === false && !this.#scanning && !this.#decided) {
+          // First payload bytes of this line: a whole line without a wanted key is skipped.
+          this.#decided = true;
+          this.#scanning = !this.#eventSkipped && (lf === -1 || this.#json.mayMatch(buf, from, end));
+          if (!this.#scanning) this.#eventSkipped = true;
+        }
+        if (this.#scanning && from < end) this.#json.push(buf, from, end);
+        if (lf === -1) return;
         this.#newLine();
         i = end + 1;
         continue;
@@ -89,8 +108,9 @@ export class SseScanner {
   }
 
   #endEvent(): void {
-    this.#json.end();
+    if (!this.#eventSkipped) this.#json.end();
     this.#json.reset();
+    this.#eventSkipped = false;
   }
 
   #newLine(): void {
@@ -99,5 +119,7 @@ export class SseScanner {
     this.#blank = true;
     this.#inData = false;
     this.#skipSpace = false;
+    this.#scanning = false;
+    this.#decided = false;
   }
 }

@@ -80,6 +80,17 @@ describe('usage from streamGenerateContent', () => {
     }));
   });
 
+  it('SSE: events without a wanted key are skipped, yet a key name inside text or a later event is handled right', () => {
+    const decoy = { candidates: [{ content: { parts: [{ text: 'the "usageMetadata": {"totalTokenCount": 1} and "modelVersion" words' }] } }] };
+    const body = Buffer.from([decoy, events[0], decoy, events[3], decoy].map((e) => `data: ${JSON.stringify(e)}\r\n\r\n`).join(''));
+    fc.assert(fc.property(cutsOf(body.length), (cuts) => {
+      expect(meterAll('gemini-sse', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
+    }));
+    // Many events in one chunk, the usage in the middle one.
+    const many = Buffer.from([...Array(50).fill(events[0]), events[3], ...Array(50).fill(events[0])].map((e) => `data: ${JSON.stringify(e)}\n\n`).join(''));
+    expect(meterAll('gemini-sse', many, []).tokens).toEqual(EXPECTED);
+  });
+
   it('SSE with LF line ends, comments and other fields', () => {
     const body = Buffer.from(`: keep-alive\n\nevent: message\nid: 1\ndata:${JSON.stringify(events[2])}\n\ndata: ${JSON.stringify(events[0])}\n\n`);
     expect(meterAll('gemini-sse', body, []).tokens).toEqual({ ...EXPECTED, candidates: 300, total: 700 });

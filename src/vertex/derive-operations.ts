@@ -154,7 +154,7 @@ const PERMISSION_EXCEPTIONS: Readonly<Record<string, string>> = {
  * `locations/{location}`, or the first segment of an express-mode path):
  * every method on it and below it is in the group, reads included.
  */
-const FAMILY_GROUPS: Readonly<Record<string, OperationGroup>> = {
+export const FAMILY_GROUPS: Readonly<Record<string, OperationGroup>> = {
   cachedContents: 'cache',
   tuningJobs: 'tuning',
   indexes: 'vectorSearch',
@@ -166,9 +166,8 @@ const FAMILY_GROUPS: Readonly<Record<string, OperationGroup>> = {
   featureGroups: 'featureStore',
   featurestores: 'featureStore',
   datasets: 'datasets',
-  evaluationItems: 'evaluate',
-  evaluationRuns: 'evaluate',
-  evaluationSets: 'evaluate',
+  evaluationTasks: 'evaluate',
+  onlineEvaluators: 'evaluate',
   customJobs: 'training',
   trainingPipelines: 'training',
   pipelineJobs: 'training',

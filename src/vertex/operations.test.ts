@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { OPERATION_GROUPS, type OperationGroup, type OperationSpec, type PermissionType } from './operation.js';
+import { FAMILY_GROUPS } from './derive-operations.js';
 import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS, methodNameOf, operationById } from './operations.js';
 
 type Expected = {
@@ -224,6 +225,13 @@ describe('operation groups', () => {
     expect(idsIn('read')).not.toContain('datasetVersions.restore');
   });
 
+  it('every family of the group table names a collection the table has (no dead entries after a package update)', () => {
+    const resources = OPERATION_BINDINGS.map((binding) => binding.resource);
+    for (const family of Object.keys(FAMILY_GROUPS)) {
+      expect([family, resources.some((r) => r.startsWith(`projects/{project}/locations/{location}/${family}`))]).toEqual([family, true]);
+    }
+  });
+
   it('every operation is in at least one group; admin = the writes in no other group', () => {
     for (const spec of OPERATIONS) expect([spec.id, spec.groups.length > 0]).toEqual([spec.id, true]);
     for (const spec of OPERATIONS) {
@@ -254,6 +262,7 @@ describe('operation groups', () => {
     ['models.upload', 'deploy'],
     ['models.delete', 'deploy'],
     ['locations.evaluateInstances', 'evaluate'],
+    ['onlineEvaluators.create', 'evaluate'],
     ['schedules.create', 'admin'],
     ['persistentResources.create', 'admin'],
   ] as const)('%s is in %s', (id, group) => {

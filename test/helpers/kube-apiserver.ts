@@ -30,7 +30,6 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { stringify } from 'yaml';
 import { freeLoopbackPort } from '../../src/standins/loopback.js';
-import { REPO_ROOT } from './proxy-process.js';
 
 export const KUBE_VERSION = 'v1.34.2';
 export const API_AUDIENCE = 'kube-vertex-proxy';
@@ -362,6 +361,3 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   };
   return server;
 }
-
-/** Where the chart lives (for tests that render its RBAC). */
-export const CHART_DIR = join(REPO_ROOT, 'helm', 'kube-vertex-proxy');

@@ -35,6 +35,12 @@ export function findShellcheck(): string {
   throw new Error('shellcheck not found: install it with `apt-get install -y shellcheck` (.ci/run does)');
 }
 
+export function findKubectl(): string {
+  const found = onPath('kubectl');
+  if (found) return found;
+  throw new Error('kubectl not found: install it with `apt-get install -y kubernetes-client` (npm test\'s pretest does)');
+}
+
 export interface ToolResult {
   readonly status: number | null;
   readonly stdout: string;

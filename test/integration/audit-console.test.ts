@@ -151,7 +151,8 @@ describe('audit console: sign-in and page security', () => {
       const html = await response.text();
       expect(response.status).toBe(403);
       expect(html).toContain('<h1>Access denied</h1>');
-      expect(html).toMatch(/may not read audit\/(records|summary): no policy rule grants it/);
+      // A view filtered to one namespace asks for that namespace's records (namespace-scoped audit grants).
+      expect(html).toMatch(/may not read audit\/(records|summary|namespaces\/ml): no policy rule grants it/);
       expect(html).not.toContain('system:serviceaccount:ml');
       expect(html).not.toContain('<table');
       expect(html).not.toContain('aria-label="Views"');

@@ -6,7 +6,7 @@
  * asserted, and the rendered config run through the real `kube-vertex-proxy
  * check`, so the chart cannot ship a config the proxy refuses.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -387,6 +387,29 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       writeFileSync(join(dir, 'config.yaml'), (one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string);
       const check = await runCli(['check', '--config', join(dir, 'config.yaml')]);
       expect(check.code, check.stderr).toBe(0);
+    });
+  });
+
+  describe('the install notes (NOTES.txt)', () => {
+    // helm template does not print NOTES.txt; a copy of the chart with one more template that includes it does.
+    const notes = (args: readonly string[]): string => {
+      const copy = join(mkdtempSync(join(tmpdir(), 'kvp-notes-')), 'chart');
+      cpSync(CHART, copy, { recursive: true });
+      writeFileSync(join(copy, 'templates', 'zz-notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "kube-vertex-proxy/templates/NOTES.txt" . | toJson }}\n');
+      const result = runTool(helm, ['template', 'kube-vertex-proxy', copy, '--namespace', 'vertex-system', '--show-only', 'templates/zz-notes.yaml', ...args]);
+      if (result.status !== 0) throw new Error(result.stderr);
+      return (parse(result.stdout) as { data: { notes: string } }).data.notes;
+    };
+
+    it('say how can-i gets namespace labels under `watch`, and only then', () => {
+      expect(notes([])).toContain("can-i reads the namespace's labels from the Kubernetes API");
+      expect(notes(['-f', join(CHART, 'ci', 'single-replica-values.yaml')])).not.toContain('can-i reads');
+    });
+
+    it('warn about a PostgreSQL password written inline in config, and not about one without a password', () => {
+      const inline = ['--set', 'config.audit.sinks[0].type=postgres', '--set', 'config.audit.sinks[0].url=postgres://kvp:s3cret@10.0.0.5/audit'];
+      expect(notes(inline)).toContain('WARNING: config.audit.sinks has a PostgreSQL URL with a password written inline');
+      expect(notes(['--set', 'config.audit.sinks[0].type=postgres', '--set', 'config.audit.sinks[0].url=postgres://kvp@10.0.0.5/audit'])).not.toContain('password written inline');
     });
   });
 

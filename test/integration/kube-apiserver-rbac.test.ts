@@ -1,5 +1,6 @@
 /**
- * The chart's RBAC, proven against a real kube-apiserver with RBAC on:
+ * The chart's RBAC, proven against a real kube-apiserver with RBAC on
+ * (and cross-checked with `kubectl auth can-i` as the proxy's ServiceAccount):
  *
  * - sufficient: for each mode, the ServiceAccount, ClusterRole and
  *   ClusterRoleBinding the chart renders (real `helm template`) are applied,
@@ -10,15 +11,18 @@
  *   missing in /readyz and in its log, and the mode it serves stops working
  *   (so no granted permission is idle).
  */
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKubeYaml, type KubeObject } from '../helpers/kube-validate.js';
-import { API_AUDIENCE, START_TIMEOUT_MS, CHART_DIR, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
+import { REPO_ROOT } from '../helpers/proxy-process.js';
 import { metric, until } from '../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
-import { findHelm, runTool } from '../helpers/tools.js';
+import { findHelm, findKubectl, runTool, runToolAsync } from '../helpers/tools.js';
 
 const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 const RELEASE_NAMESPACE = 'vertex-system';
+const CHART_DIR = join(REPO_ROOT, 'helm', 'kube-vertex-proxy');
 
 interface Rule {
   apiGroups: string[];
@@ -61,6 +65,7 @@ const MODES: readonly Mode[] = [
 ];
 
 const helm = findHelm();
+const kubectl = findKubectl();
 
 /** The chart's ServiceAccount, ClusterRole and ClusterRoleBinding for these modes. */
 function renderRbac(mode: Mode): { serviceAccount: KubeObject; role: Role; binding: KubeObject } {
@@ -90,6 +95,7 @@ function without(role: Role, permission: string): Role {
 
 let api: KubeApiServer;
 let trainerToken: string;
+let adminKubeconfig: string;
 
 beforeAll(async () => {
   api = await startKubeApiServer();
@@ -98,6 +104,7 @@ beforeAll(async () => {
   await api.createServiceAccount('ml', 'trainer');
   await api.createPod('ml', 'trainer-0', 'trainer');
   trainerToken = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
+  adminKubeconfig = api.writeKubeconfig();
 }, START_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -149,6 +156,11 @@ describe('the chart\'s ClusterRole is sufficient: the proxy runs on its own Serv
       expect((await world.call(PREDICT_PATH, { token: trainerToken, body: predictBody })).status).toBe(200);
       if (mode.kubernetes.tokenReview === true) expect(await metric(world, 'kube_vertex_proxy_token_reviews_total{result="accepted"}')).toBeGreaterThanOrEqual(1);
       expect(world.proxy.lines.some((l) => l.message === 'Kubernetes API permissions granted')).toBe(true);
+      for (const permission of permissionsOf(role)) {
+        const [verb, what] = permission.split(' ') as [string, string];
+        const asProxy = ['--kubeconfig', adminKubeconfig, 'auth', 'can-i', verb, what, '--as', `system:serviceaccount:${RELEASE_NAMESPACE}:${serviceAccount.metadata.name}`];
+        expect((await runToolAsync(kubectl, asProxy)).stdout.trim(), `kubectl auth can-i ${permission}`).toBe('yes');
+      }
     } finally {
       await world.close();
     }
@@ -184,6 +196,11 @@ describe('the chart\'s ClusterRole is minimal: each permission taken away is nam
       expect(report.check).toMatchObject({ ready: false, detail: { missing: [permission] } });
       const logged = await until(() => world.proxy.lines.find((l) => l.message === 'Kubernetes API permission missing'), 'the log line');
       expect(logged).toMatchObject({ severity: 'ERROR', missing: [permission] });
+
+      // kubectl, asked as the admin about the proxy's ServiceAccount, agrees on what is missing.
+      const [verb, what] = permission.split(' ') as [string, string];
+      const asProxy = ['--kubeconfig', adminKubeconfig, 'auth', 'can-i', verb, what, '--as', `system:serviceaccount:${RELEASE_NAMESPACE}:${full.serviceAccount.metadata.name}`];
+      expect((await runToolAsync(kubectl, asProxy)).stdout.trim()).toBe('no');
 
       // The permission is really needed: what depends on it does not work without it.
       const resource = permission.split(' ')[1] as string;

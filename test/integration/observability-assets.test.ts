@@ -56,7 +56,10 @@ describe('against a running proxy', () => {
   let world: World;
   let exposed: Set<string>;
   beforeAll(async () => {
-    world = await startWorld();
+    // A limit rule, so the limit metrics (limit_decisions_total, limit_store_available) are exposed too.
+    world = await startWorld({
+      config: (defaults) => ({ ...defaults, limits: { rules: [{ id: 'ml-requests', subjects: { namespaces: ['ml'] }, requestsPerMinute: 1000 }] } }),
+    });
     exposed = exposedNames(await (await fetch(`${world.proxy.adminUrl}/metrics`)).text());
   });
   afterAll(async () => {

@@ -12,6 +12,7 @@ import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
 import { startCallbackBackend, type CallbackBackend } from '../helpers/callback-backend.js';
 import { startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../helpers/otlp-receiver.js';
+import { until } from '../helpers/poll.js';
 import { AUDIENCE, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const GENERATE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.0-flash:generateContent`;
@@ -68,7 +69,7 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
         tracing: { enabled: true, endpoint: receiver.url, sampleRatio: 1, resourceAttributes: { 'deployment.environment.name': 'test', 'k8s.cluster.name': 'it' } },
       }),
     });
-    backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [backend.url] });
+    backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${backend.url}/callbacks/training`] });
   });
   afterAll(async () => {
     await world?.close();
@@ -133,6 +134,9 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
       'gen_ai.request.model': 'gemini-2.0-flash',
       'http.response.status_code': 200,
     });
+    // The usage the stand-in reported (usageMetadata), read as the response passed.
+    expect(Number(upstream.attributes['gen_ai.usage.input_tokens'])).toBeGreaterThan(0);
+    expect(Number(upstream.attributes['gen_ai.usage.output_tokens'])).toBeGreaterThan(0);
 
     // Vertex AI got the same trace, with the proxy's client span as parent, and the caller's tracestate.
     const received = world.vertex.requests.slice(before).at(-1)!;
@@ -300,5 +304,26 @@ describe('tracing off (the default)', () => {
     expect(text).toContain('kube_vertex_proxy_request_duration_seconds_bucket');
     expect(text).not.toContain('trace_id=');
     expect(world.proxy.stdoutText()).not.toContain('OpenTelemetry tracing on');
+  });
+});
+
+describe('collector unreachable', () => {
+  let world: World;
+  beforeAll(async () => {
+    const closed = await startOtlpReceiver();
+    const url = closed.url;
+    await closed.close();
+    world = await startWorld({ env: FAST_EXPORT, config: (defaults) => ({ ...defaults, tracing: { enabled: true, endpoint: url, sampleRatio: 1 } }) });
+  });
+  afterAll(async () => {
+    await world?.close();
+  });
+
+  it('serves requests as usual and says once in the log that spans are being dropped', async () => {
+    for (let i = 0; i < 5; i++) expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
+    await until(() => world.proxy.lines.some((l) => l.message === 'trace export failed; spans are dropped until the collector answers') || undefined, 'the export failure log line');
+    for (let i = 0; i < 5; i++) expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(world.proxy.lines.filter((l) => l.message === 'trace export failed; spans are dropped until the collector answers')).toHaveLength(1);
   });
 });
