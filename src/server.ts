@@ -207,10 +207,11 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   reloader.start();
   await credential.start();
   identities?.start();
-  endpointLookupClient?.start();
 
   await adminApp.listen({ host: settings.server.adminHost, port: settings.server.adminPort });
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });
+  // Loading the client library takes seconds of CPU: after the ports are open, not before (/readyz waits for it).
+  endpointLookupClient?.start();
 
   const dataAddress = proxyApp.server.address() as AddressInfo;
   const adminAddress = adminApp.server.address() as AddressInfo;
