@@ -117,7 +117,14 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     writer: options.writer,
     maxBatch: options.maxBatch,
     loadHead: async () => {
-      const { rows } = await run<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} WHERE writer = $1 ORDER BY seq DESC LIMIT 1`, [options.writer]);
+      let rows: Array<{ seq: string; hash: string }>;
+      try {
+        ({ rows } = await run<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} WHERE writer = $1 ORDER BY seq DESC LIMIT 1`, [options.writer]));
+      } catch (error) {
+        // After a failed batch the head is read again first: a server still down fails here, not in the write.
+        healthy = false;
+        throw error;
+      }
       const row = rows[0];
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
     },
