@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.js';
 import { newRequestContext } from '../request-context.js';
-import { toCloudLoggingEntry } from './cloud-logging.js';
+import { auditRecordOfEntry, toCloudLoggingEntry } from './cloud-logging.js';
 import { buildAuditRecord, parseTrace, type ResponseFacts } from './record.js';
 
 const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
@@ -92,5 +92,36 @@ describe('toCloudLoggingEntry', () => {
       status: { code: 0 },
     });
     expect((entry.httpRequest as { latency: string }).latency).toMatch(/^\d+(\.\d+)?s$/);
+  });
+});
+
+describe('toCloudLoggingEntry, compact', () => {
+  const allowed = () => {
+    const ctx = newRequestContext();
+    ctx.decision = { allowed: true, ruleId: 'ml-predict', reason: 'allowed-by-rule' };
+    ctx.upstreamIdentity = 'team-ml@p.iam.gserviceaccount.com';
+    return buildAuditRecord(ctx, facts({ status: 200 }));
+  };
+
+  it('carries each fact once: no AuditLog copy, no message, nothing the lifted keys already hold', () => {
+    const entry = toCloudLoggingEntry(allowed(), { traceProject: 'my-proj', format: 'compact' });
+    expect(entry).toMatchObject({
+      severity: 'INFO',
+      'logging.googleapis.com/trace': 'projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+      'logging.googleapis.com/labels': { 'kube-vertex-proxy/decision': 'allow' },
+      httpRequest: { requestMethod: 'POST', status: 200, responseSize: '321', remoteIp: '10.8.0.12', userAgent: 'sdk/1?forged: line' },
+      kubeVertexProxy: { reason: 'allowed-by-rule', ruleId: 'ml-predict', upstreamIdentity: 'team-ml@p.iam.gserviceaccount.com' },
+    });
+    for (const key of ['message', 'authenticationInfo', 'authorizationInfo', 'methodName', 'status']) expect(entry).not.toHaveProperty(key);
+    for (const key of ['status', 'path', 'traceId', 'clientIp', 'decision', 'time']) expect(entry.kubeVertexProxy).not.toHaveProperty(key);
+  });
+
+  it('gives the record back whole from either shape', () => {
+    const record = allowed();
+    const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+    for (const format of ['compact', 'full'] as const) {
+      expect(auditRecordOfEntry(json(toCloudLoggingEntry(record, { traceProject: 'p', format })))).toEqual(json(record));
+    }
+    expect(auditRecordOfEntry({ severity: 'INFO', message: 'listening' })).toBeUndefined();
   });
 });

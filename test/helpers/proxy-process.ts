@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { auditRecordOfEntry } from '../../src/audit/cloud-logging.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
@@ -131,7 +132,12 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
   );
   const dataUrl = `http://127.0.0.1:${listening.dataPort}`;
   const adminUrl = `http://127.0.0.1:${listening.adminPort}`;
-  const audit = () => lines.filter((l): l is AuditEntry => typeof l.kubeVertexProxy === 'object' && l.kubeVertexProxy !== null);
+  // Either shape of the stdout line (audit.stdout.format): `kubeVertexProxy` is the whole record here, the compact line's lifted fields put back.
+  const audit = () =>
+    lines.flatMap((l): AuditEntry[] => {
+      const record = auditRecordOfEntry(l);
+      return record === undefined ? [] : [{ ...l, kubeVertexProxy: record }];
+    });
 
   const proc: ProxyProcess = {
     dataUrl,
