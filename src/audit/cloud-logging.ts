@@ -39,6 +39,20 @@ export interface CloudLoggingOptions {
 /** Record fields the compact entry carries in the keys the logging agent lifts (`httpRequest`, trace, labels, `time`), not again in the record. */
 const LIFTED = ['time', 'traceId', 'spanId', 'traceSampled', 'httpMethod', 'path', 'status', 'latencyMs', 'requestBytes', 'responseBytes', 'clientIp', 'userAgent', 'decision', 'namespace'] as const;
 
+/**
+ * Record fields the compact entry leaves to the durable store: each follows
+ * from another field of the line (`methodName`, `permissionType`, `project`,
+ * `location` from the operation and the resource) or serves an investigation
+ * that reads the store anyway (the namespace's labels, the policy version, the
+ * token and pod UIDs). `audit.stdout.format: full` has them.
+ */
+export const COMPACT_OMITS = ['methodName', 'permissionType', 'project', 'location', 'namespaceLabels', 'policyVersion', 'tokenId', 'podUid'] as const;
+
+const ALLOWED_BY_RULE = 'allowed-by-rule';
+
+/** `system:serviceaccount:NS:SA` → SA: the compact line does not repeat it. */
+const SERVICE_ACCOUNT = /^system:serviceaccount:[^:]+:([^:]+)$/;
+
 export function toCloudLoggingEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
   return options.format === 'compact' ? compactEntry(record, options) : fullEntry(record, options);
 }
@@ -79,6 +93,11 @@ function addTrace(entry: Record<string, unknown>, record: AuditRecord, options: 
 function compactEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
   const rest: Record<string, unknown> = { ...record };
   for (const key of LIFTED) delete rest[key];
+  for (const key of COMPACT_OMITS) delete rest[key];
+  if (record.direction === 'outbound') delete rest.direction;
+  // The usual reason of an allow, implied by decision + rule.
+  if (record.decision === 'allow' && record.reason === ALLOWED_BY_RULE) delete rest.reason;
+  if (record.serviceAccount !== undefined && SERVICE_ACCOUNT.exec(record.principal ?? '')?.[1] === record.serviceAccount) delete rest.serviceAccount;
   const entry: Record<string, unknown> = {
     severity: severityOf(record),
     time: record.time,
@@ -101,9 +120,10 @@ function compactEntry(record: AuditRecord, options: CloudLoggingOptions): Record
 
 /**
  * The record an entry on stdout carries, from either shape: the full entry's
- * `kubeVertexProxy` as it is, the compact entry's with the lifted fields put
- * back. For readers of the stdout stream (tests, log pipelines that want one
- * object); the inverse of {@link toCloudLoggingEntry}.
+ * `kubeVertexProxy` as it is, the compact entry's with the lifted fields (and
+ * the direction, service account and usual reason it left out) put back — all but
+ * {@link COMPACT_OMITS}. For readers of the stdout stream (tests, log
+ * pipelines that want one object).
  */
 export function auditRecordOfEntry(entry: Record<string, unknown>): AuditRecord | undefined {
   const rest = entry.kubeVertexProxy;
@@ -128,6 +148,9 @@ export function auditRecordOfEntry(entry: Record<string, unknown>): AuditRecord 
     userAgent: http.userAgent,
     decision: labels['kube-vertex-proxy/decision'],
     namespace: labels['kube-vertex-proxy/namespace'],
+    direction: 'outbound',
+    ...(labels['kube-vertex-proxy/decision'] === 'allow' ? { reason: ALLOWED_BY_RULE } : {}),
+    serviceAccount: SERVICE_ACCOUNT.exec(typeof (rest as { principal?: unknown }).principal === 'string' ? (rest as { principal: string }).principal : '')?.[1],
     ...rest,
   } as AuditRecord;
 }

@@ -132,7 +132,7 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
   );
   const dataUrl = `http://127.0.0.1:${listening.dataPort}`;
   const adminUrl = `http://127.0.0.1:${listening.adminPort}`;
-  // Either shape of the stdout line (audit.stdout.format): `kubeVertexProxy` is the whole record here, the compact line's lifted fields put back.
+  // Either shape of the stdout line (audit.stdout.format): `kubeVertexProxy` is the record here, the compact line's lifted fields put back (not COMPACT_OMITS: use format full or the store for those).
   const audit = () =>
     lines.flatMap((l): AuditEntry[] => {
       const record = auditRecordOfEntry(l);
