@@ -82,7 +82,8 @@ function addTrace(entry: Record<string, unknown>, record: AuditRecord, options: 
 }
 
 /**
- * Every fact of the record once. What Logs Explorer indexes or shows comes in
+ * Each fact of the record once (but {@link COMPACT_OMITS}, left to the
+ * store). What Logs Explorer indexes or shows comes in
  * the keys GKE's logging agent lifts into the LogEntry (severity, time, labels,
  * trace, `httpRequest`: method, path, status, sizes, latency, caller address and
  * agent); the rest of the record follows under `kubeVertexProxy`, without the
