@@ -6,7 +6,10 @@
 # npm, non-root). test/integration/production-artifact.test.ts performs the
 # same steps outside Docker (no Docker engine on the build machines) and starts
 # the result against the stand-ins; keep the two in step.
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Pinned by digest (the tag moves with every Node and Debian update; a digest
+# builds the same base every time). Update tag and digest together, e.g. with
+# `docker buildx imagetools inspect node:24-bookworm-slim`.
+ARG NODE_IMAGE=node:24-bookworm-slim@sha256:6f7b03f7c2c8e2e784dcf9295400527b9b1270fd37b7e9a7285cf83b6951452d
 
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /src

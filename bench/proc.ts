@@ -88,6 +88,20 @@ export function peakRssBytes(pids: readonly number[]): number {
   return kib * 1024;
 }
 
+/** Current resident set size (VmRSS) in bytes, summed over the processes. */
+export function currentRssBytes(pids: readonly number[]): number {
+  let kib = 0;
+  for (const pid of pids) {
+    try {
+      const match = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+      if (match) kib += Number(match[1]);
+    } catch {
+      // gone
+    }
+  }
+  return kib * 1024;
+}
+
 /** Whether CPU pinning is possible here (`taskset` installed and at least two cores). */
 export function pinningAvailable(cores: number): boolean {
   return cores >= 2 && ['/usr/bin/taskset', '/bin/taskset', '/usr/local/bin/taskset'].some((p) => existsSync(p));

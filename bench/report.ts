@@ -196,7 +196,7 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
   const tuned = get('passthrough-tuned');
   const out: TargetCheck[] = [];
   const add = (target: string, limit: string, value: number | undefined, ok: (v: number) => boolean, format: (v: number) => string) =>
-    out.push({ target, limit, measured: value === undefined ? 'not measured' : format(value), met: value === undefined ? null : ok(value) });
+    out.push({ target, limit, measured: value === undefined || Number.isNaN(value) ? 'not measured' : format(value), met: value === undefined || Number.isNaN(value) ? null : ok(value) });
   const us = (v: number) => `${round1(v)} µs`;
   const times = (v: number) => `${round2(v)}×`;
 
@@ -228,6 +228,16 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
   add('Policy evaluation, 10,000 rules × 10,000 namespaces', '< 10 µs', microOf('policy-evaluate-10k')?.perOpUs, (v) => v < 10, (v) => `${round2(v)} µs`);
   add('100,000 cached tokens, heap', '< 100 MB', microOf('token-cache-memory-100k')?.bytes, (v) => v < 100e6, (v) => `${round1(v / 1e6)} MB`);
   add('Request classification, whole operation table', '< 5 µs', microOf('classify-table')?.perOpUs, (v) => v < 5, (v) => `${round2(v)} µs`);
+  // What it costs to run (issue 20): start-up, memory, the audit line's bytes, on the full path.
+  const mib = (v: number) => `${round1(v / 2 ** 20)} MiB`;
+  add('Start-up, process start to /readyz 200 (full-warm)', '≤ 1.5 s', full?.facts.startupMs, (v) => v <= 1500, (v) => `${round2(v / 1000)} s`);
+  add('Idle RSS, ready, before the first request (full-warm)', '≤ 120 MiB', full?.facts.idleRssBytes, (v) => v <= 120 * 2 ** 20, mib);
+  add('Peak RSS under the full-path load (full-warm)', '≤ 180 MiB', full?.peakRssBytes, (v) => v <= 180 * 2 ** 20, mib);
+  const watch = get('full-watch');
+  add('Idle RSS with namespaceLabels: watch (full-watch)', '≤ 120 MiB', watch?.facts.idleRssBytes, (v) => v <= 120 * 2 ** 20, mib);
+  add('Peak RSS under load with namespaceLabels: watch (full-watch)', '≤ 180 MiB', watch?.peakRssBytes, (v) => v <= 180 * 2 ** 20, mib);
+  add('Start-up with namespaceLabels: watch (full-watch)', '≤ 1.5 s', watch?.facts.startupMs, (v) => v <= 1500, (v) => `${round2(v / 1000)} s`);
+  add('Audit line on stdout, allowed predict, median (full-warm, compact)', '≤ 800 B', full?.facts.auditLineBytes, (v) => v <= 800, (v) => `${Math.round(v)} B`);
   const relaxed = get('audit-relaxed');
   const strict = get('audit-strict-sqlite');
   add('Strict audit on SQLite ÷ relaxed audit, throughput', '≥ 0.7×', relaxed && strict && relaxed.rps > 0 ? strict.rps / relaxed.rps : undefined, (v) => v >= 0.7, times);
@@ -288,7 +298,7 @@ export function renderMarkdown(report: BenchReport): string {
     lines.push(`| ${escapeCell(r.title)}${r.note ? ` (${escapeCell(r.note)})` : ''} | ${value} |`);
   }
   lines.push('');
-  lines.push('| Target (issue 7) | limit | measured | met |');
+  lines.push('| Target (issues 7, 20) | limit | measured | met |');
   lines.push('|---|---|---:|---|');
   for (const t of report.targets) lines.push(`| ${t.target} | ${t.limit} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`);
   lines.push('');

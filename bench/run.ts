@@ -18,7 +18,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
 import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../src/standins/kube-api.js';
 import { freeLoopbackPort } from '../src/standins/loopback.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -33,7 +34,7 @@ import type { MicroResult } from './micro.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
-import { cpuSample, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
+import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -185,7 +186,25 @@ function firstJsonLine<T>(p: Started, what: string, timeoutMs = 30_000): Promise
 }
 
 
-async function waitForHttp(url: string, p: Started, timeoutMs = 30_000): Promise<void> {
+/** The median size of the audit lines (Cloud Logging entries) a proxy wrote to stdout, newline included; NaN when none. */
+function medianAuditLineBytes(stdoutPath: string): number {
+  // The first 8 MiB (thousands of lines) are sample enough; the whole file can be gigabytes.
+  const fd = openSync(stdoutPath, 'r');
+  const buffer = Buffer.alloc(8 * 2 ** 20);
+  const read = readSync(fd, buffer, 0, buffer.length, 0);
+  closeSync(fd);
+  const sizes = buffer
+    .subarray(0, read)
+    .toString('utf8')
+    .split('\n')
+    .slice(0, -1)
+    .filter((l) => l.includes('"kubeVertexProxy"'))
+    .map((l) => Buffer.byteLength(l) + 1)
+    .sort((a, b) => a - b);
+  return sizes.length === 0 ? Number.NaN : (sizes[Math.floor(sizes.length / 2)] as number);
+}
+
+async function waitForHttp(url: string, p: Started, timeoutMs = 30_000, pollMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   while (Date.now() < deadline) {
@@ -193,7 +212,7 @@ async function waitForHttp(url: string, p: Started, timeoutMs = 30_000): Promise
     const response = await fetch(url).catch((e: Error) => ({ status: 0, text: async () => e.message }));
     if (response.status === 200) return;
     last = `${response.status} ${await response.text()}`.slice(0, 500);
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, pollMs));
   }
   throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}\n${p.stderr()}`);
 }
@@ -302,13 +321,19 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
   const stdoutPath = join(dir, 'stdout.log');
   const stdout = openSync(stdoutPath, 'w');
   const nodeFlags = [...world.options.nodeFlags, ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [])];
+  const spawnedAt = performance.now();
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
   });
   closeSync(stdout);
   const ports = await waitForListening(stdoutPath, proc);
-  await waitForHttp(`http://127.0.0.1:${ports.admin}/readyz`, proc);
+  await waitForHttp(`http://127.0.0.1:${ports.admin}/readyz`, proc, 30_000, 10);
+  // Start-up: spawn to the first /readyz 200 (keys fetched, credential obtained, namespaces synced when watched).
+  const startupMs = performance.now() - spawnedAt;
+  // Idle: ready, nothing served yet, the start-up's garbage given a moment to go.
+  await new Promise((r) => setTimeout(r, 1000));
+  const idleRssBytes = currentRssBytes([proc.child.pid as number]);
   return {
     origin: `http://127.0.0.1:${ports.data}`,
     pids: () => [proc.child.pid as number],
@@ -316,6 +341,9 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
       const text = await (await fetch(`http://127.0.0.1:${ports.admin}/metrics`)).text();
       const value = (metric: string) => Number(new RegExp(`^${metric}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
       return {
+        startupMs,
+        idleRssBytes,
+        auditLineBytes: medianAuditLineBytes(stdoutPath),
         tokenCacheEntries: value('kube_vertex_proxy_token_cache_entries'),
         tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
         tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
@@ -550,6 +578,7 @@ function scenarios(world: World): Scenario[] {
     proxyScenario({ id, title, kind: 'proxy' }, (w) => w.rsIssuer, audit ? auditConfig(audit) : (d) => d, (w) => predictLoad(w, w.files.warmToken), { checkFirst: audit !== undefined });
   let postgres: Postgres | undefined;
   let redis: TestRedis | undefined;
+  let kubeApi: KubeApiStandIn | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -613,6 +642,30 @@ function scenarios(world: World): Scenario[] {
         return { ...d, kubernetes: { namespaceLabels: 'static', static: big.namespaces }, policy: { rules: big.rules } };
       },
       (w) => predictLoad(w, w.files.policyToken),
+    ),
+    // The chart's defaults: namespace labels from a watch (against the Kubernetes API stand-in, in this process), strict audit to stdout + SQLite.
+    proxyScenario(
+      { id: 'full-watch', title: 'Full path with the chart\'s defaults: namespaceLabels watch (Kubernetes API stand-in), audit strict to stdout + SQLite', kind: 'proxy' },
+      (w) => w.rsIssuer,
+      (d, dir) => ({
+        ...d,
+        kubernetes: { namespaceLabels: 'watch', kubeconfig: kubeApi?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
+        audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] },
+      }),
+      (w) => predictLoad(w, w.files.warmToken),
+      {
+        async prepare() {
+          kubeApi = await startKubeApiStandIn();
+          kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
+          // A cluster's worth of other namespaces, so the informer's cache is not empty.
+          for (let i = 0; i < 200; i++) kubeApi.setNamespace(`team-${i}`, { team: `team-${i}` });
+          return undefined;
+        },
+        async cleanup() {
+          await kubeApi?.close();
+          kubeApi = undefined;
+        },
+      },
     ),
     fullPath('audit-relaxed', 'Audit relaxed: stdout + SQLite, written after the response in batches', { durability: 'relaxed', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),
     fullPath('audit-strict-sqlite', 'Audit strict on SQLite: decision record committed before forwarding', { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),

@@ -61,7 +61,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   let metricsRef: ReturnType<typeof createMetrics> | undefined;
   // Namespace labels, TokenReview and UID revocation (the verifier is bound late: revocation evicts from its cache).
   let verifierRef: TokenVerifier | undefined;
-  const kube = createKubernetesIdentity(settings, { logger, registry, evict: (predicate) => verifierRef?.evict(predicate) ?? 0 });
+  const kube = await createKubernetesIdentity(settings, { logger, registry, evict: (predicate) => verifierRef?.evict(predicate) ?? 0 });
   const verifier = new TokenVerifier({
     ...kube.verifierOptions,
     issuers: settings.issuers,
@@ -153,7 +153,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
-    ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject }))}\n`)] : []),
+    ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject, format: settings.audit.stdoutFormat ?? 'compact' }))}\n`)] : []),
     // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
     ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),

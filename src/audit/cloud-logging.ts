@@ -1,9 +1,10 @@
 /**
  * An AuditRecord as a Cloud Logging structured entry on stdout: the special
- * keys GKE's logging agent lifts into the LogEntry (`severity`, `message`,
- * `time`, `httpRequest`, `logging.googleapis.com/trace`, …) and a payload
- * shaped like Cloud Audit Logs' `AuditLog`, so the proxy's records read like
- * Vertex AI's own Data Access logs in Logs Explorer and BigQuery sinks.
+ * keys GKE's logging agent lifts into the LogEntry (`severity`, `time`,
+ * `httpRequest`, `logging.googleapis.com/trace`, …) and the record. Two shapes
+ * (`audit.stdout.format`): `compact`, each fact once; `full`, also a payload
+ * shaped like Cloud Audit Logs' `AuditLog` and a `message`, so the records read
+ * like Vertex AI's own Data Access logs in Logs Explorer and BigQuery sinks.
  *
  * @module
  */
@@ -28,26 +29,147 @@ function rpcStatusName(status: number): string {
 export interface CloudLoggingOptions {
   /** Project used in `logging.googleapis.com/trace` (`projects/P/traces/T`). */
   readonly traceProject: string;
+  /**
+   * `full` (the default here, as before): the AuditLog-shaped payload beside the
+   * whole record. `compact` (`audit.stdout.format`'s default): each fact once.
+   */
+  readonly format?: 'compact' | 'full';
 }
 
+/** Record fields the compact entry carries in the keys the logging agent lifts (`httpRequest`, trace, labels, `time`), not again in the record. */
+const LIFTED = ['time', 'traceId', 'spanId', 'traceSampled', 'httpMethod', 'path', 'status', 'latencyMs', 'requestBytes', 'responseBytes', 'clientIp', 'userAgent', 'decision', 'namespace'] as const;
+
+/**
+ * Record fields the compact entry leaves to the durable store: each follows
+ * from another field of the line (`methodName`, `permissionType`, `project`,
+ * `location` from the operation and the resource) or serves an investigation
+ * that reads the store anyway (the namespace's labels, the policy version, the
+ * token and pod UIDs). `audit.stdout.format: full` has them.
+ */
+export const COMPACT_OMITS = ['methodName', 'permissionType', 'project', 'location', 'namespaceLabels', 'policyVersion', 'tokenId', 'podUid'] as const;
+
+const ALLOWED_BY_RULE = 'allowed-by-rule';
+
+/** `system:serviceaccount:NS:SA` → SA: the compact line does not repeat it. */
+const SERVICE_ACCOUNT = /^system:serviceaccount:[^:]+:([^:]+)$/;
+
 export function toCloudLoggingEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
-  const statusName = rpcStatusName(record.status);
+  return options.format === 'compact' ? compactEntry(record, options) : fullEntry(record, options);
+}
+
+function severityOf(record: AuditRecord): string {
+  return record.status >= 500 ? 'ERROR' : record.decision === 'deny' ? 'NOTICE' : 'INFO';
+}
+
+function latencyOf(record: AuditRecord): string {
+  return `${(record.latencyMs / 1000).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}s`;
+}
+
+function labelsOf(record: AuditRecord): Record<string, string> {
+  return {
+    'kube-vertex-proxy/kind': 'audit',
+    'kube-vertex-proxy/decision': record.decision,
+    ...(record.namespace === undefined ? {} : { 'kube-vertex-proxy/namespace': record.namespace }),
+  };
+}
+
+function addTrace(entry: Record<string, unknown>, record: AuditRecord, options: CloudLoggingOptions): void {
+  if (record.traceId !== undefined) {
+    entry['logging.googleapis.com/trace'] = `projects/${options.traceProject}/traces/${record.traceId}`;
+    if (record.spanId !== undefined) entry['logging.googleapis.com/spanId'] = record.spanId;
+    if (record.traceSampled !== undefined) entry['logging.googleapis.com/trace_sampled'] = record.traceSampled;
+  }
+}
+
+/**
+ * Each fact of the record once (but {@link COMPACT_OMITS}, left to the
+ * store). What Logs Explorer indexes or shows comes in
+ * the keys GKE's logging agent lifts into the LogEntry (severity, time, labels,
+ * trace, `httpRequest`: method, path, status, sizes, latency, caller address and
+ * agent); the rest of the record follows under `kubeVertexProxy`, without the
+ * fields those keys already carry. Cloud Logging bills ingestion by the byte
+ * (https://cloud.google.com/stackdriver/pricing): the full entry repeats the
+ * principal four times and the resource three.
+ */
+function compactEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
+  const rest: Record<string, unknown> = { ...record };
+  for (const key of LIFTED) delete rest[key];
+  for (const key of COMPACT_OMITS) delete rest[key];
+  if (record.direction === 'outbound') delete rest.direction;
+  // The usual reason of an allow, implied by decision + rule.
+  if (record.decision === 'allow' && record.reason === ALLOWED_BY_RULE) delete rest.reason;
+  if (record.serviceAccount !== undefined && SERVICE_ACCOUNT.exec(record.principal ?? '')?.[1] === record.serviceAccount) delete rest.serviceAccount;
   const entry: Record<string, unknown> = {
-    severity: record.status >= 500 ? 'ERROR' : record.decision === 'deny' ? 'NOTICE' : 'INFO',
-    message: `${record.decision.toUpperCase()} ${record.operation ?? (record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`)} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
+    severity: severityOf(record),
     time: record.time,
-    'logging.googleapis.com/labels': {
-      'kube-vertex-proxy/kind': 'audit',
-      'kube-vertex-proxy/decision': record.decision,
-      ...(record.namespace === undefined ? {} : { 'kube-vertex-proxy/namespace': record.namespace }),
-    },
+    'logging.googleapis.com/labels': labelsOf(record),
     httpRequest: {
       requestMethod: record.httpMethod,
       requestUrl: record.path,
       status: record.status,
       requestSize: String(record.requestBytes),
       responseSize: String(record.responseBytes),
-      latency: `${(record.latencyMs / 1000).toFixed(6).replace(/0+$/, '').replace(/\.$/, '')}s`,
+      latency: latencyOf(record),
+      ...(record.clientIp === undefined ? {} : { remoteIp: record.clientIp }),
+      ...(record.userAgent === undefined ? {} : { userAgent: record.userAgent }),
+    },
+  };
+  addTrace(entry, record, options);
+  entry.kubeVertexProxy = rest;
+  return entry;
+}
+
+/**
+ * The record an entry on stdout carries, from either shape: the full entry's
+ * `kubeVertexProxy` as it is, the compact entry's with the lifted fields (and
+ * the direction, service account and usual reason it left out) put back — all but
+ * {@link COMPACT_OMITS}. For readers of the stdout stream (tests, log
+ * pipelines that want one object).
+ */
+export function auditRecordOfEntry(entry: Record<string, unknown>): AuditRecord | undefined {
+  const rest = entry.kubeVertexProxy;
+  if (typeof rest !== 'object' || rest === null) return undefined;
+  if ('status' in rest) return rest as AuditRecord;
+  const http = (entry.httpRequest ?? {}) as Record<string, unknown>;
+  const labels = (entry['logging.googleapis.com/labels'] ?? {}) as Record<string, string>;
+  const trace = entry['logging.googleapis.com/trace'];
+  const latency = typeof http.latency === 'string' ? Number(http.latency.slice(0, -1)) : 0;
+  return {
+    time: entry.time,
+    traceId: typeof trace === 'string' ? trace.slice(trace.lastIndexOf('/') + 1) : undefined,
+    spanId: entry['logging.googleapis.com/spanId'],
+    traceSampled: entry['logging.googleapis.com/trace_sampled'],
+    httpMethod: http.requestMethod,
+    path: http.requestUrl,
+    status: http.status,
+    latencyMs: Math.round(latency * 100_000) / 100,
+    requestBytes: Number(http.requestSize),
+    responseBytes: Number(http.responseSize),
+    clientIp: http.remoteIp,
+    userAgent: http.userAgent,
+    decision: labels['kube-vertex-proxy/decision'],
+    namespace: labels['kube-vertex-proxy/namespace'],
+    direction: 'outbound',
+    ...(labels['kube-vertex-proxy/decision'] === 'allow' ? { reason: ALLOWED_BY_RULE } : {}),
+    serviceAccount: SERVICE_ACCOUNT.exec(typeof (rest as { principal?: unknown }).principal === 'string' ? (rest as { principal: string }).principal : '')?.[1],
+    ...rest,
+  } as AuditRecord;
+}
+
+function fullEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
+  const statusName = rpcStatusName(record.status);
+  const entry: Record<string, unknown> = {
+    severity: severityOf(record),
+    message: `${record.decision.toUpperCase()} ${record.operation ?? (record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`)} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
+    time: record.time,
+    'logging.googleapis.com/labels': labelsOf(record),
+    httpRequest: {
+      requestMethod: record.httpMethod,
+      requestUrl: record.path,
+      status: record.status,
+      requestSize: String(record.requestBytes),
+      responseSize: String(record.responseBytes),
+      latency: latencyOf(record),
       ...(record.clientIp === undefined ? {} : { remoteIp: record.clientIp }),
       ...(record.userAgent === undefined ? {} : { userAgent: record.userAgent }),
       protocol: 'HTTP/1.1',
@@ -71,10 +193,6 @@ export function toCloudLoggingEntry(record: AuditRecord, options: CloudLoggingOp
     status: { code: RPC_CODE[statusName] ?? 2, ...(statusName === 'OK' ? {} : { message: statusName }) },
     kubeVertexProxy: record,
   };
-  if (record.traceId !== undefined) {
-    entry['logging.googleapis.com/trace'] = `projects/${options.traceProject}/traces/${record.traceId}`;
-    if (record.spanId !== undefined) entry['logging.googleapis.com/spanId'] = record.spanId;
-    if (record.traceSampled !== undefined) entry['logging.googleapis.com/trace_sampled'] = record.traceSampled;
-  }
+  addTrace(entry, record, options);
   return entry;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.js';
 import { newRequestContext } from '../request-context.js';
-import { toCloudLoggingEntry } from './cloud-logging.js';
+import { auditRecordOfEntry, COMPACT_OMITS, toCloudLoggingEntry } from './cloud-logging.js';
 import { buildAuditRecord, parseTrace, type ResponseFacts } from './record.js';
 
 const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
@@ -92,5 +92,43 @@ describe('toCloudLoggingEntry', () => {
       status: { code: 0 },
     });
     expect((entry.httpRequest as { latency: string }).latency).toMatch(/^\d+(\.\d+)?s$/);
+  });
+});
+
+describe('toCloudLoggingEntry, compact', () => {
+  const allowed = () => {
+    const ctx = newRequestContext();
+    ctx.decision = { allowed: true, ruleId: 'ml-predict', reason: 'allowed-by-rule' };
+    ctx.upstreamIdentity = 'team-ml@p.iam.gserviceaccount.com';
+    return buildAuditRecord(ctx, facts({ status: 200 }));
+  };
+
+  it('carries each fact once: no AuditLog copy, no message, nothing the lifted keys already hold', () => {
+    const entry = toCloudLoggingEntry(allowed(), { traceProject: 'my-proj', format: 'compact' });
+    expect(entry).toMatchObject({
+      severity: 'INFO',
+      'logging.googleapis.com/trace': 'projects/my-proj/traces/4bf92f3577b34da6a3ce929d0e0e4736',
+      'logging.googleapis.com/labels': { 'kube-vertex-proxy/decision': 'allow' },
+      httpRequest: { requestMethod: 'POST', status: 200, responseSize: '321', remoteIp: '10.8.0.12', userAgent: 'sdk/1?forged: line' },
+      kubeVertexProxy: { ruleId: 'ml-predict', upstreamIdentity: 'team-ml@p.iam.gserviceaccount.com' },
+    });
+    for (const key of ['message', 'authenticationInfo', 'authorizationInfo', 'methodName', 'status']) expect(entry).not.toHaveProperty(key);
+    for (const key of ['status', 'path', 'traceId', 'clientIp', 'decision', 'time']) expect(entry.kubeVertexProxy).not.toHaveProperty(key);
+  });
+
+  it('gives the record back from either shape: whole from full, all but the omitted fields from compact', () => {
+    const record = { ...allowed(), principal: 'system:serviceaccount:ml:scorer', namespace: 'ml', serviceAccount: 'scorer', policyVersion: 'abc', project: 'p', methodName: 'M' };
+    const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
+    expect(auditRecordOfEntry(json(toCloudLoggingEntry(record, { traceProject: 'p', format: 'full' })))).toEqual(json(record));
+    const compact = json(toCloudLoggingEntry(record, { traceProject: 'p', format: 'compact' }));
+    expect(compact.kubeVertexProxy).not.toHaveProperty('serviceAccount');
+    expect(compact.kubeVertexProxy).not.toHaveProperty('direction');
+    expect(compact.kubeVertexProxy).not.toHaveProperty('reason');
+    const partial: Record<string, unknown> = json(record);
+    for (const key of COMPACT_OMITS) delete partial[key];
+    expect(auditRecordOfEntry(compact)).toEqual(partial);
+    // An inbound record keeps its direction.
+    expect(auditRecordOfEntry(json(toCloudLoggingEntry({ ...record, direction: 'inbound' }, { traceProject: 'p', format: 'compact' })))?.direction).toBe('inbound');
+    expect(auditRecordOfEntry({ severity: 'INFO', message: 'listening' })).toBeUndefined();
   });
 });

@@ -33,6 +33,8 @@ export interface AuditSettings {
   readonly maxQueue: number;
   /** The auditor's console (`/audit/ui/`). */
   readonly console?: { readonly enabled: boolean; readonly iapAudience: string | undefined; readonly iapJwksUri: string };
+  /** The stdout sink's line: each fact once, or with the AuditLog-shaped payload too. */
+  readonly stdoutFormat?: 'compact' | 'full';
 }
 
 export function deriveAuditSettings(
@@ -75,6 +77,7 @@ export function deriveAuditSettings(
     maxBatch: audit.maxBatch,
     maxQueue: audit.maxQueue,
     console: { enabled: audit.console.enabled, iapAudience: audit.console.iapAudience, iapJwksUri: audit.console.iapJwksUri },
+    stdoutFormat: audit.stdout.format,
   };
 }
 

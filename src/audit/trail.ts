@@ -14,7 +14,6 @@
  * @module
  */
 import type { Logger } from 'pino';
-import { openPostgresStore } from './postgres.js';
 import type { AuditRecord } from './record.js';
 import type { AuditSettings, AuditStoreSettings } from './settings.js';
 import { openSqliteStore } from './sqlite.js';
@@ -43,6 +42,8 @@ export interface AuditTrail {
 
 export async function openStore(settings: AuditStoreSettings, writer: string, maxBatch: number, hooks: StoreHooks & { onError?: (error: unknown) => void }): Promise<AuditStore> {
   if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, ...hooks });
+  // The PostgreSQL client is loaded only with a PostgreSQL sink.
+  const { openPostgresStore } = await import('./postgres.js');
   return openPostgresStore({ url: settings.url, urlFile: settings.urlFile, table: settings.table, maxConnections: settings.maxConnections, writer, maxBatch, ...hooks });
 }
 

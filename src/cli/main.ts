@@ -3,11 +3,8 @@
  *
  * @module
  */
-import { runAudit } from './audit.js';
-import { runCanI } from './can-i.js';
-import { runCheck } from './check.js';
-import { runDev } from './dev.js';
-import { runServe } from './serve.js';
+// Each command loads its own modules when it runs (dynamic imports below): `serve`
+// does not hold the stand-ins of `dev` or the store readers of `audit` in memory.
 
 const USAGE = `kube-vertex-proxy: identity-aware proxy between GKE workloads and Vertex AI
 
@@ -34,15 +31,15 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'serve':
-      return runServe(rest);
+      return (await import('./serve.js')).runServe(rest);
     case 'check':
-      return runCheck(rest);
+      return (await import('./check.js')).runCheck(rest);
     case 'can-i':
-      return runCanI(rest);
+      return (await import('./can-i.js')).runCanI(rest);
     case 'dev':
-      return runDev(rest);
+      return (await import('./dev.js')).runDev(rest);
     case 'audit':
-      return runAudit(rest);
+      return (await import('./audit.js')).runAudit(rest);
     case undefined:
     case 'help':
     case '--help':

@@ -413,6 +413,16 @@ export const AuditSchema = strictObject(
       'The auditor\'s console: the audit trail in a browser.',
       {},
     ),
+    stdout: strictObject(
+      {
+        format: Type.Union([Type.Literal('compact'), Type.Literal('full')], {
+          default: 'compact',
+          description: 'Shape of the `stdout` sink\'s line. `compact`: each fact once — severity, time, labels, trace and `httpRequest` (method, path, status, sizes, latency, caller address and agent) in the keys GKE\'s logging agent lifts, the rest of the record under `kubeVertexProxy` (about a third of `full`\'s bytes). `full`: also an `AuditLog`-shaped payload (`methodName`, `resourceName`, `authenticationInfo`, `authorizationInfo`, `requestMetadata`, `status`), a `message`, and the whole record under `kubeVertexProxy`. The durable stores keep every field either way.',
+        }),
+      },
+      'The `stdout` sink\'s line (see docs/audit.md for both shapes).',
+      {},
+    ),
   },
   'The audit trail: one record per request, allowed or not.',
   {},

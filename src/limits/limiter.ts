@@ -20,7 +20,7 @@ import { ProxyError } from '../errors.js';
 import type { PolicyAction, PolicySubject } from '../policy/decision.js';
 import { applicableLimits, checksFor, TOKEN_KINDS, type CompiledLimit, type LimitCheck, type LimitKind } from './rules.js';
 import type { LimitStore, StoreCheck } from './store.js';
-import { LEASE_MS } from './redis-store.js';
+import { LEASE_MS } from './store.js';
 
 export type LimitResult = 'allowed' | 'refused' | 'dry_run_refused' | 'store_unavailable';
 

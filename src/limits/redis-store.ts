@@ -21,10 +21,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Redis } from 'ioredis';
-import type { AcquireResult, LimitStore, SettleCharge, StoreCheck } from './store.js';
+import { LEASE_MS, type AcquireResult, type LimitStore, type SettleCharge, type StoreCheck } from './store.js';
 
-/** How long a concurrency slot lives without renewal. */
-export const LEASE_MS = 60_000;
+export { LEASE_MS };
 const RENEW_EVERY_MS = 20_000;
 
 /**

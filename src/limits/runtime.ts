@@ -9,7 +9,6 @@ import type { Registry } from 'prom-client';
 import type { UsageMetrics } from '../usage/metrics.js';
 import { Limiter } from './limiter.js';
 import { createLimitMetrics } from './metrics.js';
-import { openRedisStore } from './redis-store.js';
 import type { LimitSettings } from './settings.js';
 import { createMemoryStore, type LimitStore } from './store.js';
 
@@ -27,6 +26,8 @@ export async function startLimits(settings: LimitSettings, deps: { logger: Logge
     store = createMemoryStore();
   } else {
     let everAvailable = false;
+    // Loaded only with a Redis store: the client is ~20 MiB of resident memory.
+    const { openRedisStore } = await import('./redis-store.js');
     store = await openRedisStore({
       url: config.url,
       urlFile: config.urlFile,

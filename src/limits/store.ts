@@ -15,6 +15,9 @@
  */
 
 /** One counter in an `acquire`. */
+/** How long a concurrency slot lives without renewal (the Redis store's lease; here so the limiter need not load the Redis client). */
+export const LEASE_MS = 60_000;
+
 export interface StoreCheck {
   readonly key: string;
   /** `r` requests in a window, `t` tokens in a window, `c` requests in flight. */

@@ -15,7 +15,7 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
 
 /** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
-const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle'];
+const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle', 'full-watch'];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
@@ -81,7 +81,14 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(12);
+    expect(report.targets).toHaveLength(19);
+    // What it costs to run (issue 20): start-up, idle RSS and the audit line's size, read from each started proxy.
+    for (const id of ['full-warm', 'full-watch']) {
+      const facts = report.summaries.find((s) => s.id === id)?.facts;
+      expect(facts?.startupMs, id).toBeGreaterThan(0);
+      expect(facts?.idleRssBytes, id).toBeGreaterThan(0);
+      expect(facts?.auditLineBytes, id).toBeGreaterThan(0);
+    }
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
     expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'classify-table', 'tracing-1pct', 'job-body-64k', 'usage-meter-sse-200']);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
@@ -92,6 +99,6 @@ describe('npm run bench -- --quick', () => {
     expect(report.machine.loadAverageDuring.length).toBeGreaterThan(0);
     expect(markdown).toContain('| Scenario | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req |');
     for (const s of report.summaries) expect(markdown).toMatch(new RegExp(`^\\| ${s.id} \\|`, 'm'));
-    expect(markdown).toContain('| Target (issue 7) |');
+    expect(markdown).toContain('| Target (issues 7, 20) |');
   });
 });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
+import { auditRecordOfEntry } from '../../src/audit/cloud-logging.js';
 import type { AuditRecord } from '../../src/audit/record.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
@@ -76,13 +77,20 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
     ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
   });
   const lines: Array<Record<string, unknown>> = [];
+  // Either shape of the stdout line (audit.stdout.format): `kubeVertexProxy` is the record here, the compact line's
+  // lifted fields put back (not COMPACT_OMITS: use format full or the store for those). Built once per line, so
+  // entries keep their identity across audit() calls.
+  const auditEntries: AuditEntry[] = [];
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
   createInterface({ input: child.stdout! }).on('line', (line) => {
     stdout += `${line}\n`;
     try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      lines.push(parsed);
+      const record = auditRecordOfEntry(parsed);
+      if (record !== undefined) auditEntries.push({ ...parsed, kubeVertexProxy: record });
     } catch {
       lines.push({ raw: line });
     }
@@ -131,7 +139,7 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
   );
   const dataUrl = `http://127.0.0.1:${listening.dataPort}`;
   const adminUrl = `http://127.0.0.1:${listening.adminPort}`;
-  const audit = () => lines.filter((l): l is AuditEntry => typeof l.kubeVertexProxy === 'object' && l.kubeVertexProxy !== null);
+  const audit = () => [...auditEntries];
 
   const proc: ProxyProcess = {
     dataUrl,

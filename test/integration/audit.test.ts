@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { auditRecordOfEntry, COMPACT_OMITS } from '../../src/audit/cloud-logging.js';
 import type { StoredRecord } from '../../src/audit/store.js';
 import { startTestPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { runCli, writeConfig } from '../helpers/proxy-process.js';
@@ -156,6 +157,25 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     }
   });
 
+  it('writes each fact once on stdout (compact, the default), and the line carries the stored record but the fields left to the store', async () => {
+    const line = world.proxy.stdoutText().split('\n').find((l) => l.includes(allowedId) && l.includes('"kubeVertexProxy"'))!;
+    const raw = JSON.parse(line) as Record<string, unknown>;
+    // The principal and the resource once each (the full line has them four and three times).
+    expect(line.split('system:serviceaccount:ml:trainer').length - 1).toBe(1);
+    // The resource once as a field (the request path, in httpRequest, contains it too).
+    expect(JSON.stringify(raw.kubeVertexProxy).split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(1);
+    expect(line.split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(2);
+    expect(Object.keys(raw).sort()).toEqual(['httpRequest', 'kubeVertexProxy', 'logging.googleapis.com/labels', 'logging.googleapis.com/spanId', 'logging.googleapis.com/trace', 'logging.googleapis.com/trace_sampled', 'severity', 'time']);
+    const stored = await waitUntil(() => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete), 'the sqlite record');
+    const { complete: _complete, ...record } = stored;
+    const expected: Record<string, unknown> = { ...record };
+    for (const key of COMPACT_OMITS) delete expected[key];
+    expect(auditRecordOfEntry(raw)).toEqual(expected);
+    // One line per request on stdout, in strict mode too (the decision entry goes to the stores only).
+    expect(world.proxy.audit().filter((e) => e.kubeVertexProxy.requestId === allowedId)).toHaveLength(1);
+    expect(record.policyVersion).toMatch(/^[0-9a-f]{64}$/);
+  });
+
   it('records denied, failed and unauthenticated calls with the same fields', async () => {
     const records = await waitUntil(() => {
       const all = readSqlite(dbPath);
@@ -299,6 +319,32 @@ describe('strict mode when the store is down', () => {
     } finally {
       await world.close();
       await down.stop();
+    }
+  });
+});
+
+describe('audit.stdout.format: full', () => {
+  it('adds the AuditLog-shaped payload and a message beside the whole record', async () => {
+    const world = await startWorld({
+      config: (defaults) => ({ ...defaults, audit: { durability: 'relaxed', sinks: [{ type: 'stdout' }], stdout: { format: 'full' } } }),
+    });
+    try {
+      expect((await world.call(PREDICT_PATH, { token: world.token('ml', 'trainer'), body: '{}' })).status).toBe(200);
+      const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'endpoints.predict');
+      const raw = JSON.parse(world.proxy.stdoutText().split('\n').find((l) => l.includes(entry.kubeVertexProxy.requestId))!) as Record<string, unknown>;
+      expect(raw).toMatchObject({
+        '@type': 'type.googleapis.com/google.cloud.audit.AuditLog',
+        serviceName: 'aiplatform.googleapis.com',
+        methodName: 'google.cloud.aiplatform.v1.PredictionService.Predict',
+        resourceName: `projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`,
+        authenticationInfo: { principalEmail: 'system:serviceaccount:ml:trainer' },
+        authorizationInfo: [{ permission: 'aiplatform.endpoints.predict', granted: true }],
+        status: { code: 0 },
+        message: expect.stringContaining('ALLOW endpoints.predict system:serviceaccount:ml:trainer 200') as unknown,
+        kubeVertexProxy: { principal: 'system:serviceaccount:ml:trainer', status: 200, httpMethod: 'POST', decision: 'allow' },
+      });
+    } finally {
+      await world.close();
     }
   });
 });

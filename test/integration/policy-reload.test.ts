@@ -48,7 +48,8 @@ describe('policy reload from a ConfigMap symlink swap', () => {
   beforeAll(async () => {
     world = await startWorld({
       writeConfig: (config) => {
-        base = { ...config, reload: { debounce: '100ms' } };
+        // The full audit line: it carries the policy version (the compact one leaves it to the store).
+        base = { ...config, reload: { debounce: '100ms' }, audit: { stdout: { format: 'full' } } };
         mount.write(stringify(base));
         return mount.path;
       },

@@ -53,6 +53,8 @@ describe('Dockerfile', () => {
     const pinnedMajor = /(\d+)/.exec(pkg.devDependencies.node ?? '')?.[1];
     expect(pinnedMajor).toBe('24');
     expect(nodeImage).toMatch(new RegExp(`^node:${pinnedMajor}-`));
+    // Pinned by digest: the same base at every build.
+    expect(nodeImage).toMatch(/@sha256:[0-9a-f]{64}$/);
     for (const stage of stages) expect(['${NODE_IMAGE}', 'deps']).toContain(stage.from);
   });
 

@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { auditRecordOfEntry } from '../../src/audit/cloud-logging.js';
 import { CLI } from '../helpers/proxy-process.js';
 
 describe('the embedded default (npm start)', () => {
@@ -21,8 +22,8 @@ describe('the embedded default (npm start)', () => {
     expect(code).toBe(0);
     expect(stdout).toMatch(/ml\/trainer \(namespace labelled team=ml\) predicts: HTTP 200\n\{\s*"predictions":/);
     expect(stdout).toMatch(/web\/frontend \(namespace labelled team=web\) predicts: HTTP 403\n\{"error":\{"code":403,.*"status":"PERMISSION_DENIED"/);
-    const audit = stdout.split('\n').filter((l) => l.startsWith('audit  ')).map((l) => JSON.parse(l.slice(7)) as { kubeVertexProxy: { decision: string } });
-    expect(audit.map((a) => a.kubeVertexProxy.decision)).toEqual(['allow', 'deny']);
+    const audit = stdout.split('\n').filter((l) => l.startsWith('audit  ')).map((l) => auditRecordOfEntry(JSON.parse(l.slice(7)) as Record<string, unknown>));
+    expect(audit.map((a) => a?.decision)).toEqual(['allow', 'deny']);
     expect(stdout).toContain('curl -s -H "Authorization: Bearer $(cat ');
     expect(stdout).toContain('kube-vertex-proxy can-i --config');
     // The printed token files hold tokens the printed commands can use; the output itself never holds a token.
