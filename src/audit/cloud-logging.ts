@@ -103,20 +103,25 @@ function compactEntry(record: AuditRecord, options: CloudLoggingOptions): Record
     severity: severityOf(record),
     time: record.time,
     'logging.googleapis.com/labels': labelsOf(record),
-    httpRequest: {
-      requestMethod: record.httpMethod,
-      requestUrl: record.path,
-      status: record.status,
-      requestSize: String(record.requestBytes),
-      responseSize: String(record.responseBytes),
-      latency: latencyOf(record),
-      ...(record.clientIp === undefined ? {} : { remoteIp: record.clientIp }),
-      ...(record.userAgent === undefined ? {} : { userAgent: record.userAgent }),
-    },
+    httpRequest: httpRequestOf(record),
   };
   addTrace(entry, record, options);
   entry.kubeVertexProxy = rest;
   return entry;
+}
+
+/** Cloud Logging's `HttpRequest` of a record: the part of the entry Logs Explorer shows and filters on. */
+function httpRequestOf(record: AuditRecord): Record<string, unknown> {
+  return {
+    requestMethod: record.httpMethod,
+    requestUrl: record.path,
+    status: record.status,
+    requestSize: String(record.requestBytes),
+    responseSize: String(record.responseBytes),
+    latency: latencyOf(record),
+    ...(record.clientIp === undefined ? {} : { remoteIp: record.clientIp }),
+    ...(record.userAgent === undefined ? {} : { userAgent: record.userAgent }),
+  };
 }
 
 /**
@@ -163,17 +168,7 @@ function fullEntry(record: AuditRecord, options: CloudLoggingOptions): Record<st
     message: `${record.decision.toUpperCase()} ${record.operation ?? (record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`)} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
     time: record.time,
     'logging.googleapis.com/labels': labelsOf(record),
-    httpRequest: {
-      requestMethod: record.httpMethod,
-      requestUrl: record.path,
-      status: record.status,
-      requestSize: String(record.requestBytes),
-      responseSize: String(record.responseBytes),
-      latency: latencyOf(record),
-      ...(record.clientIp === undefined ? {} : { remoteIp: record.clientIp }),
-      ...(record.userAgent === undefined ? {} : { userAgent: record.userAgent }),
-      protocol: 'HTTP/1.1',
-    },
+    httpRequest: { ...httpRequestOf(record), protocol: 'HTTP/1.1' },
     '@type': 'type.googleapis.com/google.cloud.audit.AuditLog',
     serviceName: 'aiplatform.googleapis.com',
     methodName: record.methodName,
