@@ -116,13 +116,14 @@ export class IssuerKeySet {
       if (!(error instanceof joseErrors.JWKSNoMatchingKey)) throw error;
       // A new kid usually means the issuer rotated its keys: look once, but not
       // more often than minRefreshInterval, so random kids cannot drive a fetch storm.
-      const attempt = this.#lastAttemptAt;
       const refetched = await this.#refreshIfAllowed();
-      if (!refetched) throw error;
-      // The issuer could not be asked (it is down): not the caller's fault, so not 401 — fail closed with 503.
-      if (this.#lastAttemptAt !== attempt && this.#lastFailedAt === this.#lastAttemptAt) {
+      // The issuer's latest answer was a failure (this refetch, one already in flight, or one within
+      // minRefreshInterval, as the background refresh makes likely): the key cannot be checked. Not the
+      // caller's fault, so not 401 — fail closed with 503. Whether this request got to ask does not matter.
+      if (this.#lastFailedAt === this.#lastAttemptAt) {
         throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', { reason: 'issuer-keys-unavailable', cause: error });
       }
+      if (!refetched) throw error;
       return this.#resolver(header, token);
     }
   };

@@ -137,6 +137,24 @@ describe('TokenVerifier', () => {
     }
   });
 
+  it('refuses an unknown kid with 503 while the issuer\'s latest fetch failed, even when this request may not refetch', async () => {
+    let now = Date.now();
+    const v = await verifier({ jwksMinRefreshIntervalMs: 60_000, now: () => now });
+    cluster.setJwksAvailable(false);
+    try {
+      // The first unknown kid may refetch; the fetch fails: 503.
+      now += 60_000;
+      const first = await refusal(v, cluster.signRaw({ alg: 'RS256', kid: 'rotated-1' }, claims(), cluster.currentKey));
+      expect(first.httpStatus).toBe(503);
+      // Within minRefreshInterval no refetch is allowed, and the last answer was a failure: still 503, not 401.
+      const second = await refusal(v, cluster.signRaw({ alg: 'RS256', kid: 'rotated-2' }, claims(), cluster.currentKey));
+      expect(second.httpStatus).toBe(503);
+      expect(second.code).toBe('ERR_AUTHN_VERIFIER_UNAVAILABLE');
+    } finally {
+      cluster.setJwksAvailable(true);
+    }
+  });
+
   it('is unavailable (503), not unauthenticated, when keys never loaded', async () => {
     cluster.setJwksAvailable(false);
     try {
