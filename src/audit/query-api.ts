@@ -31,7 +31,7 @@ import type { Operation, OperationSpec } from '../vertex/operation.js';
 import { FILTER_NAMES, parseFilters, parseGroupBy, type FilterName } from './query.js';
 import { AUDIT_READ_PERMISSION } from './settings.js';
 import type { RequestContext } from '../request-context.js';
-import type { AuditQuery, AuditStore, RecordPage, SummaryGroup, SummaryRow } from './store.js';
+import type { AuditQuery, AuditStore, RecordPage, SummaryGroup, SummaryRow, UsageSummaryRow } from './store.js';
 
 const spec = (id: string, rpc: string): OperationSpec => ({
   id,
@@ -198,6 +198,16 @@ export async function querySummary(store: AuditStore | undefined, _context: Requ
   }
 }
 
+/** Requests and summed tokens by the given groups (principal, namespace, model); see {@link queryRecords}. */
+export async function queryUsageSummary(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery, groupBy: readonly SummaryGroup[]): Promise<UsageSummaryRow[]> {
+  if (store === undefined) throw unavailable();
+  try {
+    return await store.usageSummary(query, groupBy);
+  } catch (error) {
+    throw unavailable(error);
+  }
+}
+
 /** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
 export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
   const parse = (request: FastifyRequest) => {
@@ -224,14 +234,8 @@ export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<Aud
     } catch (error) {
       throw invalid((error as Error).message);
     }
-    if (store === undefined) throw unavailable();
     if (groupBy !== undefined) {
-      let usageRows;
-      try {
-        usageRows = await store.usageSummary(query, groupBy);
-      } catch (error) {
-        throw unavailable(error);
-      }
+      const usageRows = await queryUsageSummary(store, request.kvp, query, groupBy);
       reply.header('cache-control', 'no-store');
       return {
         ...(query.from === undefined ? {} : { from: new Date(query.from).toISOString() }),

@@ -28,7 +28,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { invalid as invalidQuery, operationFor, queryRecords, querySummary, auditAccessPlugin, unavailable } from '../audit/query-api.js';
+import { invalid as invalidQuery, operationFor, queryRecords, querySummary, queryUsageSummary, auditAccessPlugin, unavailable } from '../audit/query-api.js';
 import { formatRecords, parseTime } from '../audit/query.js';
 import type { AuditQuery, AuditStore, StoredRecord } from '../audit/store.js';
 import { authnPlugin } from '../authn/plugin.js';
@@ -257,7 +257,8 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
       }
       buckets.push({ from: start, to: end, allow, deny });
     }
-    return sendPage(reply, 200, summaryView(viewerOf(request), { params, from, to, rows: rows.slice(0, SUMMARY_ROWS), buckets }));
+    const usage = await queryUsageSummary(store, request.kvp, { ...query, from, to }, ['namespace', 'model']);
+    return sendPage(reply, 200, summaryView(viewerOf(request), { params, from, to, rows: rows.slice(0, SUMMARY_ROWS), buckets, usage: usage.slice(0, SUMMARY_ROWS) }));
   });
 
   const chainRange = (raw: Record<string, unknown>, now: number) =>

@@ -9,7 +9,7 @@
  *
  * @module
  */
-import type { StoredRecord, SummaryRow, VerifyResult } from '../audit/store.js';
+import type { StoredRecord, SummaryRow, UsageSummaryRow, VerifyResult } from '../audit/store.js';
 import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import { renderTimeline, type TimeBucket } from './chart.js';
 import { html, type SafeHtml } from './html.js';
@@ -188,6 +188,8 @@ export interface SummaryView {
   readonly to: number;
   readonly rows: readonly SummaryRow[];
   readonly buckets: readonly TimeBucket[];
+  /** Requests and tokens by namespace × model (calls whose responses report usage). */
+  readonly usage?: readonly UsageSummaryRow[];
   readonly error?: string;
 }
 
@@ -196,6 +198,10 @@ export function summaryView(viewer: Viewer, view: SummaryView): string {
   const denied = view.buckets.reduce((sum, b) => sum + b.deny, 0);
   const rows = view.rows.map(
     (r) => html`<tr><td class="mono">${r.principal ?? '—'}</td><td class="mono">${r.permission ?? '—'}</td><td>${badge(r.decision)}</td><td class="num">${r.count}</td></tr>`,
+  );
+  const usage = (view.usage ?? []).map(
+    (u) =>
+      html`<tr><td class="mono">${u.namespace ?? '—'}</td><td class="mono">${u.model ?? '—'}</td><td class="num">${u.requests}</td><td class="num">${u.promptTokens}</td><td class="num">${u.candidatesTokens + u.thoughtsTokens}</td><td class="num">${u.totalTokens}</td></tr>`,
   );
   const data = view.buckets.map(
     (b) => html`<tr><td>${time(new Date(b.from).toISOString())}</td><td class="num">${b.allow}</td><td class="num">${b.deny}</td></tr>`,
@@ -215,6 +221,12 @@ ${renderTimeline(view.buckets, 'chart-title')}
 <caption>${view.rows.length === 0 ? 'No records in this range.' : 'Counts, largest first'}</caption>
 <thead><tr><th scope="col">Principal</th><th scope="col">Permission</th><th scope="col">Decision</th><th scope="col" class="num">Requests</th></tr></thead>
 <tbody>${rows}</tbody>
+</table>
+<h2>Tokens by namespace and model</h2>
+<table>
+<caption>${usage.length === 0 ? 'No calls with token usage in this range.' : 'Tokens Vertex AI reported, largest first'}</caption>
+<thead><tr><th scope="col">Namespace</th><th scope="col">Model</th><th scope="col" class="num">Requests</th><th scope="col" class="num">Prompt tokens</th><th scope="col" class="num">Output tokens</th><th scope="col" class="num">Total tokens</th></tr></thead>
+<tbody>${usage}</tbody>
 </table>`;
   return page(viewer, 'Summary', 'summary', body);
 }

@@ -358,3 +358,25 @@ describe('console off', () => {
     }
   });
 });
+
+// Last: the generate call below adds an ml record that the export and count tests above do not expect.
+describe('audit console: usage', () => {
+  it('summary: tokens by namespace and model, from the usage the responses reported', async () => {
+    const generate = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`;
+    const response = await world.call(generate, { body: '{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}' });
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
+    let row: string | undefined;
+    for (let i = 0; i < 100 && row === undefined; i++) {
+      const html = await (await page('/audit/ui/summary?from=1h')).text();
+      row = tableRows(html.slice(html.indexOf('Tokens by namespace and model'))).find((r) => r.includes('gemini-2.5-flash'));
+      if (row === undefined) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(row).toBeDefined();
+    expect(row).toContain('<td class="mono">ml</td>');
+    const numbers = [...(row ?? '').matchAll(/<td class="num">(\d+)<\/td>/g)].map((m) => Number(m[1]));
+    // requests, prompt, output, total: one call, and the tokens the stand-in reported.
+    expect(numbers[0]).toBe(1);
+    expect(numbers[3]).toBeGreaterThan(0);
+  });
+});
