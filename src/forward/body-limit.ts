@@ -93,33 +93,49 @@ const bodyIncomplete = (cause: Error | undefined): ProxyError =>
  * audit record names it.
  */
 export function readSmallBodyThen(request: FastifyRequest, reply: FastifyReply, body: Readable, forward: (bytes: Buffer) => void): void {
-  readSmallBody(body, (error, bytes) => {
+  readBody(body, Number.POSITIVE_INFINITY, (error, bytes) => {
     if (error === undefined && bytes !== undefined) {
       forward(bytes);
       return;
     }
-    const failure = request.kvp.failure ?? bodyIncomplete(error);
+    const failure = request.kvp.failure ?? error ?? bodyIncomplete(undefined);
     if (!reply.sent && !reply.raw.destroyed) reply.send(failure);
     else request.kvp.failure = failure;
   });
 }
 
-/** `done` runs once: with the bytes, or with the error that ended the body early. */
-function readSmallBody(body: Readable, done: (error: Error | undefined, bytes?: Buffer) => void): void {
+/**
+ * Reads a body whole into one buffer, for every step that needs it whole (the
+ * forwarder's small bodies, the inspect step's bodies). `done` runs once:
+ * with the bytes, or with the refusal that ended the body — 413 as soon as it
+ * passes `limit` (no further byte is read), 499 when it broke off early.
+ */
+export function readBody(body: NodeJS.ReadableStream, limit: number, done: (error: ProxyError | undefined, bytes?: Buffer) => void): void {
+  const stream = body as Readable;
   const chunks: Buffer[] = [];
+  let seen = 0;
   let settled = false;
-  const settle = (error: Error | undefined, bytes?: Buffer) => {
+  const settle = (error: ProxyError | undefined, bytes?: Buffer) => {
     if (settled) return;
     settled = true;
     // 'error' stays attached: a late error on the caller's socket must not become an unhandled 'error' event.
-    body.off('data', onData).off('end', onEnd).off('close', onClose);
+    stream.off('data', onData).off('end', onEnd).off('close', onClose);
     done(error, bytes);
   };
-  const onData = (chunk: Buffer) => chunks.push(chunk);
-  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks));
-  const onError = (error: Error) => settle(error);
-  const onClose = () => settle(new Error('request body closed before its end'));
-  body.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  const onData = (chunk: Buffer) => {
+    seen += chunk.length;
+    if (seen > limit) {
+      // Read no further: the refusal closes the connection (bodyTooLarge says `Connection: close`).
+      stream.pause();
+      settle(bodyTooLarge(limit));
+      return;
+    }
+    chunks.push(chunk);
+  };
+  const onEnd = () => settle(undefined, chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, seen));
+  const onError = (error: Error) => settle(error instanceof ProxyError ? error : bodyIncomplete(error));
+  const onClose = () => settle(bodyIncomplete(new Error('request body closed before its end')));
+  stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
   // The body may have been paused explicitly (backpressure upstream of us); a 'data' listener alone would not resume it.
-  body.resume();
+  stream.resume();
 }

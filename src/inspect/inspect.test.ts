@@ -4,7 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.js';
 import type { BodyRule, InspectedBody } from './body-rule.js';
 import { inspectBody, isJsonContentType } from './inspect.js';
-import { readWhole } from './read-whole.js';
+import { readBody } from '../forward/body-limit.js';
+
+/** readBody as a promise, for the cases below. */
+const readWhole = (body: NodeJS.ReadableStream, limit: number): Promise<Buffer> =>
+  new Promise((resolve, reject) => readBody(body, limit, (error, bytes) => (error === undefined ? resolve(bytes as Buffer) : reject(error))));
 
 const request = {} as FastifyRequest;
 const JSON_TYPE = 'application/json; charset=utf-8';

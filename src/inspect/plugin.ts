@@ -15,11 +15,10 @@
  */
 import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
-import type { ProxyError } from '../errors.js';
 import type { BodyRule } from './body-rule.js';
+import { readBody } from '../forward/body-limit.js';
 import { watchBodyProgress } from '../forward/body-progress.js';
 import { inspectBody } from './inspect.js';
-import { readWhole } from './read-whole.js';
 
 export interface InspectPluginOptions {
   readonly rules: readonly BodyRule[];
@@ -36,24 +35,24 @@ export const inspectPlugin = fp<InspectPluginOptions>(
       for (const rule of rules) if (rule.wants(request)) (wanted ??= []).push(rule);
       if (wanted === undefined) return done(null, payload);
       const rulesForRequest = wanted;
-      readWhole(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes).then(
-        (bytes) => {
-          request.kvp.requestBytes = bytes.length;
-          const result = inspectBody(request, bytes, request.headers['content-type'], rulesForRequest);
-          if ('refuse' in result) {
-            request.kvp.failure = result.refuse;
-            done(result.refuse);
-            return;
-          }
-          request.kvp.forwardBody = result.forward;
-          // The content parser still wants a stream; the forwarder sends `forwardBody`.
-          done(null, Readable.from([]) as unknown as typeof payload);
-        },
-        (error: Error) => {
-          request.kvp.failure ??= error as ProxyError;
+      readBody(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes, (error, bytes) => {
+        if (error !== undefined) {
+          request.kvp.failure ??= error;
           done(error);
-        },
-      );
+          return;
+        }
+        const body = bytes as Buffer;
+        request.kvp.requestBytes = body.length;
+        const result = inspectBody(request, body, request.headers['content-type'], rulesForRequest);
+        if ('refuse' in result) {
+          request.kvp.failure = result.refuse;
+          done(result.refuse);
+          return;
+        }
+        request.kvp.forwardBody = result.forward;
+        // The content parser still wants a stream; the forwarder sends `forwardBody`.
+        done(null, Readable.from([]) as unknown as typeof payload);
+      });
     });
   },
   { name: 'kvp-inspect', fastify: '5.x', dependencies: ['kvp-authorize'] },
