@@ -23,7 +23,9 @@ export type ResultFile = BenchReport & { readonly provenance?: string };
 
 export function newestResultFile(root: string): string {
   const dir = join(root, 'bench', 'results');
-  const files = readdirSync(dir).filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f)).sort();
+  const files = readdirSync(dir)
+    .filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f))
+    .sort();
   const newest = files.at(-1);
   if (newest === undefined) throw new Error(`no result file in ${dir}`);
   return join(dir, newest);

@@ -81,7 +81,13 @@ export function percentiles(values: Float64Array): Percentiles {
   let sum = 0;
   for (const v of sorted) sum += v;
   const round = (v: number) => Math.round(v * 10) / 10;
-  return { p50: round(at(0.5)), p99: round(at(0.99)), p999: round(at(0.999)), max: round(sorted[sorted.length - 1] as number), mean: round(sum / sorted.length) };
+  return {
+    p50: round(at(0.5)),
+    p99: round(at(0.99)),
+    p999: round(at(0.999)),
+    max: round(sorted[sorted.length - 1] as number),
+    mean: round(sum / sorted.length),
+  };
 }
 
 const EVENT = Buffer.from('data:');
@@ -95,7 +101,9 @@ function countEvents(chunk: Buffer): number {
 
 function readLines(file: string | undefined): string[] | undefined {
   if (file === undefined) return undefined;
-  return readFileSync(file, 'utf8').split('\n').filter((l) => l.length > 0);
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.length > 0);
 }
 
 class Samples {
@@ -216,13 +224,25 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
   const warmupTokens = readLines(spec.warmupTokensFile) ?? tokens;
   try {
     if (spec.warmupMs > 0) {
-      await runPhase(pool, spec, body, { tokens: warmupTokens, durationMs: spec.warmupMs, maxRequests: spec.warmupMaxRequests ?? Infinity, cycle: true }, false);
+      await runPhase(
+        pool,
+        spec,
+        body,
+        { tokens: warmupTokens, durationMs: spec.warmupMs, maxRequests: spec.warmupMaxRequests ?? Infinity, cycle: true },
+        false,
+      );
     }
     send({ type: 'warm' });
     await new Promise<void>((resolve) => {
       process.once('message', () => resolve());
     });
-    return await runPhase(pool, spec, body, { tokens, durationMs: spec.durationMs, maxRequests: spec.maxRequests ?? Infinity, cycle: spec.cycleTokens ?? false }, true);
+    return await runPhase(
+      pool,
+      spec,
+      body,
+      { tokens, durationMs: spec.durationMs, maxRequests: spec.maxRequests ?? Infinity, cycle: spec.cycleTokens ?? false },
+      true,
+    );
   } finally {
     await pool.close();
   }

@@ -87,7 +87,8 @@ async function verifierFor(algorithm: IssuerAlgorithm) {
     jwksFetchTimeoutMs: 5_000,
   });
   await verifier.start();
-  const mint = (i: number) => issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: `sa-${i % 50}`, audience: AUDIENCE, podName: `pod-${i}` });
+  const mint = (i: number) =>
+    issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: `sa-${i % 50}`, audience: AUDIENCE, podName: `pod-${i}` });
   return {
     verifier,
     mint,
@@ -137,7 +138,11 @@ async function cacheMiss(algorithm: IssuerAlgorithm, quick: boolean): Promise<Mi
 function policyEvaluation(quick: boolean): MicroResult[] {
   const { rules, namespaces } = generatePolicy(10_000, 10_000);
   const t0 = process.hrtime.bigint();
-  const { policy, problems } = compilePolicy(rules, { knownPermissions: KNOWN_PERMISSIONS, projects: [POLICY_PROJECT], locations: [POLICY_LOCATION] });
+  const { policy, problems } = compilePolicy(rules, {
+    knownPermissions: KNOWN_PERMISSIONS,
+    projects: [POLICY_PROJECT],
+    locations: [POLICY_LOCATION],
+  });
   const compileMs = Number(process.hrtime.bigint() - t0) / 1e6;
   if (problems.length > 0) throw new Error(`generated policy has problems: ${problems[0]?.message}`);
   const names = Object.keys(namespaces);
@@ -168,7 +173,9 @@ function policyEvaluation(quick: boolean): MicroResult[] {
 function classification(quick: boolean): MicroResult {
   const requests = OPERATION_BINDINGS.flatMap((binding) =>
     binding.versions.map((version) => {
-      const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) => (name === 'project' ? POLICY_PROJECT : name === 'location' ? POLICY_LOCATION : `${name}-1234567890`));
+      const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) =>
+        name === 'project' ? POLICY_PROJECT : name === 'location' ? POLICY_LOCATION : `${name}-1234567890`,
+      );
       const path = `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
       return [binding.spec.httpMethod, binding.verb === 'streamGenerateContent' ? `${path}?alt=sse` : path] as const;
     }),
@@ -226,7 +233,10 @@ function cachedTokensMemory(): MicroResult {
 /** What tracing on at ratio 0.01 adds to a request: its server span, the upstream span (when sampled), the traceparent. */
 async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
   const logger = pino({ level: 'silent' });
-  const settings = resolveTracingSettings({ enabled: true, endpoint: 'http://127.0.0.1:9', sampleRatio: 0.01, resourceAttributes: {} }, {}) as TracingSettings;
+  const settings = resolveTracingSettings(
+    { enabled: true, endpoint: 'http://127.0.0.1:9', sampleRatio: 0.01, resourceAttributes: {} },
+    {},
+  ) as TracingSettings;
   const tracing = createOtelTracing(settings, logger);
   const headers = { host: 'proxy', 'content-type': 'application/json', 'content-length': '97' };
   const perOpUs = timeLoop(quick ? 50_000 : 300_000, 5, () => {
@@ -239,7 +249,11 @@ async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
     }
   });
   await tracing.shutdown();
-  return { id: 'tracing-1pct', title: 'Tracing on, sampleRatio 0.01: server span, upstream span when sampled, traceparent injected (per request)', perOpUs };
+  return {
+    id: 'tracing-1pct',
+    title: 'Tracing on, sampleRatio 0.01: server span, upstream span when sampled, traceparent injected (per request)',
+    perOpUs,
+  };
 }
 
 /**
@@ -249,23 +263,39 @@ async function tracingPerRequest(quick: boolean): Promise<MicroResult> {
  * its facts extracted and a rule's nine conditions checked.
  */
 function jobBodyCheck(quick: boolean): MicroResult {
-  const env = (p: number) => Array.from({ length: 40 }, (_, i) => ({ name: `TRAINING_SETTING_${p}_${i}`, value: `gs://bucket-${p}/datasets/part-${i}/shard-${'0'.repeat(20)}` }));
+  const env = (p: number) =>
+    Array.from({ length: 40 }, (_, i) => ({
+      name: `TRAINING_SETTING_${p}_${i}`,
+      value: `gs://bucket-${p}/datasets/part-${i}/shard-${'0'.repeat(20)}`,
+    }));
   const args = (p: number) => Array.from({ length: 120 }, (_, i) => `--hyperparameter-${p}-${i}=${i * 0.001}`);
   const pool = (p: number) => ({
     machineSpec: { machineType: 'g2-standard-8', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
     replicaCount: '1',
     diskSpec: { bootDiskType: 'pd-ssd', bootDiskSizeGb: 100 },
-    containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer@sha256:' + 'a'.repeat(64), command: ['python', '-m', 'trainer.task'], args: args(p), env: env(p) },
+    containerSpec: {
+      imageUri: 'us-docker.pkg.dev/my-proj/training/trainer@sha256:' + 'a'.repeat(64),
+      command: ['python', '-m', 'trainer.task'],
+      args: args(p),
+      env: env(p),
+    },
   });
   const job = {
     displayName: 'bench-job',
-    jobSpec: { workerPoolSpecs: [pool(0), pool(1), pool(2), pool(3)], serviceAccount: 'trainer@my-proj.iam.gserviceaccount.com', network: 'projects/123456789012/global/networks/ml' },
+    jobSpec: {
+      workerPoolSpecs: [pool(0), pool(1), pool(2), pool(3)],
+      serviceAccount: 'trainer@my-proj.iam.gserviceaccount.com',
+      network: 'projects/123456789012/global/networks/ml',
+    },
     labels: { team: 'ml' },
     encryptionSpec: { kmsKeyName: 'projects/my-proj/locations/us-central1/keyRings/r/cryptoKeys/k' },
   };
   let text = JSON.stringify(job);
   // Pad to exactly 64 KiB with a long description, so the size is what the title says.
-  text = JSON.stringify({ ...job, description: '' }).replace('"description":""', `"description":"${'x'.repeat(64 * 1024 - text.length - '"description":"",'.length)}"`);
+  text = JSON.stringify({ ...job, description: '' }).replace(
+    '"description":""',
+    `"description":"${'x'.repeat(64 * 1024 - text.length - '"description":"",'.length)}"`,
+  );
   const bytes = Buffer.from(text);
   if (bytes.length !== 64 * 1024) throw new Error(`bench job is ${bytes.length} bytes, not 64 KiB`);
   const conditions = compileJobConditions({
@@ -287,7 +317,8 @@ function jobBodyCheck(quick: boolean): MicroResult {
   });
   // Wall-clock time counts other processes' turns on a shared machine; CPU time of this process does not.
   const cpuBefore = process.cpuUsage();
-  for (let i = 0; i < ops; i++) violations += checkJobConditions(conditions, extractJobFacts('customJob', JSON.parse(bytes.toString('utf8'))), 'ml-training').length;
+  for (let i = 0; i < ops; i++)
+    violations += checkJobConditions(conditions, extractJobFacts('customJob', JSON.parse(bytes.toString('utf8'))), 'ml-training').length;
   const cpu = process.cpuUsage(cpuBefore);
   const cpuUs = Math.round(((cpu.user + cpu.system) / ops) * 1000) / 1000;
   const parsed: unknown = JSON.parse(text);
@@ -316,11 +347,14 @@ async function usageMeterSse(quick: boolean): Promise<MicroResult> {
   const standIn = await startVertexStandIn({ streamChunks: 200 });
   const chunks: Buffer[] = [];
   try {
-    const response = await fetch(`${standIn.url}/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`, {
-      method: 'POST',
-      headers: { authorization: 'Bearer x', 'content-type': 'application/json' },
-      body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] }),
-    });
+    const response = await fetch(
+      `${standIn.url}/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`,
+      {
+        method: 'POST',
+        headers: { authorization: 'Bearer x', 'content-type': 'application/json' },
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] }),
+      },
+    );
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) chunks.push(Buffer.from(chunk));
   } finally {
     await standIn.close();
@@ -341,7 +375,13 @@ async function usageMeterSse(quick: boolean): Promise<MicroResult> {
     per.push((used.user + used.system) / ops);
   }
   const perOpUs = Math.round(median(per) * 10) / 10;
-  return { id: 'usage-meter-sse-200', title: `Usage accounting of the sse-200 stream (${chunks.length} chunks, ${Math.round(bytes / 1024)} KiB), CPU µs per stream`, perOpUs, ops, bytes };
+  return {
+    id: 'usage-meter-sse-200',
+    title: `Usage accounting of the sse-200 stream (${chunks.length} chunks, ${Math.round(bytes / 1024)} KiB), CPU µs per stream`,
+    perOpUs,
+    ops,
+    bytes,
+  };
 }
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });

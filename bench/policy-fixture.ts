@@ -37,12 +37,24 @@ export function generatePolicy(ruleCount: number, namespaceCount: number): Gener
       case 1:
       case 2:
       case 3:
-        rules.push({ id, effect: 'allow', subjects: { serviceAccounts: [`${ns}/*`] }, permissions: ['predict', 'generate'], resources: [`projects/${POLICY_PROJECT}/locations/${POLICY_LOCATION}/**`] } as PolicyRule);
+        rules.push({
+          id,
+          effect: 'allow',
+          subjects: { serviceAccounts: [`${ns}/*`] },
+          permissions: ['predict', 'generate'],
+          resources: [`projects/${POLICY_PROJECT}/locations/${POLICY_LOCATION}/**`],
+        } as PolicyRule);
         break;
       case 4:
       case 5:
       case 6:
-        rules.push({ id, effect: 'allow', subjects: { namespaceSelector: { matchLabels: { team: `team-${i % 500}`, env: 'prod' } } }, permissions: ['predict'], resources: [`projects/${POLICY_PROJECT}/locations/*/endpoints/*`] } as PolicyRule);
+        rules.push({
+          id,
+          effect: 'allow',
+          subjects: { namespaceSelector: { matchLabels: { team: `team-${i % 500}`, env: 'prod' } } },
+          permissions: ['predict'],
+          resources: [`projects/${POLICY_PROJECT}/locations/*/endpoints/*`],
+        } as PolicyRule);
         break;
       case 7:
       case 8:

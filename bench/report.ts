@@ -196,14 +196,37 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
   const tuned = get('passthrough-tuned');
   const out: TargetCheck[] = [];
   const add = (target: string, limit: string, value: number | undefined, ok: (v: number) => boolean, format: (v: number) => string) =>
-    out.push({ target, limit, measured: value === undefined || Number.isNaN(value) ? 'not measured' : format(value), met: value === undefined || Number.isNaN(value) ? null : ok(value) });
+    out.push({
+      target,
+      limit,
+      measured: value === undefined || Number.isNaN(value) ? 'not measured' : format(value),
+      met: value === undefined || Number.isNaN(value) ? null : ok(value),
+    });
   const us = (v: number) => `${round1(v)} µs`;
   const times = (v: number) => `${round2(v)}×`;
 
   add('Full path (warm cache), proxy CPU per request', '≤ 250 µs', full?.cpuUsPerRequest, (v) => v <= 250, us);
-  add('Full path ÷ nginx proxy_pass, CPU per request', '≤ 4×', full && nginx ? full.cpuUsPerRequest / nginx.cpuUsPerRequest : undefined, (v) => v <= 4, times);
-  add('Full path ÷ default @fastify/http-proxy passthrough, CPU per request', '≤ 0.5×', full && fhp ? full.cpuUsPerRequest / fhp.cpuUsPerRequest : undefined, (v) => v <= 0.5, times);
-  add('Full path ÷ tuned passthrough, CPU per request', '≤ 1.25×', full && tuned ? full.cpuUsPerRequest / tuned.cpuUsPerRequest : undefined, (v) => v <= 1.25, times);
+  add(
+    'Full path ÷ nginx proxy_pass, CPU per request',
+    '≤ 4×',
+    full && nginx ? full.cpuUsPerRequest / nginx.cpuUsPerRequest : undefined,
+    (v) => v <= 4,
+    times,
+  );
+  add(
+    'Full path ÷ default @fastify/http-proxy passthrough, CPU per request',
+    '≤ 0.5×',
+    full && fhp ? full.cpuUsPerRequest / fhp.cpuUsPerRequest : undefined,
+    (v) => v <= 0.5,
+    times,
+  );
+  add(
+    'Full path ÷ tuned passthrough, CPU per request',
+    '≤ 1.25×',
+    full && tuned ? full.cpuUsPerRequest / tuned.cpuUsPerRequest : undefined,
+    (v) => v <= 1.25,
+    times,
+  );
   // At saturation (closed loop) latency is queue length ÷ throughput, so any
   // extra CPU shows up in p99 in proportion; below saturation (a fixed rate)
   // p99 shows what the proxy adds to a request. Both are reported.
@@ -223,24 +246,72 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
     (v) => v <= 1,
     (v) => `${round2(v)} ms`,
   );
-  add('Token-cache hit', '< 5 µs', microOf('token-cache-hit')?.perOpUs, (v) => v < 5, (v) => `${round2(v)} µs`);
+  add(
+    'Token-cache hit',
+    '< 5 µs',
+    microOf('token-cache-hit')?.perOpUs,
+    (v) => v < 5,
+    (v) => `${round2(v)} µs`,
+  );
   add('Token-cache miss, RS256 verification', '< 250 µs', microOf('token-cache-miss-rs256')?.perOpUs, (v) => v < 250, us);
-  add('Policy evaluation, 10,000 rules × 10,000 namespaces', '< 10 µs', microOf('policy-evaluate-10k')?.perOpUs, (v) => v < 10, (v) => `${round2(v)} µs`);
-  add('100,000 cached tokens, heap', '< 100 MB', microOf('token-cache-memory-100k')?.bytes, (v) => v < 100e6, (v) => `${round1(v / 1e6)} MB`);
-  add('Request classification, whole operation table', '< 5 µs', microOf('classify-table')?.perOpUs, (v) => v < 5, (v) => `${round2(v)} µs`);
+  add(
+    'Policy evaluation, 10,000 rules × 10,000 namespaces',
+    '< 10 µs',
+    microOf('policy-evaluate-10k')?.perOpUs,
+    (v) => v < 10,
+    (v) => `${round2(v)} µs`,
+  );
+  add(
+    '100,000 cached tokens, heap',
+    '< 100 MB',
+    microOf('token-cache-memory-100k')?.bytes,
+    (v) => v < 100e6,
+    (v) => `${round1(v / 1e6)} MB`,
+  );
+  add(
+    'Request classification, whole operation table',
+    '< 5 µs',
+    microOf('classify-table')?.perOpUs,
+    (v) => v < 5,
+    (v) => `${round2(v)} µs`,
+  );
   // What it costs to run (issue 20): start-up, memory, the audit line's bytes, on the full path.
   const mib = (v: number) => `${round1(v / 2 ** 20)} MiB`;
-  add('Start-up, process start to /readyz 200 (full-warm)', '≤ 1.5 s', full?.facts.startupMs, (v) => v <= 1500, (v) => `${round2(v / 1000)} s`);
+  add(
+    'Start-up, process start to /readyz 200 (full-warm)',
+    '≤ 1.5 s',
+    full?.facts.startupMs,
+    (v) => v <= 1500,
+    (v) => `${round2(v / 1000)} s`,
+  );
   add('Idle RSS, ready, before the first request (full-warm)', '≤ 120 MiB', full?.facts.idleRssBytes, (v) => v <= 120 * 2 ** 20, mib);
   add('Peak RSS under the full-path load (full-warm)', '≤ 180 MiB', full?.peakRssBytes, (v) => v <= 180 * 2 ** 20, mib);
   const watch = get('full-watch');
   add('Idle RSS with namespaceLabels: watch (full-watch)', '≤ 120 MiB', watch?.facts.idleRssBytes, (v) => v <= 120 * 2 ** 20, mib);
   add('Peak RSS under load with namespaceLabels: watch (full-watch)', '≤ 180 MiB', watch?.peakRssBytes, (v) => v <= 180 * 2 ** 20, mib);
-  add('Start-up with namespaceLabels: watch (full-watch)', '≤ 1.5 s', watch?.facts.startupMs, (v) => v <= 1500, (v) => `${round2(v / 1000)} s`);
-  add('Audit line on stdout, allowed predict, median (full-warm, compact)', '≤ 800 B', full?.facts.auditLineBytes, (v) => v <= 800, (v) => `${Math.round(v)} B`);
+  add(
+    'Start-up with namespaceLabels: watch (full-watch)',
+    '≤ 1.5 s',
+    watch?.facts.startupMs,
+    (v) => v <= 1500,
+    (v) => `${round2(v / 1000)} s`,
+  );
+  add(
+    'Audit line on stdout, allowed predict, median (full-warm, compact)',
+    '≤ 800 B',
+    full?.facts.auditLineBytes,
+    (v) => v <= 800,
+    (v) => `${Math.round(v)} B`,
+  );
   const relaxed = get('audit-relaxed');
   const strict = get('audit-strict-sqlite');
-  add('Strict audit on SQLite ÷ relaxed audit, throughput', '≥ 0.7×', relaxed && strict && relaxed.rps > 0 ? strict.rps / relaxed.rps : undefined, (v) => v >= 0.7, times);
+  add(
+    'Strict audit on SQLite ÷ relaxed audit, throughput',
+    '≥ 0.7×',
+    relaxed && strict && relaxed.rps > 0 ? strict.rps / relaxed.rps : undefined,
+    (v) => v >= 0.7,
+    times,
+  );
   return out;
 }
 
@@ -269,7 +340,9 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const s of report.summaries) {
     if (s.status !== 'measured') {
-      lines.push(`| ${s.id} | ${s.status === 'unavailable' ? 'not available' : 'failed'}: ${escapeCell(s.reason ?? '')} | | | | | | | | | |`);
+      lines.push(
+        `| ${s.id} | ${s.status === 'unavailable' ? 'not available' : 'failed'}: ${escapeCell(s.reason ?? '')} | | | | | | | | | |`,
+      );
       continue;
     }
     const cpu = `${s.cpuUsPerRequest.toFixed(0)}${s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : ''}`;
@@ -280,12 +353,16 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('');
   const sse = report.summaries.find((s) => s.ttfbUs !== undefined);
   if (sse?.ttfbUs) {
-    lines.push(`SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`);
+    lines.push(
+      `SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`,
+    );
     lines.push('');
   }
   const cache = report.summaries.find((s) => s.id === 'tokens-cycle' && s.status === 'measured');
   if (cache) {
-    lines.push(`Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end; over the process's life ${cache.facts.tokenCacheMisses ?? '?'} misses (the warm-up pass that fills it) and ${cache.facts.tokenCacheHits ?? '?'} hits (the measured phase); proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB (includes the garbage of the verification pass).`);
+    lines.push(
+      `Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end; over the process's life ${cache.facts.tokenCacheMisses ?? '?'} misses (the warm-up pass that fills it) and ${cache.facts.tokenCacheHits ?? '?'} hits (the measured phase); proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB (includes the garbage of the verification pass).`,
+    );
     lines.push('');
   }
   lines.push('Scenarios:');
@@ -294,15 +371,23 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('| Micro-benchmark (in-process, real modules) | result |');
   lines.push('|---|---:|');
   for (const r of report.micro) {
-    const value = r.perOpUs !== undefined ? `${r.perOpUs} µs/op` : r.bytes !== undefined ? `${(r.bytes / 1e6).toFixed(1)} MB (${Math.round(r.bytes / (r.ops || 1))} B/entry)` : '–';
+    const value =
+      r.perOpUs !== undefined
+        ? `${r.perOpUs} µs/op`
+        : r.bytes !== undefined
+          ? `${(r.bytes / 1e6).toFixed(1)} MB (${Math.round(r.bytes / (r.ops || 1))} B/entry)`
+          : '–';
     lines.push(`| ${escapeCell(r.title)}${r.note ? ` (${escapeCell(r.note)})` : ''} | ${value} |`);
   }
   lines.push('');
   lines.push('| Target (issues 7, 20) | limit | measured | met |');
   lines.push('|---|---|---:|---|');
-  for (const t of report.targets) lines.push(`| ${t.target} | ${t.limit} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`);
+  for (const t of report.targets)
+    lines.push(`| ${t.target} | ${t.limit} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`);
   lines.push('');
-  lines.push('CPU µs/req is the target process tree\'s user+system CPU time during the measured phase divided by the requests it served (robust on a busy machine); the range is min–max over the rounds. ×nginx / ×fhp default / ×tuned are CPU-per-request ratios to those baselines (×tuned of a fixed-rate scenario: to passthrough-tuned-rate).');
+  lines.push(
+    "CPU µs/req is the target process tree's user+system CPU time during the measured phase divided by the requests it served (robust on a busy machine); the range is min–max over the rounds. ×nginx / ×fhp default / ×tuned are CPU-per-request ratios to those baselines (×tuned of a fixed-rate scenario: to passthrough-tuned-rate).",
+  );
   lines.push('');
   return `${lines.join('\n')}\n`;
 }

@@ -46,7 +46,10 @@ const PROJECT = POLICY_PROJECT;
 const LOCATION = POLICY_LOCATION;
 const PREDICT_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`;
 const SSE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse`;
-const PREDICT_BODY = JSON.stringify({ instances: [{ prompt: 'What does the proxy cost per request?', max_tokens: 64 }], parameters: { temperature: 0.2 } });
+const PREDICT_BODY = JSON.stringify({
+  instances: [{ prompt: 'What does the proxy cost per request?', max_tokens: 64 }],
+  parameters: { temperature: 0.2 },
+});
 const GENERATE_PATH = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`;
 const SSE_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Stream two hundred chunks.' }] }] });
 
@@ -86,7 +89,8 @@ function parseOptions(): Options {
     },
   });
   const quick = values.quick ?? false;
-  const seconds = (text: string | undefined, fallback: number) => (text === undefined ? fallback : Math.round(Number.parseFloat(text) * (text.endsWith('ms') ? 1 : 1000)));
+  const seconds = (text: string | undefined, fallback: number) =>
+    text === undefined ? fallback : Math.round(Number.parseFloat(text) * (text.endsWith('ms') ? 1 : 1000));
   return {
     quick,
     rounds: Number(values.rounds ?? (quick ? 1 : 3)),
@@ -137,7 +141,11 @@ async function abandonRun(): Promise<void> {
   }
 }
 
-function startProcess(core: number | undefined, args: readonly string[], options: { env?: NodeJS.ProcessEnv; stdout?: number | 'pipe'; ipc?: boolean } = {}): Started {
+function startProcess(
+  core: number | undefined,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; stdout?: number | 'pipe'; ipc?: boolean } = {},
+): Started {
   const command = core === undefined ? args[0]! : 'taskset';
   const argv = core === undefined ? args.slice(1) : ['-c', String(core), ...args];
   const child = spawn(command, argv, {
@@ -184,7 +192,6 @@ function firstJsonLine<T>(p: Started, what: string, timeoutMs = 30_000): Promise
     });
   });
 }
-
 
 /** The median size of the audit lines (Cloud Logging entries) a proxy wrote to stdout, newline included; NaN when none. */
 function medianAuditLineBytes(stdoutPath: string): number {
@@ -285,7 +292,13 @@ function baseConfig(world: World, issuer: IssuerStandIn, ports: { data: number; 
     kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml', env: 'prod' } } },
     policy: {
       rules: [
-        { id: 'ml-predict', effect: 'allow', subjects: { namespaceSelector: { matchLabels: { team: 'ml' } } }, permissions: ['predict', 'generate'], resources: [`projects/${PROJECT}/locations/${LOCATION}/**`] },
+        {
+          id: 'ml-predict',
+          effect: 'allow',
+          subjects: { namespaceSelector: { matchLabels: { team: 'ml' } } },
+          permissions: ['predict', 'generate'],
+          resources: [`projects/${PROJECT}/locations/${LOCATION}/**`],
+        },
         { id: 'no-intern', effect: 'deny', subjects: { serviceAccounts: ['ml/intern'] }, permissions: ['*'] },
       ],
     },
@@ -301,18 +314,34 @@ function hasConfigKey(key: string): boolean {
 /** `kube-vertex-proxy check`: the problems this build has with a config, or undefined when it is accepted. */
 function checkConfig(path: string): Promise<string | undefined> {
   return new Promise((resolveCheck) => {
-    const child = spawn(NODE, [CLI, 'check', '--config', path], { env: { PATH: process.env.PATH ?? '', HOME: tmpdir() }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE, [CLI, 'check', '--config', path], {
+      env: { PATH: process.env.PATH ?? '', HOME: tmpdir() },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let text = '';
     child.stdout.on('data', (c: Buffer) => (text += c.toString()));
     child.stderr.on('data', (c: Buffer) => (text += c.toString()));
     child.once('exit', (code) => {
       if (code === 0) resolveCheck(undefined);
-      else resolveCheck(text.split('\n').filter((l) => l.trim() !== '').slice(0, 3).join(' ').slice(0, 300));
+      else
+        resolveCheck(
+          text
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .slice(0, 3)
+            .join(' ')
+            .slice(0, 300),
+        );
     });
   });
 }
 
-async function startProxyTarget(world: World, name: string, config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>, issuer: IssuerStandIn): Promise<Target> {
+async function startProxyTarget(
+  world: World,
+  name: string,
+  config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>,
+  issuer: IssuerStandIn,
+): Promise<Target> {
   const dir = mkdtempSync(join(world.work, `${name}-`));
   // Port 0: the proxy picks free ports and prints them; choosing ports here and
   // handing them over would race with anything else binding on the machine.
@@ -320,7 +349,10 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
   writeFileSync(configPath, stringify(config(baseConfig(world, issuer, { data: 0, admin: 0 }), dir)));
   const stdoutPath = join(dir, 'stdout.log');
   const stdout = openSync(stdoutPath, 'w');
-  const nodeFlags = [...world.options.nodeFlags, ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : [])];
+  const nodeFlags = [
+    ...world.options.nodeFlags,
+    ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
+  ];
   const spawnedAt = performance.now();
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
@@ -357,10 +389,17 @@ async function startProxyTarget(world: World, name: string, config: (defaults: R
 }
 
 async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
-  const nodeFlags = [...world.options.nodeFlags, ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : [])];
-  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url], {
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
-  });
+  const nodeFlags = [
+    ...world.options.nodeFlags,
+    ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : []),
+  ];
+  const proc = startProcess(
+    core(world, PROXY_CORE),
+    [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url],
+    {
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+    },
+  );
   const { port } = await firstJsonLine<{ port: number }>(proc, `passthrough ${mode}`);
   return { origin: `http://127.0.0.1:${port}`, pids: () => [proc.child.pid as number], stop: () => stopProcess(proc) };
 }
@@ -517,7 +556,10 @@ interface Scenario extends ScenarioInfo {
   /** Why it cannot run in this build or on this machine; undefined when it can. */
   prepare?(world: World): Promise<string | undefined>;
   start(world: World): Promise<Target>;
-  load(world: World): Omit<LoadSpec, 'origin' | 'connections' | 'warmupMs' | 'durationMs'> & Partial<Pick<LoadSpec, 'connections' | 'warmupMs' | 'durationMs'>>;
+  load(
+    world: World,
+  ): Omit<LoadSpec, 'origin' | 'connections' | 'warmupMs' | 'durationMs'> &
+    Partial<Pick<LoadSpec, 'connections' | 'warmupMs' | 'durationMs'>>;
   /** Rounds override (the 100,000-token scenario is too long to repeat). */
   readonly rounds?: number;
   /** Runs only when named in `--only`: a diagnostic, not part of the report's comparison. */
@@ -575,14 +617,20 @@ const RATE_VARIANTS: readonly string[] = ['nginx', 'passthrough-tuned', 'full-wa
 function scenarios(world: World): Scenario[] {
   const o = world.options;
   const fullPath = (id: string, title: string, audit?: Record<string, unknown>) =>
-    proxyScenario({ id, title, kind: 'proxy' }, (w) => w.rsIssuer, audit ? auditConfig(audit) : (d) => d, (w) => predictLoad(w, w.files.warmToken), { checkFirst: audit !== undefined });
+    proxyScenario(
+      { id, title, kind: 'proxy' },
+      (w) => w.rsIssuer,
+      audit ? auditConfig(audit) : (d) => d,
+      (w) => predictLoad(w, w.files.warmToken),
+      { checkFirst: audit !== undefined },
+    );
   let postgres: Postgres | undefined;
   let redis: TestRedis | undefined;
   let kubeApi: KubeApiStandIn | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
-      title: 'Vertex AI stand-in called directly (no proxy; CPU and peak RSS are the stand-in\'s, RSS over the whole run)',
+      title: "Vertex AI stand-in called directly (no proxy; CPU and peak RSS are the stand-in's, RSS over the whole run)",
       kind: 'baseline',
       start: async (w) => ({ origin: w.upstream.url, pids: () => [w.upstream.process.child.pid as number], stop: async () => undefined }),
       load: (w) => predictLoad(w, undefined),
@@ -612,11 +660,18 @@ function scenarios(world: World): Scenario[] {
     fullPath('full-warm', 'Full path, warm token cache (authn, classify, authorize, audit relaxed → stdout, metrics, forward)'),
     {
       // What the checks cost without the audit line: splits full-warm's overhead over passthrough-tuned in two.
-      ...fullPath('full-no-audit-line', 'Full path without any audit sink (diagnostic: the checks, metrics and forwarding alone)', { durability: 'relaxed', sinks: [] }),
+      ...fullPath('full-no-audit-line', 'Full path without any audit sink (diagnostic: the checks, metrics and forwarding alone)', {
+        durability: 'relaxed',
+        sinks: [],
+      }),
       optIn: true,
     },
     proxyScenario(
-      { id: 'full-tracing-1pct', title: 'Full path with OpenTelemetry tracing on, sampleRatio 0.01 (OTLP/HTTP to a discarding receiver)', kind: 'proxy' },
+      {
+        id: 'full-tracing-1pct',
+        title: 'Full path with OpenTelemetry tracing on, sampleRatio 0.01 (OTLP/HTTP to a discarding receiver)',
+        kind: 'proxy',
+      },
       (w) => w.rsIssuer,
       (d, _dir, w) => ({ ...d, tracing: { enabled: true, endpoint: w.otlpSink, sampleRatio: 0.01 } }),
       (w) => predictLoad(w, w.files.warmToken),
@@ -645,7 +700,11 @@ function scenarios(world: World): Scenario[] {
     ),
     // The chart's defaults: namespace labels from a watch (against the Kubernetes API stand-in, in this process), strict audit to stdout + SQLite.
     proxyScenario(
-      { id: 'full-watch', title: 'Full path with the chart\'s defaults: namespaceLabels watch (Kubernetes API stand-in), audit strict to stdout + SQLite', kind: 'proxy' },
+      {
+        id: 'full-watch',
+        title: "Full path with the chart's defaults: namespaceLabels watch (Kubernetes API stand-in), audit strict to stdout + SQLite",
+        kind: 'proxy',
+      },
       (w) => w.rsIssuer,
       (d, dir) => ({
         ...d,
@@ -667,12 +726,24 @@ function scenarios(world: World): Scenario[] {
         },
       },
     ),
-    fullPath('audit-relaxed', 'Audit relaxed: stdout + SQLite, written after the response in batches', { durability: 'relaxed', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),
-    fullPath('audit-strict-sqlite', 'Audit strict on SQLite: decision record committed before forwarding', { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] }),
+    fullPath('audit-relaxed', 'Audit relaxed: stdout + SQLite, written after the response in batches', {
+      durability: 'relaxed',
+      sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }],
+    }),
+    fullPath('audit-strict-sqlite', 'Audit strict on SQLite: decision record committed before forwarding', {
+      durability: 'strict',
+      sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }],
+    }),
     proxyScenario(
       { id: 'audit-strict-postgres', title: 'Audit strict on PostgreSQL (local server on the proxy core)', kind: 'proxy' },
       (w) => w.rsIssuer,
-      (d) => ({ ...d, audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'postgres', url: postgres?.url ?? 'postgres://postgres@127.0.0.1:1/postgres' }] } }),
+      (d) => ({
+        ...d,
+        audit: {
+          durability: 'strict',
+          sinks: [{ type: 'stdout' }, { type: 'postgres', url: postgres?.url ?? 'postgres://postgres@127.0.0.1:1/postgres' }],
+        },
+      }),
       (w) => predictLoad(w, w.files.warmToken),
       {
         checkFirst: true,
@@ -689,21 +760,45 @@ function scenarios(world: World): Scenario[] {
       { id: 'generate', title: 'Full path, generateContent (usage accounting from the answer), no limits', kind: 'proxy' },
       (w) => w.rsIssuer,
       (d) => d,
-      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+      (w) => ({
+        method: 'POST',
+        path: GENERATE_PATH,
+        headers: { 'content-type': 'application/json' },
+        bodyFile: w.files.sseBody,
+        token: w.files.warmToken,
+      }),
       { optIn: true },
     ),
     proxyScenario(
-      { id: 'generate-limits-redis', title: 'Full path, generateContent under a Redis-backed token limit (tokensPerMinute + requestsPerMinute, never reached)', kind: 'proxy' },
+      {
+        id: 'generate-limits-redis',
+        title: 'Full path, generateContent under a Redis-backed token limit (tokensPerMinute + requestsPerMinute, never reached)',
+        kind: 'proxy',
+      },
       (w) => w.rsIssuer,
       (d) => ({
         ...d,
         limits: {
           // A generous timeout: on a loaded benchmark machine a slow answer would count as an outage (503), not as cost.
           store: { type: 'redis', url: redis?.url ?? 'redis://127.0.0.1:1', keyPrefix: 'kvp-bench:', timeout: '2s' },
-          rules: [{ id: 'bench-tokens', subjects: { namespaces: ['*'] }, permissions: ['generate'], tokensPerMinute: 1_000_000_000_000, requestsPerMinute: 1_000_000_000 }],
+          rules: [
+            {
+              id: 'bench-tokens',
+              subjects: { namespaces: ['*'] },
+              permissions: ['generate'],
+              tokensPerMinute: 1_000_000_000_000,
+              requestsPerMinute: 1_000_000_000,
+            },
+          ],
         },
       }),
-      (w) => ({ method: 'POST', path: GENERATE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken }),
+      (w) => ({
+        method: 'POST',
+        path: GENERATE_PATH,
+        headers: { 'content-type': 'application/json' },
+        bodyFile: w.files.sseBody,
+        token: w.files.warmToken,
+      }),
       {
         checkFirst: true,
         optIn: true,
@@ -716,7 +811,11 @@ function scenarios(world: World): Scenario[] {
     fullPath('body-1mib', 'Full path, 1 MiB JSON request body (echoed back by the stand-in), 10 connections'),
     fullPath('sse-200', 'Full path, streamGenerateContent SSE of 200 chunks, 10 connections'),
     proxyScenario(
-      { id: 'tokens-cycle', title: `Full path, ${o.bigTokenCount.toLocaleString('en-US')} distinct live tokens cycling (cache at its bound)`, kind: 'proxy' },
+      {
+        id: 'tokens-cycle',
+        title: `Full path, ${o.bigTokenCount.toLocaleString('en-US')} distinct live tokens cycling (cache at its bound)`,
+        kind: 'proxy',
+      },
       (w) => w.esIssuer,
       (d) => ({ ...d, authentication: { tokenCache: { maxEntries: o.bigTokenCount } } }),
       (w) => ({
@@ -737,7 +836,18 @@ function scenarios(world: World): Scenario[] {
   const body = byId.get('body-1mib')!;
   byId.set('body-1mib', { ...body, load: (w) => ({ ...predictLoad(w, w.files.warmToken), bodyFile: w.files.bigBody, connections: 10 }) });
   const sse = byId.get('sse-200')!;
-  byId.set('sse-200', { ...sse, load: (w) => ({ method: 'POST', path: SSE_PATH, headers: { 'content-type': 'application/json' }, bodyFile: w.files.sseBody, token: w.files.warmToken, connections: 10, streaming: true }) });
+  byId.set('sse-200', {
+    ...sse,
+    load: (w) => ({
+      method: 'POST',
+      path: SSE_PATH,
+      headers: { 'content-type': 'application/json' },
+      bodyFile: w.files.sseBody,
+      token: w.files.warmToken,
+      connections: 10,
+      streaming: true,
+    }),
+  });
   const pg = byId.get('audit-strict-postgres')!;
   byId.set('audit-strict-postgres', {
     ...pg,
@@ -791,7 +901,10 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
       ...scenario.load(world),
       origin: target.origin,
     } as LoadSpec;
-    const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], { ipc: true, env: { PATH: process.env.PATH ?? '' } });
+    const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], {
+      ipc: true,
+      env: { PATH: process.env.PATH ?? '' },
+    });
     let before = cpuSample(target.pids());
     let upstreamBefore = cpuSample([world.upstream.process.child.pid as number]);
     const result = await new Promise<LoadResult>((resolveResult, reject) => {
@@ -830,14 +943,26 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
 function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): string {
   const tokens: string[] = [];
   for (let i = 0; i < count; i++) {
-    tokens.push(issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: `${prefix}-${i % 100}`, audience: AUDIENCE, podName: `${prefix}-pod-${i}`, expiresIn: 3600 }));
+    tokens.push(
+      issuer.mintKubernetesToken({
+        namespace: 'ml',
+        serviceAccount: `${prefix}-${i % 100}`,
+        audience: AUDIENCE,
+        podName: `${prefix}-pod-${i}`,
+        expiresIn: 3600,
+      }),
+    );
   }
   return `${tokens.join('\n')}\n`;
 }
 
 function runMicro(world: World): MicroResult[] {
   const args = ['--expose-gc', join(BENCH_DIST, 'micro.js'), ...(world.options.quick ? ['--quick'] : [])];
-  const result = spawnSync(world.pinned ? 'taskset' : NODE, world.pinned ? ['-c', String(PROXY_CORE), NODE, ...args] : args, { encoding: 'utf8', maxBuffer: 1 << 24, env: { PATH: process.env.PATH ?? '' } });
+  const result = spawnSync(world.pinned ? 'taskset' : NODE, world.pinned ? ['-c', String(PROXY_CORE), NODE, ...args] : args, {
+    encoding: 'utf8',
+    maxBuffer: 1 << 24,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   if (result.status !== 0) throw new Error(`micro-benchmarks failed:\n${result.stderr}`);
   return JSON.parse(result.stdout.trim().split('\n').pop() as string) as MicroResult[];
 }
@@ -859,7 +984,9 @@ async function main(): Promise<void> {
     startIssuer({ kind: 'kubernetes', algorithm: 'ES256' }),
     startMetadataServer({ projectId: PROJECT }),
   ]);
-  const upstreamProcess = startProcess(pinned ? PROXY_CORE : undefined, [NODE, join(BENCH_DIST, 'upstream.js'), '--stream-chunks', '200'], { env: { PATH: process.env.PATH ?? '' } });
+  const upstreamProcess = startProcess(pinned ? PROXY_CORE : undefined, [NODE, join(BENCH_DIST, 'upstream.js'), '--stream-chunks', '200'], {
+    env: { PATH: process.env.PATH ?? '' },
+  });
   const { url } = await firstJsonLine<{ url: string }>(upstreamProcess, 'Vertex AI stand-in');
 
   const file = (name: string, content: string | Buffer) => {
@@ -871,14 +998,27 @@ async function main(): Promise<void> {
   const missCount = options.quick ? 600 : 6000;
   const selected = (id: string) => options.only === undefined || options.only.includes(id);
   // Signing is slow (RS256 ~1 ms a token): only what the selected scenarios use.
-  const mint = (id: string, issuer: IssuerStandIn, count: number, prefix: string) => (selected(id) ? mintTokens(issuer, count, prefix) : '');
+  const mint = (id: string, issuer: IssuerStandIn, count: number, prefix: string) =>
+    selected(id) ? mintTokens(issuer, count, prefix) : '';
   log(`minting tokens for the cache-miss and cache-bound scenarios`);
   const files: BenchFiles = {
     predictBody: file('predict.json', PREDICT_BODY),
     sseBody: file('sse.json', SSE_BODY),
     bigBody: file('big.json', JSON.stringify({ instances: [{ b64: 'A'.repeat(1024 * 1024 - 20) }] })),
-    warmToken: rsIssuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 }),
-    policyToken: rsIssuer.mintKubernetesToken({ namespace: big.allowedNamespace, serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 }),
+    warmToken: rsIssuer.mintKubernetesToken({
+      namespace: 'ml',
+      serviceAccount: 'trainer',
+      audience: AUDIENCE,
+      podName: 'trainer-0',
+      expiresIn: 3600,
+    }),
+    policyToken: rsIssuer.mintKubernetesToken({
+      namespace: big.allowedNamespace,
+      serviceAccount: 'trainer',
+      audience: AUDIENCE,
+      podName: 'trainer-0',
+      expiresIn: 3600,
+    }),
     rsTokens: file('rs.txt', mint('miss-rs256', rsIssuer, missCount, 'rs')),
     rsWarmTokens: file('rs-warm.txt', mint('miss-rs256', rsIssuer, 200, 'rsw')),
     esTokens: file('es.txt', mint('miss-es256', esIssuer, missCount, 'es')),
@@ -886,7 +1026,17 @@ async function main(): Promise<void> {
     bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
   };
   const otlpSink = await startOtlpSink();
-  const world: World = { options, pinned, work, rsIssuer, esIssuer, metadata, upstream: { url, process: upstreamProcess }, files, otlpSink: otlpSink.url };
+  const world: World = {
+    options,
+    pinned,
+    work,
+    rsIssuer,
+    esIssuer,
+    metadata,
+    upstream: { url, process: upstreamProcess },
+    files,
+    otlpSink: otlpSink.url,
+  };
 
   const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
@@ -907,13 +1057,17 @@ async function main(): Promise<void> {
   const maxRounds = Math.max(...runnable.map((s) => s.rounds ?? options.rounds), 0);
   for (let round = 0; round < maxRounds; round++) {
     // Interleaved: every scenario once per round, starting one further along each round.
-    const order = runnable.map((_, i) => runnable[(i + round) % runnable.length] as Scenario).filter((s) => round < (s.rounds ?? options.rounds));
+    const order = runnable
+      .map((_, i) => runnable[(i + round) % runnable.length] as Scenario)
+      .filter((s) => round < (s.rounds ?? options.rounds));
     for (const s of order) {
       loadAverages.push(loadAverage()[0]);
       try {
         const sample = await measure(world, s, round);
         samples.push(sample);
-        log(`round ${round + 1}/${maxRounds} ${s.id}: ${sample.rps} rps, ${sample.cpuUsPerRequest.toFixed(0)} µs CPU/req, p99 ${(sample.latencyUs.p99 / 1000).toFixed(2)} ms${sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : ''}`);
+        log(
+          `round ${round + 1}/${maxRounds} ${s.id}: ${sample.rps} rps, ${sample.cpuUsPerRequest.toFixed(0)} µs CPU/req, p99 ${(sample.latencyUs.p99 / 1000).toFixed(2)} ms${sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : ''}`,
+        );
       } catch (error) {
         failures[s.id] = (error as Error).message.split('\n').slice(0, 3).join(' ');
         log(`${s.id} failed: ${failures[s.id]}`);

@@ -33,7 +33,17 @@ const mib = (bytes) => Number((bytes / 1024 / 1024).toFixed(2));
 
 const issuer = await startIssuer({ kind: 'kubernetes', algorithm: 'ES256' });
 const verifier = new TokenVerifier({
-  issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE], jwksUri: undefined, algorithms: ['ES256'], maxTokenLifetimeSec: 48 * 3600 }],
+  issuers: [
+    {
+      name: 'cluster',
+      type: 'kubernetes',
+      issuer: issuer.issuer,
+      audiences: [AUDIENCE],
+      jwksUri: undefined,
+      algorithms: ['ES256'],
+      maxTokenLifetimeSec: 48 * 3600,
+    },
+  ],
   clockSkewSec: 30,
   cacheMaxEntries,
   negativeTtlMs: 10_000,
@@ -81,8 +91,12 @@ console.log(JSON.stringify({ n, cacheMaxEntries, baselineHeapMiB: mib(baseline) 
 // stand-in issuer does not grow a per-account table that would be counted as the verifier's.
 await run('valid', () => issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'valid', audience: AUDIENCE }));
 await run('invalid-signature', () => issuer.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'forged', audience: AUDIENCE }));
-await run('random-kid', () => issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'random-kid', audience: AUDIENCE, header: { kid: randomUUID() } }));
+await run('random-kid', () =>
+  issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'random-kid', audience: AUDIENCE, header: { kid: randomUUID() } }),
+);
 const end = await settledHeap();
-console.log(JSON.stringify({ totalHeapDeltaMiB: mib(end - baseline), cacheEntries: verifier.cacheSize, badTokenEntries: verifier.negativeCacheSize }));
+console.log(
+  JSON.stringify({ totalHeapDeltaMiB: mib(end - baseline), cacheEntries: verifier.cacheSize, badTokenEntries: verifier.negativeCacheSize }),
+);
 verifier.stop();
 await issuer.close();

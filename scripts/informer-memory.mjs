@@ -36,7 +36,8 @@ const api = await startKubeApiStandIn();
 const { kubeConfig } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-mem-'))), {});
 
 // Namespaces: three labels each besides kubernetes.io/metadata.name, like a labelled tenant namespace.
-for (let i = 0; i < n; i++) api.setNamespace(`tenant-${i}`, { team: `team-${i % 50}`, env: i % 3 === 0 ? 'prod' : 'dev', 'cost-center': `cc-${i % 200}` });
+for (let i = 0; i < n; i++)
+  api.setNamespace(`tenant-${i}`, { team: `team-${i % 50}`, env: i % 3 === 0 ? 'prod' : 'dev', 'cost-center': `cc-${i % 200}` });
 let before = await settledHeap();
 const labels = createWatchLabelSource({ kubeConfig, maxStalenessMs: 300_000, apiTimeoutMs: 60_000 });
 await labels.start();
@@ -55,7 +56,9 @@ await revocation.start();
 await until(() => revocation.ready() && revocation.describe().pods.objects === n);
 after = await settledHeap();
 const podBytes = after - before;
-console.log(`uidRevocation serviceAccountsAndPods: ${n} pods + ${n / 10} service accounts; informer heap ${mib(podBytes)} MiB (${Math.round(podBytes / n)} B per pod, service accounts included)`);
+console.log(
+  `uidRevocation serviceAccountsAndPods: ${n} pods + ${n / 10} service accounts; informer heap ${mib(podBytes)} MiB (${Math.round(podBytes / n)} B per pod, service accounts included)`,
+);
 revocation.stop();
 console.log(`rss at end ${mib(process.memoryUsage().rss)} MiB (includes the stand-in and its event history)`);
 await api.close();

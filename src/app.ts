@@ -18,7 +18,14 @@
 import { randomUUID } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { auditPlugin, createAuditStarter, noteConnectionRefusal, type AuditListener } from './audit/plugin.js';
@@ -112,7 +119,14 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     // Requests the router cannot even parse still get a Google error body and an audit record.
     frameworkErrors: (error, request, reply) => {
       startAudit(request, reply);
-      sendError(request, reply, new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', 'The request URL is malformed.', { cause: error, reason: 'malformed-url' }));
+      sendError(
+        request,
+        reply,
+        new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', 'The request URL is malformed.', {
+          cause: error,
+          reason: 'malformed-url',
+        }),
+      );
     },
   });
 
@@ -121,7 +135,11 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   });
   app.setNotFoundHandler((request, reply) => {
     // Unreachable for the methods the forwarder registers; other HTTP methods end here.
-    sendError(request, reply, new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }));
+    sendError(
+      request,
+      reply,
+      new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }),
+    );
   });
 
   // Every request on the data port, whatever its route, gets a context and one audit record.
@@ -141,7 +159,10 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       locations: settings.vertex.locations,
       upstreamFor: settings.vertex.upstreamFor,
     });
-    await scope.register(authorizePlugin, { policy: deps.policy, ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}) });
+    await scope.register(authorizePlugin, {
+      policy: deps.policy,
+      ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
+    });
     // Rate limits, concurrency and token budgets: refused before the body is read.
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
@@ -160,7 +181,11 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     bodyRules.push(jobConditionsRule());
     if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
     if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
-    await scope.register(inspectPlugin, { rules: bodyRules, bodyLimitBytes: settings.server.bodyLimitBytes, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
+    await scope.register(inspectPlugin, {
+      rules: bodyRules,
+      bodyLimitBytes: settings.server.bodyLimitBytes,
+      bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
+    });
     // Strict durability: the decision record is committed before anything is forwarded.
     await scope.register(auditDurabilityPlugin, { trail: deps.auditTrail });
     await scope.register(forwardPlugin, {
@@ -183,13 +208,28 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
 
   // Auditors in a browser (/audit/ui/): IAP or a Kubernetes token, the same `audit.read` grant and query functions.
   if (deps.console !== undefined) {
-    await app.register(consolePlugin, { ...deps.console, store: deps.auditTrail?.queryStore, policy: deps.policy, verifier: deps.verifier, labels: deps.labels });
+    await app.register(consolePlugin, {
+      ...deps.console,
+      store: deps.auditTrail?.queryStore,
+      policy: deps.policy,
+      verifier: deps.verifier,
+      labels: deps.labels,
+    });
   }
 
   // Vertex AI → the cluster: callback routes, Google ID tokens, in their own context.
   if (deps.callbacks !== undefined) {
     const { routes, signer, assertionHeader, dispatcher } = deps.callbacks;
-    await app.register(callbacksPlugin, { routes, signer, assertionHeader, dispatcher, verifier: deps.verifier, auditTrail: deps.auditTrail, inFlight, bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs });
+    await app.register(callbacksPlugin, {
+      routes,
+      signer,
+      assertionHeader,
+      dispatcher,
+      verifier: deps.verifier,
+      auditTrail: deps.auditTrail,
+      inFlight,
+      bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
+    });
   }
   return app;
 }
@@ -208,12 +248,18 @@ function sendError(request: FastifyRequest, reply: FastifyReply, error: ProxyErr
   // Headers an upstream response may have set before the failure must not leak into the error.
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name);
   if (error.headers) reply.headers(error.headers);
-  reply.code(error.httpStatus).type(GOOGLE_ERROR_CONTENT_TYPE).send(JSON.stringify(toGoogleErrorBody(error, request.id)));
+  reply
+    .code(error.httpStatus)
+    .type(GOOGLE_ERROR_CONTENT_TYPE)
+    .send(JSON.stringify(toGoogleErrorBody(error, request.id)));
 }
 
 function requestTimeoutOptions(requestTimeoutMs: number): { connectionsCheckingInterval: number; headersTimeout?: number } {
   if (requestTimeoutMs === 0) return { connectionsCheckingInterval: 30_000 };
-  return { connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))), headersTimeout: Math.min(60_000, requestTimeoutMs) };
+  return {
+    connectionsCheckingInterval: Math.min(30_000, Math.max(250, Math.floor(requestTimeoutMs / 4))),
+    headersTimeout: Math.min(60_000, requestTimeoutMs),
+  };
 }
 
 /**
@@ -227,9 +273,15 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const refusal =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new ProxyError('ERR_REQUEST_TIMEOUT', 'DEADLINE_EXCEEDED', 'The request was not received in time.', { httpStatus: 408, reason: 'request-timeout' })
+      ? new ProxyError('ERR_REQUEST_TIMEOUT', 'DEADLINE_EXCEEDED', 'The request was not received in time.', {
+          httpStatus: 408,
+          reason: 'request-timeout',
+        })
       : error.code === 'HPE_HEADER_OVERFLOW'
-        ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', { httpStatus: 431, reason: 'headers-too-large' })
+        ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', {
+            httpStatus: 431,
+            reason: 'headers-too-large',
+          })
         : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
   if (socket.writable) {
     // A timeout is the proxy's own decision about a live caller, who gets this answer. Protocol
@@ -247,10 +299,16 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
 function fromFrameworkError(error: FastifyError | ProxyError): ProxyError {
   if (error instanceof ProxyError) return error;
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', 'Request body exceeds the size limit.', { httpStatus: 413, reason: 'body-too-large' });
+    return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', 'Request body exceeds the size limit.', {
+      httpStatus: 413,
+      reason: 'body-too-large',
+    });
   }
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-    return new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', { cause: error, reason: 'malformed-request' });
+    return new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', {
+      cause: error,
+      reason: 'malformed-request',
+    });
   }
   return toProxyError(error);
 }

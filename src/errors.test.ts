@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ProxyError, toGoogleErrorBody, toProxyError, unauthenticated } from './errors.js';
 
 describe('toGoogleErrorBody', () => {
-  it('renders Google\'s error envelope with ErrorInfo and RequestInfo', () => {
+  it("renders Google's error envelope with ErrorInfo and RequestInfo", () => {
     const error = new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', "Permission 'aiplatform.endpoints.predict' denied", {
       metadata: { permission: 'aiplatform.endpoints.predict' },
     });

@@ -75,9 +75,14 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       metricsRef?.jwksFetch(issuer, result);
       // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
       const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
-      if (result === 'error') logger.warn({ issuer, error: (error as Error | undefined)?.message, ...(cause === undefined ? {} : { cause }) }, 'issuer key set fetch failed; keeping the last good keys');
+      if (result === 'error')
+        logger.warn(
+          { issuer, error: (error as Error | undefined)?.message, ...(cause === undefined ? {} : { cause }) },
+          'issuer key set fetch failed; keeping the last good keys',
+        );
     },
-    onRetiredKeys: (issuer, removedKeys, evictedTokens) => logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
+    onRetiredKeys: (issuer, removedKeys, evictedTokens) =>
+      logger.info({ issuer, removedKeys, evictedTokens }, 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {
@@ -94,11 +99,14 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           endpoint: settings.config.vertex.iamCredentialsEndpoint,
           onRefresh: (serviceAccount, result, error) => {
             metricsRef?.identityRefresh(serviceAccount, result);
-            if (result === 'error') logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
+            if (result === 'error')
+              logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
           },
         });
   const { endpointHosts: pinnedHosts, endpointLookup } = settings.config.vertex;
-  const endpointLookupClient = endpointLookup.enabled ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location)) : undefined;
+  const endpointLookupClient = endpointLookup.enabled
+    ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location))
+    : undefined;
   const endpointHosts: EndpointHosts | undefined =
     Object.keys(pinnedHosts).length === 0 && !endpointLookup.enabled
       ? undefined
@@ -110,10 +118,13 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           timeoutMs: parseDuration(endpointLookup.timeout),
           protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
           // Against Google's own hosts, a dedicated host must be in Google's dedicated-endpoint domain.
-          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) } : {}),
+          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE
+            ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) }
+            : {}),
           onLookup: (result, error) => {
             metricsRef?.endpointLookup(result);
-            if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
+            if (result === 'error')
+              logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
           },
         });
   verifierRef = verifier;
@@ -130,22 +141,34 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   });
   const policy = () => reloader.current.policy;
   const labelIndependentPolicy = () => reloader.current.labelIndependent;
-  const metrics = createMetrics(registry, {
-    tokenCache: () => ({ hits: verifier.stats.hits, misses: verifier.stats.misses, entries: verifier.cacheSize }),
-    keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
-    policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
-    auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-    credentialAvailable: () => credential.authorization() !== undefined,
-  }, { exemplars: tracing.enabled });
+  const metrics = createMetrics(
+    registry,
+    {
+      tokenCache: () => ({ hits: verifier.stats.hits, misses: verifier.stats.misses, entries: verifier.cacheSize }),
+      keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
+      policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
+      auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
+      credentialAvailable: () => credential.authorization() !== undefined,
+    },
+    { exemplars: tracing.enabled },
+  );
   metricsRef = metrics;
-  const usageMetrics = createUsageMetrics(registry, { metricLabels: settings.config.usage.metricLabels, maxSeries: settings.config.usage.maxSeries });
+  const usageMetrics = createUsageMetrics(registry, {
+    metricLabels: settings.config.usage.metricLabels,
+    maxSeries: settings.config.usage.maxSeries,
+  });
   // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
-  const limits: LimitRuntime | undefined = settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
+  const limits: LimitRuntime | undefined =
+    settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
   // Opened before anything listens: a store that cannot be opened (read-only filesystem) stops the program.
   const auditTrail: AuditTrail | undefined =
     settings.audit.stores.length === 0
       ? undefined
-      : await openAuditTrail(settings.audit, logger, { batch: metrics.auditBatch, refused: metrics.auditRefused, dropped: metrics.auditDropped });
+      : await openAuditTrail(settings.audit, logger, {
+          batch: metrics.auditBatch,
+          refused: metrics.auditRefused,
+          dropped: metrics.auditDropped,
+        });
 
   const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
   flood?.start();
@@ -153,7 +176,14 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   const traceProject = settings.config.vertex.projects[0] as string;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
-    ...(settings.audit.stdout ? [(record: AuditRecord) => writeAuditLine(`${JSON.stringify(toCloudLoggingEntry(record, { traceProject, format: settings.audit.stdoutFormat ?? 'compact' }))}\n`)] : []),
+    ...(settings.audit.stdout
+      ? [
+          (record: AuditRecord) =>
+            writeAuditLine(
+              `${JSON.stringify(toCloudLoggingEntry(record, { traceProject, format: settings.audit.stdoutFormat ?? 'compact' }))}\n`,
+            ),
+        ]
+      : []),
     // Unauthenticated floods are stored as per-minute counts, so they cost bounded space (metrics still count each one).
     ...(flood === undefined ? [] : [(record: AuditRecord) => flood.offer(record)]),
     (record) => metrics.observeRecord(record),
@@ -178,10 +208,31 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           iap:
             consoleSettings.iapAudience === undefined
               ? undefined
-              : createIapVerifier({ audience: consoleSettings.iapAudience, jwksUri: consoleSettings.iapJwksUri, clockSkewSec: settings.authentication.clockSkewSec, fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs }),
+              : createIapVerifier({
+                  audience: consoleSettings.iapAudience,
+                  jwksUri: consoleSettings.iapJwksUri,
+                  clockSkewSec: settings.authentication.clockSkewSec,
+                  fetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
+                }),
         }
       : undefined;
-  const proxyApp = await buildProxyApp(settings, { logger, verifier, labels, policy, labelIndependentPolicy, credential, dispatcher, auditListeners, callbacks, auditTrail, console: auditConsole, tracing, identities, endpointHosts, limiter: limits?.limiter });
+  const proxyApp = await buildProxyApp(settings, {
+    logger,
+    verifier,
+    labels,
+    policy,
+    labelIndependentPolicy,
+    credential,
+    dispatcher,
+    auditListeners,
+    callbacks,
+    auditTrail,
+    console: auditConsole,
+    tracing,
+    identities,
+    endpointHosts,
+    limiter: limits?.limiter,
+  });
   const adminApp = await buildAdminApp({
     logger,
     registry,
@@ -189,7 +240,13 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
-      ...verifier.keyStatus().map((k) => ({ name: `issuer:${k.issuer}`, ready: k.ready, detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) } })),
+      ...verifier
+        .keyStatus()
+        .map((k) => ({
+          name: `issuer:${k.issuer}`,
+          ready: k.ready,
+          detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
+        })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
       // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
       ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
@@ -197,7 +254,15 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
       ...kube.readiness(),
       // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
       { name: 'policy', ready: true, detail: { ...reloader.status() } },
-      ...(auditTrail === undefined ? [] : [{ name: 'audit-store', ready: auditTrail.healthy(), detail: { durability: auditTrail.durability, stores: settings.audit.stores.map((s) => s.type) } }]),
+      ...(auditTrail === undefined
+        ? []
+        : [
+            {
+              name: 'audit-store',
+              ready: auditTrail.healthy(),
+              detail: { durability: auditTrail.durability, stores: settings.audit.stores.map((s) => s.type) },
+            },
+          ]),
     ],
   });
 

@@ -48,22 +48,34 @@ export function jobLabelsRule(): BodyRule {
   return {
     name: 'job-labels',
     wants: (request) =>
-      request.kvp.decision?.allowed === true && request.kvp.principal?.kind === 'kubernetes' && LABELLED_CREATES.has(request.kvp.operation?.spec.rpc ?? ''),
+      request.kvp.decision?.allowed === true &&
+      request.kvp.principal?.kind === 'kubernetes' &&
+      LABELLED_CREATES.has(request.kvp.operation?.spec.rpc ?? ''),
     inspect(request, body) {
       const principal = request.kvp.principal;
       if (principal?.kind !== 'kubernetes') return undefined;
       const labels = (body.json as Record<string, unknown>).labels;
       if (labels !== undefined && labels !== null && (typeof labels !== 'object' || Array.isArray(labels))) {
-        return { refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'INVALID_ARGUMENT', 'labels: must be an object of label keys to values.', { reason: 'job-spec-invalid', metadata: { field: 'labels' } }) };
+        return {
+          refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'INVALID_ARGUMENT', 'labels: must be an object of label keys to values.', {
+            reason: 'job-spec-invalid',
+            metadata: { field: 'labels' },
+          }),
+        };
       }
       const own = labels === undefined || labels === null ? {} : (labels as Record<string, unknown>);
       const added = [NAMESPACE_LABEL, SERVICE_ACCOUNT_LABEL].filter((key) => !Object.hasOwn(own, key)).length;
       if (Object.keys(own).length + added > MAX_LABELS) {
         return {
-          refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'INVALID_ARGUMENT', `labels: at most ${MAX_LABELS - 2} labels of the caller's own fit beside the proxy's ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`, {
-            reason: 'job-spec-invalid',
-            metadata: { field: 'labels' },
-          }),
+          refuse: new ProxyError(
+            'ERR_REQUEST_JOB_SPEC_INVALID',
+            'INVALID_ARGUMENT',
+            `labels: at most ${MAX_LABELS - 2} labels of the caller's own fit beside the proxy's ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`,
+            {
+              reason: 'job-spec-invalid',
+              metadata: { field: 'labels' },
+            },
+          ),
         };
       }
       const namespace = labelValue(principal.namespace);
@@ -71,7 +83,11 @@ export function jobLabelsRule(): BodyRule {
       return {
         rewrite(json) {
           const current = json.labels;
-          json.labels = { ...(current !== null && typeof current === 'object' ? current : {}), [NAMESPACE_LABEL]: namespace, [SERVICE_ACCOUNT_LABEL]: serviceAccount };
+          json.labels = {
+            ...(current !== null && typeof current === 'object' ? current : {}),
+            [NAMESPACE_LABEL]: namespace,
+            [SERVICE_ACCOUNT_LABEL]: serviceAccount,
+          };
         },
       };
     },

@@ -12,9 +12,23 @@ import { GOOGLE_STATUS } from '../errors.js';
 import type { AuditRecord } from './record.js';
 
 const RPC_CODE: Readonly<Record<string, number>> = {
-  OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, PERMISSION_DENIED: 7,
-  RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14,
-  DATA_LOSS: 15, UNAUTHENTICATED: 16,
+  OK: 0,
+  CANCELLED: 1,
+  UNKNOWN: 2,
+  INVALID_ARGUMENT: 3,
+  DEADLINE_EXCEEDED: 4,
+  NOT_FOUND: 5,
+  ALREADY_EXISTS: 6,
+  PERMISSION_DENIED: 7,
+  RESOURCE_EXHAUSTED: 8,
+  FAILED_PRECONDITION: 9,
+  ABORTED: 10,
+  OUT_OF_RANGE: 11,
+  UNIMPLEMENTED: 12,
+  INTERNAL: 13,
+  UNAVAILABLE: 14,
+  DATA_LOSS: 15,
+  UNAUTHENTICATED: 16,
 };
 
 /** HTTP status → google.rpc.Code name (the inverse of the table in errors.ts, first match wins). */
@@ -37,7 +51,22 @@ export interface CloudLoggingOptions {
 }
 
 /** Record fields the compact entry carries in the keys the logging agent lifts (`httpRequest`, trace, labels, `time`), not again in the record. */
-const LIFTED = ['time', 'traceId', 'spanId', 'traceSampled', 'httpMethod', 'path', 'status', 'latencyMs', 'requestBytes', 'responseBytes', 'clientIp', 'userAgent', 'decision', 'namespace'] as const;
+const LIFTED = [
+  'time',
+  'traceId',
+  'spanId',
+  'traceSampled',
+  'httpMethod',
+  'path',
+  'status',
+  'latencyMs',
+  'requestBytes',
+  'responseBytes',
+  'clientIp',
+  'userAgent',
+  'decision',
+  'namespace',
+] as const;
 
 /**
  * Record fields the compact entry leaves to the durable store: each follows
@@ -46,7 +75,16 @@ const LIFTED = ['time', 'traceId', 'spanId', 'traceSampled', 'httpMethod', 'path
  * that reads the store anyway (the namespace's labels, the policy version, the
  * token and pod UIDs). `audit.stdout.format: full` has them.
  */
-export const COMPACT_OMITS = ['methodName', 'permissionType', 'project', 'location', 'namespaceLabels', 'policyVersion', 'tokenId', 'podUid'] as const;
+export const COMPACT_OMITS = [
+  'methodName',
+  'permissionType',
+  'project',
+  'location',
+  'namespaceLabels',
+  'policyVersion',
+  'tokenId',
+  'podUid',
+] as const;
 
 const ALLOWED_BY_RULE = 'allowed-by-rule';
 
@@ -98,7 +136,8 @@ function compactEntry(record: AuditRecord, options: CloudLoggingOptions): Record
   if (record.direction === 'outbound') delete rest.direction;
   // The usual reason of an allow, implied by decision + rule.
   if (record.decision === 'allow' && record.reason === ALLOWED_BY_RULE) delete rest.reason;
-  if (record.serviceAccount !== undefined && SERVICE_ACCOUNT.exec(record.principal ?? '')?.[1] === record.serviceAccount) delete rest.serviceAccount;
+  if (record.serviceAccount !== undefined && SERVICE_ACCOUNT.exec(record.principal ?? '')?.[1] === record.serviceAccount)
+    delete rest.serviceAccount;
   const entry: Record<string, unknown> = {
     severity: severityOf(record),
     time: record.time,
@@ -156,7 +195,9 @@ export function auditRecordOfEntry(entry: Record<string, unknown>): AuditRecord 
     namespace: labels['kube-vertex-proxy/namespace'],
     direction: 'outbound',
     ...(labels['kube-vertex-proxy/decision'] === 'allow' ? { reason: ALLOWED_BY_RULE } : {}),
-    serviceAccount: SERVICE_ACCOUNT.exec(typeof (rest as { principal?: unknown }).principal === 'string' ? (rest as { principal: string }).principal : '')?.[1],
+    serviceAccount: SERVICE_ACCOUNT.exec(
+      typeof (rest as { principal?: unknown }).principal === 'string' ? (rest as { principal: string }).principal : '',
+    )?.[1],
     ...rest,
   } as AuditRecord;
 }
@@ -180,7 +221,14 @@ function fullEntry(record: AuditRecord, options: CloudLoggingOptions): Record<st
     authorizationInfo:
       record.permission === undefined
         ? []
-        : [{ resource: record.resource, permission: record.permission, granted: record.decision === 'allow', permissionType: record.permissionType }],
+        : [
+            {
+              resource: record.resource,
+              permission: record.permission,
+              granted: record.decision === 'allow',
+              permissionType: record.permissionType,
+            },
+          ],
     requestMetadata: {
       ...(record.clientIp === undefined ? {} : { callerIp: record.clientIp }),
       ...(record.userAgent === undefined ? {} : { callerSuppliedUserAgent: record.userAgent }),

@@ -3,7 +3,16 @@ import { FloodAggregator, MAX_KEYS } from './flood.js';
 import type { AuditRecord } from './record.js';
 
 function record(fields: Partial<AuditRecord>): AuditRecord {
-  return { requestId: 'r', time: new Date(0).toISOString(), decision: 'deny', reason: 'missing-token', status: 401, clientIp: '10.0.0.1', principal: undefined, ...fields } as AuditRecord;
+  return {
+    requestId: 'r',
+    time: new Date(0).toISOString(),
+    decision: 'deny',
+    reason: 'missing-token',
+    status: 401,
+    clientIp: '10.0.0.1',
+    principal: undefined,
+    ...fields,
+  } as AuditRecord;
 }
 
 describe('FloodAggregator', () => {
@@ -15,7 +24,12 @@ describe('FloodAggregator', () => {
     for (let i = 0; i < 5; i++) flood.offer(record({}));
     flood.offer(record({ reason: 'malformed-token' }));
     flood.offer(record({ clientIp: '10.0.0.2' }));
-    expect(out.map((r) => r.principal ?? r.reason)).toEqual(['system:serviceaccount:ml:a', 'missing-token', 'malformed-token', 'missing-token']);
+    expect(out.map((r) => r.principal ?? r.reason)).toEqual([
+      'system:serviceaccount:ml:a',
+      'missing-token',
+      'malformed-token',
+      'missing-token',
+    ]);
     // Next window: the finished one's summary, then a new first record.
     now = 1500;
     flood.offer(record({}));

@@ -10,7 +10,13 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { ProxyError } from '../errors.js';
 import { newRequestContext, type RequestContext } from '../request-context.js';
-import { serverSpanAttributes, serverSpanFailed, serverSpanName, upstreamSpanEndAttributes, upstreamSpanFailed } from '../tracing/attributes.js';
+import {
+  serverSpanAttributes,
+  serverSpanFailed,
+  serverSpanName,
+  upstreamSpanEndAttributes,
+  upstreamSpanFailed,
+} from '../tracing/attributes.js';
 import type { Tracing } from '../tracing/tracing.js';
 import { buildAuditRecord, type AuditRecord } from './record.js';
 

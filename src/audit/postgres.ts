@@ -86,10 +86,16 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           // One transaction (PostgreSQL DDL is transactional): a failed upgrade leaves the old schema whole.
           await client.query('BEGIN');
           try {
-            const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [legacyMarkerIndex(table)]);
+            const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [
+              legacyMarkerIndex(table),
+            ]);
             for (const statement of schemaStatements(table, 'postgres')) await client.query(statement);
-            const existing = await client.query<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()', [table]);
-            for (const statement of addedColumnStatements(table, 'postgres', new Set(existing.rows.map((r) => r.column_name)))) await client.query(statement);
+            const existing = await client.query<{ column_name: string }>(
+              'SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()',
+              [table],
+            );
+            for (const statement of addedColumnStatements(table, 'postgres', new Set(existing.rows.map((r) => r.column_name))))
+              await client.query(statement);
             if (rows[0]?.legacy === true) for (const statement of legacyMigrationStatements(table)) await client.query(statement);
             await client.query('COMMIT');
           } catch (error) {
@@ -119,7 +125,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     loadHead: async () => {
       let rows: Array<{ seq: string; hash: string }>;
       try {
-        ({ rows } = await run<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} WHERE writer = $1 ORDER BY seq DESC LIMIT 1`, [options.writer]));
+        ({ rows } = await run<{ seq: string; hash: string }>(`SELECT seq, hash FROM ${table} WHERE writer = $1 ORDER BY seq DESC LIMIT 1`, [
+          options.writer,
+        ]));
       } catch (error) {
         // After a failed batch the head is read again first: a server still down fails here, not in the write.
         healthy = false;
@@ -142,7 +150,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const sql =
         `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
         `opened AS (INSERT INTO ${openTable(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
-        (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${openTable(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
+        (closing.length === 0
+          ? ' '
+          : `, closed AS (DELETE FROM ${openTable(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
         'SELECT count(*) FROM ins';
       try {
         await run(sql, params);
@@ -184,7 +194,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const { rows } = await run<{ id: string; phase: 'decision' | 'final'; record: string }>(sql, params);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
-      return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
+      return {
+        records: page.map((r) => parseRecord(r.record, r.phase)),
+        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
+      };
     },
     async summary(query): Promise<SummaryRow[]> {
       const { where, params } = conditions(query);
@@ -200,24 +213,34 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return rows.map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}) {
-      return verifyPaged(async (after, limit, { from, to }) => {
-        const conditions: string[] = [];
-        const params: unknown[] = [];
-        if (after !== undefined) {
-          const w = `$${params.push(after.writer)}`;
-          conditions.push(`(writer COLLATE "C" > ${w} OR (writer = ${w} AND seq > $${params.push(after.seq)}))`);
-        }
-        if (from !== undefined) conditions.push(`written_ms >= $${params.push(from)}`);
-        if (to !== undefined) conditions.push(`written_ms < $${params.push(to)}`);
-        const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-        const { rows } = await run<Record<string, unknown>>(`SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`, params);
-        return rows.map(rowToEntry);
-      }, range, async () => (await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, [])).rows.map((r) => Number(r.id)));
+      return verifyPaged(
+        async (after, limit, { from, to }) => {
+          const conditions: string[] = [];
+          const params: unknown[] = [];
+          if (after !== undefined) {
+            const w = `$${params.push(after.writer)}`;
+            conditions.push(`(writer COLLATE "C" > ${w} OR (writer = ${w} AND seq > $${params.push(after.seq)}))`);
+          }
+          if (from !== undefined) conditions.push(`written_ms >= $${params.push(from)}`);
+          if (to !== undefined) conditions.push(`written_ms < $${params.push(to)}`);
+          const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+          const { rows } = await run<Record<string, unknown>>(
+            `SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`,
+            params,
+          );
+          return rows.map(rowToEntry);
+        },
+        range,
+        async () => (await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, [])).rows.map((r) => Number(r.id)),
+      );
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;
       for (;;) {
-        const result = await run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE written_ms < $1 ORDER BY id LIMIT $2)`, [beforeMs, batch]);
+        const result = await run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE written_ms < $1 ORDER BY id LIMIT $2)`, [
+          beforeMs,
+          batch,
+        ]);
         total += result.rowCount ?? 0;
         if ((result.rowCount ?? 0) > 0) await run(pruneOpenStatement(table), []);
         if ((result.rowCount ?? 0) < batch) return total;

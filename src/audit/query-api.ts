@@ -79,13 +79,16 @@ export function unavailable(cause?: unknown): ProxyError {
 }
 
 /** Classify + authorize for the audit routes: the policy decides who may read the trail. */
-export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }>(
+export const auditAccessPlugin = fp<
+  Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }
+>(
   async (app, { policy, routeOf }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const path = request.url.split('?', 1)[0] as string;
       const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
-      if (operation === undefined) return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+      if (operation === undefined)
+        return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
       request.kvp.operation = operation;
       if (subject === undefined || principal === undefined) {
         return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
@@ -121,10 +124,15 @@ export const auditAccessPlugin = fp<Pick<AuditApiOptions, 'policy'> & { readonly
         const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
         return done(
           namespace === undefined
-            ? new ProxyError(refusal.code, refusal.status, `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`, {
-                reason: refusal.reason,
-                ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
-              })
+            ? new ProxyError(
+                refusal.code,
+                refusal.status,
+                `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`,
+                {
+                  reason: refusal.reason,
+                  ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
+                },
+              )
             : refusal,
         );
       }
@@ -148,7 +156,12 @@ export function namespaceResource(namespace: string): string {
   return `audit/namespaces/${namespace}`;
 }
 
-function readParams(request: FastifyRequest): { filters: Partial<Record<FilterName, string>>; pageSize: number; pageToken: string | undefined; groupBy: string | undefined } {
+function readParams(request: FastifyRequest): {
+  filters: Partial<Record<FilterName, string>>;
+  pageSize: number;
+  pageToken: string | undefined;
+  groupBy: string | undefined;
+} {
   const raw = request.query as Record<string, string | string[] | undefined>;
   const filters: Partial<Record<FilterName, string>> = {};
   let pageSize = DEFAULT_PAGE_SIZE;
@@ -157,7 +170,8 @@ function readParams(request: FastifyRequest): { filters: Partial<Record<FilterNa
   for (const [name, value] of Object.entries(raw)) {
     if (typeof value !== 'string') throw invalid(`parameter "${name.slice(0, 64)}" is given more than once`);
     if (name === 'pageSize') {
-      if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_PAGE_SIZE) throw invalid(`pageSize must be 1…${MAX_PAGE_SIZE}`);
+      if (!/^[0-9]{1,4}$/.test(value) || Number(value) < 1 || Number(value) > MAX_PAGE_SIZE)
+        throw invalid(`pageSize must be 1…${MAX_PAGE_SIZE}`);
       pageSize = Number(value);
     } else if (name === 'pageToken') {
       pageToken = value === '' ? undefined : value;
@@ -178,7 +192,13 @@ function readParams(request: FastifyRequest): { filters: Partial<Record<FilterNa
  * (`context` carries that decision, so a grant narrower than the whole
  * trail applies to both alike).
  */
-export async function queryRecords(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery, pageSize: number, pageToken: string | undefined): Promise<RecordPage> {
+export async function queryRecords(
+  store: AuditStore | undefined,
+  _context: RequestContext,
+  query: AuditQuery,
+  pageSize: number,
+  pageToken: string | undefined,
+): Promise<RecordPage> {
   if (store === undefined) throw unavailable();
   try {
     return await store.query(query, pageSize, pageToken);
@@ -199,7 +219,12 @@ export async function querySummary(store: AuditStore | undefined, _context: Requ
 }
 
 /** Requests and summed tokens by the given groups (principal, namespace, model); see {@link queryRecords}. */
-export async function queryUsageSummary(store: AuditStore | undefined, _context: RequestContext, query: AuditQuery, groupBy: readonly SummaryGroup[]): Promise<UsageSummaryRow[]> {
+export async function queryUsageSummary(
+  store: AuditStore | undefined,
+  _context: RequestContext,
+  query: AuditQuery,
+  groupBy: readonly SummaryGroup[],
+): Promise<UsageSummaryRow[]> {
   if (store === undefined) throw unavailable();
   try {
     return await store.usageSummary(query, groupBy);

@@ -25,8 +25,33 @@ describe('parseTime', () => {
 describe('parseFilters', () => {
   it('turns every filter into the query vocabulary', () => {
     expect(
-      parseFilters({ principal: 'system:serviceaccount:ml:*', namespace: 'ml', permission: 'aiplatform.endpoints.*', operation: 'endpoints.predict', resource: 'projects/p/**', decision: 'deny', status: '403', rule: 'r1', from: '1h', to: '2026-11-27T12:00:00Z' }, NOW),
-    ).toEqual({ principal: 'system:serviceaccount:ml:*', namespace: 'ml', permission: 'aiplatform.endpoints.*', operation: 'endpoints.predict', resource: 'projects/p/**', decision: 'deny', status: 403, rule: 'r1', from: NOW - 3_600_000, to: NOW });
+      parseFilters(
+        {
+          principal: 'system:serviceaccount:ml:*',
+          namespace: 'ml',
+          permission: 'aiplatform.endpoints.*',
+          operation: 'endpoints.predict',
+          resource: 'projects/p/**',
+          decision: 'deny',
+          status: '403',
+          rule: 'r1',
+          from: '1h',
+          to: '2026-11-27T12:00:00Z',
+        },
+        NOW,
+      ),
+    ).toEqual({
+      principal: 'system:serviceaccount:ml:*',
+      namespace: 'ml',
+      permission: 'aiplatform.endpoints.*',
+      operation: 'endpoints.predict',
+      resource: 'projects/p/**',
+      decision: 'deny',
+      status: 403,
+      rule: 'r1',
+      from: NOW - 3_600_000,
+      to: NOW,
+    });
   });
   it.each<[Record<string, string>, string]>([
     [{ decision: 'maybe' }, 'decision must be'],
@@ -38,7 +63,16 @@ describe('parseFilters', () => {
 });
 
 describe('formatRecords', () => {
-  const record = { time: '2026-11-27T10:00:00.000Z', requestId: 'r1', principal: '=HYPERLINK("x")', decision: 'deny', status: 403, operation: 'endpoints.predict', reason: 'no-matching-rule', complete: true } as unknown as StoredRecord;
+  const record = {
+    time: '2026-11-27T10:00:00.000Z',
+    requestId: 'r1',
+    principal: '=HYPERLINK("x")',
+    decision: 'deny',
+    status: 403,
+    operation: 'endpoints.predict',
+    reason: 'no-matching-rule',
+    complete: true,
+  } as unknown as StoredRecord;
   it('writes CSV a spreadsheet will not evaluate', () => {
     const csv = formatRecords([record], 'csv', true);
     expect(csv.split('\n')[1]).toContain(`"'=HYPERLINK(""x"")"`);
@@ -57,16 +91,44 @@ vertex: {projects: [p], locations: [us-central1]}
 `;
   it('defaults to strict, stdout plus SQLite beside the config file', () => {
     const { audit } = parseConfig(base, '/etc/kvp/config.yaml');
-    expect(audit).toMatchObject({ durability: 'strict', stdout: true, stores: [{ type: 'sqlite', path: '/etc/kvp/audit.db' }], retentionMs: 2160 * 3_600_000 });
+    expect(audit).toMatchObject({
+      durability: 'strict',
+      stdout: true,
+      stores: [{ type: 'sqlite', path: '/etc/kvp/audit.db' }],
+      retentionMs: 2160 * 3_600_000,
+    });
     expect(audit.replicaId).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
   });
   it('refuses strict durability without a durable store, and a postgres sink with both or neither of url and urlFile', () => {
-    expect(() => parseConfig(`${base}audit: {sinks: [{type: stdout}]}\n`, 'c.yaml')).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ path: 'audit.sinks', message: expect.stringContaining('needs a durable store') })] }));
-    expect(() => parseConfig(`${base}audit: {sinks: [{type: postgres}]}\n`, 'c.yaml')).toThrow(expect.objectContaining({ problems: [expect.objectContaining({ path: 'audit.sinks[0]', message: 'give exactly one of url or urlFile' })] }));
+    expect(() => parseConfig(`${base}audit: {sinks: [{type: stdout}]}\n`, 'c.yaml')).toThrow(
+      expect.objectContaining({
+        problems: [expect.objectContaining({ path: 'audit.sinks', message: expect.stringContaining('needs a durable store') })],
+      }),
+    );
+    expect(() => parseConfig(`${base}audit: {sinks: [{type: postgres}]}\n`, 'c.yaml')).toThrow(
+      expect.objectContaining({
+        problems: [expect.objectContaining({ path: 'audit.sinks[0]', message: 'give exactly one of url or urlFile' })],
+      }),
+    );
     expect(parseConfig(`${base}audit: {durability: relaxed, sinks: []}\n`, 'c.yaml').audit.stores).toEqual([]);
   });
   it('accepts audit.read as a permission in a policy rule', () => {
-    const settings = parseConfig(`${base}policy: {rules: [{id: auditors, effect: allow, subjects: {namespaces: [compliance]}, permissions: [audit.read], resources: ["audit/*"]}]}\n`, 'c.yaml');
-    expect(settings.policy.evaluate({ namespace: 'compliance', serviceAccount: 'a', labels: {} }, { operationId: 'audit.records.list', permission: 'audit.read', groups: [], resource: 'audit/records', project: null, location: null })).toMatchObject({ allowed: true, ruleId: 'auditors' });
+    const settings = parseConfig(
+      `${base}policy: {rules: [{id: auditors, effect: allow, subjects: {namespaces: [compliance]}, permissions: [audit.read], resources: ["audit/*"]}]}\n`,
+      'c.yaml',
+    );
+    expect(
+      settings.policy.evaluate(
+        { namespace: 'compliance', serviceAccount: 'a', labels: {} },
+        {
+          operationId: 'audit.records.list',
+          permission: 'audit.read',
+          groups: [],
+          resource: 'audit/records',
+          project: null,
+          location: null,
+        },
+      ),
+    ).toMatchObject({ allowed: true, ruleId: 'auditors' });
   });
 });

@@ -9,7 +9,18 @@
  */
 import { SUMMARY_GROUPS, type AuditQuery, type StoredRecord, type SummaryGroup, type SummaryRow, type UsageSummaryRow } from './store.js';
 
-export const FILTER_NAMES = ['principal', 'namespace', 'permission', 'operation', 'resource', 'decision', 'status', 'rule', 'from', 'to'] as const;
+export const FILTER_NAMES = [
+  'principal',
+  'namespace',
+  'permission',
+  'operation',
+  'resource',
+  'decision',
+  'status',
+  'rule',
+  'from',
+  'to',
+] as const;
 export type FilterName = (typeof FILTER_NAMES)[number];
 
 const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -27,7 +38,9 @@ export function parseTime(text: string, now: number): number {
     const ms = Date.parse(text);
     if (!Number.isNaN(ms)) return ms;
   }
-  throw new TypeError(`invalid time "${text.slice(0, 64)}": use RFC 3339 (2026-11-27T10:00:00Z), epoch milliseconds, or a duration ago (24h, 7d)`);
+  throw new TypeError(
+    `invalid time "${text.slice(0, 64)}": use RFC 3339 (2026-11-27T10:00:00Z), epoch milliseconds, or a duration ago (24h, 7d)`,
+  );
 }
 
 /** Filter values by name (query parameters or flags) → AuditQuery. */
@@ -59,10 +72,37 @@ export function parseFilters(values: Partial<Record<FilterName, string>>, now: n
 
 const TABLE_COLUMNS = ['time', 'decision', 'status', 'principal', 'operation', 'resource', 'ruleId', 'reason'] as const;
 const CSV_COLUMNS = [
-  'time', 'requestId', 'traceId', 'principal', 'namespace', 'serviceAccount', 'pod', 'operation', 'permission', 'resource', 'project', 'location',
-  'decision', 'ruleId', 'reason', 'errorCode', 'status', 'upstreamStatus', 'latencyMs', 'upstreamLatencyMs', 'requestBytes', 'responseBytes',
-  'upstreamRequestId', 'longRunningName', 'policyVersion', 'clientIp', 'userAgent', 'complete',
-  'model', 'tokens', 'limitRule',
+  'time',
+  'requestId',
+  'traceId',
+  'principal',
+  'namespace',
+  'serviceAccount',
+  'pod',
+  'operation',
+  'permission',
+  'resource',
+  'project',
+  'location',
+  'decision',
+  'ruleId',
+  'reason',
+  'errorCode',
+  'status',
+  'upstreamStatus',
+  'latencyMs',
+  'upstreamLatencyMs',
+  'requestBytes',
+  'responseBytes',
+  'upstreamRequestId',
+  'longRunningName',
+  'policyVersion',
+  'clientIp',
+  'userAgent',
+  'complete',
+  'model',
+  'tokens',
+  'limitRule',
 ] as const;
 
 export type OutputFormat = 'table' | 'json' | 'csv';
@@ -85,14 +125,23 @@ export function formatRecords(records: readonly StoredRecord[], format: OutputFo
     const rows = records.map((r) => CSV_COLUMNS.map((c) => csvCell((r as unknown as Record<string, unknown>)[c])).join(','));
     return `${withHeader ? `${CSV_COLUMNS.join(',')}\n` : ''}${rows.map((row) => `${row}\n`).join('')}`;
   }
-  const rows = records.map((r) => TABLE_COLUMNS.map((c) => (c === 'status' && !r.complete ? 'incomplete' : cell((r as unknown as Record<string, unknown>)[c]))));
+  const rows = records.map((r) =>
+    TABLE_COLUMNS.map((c) => (c === 'status' && !r.complete ? 'incomplete' : cell((r as unknown as Record<string, unknown>)[c]))),
+  );
   return renderTable(withHeader ? [TABLE_COLUMNS.map((c) => c.toUpperCase()), ...rows] : rows);
 }
 
 export function formatSummary(rows: readonly SummaryRow[], format: OutputFormat): string {
   if (format === 'json') return rows.map((r) => `${JSON.stringify(r)}\n`).join('');
-  if (format === 'csv') return `principal,permission,decision,count\n${rows.map((r) => [r.principal, r.permission, r.decision, r.count].map(csvCell).join(',')).map((l) => `${l}\n`).join('')}`;
-  return renderTable([['PRINCIPAL', 'PERMISSION', 'DECISION', 'COUNT'], ...rows.map((r) => [cell(r.principal), cell(r.permission), r.decision, String(r.count)])]);
+  if (format === 'csv')
+    return `principal,permission,decision,count\n${rows
+      .map((r) => [r.principal, r.permission, r.decision, r.count].map(csvCell).join(','))
+      .map((l) => `${l}\n`)
+      .join('')}`;
+  return renderTable([
+    ['PRINCIPAL', 'PERMISSION', 'DECISION', 'COUNT'],
+    ...rows.map((r) => [cell(r.principal), cell(r.permission), r.decision, String(r.count)]),
+  ]);
 }
 
 function renderTable(rows: readonly string[][]): string {
@@ -103,10 +152,14 @@ function renderTable(rows: readonly string[][]): string {
 
 /** `principal,namespace,model` (any non-empty subset, in any order) → the groups. @throws TypeError */
 export function parseGroupBy(text: string): SummaryGroup[] {
-  const groups = text.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  const groups = text
+    .split(',')
+    .map((g) => g.trim())
+    .filter((g) => g !== '');
   if (groups.length === 0) throw new TypeError(`group-by needs at least one of ${SUMMARY_GROUPS.join(', ')}`);
   for (const g of groups) {
-    if (!(SUMMARY_GROUPS as readonly string[]).includes(g)) throw new TypeError(`cannot group by "${g.slice(0, 64)}": use ${SUMMARY_GROUPS.join(', ')}`);
+    if (!(SUMMARY_GROUPS as readonly string[]).includes(g))
+      throw new TypeError(`cannot group by "${g.slice(0, 64)}": use ${SUMMARY_GROUPS.join(', ')}`);
   }
   if (new Set(groups).size !== groups.length) throw new TypeError('group-by names a column twice');
   return groups as SummaryGroup[];
@@ -129,5 +182,8 @@ export function formatUsageSummary(rows: readonly UsageSummaryRow[], groupBy: re
     const header = [...groupBy, ...USAGE_COLUMNS.map(([k]) => k)].join(',');
     return `${header}\n${rows.map((r) => `${values(r).map(csvCell).join(',')}\n`).join('')}`;
   }
-  return renderTable([[...groupBy.map((g) => g.toUpperCase()), ...USAGE_COLUMNS.map(([, h]) => h)], ...rows.map((r) => values(r).map(cell))]);
+  return renderTable([
+    [...groupBy.map((g) => g.toUpperCase()), ...USAGE_COLUMNS.map(([, h]) => h)],
+    ...rows.map((r) => values(r).map(cell)),
+  ]);
 }

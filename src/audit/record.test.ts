@@ -8,7 +8,11 @@ const facts = (overrides: Partial<ResponseFacts> = {}): ResponseFacts => ({
   requestId: 'req-1',
   method: 'POST',
   url: '/v1/projects/p/locations/us-central1/endpoints/1:predict?access_token=SECRET&$alt=json',
-  headers: { authorization: 'Bearer SECRET.TOKEN.VALUE', 'user-agent': 'sdk/1\nforged: line', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+  headers: {
+    authorization: 'Bearer SECRET.TOKEN.VALUE',
+    'user-agent': 'sdk/1\nforged: line',
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+  },
   clientIp: '10.8.0.12',
   status: 401,
   responseBytes: 321,
@@ -25,7 +29,10 @@ describe('buildAuditRecord', () => {
     const ctx = newRequestContext();
     ctx.dryRun = [{ rule: 'tighter', outcome: 'deny' }];
     ctx.upstreamIdentity = 'team-ml@p.iam.gserviceaccount.com';
-    expect(buildAuditRecord(ctx, facts())).toMatchObject({ dryRun: [{ rule: 'tighter', outcome: 'deny' }], upstreamIdentity: 'team-ml@p.iam.gserviceaccount.com' });
+    expect(buildAuditRecord(ctx, facts())).toMatchObject({
+      dryRun: [{ rule: 'tighter', outcome: 'deny' }],
+      upstreamIdentity: 'team-ml@p.iam.gserviceaccount.com',
+    });
   });
 
   it('records an unauthenticated request without the token or the query string', () => {
@@ -54,7 +61,7 @@ describe('buildAuditRecord', () => {
     expect(buildAuditRecord(ctx, facts({ aborted: true, status: 200 })).reason).toBe('client-aborted');
   });
 
-  it('records 499 (CANCELLED), not node\'s default 200, when the caller left before any response started', () => {
+  it("records 499 (CANCELLED), not node's default 200, when the caller left before any response started", () => {
     const ctx = newRequestContext();
     ctx.decision = { allowed: true, ruleId: 'r', reason: 'allowed-by-rule' };
     const record = buildAuditRecord(ctx, facts({ aborted: true, responseStarted: false, status: 200 }));
@@ -79,7 +86,7 @@ describe('parseTrace', () => {
 });
 
 describe('toCloudLoggingEntry', () => {
-  it('writes the special keys GKE\'s logging agent lifts and an AuditLog-shaped payload', () => {
+  it("writes the special keys GKE's logging agent lifts and an AuditLog-shaped payload", () => {
     const ctx = newRequestContext();
     ctx.decision = { allowed: true, ruleId: 'ml-predict', reason: 'allowed-by-rule' };
     const entry = toCloudLoggingEntry(buildAuditRecord(ctx, facts({ status: 200 })), { traceProject: 'my-proj' });
@@ -117,7 +124,15 @@ describe('toCloudLoggingEntry, compact', () => {
   });
 
   it('gives the record back from either shape: whole from full, all but the omitted fields from compact', () => {
-    const record = { ...allowed(), principal: 'system:serviceaccount:ml:scorer', namespace: 'ml', serviceAccount: 'scorer', policyVersion: 'abc', project: 'p', methodName: 'M' };
+    const record = {
+      ...allowed(),
+      principal: 'system:serviceaccount:ml:scorer',
+      namespace: 'ml',
+      serviceAccount: 'scorer',
+      policyVersion: 'abc',
+      project: 'p',
+      methodName: 'M',
+    };
     const json = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
     expect(auditRecordOfEntry(json(toCloudLoggingEntry(record, { traceProject: 'p', format: 'full' })))).toEqual(json(record));
     const compact = json(toCloudLoggingEntry(record, { traceProject: 'p', format: 'compact' }));
@@ -128,7 +143,10 @@ describe('toCloudLoggingEntry, compact', () => {
     for (const key of COMPACT_OMITS) delete partial[key];
     expect(auditRecordOfEntry(compact)).toEqual(partial);
     // An inbound record keeps its direction.
-    expect(auditRecordOfEntry(json(toCloudLoggingEntry({ ...record, direction: 'inbound' }, { traceProject: 'p', format: 'compact' })))?.direction).toBe('inbound');
+    expect(
+      auditRecordOfEntry(json(toCloudLoggingEntry({ ...record, direction: 'inbound' }, { traceProject: 'p', format: 'compact' })))
+        ?.direction,
+    ).toBe('inbound');
     expect(auditRecordOfEntry({ severity: 'INFO', message: 'listening' })).toBeUndefined();
   });
 });

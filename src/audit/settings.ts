@@ -18,7 +18,13 @@ export const AUDIT_READ_PERMISSION = 'audit.read';
 
 export type AuditStoreSettings =
   | { readonly type: 'sqlite'; readonly path: string }
-  | { readonly type: 'postgres'; readonly url: string | undefined; readonly urlFile: string | undefined; readonly table: string; readonly maxConnections: number };
+  | {
+      readonly type: 'postgres';
+      readonly url: string | undefined;
+      readonly urlFile: string | undefined;
+      readonly table: string;
+      readonly maxConnections: number;
+    };
 
 export interface AuditSettings {
   readonly durability: 'strict' | 'relaxed';
@@ -56,12 +62,21 @@ export function deriveAuditSettings(
       case 'postgres':
         if ((sink.url === undefined) === (sink.urlFile === undefined)) add(['audit', 'sinks', i], 'give exactly one of url or urlFile');
         if (sink.url !== undefined && !/^postgres(ql)?:\/\//.test(sink.url)) add(['audit', 'sinks', i, 'url'], 'must be a postgres:// URL');
-        stores.push({ type: 'postgres', url: sink.url, urlFile: sink.urlFile === undefined ? undefined : resolve(configDir, sink.urlFile), table: sink.table ?? 'kvp_audit_records', maxConnections: sink.maxConnections ?? 4 });
+        stores.push({
+          type: 'postgres',
+          url: sink.url,
+          urlFile: sink.urlFile === undefined ? undefined : resolve(configDir, sink.urlFile),
+          table: sink.table ?? 'kvp_audit_records',
+          maxConnections: sink.maxConnections ?? 4,
+        });
         break;
     }
   });
   if (audit.durability === 'strict' && stores.length === 0) {
-    add(['audit', 'sinks'], 'durability "strict" needs a durable store (a sqlite or postgres sink): stdout alone cannot promise that a record exists before the call is forwarded');
+    add(
+      ['audit', 'sinks'],
+      'durability "strict" needs a durable store (a sqlite or postgres sink): stdout alone cannot promise that a record exists before the call is forwarded',
+    );
   }
   if (audit.console.enabled && stores.length === 0) {
     add(['audit', 'console', 'enabled'], 'the console reads the audit trail: it needs a durable store (a sqlite or postgres sink)');

@@ -196,7 +196,10 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     // LIKE must be case-sensitive, as in PostgreSQL, so a filter means the same on both stores.
     db.exec('PRAGMA case_sensitive_like = ON');
   } catch (error) {
-    throw new Error(`cannot open the SQLite audit store at ${options.path}: ${(error as Error).message} (in a container with a read-only root filesystem, set audit.sinks[].path to a mounted volume)`, { cause: error });
+    throw new Error(
+      `cannot open the SQLite audit store at ${options.path}: ${(error as Error).message} (in a container with a read-only root filesystem, set audit.sinks[].path to a mounted volume)`,
+      { cause: error },
+    );
   }
 
   const writer = options.readOnly === true ? undefined : startWriter(options.path);
@@ -205,7 +208,8 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     writer: options.writer,
     maxBatch: options.maxBatch,
     loadHead: async () => {
-      const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as { seq: number; hash: string } | undefined;
+      const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
+        { seq: number; hash: string } | undefined;
       return row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink);
     },
     write: async (entries) => {
@@ -252,12 +256,17 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
       const rows = db.prepare(sql).all(...params) as Array<{ id: number; phase: 'decision' | 'final'; record: string }>;
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
-      return { records: page.map((r) => parseRecord(r.record, r.phase)), nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined };
+      return {
+        records: page.map((r) => parseRecord(r.record, r.phase)),
+        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
+      };
     },
     async summary(query): Promise<SummaryRow[]> {
       const { where, params } = conditions(query);
       const rows = db
-        .prepare(`SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`)
+        .prepare(
+          `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`,
+        )
         .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number }>;
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
     },
@@ -267,19 +276,25 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
       return rows.map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}): Promise<VerifyResult> {
-      return verifyPaged(async (after, limit, { from, to }) => {
-        const conditions: string[] = [];
-        const params: SqlValue[] = [];
-        if (after !== undefined) {
-          conditions.push('(writer > ? OR (writer = ? AND seq > ?))');
-          params.push(after.writer, after.writer, after.seq);
-        }
-        if (from !== undefined) conditions.push(`written_ms >= ${Number(from)}`);
-        if (to !== undefined) conditions.push(`written_ms < ${Number(to)}`);
-        const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-        const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<Record<string, unknown>>;
-        return rows.map(rowToEntry);
-      }, range, async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>).map((r) => Number(r.id)));
+      return verifyPaged(
+        async (after, limit, { from, to }) => {
+          const conditions: string[] = [];
+          const params: SqlValue[] = [];
+          if (after !== undefined) {
+            conditions.push('(writer > ? OR (writer = ? AND seq > ?))');
+            params.push(after.writer, after.writer, after.seq);
+          }
+          if (from !== undefined) conditions.push(`written_ms >= ${Number(from)}`);
+          if (to !== undefined) conditions.push(`written_ms < ${Number(to)}`);
+          const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+          const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<
+            Record<string, unknown>
+          >;
+          return rows.map(rowToEntry);
+        },
+        range,
+        async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>).map((r) => Number(r.id)),
+      );
     },
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;

@@ -117,7 +117,8 @@ function postgresBackend(): Backend {
   const table = `audit_${Math.random().toString(36).slice(2, 10)}`;
   return {
     name: 'postgres',
-    open: (writer = 'replica-a') => openPostgresStore({ url: (postgres as TestPostgres).url, table, maxConnections: 4, writer, maxBatch: 500 }),
+    open: (writer = 'replica-a') =>
+      openPostgresStore({ url: (postgres as TestPostgres).url, table, maxConnections: 4, writer, maxBatch: 500 }),
     exec: async (sql) => {
       const client = new pg.Client({ connectionString: (postgres as TestPostgres).url });
       await client.connect();
@@ -177,13 +178,21 @@ describe.each([
     ['permission', { permission: 'aiplatform.customJobs.create' }, (_i, r) => r.permission === 'aiplatform.customJobs.create'],
     ['permission pattern', { permission: 'aiplatform.endpoints.*' }, (_i, r) => r.permission?.startsWith('aiplatform.endpoints.') === true],
     ['operation', { operation: 'endpoints.predict' }, (_i, r) => r.operation === 'endpoints.predict'],
-    ['resource', { resource: 'projects/p/locations/us-central1/endpoints/3' }, (_i, r) => r.resource === 'projects/p/locations/us-central1/endpoints/3'],
+    [
+      'resource',
+      { resource: 'projects/p/locations/us-central1/endpoints/3' },
+      (_i, r) => r.resource === 'projects/p/locations/us-central1/endpoints/3',
+    ],
     ['resource pattern', { resource: 'projects/p/locations/*/customJobs/*' }, (_i, r) => r.resource?.includes('/customJobs/') === true],
     ['decision', { decision: 'deny' }, (_i, r) => r.decision === 'deny'],
     ['status', { status: 403 }, (_i, r) => r.status === 403],
     ['rule', { rule: 'ml-train' }, (_i, r) => r.ruleId === 'ml-train'],
     ['from/to', { from: T0 + 100 * MINUTE, to: T0 + 250 * MINUTE }, (i) => i >= 100 && i < 250],
-    ['everything at once', { namespace: 'ml', decision: 'allow', permission: 'aiplatform.endpoints.*', from: T0, to: T0 + 2000 * MINUTE }, (i, r) => r.namespace === 'ml' && r.decision === 'allow' && r.operation === 'endpoints.predict' && i < 2000],
+    [
+      'everything at once',
+      { namespace: 'ml', decision: 'allow', permission: 'aiplatform.endpoints.*', from: T0, to: T0 + 2000 * MINUTE },
+      (i, r) => r.namespace === 'ml' && r.decision === 'allow' && r.operation === 'endpoints.predict' && i < 2000,
+    ],
   ])('filters by %s, across pages, newest first, each record once', async (_what, query, predicate) => {
     const { records, pages } = await all(store, query, 97);
     expect(records.length).toBe(expected(predicate));
@@ -213,8 +222,19 @@ describe.each([
     const rows = await store.summary({ from: T0, to: T0 + 600 * MINUTE });
     const total = rows.reduce((sum, r) => sum + r.count, 0);
     expect(total).toBe(600);
-    const row = rows.find((r) => r.principal === 'system:serviceaccount:ml:trainer' && r.permission === 'aiplatform.endpoints.predict' && r.decision === 'allow');
-    expect(row?.count).toBe(expected((i, r) => i < 600 && r.principal === 'system:serviceaccount:ml:trainer' && r.permission === 'aiplatform.endpoints.predict' && r.decision === 'allow'));
+    const row = rows.find(
+      (r) =>
+        r.principal === 'system:serviceaccount:ml:trainer' && r.permission === 'aiplatform.endpoints.predict' && r.decision === 'allow',
+    );
+    expect(row?.count).toBe(
+      expected(
+        (i, r) =>
+          i < 600 &&
+          r.principal === 'system:serviceaccount:ml:trainer' &&
+          r.permission === 'aiplatform.endpoints.predict' &&
+          r.decision === 'allow',
+      ),
+    );
   });
 
   it('shows one record per request: the final entry replaces the decision entry, an orphaned decision stays visible as incomplete', async () => {
@@ -263,14 +283,24 @@ describe.each([
 
     // seq 501 is request 500: denied. Turning it into an allow in the indexed column alone…
     await backend.exec(`UPDATE audit_entries SET decision = 'allow' WHERE writer = 'replica-a' AND seq = 501`);
-    expect(await store.verify()).toMatchObject({ ok: false, broken: { writer: 'replica-a', seq: 501, problem: expect.stringContaining('column decision') } });
+    expect(await store.verify()).toMatchObject({
+      ok: false,
+      broken: { writer: 'replica-a', seq: 501, problem: expect.stringContaining('column decision') },
+    });
     // …or in the stored record as well: the hash no longer matches.
-    await backend.exec(`UPDATE audit_entries SET record = replace(record, '"decision":"deny"', '"decision":"allow"') WHERE writer = 'replica-a' AND seq = 501`);
-    expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 501, problem: expect.stringContaining('hash does not match') } });
+    await backend.exec(
+      `UPDATE audit_entries SET record = replace(record, '"decision":"deny"', '"decision":"allow"') WHERE writer = 'replica-a' AND seq = 501`,
+    );
+    expect(await store.verify()).toMatchObject({
+      ok: false,
+      broken: { seq: 501, problem: expect.stringContaining('hash does not match') },
+    });
   });
 
   it('finds a deleted row as a gap in the chain', async () => {
-    await backend.exec(`UPDATE audit_entries SET decision = 'deny', record = replace(record, '"decision":"allow"', '"decision":"deny"') WHERE writer = 'replica-a' AND seq = 501`);
+    await backend.exec(
+      `UPDATE audit_entries SET decision = 'deny', record = replace(record, '"decision":"allow"', '"decision":"deny"') WHERE writer = 'replica-a' AND seq = 501`,
+    );
     expect((await store.verify()).ok).toBe(true);
     await backend.exec(`DELETE FROM audit_entries WHERE writer = 'replica-a' AND seq = 1000`);
     expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 1001, problem: expect.stringContaining('sequence gap') } });
@@ -287,7 +317,16 @@ describe.each([
   it('sums requests and tokens grouped by namespace and model (usage summary), over a range, biggest first', async () => {
     const U0 = T0 + 100_000 * MINUTE;
     const usage = (i: number, namespace: string, model: string, total: number, extra: Partial<AuditRecord> = {}) =>
-      record(i, { requestId: `usage-${i}`, time: new Date(U0 + i * 1000).toISOString(), namespace, principal: `system:serviceaccount:${namespace}:bot`, model, tokens: { prompt: total - 10, candidates: 10, total }, usageReported: true, ...extra });
+      record(i, {
+        requestId: `usage-${i}`,
+        time: new Date(U0 + i * 1000).toISOString(),
+        namespace,
+        principal: `system:serviceaccount:${namespace}:bot`,
+        model,
+        tokens: { prompt: total - 10, candidates: 10, total },
+        usageReported: true,
+        ...extra,
+      });
     await store.append([
       { phase: 'final', record: usage(1, 'ml', 'google/gemini-2.5-flash', 100) },
       { phase: 'final', record: usage(2, 'ml', 'google/gemini-2.5-flash', 50) },
@@ -298,9 +337,39 @@ describe.each([
     ]);
     const range = { from: U0, to: U0 + MINUTE };
     expect(await store.usageSummary(range, ['namespace', 'model'])).toEqual([
-      { namespace: 'ml', model: 'google/gemini-2.5-pro', requests: 1, promptTokens: 900, candidatesTokens: 0, thoughtsTokens: 90, cachedTokens: 0, toolTokens: 0, totalTokens: 1000 },
-      { namespace: 'ml', model: 'google/gemini-2.5-flash', requests: 2, promptTokens: 130, candidatesTokens: 20, thoughtsTokens: 0, cachedTokens: 0, toolTokens: 0, totalTokens: 150 },
-      { namespace: 'web', model: 'google/gemini-2.5-flash', requests: 2, promptTokens: 20, candidatesTokens: 10, thoughtsTokens: 0, cachedTokens: 0, toolTokens: 0, totalTokens: 30 },
+      {
+        namespace: 'ml',
+        model: 'google/gemini-2.5-pro',
+        requests: 1,
+        promptTokens: 900,
+        candidatesTokens: 0,
+        thoughtsTokens: 90,
+        cachedTokens: 0,
+        toolTokens: 0,
+        totalTokens: 1000,
+      },
+      {
+        namespace: 'ml',
+        model: 'google/gemini-2.5-flash',
+        requests: 2,
+        promptTokens: 130,
+        candidatesTokens: 20,
+        thoughtsTokens: 0,
+        cachedTokens: 0,
+        toolTokens: 0,
+        totalTokens: 150,
+      },
+      {
+        namespace: 'web',
+        model: 'google/gemini-2.5-flash',
+        requests: 2,
+        promptTokens: 20,
+        candidatesTokens: 10,
+        thoughtsTokens: 0,
+        cachedTokens: 0,
+        toolTokens: 0,
+        totalTokens: 30,
+      },
     ]);
     expect((await store.usageSummary({ ...range, namespace: 'ml' }, ['model'])).map((r) => [r.model, r.totalTokens])).toEqual([
       ['google/gemini-2.5-pro', 1000],
@@ -311,7 +380,6 @@ describe.each([
       ['system:serviceaccount:web:bot', 2, 30],
     ]);
   });
-
 });
 
 /** The first schema's full indexes (every entry, both phases; no open list), recreated to test the upgrade from it. */
@@ -339,7 +407,10 @@ describe.each([
   };
   const decision = (id: string) => ({ phase: 'decision' as const, record: record(2, { requestId: id, status: 0, decision: 'allow' }) });
   const final = (id: string) => ({ phase: 'final' as const, record: record(2, { requestId: id, status: 200, decision: 'allow' }) });
-  const listed = async (prefix: string) => (await backend.rows(`SELECT request_id FROM audit_entries_open WHERE request_id LIKE '${prefix}%' ORDER BY request_id`)).map((r) => r.request_id);
+  const listed = async (prefix: string) =>
+    (await backend.rows(`SELECT request_id FROM audit_entries_open WHERE request_id LIKE '${prefix}%' ORDER BY request_id`)).map(
+      (r) => r.request_id,
+    );
   const shown = async (store: AuditStore, prefix: string) =>
     (await store.query({}, 100)).records
       .filter((r) => r.requestId.startsWith(prefix))
@@ -375,10 +446,16 @@ describe.each([
     // Removed from the list, open-b would vanish from queries: verify names it.
     await backend.exec(`DELETE FROM audit_entries_open WHERE request_id = 'open-b'`);
     expect(await shown(store, 'open-')).toEqual([['open-a', true]]);
-    expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 2, problem: expect.stringContaining('missing from the open list') } });
+    expect(await store.verify()).toMatchObject({
+      ok: false,
+      broken: { seq: 2, problem: expect.stringContaining('missing from the open list') },
+    });
     // Listing open-a again would show it twice.
     await backend.exec(`INSERT INTO audit_entries_open (request_id, id) SELECT request_id, id FROM audit_entries WHERE phase = 'decision'`);
-    expect(await store.verify()).toMatchObject({ ok: false, broken: { seq: 1, problem: expect.stringContaining('still on the open list') } });
+    expect(await store.verify()).toMatchObject({
+      ok: false,
+      broken: { seq: 1, problem: expect.stringContaining('still on the open list') },
+    });
     await backend.exec(`DELETE FROM audit_entries_open WHERE request_id = 'open-a'`);
     expect(await store.verify()).toMatchObject({ ok: true });
 
@@ -393,11 +470,30 @@ describe.each([
     await store.append([final('old-1'), final('old-2')]);
     await store.close();
     stores.length = 0;
-    for (const column of ['model', 'prompt_tokens', 'candidates_tokens', 'thoughts_tokens', 'cached_tokens', 'tool_tokens', 'total_tokens']) {
+    for (const column of [
+      'model',
+      'prompt_tokens',
+      'candidates_tokens',
+      'thoughts_tokens',
+      'cached_tokens',
+      'tool_tokens',
+      'total_tokens',
+    ]) {
       await backend.exec(`ALTER TABLE audit_entries DROP COLUMN ${column}`);
     }
     store = await open();
-    await store.append([{ phase: 'final', record: record(2, { requestId: 'new-1', status: 200, decision: 'allow', model: 'google/gemini-2.5-flash', tokens: { prompt: 3, total: 7 } }) }]);
+    await store.append([
+      {
+        phase: 'final',
+        record: record(2, {
+          requestId: 'new-1',
+          status: 200,
+          decision: 'allow',
+          model: 'google/gemini-2.5-flash',
+          tokens: { prompt: 3, total: 7 },
+        }),
+      },
+    ]);
     expect(await store.verify()).toMatchObject({ ok: true, entries: 3 });
     const rows = await store.usageSummary({}, ['model']);
     expect(rows.find((r) => r.model === 'google/gemini-2.5-flash')).toMatchObject({ requests: 1, promptTokens: 3, totalTokens: 7 });
@@ -422,8 +518,12 @@ describe.each([
     expect(await listed('up-')).toEqual(['up-2']);
     const indexes =
       name === 'sqlite'
-        ? await backend.rows(`SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'audit_entries_%' AND name NOT LIKE 'sqlite_%'`)
-        : await backend.rows(`SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname LIKE 'audit_entries_%' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'`);
+        ? await backend.rows(
+            `SELECT name FROM sqlite_master WHERE type = 'index' AND name LIKE 'audit_entries_%' AND name NOT LIKE 'sqlite_%'`,
+          )
+        : await backend.rows(
+            `SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname LIKE 'audit_entries_%' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'`,
+          );
     const suffixes = indexes.map((r) => /_(f_[a-z]+|written)$/.exec(String(r.name))?.[1] ?? String(r.name));
     expect(suffixes.sort()).toEqual([...NEW_INDEXES, 'written'].sort());
     expect(await shown(store, 'up-')).toEqual([
@@ -444,7 +544,12 @@ describe('group commit', () => {
   it('packs concurrent appends into few transactions, and a failed transaction leaves no hole in the chain', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-audit-gc-'));
     const batches: number[] = [];
-    const store = openSqliteStore({ path: join(dir, 'a.db'), writer: 'w', maxBatch: 500, onBatch: (_k, size, _s, ok) => ok && batches.push(size) });
+    const store = openSqliteStore({
+      path: join(dir, 'a.db'),
+      writer: 'w',
+      maxBatch: 500,
+      onBatch: (_k, size, _s, ok) => ok && batches.push(size),
+    });
     await Promise.all(Array.from({ length: 1000 }, (_, i) => store.append([{ phase: 'final', record: record(i) }])));
     expect(batches.reduce((a, b) => a + b, 0)).toBe(1000);
     expect(batches.length).toBeLessThanOrEqual(4);

@@ -71,8 +71,18 @@ export const TOKEN_COLUMNS = [
 ] as const;
 
 export const COLUMN_NAMES = [
-  'request_id', 'time_ms', 'principal', 'namespace', 'operation', 'permission', 'resource', 'decision', 'rule_id', 'status',
-  'model', ...TOKEN_COLUMNS.map(([column]) => column),
+  'request_id',
+  'time_ms',
+  'principal',
+  'namespace',
+  'operation',
+  'permission',
+  'resource',
+  'decision',
+  'rule_id',
+  'status',
+  'model',
+  ...TOKEN_COLUMNS.map(([column]) => column),
 ] as const;
 
 export function indexedColumns(record: AuditRecord, phase: EntryPhase): IndexedColumns {
@@ -272,7 +282,16 @@ export class GroupCommitter {
           seq += 1;
           const recordJson = JSON.stringify(record);
           const hash = entryHash(prev, this.#writer, seq, phase, writtenMs, recordJson);
-          const entry: ChainedEntry = { writer: this.#writer, seq, phase, writtenMs, prevHash: prev, hash, recordJson, columns: indexedColumns(record, phase) };
+          const entry: ChainedEntry = {
+            writer: this.#writer,
+            seq,
+            phase,
+            writtenMs,
+            prevHash: prev,
+            hash,
+            recordJson,
+            columns: indexedColumns(record, phase),
+          };
           prev = hash;
           return entry;
         });
@@ -363,12 +382,12 @@ export function decodeCursor(cursor: string): number {
 function entryProblem(entry: StoredEntry, previous: StoredEntry | undefined): string | undefined {
   if (previous !== undefined) {
     if (entry.seq !== previous.seq + 1) return `sequence gap: ${previous.seq} is followed by ${entry.seq} (entries removed)`;
-    if (entry.prevHash !== previous.hash) return 'prev_hash does not match the previous entry\'s hash';
+    if (entry.prevHash !== previous.hash) return "prev_hash does not match the previous entry's hash";
   } else if (entry.seq === 1 && entry.prevHash !== GENESIS_HASH) {
     return 'the first entry does not start from the genesis hash';
   }
   const expected = entryHash(entry.prevHash, entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.recordJson);
-  if (expected !== entry.hash) return 'hash does not match the entry\'s content (entry modified)';
+  if (expected !== entry.hash) return "hash does not match the entry's content (entry modified)";
   let record: AuditRecord;
   try {
     record = JSON.parse(entry.recordJson) as AuditRecord;
@@ -388,7 +407,11 @@ export function parseRecord(json: string, phase: EntryPhase): StoredRecord {
 }
 
 /** Pages of entries ordered by (writer, seq), after the given key, within a written-time range. */
-export type EntryPager = (after: { writer: string; seq: number } | undefined, limit: number, range: { from?: number; to?: number }) => Promise<StoredEntry[]>;
+export type EntryPager = (
+  after: { writer: string; seq: number } | undefined,
+  limit: number,
+  range: { from?: number; to?: number },
+) => Promise<StoredEntry[]>;
 
 /**
  * Entries written this long before the open list was read had committed by
@@ -405,7 +428,11 @@ const SETTLED_MS = 60_000;
  * not show it), and one with a final entry must not be (else they would show
  * the request twice).
  */
-export async function verifyPaged(page: EntryPager, range: { from?: number; to?: number } = {}, openList?: () => Promise<number[]>): Promise<VerifyResult> {
+export async function verifyPaged(
+  page: EntryPager,
+  range: { from?: number; to?: number } = {},
+  openList?: () => Promise<number[]>,
+): Promise<VerifyResult> {
   const PAGE = 5000;
   const settled = Date.now() - SETTLED_MS;
   const open = range.from === undefined && range.to === undefined && openList !== undefined ? new Set(await openList()) : undefined;
@@ -415,10 +442,16 @@ export async function verifyPaged(page: EntryPager, range: { from?: number; to?:
   let entries = 0;
   // Decision entries of the current writer still waiting for their final entry: requests in flight, about as many as concurrency.
   let waiting = new Map<string, StoredEntry>();
-  const broken = (entry: StoredEntry, problem: string): VerifyResult => ({ ok: false, writers, entries, broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem } });
+  const broken = (entry: StoredEntry, problem: string): VerifyResult => ({
+    ok: false,
+    writers,
+    entries,
+    broken: { writer: entry.writer, seq: entry.seq, id: entry.id, problem },
+  });
   const unlisted = (): VerifyResult | undefined => {
     for (const decision of waiting.values()) {
-      if (decision.writtenMs < settled && !open?.has(decision.id)) return broken(decision, 'decision entry without a final entry is missing from the open list (queries do not show it)');
+      if (decision.writtenMs < settled && !open?.has(decision.id))
+        return broken(decision, 'decision entry without a final entry is missing from the open list (queries do not show it)');
     }
     return undefined;
   };
@@ -440,7 +473,11 @@ export async function verifyPaged(page: EntryPager, range: { from?: number; to?:
         else if (entry.columns.decision === 'allow') {
           const decision = waiting.get(entry.columns.request_id);
           waiting.delete(entry.columns.request_id);
-          if (decision !== undefined && entry.writtenMs < settled && open.has(decision.id)) return broken(decision, 'decision entry is still on the open list although its final entry exists (queries show the request twice)');
+          if (decision !== undefined && entry.writtenMs < settled && open.has(decision.id))
+            return broken(
+              decision,
+              'decision entry is still on the open list although its final entry exists (queries show the request twice)',
+            );
         }
       }
       previous = entry;
@@ -478,12 +515,17 @@ export function tableColumns(dialect: 'sqlite' | 'postgres'): string {
 }
 
 /** Columns added after the first schemas (usage): created with new tables, added to old ones by {@link addedColumnStatements}. */
-export const ADDED_COLUMNS: ReadonlyArray<readonly [string, 'TEXT' | 'big']> = [['model', 'TEXT'], ...TOKEN_COLUMNS.map(([column]) => [column, 'big'] as const)];
+export const ADDED_COLUMNS: ReadonlyArray<readonly [string, 'TEXT' | 'big']> = [
+  ['model', 'TEXT'],
+  ...TOKEN_COLUMNS.map(([column]) => [column, 'big'] as const),
+];
 
 /** ALTER TABLE statements for the added columns a table lacks (`existing`: its column names). */
 export function addedColumnStatements(table: string, dialect: 'sqlite' | 'postgres', existing: ReadonlySet<string>): string[] {
   const big = dialect === 'sqlite' ? 'INTEGER' : 'BIGINT';
-  return ADDED_COLUMNS.filter(([name]) => !existing.has(name)).map(([name, type]) => `ALTER TABLE ${table} ADD COLUMN ${name} ${type === 'big' ? big : type}`);
+  return ADDED_COLUMNS.filter(([name]) => !existing.has(name)).map(
+    ([name, type]) => `ALTER TABLE ${table} ADD COLUMN ${name} ${type === 'big' ? big : type}`,
+  );
 }
 
 /**
@@ -560,7 +602,9 @@ export function legacyMarkerIndex(table: string): string {
 export function legacyMigrationStatements(table: string): string[] {
   return [
     `INSERT INTO ${openTable(table)} (request_id, id) SELECT e.request_id, e.id FROM ${table} e WHERE e.phase = 'decision' AND NOT EXISTS (SELECT 1 FROM ${table} f WHERE f.request_id = e.request_id AND f.phase = 'final')`,
-    ...['time', 'principal', 'namespace', 'permission', 'resource', 'rule', 'request'].map((name) => `DROP INDEX IF EXISTS ${table}_${name}`),
+    ...['time', 'principal', 'namespace', 'permission', 'resource', 'rule', 'request'].map(
+      (name) => `DROP INDEX IF EXISTS ${table}_${name}`,
+    ),
   ];
 }
 
@@ -579,8 +623,30 @@ export const INSERT_COLUMNS = ['writer', 'seq', 'phase', 'written_ms', 'prev_has
 export function insertValues(entry: ChainedEntry): unknown[] {
   const c = entry.columns;
   return [
-    entry.writer, entry.seq, entry.phase, entry.writtenMs, entry.prevHash, entry.hash, c.request_id, c.time_ms, c.principal, c.namespace, c.operation, c.permission, c.resource, c.decision, c.rule_id, c.status,
-    c.model, c.prompt_tokens, c.candidates_tokens, c.thoughts_tokens, c.cached_tokens, c.tool_tokens, c.total_tokens, entry.recordJson,
+    entry.writer,
+    entry.seq,
+    entry.phase,
+    entry.writtenMs,
+    entry.prevHash,
+    entry.hash,
+    c.request_id,
+    c.time_ms,
+    c.principal,
+    c.namespace,
+    c.operation,
+    c.permission,
+    c.resource,
+    c.decision,
+    c.rule_id,
+    c.status,
+    c.model,
+    c.prompt_tokens,
+    c.candidates_tokens,
+    c.thoughts_tokens,
+    c.cached_tokens,
+    c.tool_tokens,
+    c.total_tokens,
+    entry.recordJson,
   ];
 }
 

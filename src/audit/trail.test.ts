@@ -8,7 +8,8 @@ import type { AuditRecord } from './record.js';
 import type { AuditSettings } from './settings.js';
 import { openAuditTrail } from './trail.js';
 
-const record = (i: number) => ({ time: new Date(0).toISOString(), requestId: `r${i}`, decision: 'allow', status: 200 }) as unknown as AuditRecord;
+const record = (i: number) =>
+  ({ time: new Date(0).toISOString(), requestId: `r${i}`, decision: 'allow', status: 200 }) as unknown as AuditRecord;
 
 describe('audit trail', () => {
   it('bounds the queue of records waiting for the store: overflow is dropped, counted and logged', async () => {
@@ -17,8 +18,14 @@ describe('audit trail', () => {
     const logger = pino({}, new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) }));
     const counts = { dropped: 0, written: 0 };
     const settings: AuditSettings = {
-      durability: 'relaxed', stdout: false, stores: [{ type: 'sqlite', path: join(dir, 'a.db') }], replicaId: 'w',
-      retentionMs: 0, retentionIntervalMs: 3_600_000, maxBatch: 100, maxQueue: 10,
+      durability: 'relaxed',
+      stdout: false,
+      stores: [{ type: 'sqlite', path: join(dir, 'a.db') }],
+      replicaId: 'w',
+      retentionMs: 0,
+      retentionIntervalMs: 3_600_000,
+      maxBatch: 100,
+      maxQueue: 10,
     };
     const trail = await openAuditTrail(settings, logger, {
       batch: (_store, size, _s, ok) => ok && (counts.written += size),
@@ -37,7 +44,16 @@ describe('audit trail', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-trail-'));
     let refused = 0;
     const trail = await openAuditTrail(
-      { durability: 'strict', stdout: false, stores: [{ type: 'sqlite', path: join(dir, 'a.db') }], replicaId: 'w', retentionMs: 0, retentionIntervalMs: 3_600_000, maxBatch: 100, maxQueue: 10 },
+      {
+        durability: 'strict',
+        stdout: false,
+        stores: [{ type: 'sqlite', path: join(dir, 'a.db') }],
+        replicaId: 'w',
+        retentionMs: 0,
+        retentionIntervalMs: 3_600_000,
+        maxBatch: 100,
+        maxQueue: 10,
+      },
       pino({ level: 'silent' }),
       { batch: () => undefined, refused: () => (refused += 1), dropped: () => undefined },
     );
@@ -53,7 +69,16 @@ describe('audit trail', () => {
 
   it('retention deletes records older than the configured age when it sweeps', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-trail-'));
-    const base: AuditSettings = { durability: 'relaxed', stdout: false, stores: [{ type: 'sqlite', path: join(dir, 'a.db') }], replicaId: 'w', retentionMs: 0, retentionIntervalMs: 3_600_000, maxBatch: 100, maxQueue: 100 };
+    const base: AuditSettings = {
+      durability: 'relaxed',
+      stdout: false,
+      stores: [{ type: 'sqlite', path: join(dir, 'a.db') }],
+      replicaId: 'w',
+      retentionMs: 0,
+      retentionIntervalMs: 3_600_000,
+      maxBatch: 100,
+      maxQueue: 100,
+    };
     const silent = pino({ level: 'silent' });
     const metrics = { batch: () => undefined, refused: () => undefined, dropped: () => undefined };
     const keep = await openAuditTrail(base, silent, metrics);

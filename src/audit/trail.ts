@@ -40,11 +40,24 @@ export interface AuditTrail {
   close(graceMs?: number): Promise<void>;
 }
 
-export async function openStore(settings: AuditStoreSettings, writer: string, maxBatch: number, hooks: StoreHooks & { onError?: (error: unknown) => void }): Promise<AuditStore> {
+export async function openStore(
+  settings: AuditStoreSettings,
+  writer: string,
+  maxBatch: number,
+  hooks: StoreHooks & { onError?: (error: unknown) => void },
+): Promise<AuditStore> {
   if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, ...hooks });
   // The PostgreSQL client is loaded only with a PostgreSQL sink.
   const { openPostgresStore } = await import('./postgres.js');
-  return openPostgresStore({ url: settings.url, urlFile: settings.urlFile, table: settings.table, maxConnections: settings.maxConnections, writer, maxBatch, ...hooks });
+  return openPostgresStore({
+    url: settings.url,
+    urlFile: settings.urlFile,
+    table: settings.table,
+    maxConnections: settings.maxConnections,
+    writer,
+    maxBatch,
+    ...hooks,
+  });
 }
 
 const RETRY_DELAY_MS = 1000;
@@ -57,7 +70,8 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
       stores.push(
         await openStore(store, settings.replicaId, settings.maxBatch, {
           onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
-          onError: (error) => logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
+          onError: (error) =>
+            logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
         }),
       );
     }

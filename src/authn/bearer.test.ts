@@ -61,9 +61,12 @@ describe('bearerCacheCandidate (the cache lookup before strict parsing)', () => 
     );
   });
 
-  it.each([[undefined], [''], ['Bearer'], ['Basic dXNlcjpwYXNz'], ['Bearerx aaa.bbb.ccc'], [['Bearer a.b.c', 'Bearer d.e.f']]])('has no candidate for %j', (header) => {
-    expect(bearerCacheCandidate(header as string | undefined)).toBeUndefined();
-  });
+  it.each([[undefined], [''], ['Bearer'], ['Basic dXNlcjpwYXNz'], ['Bearerx aaa.bbb.ccc'], [['Bearer a.b.c', 'Bearer d.e.f']]])(
+    'has no candidate for %j',
+    (header) => {
+      expect(bearerCacheCandidate(header as string | undefined)).toBeUndefined();
+    },
+  );
 
   it('passes odd token text through unchecked: only a verified token can hit the cache, the rest goes to parseBearer', () => {
     expect(bearerCacheCandidate('Bearer  aaa.bbb.ccc')).toBe(' aaa.bbb.ccc');

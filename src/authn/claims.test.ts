@@ -52,8 +52,16 @@ describe('toKubernetesPrincipal', () => {
     ['a subject that is not a service account', { sub: 'admin' }, 'subject-not-service-account'],
     ['a subject with extra parts', { sub: 'system:serviceaccount:ml:trainer:x' }, 'subject-not-service-account'],
     ['no kubernetes.io claim', { 'kubernetes.io': undefined }, 'missing-kubernetes-claim'],
-    ['a namespace that disagrees with sub', { 'kubernetes.io': { ...ksa['kubernetes.io'], namespace: 'kube-system' } }, 'kubernetes-claim-mismatch'],
-    ['a service account that disagrees with sub', { 'kubernetes.io': { ...ksa['kubernetes.io'], serviceaccount: { name: 'admin', uid: 'x' } } }, 'kubernetes-claim-mismatch'],
+    [
+      'a namespace that disagrees with sub',
+      { 'kubernetes.io': { ...ksa['kubernetes.io'], namespace: 'kube-system' } },
+      'kubernetes-claim-mismatch',
+    ],
+    [
+      'a service account that disagrees with sub',
+      { 'kubernetes.io': { ...ksa['kubernetes.io'], serviceaccount: { name: 'admin', uid: 'x' } } },
+      'kubernetes-claim-mismatch',
+    ],
   ])('refuses %s', (_title, override, reason) => {
     expect(code(() => toKubernetesPrincipal({ ...ksa, ...override } as never, 'cluster'))).toBe(reason);
   });

@@ -29,7 +29,11 @@ function invalidClaims(message: string, reason: string) {
  */
 export function toKubernetesPrincipal(payload: JWTPayload, issuerName: string): KubernetesPrincipal {
   const match = typeof payload.sub === 'string' ? SA_SUBJECT.exec(payload.sub) : null;
-  if (!match) throw invalidClaims('The token subject is not a Kubernetes service account (system:serviceaccount:NAMESPACE:NAME).', 'subject-not-service-account');
+  if (!match)
+    throw invalidClaims(
+      'The token subject is not a Kubernetes service account (system:serviceaccount:NAMESPACE:NAME).',
+      'subject-not-service-account',
+    );
   const namespace = match[1] as string;
   const serviceAccount = match[3] as string;
   const claim = payload['kubernetes.io'] as KubernetesClaim | undefined;
@@ -64,6 +68,17 @@ export function toGooglePrincipal(payload: JWTPayload, issuerName: string): Goog
   if (typeof payload.sub !== 'string' || payload.sub === '') throw invalidClaims('The token has no subject.', 'missing-subject');
   if (typeof payload.email !== 'string' || payload.email === '') throw invalidClaims('The token has no email claim.', 'missing-email');
   if (payload.email_verified !== true) throw invalidClaims('The token email is not verified.', 'email-not-verified');
-  const audiences = Array.isArray(payload.aud) ? payload.aud.filter((a): a is string => typeof a === 'string') : typeof payload.aud === 'string' ? [payload.aud] : [];
-  return { kind: 'google', issuer: issuerName, subject: payload.sub, email: payload.email, audiences, expiresAt: (payload.exp as number) * 1000 };
+  const audiences = Array.isArray(payload.aud)
+    ? payload.aud.filter((a): a is string => typeof a === 'string')
+    : typeof payload.aud === 'string'
+      ? [payload.aud]
+      : [];
+  return {
+    kind: 'google',
+    issuer: issuerName,
+    subject: payload.sub,
+    email: payload.email,
+    audiences,
+    expiresAt: (payload.exp as number) * 1000,
+  };
 }

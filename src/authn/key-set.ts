@@ -121,7 +121,10 @@ export class IssuerKeySet {
       // minRefreshInterval, as the background refresh makes likely): the key cannot be checked. Not the
       // caller's fault, so not 401 — fail closed with 503. Whether this request got to ask does not matter.
       if (this.#lastFailedAt === this.#lastAttemptAt) {
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', { reason: 'issuer-keys-unavailable', cause: error });
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
+          reason: 'issuer-keys-unavailable',
+          cause: error,
+        });
       }
       if (!refetched) throw error;
       return this.#resolver(header, token);
@@ -187,7 +190,11 @@ export class IssuerKeySet {
     // A key the issuer withdrew may have been compromised: tokens it signed must not live on in a cache.
     if (removed.size > 0) this.#options.onKeysRemoved?.(removed);
     this.#lastSuccessAt = this.#now();
-    this.#nextRefreshMs = clamp(maxAgeMs ?? this.#options.refreshIntervalMs, this.#options.minRefreshIntervalMs, this.#options.refreshIntervalMs);
+    this.#nextRefreshMs = clamp(
+      maxAgeMs ?? this.#options.refreshIntervalMs,
+      this.#options.minRefreshIntervalMs,
+      this.#options.refreshIntervalMs,
+    );
   }
 
   async #getJson(url: string): Promise<{ body: unknown; maxAgeMs: number | undefined }> {

@@ -51,14 +51,20 @@ const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
 export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewer {
   const api = options.kubeConfig.makeApiClient(AuthenticationV1Api);
-  const slots = new ConcurrencyLimit({ limit: options.maxConcurrent, maxWaiting: options.maxConcurrent * WAITING_PER_SLOT, maxWaitMs: options.timeoutMs });
+  const slots = new ConcurrencyLimit({
+    limit: options.maxConcurrent,
+    maxWaiting: options.maxConcurrent * WAITING_PER_SLOT,
+    maxWaitMs: options.timeoutMs,
+  });
   return {
     async review(token, audiences, principal) {
       let result: V1TokenReview;
       try {
         result = await slots.run(() =>
           withTimeout(
-            api.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } } }),
+            api.createTokenReview({
+              body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } },
+            }),
             options.timeoutMs,
             'TokenReview',
           ),
@@ -66,7 +72,10 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
       } catch (cause) {
         if (cause instanceof LimitExceeded) {
           options.onReview?.('busy');
-          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', { cause, reason: 'token-review-busy' });
+          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
+            cause,
+            reason: 'token-review-busy',
+          });
         }
         options.onReview?.('error');
         // ApiException carries the response body, which echoes the token: keep only the status.
@@ -88,14 +97,19 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
 export function check(result: V1TokenReview, principal: KubernetesPrincipal): ProxyError | undefined {
   const status = result.status;
   const reject = (why: string) =>
-    unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The Kubernetes API server no longer accepts this token (its pod or service account may have been deleted).', {
-      reason: 'token-review-rejected',
-      cause: new Error(why),
-    });
+    unauthenticated(
+      'ERR_AUTHN_INVALID_TOKEN',
+      'The Kubernetes API server no longer accepts this token (its pod or service account may have been deleted).',
+      {
+        reason: 'token-review-rejected',
+        cause: new Error(why),
+      },
+    );
   // On failure the API server omits `authenticated` (Go omitempty), so anything but a literal true refuses.
   if (status?.authenticated !== true) return reject(`TokenReview: not authenticated: ${status?.error ?? 'no error given'}`);
   if (status.user?.username !== principal.subject) return reject('TokenReview: user differs from the token subject');
   const podUid = status.user?.extra?.[POD_UID]?.[0];
-  if (principal.pod !== undefined && podUid !== undefined && podUid !== principal.pod.uid) return reject('TokenReview: pod UID differs from the token');
+  if (principal.pod !== undefined && podUid !== undefined && podUid !== principal.pod.uid)
+    return reject('TokenReview: pod UID differs from the token');
   return undefined;
 }

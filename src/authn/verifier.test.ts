@@ -83,14 +83,39 @@ describe('TokenVerifier', () => {
   it.each([
     ['an expired token', () => token({ iat: Math.floor(Date.now() / 1000) - 7200, expiresIn: 3600 }), 'token-expired'],
     ['a token not valid yet', () => token({ nbf: Math.floor(Date.now() / 1000) + 600 }), 'token-not-yet-valid'],
-    ['a token issued in the future', () => token({ iat: Math.floor(Date.now() / 1000) + 600, nbf: Math.floor(Date.now() / 1000) - 10 }), 'issued-in-future'],
+    [
+      'a token issued in the future',
+      () => token({ iat: Math.floor(Date.now() / 1000) + 600, nbf: Math.floor(Date.now() / 1000) - 10 }),
+      'issued-in-future',
+    ],
     ['a wrong audience', () => token({ audience: 'https://kubernetes.default.svc' }), 'wrong-audience'],
-    ['a foreign issuer', () => other.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'untrusted-issuer'],
-    ['a foreign signing key with a published kid', () => cluster.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'bad-signature'],
+    [
+      'a foreign issuer',
+      () => other.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }),
+      'untrusted-issuer',
+    ],
+    [
+      'a foreign signing key with a published kid',
+      () => cluster.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }),
+      'bad-signature',
+    ],
     ['alg none', () => cluster.signRaw({ alg: 'none', kid: cluster.currentKey.kid }, claims(), null), 'algorithm-not-allowed'],
-    ['HS256 signed with the public key bytes', () => cluster.signRaw({ alg: 'HS256', kid: cluster.currentKey.kid }, claims(), new TextEncoder().encode(JSON.stringify(cluster.currentKey.jwk))), 'algorithm-not-allowed'],
+    [
+      'HS256 signed with the public key bytes',
+      () =>
+        cluster.signRaw(
+          { alg: 'HS256', kid: cluster.currentKey.kid },
+          claims(),
+          new TextEncoder().encode(JSON.stringify(cluster.currentKey.jwk)),
+        ),
+      'algorithm-not-allowed',
+    ],
     ['a lifetime longer than the maximum', () => token({ expiresIn: 72 * 3600 }), 'lifetime-too-long'],
-    ['a subject that disagrees with the kubernetes.io claim', () => token({ overrideClaims: { sub: 'system:serviceaccount:kube-system:admin' } }), 'kubernetes-claim-mismatch'],
+    [
+      'a subject that disagrees with the kubernetes.io claim',
+      () => token({ overrideClaims: { sub: 'system:serviceaccount:kube-system:admin' } }),
+      'kubernetes-claim-mismatch',
+    ],
     ['garbage', () => 'not.a.jwt', 'malformed-token'],
   ])('refuses %s with 401', async (_title, make, reason) => {
     const v = await verifier();
@@ -114,7 +139,9 @@ describe('TokenVerifier', () => {
     const v = await verifier({ jwksMinRefreshIntervalMs: 60_000, now: () => now });
     const flood = () =>
       Promise.all(
-        Array.from({ length: 50 }, (_, i) => refusal(v, cluster.signRaw({ alg: 'RS256', kid: `random-${now}-${i}` }, claims(), cluster.currentKey))),
+        Array.from({ length: 50 }, (_, i) =>
+          refusal(v, cluster.signRaw({ alg: 'RS256', kid: `random-${now}-${i}` }, claims(), cluster.currentKey)),
+        ),
       );
     const before = cluster.jwksRequests;
     const first = await flood();
@@ -137,7 +164,7 @@ describe('TokenVerifier', () => {
     }
   });
 
-  it('refuses an unknown kid with 503 while the issuer\'s latest fetch failed, even when this request may not refetch', async () => {
+  it("refuses an unknown kid with 503 while the issuer's latest fetch failed, even when this request may not refetch", async () => {
     let now = Date.now();
     const v = await verifier({ jwksMinRefreshIntervalMs: 60_000, now: () => now });
     cluster.setJwksAvailable(false);
@@ -235,7 +262,10 @@ describe('TokenVerifier revocation hooks', () => {
   it('runs the admit check on cache hits: a refused principal is evicted, and evict() drops matching entries', async () => {
     const revoked = new Set<string>();
     const v = await verifier({
-      admit: (p) => (p.kind === 'kubernetes' && p.uid !== undefined && revoked.has(p.uid) ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'gone', { reason: 'service-account-deleted' }) : undefined),
+      admit: (p) =>
+        p.kind === 'kubernetes' && p.uid !== undefined && revoked.has(p.uid)
+          ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'gone', { reason: 'service-account-deleted' })
+          : undefined,
     });
     const first = token({ serviceAccount: 'a' });
     const second = token({ serviceAccount: 'b' });

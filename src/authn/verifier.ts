@@ -117,7 +117,12 @@ export class TokenVerifier {
 
   /** Per issuer: whether its keys are loaded. */
   keyStatus(): Array<{ issuer: string; ready: boolean; ageMs: number | undefined; keyIds: readonly string[] }> {
-    return [...this.#issuers.values()].map((i) => ({ issuer: i.settings.name, ready: i.keys.ready, ageMs: i.keys.ageMs, keyIds: i.keys.keyIds }));
+    return [...this.#issuers.values()].map((i) => ({
+      issuer: i.settings.name,
+      ready: i.keys.ready,
+      ageMs: i.keys.ageMs,
+      keyIds: i.keys.keyIds,
+    }));
   }
 
   get cacheSize(): number {
@@ -274,7 +279,8 @@ export class TokenVerifier {
     if (exp - iat > settings.maxTokenLifetimeSec) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token lifetime exceeds the accepted maximum.', { reason: 'lifetime-too-long' });
     }
-    const principal = settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
+    const principal =
+      settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
     this.#signedBy.set(principal, { issuer: settings.issuer, key: kid ?? NO_KID });
     return principal;
   }

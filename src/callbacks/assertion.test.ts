@@ -6,7 +6,13 @@ import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { describe, expect, it } from 'vitest';
 import { AssertionSigner } from './assertion.js';
 
-const claims = { audience: 'http://trainer.ml.svc:8080', email: 'svc@p.iam.gserviceaccount.com', subject: '105271527809661757734', route: '/callbacks/training', requestId: 'req-1' };
+const claims = {
+  audience: 'http://trainer.ml.svc:8080',
+  email: 'svc@p.iam.gserviceaccount.com',
+  subject: '105271527809661757734',
+  route: '/callbacks/training',
+  requestId: 'req-1',
+};
 const NOW = Date.UTC(2026, 10, 27, 12, 0, 0);
 
 function tempFile(name: string, text: string): string {
@@ -26,13 +32,25 @@ describe('AssertionSigner', () => {
     expect(jwks.keys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', kid: signer.kid, alg: 'ES256', use: 'sig' });
     expect(jwks.keys[0]).not.toHaveProperty('d');
     const { payload } = await jwtVerify(token, createLocalJWKSet(jwks as never), {
-      issuer: 'kube-vertex-proxy', audience: claims.audience, algorithms: ['ES256'], currentDate: new Date(NOW + 30_000),
+      issuer: 'kube-vertex-proxy',
+      audience: claims.audience,
+      algorithms: ['ES256'],
+      currentDate: new Date(NOW + 30_000),
     });
     expect(payload).toEqual({
-      iss: 'kube-vertex-proxy', aud: claims.audience, sub: claims.subject, email: claims.email, route: claims.route, request_id: 'req-1', jti: 'req-1',
-      iat: NOW / 1000, exp: NOW / 1000 + 60,
+      iss: 'kube-vertex-proxy',
+      aud: claims.audience,
+      sub: claims.subject,
+      email: claims.email,
+      route: claims.route,
+      request_id: 'req-1',
+      jti: 'req-1',
+      iat: NOW / 1000,
+      exp: NOW / 1000 + 60,
     });
-    await expect(jwtVerify(token, createLocalJWKSet(jwks as never), { currentDate: new Date(NOW + 120_000) })).rejects.toMatchObject({ code: 'ERR_JWT_EXPIRED' });
+    await expect(jwtVerify(token, createLocalJWKSet(jwks as never), { currentDate: new Date(NOW + 120_000) })).rejects.toMatchObject({
+      code: 'ERR_JWT_EXPIRED',
+    });
   });
 
   it('loads a PKCS#8 PEM key file (kid = the JWK thumbprint, stable across restarts)', async () => {
@@ -56,9 +74,29 @@ describe('AssertionSigner', () => {
 
   it.each([
     ['a missing file', () => join(tmpdir(), 'does-not-exist.pem'), 'cannot read (ENOENT)'],
-    ['an RSA key', () => tempFile('rsa.pem', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string), 'not an EC P-256'],
-    ['a P-384 key', () => tempFile('p384.pem', generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string), 'not an EC P-256'],
-    ['a public JWK', () => tempFile('pub.json', JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }))), 'private EC P-256 JWK'],
+    [
+      'an RSA key',
+      () =>
+        tempFile(
+          'rsa.pem',
+          generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+        ),
+      'not an EC P-256',
+    ],
+    [
+      'a P-384 key',
+      () =>
+        tempFile(
+          'p384.pem',
+          generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+        ),
+      'not an EC P-256',
+    ],
+    [
+      'a public JWK',
+      () => tempFile('pub.json', JSON.stringify(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }))),
+      'private EC P-256 JWK',
+    ],
     ['garbage', () => tempFile('x.pem', 'hello'), 'PKCS#8 PEM'],
   ])('refuses %s at start, naming the file and never the key', async (_what, file, message) => {
     const path = file();

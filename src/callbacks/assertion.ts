@@ -53,7 +53,13 @@ export class AssertionSigner {
   readonly source: 'file' | 'generated';
   readonly #jwks: PublicJwks;
 
-  private constructor(privateKey: CryptoKey, publicJwk: Readonly<Record<string, string>>, kid: string, source: 'file' | 'generated', options: AssertionSignerOptions) {
+  private constructor(
+    privateKey: CryptoKey,
+    publicJwk: Readonly<Record<string, string>>,
+    kid: string,
+    source: 'file' | 'generated',
+    options: AssertionSignerOptions,
+  ) {
     this.#privateKey = privateKey;
     this.kid = kid;
     this.source = source;
@@ -112,7 +118,8 @@ async function loadKeyFile(path: string): Promise<{ privateKey: CryptoKey; publi
     } catch {
       throw fail('not valid JSON');
     }
-    if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string') throw fail('must be a private EC P-256 JWK (kty EC, crv P-256, with d)');
+    if (jwk.kty !== 'EC' || jwk.crv !== 'P-256' || typeof jwk.d !== 'string')
+      throw fail('must be a private EC P-256 JWK (kty EC, crv P-256, with d)');
     let privateKey: CryptoKey;
     try {
       privateKey = (await importJWK(jwk, ASSERTION_ALG)) as CryptoKey;

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { compileCallers } from './callers.js';
 
-const PRINCIPAL = 'principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/my-proj.svc.id.goog/subject/ns/ml/sa/trainer';
+const PRINCIPAL =
+  'principal://iam.googleapis.com/projects/123456789012/locations/global/workloadIdentityPools/my-proj.svc.id.goog/subject/ns/ml/sa/trainer';
 
 function admits(entries: string[], email: string, subject = '105271527809661757734'): string | undefined {
   const { matcher, problems } = compileCallers(entries);
@@ -13,7 +14,11 @@ describe('compileCallers', () => {
   it.each([
     [['trainer@my-proj.iam.gserviceaccount.com'], 'trainer@my-proj.iam.gserviceaccount.com', 'trainer@my-proj.iam.gserviceaccount.com'],
     [['Trainer@My-Proj.iam.gserviceaccount.com'], 'trainer@my-proj.iam.gserviceaccount.com', 'Trainer@My-Proj.iam.gserviceaccount.com'],
-    [['service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com'], 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com', 'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com'],
+    [
+      ['service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com'],
+      'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com',
+      'service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com',
+    ],
     [['*-ci@my-proj.iam.gserviceaccount.com'], 'build-ci@my-proj.iam.gserviceaccount.com', '*-ci@my-proj.iam.gserviceaccount.com'],
     [['*@my-proj.iam.gserviceaccount.com'], 'pipelines@my-proj.iam.gserviceaccount.com', '*@my-proj.iam.gserviceaccount.com'],
     [['105271527809661757734'], 'anyone@example.com', '105271527809661757734'],

@@ -63,11 +63,22 @@ const SHARED_DOMAINS: ReadonlyArray<readonly [test: (domain: string) => boolean,
   [(d) => /^gcp-sa-[a-z0-9-]+\.iam\.gserviceaccount\.com$/.test(d), 'PROJECT_NUMBER'],
   // Google-owned projects holding older service agents (service-N@cloud-ml.google.com.iam…, container-engine-robot, compute-system).
   [(d) => d.endsWith('.google.com.iam.gserviceaccount.com'), 'PROJECT_NUMBER'],
-  [(d) => /^(container-engine-robot|compute-system|dataflow-service-producer-prod|serverless-robot-prod|gcf-admin-robot|cloud-tpu-robot|gae-api-prod)\.iam\.gserviceaccount\.com$/.test(d), 'PROJECT_NUMBER'],
+  [
+    (d) =>
+      /^(container-engine-robot|compute-system|dataflow-service-producer-prod|serverless-robot-prod|gcf-admin-robot|cloud-tpu-robot|gae-api-prod)\.iam\.gserviceaccount\.com$/.test(
+        d,
+      ),
+    'PROJECT_NUMBER',
+  ],
   // Compute Engine default (PROJECT_NUMBER-compute@developer…), App Engine default (PROJECT_ID@appspot…), Google APIs, Cloud Build.
   [(d) => d === 'appspot.gserviceaccount.com', 'PROJECT_ID'],
   // Every other gserviceaccount.com domain outside <project>.iam.gserviceaccount.com is Google's, shared by all projects.
-  [(d) => (d === 'gserviceaccount.com' || d.endsWith('.gserviceaccount.com')) && !/^[a-z][a-z0-9-]*[a-z0-9]\.iam\.gserviceaccount\.com$/.test(d), 'PROJECT_NUMBER'],
+  [
+    (d) =>
+      (d === 'gserviceaccount.com' || d.endsWith('.gserviceaccount.com')) &&
+      !/^[a-z][a-z0-9-]*[a-z0-9]\.iam\.gserviceaccount\.com$/.test(d),
+    'PROJECT_NUMBER',
+  ],
   [(d) => d === 'gmail.com' || d === 'googlemail.com', 'USER'],
 ];
 
@@ -97,7 +108,8 @@ function compileEntry(entry: string): Compiled | string {
   if (UNIQUE_ID.test(entry)) return { kind: 'subject', entry };
   const lower = entry.toLowerCase();
   const at = lower.indexOf('@');
-  if (at <= 0 || at !== lower.lastIndexOf('@')) return 'must be an email, an email pattern, an account unique id or a principal:// identifier';
+  if (at <= 0 || at !== lower.lastIndexOf('@'))
+    return 'must be an email, an email pattern, an account unique id or a principal:// identifier';
   const local = lower.slice(0, at);
   const domain = lower.slice(at + 1);
   if (domain.includes('*')) return '"*" is allowed only before the "@": a wildcard domain would admit accounts of any project';

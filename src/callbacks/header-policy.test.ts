@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { callbackRequestHeaders } from './header-policy.js';
 
-const vouched = { assertionHeader: 'x-kvp-assertion', assertion: 'signed.jwt.here', callerEmail: 'svc@p.iam.gserviceaccount.com', requestId: 'req-1' };
+const vouched = {
+  assertionHeader: 'x-kvp-assertion',
+  assertion: 'signed.jwt.here',
+  callerEmail: 'svc@p.iam.gserviceaccount.com',
+  requestId: 'req-1',
+};
 
 describe('callbackRequestHeaders', () => {
   it('removes the caller credentials and forgeable identity headers, then adds what the proxy vouches for', () => {

@@ -13,14 +13,35 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
 ]);
 
 const STRIPPED = new Set([
-  'authorization', 'cookie', 'cookie2', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-original-url', 'x-rewrite-url',
-  'x-serverless-authorization', 'x-endpoint-api-userinfo', 'x-apigateway-api-userinfo', 'expect',
+  'authorization',
+  'cookie',
+  'cookie2',
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-serverless-authorization',
+  'x-endpoint-api-userinfo',
+  'x-apigateway-api-userinfo',
+  'expect',
   // Method overrides would let a backend run another method than the route allowed.
-  'x-http-method-override', 'x-http-method', 'x-method-override',
+  'x-http-method-override',
+  'x-http-method',
+  'x-method-override',
 ]);
 const STRIPPED_PREFIXES = ['x-forwarded-', 'x-kvp-', 'x-envoy-', 'x-goog-iap-', 'x-goog-authenticated-', 'x-goog-iam-'];
 
@@ -39,7 +60,12 @@ function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined
   const value = headers.connection;
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(',') : String(value);
-  return new Set(text.split(',').map((t) => t.trim().toLowerCase()).filter((t) => t !== ''));
+  return new Set(
+    text
+      .split(',')
+      .map((t) => t.trim().toLowerCase())
+      .filter((t) => t !== ''),
+  );
 }
 
 /** The headers forwarded to the backend. `host` is set by the forwarder. */

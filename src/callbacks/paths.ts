@@ -79,7 +79,9 @@ export function checkCallbackPath(path: string): void {
     }
     if (code >= 128 || PATH_CHAR[code] !== 1) {
       throw invalid(
-        code === 0x5c ? 'The request path contains a backslash, which is not accepted on callback routes.' : 'The request path contains a character that must be percent-encoded.',
+        code === 0x5c
+          ? 'The request path contains a backslash, which is not accepted on callback routes.'
+          : 'The request path contains a character that must be percent-encoded.',
         code === 0x5c ? 'path-escape' : 'invalid-path',
       );
     }
@@ -98,6 +100,7 @@ export function checkCallbackPath(path: string): void {
       if (i === segments.length - 1) continue;
       throw invalid('The request path contains an empty segment ("//").', 'path-escape');
     }
-    if (segment === '.' || segment === '..') throw invalid('The request path contains a dot segment ("." or ".."), which is not accepted on callback routes.', 'path-escape');
+    if (segment === '.' || segment === '..')
+      throw invalid('The request path contains a dot segment ("." or ".."), which is not accepted on callback routes.', 'path-escape');
   }
 }

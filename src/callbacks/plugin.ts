@@ -59,7 +59,6 @@ export interface CallbacksPluginOptions {
 /** Methods registered on every prefix, so a disallowed one gets this context's 405, not another route family. */
 const REGISTERED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
-
 export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPluginOptions): Promise<void> {
   const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail, inFlight, bodyIdleTimeoutMs = 0 } = options;
   const strict = auditTrail?.durability === 'strict' ? auditTrail : undefined;
@@ -91,23 +90,34 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     const principal = request.kvp.principal;
     if (match === undefined || principal === undefined || principal.kind !== 'google') {
       // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
-      done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback authorization reached without route or identity', { reason: 'pipeline-incomplete' }));
+      done(
+        new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback authorization reached without route or identity', {
+          reason: 'pipeline-incomplete',
+        }),
+      );
       return;
     }
     const { route } = match;
     if (route.tokenAudiences !== undefined && !principal.audiences.some((a) => route.tokenAudiences?.has(a))) {
       // The issuer accepted the audience, but it names another route: a token for one callback URL is not a pass for all of them.
-      done(unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token audience is not accepted on ${route.prefix}.`, { reason: 'wrong-audience' }));
+      done(
+        unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token audience is not accepted on ${route.prefix}.`, { reason: 'wrong-audience' }),
+      );
       return;
     }
     const entry = route.callers.match({ email: principal.email, subject: principal.subject });
     if (entry === undefined) {
       request.kvp.decision = { allowed: false, ruleId: null, reason: 'no-matching-rule' };
       done(
-        new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', `${principal.email} is not allowed to call ${route.prefix}: it is not among the route's callers.`, {
-          reason: 'caller-not-allowed',
-          metadata: { principal: principal.email, route: route.prefix },
-        }),
+        new ProxyError(
+          'ERR_AUTHZ_DENIED',
+          'PERMISSION_DENIED',
+          `${principal.email} is not allowed to call ${route.prefix}: it is not among the route's callers.`,
+          {
+            reason: 'caller-not-allowed',
+            metadata: { principal: principal.email, route: route.prefix },
+          },
+        ),
       );
       return;
     }
@@ -133,7 +143,16 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
 
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const match = matches.get(request);
-    done(null, match === undefined ? payload : (watchBodyProgress(request, limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT), bodyIdleTimeoutMs) as typeof payload));
+    done(
+      null,
+      match === undefined
+        ? payload
+        : (watchBodyProgress(
+            request,
+            limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT),
+            bodyIdleTimeoutMs,
+          ) as typeof payload),
+    );
   });
 
   // Bodies are streamed to the backend untouched, whatever their type.
@@ -148,7 +167,11 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     const assertion = assertions.get(request);
     const principal = request.kvp.principal;
     if (match === undefined || assertion === undefined || principal?.kind !== 'google') {
-      reply.send(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback forward reached without route, identity or assertion', { reason: 'pipeline-incomplete' }));
+      reply.send(
+        new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback forward reached without route, identity or assertion', {
+          reason: 'pipeline-incomplete',
+        }),
+      );
       return;
     }
     assertions.delete(request);
@@ -157,7 +180,9 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     const declared = smallDeclaredBody(request);
     const contentType = request.headers['content-type'];
     if (declared !== undefined && declared > 0 && contentType !== undefined && request.body instanceof Readable) {
-      readSmallBodyThen(request, reply, request.body, (bytes) => send(reply, match, assertion, principal.email, { body: bytes, contentType }));
+      readSmallBodyThen(request, reply, request.body, (bytes) =>
+        send(reply, match, assertion, principal.email, { body: bytes, contentType }),
+      );
       return;
     }
     send(reply, match, assertion, principal.email, {});
@@ -182,7 +207,11 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
         const parent = req.kvp.span;
         if (parent !== undefined) {
           // The backend's spans join the caller's trace, under the proxy's client span.
-          const span = parent.child(`${req.method} callback:${route.prefix}`, 'client', { 'http.request.method': req.method, 'server.address': match.target.split('/')[2], 'kvp.callback_route': route.prefix });
+          const span = parent.child(`${req.method} callback:${route.prefix}`, 'client', {
+            'http.request.method': req.method,
+            'server.address': match.target.split('/')[2],
+            'kvp.callback_route': route.prefix,
+          });
           req.kvp.upstreamSpan = span;
           span.inject(out);
         }

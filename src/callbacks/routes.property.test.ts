@@ -32,7 +32,14 @@ function route(prefix: string, rewritePrefix = prefix, upstreamBasePath = ''): C
   };
 }
 
-const ROUTES = [route('/callbacks/ops'), route('/callbacks/ops/admin'), route('/callbacks/ops-x', '/x'), route('/hooks', '/', '/base'), route('/a/b/c'), route('/a', '/z')];
+const ROUTES = [
+  route('/callbacks/ops'),
+  route('/callbacks/ops/admin'),
+  route('/callbacks/ops-x', '/x'),
+  route('/hooks', '/', '/base'),
+  route('/a/b/c'),
+  route('/a', '/z'),
+];
 const table = new RouteTable(ROUTES);
 
 /** The longest route a backend reading `path` would pick (optionally ignoring case). */
@@ -81,7 +88,31 @@ function check(url: string): void {
   }
 }
 
-const INSERTS = ['/', '//', '/./', '/../', '..', ';', ';x', '%2F', '%2e', '%00', '%25', '%3B', '%3b', '\\', '%5C', ':', '@', '~', '%20', 'é', '%C3%A9', '?q=1', '#'];
+const INSERTS = [
+  '/',
+  '//',
+  '/./',
+  '/../',
+  '..',
+  ';',
+  ';x',
+  '%2F',
+  '%2e',
+  '%00',
+  '%25',
+  '%3B',
+  '%3b',
+  '\\',
+  '%5C',
+  ':',
+  '@',
+  '~',
+  '%20',
+  'é',
+  '%C3%A9',
+  '?q=1',
+  '#',
+];
 type Mutation = { kind: 'encode'; at: number } | { kind: 'case'; at: number } | { kind: 'insert'; at: number; text: string };
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('encode' as const), at: fc.nat() }),
@@ -99,19 +130,42 @@ function apply(path: string, m: Mutation): string {
   return `${path.slice(0, at)}%${ch.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}${path.slice(at + 1)}`;
 }
 
-const seeds = ['/callbacks/ops/admin/reset', '/callbacks/ops/jobs/1', '/callbacks/ops-x/y', '/hooks/done', '/a/b/c/d', '/a/b', '/callbacks/ops', '/callbacks/ops/'];
+const seeds = [
+  '/callbacks/ops/admin/reset',
+  '/callbacks/ops/jobs/1',
+  '/callbacks/ops-x/y',
+  '/hooks/done',
+  '/a/b/c/d',
+  '/a/b',
+  '/callbacks/ops',
+  '/callbacks/ops/',
+];
 
 describe('callback router: properties', () => {
   it('arbitrary strings never throw anything but a 4xx ProxyError, and a match forwards what it matched', () => {
-    fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (s) => check(s)), { numRuns: 3000 });
-    fc.assert(fc.property(fc.string({ maxLength: 40 }).map((s) => `/callbacks/ops/${s}`), (s) => check(s)), { numRuns: 3000 });
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (s) => check(s)),
+      { numRuns: 3000 },
+    );
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 40 }).map((s) => `/callbacks/ops/${s}`),
+        (s) => check(s),
+      ),
+      { numRuns: 3000 },
+    );
   });
 
-  it('mutations of the routes\' own paths either are refused or reach, under every backend reading, the route they matched', () => {
-    fc.assert(fc.property(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 4 }), (seed, mutations) => check(mutations.reduce(apply, seed))), { numRuns: 10_000 });
+  it("mutations of the routes' own paths either are refused or reach, under every backend reading, the route they matched", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...seeds), fc.array(mutation, { minLength: 1, maxLength: 4 }), (seed, mutations) =>
+        check(mutations.reduce(apply, seed)),
+      ),
+      { numRuns: 10_000 },
+    );
   });
 
-  it('the attacker review\'s spellings are all refused', () => {
+  it("the attacker review's spellings are all refused", () => {
     for (const path of ['/callbacks/ops/%61dmin/reset', '/callbacks/ops/admin;/reset', '/callbacks/ops/ADMIN/reset']) {
       expect(attempt(path)).toBeInstanceOf(ProxyError);
     }

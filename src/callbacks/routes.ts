@@ -86,7 +86,8 @@ export class RouteTable {
       throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'NOT_FOUND', 'No callback route serves this path.', { reason: 'unknown-route' });
     }
     // The raw path must carry the matched prefix literally: what is forwarded is what was matched.
-    if (!(path === route.prefix || path.startsWith(`${route.prefix}/`))) throw ambiguous(`the path does not spell the prefix of callback route ${route.prefix} literally`);
+    if (!(path === route.prefix || path.startsWith(`${route.prefix}/`)))
+      throw ambiguous(`the path does not spell the prefix of callback route ${route.prefix} literally`);
     const folded = decoded.toLowerCase();
     const index = this.#folded.findIndex((p) => folded === p || folded.startsWith(`${p}/`));
     const caseless = this.#routes[index];
@@ -96,18 +97,25 @@ export class RouteTable {
     onRoute?.(route);
     if (!route.methods.has(method)) {
       const allow = [...route.methods].join(', ');
-      throw new ProxyError('ERR_REQUEST_METHOD_NOT_ALLOWED', 'INVALID_ARGUMENT', `Method ${method} is not allowed on callback route ${route.prefix} (allowed: ${allow}).`, {
-        httpStatus: 405,
-        reason: 'method-not-allowed',
-        headers: { allow },
-      });
+      throw new ProxyError(
+        'ERR_REQUEST_METHOD_NOT_ALLOWED',
+        'INVALID_ARGUMENT',
+        `Method ${method} is not allowed on callback route ${route.prefix} (allowed: ${allow}).`,
+        {
+          httpStatus: 405,
+          reason: 'method-not-allowed',
+          headers: { allow },
+        },
+      );
     }
     return { route, target: `${route.upstreamOrigin}${forwardedPath(route, path.slice(route.prefix.length))}` };
   }
 }
 
 function ambiguous(why: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', `The request path is ambiguous: ${why}.`, { reason: 'ambiguous-path' });
+  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', `The request path is ambiguous: ${why}.`, {
+    reason: 'ambiguous-path',
+  });
 }
 
 function pathOf(rawUrl: string): string {

@@ -64,16 +64,34 @@ describe('callbacks config', () => {
   it('defaults: no routes, assertion header x-kvp-assertion, 60s lifetime; a google issuer defaults to accounts.google.com', () => {
     const settings = parseConfig(base, 'config.yaml');
     expect(settings.callbacks.routes.size).toBe(0);
-    expect(settings.callbacks.assertion).toEqual({ header: 'x-kvp-assertion', keyFile: undefined, issuer: 'kube-vertex-proxy', lifetimeSec: 60 });
+    expect(settings.callbacks.assertion).toEqual({
+      header: 'x-kvp-assertion',
+      keyFile: undefined,
+      issuer: 'kube-vertex-proxy',
+      lifetimeSec: 60,
+    });
     expect(settings.issuers[1]).toMatchObject({ type: 'google', issuer: 'https://accounts.google.com' });
   });
 
   it('derives routes with units converted and defaults filled', () => {
     const settings = parseConfig(routes, '/etc/kvp/config.yaml');
     const [batch, training, hooks] = settings.callbacks.routes.routes;
-    expect(batch).toMatchObject({ prefix: '/callbacks/training/batch', upstreamOrigin: 'https://batch.ml.svc.cluster.local', upstreamBasePath: '/api', rewritePrefix: '/results', bodyLimitBytes: 65536, timeoutMs: 5000, audience: 'batch-backend' });
+    expect(batch).toMatchObject({
+      prefix: '/callbacks/training/batch',
+      upstreamOrigin: 'https://batch.ml.svc.cluster.local',
+      upstreamBasePath: '/api',
+      rewritePrefix: '/results',
+      bodyLimitBytes: 65536,
+      timeoutMs: 5000,
+      audience: 'batch-backend',
+    });
     expect([...(batch?.methods ?? [])]).toEqual(['POST', 'PUT']);
-    expect(training).toMatchObject({ rewritePrefix: '/callbacks/training', bodyLimitBytes: 1024 * 1024, timeoutMs: 30_000, audience: 'http://trainer.ml.svc.cluster.local:8080/callbacks/training' });
+    expect(training).toMatchObject({
+      rewritePrefix: '/callbacks/training',
+      bodyLimitBytes: 1024 * 1024,
+      timeoutMs: 30_000,
+      audience: 'http://trainer.ml.svc.cluster.local:8080/callbacks/training',
+    });
     expect([...(training?.methods ?? [])]).toEqual(['POST']);
     expect(hooks).toMatchObject({ upstreamBasePath: '/base', rewritePrefix: '/' });
   });
@@ -132,14 +150,29 @@ describe('callbacks config', () => {
       ]),
     );
     // Shape problems (a trailing "/", escapes in a prefix) are the schema's.
-    expect(problems(withCallbacks('  routes:\n    - { prefix: /cb/, upstream: http://svc, callers: [a@example.com] }\n'))[0]).toContain('callbacks.routes[0].prefix: has an invalid format');
+    expect(problems(withCallbacks('  routes:\n    - { prefix: /cb/, upstream: http://svc, callers: [a@example.com] }\n'))[0]).toContain(
+      'callbacks.routes[0].prefix: has an invalid format',
+    );
   });
 
   it('takes per-route token audiences that a google issuer accepts, and refuses ones none does', () => {
-    const ok = parseConfig(withCallbacks('  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://callbacks.example.com] }\n'), 'config.yaml');
+    const ok = parseConfig(
+      withCallbacks(
+        '  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://callbacks.example.com] }\n',
+      ),
+      'config.yaml',
+    );
     expect([...(ok.callbacks.routes.routes[0]?.tokenAudiences ?? [])]).toEqual(['https://callbacks.example.com']);
-    expect(problems(withCallbacks('  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://other.example.com] }\n'))).toEqual([
-      expect.stringContaining('callbacks.routes[0].tokenAudiences[0]: "https://other.example.com" is not among the audiences of a google issuer'),
+    expect(
+      problems(
+        withCallbacks(
+          '  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://other.example.com] }\n',
+        ),
+      ),
+    ).toEqual([
+      expect.stringContaining(
+        'callbacks.routes[0].tokenAudiences[0]: "https://other.example.com" is not among the audiences of a google issuer',
+      ),
     ]);
   });
 
@@ -168,7 +201,12 @@ describe('RouteTable.match', () => {
   it.each([
     ['POST', '/callbacks/training', '/callbacks/training', 'http://trainer.ml.svc.cluster.local:8080/callbacks/training'],
     ['POST', '/callbacks/training/', '/callbacks/training', 'http://trainer.ml.svc.cluster.local:8080/callbacks/training/'],
-    ['POST', '/callbacks/training/jobs/1:done?x=1', '/callbacks/training', 'http://trainer.ml.svc.cluster.local:8080/callbacks/training/jobs/1:done'],
+    [
+      'POST',
+      '/callbacks/training/jobs/1:done?x=1',
+      '/callbacks/training',
+      'http://trainer.ml.svc.cluster.local:8080/callbacks/training/jobs/1:done',
+    ],
     ['POST', '/callbacks/training/batchX', '/callbacks/training', 'http://trainer.ml.svc.cluster.local:8080/callbacks/training/batchX'],
     ['PUT', '/callbacks/training/batch/42', '/callbacks/training/batch', 'https://batch.ml.svc.cluster.local/api/results/42'],
     ['POST', '/callbacks/training/batch', '/callbacks/training/batch', 'https://batch.ml.svc.cluster.local/api/results'],
@@ -192,11 +230,19 @@ describe('RouteTable.match', () => {
     // An escaped unreserved character would decode to another route's path at the backend: refused.
     expect(refusal(() => table.match('POST', '/callbacks/%74raining/x'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
     // A case variant of a longer route's prefix is not sent to the shorter route.
-    expect(refusal(() => table.match('POST', '/callbacks/training/BATCH/1'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
+    expect(refusal(() => table.match('POST', '/callbacks/training/BATCH/1'))).toMatchObject({
+      code: 'ERR_REQUEST_INVALID_PATH',
+      status: 400,
+    });
     expect(table.match('POST', '/callbacks/training/batchX').route.prefix).toBe('/callbacks/training');
     // Escapes of characters outside every prefix still match on their decoded form and are forwarded as sent.
-    expect(table.match('POST', '/callbacks/training/a%20b').target).toBe('http://trainer.ml.svc.cluster.local:8080/callbacks/training/a%20b');
-    expect(refusal(() => table.match('POST', '/callbacks/training/../../hooks/x'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
+    expect(table.match('POST', '/callbacks/training/a%20b').target).toBe(
+      'http://trainer.ml.svc.cluster.local:8080/callbacks/training/a%20b',
+    );
+    expect(refusal(() => table.match('POST', '/callbacks/training/../../hooks/x'))).toMatchObject({
+      code: 'ERR_REQUEST_INVALID_PATH',
+      status: 400,
+    });
     expect(refusal(() => table.match('POST', '/hooks/%2e%2e/admin'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_PATH', status: 400 });
   });
 });

@@ -64,7 +64,8 @@ export function checkCallbacks(config: Config, add: AddProblem): void {
   if (callbacks.routes.length > 0 && !config.issuers.some((i) => i.type === 'google')) {
     add(['callbacks', 'routes'], 'callback routes need an issuer of type "google" (callers authenticate with Google ID tokens)');
   }
-  if (RESERVED_HEADERS.has(callbacks.assertion.header)) add(['callbacks', 'assertion', 'header'], `"${callbacks.assertion.header}" is set by the proxy for another purpose`);
+  if (RESERVED_HEADERS.has(callbacks.assertion.header))
+    add(['callbacks', 'assertion', 'header'], `"${callbacks.assertion.header}" is set by the proxy for another purpose`);
   const lifetimeMs = parseDuration(callbacks.assertion.lifetime);
   if (lifetimeMs < 1000 || lifetimeMs > MAX_LIFETIME_MS) add(['callbacks', 'assertion', 'lifetime'], 'must be between 1s and 10m');
 
@@ -93,13 +94,15 @@ export function checkCallbacks(config: Config, add: AddProblem): void {
     if (typeof upstream === 'string') add(at('upstream'), upstream);
     for (const problem of compileCallers(route.callers).problems) add(at('callers', problem.index), problem.message);
     route.tokenAudiences?.forEach((audience, j) => {
-      if (!googleAudiences.has(audience)) add(at('tokenAudiences', j), `"${audience}" is not among the audiences of a google issuer, so no token could carry it`);
+      if (!googleAudiences.has(audience))
+        add(at('tokenAudiences', j), `"${audience}" is not among the audiences of a google issuer, so no token could carry it`);
     });
     if (new Set(route.methods).size !== route.methods.length) add(at('methods'), 'lists a method twice');
     if (route.audience === undefined) {
       const audience = defaultAudience(route.upstream, route.prefix);
       const other = audiences.get(audience);
-      if (other !== undefined) add(at('prefix'), `its default assertion audience "${audience}" is also routes[${other}]'s; set \`audience\` on one of them`);
+      if (other !== undefined)
+        add(at('prefix'), `its default assertion audience "${audience}" is also routes[${other}]'s; set \`audience\` on one of them`);
       else audiences.set(audience, i);
     }
   });

@@ -17,7 +17,10 @@ export function parse<T extends NonNullable<ParseArgsConfig['options']>>(argv: s
 }
 
 /** Loads `--config`; on problems prints them all to stderr and returns undefined. */
-export async function loadOrReport(path: string | undefined, { warnings = true }: { readonly warnings?: boolean } = {}): Promise<Settings | undefined> {
+export async function loadOrReport(
+  path: string | undefined,
+  { warnings = true }: { readonly warnings?: boolean } = {},
+): Promise<Settings | undefined> {
   if (path === undefined) throw new UsageError('--config FILE is required');
   try {
     const settings = await loadConfigFile(path);
@@ -26,7 +29,9 @@ export async function loadOrReport(path: string | undefined, { warnings = true }
     return settings;
   } catch (error) {
     if (error instanceof ConfigError) {
-      process.stderr.write(`invalid configuration (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}):\n${error.format()}\n`);
+      process.stderr.write(
+        `invalid configuration (${error.problems.length} problem${error.problems.length === 1 ? '' : 's'}):\n${error.format()}\n`,
+      );
       return undefined;
     }
     throw error;

@@ -10,7 +10,15 @@
  * @module
  */
 import { readFile } from 'node:fs/promises';
-import { formatRecords, formatSummary, formatUsageSummary, parseFilters, parseGroupBy, type FilterName, type OutputFormat } from '../audit/query.js';
+import {
+  formatRecords,
+  formatSummary,
+  formatUsageSummary,
+  parseFilters,
+  parseGroupBy,
+  type FilterName,
+  type OutputFormat,
+} from '../audit/query.js';
 import { queryStoreOf } from '../audit/settings.js';
 import type { AuditStore, StoredRecord, SummaryGroup, SummaryRow, UsageSummaryRow } from '../audit/store.js';
 import { loadOrReport, parse, UsageError } from './args.js';
@@ -73,7 +81,13 @@ async function openConfiguredStore(configPath: string | undefined): Promise<Audi
     return openSqliteStore({ path: first.path, writer: 'cli', maxBatch: 1, readOnly: true });
   }
   const { openPostgresStore } = await import('../audit/postgres.js');
-  return openPostgresStore({ ...first, writer: 'cli', maxBatch: 1, migrate: false, onError: (error) => process.stderr.write(`audit store: ${(error as Error).message}\n`) });
+  return openPostgresStore({
+    ...first,
+    writer: 'cli',
+    maxBatch: 1,
+    migrate: false,
+    onError: (error) => process.stderr.write(`audit store: ${(error as Error).message}\n`),
+  });
 }
 
 async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<number> {
@@ -106,7 +120,11 @@ async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<numb
   if (store === undefined) return 1;
   try {
     if (kind === 'summary') {
-      process.stdout.write(groupBy === undefined ? formatSummary(await store.summary(query), format) : formatUsageSummary(await store.usageSummary(query, groupBy), groupBy, format));
+      process.stdout.write(
+        groupBy === undefined
+          ? formatSummary(await store.summary(query), format)
+          : formatUsageSummary(await store.usageSummary(query, groupBy), groupBy, format),
+      );
       return 0;
     }
     let cursor: string | undefined;
@@ -132,7 +150,8 @@ async function queryProxy(
   limit: number,
   groupBy: SummaryGroup[] | undefined,
 ): Promise<number> {
-  if (tokenFile === undefined) throw new UsageError('--proxy needs --token-file FILE (a Kubernetes service-account token with an audit.read grant)');
+  if (tokenFile === undefined)
+    throw new UsageError('--proxy needs --token-file FILE (a Kubernetes service-account token with an audit.read grant)');
   const token = (await readFile(tokenFile, 'utf8')).trim();
   const get = async (path: string, params: URLSearchParams) => {
     const response = await fetch(`${base.replace(/\/+$/, '')}${path}?${params}`, { headers: { authorization: `Bearer ${token}` } });
@@ -147,7 +166,11 @@ async function queryProxy(
   if (kind === 'summary') {
     if (groupBy !== undefined) params.set('groupBy', groupBy.join(','));
     const body = await get('/audit/v1/summary', params);
-    process.stdout.write(groupBy === undefined ? formatSummary(body.rows as SummaryRow[], format) : formatUsageSummary(body.rows as UsageSummaryRow[], groupBy, format));
+    process.stdout.write(
+      groupBy === undefined
+        ? formatSummary(body.rows as SummaryRow[], format)
+        : formatUsageSummary(body.rows as UsageSummaryRow[], groupBy, format),
+    );
     return 0;
   }
   let shown = 0;
@@ -166,17 +189,27 @@ async function queryProxy(
 
 async function runVerify(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' }, since: { type: 'string' }, until: { type: 'string' } });
-  const range = parseFilters({ ...(values.since === undefined ? {} : { from: values.since }), ...(values.until === undefined ? {} : { to: values.until }) }, Date.now());
+  const range = parseFilters(
+    { ...(values.since === undefined ? {} : { from: values.since }), ...(values.until === undefined ? {} : { to: values.until }) },
+    Date.now(),
+  );
   const store = await openConfiguredStore(values.config);
   if (store === undefined) return 1;
   try {
-    const result = await store.verify({ ...(range.from === undefined ? {} : { from: range.from }), ...(range.to === undefined ? {} : { to: range.to }) });
+    const result = await store.verify({
+      ...(range.from === undefined ? {} : { from: range.from }),
+      ...(range.to === undefined ? {} : { to: range.to }),
+    });
     if (result.ok) {
-      process.stdout.write(`ok: ${result.entries} entries from ${result.writers} writer${result.writers === 1 ? '' : 's'}; every hash chain is intact\n`);
+      process.stdout.write(
+        `ok: ${result.entries} entries from ${result.writers} writer${result.writers === 1 ? '' : 's'}; every hash chain is intact\n`,
+      );
       return 0;
     }
     const b = result.broken as NonNullable<typeof result.broken>;
-    process.stdout.write(`BROKEN: writer ${b.writer}, seq ${b.seq} (row id ${b.id}): ${b.problem}\n${result.entries} entries checked from ${result.writers} writer${result.writers === 1 ? '' : 's'}\n`);
+    process.stdout.write(
+      `BROKEN: writer ${b.writer}, seq ${b.seq} (row id ${b.id}): ${b.problem}\n${result.entries} entries checked from ${result.writers} writer${result.writers === 1 ? '' : 's'}\n`,
+    );
     return 1;
   } finally {
     await store.close();

@@ -65,23 +65,38 @@ export async function runCanI(argv: string[]): Promise<number> {
   try {
     const { values, positionals } = parse(
       argv,
-      { config: { type: 'string', short: 'c' }, as: { type: 'string' }, 'as-google': { type: 'string' }, 'namespace-labels': { type: 'string' } },
+      {
+        config: { type: 'string', short: 'c' },
+        as: { type: 'string' },
+        'as-google': { type: 'string' },
+        'namespace-labels': { type: 'string' },
+      },
       true,
     );
     // Callbacks: a Google caller (email or unique id) on a callback route.
     const asGoogle = values['as-google'];
     if (asGoogle !== undefined) {
-      if (values.as !== undefined || values['namespace-labels'] !== undefined) throw new UsageError('--as-google cannot be combined with --as or --namespace-labels');
+      if (values.as !== undefined || values['namespace-labels'] !== undefined)
+        throw new UsageError('--as-google cannot be combined with --as or --namespace-labels');
       if (positionals.length !== 2) throw new UsageError('expected METHOD PATH, e.g. POST /callbacks/training/jobs/1');
       const settings = await loadOrReport(values.config);
       if (settings === undefined) return 2;
       // The audit console: an auditor signed in through IAP, decided by `googleEmails` rules.
       if ((positionals[1] as string).startsWith('/audit/ui/')) {
-        return canIConsole(settings, { namespace: '', serviceAccount: '', labels: undefined, googleEmail: asGoogle.toLowerCase() }, asGoogle, positionals[0] as string, positionals[1] as string);
+        return canIConsole(
+          settings,
+          { namespace: '', serviceAccount: '', labels: undefined, googleEmail: asGoogle.toLowerCase() },
+          asGoogle,
+          positionals[0] as string,
+          positionals[1] as string,
+        );
       }
-      return canICallback(settings, asGoogle, (positionals[0] as string).toUpperCase(), positionals[1] as string, (text) => process.stdout.write(text));
+      return canICallback(settings, asGoogle, (positionals[0] as string).toUpperCase(), positionals[1] as string, (text) =>
+        process.stdout.write(text),
+      );
     }
-    if (values.as === undefined) throw new UsageError('--as system:serviceaccount:NAMESPACE:NAME (or --as-google EMAIL for a callback route) is required');
+    if (values.as === undefined)
+      throw new UsageError('--as system:serviceaccount:NAMESPACE:NAME (or --as-google EMAIL for a callback route) is required');
     const match = SA.exec(values.as);
     if (!match) throw new UsageError(`--as: "${values.as}" is not system:serviceaccount:NAMESPACE:NAME`);
     if (positionals.length !== 2) throw new UsageError('expected METHOD PATH, e.g. POST /v1/projects/P/locations/L/endpoints/E:predict');
@@ -105,11 +120,16 @@ export async function runCanI(argv: string[]): Promise<number> {
         labelOrigin = ` (from the Kubernetes API, ${api.server})`;
         unknownNamespace = `namespace not found in the Kubernetes API, ${api.server}`;
       } catch (error) {
-        process.stderr.write(`can-i: ${(error as Error).message}\ncan-i: kubernetes.namespaceLabels is "watch"; pass --namespace-labels k=v,... to decide without the API server\n`);
+        process.stderr.write(
+          `can-i: ${(error as Error).message}\ncan-i: kubernetes.namespaceLabels is "watch"; pass --namespace-labels k=v,... to decide without the API server\n`,
+        );
         return 2;
       }
     } else {
-      const source = settings.config.kubernetes.namespaceLabels === 'static' ? createStaticLabelSource(settings.config.kubernetes.static) : createNoLabelSource();
+      const source =
+        settings.config.kubernetes.namespaceLabels === 'static'
+          ? createStaticLabelSource(settings.config.kubernetes.static)
+          : createNoLabelSource();
       labels = source.labelsOf(namespace);
     }
     if (path.startsWith('/audit/ui/')) return canIConsole(settings, { namespace, serviceAccount, labels }, values.as, method, path);
@@ -141,17 +161,22 @@ export async function runCanI(argv: string[]): Promise<number> {
     const jobKind = jobKindOf(operation.spec);
     const candidates = jobKind === undefined ? [] : allowCandidates(settings.policy, decision, subject, actionOf(operation));
     if (candidates.length > 0) {
-      lines.push(`  conditions: only if the job in the request body satisfies the conditions.jobs of ${candidates.map((r) => r.id).join(' or ')}${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`);
+      lines.push(
+        `  conditions: only if the job in the request body satisfies the conditions.jobs of ${candidates.map((r) => r.id).join(' or ')}${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`,
+      );
     }
     const dryRun = dryRunByUrl(settings.policy, subject, actionOf(operation), jobKind);
     for (const outcome of dryRun?.outcomes ?? []) lines.push(`  dry-run:    ${outcome.rule} would ${outcome.outcome}`);
-    for (const rule of dryRun?.needBody ?? []) lines.push(`  dry-run:    ${rule.id} would allow only if the job satisfies its conditions.jobs`);
+    for (const rule of dryRun?.needBody ?? [])
+      lines.push(`  dry-run:    ${rule.id} would allow only if the job satisfies its conditions.jobs`);
     // The limits that would count this call (all of them apply; the first exhausted enforced one refuses).
     const limits = applicableLimits(settings.limits.rules, subject, actionOf(operation));
     if (limits.length === 0) lines.push('  limits:     (none)');
     limits.forEach((rule, i) => {
       const values = rule.limits.map((l) => `${l.kind} ${l.limit}`).join(', ');
-      lines.push(`  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ${bucketOf(rule, subject).text}: ${values})`);
+      lines.push(
+        `  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ${bucketOf(rule, subject).text}: ${values})`,
+      );
     });
     process.stdout.write(`${lines.join('\n')}\n`);
     return decision.allowed ? 0 : 1;

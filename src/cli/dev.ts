@@ -76,7 +76,12 @@ export async function runDev(argv: string[]): Promise<number> {
   );
 
   const child = spawn(process.execPath, [resolve(import.meta.dirname, '..', 'cli.js'), 'serve', '--config', configPath], {
-    env: { ...process.env, ...metadataEnv(metadata), HOME: mkdtempSync(join(tmpdir(), 'kvp-dev-home-')), GOOGLE_APPLICATION_CREDENTIALS: '' },
+    env: {
+      ...process.env,
+      ...metadataEnv(metadata),
+      HOME: mkdtempSync(join(tmpdir(), 'kvp-dev-home-')),
+      GOOGLE_APPLICATION_CREDENTIALS: '',
+    },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const stopAll = async () => {
@@ -115,8 +120,20 @@ export async function runDev(argv: string[]): Promise<number> {
     `# Written by \`npm start\` (kube-vertex-proxy dev) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
   );
 
-  const allowed = issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', expiresIn: 3600 });
-  const denied = issuer.mintKubernetesToken({ namespace: 'web', serviceAccount: 'frontend', audience: AUDIENCE, podName: 'frontend-0', expiresIn: 3600 });
+  const allowed = issuer.mintKubernetesToken({
+    namespace: 'ml',
+    serviceAccount: 'trainer',
+    audience: AUDIENCE,
+    podName: 'trainer-0',
+    expiresIn: 3600,
+  });
+  const denied = issuer.mintKubernetesToken({
+    namespace: 'web',
+    serviceAccount: 'frontend',
+    audience: AUDIENCE,
+    podName: 'frontend-0',
+    expiresIn: 3600,
+  });
   writeFileSync(join(dir, 'allowed.token'), allowed, { mode: 0o600 });
   writeFileSync(join(dir, 'denied.token'), denied, { mode: 0o600 });
   // The demo auditor signs in to the console with this token (pasted into its sign-in form).

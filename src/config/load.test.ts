@@ -29,10 +29,26 @@ describe('parseConfig', () => {
   it('fills every default and converts units once', () => {
     const settings = parseConfig(minimal, 'config.yaml');
     expect(settings.server).toEqual({
-      host: '0.0.0.0', port: 8080, adminHost: '0.0.0.0', adminPort: 9090, bodyLimitBytes: 10 * 1024 * 1024, shutdownGraceMs: 25_000, keepAliveTimeoutMs: 65_000, requestTimeoutMs: 300_000, bodyIdleTimeoutMs: 10_000, maxInFlightPerCaller: 64, readyzDetails: false, drainPeriodMs: 0,
+      host: '0.0.0.0',
+      port: 8080,
+      adminHost: '0.0.0.0',
+      adminPort: 9090,
+      bodyLimitBytes: 10 * 1024 * 1024,
+      shutdownGraceMs: 25_000,
+      keepAliveTimeoutMs: 65_000,
+      requestTimeoutMs: 300_000,
+      bodyIdleTimeoutMs: 10_000,
+      maxInFlightPerCaller: 64,
+      readyzDetails: false,
+      drainPeriodMs: 0,
     });
     expect(settings.authentication).toEqual({
-      clockSkewSec: 30, tokenCacheMaxEntries: 100_000, negativeTtlMs: 10_000, jwksRefreshIntervalMs: 600_000, jwksMinRefreshIntervalMs: 30_000, jwksFetchTimeoutMs: 5_000,
+      clockSkewSec: 30,
+      tokenCacheMaxEntries: 100_000,
+      negativeTtlMs: 10_000,
+      jwksRefreshIntervalMs: 600_000,
+      jwksMinRefreshIntervalMs: 30_000,
+      jwksFetchTimeoutMs: 5_000,
     });
     expect(settings.issuers[0]).toMatchObject({ algorithms: ['RS256', 'ES256'], maxTokenLifetimeSec: 48 * 3600 });
     expect(settings.vertex.upstreamFor('us-central1')).toBe('https://us-central1-aiplatform.googleapis.com');
@@ -70,8 +86,15 @@ describe('parseConfig', () => {
       '/etc/kvp/config.yaml',
     );
     expect(settings.kubernetes).toEqual({
-      namespaceLabels: 'watch', kubeconfig: '/etc/kvp/kube/config', maxStalenessMs: 90_000, apiTimeoutMs: 10_000,
-      tokenReview: true, tokenReviewTtlMs: 60_000, tokenReviewConcurrency: 4, uidRevocation: 'serviceAccountsAndPods', usesApi: true,
+      namespaceLabels: 'watch',
+      kubeconfig: '/etc/kvp/kube/config',
+      maxStalenessMs: 90_000,
+      apiTimeoutMs: 10_000,
+      tokenReview: true,
+      tokenReviewTtlMs: 60_000,
+      tokenReviewConcurrency: 4,
+      uidRevocation: 'serviceAccountsAndPods',
+      usesApi: true,
     });
     expect(settings.reload).toEqual({ watch: true, debounceMs: 250 });
   });
@@ -84,9 +107,9 @@ describe('parseConfig', () => {
   });
 
   it('refuses an upstream template that is not a URL', () => {
-    expect(problems(minimal.replace('locations: [us-central1, global]', 'locations: [us-central1]\n  upstream: "not a url/{location}"'))).toEqual([
-      expect.stringMatching(/^config\.yaml:\d+: vertex\.upstream: /),
-    ]);
+    expect(
+      problems(minimal.replace('locations: [us-central1, global]', 'locations: [us-central1]\n  upstream: "not a url/{location}"')),
+    ).toEqual([expect.stringMatching(/^config\.yaml:\d+: vertex\.upstream: /)]);
   });
 
   it('refuses the same issuer listed twice', () => {
@@ -96,7 +119,9 @@ describe('parseConfig', () => {
     );
     expect(problems(twice)).toEqual([
       expect.stringContaining('issuers[1].name: duplicate issuer name "cluster"'),
-      expect.stringContaining('issuers[1].issuer: issuer "https://container.googleapis.com/v1/projects/p/locations/l/clusters/c" is listed twice'),
+      expect.stringContaining(
+        'issuers[1].issuer: issuer "https://container.googleapis.com/v1/projects/p/locations/l/clusters/c" is listed twice',
+      ),
     ]);
   });
 
@@ -133,7 +158,8 @@ policy:
 });
 
 describe('issuers[].caFile', () => {
-  const withCa = (caFile: string) => minimal.replace('    audiences: [kube-vertex-proxy]\n', `    audiences: [kube-vertex-proxy]\n    caFile: ${caFile}\n`);
+  const withCa = (caFile: string) =>
+    minimal.replace('    audiences: [kube-vertex-proxy]\n', `    audiences: [kube-vertex-proxy]\n    caFile: ${caFile}\n`);
   const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
   it('reads the PEM bundle at load, relative to the config file', () => {
@@ -150,7 +176,11 @@ describe('issuers[].caFile', () => {
   it('reports a file that is missing or holds no certificate, with its line', () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-ca-'));
     writeFileSync(join(dir, 'not-a-cert.pem'), 'hello\n');
-    expect(problems(withCa(join(dir, 'missing.crt')))).toEqual([`config.yaml:7: issuers[0].caFile: cannot read ${join(dir, 'missing.crt')}: ENOENT`]);
-    expect(problems(withCa(join(dir, 'not-a-cert.pem')))).toEqual([`config.yaml:7: issuers[0].caFile: ${join(dir, 'not-a-cert.pem')} holds no PEM certificate`]);
+    expect(problems(withCa(join(dir, 'missing.crt')))).toEqual([
+      `config.yaml:7: issuers[0].caFile: cannot read ${join(dir, 'missing.crt')}: ENOENT`,
+    ]);
+    expect(problems(withCa(join(dir, 'not-a-cert.pem')))).toEqual([
+      `config.yaml:7: issuers[0].caFile: ${join(dir, 'not-a-cert.pem')} holds no PEM certificate`,
+    ]);
   });
 });

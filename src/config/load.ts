@@ -218,7 +218,8 @@ export function parseConfig(text: string, source: string): Settings {
       )
     : undefined;
 
-  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined || limits === undefined) throw new ConfigError(source, problems);
+  if (problems.length > 0 || kubernetes === undefined || policy === undefined || audit === undefined || limits === undefined)
+    throw new ConfigError(source, problems);
 
   const authn = config.authentication;
   const settings: Settings = {
@@ -314,7 +315,8 @@ function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]
     warnings.push({
       path: formatPath(path),
       line: lineOf(path),
-      message: 'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
+      message:
+        'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
     });
   });
   return warnings;
@@ -361,7 +363,10 @@ function schemaProblem(error: ErrorObject, lineOf: (path: (string | number)[]) =
     message = `must be one of ${JSON.stringify((error.params as { allowedValues?: unknown[] }).allowedValues ?? (error.params as { allowedValue: unknown }).allowedValue)}`;
   } else if (error.keyword === 'anyOf') {
     const members = ((error.parentSchema as { anyOf?: Array<{ const?: unknown }> } | undefined)?.anyOf ?? []).map((m) => m.const);
-    message = members.length > 0 && members.every((m) => m !== undefined) ? `must be one of ${members.map((m) => JSON.stringify(m)).join(', ')}` : 'is not one of the allowed forms';
+    message =
+      members.length > 0 && members.every((m) => m !== undefined)
+        ? `must be one of ${members.map((m) => JSON.stringify(m)).join(', ')}`
+        : 'is not one of the allowed forms';
   } else if (error.keyword === 'pattern') {
     message = `has an invalid format (expected ${describePattern((error.params as { pattern: string }).pattern)})`;
   }
@@ -440,16 +445,27 @@ function checkVertexRouting(config: Config, add: (path: (string | number)[], mes
   });
   for (const [resource, url] of Object.entries(config.vertex.endpointHosts)) {
     const [, project, , location] = resource.split('/');
-    if (project !== undefined && !config.vertex.projects.includes(project)) add(['vertex', 'endpointHosts', resource], `project "${project}" is not in vertex.projects`);
-    if (location !== undefined && !config.vertex.locations.includes(location)) add(['vertex', 'endpointHosts', resource], `location "${location}" is not in vertex.locations`);
+    if (project !== undefined && !config.vertex.projects.includes(project))
+      add(['vertex', 'endpointHosts', resource], `project "${project}" is not in vertex.projects`);
+    if (location !== undefined && !config.vertex.locations.includes(location))
+      add(['vertex', 'endpointHosts', resource], `location "${location}" is not in vertex.locations`);
     let parsed: URL | undefined;
     try {
       parsed = new URL(url);
     } catch {
       parsed = undefined;
     }
-    if (parsed === undefined || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') || parsed.pathname !== '/' || parsed.search !== '' || parsed.username !== '') {
-      add(['vertex', 'endpointHosts', resource], `"${url}" must be an http(s) origin (scheme, host and optional port; no path, query or credentials)`);
+    if (
+      parsed === undefined ||
+      (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') ||
+      parsed.pathname !== '/' ||
+      parsed.search !== '' ||
+      parsed.username !== ''
+    ) {
+      add(
+        ['vertex', 'endpointHosts', resource],
+        `"${url}" must be an http(s) origin (scheme, host and optional port; no path, query or credentials)`,
+      );
     }
   }
 }

@@ -24,16 +24,27 @@ const strictObject = <T extends Parameters<typeof Type.Object>[0]>(properties: T
   });
 
 /** Asymmetric JWS algorithms only: HMAC and `none` are not representable in the config at all. */
-export const ASYMMETRIC_ALGORITHMS = [
-  'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA',
-] as const;
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
 
 export const ServerSchema = strictObject(
   {
-    host: Type.String({ default: '0.0.0.0', description: 'Address the data port binds to. In a pod: 0.0.0.0; on a workstation: 127.0.0.1.' }),
-    port: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: 'Data port: proxied Vertex AI traffic. 0 picks a free port (printed at start).' }),
+    host: Type.String({
+      default: '0.0.0.0',
+      description: 'Address the data port binds to. In a pod: 0.0.0.0; on a workstation: 127.0.0.1.',
+    }),
+    port: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 8080,
+      description: 'Data port: proxied Vertex AI traffic. 0 picks a free port (printed at start).',
+    }),
     adminHost: Type.String({ default: '0.0.0.0', description: 'Address the admin port binds to.' }),
-    adminPort: Type.Integer({ minimum: 0, maximum: 65535, default: 9090, description: 'Admin port: /metrics, /healthz, /readyz. 0 picks a free port.' }),
+    adminPort: Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      default: 9090,
+      description: 'Admin port: /metrics, /healthz, /readyz. 0 picks a free port.',
+    }),
     bodyLimit: Size('10MiB', 'Largest request body accepted; larger ones get 413 before anything is forwarded.'),
     shutdownGrace: Duration('25s', 'On SIGTERM: stop accepting, let in-flight requests finish for at most this long.'),
     keepAliveTimeout: Duration('65s', 'Idle keep-alive timeout for client connections (longer than typical client pools).'),
@@ -48,15 +59,17 @@ export const ServerSchema = strictObject(
     maxInFlightPerCaller: Type.Integer({
       minimum: 0,
       default: 64,
-      description: 'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+      description:
+        'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
     }),
     drainPeriod: Duration(
       '0s',
-      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart\'s preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
+      "On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart's preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.",
     ),
     readyzDetails: Type.Boolean({
       default: false,
-      description: 'Whether /readyz on the admin port includes each check\'s detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.',
+      description:
+        "Whether /readyz on the admin port includes each check's detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.",
     }),
   },
   'Listeners.',
@@ -78,13 +91,23 @@ export const IssuerSchema = strictObject(
   {
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Short name used in logs and metrics.' }),
     type: Type.Union([Type.Literal('kubernetes'), Type.Literal('google')], {
-      description: '`kubernetes`: projected service-account tokens (sub system:serviceaccount:NS:SA + the kubernetes.io claim). `google`: Google-signed ID tokens.',
+      description:
+        '`kubernetes`: projected service-account tokens (sub system:serviceaccount:NS:SA + the kubernetes.io claim). `google`: Google-signed ID tokens.',
     }),
     issuer: Type.Optional(
-      Type.String({ minLength: 1, description: 'Exact `iss` claim value; also the base of OIDC discovery. Required for `kubernetes`; for `google` the default is `https://accounts.google.com`.' }),
+      Type.String({
+        minLength: 1,
+        description:
+          'Exact `iss` claim value; also the base of OIDC discovery. Required for `kubernetes`; for `google` the default is `https://accounts.google.com`.',
+      }),
     ),
-    audiences: Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Accepted `aud` values (at least one must be in the token).' }),
-    jwksUri: Type.Optional(Type.String({ minLength: 1, description: 'JWKS URL. Default: `jwks_uri` from `{issuer}/.well-known/openid-configuration`.' })),
+    audiences: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      description: 'Accepted `aud` values (at least one must be in the token).',
+    }),
+    jwksUri: Type.Optional(
+      Type.String({ minLength: 1, description: 'JWKS URL. Default: `jwks_uri` from `{issuer}/.well-known/openid-configuration`.' }),
+    ),
     algorithms: Type.Array(Type.Union(ASYMMETRIC_ALGORITHMS.map((a) => Type.Literal(a))), {
       minItems: 1,
       default: ['RS256', 'ES256'],
@@ -115,8 +138,14 @@ export const AuthenticationSchema = strictObject(
     ),
     jwks: strictObject(
       {
-        refreshInterval: Duration('10m', 'Background refresh of every issuer key set (sooner if Cache-Control says so, but not more often than minRefreshInterval).'),
-        minRefreshInterval: Duration('30s', 'An unknown `kid` triggers at most one refetch per issuer per interval: a flood of random kids is not a fetch storm.'),
+        refreshInterval: Duration(
+          '10m',
+          'Background refresh of every issuer key set (sooner if Cache-Control says so, but not more often than minRefreshInterval).',
+        ),
+        minRefreshInterval: Duration(
+          '30s',
+          'An unknown `kid` triggers at most one refetch per issuer per interval: a flood of random kids is not a fetch storm.',
+        ),
         fetchTimeout: Duration('5s', 'Timeout of one discovery or JWKS fetch.'),
       },
       'Issuer key sets. The last good set is kept while an issuer is unreachable.',
@@ -150,9 +179,14 @@ export const LabelSelectorSchema = strictObject(
 export const IdentitySubjectsSchema = strictObject(
   {
     serviceAccounts: Type.Optional(
-      Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9.*]*/[a-z0-9*][-a-z0-9.*]*$' }), { minItems: 1, description: '`namespace/name` patterns, as in policy rules.' }),
+      Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9.*]*/[a-z0-9*][-a-z0-9.*]*$' }), {
+        minItems: 1,
+        description: '`namespace/name` patterns, as in policy rules.',
+      }),
     ),
-    namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
+    namespaces: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' }),
+    ),
     namespaceSelector: Type.Optional(LabelSelectorSchema),
   },
   'Which callers: every matcher given must match (AND); at least one is required.',
@@ -166,15 +200,18 @@ export const VertexSchema = strictObject(
     }),
     projectNumbers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{4,28}[a-z0-9]$' }), Type.String({ pattern: '^[0-9]{1,20}$' }), {
       default: {},
-      description: 'Project id → project number. Vertex AI returns resource names with the project number (`projects/123456789012/…`); with the number known here, calls that use it are accepted and authorized as the project id, so rules are written with ids only.',
+      description:
+        'Project id → project number. Vertex AI returns resource names with the project number (`projects/123456789012/…`); with the number known here, calls that use it are accepted and authorized as the project id, so rules are written with ids only.',
     }),
     locations: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' }), {
       minItems: 1,
-      description: 'Locations callers may address (e.g. us-central1, europe-west4, global). The location picks the upstream host, so it is checked first.',
+      description:
+        'Locations callers may address (e.g. us-central1, europe-west4, global). The location picks the upstream host, so it is checked first.',
     }),
     upstream: Type.String({
       default: 'https://{location}-aiplatform.googleapis.com',
-      description: 'Upstream base URL. `{location}` is replaced by the validated location (`global` uses aiplatform.googleapis.com; `us`/`eu` the multi-region hosts). A URL without `{location}` sends every location there.',
+      description:
+        'Upstream base URL. `{location}` is replaced by the validated location (`global` uses aiplatform.googleapis.com; `us`/`eu` the multi-region hosts). A URL without `{location}` sends every location there.',
     }),
     timeouts: strictObject(
       {
@@ -192,29 +229,37 @@ export const VertexSchema = strictObject(
           subjects: IdentitySubjectsSchema,
           serviceAccount: Type.String({
             pattern: '^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.]*\\.iam\\.gserviceaccount\\.com$',
-            description: 'Google service account the matching callers\' requests go out as (impersonated: the proxy\'s own identity needs roles/iam.serviceAccountTokenCreator on it).',
+            description:
+              "Google service account the matching callers' requests go out as (impersonated: the proxy's own identity needs roles/iam.serviceAccountTokenCreator on it).",
           }),
         },
         'A Google identity for the callers that match.',
       ),
       {
         default: [],
-        description: 'A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller matching none goes out as the proxy\'s own identity. When a token for the matched account cannot be had, the request gets 503 and nothing is forwarded.',
+        description:
+          "A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller matching none goes out as the proxy's own identity. When a token for the matched account cannot be had, the request gets 503 and nothing is forwarded.",
       },
     ),
     iamCredentialsEndpoint: Type.String({
       default: 'https://iamcredentials.googleapis.com',
       description: 'IAM Credentials API base URL used for `identities` (a different value only for tests or a restricted VIP).',
     }),
-    endpointHosts: Type.Record(Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$' }), Type.String({ minLength: 1 }), {
-      default: {},
-      description: 'Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint\'s host or a Private Service Connect address. Wins over `endpointLookup`.',
-    }),
+    endpointHosts: Type.Record(
+      Type.String({ pattern: '^projects/[^/]+/locations/[^/]+/endpoints/[^/]+$' }),
+      Type.String({ minLength: 1 }),
+      {
+        default: {},
+        description:
+          "Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint's host or a Private Service Connect address. Wins over `endpointLookup`.",
+      },
+    ),
     endpointLookup: strictObject(
       {
         enabled: Type.Boolean({
           default: false,
-          description: 'Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy\'s own identity) and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.',
+          description:
+            "Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy's own identity) and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.",
         }),
         ttl: Duration('5m', 'How long a lookup is used; it is refreshed in the background after 80% of it.'),
         maxEntries: Type.Integer({ minimum: 1, default: 10_000, description: 'Endpoints remembered (oldest dropped first).' }),
@@ -231,34 +276,49 @@ export const KubernetesSchema = strictObject(
   {
     namespaceLabels: Type.Union([Type.Literal('static'), Type.Literal('off'), Type.Literal('watch')], {
       default: 'static',
-      description: 'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` (LIST+WATCH of namespaces from the Kubernetes API, in memory; /readyz waits for the first list).',
+      description:
+        'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` (LIST+WATCH of namespaces from the Kubernetes API, in memory; /readyz waits for the first list).',
     }),
-    static: Type.Record(Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }), Type.Record(Type.String({ minLength: 1 }), Type.String()), {
-      default: {},
-      description: 'namespace -> labels, used when namespaceLabels is `static`. Namespaces not listed get no label-based grant.',
-    }),
+    static: Type.Record(
+      Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
+      Type.Record(Type.String({ minLength: 1 }), Type.String()),
+      {
+        default: {},
+        description: 'namespace -> labels, used when namespaceLabels is `static`. Namespaces not listed get no label-based grant.',
+      },
+    ),
     kubeconfig: Type.Optional(
       Type.String({
         minLength: 1,
-        description: 'kubeconfig file for the Kubernetes API (watch, tokenReview, uidRevocation). Default: the in-cluster config when running in a pod (service-account token and CA), else $KUBECONFIG, else ~/.kube/config.',
+        description:
+          'kubeconfig file for the Kubernetes API (watch, tokenReview, uidRevocation). Default: the in-cluster config when running in a pod (service-account token and CA), else $KUBECONFIG, else ~/.kube/config.',
       }),
     ),
-    maxStaleness: Duration('5m', 'With `watch`: how long the proxy keeps deciding on its last label view while the API server is unreachable. Past it, a request whose decision depends on namespace labels is refused (403, "label view is stale"); decisions that no label can change still go through.'),
+    maxStaleness: Duration(
+      '5m',
+      'With `watch`: how long the proxy keeps deciding on its last label view while the API server is unreachable. Past it, a request whose decision depends on namespace labels is refused (403, "label view is stale"); decisions that no label can change still go through.',
+    ),
     apiTimeout: Duration('10s', 'Timeout of one Kubernetes API call the proxy makes on the request path (TokenReview) or to list objects.'),
     tokenReview: Type.Boolean({
       default: false,
-      description: 'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is cached with the token for at most tokenReviewTtl.',
+      description:
+        'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is cached with the token for at most tokenReviewTtl.',
     }),
-    tokenReviewTtl: Duration('2m', 'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). This is the revocation delay.'),
+    tokenReviewTtl: Duration(
+      '2m',
+      'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). This is the revocation delay.',
+    ),
     tokenReviewConcurrency: Type.Integer({
       default: 16,
       minimum: 1,
       maximum: 1024,
-      description: 'With tokenReview: most TokenReview calls in flight at once, so a cold cache in a large cluster does not send one per distinct token at once. Further reviews wait for a free slot (at most apiTimeout, at most 64 per slot); past that the request gets 503 UNAVAILABLE (reason token-review-busy) and may be retried.',
+      description:
+        'With tokenReview: most TokenReview calls in flight at once, so a cold cache in a large cluster does not send one per distinct token at once. Further reviews wait for a free slot (at most apiTimeout, at most 64 per slot); past that the request gets 503 UNAVAILABLE (reason token-review-busy) and may be retried.',
     }),
     uidRevocation: Type.Union([Type.Literal('off'), Type.Literal('serviceAccounts'), Type.Literal('serviceAccountsAndPods')], {
       default: 'off',
-      description: 'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources cluster-wide.',
+      description:
+        'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources cluster-wide.',
     }),
   },
   'Kubernetes identity.',
@@ -271,31 +331,65 @@ export const JobConditionsSchema = strictObject(
     serviceAccounts: Type.Optional(
       Type.Array(Type.String(), {
         minItems: 1,
-        description: 'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for "no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
+        description:
+          'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for "no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
       }),
     ),
-    machineTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Machine type patterns (`g2-standard-*`); every machine spec in the body must match one.' })),
-    acceleratorTypes: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Accelerator types (`NVIDIA_L4`, patterns allowed); every machine spec with an accelerator must name one of them.' })),
-    maxAccelerators: Type.Optional(Type.Integer({ minimum: 0, description: 'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled pools, their maximum replicas).' })),
-    maxReplicas: Type.Optional(Type.Integer({ minimum: 0, description: 'Most replicas of any one pool (for autoscaled pools, their maximum).' })),
+    machineTypes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Machine type patterns (`g2-standard-*`); every machine spec in the body must match one.',
+      }),
+    ),
+    acceleratorTypes: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Accelerator types (`NVIDIA_L4`, patterns allowed); every machine spec with an accelerator must name one of them.',
+      }),
+    ),
+    maxAccelerators: Type.Optional(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled pools, their maximum replicas).',
+      }),
+    ),
+    maxReplicas: Type.Optional(
+      Type.Integer({ minimum: 0, description: 'Most replicas of any one pool (for autoscaled pools, their maximum).' }),
+    ),
     images: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
-        description: 'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest (`@sha256:…`) on the image is allowed unless the pattern names one.',
+        description:
+          'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest (`@sha256:…`) on the image is allowed unless the pattern names one.',
       }),
     ),
     networks: Type.Optional(
-      Type.Array(Type.String(), { minItems: 1, description: 'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for "no network given".' }),
+      Type.Array(Type.String(), {
+        minItems: 1,
+        description:
+          'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for "no network given".',
+      }),
     ),
-    requireEncryptionSpec: Type.Optional(Type.Boolean({ description: 'true: the request must name a customer-managed key (`encryptionSpec.kmsKeyName`).' })),
-    requireLabels: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Label keys the created resource must carry (as sent by the caller).' })),
+    requireEncryptionSpec: Type.Optional(
+      Type.Boolean({ description: 'true: the request must name a customer-managed key (`encryptionSpec.kmsKeyName`).' }),
+    ),
+    requireLabels: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Label keys the created resource must carry (as sent by the caller).',
+      }),
+    ),
   },
   'Conditions on the body of job-creating methods. Every condition given must hold; a condition about a field a method does not have is not applied (see docs/policy-guardrails.md).',
 );
 
 export const PolicyRuleSchema = strictObject(
   {
-    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique rule id; named in every decision and audit record.' }),
+    id: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+      description: 'Unique rule id; named in every decision and audit record.',
+    }),
     effect: Type.Union([Type.Literal('allow'), Type.Literal('deny')]),
     description: Type.Optional(Type.String()),
     subjects: strictObject(
@@ -306,12 +400,15 @@ export const PolicyRuleSchema = strictObject(
             description: '`namespace/name` patterns; `*` matches any run of characters within one part (`ml/*`, `*/trainer`, `*/*`).',
           }),
         ),
-        namespaces: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' })),
+        namespaces: Type.Optional(
+          Type.Array(Type.String({ pattern: '^[a-z0-9*][-a-z0-9*]*$' }), { minItems: 1, description: 'Namespace name patterns.' }),
+        ),
         namespaceSelector: Type.Optional(LabelSelectorSchema),
         googleEmails: Type.Optional(
           Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), {
             minItems: 1,
-            description: 'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
+            description:
+              'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
           }),
         ),
       },
@@ -319,7 +416,8 @@ export const PolicyRuleSchema = strictObject(
     ),
     permissions: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
+      description:
+        'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
     }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
@@ -331,7 +429,8 @@ export const PolicyRuleSchema = strictObject(
     locations: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Default: any configured location.' })),
     mode: Type.Optional(
       Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
-        description: '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it never changes a decision.',
+        description:
+          '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it never changes a decision.',
       }),
     ),
     conditions: Type.Optional(
@@ -357,23 +456,41 @@ export const PolicySchema = strictObject(
 
 export const AuditSinkSchema = Type.Union(
   [
-    strictObject({ type: Type.Literal('stdout') }, 'Cloud Logging structured entries on stdout (one JSON line per request), shipped by GKE\'s logging agent. Not a durable store: it does not count for `strict`.'),
+    strictObject(
+      { type: Type.Literal('stdout') },
+      "Cloud Logging structured entries on stdout (one JSON line per request), shipped by GKE's logging agent. Not a durable store: it does not count for `strict`.",
+    ),
     strictObject(
       {
         type: Type.Literal('sqlite'),
         path: Type.String({
           minLength: 1,
-          description: 'Database file (WAL mode; `-wal`/`-shm` files beside it). A relative path is resolved against the directory of the config file. In a container with a read-only root filesystem, point it at a mounted volume.',
+          description:
+            'Database file (WAL mode; `-wal`/`-shm` files beside it). A relative path is resolved against the directory of the config file. In a container with a read-only root filesystem, point it at a mounted volume.',
         }),
       },
-      'Embedded SQLite store (Node\'s built-in `node:sqlite`): one replica only.',
+      "Embedded SQLite store (Node's built-in `node:sqlite`): one replica only.",
     ),
     strictObject(
       {
         type: Type.Literal('postgres'),
-        url: Type.Optional(Type.String({ minLength: 1, description: '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.' })),
-        urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' })),
-        table: Type.Optional(Type.String({ pattern: '^[a-z_][a-z0-9_]{0,47}$', description: 'Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL\'s 63 (created, with its indexes, on start). Default: `kvp_audit_records`.' })),
+        url: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.',
+          }),
+        ),
+        urlFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'File holding the connection URL (a mounted Secret); read at start.' }),
+        ),
+        table: Type.Optional(
+          Type.String({
+            pattern: '^[a-z_][a-z0-9_]{0,47}$',
+            description:
+              "Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL's 63 (created, with its indexes, on start). Default: `kvp_audit_records`.",
+          }),
+        ),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
       },
       'PostgreSQL store (Cloud SQL in production), shared by every replica.',
@@ -386,41 +503,65 @@ export const AuditSchema = strictObject(
   {
     durability: Type.Union([Type.Literal('strict'), Type.Literal('relaxed')], {
       default: 'strict',
-      description: '`strict`: an allowed request\'s decision record is committed to every durable store before the request is forwarded (503 UNAVAILABLE, nothing forwarded, when a store cannot take it), and completed when the response ends. `relaxed`: records are written after the response, batched, through a bounded queue.',
+      description:
+        "`strict`: an allowed request's decision record is committed to every durable store before the request is forwarded (503 UNAVAILABLE, nothing forwarded, when a store cannot take it), and completed when the response ends. `relaxed`: records are written after the response, batched, through a bounded queue.",
     }),
     sinks: Type.Array(AuditSinkSchema, {
       default: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }],
-      description: 'Sinks, all written. `strict` needs at least one durable store (sqlite or postgres); an empty list (relaxed only) writes no audit record at all. Queries and `audit verify` read the postgres store when there is one, else the first store listed.',
+      description:
+        'Sinks, all written. `strict` needs at least one durable store (sqlite or postgres); an empty list (relaxed only) writes no audit record at all. Queries and `audit verify` read the postgres store when there is one, else the first store listed.',
     }),
     replicaId: Type.Optional(
-      Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Names this writer in the hash chain. Default: the host name (the pod name). Two live processes must never share one.' }),
+      Type.String({
+        pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+        description: 'Names this writer in the hash chain. Default: the host name (the pod name). Two live processes must never share one.',
+      }),
     ),
     retention: Duration('2160h', 'Records older than this are deleted (in batches) from the stores. `0h` keeps them forever.'),
     retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
-    maxBatch: Type.Integer({ minimum: 1, maximum: 2000, default: 500, description: 'Most records in one transaction (one multi-row insert).' }),
-    maxQueue: Type.Integer({ minimum: 1, default: 50_000, description: 'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.' }),
+    maxBatch: Type.Integer({
+      minimum: 1,
+      maximum: 2000,
+      default: 500,
+      description: 'Most records in one transaction (one multi-row insert).',
+    }),
+    maxQueue: Type.Integer({
+      minimum: 1,
+      default: 50_000,
+      description:
+        'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.',
+    }),
     console: strictObject(
       {
-        enabled: Type.Boolean({ default: false, description: 'Serve the auditor\'s console at `/audit/ui/` on the data port (read-only; access by the policy\'s `audit.read` grants). Needs a durable store.' }),
+        enabled: Type.Boolean({
+          default: false,
+          description:
+            "Serve the auditor's console at `/audit/ui/` on the data port (read-only; access by the policy's `audit.read` grants). Needs a durable store.",
+        }),
         iapAudience: Type.Optional(
           Type.String({
             pattern: '^/projects/[0-9]+/(global/backendServices|apps)/[A-Za-z0-9._-]+$',
-            description: 'Behind Identity-Aware Proxy: the `aud` of IAP\'s signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.',
+            description:
+              "Behind Identity-Aware Proxy: the `aud` of IAP's signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.",
           }),
         ),
-        iapJwksUri: Type.String({ default: 'https://www.gstatic.com/iap/verify/public_key-jwk', description: 'IAP\'s public keys (JWK set).' }),
+        iapJwksUri: Type.String({
+          default: 'https://www.gstatic.com/iap/verify/public_key-jwk',
+          description: "IAP's public keys (JWK set).",
+        }),
       },
-      'The auditor\'s console: the audit trail in a browser.',
+      "The auditor's console: the audit trail in a browser.",
       {},
     ),
     stdout: strictObject(
       {
         format: Type.Union([Type.Literal('compact'), Type.Literal('full')], {
           default: 'compact',
-          description: 'Shape of the `stdout` sink\'s line. `compact`: each fact once — severity, time, labels, trace and `httpRequest` (method, path, status, sizes, latency, caller address and agent) in the keys GKE\'s logging agent lifts, the rest of the record under `kubeVertexProxy` (about a third of `full`\'s bytes). `full`: also an `AuditLog`-shaped payload (`methodName`, `resourceName`, `authenticationInfo`, `authorizationInfo`, `requestMetadata`, `status`), a `message`, and the whole record under `kubeVertexProxy`. The durable stores keep every field either way.',
+          description:
+            "Shape of the `stdout` sink's line. `compact`: each fact once — severity, time, labels, trace and `httpRequest` (method, path, status, sizes, latency, caller address and agent) in the keys GKE's logging agent lifts, the rest of the record under `kubeVertexProxy` (about a third of `full`'s bytes). `full`: also an `AuditLog`-shaped payload (`methodName`, `resourceName`, `authenticationInfo`, `authorizationInfo`, `requestMetadata`, `status`), a `message`, and the whole record under `kubeVertexProxy`. The durable stores keep every field either way.",
         }),
       },
-      'The `stdout` sink\'s line (see docs/audit.md for both shapes).',
+      "The `stdout` sink's line (see docs/audit.md for both shapes).",
       {},
     ),
   },
@@ -435,15 +576,24 @@ export const CallbackRouteSchema = strictObject(
   {
     prefix: Type.String({
       pattern: '^(/[A-Za-z0-9._~-]+)+$',
-      description: 'Path prefix on the data port (`/callbacks/training`); whole segments, no trailing `/`. A request matches the longest prefix it equals or continues with `/`.',
+      description:
+        'Path prefix on the data port (`/callbacks/training`); whole segments, no trailing `/`. A request matches the longest prefix it equals or continues with `/`.',
     }),
-    upstream: Type.String({ minLength: 1, description: 'The in-cluster Service the route forwards to (`http://trainer.ml.svc.cluster.local:8080`, optionally with a base path). TLS is verified.' }),
+    upstream: Type.String({
+      minLength: 1,
+      description:
+        'The in-cluster Service the route forwards to (`http://trainer.ml.svc.cluster.local:8080`, optionally with a base path). TLS is verified.',
+    }),
     rewritePrefix: Type.Optional(
-      Type.String({ pattern: '^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$', description: 'Replaces `prefix` in the forwarded path (`/` strips it). Default: the prefix is kept.' }),
+      Type.String({
+        pattern: '^/([A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*)?$',
+        description: 'Replaces `prefix` in the forwarded path (`/` strips it). Default: the prefix is kept.',
+      }),
     ),
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
-      description: 'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project\'s domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token\'s `email` or `sub`).',
+      description:
+        "Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project's domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token's `email` or `sub`).",
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -451,12 +601,19 @@ export const CallbackRouteSchema = strictObject(
       description: 'HTTP methods allowed; others get 405.',
     }),
     bodyLimit: Size('1MiB', 'Largest request body; larger ones get 413 before anything is forwarded.'),
-    timeout: Duration('30s', 'Longest wait for the upstream\'s response headers, and longest silence between body chunks.'),
-    audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` of the identity assertion the backend receives. Default: the route\'s `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.' })),
+    timeout: Duration('30s', "Longest wait for the upstream's response headers, and longest silence between body chunks."),
+    audience: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "The `aud` of the identity assertion the backend receives. Default: the route's `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.",
+      }),
+    ),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
-        description: 'The `aud` a caller\'s Google ID token must carry on this route (usually the route\'s public URL); each must be one of a Google issuer\'s `audiences`. A token minted for another route is then refused here. Default: any audience the issuer accepts.',
+        description:
+          "The `aud` a caller's Google ID token must carry on this route (usually the route's public URL); each must be one of a Google issuer's `audiences`. A token minted for another route is then refused here. Default: any audience the issuer accepts.",
       }),
     ),
   },
@@ -470,21 +627,25 @@ export const CallbacksSchema = strictObject(
         header: Type.String({
           pattern: '^x-[a-z0-9-]{1,62}$',
           default: 'x-kvp-assertion',
-          description: 'Request header carrying the identity assertion (lower case), like IAP\'s `x-goog-iap-jwt-assertion`.',
+          description: "Request header carrying the identity assertion (lower case), like IAP's `x-goog-iap-jwt-assertion`.",
         }),
         keyFile: Type.Optional(
           Type.String({
             minLength: 1,
-            description: 'ES256 (P-256) private key: a PKCS#8 PEM or a private JWK (JSON), e.g. from a mounted Secret. Default: a key generated at start (one per process: with several replicas, mount one key so every replica signs with it).',
+            description:
+              'ES256 (P-256) private key: a PKCS#8 PEM or a private JWK (JSON), e.g. from a mounted Secret. Default: a key generated at start (one per process: with several replicas, mount one key so every replica signs with it).',
           }),
         ),
         issuer: Type.String({ minLength: 1, default: 'kube-vertex-proxy', description: 'The `iss` of every assertion.' }),
         lifetime: Duration('60s', 'Assertion lifetime (`exp - iat`); at most 10m.'),
       },
-      'The identity assertion the backend receives instead of the caller\'s token: an ES256 JWT signed by the proxy, public keys at `/.well-known/jwks.json` on the admin port.',
+      "The identity assertion the backend receives instead of the caller's token: an ES256 JWT signed by the proxy, public keys at `/.well-known/jwks.json` on the admin port.",
       {},
     ),
-    routes: Type.Array(CallbackRouteSchema, { default: [], description: 'Callback routes on the data port. Callers authenticate with Google ID tokens (an issuer of `type: google`).' }),
+    routes: Type.Array(CallbackRouteSchema, {
+      default: [],
+      description: 'Callback routes on the data port. Callers authenticate with Google ID tokens (an issuer of `type: google`).',
+    }),
   },
   'Callbacks: Vertex AI workloads calling into the cluster through the proxy.',
   {},
@@ -494,24 +655,28 @@ export const TracingSchema = strictObject(
   {
     enabled: Type.Boolean({
       default: false,
-      description: 'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
+      description:
+        'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
     }),
     endpoint: Type.Optional(
       Type.String({
         pattern: '^https?://',
-        description: 'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
+        description:
+          'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
       }),
     ),
     sampleRatio: Type.Optional(
       Type.Number({
         minimum: 0,
         maximum: 1,
-        description: 'Share of new traces recorded (by trace id, so every service samples the same traces); a caller\'s sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.',
+        description:
+          "Share of new traces recorded (by trace id, so every service samples the same traces); a caller's sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.",
       }),
     ),
     resourceAttributes: Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }), {
       default: {},
-      description: 'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
+      description:
+        'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
     }),
   },
   'OpenTelemetry tracing.',
@@ -520,24 +685,43 @@ export const TracingSchema = strictObject(
 
 export const LimitRuleSchema = strictObject(
   {
-    id: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$', description: 'Unique limit id; named in refusals (QuotaFailure), audit records and metrics.' }),
+    id: Type.String({
+      pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$',
+      description: 'Unique limit id; named in refusals (QuotaFailure), audit records and metrics.',
+    }),
     description: Type.Optional(Type.String()),
     mode: Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
       default: 'enforce',
-      description: '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit record), never refused.',
+      description:
+        '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit record), never refused.',
     }),
     subjects: PolicyRuleSchema.properties.subjects,
     permissions: Type.Optional(
-      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Scope, in policy syntax (permissions, patterns or groups such as `generate`). Default: every operation.' }),
+      Type.Array(Type.String({ minLength: 1 }), {
+        minItems: 1,
+        description: 'Scope, in policy syntax (permissions, patterns or groups such as `generate`). Default: every operation.',
+      }),
     ),
-    resources: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Resource name patterns, in policy syntax. Default: any.' })),
+    resources: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), { minItems: 1, description: 'Resource name patterns, in policy syntax. Default: any.' }),
+    ),
     per: Type.Union([Type.Literal('namespace'), Type.Literal('serviceAccount')], {
       default: 'namespace',
       description: 'The bucket: one budget per namespace, or one per service account (`namespace/name`).',
     }),
-    requestsPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests admitted per calendar minute (fixed window, UTC).' })),
-    concurrentRequests: Type.Optional(Type.Integer({ minimum: 1, description: 'Requests in flight at once (from admission until the response ends, streams included).' })),
-    tokensPerMinute: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens (the responses\' reported totals) per calendar minute. Checked before forwarding against what is already charged; charged when the response ends.' })),
+    requestsPerMinute: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Requests admitted per calendar minute (fixed window, UTC).' }),
+    ),
+    concurrentRequests: Type.Optional(
+      Type.Integer({ minimum: 1, description: 'Requests in flight at once (from admission until the response ends, streams included).' }),
+    ),
+    tokensPerMinute: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        description:
+          "Tokens (the responses' reported totals) per calendar minute. Checked before forwarding against what is already charged; charged when the response ends.",
+      }),
+    ),
     tokensPerDay: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar day (UTC).' })),
     tokensPerMonth: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar month (UTC).' })),
   },
@@ -548,26 +732,45 @@ export const LimitsSchema = strictObject(
   {
     store: Type.Union(
       [
-        strictObject({ type: Type.Literal('memory') }, 'Counters in this process: right for one replica only (N replicas would admit N times the limit).'),
+        strictObject(
+          { type: Type.Literal('memory') },
+          'Counters in this process: right for one replica only (N replicas would admit N times the limit).',
+        ),
         strictObject(
           {
             type: Type.Literal('redis'),
-            url: Type.Optional(Type.String({ minLength: 1, description: '`redis://host:6379/0` or `rediss://…` (TLS) — prefer `urlFile` when it carries a password.' })),
-            urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the URL (a mounted Secret); read at start.' })),
-            keyPrefix: Type.Optional(Type.String({ maxLength: 64, description: 'Prefix of every key the proxy writes. Default: `kvp:limits:`.' })),
-            onUnavailable: Type.Optional(
-              Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], {
-                description: 'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by `kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
+            url: Type.Optional(
+              Type.String({
+                minLength: 1,
+                description: '`redis://host:6379/0` or `rediss://…` (TLS) — prefer `urlFile` when it carries a password.',
               }),
             ),
-            timeout: Type.Optional(Type.String({ pattern: '^[0-9]+(ms|s|m|h)$', description: 'Longest wait for Redis on a request\'s path; longer counts as unavailable. Default: `250ms`.' })),
+            urlFile: Type.Optional(Type.String({ minLength: 1, description: 'File holding the URL (a mounted Secret); read at start.' })),
+            keyPrefix: Type.Optional(
+              Type.String({ maxLength: 64, description: 'Prefix of every key the proxy writes. Default: `kvp:limits:`.' }),
+            ),
+            onUnavailable: Type.Optional(
+              Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], {
+                description:
+                  'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by `kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
+              }),
+            ),
+            timeout: Type.Optional(
+              Type.String({
+                pattern: '^[0-9]+(ms|s|m|h)$',
+                description: "Longest wait for Redis on a request's path; longer counts as unavailable. Default: `250ms`.",
+              }),
+            ),
           },
           'Counters in Redis (Memorystore for Redis in production), updated atomically by Lua scripts: every replica enforces one shared limit.',
         ),
       ],
       { default: { type: 'memory' }, description: 'Where the counters live.' },
     ),
-    rules: Type.Array(LimitRuleSchema, { default: [], description: 'Limit rules; every rule whose subjects and scope match a request applies to it.' }),
+    rules: Type.Array(LimitRuleSchema, {
+      default: [],
+      description: 'Limit rules; every rule whose subjects and scope match a request applies to it.',
+    }),
   },
   'Rate limits, concurrency limits and token budgets per namespace or service account.',
   {},
@@ -583,7 +786,8 @@ export const UsageSchema = strictObject(
     maxSeries: Type.Integer({
       minimum: 1,
       default: 500,
-      description: 'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` (`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
+      description:
+        'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` (`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
     }),
   },
   'Token usage accounting (read from Vertex AI responses).',
@@ -594,15 +798,21 @@ export const AttributionSchema = strictObject(
   {
     requestLabels: Type.Boolean({
       default: false,
-      description: 'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
+      description:
+        'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
     }),
     jobLabels: Type.Boolean({
       default: false,
-      description: 'Add the labels `kvp-namespace` and `kvp-service-account` (the caller\'s) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
+      description:
+        "Add the labels `kvp-namespace` and `kvp-service-account` (the caller's) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.",
     }),
-    requestReason: Type.Boolean({ default: false, description: 'Send `X-Goog-Request-Reason: <request id>` upstream (the audit record\'s `requestId`), so Google\'s records and the audit record can be joined. A caller\'s own header of that name is never forwarded.' }),
+    requestReason: Type.Boolean({
+      default: false,
+      description:
+        "Send `X-Goog-Request-Reason: <request id>` upstream (the audit record's `requestId`), so Google's records and the audit record can be joined. A caller's own header of that name is never forwarded.",
+    }),
   },
-  'Attribution in Google\'s own records: every call reaches Vertex AI under the proxy\'s identity.',
+  "Attribution in Google's own records: every call reaches Vertex AI under the proxy's identity.",
   {},
 );
 
@@ -617,7 +827,11 @@ export const ConfigSchema = strictObject(
     policy: PolicySchema,
     reload: strictObject(
       {
-        watch: Type.Boolean({ default: true, description: 'Watch the config file (and its directory, so a ConfigMap symlink swap is seen) and reload the policy when it changes. SIGHUP always reloads.' }),
+        watch: Type.Boolean({
+          default: true,
+          description:
+            'Watch the config file (and its directory, so a ConfigMap symlink swap is seen) and reload the policy when it changes. SIGHUP always reloads.',
+        }),
         debounce: Duration('500ms', 'Changes closer together than this are read once.'),
       },
       'Live policy reload. Only `policy` (and `kubernetes.static`) take effect without a restart; other changes are logged and wait for the next start.',

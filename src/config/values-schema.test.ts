@@ -29,7 +29,10 @@ describe('helm/kube-vertex-proxy/values.schema.json', () => {
     const merged: Record<string, unknown> = { ...defaults };
     for (const [key, value] of Object.entries(values)) {
       const base = defaults[key];
-      merged[key] = base && typeof base === 'object' && !Array.isArray(base) && value && typeof value === 'object' && !Array.isArray(value) ? { ...base, ...value } : value;
+      merged[key] =
+        base && typeof base === 'object' && !Array.isArray(base) && value && typeof value === 'object' && !Array.isArray(value)
+          ? { ...base, ...value }
+          : value;
     }
     expect(validate(merged), JSON.stringify(validate.errors)).toBe(true);
   });

@@ -185,4 +185,8 @@ function named(base: string, ext: string, text: string): { readonly name: string
 export const CONSOLE_SCRIPT = named('console', 'js', SCRIPT);
 export const CONSOLE_STYLES = named('console', 'css', STYLES);
 /** A favicon of our own, so a browser's automatic /favicon.ico request does not end up on the Vertex AI path. */
-export const CONSOLE_ICON = named('icon', 'svg', '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f2937"/><path d="M4 8.5l2.5 2.5L12 5.5" stroke="#8ab4f8" stroke-width="2" fill="none"/></svg>');
+export const CONSOLE_ICON = named(
+  'icon',
+  'svg',
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f2937"/><path d="M4 8.5l2.5 2.5L12 5.5" stroke="#8ab4f8" stroke-width="2" fill="none"/></svg>',
+);

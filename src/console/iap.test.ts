@@ -33,7 +33,9 @@ afterAll(async () => {
   await new Promise((r) => server.close(r));
 });
 
-function assertion(overrides: { iss?: string; aud?: string; exp?: number; email?: string | null; key?: CryptoKey; kid?: string } = {}): Promise<string> {
+function assertion(
+  overrides: { iss?: string; aud?: string; exp?: number; email?: string | null; key?: CryptoKey; kid?: string } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   const claims: Record<string, unknown> = { sub: 'accounts.google.com:1234567890', hd: 'example.com' };
   if (overrides.email !== null) claims.email = overrides.email ?? 'Alice@example.com';
@@ -60,10 +62,15 @@ const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('bas
 describe('IAP assertion check', () => {
   it('accepts a valid assertion and names the Google account (lower-cased email)', async () => {
     const principal = await verifier.verify(await assertion());
-    expect(principal).toMatchObject({ kind: 'google', email: 'alice@example.com', subject: 'accounts.google.com:1234567890', audiences: [AUDIENCE] });
+    expect(principal).toMatchObject({
+      kind: 'google',
+      email: 'alice@example.com',
+      subject: 'accounts.google.com:1234567890',
+      audiences: [AUDIENCE],
+    });
   });
 
-  it('refuses another backend service\'s audience', async () => {
+  it("refuses another backend service's audience", async () => {
     const error = await refusal(verifier.verify(await assertion({ aud: '/projects/123456789012/global/backendServices/999' })));
     expect([error.httpStatus, error.code, error.reason]).toEqual([401, 'ERR_AUTHN_INVALID_TOKEN', 'wrong-audience']);
   });

@@ -45,7 +45,13 @@ export interface IapVerifier {
 
 export function createIapVerifier(options: IapVerifierOptions): IapVerifier {
   // jose caches the set, refetches on an unknown kid at most every 30 s (cooldown), and keeps it 10 min.
-  const keys = options.keys ?? createRemoteJWKSet(new URL(options.jwksUri), { timeoutDuration: options.fetchTimeoutMs, cooldownDuration: 30_000, cacheMaxAge: 600_000 });
+  const keys =
+    options.keys ??
+    createRemoteJWKSet(new URL(options.jwksUri), {
+      timeoutDuration: options.fetchTimeoutMs,
+      cooldownDuration: 30_000,
+      cacheMaxAge: 600_000,
+    });
   const now = options.now ?? Date.now;
   return {
     async verify(assertion) {
@@ -64,7 +70,8 @@ export function createIapVerifier(options: IapVerifierOptions): IapVerifier {
         throw toRefusal(error);
       }
       const email = payload.email;
-      if (typeof email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(email) || email.length > 320) throw invalid('The IAP assertion names no valid email.', 'invalid-claim');
+      if (typeof email !== 'string' || !/^[^@\s]+@[^@\s]+$/.test(email) || email.length > 320)
+        throw invalid('The IAP assertion names no valid email.', 'invalid-claim');
       return {
         kind: 'google',
         issuer: 'iap',
@@ -84,7 +91,10 @@ function invalid(message: string, reason: string, cause?: unknown): ProxyError {
 function toRefusal(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
-    return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'IAP key set unavailable', { cause: error, reason: 'verifier-unavailable' });
+    return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'IAP key set unavailable', {
+      cause: error,
+      reason: 'verifier-unavailable',
+    });
   }
   if (error instanceof joseErrors.JWTExpired) return invalid('The IAP assertion has expired.', 'token-expired', error);
   if (error instanceof joseErrors.JWTClaimValidationFailed) {
@@ -92,8 +102,11 @@ function toRefusal(error: unknown): ProxyError {
     if (error.claim === 'iss') return invalid('The assertion was not issued by IAP.', 'untrusted-issuer', error);
     return invalid(`The IAP assertion claim "${error.claim}" is missing or invalid.`, 'invalid-claim', error);
   }
-  if (error instanceof joseErrors.JOSEAlgNotAllowed) return invalid('The IAP assertion algorithm is not accepted.', 'algorithm-not-allowed', error);
-  if (error instanceof joseErrors.JWSSignatureVerificationFailed) return invalid('The IAP assertion signature is invalid.', 'bad-signature', error);
-  if (error instanceof joseErrors.JWKSNoMatchingKey) return invalid('The IAP assertion was signed with an unknown key.', 'unknown-signing-key', error);
+  if (error instanceof joseErrors.JOSEAlgNotAllowed)
+    return invalid('The IAP assertion algorithm is not accepted.', 'algorithm-not-allowed', error);
+  if (error instanceof joseErrors.JWSSignatureVerificationFailed)
+    return invalid('The IAP assertion signature is invalid.', 'bad-signature', error);
+  if (error instanceof joseErrors.JWKSNoMatchingKey)
+    return invalid('The IAP assertion was signed with an unknown key.', 'unknown-signing-key', error);
   return invalid('The IAP assertion is not a valid JWT.', 'malformed-token', error);
 }

@@ -13,12 +13,15 @@ describe('console parameters', () => {
   });
 
   it('spells a service account as its principal, patterns included', () => {
-    expect(toAuditQuery({ serviceAccount: 'ml/*', decision: 'deny' }, NOW)).toEqual({ principal: 'system:serviceaccount:ml:*', decision: 'deny' });
+    expect(toAuditQuery({ serviceAccount: 'ml/*', decision: 'deny' }, NOW)).toEqual({
+      principal: 'system:serviceaccount:ml:*',
+      decision: 'deny',
+    });
     expect(() => toAuditQuery({ serviceAccount: 'ml' }, NOW)).toThrow('NAMESPACE/NAME');
     expect(() => toAuditQuery({ serviceAccount: 'ml/a', principal: 'x' }, NOW)).toThrow('not both');
   });
 
-  it('uses the query API\'s parsing for times and values, with defaults for missing filters', () => {
+  it("uses the query API's parsing for times and values, with defaults for missing filters", () => {
     expect(toAuditQuery({}, NOW, { from: '24h' })).toEqual({ from: NOW - 86_400_000 });
     expect(toAuditQuery({ from: '1h', status: '403' }, NOW, { from: '24h' })).toEqual({ from: NOW - 3_600_000, status: 403 });
     expect(() => toAuditQuery({ status: 'abc' }, NOW)).toThrow('status must be an HTTP status code');
@@ -26,6 +29,8 @@ describe('console parameters', () => {
 
   it('builds shareable URLs with only the filters in use', () => {
     expect(consoleUrl('/audit/ui/', {})).toBe('/audit/ui/');
-    expect(consoleUrl('/audit/ui/', { namespace: 'ml', resource: 'projects/p/*' }, { pageToken: 'abc', empty: '' })).toBe('/audit/ui/?namespace=ml&resource=projects%2Fp%2F*&pageToken=abc');
+    expect(consoleUrl('/audit/ui/', { namespace: 'ml', resource: 'projects/p/*' }, { pageToken: 'abc', empty: '' })).toBe(
+      '/audit/ui/?namespace=ml&resource=projects%2Fp%2F*&pageToken=abc',
+    );
   });
 });

@@ -28,7 +28,15 @@
 import { Readable } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { invalid as invalidQuery, operationFor, queryRecords, querySummary, queryUsageSummary, auditAccessPlugin, unavailable } from '../audit/query-api.js';
+import {
+  invalid as invalidQuery,
+  operationFor,
+  queryRecords,
+  querySummary,
+  queryUsageSummary,
+  auditAccessPlugin,
+  unavailable,
+} from '../audit/query-api.js';
 import { formatRecords, parseTime } from '../audit/query.js';
 import type { AuditQuery, AuditStore, StoredRecord } from '../audit/store.js';
 import { authnPlugin } from '../authn/plugin.js';
@@ -45,7 +53,19 @@ import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { TimeBucket } from './chart.js';
 import { IAP_ASSERTION_HEADER, type IapVerifier } from './iap.js';
 import { readConsoleParams, toAuditQuery, type ConsoleParams } from './params.js';
-import { BASE, chainView, errorView, EXPORT_LIMIT, recordView, refusalView, searchView, signInView, summaryView, type Viewer, type VerifyRun } from './views.js';
+import {
+  BASE,
+  chainView,
+  errorView,
+  EXPORT_LIMIT,
+  recordView,
+  refusalView,
+  searchView,
+  signInView,
+  summaryView,
+  type Viewer,
+  type VerifyRun,
+} from './views.js';
 
 export interface ConsoleOptions {
   readonly store: AuditStore | undefined;
@@ -66,7 +86,8 @@ const BUCKETS = 24;
 const DAY_MS = 86_400_000;
 
 const SECURITY_HEADERS = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
   'x-content-type-options': 'nosniff',
   'referrer-policy': 'no-referrer',
   'x-frame-options': 'DENY',
@@ -136,9 +157,18 @@ export const consolePlugin = fp<ConsoleOptions>(
         reply.headers(SECURITY_HEADERS);
       });
       scope.setErrorHandler((error: FastifyError | ProxyError, request, reply) => {
-        const refusal = error instanceof ProxyError ? error : typeof error.statusCode === 'number' && error.statusCode < 500 ? new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', { cause: error, reason: 'malformed-request' }) : toProxyError(error);
+        const refusal =
+          error instanceof ProxyError
+            ? error
+            : typeof error.statusCode === 'number' && error.statusCode < 500
+              ? new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', {
+                  cause: error,
+                  reason: 'malformed-request',
+                })
+              : toProxyError(error);
         if (request.kvp) request.kvp.failure ??= refusal;
-        if (refusal.httpStatus >= 500) request.log.error({ err: refusal.cause ?? refusal, code: refusal.code, requestId: request.id }, refusal.message);
+        if (refusal.httpStatus >= 500)
+          request.log.error({ err: refusal.cause ?? refusal, code: refusal.code, requestId: request.id }, refusal.message);
         const viewer = viewerOf(request);
         const message = refusal.expose ? refusal.message : 'The audit store is unavailable right now; try again shortly.';
         const viaIap = options.iap !== undefined && request.headers[IAP_ASSERTION_HEADER] !== undefined;
@@ -158,7 +188,12 @@ export const consolePlugin = fp<ConsoleOptions>(
       scope.addHook('onRequest', (request, reply, done) => {
         const assertion = request.headers[IAP_ASSERTION_HEADER];
         if (options.iap !== undefined && assertion !== undefined) {
-          if (typeof assertion !== 'string') return done(unauthenticated('ERR_AUTHN_MALFORMED_CREDENTIALS', 'The IAP assertion header is repeated.', { reason: 'malformed-credentials' }));
+          if (typeof assertion !== 'string')
+            return done(
+              unauthenticated('ERR_AUTHN_MALFORMED_CREDENTIALS', 'The IAP assertion header is repeated.', {
+                reason: 'malformed-credentials',
+              }),
+            );
           options.iap.verify(assertion).then(
             (principal) => {
               request.kvp.principal = principal;
@@ -208,20 +243,46 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
     });
     if (parsed.error !== undefined) {
       request.kvp.failure = invalidQuery(parsed.error);
-      return sendPage(reply, 400, searchView(viewerOf(request), { params: safeParams(raw), records: [], nextPageToken: undefined, paged: false, error: parsed.error }));
+      return sendPage(
+        reply,
+        400,
+        searchView(viewerOf(request), {
+          params: safeParams(raw),
+          records: [],
+          nextPageToken: undefined,
+          paged: false,
+          error: parsed.error,
+        }),
+      );
     }
     const page = await queryRecords(store, request.kvp, parsed.value.query, PAGE_SIZE, pageToken);
-    return sendPage(reply, 200, searchView(viewerOf(request), { params: parsed.value.params, records: page.records, nextPageToken: page.nextCursor, paged: pageToken !== undefined }));
+    return sendPage(
+      reply,
+      200,
+      searchView(viewerOf(request), {
+        params: parsed.value.params,
+        records: page.records,
+        nextPageToken: page.nextCursor,
+        paged: pageToken !== undefined,
+      }),
+    );
   });
 
   app.get<{ Params: { requestId: string } }>(`${BASE}/records/:requestId`, async (request, reply) => {
     const at = (request.query as Record<string, unknown>).at;
-    if (typeof at !== 'string' || !/^[0-9]{1,15}$/.test(at)) throw invalidQuery('a record link needs the time of the record (?at=epoch milliseconds)');
+    if (typeof at !== 'string' || !/^[0-9]{1,15}$/.test(at))
+      throw invalidQuery('a record link needs the time of the record (?at=epoch milliseconds)');
     const from = Number(at);
     // The record's arrival time narrows the look-up to one millisecond of the time index.
     const page = await queryRecords(store, request.kvp, { from, to: from + 1 }, EXPORT_PAGE, undefined);
     const record = page.records.find((r) => r.requestId === request.params.requestId);
-    if (record === undefined) throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'NOT_FOUND', 'No record with this id at this time (it may have passed the retention period).', { reason: 'record-not-found' });
+    if (record === undefined)
+      throw new ProxyError(
+        'ERR_REQUEST_UNKNOWN_ROUTE',
+        'NOT_FOUND',
+        'No record with this id at this time (it may have passed the retention period).',
+        { reason: 'record-not-found' },
+      );
     const rule = record.ruleId === undefined ? undefined : options.rules().find((r) => r.id === record.ruleId);
     return sendPage(reply, 200, recordView(viewerOf(request), { record, rule, policyVersion: options.policy().version }));
   });
@@ -239,7 +300,18 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
     });
     if (parsed.error !== undefined) {
       request.kvp.failure = invalidQuery(parsed.error);
-      return sendPage(reply, 400, summaryView(viewerOf(request), { params: safeParams(raw), from: now - DAY_MS, to: now, rows: [], buckets: [], error: parsed.error }));
+      return sendPage(
+        reply,
+        400,
+        summaryView(viewerOf(request), {
+          params: safeParams(raw),
+          from: now - DAY_MS,
+          to: now,
+          rows: [],
+          buckets: [],
+          error: parsed.error,
+        }),
+      );
     }
     const { params, query, from, to } = parsed.value;
     const rows = await querySummary(store, request.kvp, { ...query, from, to });
@@ -258,14 +330,27 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
       buckets.push({ from: start, to: end, allow, deny });
     }
     const usage = await queryUsageSummary(store, request.kvp, { ...query, from, to }, ['namespace', 'model']);
-    return sendPage(reply, 200, summaryView(viewerOf(request), { params, from, to, rows: rows.slice(0, SUMMARY_ROWS), buckets, usage: usage.slice(0, SUMMARY_ROWS) }));
+    return sendPage(
+      reply,
+      200,
+      summaryView(viewerOf(request), { params, from, to, rows: rows.slice(0, SUMMARY_ROWS), buckets, usage: usage.slice(0, SUMMARY_ROWS) }),
+    );
   });
 
   const chainRange = (raw: Record<string, unknown>, now: number) =>
     parseOrError(() => {
       const params = readConsoleParams(raw);
-      const range = { from: params.from === undefined ? undefined : parseTime(params.from, now), to: params.to === undefined ? undefined : parseTime(params.to, now) };
-      return { params: { ...(params.from === undefined ? {} : { from: params.from }), ...(params.to === undefined ? {} : { to: params.to }) } as ConsoleParams, range };
+      const range = {
+        from: params.from === undefined ? undefined : parseTime(params.from, now),
+        to: params.to === undefined ? undefined : parseTime(params.to, now),
+      };
+      return {
+        params: {
+          ...(params.from === undefined ? {} : { from: params.from }),
+          ...(params.to === undefined ? {} : { to: params.to }),
+        } as ConsoleParams,
+        range,
+      };
     });
 
   app.get(`${BASE}/chain`, async (request, reply) => {
@@ -280,20 +365,37 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
   app.post(`${BASE}/chain/verify`, async (request, reply) => {
     const fetchSite = request.headers['sec-fetch-site'];
     if (request.headers[CONSOLE_HEADER] !== '1' || (fetchSite !== undefined && fetchSite !== 'same-origin')) {
-      throw new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', 'PERMISSION_DENIED', 'A verification can only be started from the console page itself.', { reason: 'console-cross-site' });
+      throw new ProxyError(
+        'ERR_REQUEST_FORBIDDEN_HEADER',
+        'PERMISSION_DENIED',
+        'A verification can only be started from the console page itself.',
+        { reason: 'console-cross-site' },
+      );
     }
     const now = Date.now();
     const parsed = chainRange(request.query as Record<string, unknown>, now);
     if (parsed.error !== undefined) throw invalidQuery(parsed.error);
     if (store === undefined) throw unavailable();
     if (verifying) {
-      return sendPage(reply, 409, chainView(viewerOf(request), { params: parsed.value.params, last: lastVerify, justRan: false, error: 'A verification is already running on this replica; try again when it has finished.' }));
+      return sendPage(
+        reply,
+        409,
+        chainView(viewerOf(request), {
+          params: parsed.value.params,
+          last: lastVerify,
+          justRan: false,
+          error: 'A verification is already running on this replica; try again when it has finished.',
+        }),
+      );
     }
     const { range, params } = parsed.value;
     verifying = true;
     const by = viewerOf(request).name ?? 'unknown';
     try {
-      const result = await store.verify({ ...(range.from === undefined ? {} : { from: range.from }), ...(range.to === undefined ? {} : { to: range.to }) });
+      const result = await store.verify({
+        ...(range.from === undefined ? {} : { from: range.from }),
+        ...(range.to === undefined ? {} : { to: range.to }),
+      });
       lastVerify = { at: now, by, from: range.from, to: range.to, result };
     } catch (error) {
       lastVerify = { at: now, by, from: range.from, to: range.to, failed: true };

@@ -51,7 +51,12 @@ class BodyLimiter extends Transform {
  * The body stream to forward: the payload itself when its length is declared
  * (the caller checked it), else the payload through a counting limiter.
  */
-export function limitChunkedBody(request: FastifyRequest, payload: NodeJS.ReadableStream, limit: number, where = ''): NodeJS.ReadableStream {
+export function limitChunkedBody(
+  request: FastifyRequest,
+  payload: NodeJS.ReadableStream,
+  limit: number,
+  where = '',
+): NodeJS.ReadableStream {
   if (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] === undefined) return payload;
   const limiter = new BodyLimiter(limit, where, request);
   // The refusal is on request.kvp and the forwarder sees the stream end in error;

@@ -21,12 +21,17 @@ import { ProxyError } from '../errors.js';
 export const BODY_IDLE_REASON = 'body-idle-timeout';
 
 export function bodyIdle(idleMs: number): ProxyError {
-  return new ProxyError('ERR_REQUEST_TIMEOUT', 'DEADLINE_EXCEEDED', `No part of the request body arrived for ${idleMs / 1000}s; the request was cut.`, {
-    httpStatus: 408,
-    reason: BODY_IDLE_REASON,
-    // The rest of the body may still come: the connection cannot carry another request.
-    headers: { connection: 'close' },
-  });
+  return new ProxyError(
+    'ERR_REQUEST_TIMEOUT',
+    'DEADLINE_EXCEEDED',
+    `No part of the request body arrived for ${idleMs / 1000}s; the request was cut.`,
+    {
+      httpStatus: 408,
+      reason: BODY_IDLE_REASON,
+      // The rest of the body may still come: the connection cannot carry another request.
+      headers: { connection: 'close' },
+    },
+  );
 }
 
 /**
@@ -36,7 +41,12 @@ export function bodyIdle(idleMs: number): ProxyError {
  */
 export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.ReadableStream, idleMs: number): NodeJS.ReadableStream {
   const raw = request.raw;
-  if (idleMs === 0 || raw.complete || (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined)) return payload;
+  if (
+    idleMs === 0 ||
+    raw.complete ||
+    (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined)
+  )
+    return payload;
   const socket = raw.socket;
   const out = new PassThrough();
   // An error raised before the forwarder listens must not be an unhandled 'error' event.
@@ -44,22 +54,25 @@ export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.Reada
   let seen = socket.bytesRead;
   let lastProgressAt = Date.now();
   // Checked four times per period, so a stall is cut between 1 and 1.25 periods after the last byte.
-  const timer = setInterval(() => {
-    if (raw.complete || out.destroyed) return stop();
-    const now = socket.bytesRead;
-    // Bytes buffered on our side mean the consumer is slow, not the caller.
-    if (now !== seen || raw.readableLength > 0 || socket.readableLength > 0 || out.writableLength > 0) {
-      seen = now;
-      lastProgressAt = Date.now();
-      return;
-    }
-    if (Date.now() - lastProgressAt < idleMs) return;
-    stop();
-    const error = bodyIdle(idleMs);
-    request.kvp.failure ??= error;
-    payload.unpipe(out);
-    out.destroy(error);
-  }, Math.max(10, Math.floor(idleMs / 4)));
+  const timer = setInterval(
+    () => {
+      if (raw.complete || out.destroyed) return stop();
+      const now = socket.bytesRead;
+      // Bytes buffered on our side mean the consumer is slow, not the caller.
+      if (now !== seen || raw.readableLength > 0 || socket.readableLength > 0 || out.writableLength > 0) {
+        seen = now;
+        lastProgressAt = Date.now();
+        return;
+      }
+      if (Date.now() - lastProgressAt < idleMs) return;
+      stop();
+      const error = bodyIdle(idleMs);
+      request.kvp.failure ??= error;
+      payload.unpipe(out);
+      out.destroy(error);
+    },
+    Math.max(10, Math.floor(idleMs / 4)),
+  );
   timer.unref();
   function stop(): void {
     clearInterval(timer);

@@ -15,13 +15,30 @@ import { ProxyError } from '../errors.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones proxies also treat so. */
 const HOP_BY_HOP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authenticate',
+  'proxy-authorization',
 ]);
 
 /** Caller credentials and identity assertions that must never reach Vertex AI or be trusted from a caller. */
 const STRIPPED_REQUEST_HEADERS = new Set([
-  'authorization', 'cookie', 'cookie2', 'forwarded', 'x-real-ip', 'x-client-ip', 'true-client-ip', 'x-original-url', 'x-rewrite-url',
-  'x-serverless-authorization', 'expect',
+  'authorization',
+  'cookie',
+  'cookie2',
+  'forwarded',
+  'x-real-ip',
+  'x-client-ip',
+  'true-client-ip',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-serverless-authorization',
+  'expect',
 ]);
 const STRIPPED_REQUEST_PREFIXES = ['x-forwarded-', 'x-kvp-', 'x-envoy-', 'x-goog-iam-', 'x-goog-authenticated-', 'x-goog-iap-'];
 
@@ -30,7 +47,7 @@ const ALLOWED_GOOG_HEADERS = new Set(['x-goog-api-client', 'x-goog-request-param
 
 /** Headers that would move the call to another credential or project: refused. */
 const REFUSED_REQUEST_HEADERS: Readonly<Record<string, string>> = {
-  'x-goog-user-project': 'The x-goog-user-project header is not accepted: quota and billing follow the proxy\'s own project.',
+  'x-goog-user-project': "The x-goog-user-project header is not accepted: quota and billing follow the proxy's own project.",
   'x-goog-api-key': 'API keys are not accepted: the proxy calls Vertex AI with its own identity.',
   // Google front ends honour method overrides: a request authorized as a GET could run as a DELETE.
   'x-http-method-override': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
@@ -77,7 +94,12 @@ function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): S
   // The usual values name only headers that are hop-by-hop anyway: no set to build on every request.
   const lower = text.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return undefined;
-  return new Set(lower.split(',').map((t) => t.trim()).filter((t) => t !== ''));
+  return new Set(
+    lower
+      .split(',')
+      .map((t) => t.trim())
+      .filter((t) => t !== ''),
+  );
 }
 
 /**

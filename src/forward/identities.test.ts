@@ -37,11 +37,17 @@ describe('compileIdentityMatcher', () => {
 describe('createTeamIdentities', () => {
   it('refreshes each account ahead of expiry in the background, and hands out the newest token', async () => {
     // Tokens live an hour; a margin of an hour minus 300 ms makes the refresh due almost at once.
-    const identities = createTeamIdentities({ identities: [{ subjects: { namespaces: ['a'] }, serviceAccount: A }], endpoint: iam.url, refreshMarginMs: 3_600_000 - 300, sourceClient: source });
+    const identities = createTeamIdentities({
+      identities: [{ subjects: { namespaces: ['a'] }, serviceAccount: A }],
+      endpoint: iam.url,
+      refreshMarginMs: 3_600_000 - 300,
+      sourceClient: source,
+    });
     const first = await identities.authorization(A);
     expect(first).toBe(`Bearer ${iam.minted.at(-1)?.accessToken}`);
     const deadline = Date.now() + 10_000;
-    while (iam.minted.filter((m) => m.serviceAccount === A).length < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    while (iam.minted.filter((m) => m.serviceAccount === A).length < 3 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
     identities.stop();
     // A refresh already in flight when stopped still lands.
     await new Promise((r) => setTimeout(r, 300));
@@ -52,12 +58,20 @@ describe('createTeamIdentities', () => {
   });
 
   it('a refused account gives no token, and is not asked again at once', async () => {
-    const identities = createTeamIdentities({ identities: [{ subjects: { namespaces: ['b'] }, serviceAccount: B }], endpoint: iam.url, sourceClient: source });
+    const identities = createTeamIdentities({
+      identities: [{ subjects: { namespaces: ['b'] }, serviceAccount: B }],
+      endpoint: iam.url,
+      sourceClient: source,
+    });
     const before = iam.refused.length;
     expect(await identities.authorization(B)).toBeUndefined();
     expect(identities.authorization(B)).toBeUndefined();
     expect(iam.refused.length).toBe(before + 1);
-    expect(identities.describe()[0]).toMatchObject({ serviceAccount: B, ready: false, lastError: expect.stringContaining('PERMISSION_DENIED') });
+    expect(identities.describe()[0]).toMatchObject({
+      serviceAccount: B,
+      ready: false,
+      lastError: expect.stringContaining('PERMISSION_DENIED'),
+    });
     // An account that is not configured never gets a token.
     expect(identities.authorization(A)).toBeUndefined();
     identities.stop();

@@ -63,7 +63,12 @@ const ANY_ACTION: PolicyAction = { operationId: '', permission: 'kvp.identity', 
  */
 export function compileIdentityMatcher(identities: readonly VertexIdentityConfig[]): (subject: PolicySubject) => string | undefined {
   if (identities.length === 0) return () => undefined;
-  const rules = identities.map((identity, i) => ({ id: `identity-${i}`, effect: 'allow' as const, subjects: identity.subjects, permissions: ['*'] }));
+  const rules = identities.map((identity, i) => ({
+    id: `identity-${i}`,
+    effect: 'allow' as const,
+    subjects: identity.subjects,
+    permissions: ['*'],
+  }));
   const policy: CompiledPolicy = compilePolicy(rules, { knownPermissions: new Set(), projects: [], locations: [] }).policy;
   const byRule = new Map(identities.map((identity, i) => [`identity-${i}`, identity.serviceAccount]));
   return (subject) => {
@@ -101,7 +106,17 @@ export function createTeamIdentities(options: TeamIdentitiesOptions): TeamIdenti
   const tokens = new Map<string, AccountToken>();
   for (const { serviceAccount } of options.identities) {
     if (!tokens.has(serviceAccount)) {
-      tokens.set(serviceAccount, { serviceAccount, client: undefined, header: undefined, expiresAt: 0, inflight: undefined, failedUntil: 0, failures: 0, lastError: undefined, timer: undefined });
+      tokens.set(serviceAccount, {
+        serviceAccount,
+        client: undefined,
+        header: undefined,
+        expiresAt: 0,
+        inflight: undefined,
+        failedUntil: 0,
+        failures: 0,
+        lastError: undefined,
+        timer: undefined,
+      });
     }
   }
   let stopped = false;
@@ -152,10 +167,13 @@ export function createTeamIdentities(options: TeamIdentitiesOptions): TeamIdenti
   function schedule(token: AccountToken, delayMs: number): void {
     if (stopped) return;
     if (token.timer !== undefined) clearTimeout(token.timer);
-    token.timer = setTimeout(() => {
-      token.timer = undefined;
-      void refresh(token);
-    }, Math.max(delayMs, 0));
+    token.timer = setTimeout(
+      () => {
+        token.timer = undefined;
+        void refresh(token);
+      },
+      Math.max(delayMs, 0),
+    );
     token.timer.unref();
   }
 

@@ -77,11 +77,16 @@ export const inFlightPlugin = fp<InFlightPluginOptions>(
       const release = limiter.tryAcquire(name);
       if (release === undefined) {
         return done(
-          new ProxyError('ERR_REQUEST_TOO_MANY_IN_FLIGHT', 'RESOURCE_EXHAUSTED', `${name} already has ${limiter.max} requests in flight, the most one caller may have at once; retry when one has finished.`, {
-            reason: 'too-many-in-flight',
-            headers: { 'retry-after': '1' },
-            metadata: { limit: String(limiter.max) },
-          }),
+          new ProxyError(
+            'ERR_REQUEST_TOO_MANY_IN_FLIGHT',
+            'RESOURCE_EXHAUSTED',
+            `${name} already has ${limiter.max} requests in flight, the most one caller may have at once; retry when one has finished.`,
+            {
+              reason: 'too-many-in-flight',
+              headers: { 'retry-after': '1' },
+              metadata: { limit: String(limiter.max) },
+            },
+          ),
         );
       }
       reply.raw.once('close', release);

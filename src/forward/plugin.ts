@@ -53,7 +53,6 @@ export interface ForwardPluginOptions {
 /** Classification already refused anything that is not a Vertex AI method. */
 const FORWARDED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
-
 /** `host` for an upstream origin; few distinct origins (one per location), so parsed once each. */
 const hostByOrigin = new Map<string, string>();
 function hostOf(origin: string): string {
@@ -186,7 +185,13 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
  * leaves the body a stream. Exported for the benchmark's tuned passthrough,
  * which must run exactly this code.
  */
-export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders): void {
+export function dispatchUpstream(
+  dispatcher: Dispatcher,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  origin: string,
+  headers: OutgoingHttpHeaders,
+): void {
   headers.host = hostOf(origin);
   const inspected = request.kvp.forwardBody;
   if (inspected !== undefined) {
@@ -204,7 +209,14 @@ export function dispatchUpstream(dispatcher: Dispatcher, request: FastifyRequest
   send(dispatcher, request, reply, origin, headers, body);
 }
 
-function send(dispatcher: Dispatcher, request: FastifyRequest, reply: FastifyReply, origin: string, headers: OutgoingHttpHeaders, body: Readable | Buffer | null): void {
+function send(
+  dispatcher: Dispatcher,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  origin: string,
+  headers: OutgoingHttpHeaders,
+  body: Readable | Buffer | null,
+): void {
   // Without a body the length is undici's to set; a caller's stray Content-Length must not desynchronise it.
   if (body === null) delete headers['content-length'];
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
@@ -228,7 +240,9 @@ function traceUpstream(request: FastifyRequest, origin: string, headers: Outgoin
 }
 
 function identityUnavailable(): ProxyError {
-  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'UNAVAILABLE', 'upstream identity unavailable', { reason: 'identity-unavailable' });
+  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'UNAVAILABLE', 'upstream identity unavailable', {
+    reason: 'identity-unavailable',
+  });
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(

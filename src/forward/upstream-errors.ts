@@ -11,17 +11,29 @@ import { ProxyError } from '../errors.js';
 import { BODY_IDLE_REASON } from './body-progress.js';
 
 // A connect timeout is a timeout too (504), like waiting for headers or body; refused or unresolvable stays 502.
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'FST_REPLY_FROM_GATEWAY_TIMEOUT',
+]);
 
 /** `upstream` names the upstream in the (log-only) message, e.g. `callback upstream for /callbacks/x`. */
-export function upstreamFailure(request: FastifyRequest, error: Error & { code?: string; cause?: unknown }, upstream = 'upstream'): ProxyError {
+export function upstreamFailure(
+  request: FastifyRequest,
+  error: Error & { code?: string; cause?: unknown },
+  upstream = 'upstream',
+): ProxyError {
   if (request.kvp.failure?.code === 'ERR_REQUEST_BODY_TOO_LARGE') return request.kvp.failure;
   // The body stalled (server.bodyIdleTimeout) and its stream was cut: the caller's fault, not the upstream's.
   if (request.kvp.failure?.reason === BODY_IDLE_REASON) return request.kvp.failure;
   const cause = (error.cause ?? error) as Error & { code?: string };
   const code = cause.code ?? error.code ?? '';
   if (TIMEOUT_CODES.has(code)) {
-    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', `${upstream} timed out`, { cause: error, reason: 'upstream-timeout' });
+    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', `${upstream} timed out`, {
+      cause: error,
+      reason: 'upstream-timeout',
+    });
   }
   return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', `${upstream} unreachable`, {
     cause: error,

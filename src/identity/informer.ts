@@ -25,7 +25,15 @@
  *
  * @module
  */
-import { HttpMethod, ListWatch, RequestContext, Watch, type KubeConfig, type KubernetesListObject, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  HttpMethod,
+  ListWatch,
+  RequestContext,
+  Watch,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { fetch } from 'undici';
 
 export type InformerChange = 'add' | 'update' | 'delete';
@@ -219,7 +227,11 @@ export class ResilientInformer<T extends KubernetesObject> {
  *
  * @throws Error with `statusCode` on a non-200 answer (410 makes the informer relist).
  */
-export async function listMetadata(kubeConfig: KubeConfig, path: string, timeoutMs: number): Promise<KubernetesListObject<KubernetesObject>> {
+export async function listMetadata(
+  kubeConfig: KubeConfig,
+  path: string,
+  timeoutMs: number,
+): Promise<KubernetesListObject<KubernetesObject>> {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('kubeconfig has no current cluster');
   const context = new RequestContext(`${cluster.server}${path}`, HttpMethod.GET);

@@ -27,7 +27,10 @@ export interface IdentityMetrics {
 
 const EVENT_TYPES = new Set(['ADDED', 'MODIFIED', 'DELETED', 'BOOKMARK', 'ERROR']);
 
-export function createIdentityMetrics(registry: Registry, sources: { informers: () => readonly InformerGaugeSource[]; labelsStale: () => boolean | undefined }): IdentityMetrics {
+export function createIdentityMetrics(
+  registry: Registry,
+  sources: { informers: () => readonly InformerGaugeSource[]; labelsStale: () => boolean | undefined },
+): IdentityMetrics {
   const registers = [registry];
   new Gauge({
     name: `${METRIC_PREFIX}informer_view_age_seconds`,

@@ -9,12 +9,20 @@ describe('requiredPermissions', () => {
     expect(names({ namespaceLabels: 'off', tokenReview: false, uidRevocation: 'off' })).toEqual([]);
   });
 
-  it('names each mode\'s verbs, as RBAC and kubectl auth can-i name them', () => {
+  it("names each mode's verbs, as RBAC and kubectl auth can-i name them", () => {
     expect(names({ namespaceLabels: 'watch', tokenReview: false, uidRevocation: 'off' })).toEqual(['list namespaces', 'watch namespaces']);
-    expect(names({ namespaceLabels: 'static', tokenReview: true, uidRevocation: 'off' })).toEqual(['create tokenreviews.authentication.k8s.io']);
-    expect(names({ namespaceLabels: 'static', tokenReview: false, uidRevocation: 'serviceAccounts' })).toEqual(['list serviceaccounts', 'watch serviceaccounts']);
+    expect(names({ namespaceLabels: 'static', tokenReview: true, uidRevocation: 'off' })).toEqual([
+      'create tokenreviews.authentication.k8s.io',
+    ]);
+    expect(names({ namespaceLabels: 'static', tokenReview: false, uidRevocation: 'serviceAccounts' })).toEqual([
+      'list serviceaccounts',
+      'watch serviceaccounts',
+    ]);
     expect(names({ namespaceLabels: 'static', tokenReview: false, uidRevocation: 'serviceAccountsAndPods' })).toEqual([
-      'list serviceaccounts', 'watch serviceaccounts', 'list pods', 'watch pods',
+      'list serviceaccounts',
+      'watch serviceaccounts',
+      'list pods',
+      'watch pods',
     ]);
   });
 
@@ -22,6 +30,11 @@ describe('requiredPermissions', () => {
     const all = requiredPermissions({ namespaceLabels: 'watch', tokenReview: true, uidRevocation: 'serviceAccountsAndPods' });
     expect(all).toHaveLength(7);
     expect(all.find((p) => p.resource === 'pods')?.neededBy).toBe('kubernetes.uidRevocation: serviceAccountsAndPods');
-    expect(all.find((p) => p.resource === 'tokenreviews')).toEqual({ verb: 'create', resource: 'tokenreviews', group: 'authentication.k8s.io', neededBy: 'kubernetes.tokenReview: true' });
+    expect(all.find((p) => p.resource === 'tokenreviews')).toEqual({
+      verb: 'create',
+      resource: 'tokenreviews',
+      group: 'authentication.k8s.io',
+      neededBy: 'kubernetes.tokenReview: true',
+    });
   });
 });

@@ -86,7 +86,11 @@ export function createPermissionCheck(options: PermissionCheckOptions): Permissi
   const allowed = async (p: ApiPermission): Promise<boolean> => {
     const review = await withTimeout(
       api.createSelfSubjectAccessReview({
-        body: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { verb: p.verb, resource: p.resource, group: p.group } } },
+        body: {
+          apiVersion: 'authorization.k8s.io/v1',
+          kind: 'SelfSubjectAccessReview',
+          spec: { resourceAttributes: { verb: p.verb, resource: p.resource, group: p.group } },
+        },
       }),
       options.timeoutMs,
       'SelfSubjectAccessReview',

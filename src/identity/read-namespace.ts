@@ -18,7 +18,11 @@
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { withTimeout } from '../lib/with-timeout.js';
 
-export async function readNamespaceLabels(kubeConfig: KubeConfig, namespace: string, timeoutMs: number): Promise<Record<string, string> | undefined> {
+export async function readNamespaceLabels(
+  kubeConfig: KubeConfig,
+  namespace: string,
+  timeoutMs: number,
+): Promise<Record<string, string> | undefined> {
   const core = kubeConfig.makeApiClient(CoreV1Api);
   const server = kubeConfig.getCurrentCluster()?.server ?? '(no server)';
   try {
@@ -29,7 +33,11 @@ export async function readNamespaceLabels(kubeConfig: KubeConfig, namespace: str
     if (status === 404) return undefined;
     if (status === 403) {
       // The proxy's own role grants list (for its informer), not get: inside its pod, ask the way the informer does.
-      const listed = await withTimeout(core.listNamespace({ fieldSelector: `metadata.name=${namespace}` }), timeoutMs, 'LIST /api/v1/namespaces').catch(() => undefined);
+      const listed = await withTimeout(
+        core.listNamespace({ fieldSelector: `metadata.name=${namespace}` }),
+        timeoutMs,
+        'LIST /api/v1/namespaces',
+      ).catch(() => undefined);
       if (listed !== undefined) {
         const ns = listed.items[0];
         return ns === undefined ? undefined : { ...ns.metadata?.labels };
@@ -40,7 +48,7 @@ export async function readNamespaceLabels(kubeConfig: KubeConfig, namespace: str
     const why =
       typeof status === 'number'
         ? `HTTP ${status}${status === 401 ? ' (the credential was refused)' : status === 403 ? ' (this identity may neither get nor list namespaces)' : ''}`
-        : `${(error as Error).name === 'TimeoutError' ? 'no answer in time' : (error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}${typeof cause === 'string' ? ` (${cause})` : ''}`;
+        : `${(error as Error).name === 'TimeoutError' ? 'no answer in time' : ((error as Error).message.split('\n')[0]?.slice(0, 200) ?? '')}${typeof cause === 'string' ? ` (${cause})` : ''}`;
     throw new Error(`cannot read namespace "${namespace}" from the Kubernetes API at ${server}: ${why}`, { cause: error });
   }
 }

@@ -102,7 +102,8 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
           );
         } else logger.info({ granted: requiredPermissions(k).map(describePermission) }, 'Kubernetes API permissions granted');
       },
-      onError: (error, retryInMs) => logger.warn({ error: describeError(error), retryInMs }, 'could not check Kubernetes API permissions; retrying'),
+      onError: (error, retryInMs) =>
+        logger.warn({ error: describeError(error), retryInMs }, 'could not check Kubernetes API permissions; retrying'),
     });
   }
   const recheckOn403 = (error: unknown) => {
@@ -133,7 +134,11 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
       },
       onSynced: (namespaces) => logger.info({ namespaces }, 'namespace label view synced'),
       onStaleChange: (stale, ageMs) => {
-        if (stale) logger.error({ ageSeconds: ageMs === undefined ? null : Math.round(ageMs / 1000), maxStalenessSeconds: k.maxStalenessMs / 1000 }, 'namespace label view is stale; label-dependent decisions are refused');
+        if (stale)
+          logger.error(
+            { ageSeconds: ageMs === undefined ? null : Math.round(ageMs / 1000), maxStalenessSeconds: k.maxStalenessMs / 1000 },
+            'namespace label view is stale; label-dependent decisions are refused',
+          );
         else logger.info('namespace label view is current again');
       },
     });
@@ -195,7 +200,12 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
         { name: 'namespace-labels', ready: labels.ready(), detail: watchSource ? watchSource.describe() : { source: labels.kind } },
       ];
       if (revocation) checks.push({ name: 'uid-revocation', ready: revocation.ready(), detail: revocation.describe() });
-      if (reviewer) checks.push({ name: 'token-review', ready: true, detail: { ttlSeconds: k.tokenReviewTtlMs / 1000, maxConcurrent: k.tokenReviewConcurrency } });
+      if (reviewer)
+        checks.push({
+          name: 'token-review',
+          ready: true,
+          detail: { ttlSeconds: k.tokenReviewTtlMs / 1000, maxConcurrent: k.tokenReviewConcurrency },
+        });
       if (permissions) checks.push({ name: 'kubernetes-permissions', ready: permissions.ready(), detail: permissions.describe() });
       return checks;
     },

@@ -42,9 +42,15 @@ export function deriveKubernetesSettings(
   const tokenReviewTtlMs = parseDuration(kubernetes.tokenReviewTtl);
   if (maxStalenessMs === 0) add(['kubernetes', 'maxStaleness'], 'must be greater than 0');
   if (apiTimeoutMs === 0) add(['kubernetes', 'apiTimeout'], 'must be greater than 0');
-  if (kubernetes.tokenReview && tokenReviewTtlMs === 0) add(['kubernetes', 'tokenReviewTtl'], 'must be greater than 0 when tokenReview is on');
+  if (kubernetes.tokenReview && tokenReviewTtlMs === 0)
+    add(['kubernetes', 'tokenReviewTtl'], 'must be greater than 0 when tokenReview is on');
   const usesApi = kubernetes.namespaceLabels === 'watch' || kubernetes.tokenReview || kubernetes.uidRevocation !== 'off';
-  const kubeconfig = kubernetes.kubeconfig === undefined ? undefined : isAbsolute(kubernetes.kubeconfig) ? kubernetes.kubeconfig : resolve(configDir, kubernetes.kubeconfig);
+  const kubeconfig =
+    kubernetes.kubeconfig === undefined
+      ? undefined
+      : isAbsolute(kubernetes.kubeconfig)
+        ? kubernetes.kubeconfig
+        : resolve(configDir, kubernetes.kubeconfig);
   return {
     namespaceLabels: kubernetes.namespaceLabels,
     kubeconfig,

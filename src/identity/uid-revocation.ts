@@ -106,16 +106,21 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
   const all = pods ? [serviceAccounts, pods] : [serviceAccounts];
 
   const notSynced = () =>
-    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token revocation view not synced', { reason: 'revocation-view-not-synced' });
+    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token revocation view not synced', {
+      reason: 'revocation-view-not-synced',
+    });
   const revoked = (what: 'service account' | 'pod', reason: string) =>
-    unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token's ${what} no longer exists (it was deleted, or recreated with a new UID).`, { reason });
+    unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token's ${what} no longer exists (it was deleted, or recreated with a new UID).`, {
+      reason,
+    });
 
   return {
     admit(principal) {
       if (principal.kind !== 'kubernetes') return undefined;
       if (!serviceAccounts.synced()) return notSynced();
       const sa = serviceAccounts.get(principal.serviceAccount, principal.namespace);
-      if (sa === undefined || principal.uid === undefined || sa.metadata?.uid !== principal.uid) return revoked('service account', 'service-account-deleted');
+      if (sa === undefined || principal.uid === undefined || sa.metadata?.uid !== principal.uid)
+        return revoked('service account', 'service-account-deleted');
       // Tokens not bound to a pod (kubectl create token, secret-bound) are checked on the service account only.
       if (pods !== undefined && principal.pod !== undefined) {
         if (!pods.synced()) return notSynced();
@@ -135,7 +140,15 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       Object.fromEntries(
         all.map((i, n) => {
           const age = i.ageMs();
-          return [n === 0 ? 'serviceAccounts' : 'pods', { synced: i.synced(), watching: i.watching(), objects: i.size(), ageSeconds: age === undefined ? null : Math.round(age / 1000) }];
+          return [
+            n === 0 ? 'serviceAccounts' : 'pods',
+            {
+              synced: i.synced(),
+              watching: i.watching(),
+              objects: i.size(),
+              ageSeconds: age === undefined ? null : Math.round(age / 1000),
+            },
+          ];
         }),
       ),
     informers: all.map((i, n) => ({ resource: n === 0 ? 'serviceaccounts' : 'pods', ageMs: () => i.ageMs(), size: () => i.size() })),

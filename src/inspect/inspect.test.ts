@@ -8,7 +8,9 @@ import { readBody } from '../forward/body-limit.js';
 
 /** readBody as a promise, for the cases below. */
 const readWhole = (body: NodeJS.ReadableStream, limit: number): Promise<Buffer> =>
-  new Promise((resolve, reject) => readBody(body, limit, (error, bytes) => (error === undefined ? resolve(bytes as Buffer) : reject(error))));
+  new Promise((resolve, reject) =>
+    readBody(body, limit, (error, bytes) => (error === undefined ? resolve(bytes as Buffer) : reject(error))),
+  );
 
 const request = {} as FastifyRequest;
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -18,7 +20,7 @@ function rule(name: string, inspect: (body: InspectedBody) => ReturnType<BodyRul
 }
 
 describe('inspectBody', () => {
-  it('forwards the caller\'s own bytes when no rule rewrites', () => {
+  it("forwards the caller's own bytes when no rule rewrites", () => {
     const bytes = Buffer.from('{ "b": 1,\n  "a": [1, 2.50] }');
     const seen: unknown[] = [];
     const result = inspectBody(request, bytes, JSON_TYPE, [rule('look', (body) => void seen.push(body.json))]);

@@ -23,13 +23,20 @@ export function isJsonContentType(contentType: string | undefined): boolean {
 }
 
 function notJson(): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_NOT_JSON', 'INVALID_ARGUMENT', 'This method\'s request body must be JSON (Content-Type: application/json).', {
-    reason: 'body-not-json',
-  });
+  return new ProxyError(
+    'ERR_REQUEST_BODY_NOT_JSON',
+    'INVALID_ARGUMENT',
+    "This method's request body must be JSON (Content-Type: application/json).",
+    {
+      reason: 'body-not-json',
+    },
+  );
 }
 
 function invalid(message: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_INVALID', 'INVALID_ARGUMENT', `The request body is not valid JSON: ${message}`, { reason: 'body-invalid' });
+  return new ProxyError('ERR_REQUEST_BODY_INVALID', 'INVALID_ARGUMENT', `The request body is not valid JSON: ${message}`, {
+    reason: 'body-invalid',
+  });
 }
 
 /**
@@ -37,7 +44,12 @@ function invalid(message: string): ProxyError {
  * `{}` (a POST without body is how some create calls look), any other body
  * must be a JSON object.
  */
-export function inspectBody(request: FastifyRequest, bytes: Buffer, contentType: string | undefined, rules: readonly BodyRule[]): InspectionResult {
+export function inspectBody(
+  request: FastifyRequest,
+  bytes: Buffer,
+  contentType: string | undefined,
+  rules: readonly BodyRule[],
+): InspectionResult {
   let json: unknown;
   if (bytes.length === 0) json = {};
   else {

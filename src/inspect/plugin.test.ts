@@ -46,7 +46,8 @@ const wantsModels: BodyRule = {
   wants: (request) => request.url.startsWith('/models'),
   inspect: (_request, body) => {
     const model = (body.json as { model?: unknown }).model;
-    if (model === 'forbidden') return { refuse: new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', 'model: forbidden is not granted') };
+    if (model === 'forbidden')
+      return { refuse: new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', 'model: forbidden is not granted') };
     if (model === 'label-me') return { rewrite: (json) => void (json.labels = { team: 'ml' }) };
     return undefined;
   },
@@ -55,35 +56,60 @@ const wantsModels: BodyRule = {
 describe('inspect step', () => {
   it('leaves requests no rule wants as streams', async () => {
     const proxy = await build([wantsModels]);
-    const res = await proxy.inject({ method: 'POST', url: '/other', headers: { 'content-type': 'application/json' }, payload: '{"model":"forbidden"}' });
+    const res = await proxy.inject({
+      method: 'POST',
+      url: '/other',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"model":"forbidden"}',
+    });
     expect(res.json()).toEqual({ inspected: null, failure: null });
   });
 
-  it('hands on the caller\'s exact bytes', async () => {
+  it("hands on the caller's exact bytes", async () => {
     const proxy = await build([wantsModels]);
     const payload = '{ "model" : "ok",  "n": 1.0 }';
     const res = await proxy.inject({ method: 'POST', url: '/models', headers: { 'content-type': 'application/json' }, payload });
     expect(res.json()).toEqual({ inspected: payload, failure: null });
   });
 
-  it('refuses with the rule\'s error, in Google\'s shape', async () => {
+  it("refuses with the rule's error, in Google's shape", async () => {
     const proxy = await build([wantsModels]);
-    const res = await proxy.inject({ method: 'POST', url: '/models', headers: { 'content-type': 'application/json' }, payload: '{"model":"forbidden"}' });
+    const res = await proxy.inject({
+      method: 'POST',
+      url: '/models',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"model":"forbidden"}',
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().error).toMatchObject({ status: 'PERMISSION_DENIED', message: 'model: forbidden is not granted' });
   });
 
   it('forwards a rewrite only when a rule asks for one', async () => {
     const proxy = await build([wantsModels]);
-    const res = await proxy.inject({ method: 'POST', url: '/models', headers: { 'content-type': 'application/json' }, payload: '{"model":"label-me"}' });
+    const res = await proxy.inject({
+      method: 'POST',
+      url: '/models',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"model":"label-me"}',
+    });
     expect(JSON.parse(res.json().inspected)).toEqual({ model: 'label-me', labels: { team: 'ml' } });
   });
 
   it('refuses bodies over the limit with 413, and non-JSON with 400', async () => {
     const proxy = await build([wantsModels]);
-    const big = await proxy.inject({ method: 'POST', url: '/models', headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, payload: `{"x":"${'a'.repeat(2000)}"}` });
+    const big = await proxy.inject({
+      method: 'POST',
+      url: '/models',
+      headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+      payload: `{"x":"${'a'.repeat(2000)}"}`,
+    });
     expect(big.statusCode).toBe(413);
-    const text = await proxy.inject({ method: 'POST', url: '/models', headers: { 'content-type': 'text/plain' }, payload: 'model=forbidden' });
+    const text = await proxy.inject({
+      method: 'POST',
+      url: '/models',
+      headers: { 'content-type': 'text/plain' },
+      payload: 'model=forbidden',
+    });
     expect(text.statusCode).toBe(400);
     expect(text.json().error.details[0].metadata.code).toBe('ERR_REQUEST_BODY_NOT_JSON');
   });

@@ -14,7 +14,12 @@ const GENERATE: PolicyAction = {
   project: 'p',
   location: 'us-central1',
 };
-const PREDICT: PolicyAction = { ...GENERATE, operationId: 'endpoints.predict', groups: ['predict'], resource: 'projects/p/locations/us-central1/endpoints/1' };
+const PREDICT: PolicyAction = {
+  ...GENERATE,
+  operationId: 'endpoints.predict',
+  groups: ['predict'],
+  resource: 'projects/p/locations/us-central1/endpoints/1',
+};
 
 function rules(list: Array<Partial<LimitRule> & { id: string }>) {
   const { limits, problems } = compileLimits(
@@ -43,7 +48,12 @@ function clock(start = Date.UTC(2026, 11, 4, 10, 0, 10)) {
   return { now: () => t, advance: (ms: number) => (t += ms) };
 }
 
-async function admit(limiter: Limiter, action: PolicyAction = GENERATE, subject: PolicySubject = ML, id = Math.random().toString(36)): Promise<Admission | Refusal> {
+async function admit(
+  limiter: Limiter,
+  action: PolicyAction = GENERATE,
+  subject: PolicySubject = ML,
+  id = Math.random().toString(36),
+): Promise<Admission | Refusal> {
   return limiter.admit(limiter.applicable(subject, action), subject, id);
 }
 
@@ -59,14 +69,23 @@ const admitted = (outcome: Admission | Refusal): Admission => {
 describe('Limiter (memory store)', () => {
   it('tokensPerMinute: checked against what is charged, charged at the end, a new minute starts afresh', async () => {
     const c = clock();
-    const limiter = new Limiter({ rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]), store: createMemoryStore(c.now), onUnavailable: 'failClosed', observer: recorder(), now: c.now });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]),
+      store: createMemoryStore(c.now),
+      onUnavailable: 'failClosed',
+      observer: recorder(),
+      now: c.now,
+    });
     admitted(await admit(limiter)).settle(60);
     admitted(await admit(limiter)).settle(60); // 120: the admitted request is never cut
     const refusal = refused(await admit(limiter));
     expect(refusal.error.httpStatus).toBe(429);
     expect(refusal.error.headers).toEqual({ 'retry-after': '50' });
     expect(refusal.error.details).toEqual([
-      { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ subject: 'limit tpm, namespace ml', description: 'tokensPerMinute 100 exhausted' }] },
+      {
+        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+        violations: [{ subject: 'limit tpm, namespace ml', description: 'tokensPerMinute 100 exhausted' }],
+      },
       { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '50s' },
     ]);
     c.advance(50_000);
@@ -75,7 +94,13 @@ describe('Limiter (memory store)', () => {
 
   it('tokensPerMonth: the calendar month in UTC; Retry-After runs to the first of the next month', async () => {
     const c = clock(Date.UTC(2026, 11, 31, 23, 59, 0));
-    const limiter = new Limiter({ rules: rules([{ id: 'month', tokensPerMonth: 10 }]), store: createMemoryStore(c.now), onUnavailable: 'failClosed', observer: recorder(), now: c.now });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'month', tokensPerMonth: 10 }]),
+      store: createMemoryStore(c.now),
+      onUnavailable: 'failClosed',
+      observer: recorder(),
+      now: c.now,
+    });
     admitted(await admit(limiter)).settle(10);
     expect(refused(await admit(limiter)).error.headers).toEqual({ 'retry-after': '60' });
     c.advance(60_000);
@@ -85,7 +110,13 @@ describe('Limiter (memory store)', () => {
 
   it('requestsPerMinute and concurrentRequests count at admission; a refused request counts nowhere', async () => {
     const c = clock();
-    const limiter = new Limiter({ rules: rules([{ id: 'rpm', requestsPerMinute: 2, concurrentRequests: 1 }]), store: createMemoryStore(c.now), onUnavailable: 'failClosed', observer: recorder(), now: c.now });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'rpm', requestsPerMinute: 2, concurrentRequests: 1 }]),
+      store: createMemoryStore(c.now),
+      onUnavailable: 'failClosed',
+      observer: recorder(),
+      now: c.now,
+    });
     const first = admitted(await admit(limiter));
     expect(refused(await admit(limiter)).rule).toBe('rpm'); // concurrency
     first.settle(0);
@@ -113,11 +144,19 @@ describe('Limiter (memory store)', () => {
 
   it('dry-run rules never refuse but report it; an enforced refusal counts nothing for them either', async () => {
     const observer = recorder();
-    const limiter = new Limiter({ rules: rules([{ id: 'dry', mode: 'dryRun', requestsPerMinute: 1 }]), store: createMemoryStore(), onUnavailable: 'failClosed', observer });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'dry', mode: 'dryRun', requestsPerMinute: 1 }]),
+      store: createMemoryStore(),
+      onUnavailable: 'failClosed',
+      observer,
+    });
     admitted(await admit(limiter));
     const second = admitted(await admit(limiter));
     expect(second.dryRunRefusals).toEqual(['dry']);
-    expect(observer.decisions).toEqual([['dry', 'allowed'], ['dry', 'dry_run_refused']]);
+    expect(observer.decisions).toEqual([
+      ['dry', 'allowed'],
+      ['dry', 'dry_run_refused'],
+    ]);
   });
 });
 
@@ -132,7 +171,12 @@ describe('Limiter when the store cannot answer', () => {
 
   it('failClosed refuses with 503 UNAVAILABLE (nothing about the store reaches the caller)', async () => {
     const observer = recorder();
-    const limiter = new Limiter({ rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]), store: broken, onUnavailable: 'failClosed', observer });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]),
+      store: broken,
+      onUnavailable: 'failClosed',
+      observer,
+    });
     const refusal = refused(await admit(limiter));
     expect(refusal.error.code).toBe('ERR_LIMIT_STORE_UNAVAILABLE');
     expect(refusal.error.httpStatus).toBe(503);
@@ -142,7 +186,12 @@ describe('Limiter when the store cannot answer', () => {
 
   it('failOpen admits uncounted, and a failed settle is counted', async () => {
     const observer = recorder();
-    const limiter = new Limiter({ rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]), store: broken, onUnavailable: 'failOpen', observer });
+    const limiter = new Limiter({
+      rules: rules([{ id: 'tpm', tokensPerMinute: 100 }]),
+      store: broken,
+      onUnavailable: 'failOpen',
+      observer,
+    });
     admitted(await admit(limiter)).settle(10);
     await new Promise((r) => setImmediate(r));
     expect(observer.failures).toBe(1);

@@ -74,18 +74,23 @@ function ttlOf(check: LimitCheck, nowMs: number): number {
 /** The 429 for an exhausted limit, in Google's shape (QuotaFailure, RetryInfo) with `Retry-After`. */
 export function limitExceeded(check: LimitCheck, nowMs: number): ProxyError {
   const retryAfter = check.windowEndMs === undefined ? 1 : Math.max(1, Math.ceil((check.windowEndMs - nowMs) / 1000));
-  return new ProxyError('ERR_LIMIT_EXCEEDED', 'RESOURCE_EXHAUSTED', `Limit "${check.rule.id}" reached: ${check.kind} ${check.limit} for ${check.bucket}. Retry after ${retryAfter}s.`, {
-    reason: 'limit-exceeded',
-    headers: { 'retry-after': String(retryAfter) },
-    metadata: { limit: check.rule.id, kind: check.kind },
-    details: [
-      {
-        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
-        violations: [{ subject: `limit ${check.rule.id}, ${check.bucket}`, description: `${check.kind} ${check.limit} exhausted` }],
-      },
-      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryAfter}s` },
-    ],
-  });
+  return new ProxyError(
+    'ERR_LIMIT_EXCEEDED',
+    'RESOURCE_EXHAUSTED',
+    `Limit "${check.rule.id}" reached: ${check.kind} ${check.limit} for ${check.bucket}. Retry after ${retryAfter}s.`,
+    {
+      reason: 'limit-exceeded',
+      headers: { 'retry-after': String(retryAfter) },
+      metadata: { limit: check.rule.id, kind: check.kind },
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+          violations: [{ subject: `limit ${check.rule.id}, ${check.bucket}`, description: `${check.kind} ${check.limit} exhausted` }],
+        },
+        { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryAfter}s` },
+      ],
+    },
+  );
 }
 
 function storeUnavailable(cause: unknown): ProxyError {
@@ -159,7 +164,13 @@ export class Limiter {
     return this.#admission(rules, subject, slots, member, [...dryRunRefusals]);
   }
 
-  #admission(rules: readonly CompiledLimit[], subject: PolicySubject, slots: readonly string[], member: string, dryRunRefusals: readonly string[]): Admission {
+  #admission(
+    rules: readonly CompiledLimit[],
+    subject: PolicySubject,
+    slots: readonly string[],
+    member: string,
+    dryRunRefusals: readonly string[],
+  ): Admission {
     const tokenRules = rules.filter((r) => r.limits.some((l) => TOKEN_KIND_SET.has(l.kind)));
     let settled = false;
     return {
@@ -170,7 +181,10 @@ export class Limiter {
         settled = true;
         if (slots.length === 0 && (tokens <= 0 || tokenRules.length === 0)) return;
         const nowMs = this.#now();
-        const charges = tokens <= 0 ? [] : checksFor(tokenRules, subject, nowMs, TOKEN_KIND_SET).map((c) => ({ key: c.key, tokens, ttlMs: ttlOf(c, nowMs) }));
+        const charges =
+          tokens <= 0
+            ? []
+            : checksFor(tokenRules, subject, nowMs, TOKEN_KIND_SET).map((c) => ({ key: c.key, tokens, ttlMs: ttlOf(c, nowMs) }));
         try {
           const done = this.#store.settle(charges, slots, member);
           if (done instanceof Promise) done.catch(() => this.#observer.settleFailed());

@@ -52,7 +52,10 @@ export function createLimitMetrics(registry: Registry, usage: UsageMetrics, stor
       decisions.inc({ rule, result });
     },
     remaining(rule, limit, value, subject) {
-      remaining.set(guard.admit({ rule, limit, ...usage.identityLabels(subject.namespace, subject.serviceAccount) }, usage.identity), value);
+      remaining.set(
+        guard.admit({ rule, limit, ...usage.identityLabels(subject.namespace, subject.serviceAccount) }, usage.identity),
+        value,
+      );
     },
     settleFailed() {
       settleFailures.inc();

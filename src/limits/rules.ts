@@ -67,7 +67,13 @@ export function windowOf(kind: LimitKind, nowMs: number): { id: string; endMs: n
   }
 }
 
-const SHORT: Record<LimitKind, string> = { requestsPerMinute: 'rpm', concurrentRequests: 'cc', tokensPerMinute: 'tpm', tokensPerDay: 'tpd', tokensPerMonth: 'tpM' };
+const SHORT: Record<LimitKind, string> = {
+  requestsPerMinute: 'rpm',
+  concurrentRequests: 'cc',
+  tokensPerMinute: 'tpm',
+  tokensPerDay: 'tpd',
+  tokensPerMonth: 'tpM',
+};
 
 export function bucketOf(rule: CompiledLimit, subject: PolicySubject): { key: string; text: string } {
   return rule.per === 'namespace'
@@ -80,14 +86,26 @@ export function checkKey(rule: CompiledLimit, bucketKey: string, kind: LimitKind
 }
 
 /** Every check for the rules that apply, at `nowMs`. */
-export function checksFor(rules: readonly CompiledLimit[], subject: PolicySubject, nowMs: number, kinds?: ReadonlySet<LimitKind>): LimitCheck[] {
+export function checksFor(
+  rules: readonly CompiledLimit[],
+  subject: PolicySubject,
+  nowMs: number,
+  kinds?: ReadonlySet<LimitKind>,
+): LimitCheck[] {
   const checks: LimitCheck[] = [];
   for (const rule of rules) {
     const bucket = bucketOf(rule, subject);
     for (const { kind, limit } of rule.limits) {
       if (kinds !== undefined && !kinds.has(kind)) continue;
       const window = windowOf(kind, nowMs);
-      checks.push({ rule, kind, limit, key: checkKey(rule, bucket.key, kind, window?.id), bucket: bucket.text, windowEndMs: window?.endMs });
+      checks.push({
+        rule,
+        kind,
+        limit,
+        key: checkKey(rule, bucket.key, kind, window?.id),
+        bucket: bucket.text,
+        windowEndMs: window?.endMs,
+      });
     }
   }
   return checks;
@@ -113,10 +131,14 @@ function asPolicyRule(rule: LimitRule): PolicyRule {
 /** Compiles the rules; problems use the loader's path syntax (`limits.rules[2].permissions[0]`). */
 export function compileLimits(rules: readonly LimitRule[], context: PolicyContext): { limits: CompiledLimit[]; problems: PolicyProblem[] } {
   const { problems: policyProblems } = compilePolicy(rules.map(asPolicyRule), context);
-  const problems = policyProblems.map((p) => ({ path: p.path.replace(/^policy\.rules/, 'limits.rules'), message: p.message.replaceAll('policy.rules[', 'limits.rules[') }));
+  const problems = policyProblems.map((p) => ({
+    path: p.path.replace(/^policy\.rules/, 'limits.rules'),
+    message: p.message.replaceAll('policy.rules[', 'limits.rules['),
+  }));
   const limits = rules.map((rule, i): CompiledLimit => {
     const list = LIMIT_KINDS.flatMap((kind) => (rule[kind] === undefined ? [] : [{ kind, limit: rule[kind] as number }]));
-    if (list.length === 0) problems.push({ path: `limits.rules[${i}]`, message: `sets no limit: give at least one of ${LIMIT_KINDS.join(', ')}` });
+    if (list.length === 0)
+      problems.push({ path: `limits.rules[${i}]`, message: `sets no limit: give at least one of ${LIMIT_KINDS.join(', ')}` });
     return { id: rule.id, enforce: rule.mode !== 'dryRun', per: rule.per, limits: list, matcher: compileRule(asPolicyRule(rule), i) };
   });
   return { limits, problems };

@@ -18,7 +18,10 @@ export interface LimitRuntime {
   close(): Promise<void>;
 }
 
-export async function startLimits(settings: LimitSettings, deps: { logger: Logger; registry: Registry; usage: UsageMetrics }): Promise<LimitRuntime> {
+export async function startLimits(
+  settings: LimitSettings,
+  deps: { logger: Logger; registry: Registry; usage: UsageMetrics },
+): Promise<LimitRuntime> {
   const { logger } = deps;
   const config = settings.store;
   let store: LimitStore;

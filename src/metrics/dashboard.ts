@@ -71,7 +71,9 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
         title: 'Upstream status classes',
         description: 'What Vertex AI (and callback backends) answered, by status class; `none`: no answer (unreachable, timeout).',
         unit: 'reqps',
-        queries: [{ expr: `sum by (direction, status_class) (${rate('upstream_responses_total')})`, legend: '{{direction}} {{status_class}}' }],
+        queries: [
+          { expr: `sum by (direction, status_class) (${rate('upstream_responses_total')})`, legend: '{{direction}} {{status_class}}' },
+        ],
       },
       {
         title: 'Vertex AI 5xx ratio',
@@ -90,7 +92,7 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
     title: 'Latency: the proxy versus Vertex AI',
     panels: [
       {
-        title: 'Proxy\'s own time (forwarded requests)',
+        title: "Proxy's own time (forwarded requests)",
         description: 'Latency minus upstream latency: authentication, policy, the strict audit commit, forwarding.',
         unit: 's',
         queries: quantiles('overhead_duration_seconds'),
@@ -119,7 +121,8 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
     panels: [
       {
         title: 'Token-cache hit ratio',
-        description: 'Share of bearer tokens found in the verified-token cache; a miss costs a signature check (and a TokenReview, when on).',
+        description:
+          'Share of bearer tokens found in the verified-token cache; a miss costs a signature check (and a TokenReview, when on).',
         unit: 'percentunit',
         queries: [
           {
@@ -142,7 +145,7 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
       },
       {
         title: 'JWKS age',
-        description: 'Age of each issuer\'s key set; grows while the issuer is unreachable (the last good keys are kept).',
+        description: "Age of each issuer's key set; grows while the issuer is unreachable (the last good keys are kept).",
         unit: 's',
         queries: [{ expr: `max by (issuer) (${m('jwks_age_seconds')})`, legend: '{{issuer}}' }],
       },
@@ -168,7 +171,7 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
     panels: [
       {
         title: 'Label-view age',
-        description: '0 while the informer\'s watch is open; else seconds since it last was.',
+        description: "0 while the informer's watch is open; else seconds since it last was.",
         unit: 's',
         queries: [{ expr: `max by (resource) (${m('informer_view_age_seconds')})`, legend: '{{resource}}' }],
       },
@@ -241,19 +244,22 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
     panels: [
       {
         title: 'Tokens by model',
-        description: 'Tokens per second Vertex AI reported in its responses, by model and kind (prompt, candidates, thoughts, cached, tool).',
+        description:
+          'Tokens per second Vertex AI reported in its responses, by model and kind (prompt, candidates, thoughts, cached, tool).',
         unit: 'short',
         queries: [{ expr: `sum by (model, type) (${rate('model_tokens_total', 'type!="total"')})`, legend: '{{model}} {{type}}' }],
       },
       {
         title: 'Limit decisions',
-        description: 'Requests counted by limit rules, by rule and result (admitted, refused, dry-run refusals, store unavailable); present when limits are configured.',
+        description:
+          'Requests counted by limit rules, by rule and result (admitted, refused, dry-run refusals, store unavailable); present when limits are configured.',
         unit: 'reqps',
         queries: [{ expr: `sum by (rule, result) (${rate('limit_decisions_total')})`, legend: '{{rule}} {{result}}' }],
       },
       {
         title: 'Limit store available',
-        description: '1 while the limit store (Redis, or memory) answers; 0 during an outage (requests a limit applies to are refused or admitted uncounted, per onUnavailable).',
+        description:
+          '1 while the limit store (Redis, or memory) answers; 0 during an outage (requests a limit applies to are refused or admitted uncounted, per onUnavailable).',
         unit: 'bool',
         queries: [{ expr: `min(${m('limit_store_available')})`, legend: 'available' }],
       },
@@ -337,7 +343,9 @@ export function panelTable(): string {
   const lines = ['| Row | Panel | What it shows | Metrics |', '|---|---|---|---|'];
   for (const row of DASHBOARD_ROWS) {
     for (const panel of row.panels) {
-      const names = [...new Set(panel.queries.flatMap((q) => [...q.expr.matchAll(/kube_vertex_proxy_[a-z0-9_]+/g)].map((x) => `\`${x[0]}\``)))];
+      const names = [
+        ...new Set(panel.queries.flatMap((q) => [...q.expr.matchAll(/kube_vertex_proxy_[a-z0-9_]+/g)].map((x) => `\`${x[0]}\``))),
+      ];
       lines.push(`| ${row.title} | ${panel.title} | ${panel.description.replace(/\|/g, '\\|')} | ${names.join(', ')} |`);
     }
   }

@@ -9,13 +9,45 @@ const GOLDEN = join(import.meta.dirname, '../../test/fixtures/metrics/golden.pro
 
 function record(overrides: Partial<AuditRecord>): AuditRecord {
   return {
-    time: '2026-11-27T00:00:00.000Z', requestId: 'r', direction: 'outbound', traceId: undefined, spanId: undefined, traceSampled: undefined,
-    principal: 'system:serviceaccount:ml:trainer', issuer: 'cluster', namespace: 'ml', serviceAccount: 'trainer', pod: 'p', podUid: 'u', tokenId: undefined,
-    operation: 'endpoints.predict', methodName: 'm', permission: 'aiplatform.endpoints.predict', permissionType: 'DATA_READ',
-    resource: 'projects/p/locations/l/endpoints/1', project: 'p', location: 'l', decision: 'allow', ruleId: 'ml-predict', reason: 'allowed-by-rule',
-    errorCode: undefined, policyVersion: 'v', httpMethod: 'POST', path: '/v1/x', status: 200, upstreamStatus: 200, upstreamError: undefined,
-    latencyMs: 12, upstreamLatencyMs: 10, requestBytes: 10, responseBytes: 20, clientIp: '127.0.0.1', userAgent: 'ua',
-    namespaceLabels: undefined, upstreamRequestId: undefined, longRunningName: undefined,
+    time: '2026-11-27T00:00:00.000Z',
+    requestId: 'r',
+    direction: 'outbound',
+    traceId: undefined,
+    spanId: undefined,
+    traceSampled: undefined,
+    principal: 'system:serviceaccount:ml:trainer',
+    issuer: 'cluster',
+    namespace: 'ml',
+    serviceAccount: 'trainer',
+    pod: 'p',
+    podUid: 'u',
+    tokenId: undefined,
+    operation: 'endpoints.predict',
+    methodName: 'm',
+    permission: 'aiplatform.endpoints.predict',
+    permissionType: 'DATA_READ',
+    resource: 'projects/p/locations/l/endpoints/1',
+    project: 'p',
+    location: 'l',
+    decision: 'allow',
+    ruleId: 'ml-predict',
+    reason: 'allowed-by-rule',
+    errorCode: undefined,
+    policyVersion: 'v',
+    httpMethod: 'POST',
+    path: '/v1/x',
+    status: 200,
+    upstreamStatus: 200,
+    upstreamError: undefined,
+    latencyMs: 12,
+    upstreamLatencyMs: 10,
+    requestBytes: 10,
+    responseBytes: 20,
+    clientIp: '127.0.0.1',
+    userAgent: 'ua',
+    namespaceLabels: undefined,
+    upstreamRequestId: undefined,
+    longRunningName: undefined,
     ...overrides,
   };
 }
@@ -31,9 +63,21 @@ describe('metrics exposition', () => {
     });
     metrics.observeRecord(record({}));
     metrics.observeRecord(record({ latencyMs: 300, upstreamLatencyMs: 250 }));
-    metrics.observeRecord(record({ decision: 'deny', status: 403, upstreamLatencyMs: undefined, ruleId: undefined, reason: 'no-matching-rule' }));
-    metrics.observeRecord(record({ operation: undefined, decision: 'deny', status: 401, upstreamLatencyMs: undefined, principal: undefined }));
-    metrics.observeRecord(record({ operation: 'customJobs.create', dryRun: [{ rule: 'tighter-gpus', outcome: 'deny' }, { rule: 'new-team', outcome: 'allow' }] }));
+    metrics.observeRecord(
+      record({ decision: 'deny', status: 403, upstreamLatencyMs: undefined, ruleId: undefined, reason: 'no-matching-rule' }),
+    );
+    metrics.observeRecord(
+      record({ operation: undefined, decision: 'deny', status: 401, upstreamLatencyMs: undefined, principal: undefined }),
+    );
+    metrics.observeRecord(
+      record({
+        operation: 'customJobs.create',
+        dryRun: [
+          { rule: 'tighter-gpus', outcome: 'deny' },
+          { rule: 'new-team', outcome: 'allow' },
+        ],
+      }),
+    );
     metrics.jwksFetch('cluster', 'success');
     metrics.jwksFetch('cluster', 'error');
     metrics.credentialRefresh('success');

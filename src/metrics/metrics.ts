@@ -114,7 +114,7 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
   });
   new Gauge({
     name: `${METRIC_PREFIX}jwks_age_seconds`,
-    help: 'Age of each issuer\'s key set; grows while the issuer is unreachable (last good keys kept).',
+    help: "Age of each issuer's key set; grows while the issuer is unreachable (last good keys kept).",
     labelNames: ['issuer'] as const,
     registers,
     collect() {
@@ -124,7 +124,7 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
   });
   const credentialRefreshes = new Counter({
     name: `${METRIC_PREFIX}google_token_refreshes_total`,
-    help: 'Refreshes of the proxy\'s own Google access token by result.',
+    help: "Refreshes of the proxy's own Google access token by result.",
     labelNames: ['result'] as const,
     registers,
   });
@@ -194,7 +194,7 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
 
   const overheadDuration = new Histogram({
     name: `${METRIC_PREFIX}overhead_duration_seconds`,
-    help: 'The proxy\'s own share of a forwarded request: its latency minus the upstream\'s (authentication, policy, the strict audit commit, forwarding).',
+    help: "The proxy's own share of a forwarded request: its latency minus the upstream's (authentication, policy, the strict audit commit, forwarding).",
     labelNames: ['direction', 'operation'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
@@ -218,7 +218,8 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
   /** `observe` of a histogram; with exemplars on, the request's trace is the exemplar when it was sampled. */
   const observe: (histogram: DurationHistogram, labels: Record<string, string>, seconds: number, record: AuditRecord) => void = exemplars
     ? (histogram, labels, seconds, record) => {
-        const exemplarLabels = record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
+        const exemplarLabels =
+          record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
         (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
       }
     : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);

@@ -99,10 +99,7 @@ export interface CompiledPolicy {
  * malformed service-account pattern or selector operator matches nothing,
  * and everything else is read literally.
  */
-export function compilePolicy(
-  rules: readonly PolicyRule[],
-  context: PolicyContext,
-): { policy: CompiledPolicy; problems: PolicyProblem[] } {
+export function compilePolicy(rules: readonly PolicyRule[], context: PolicyContext): { policy: CompiledPolicy; problems: PolicyProblem[] } {
   const problems = checkRules(rules, context);
   const compiled = rules.map(compileRule);
   const evaluator = createIndexedEvaluator(compiled, context.knownPermissions);
@@ -156,15 +153,22 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
 
     const { serviceAccounts, namespaces, namespaceSelector, googleEmails } = rule.subjects;
     if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined && googleEmails === undefined) {
-      report(`${at}.subjects`, 'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. serviceAccounts: ["*/*"])');
+      report(
+        `${at}.subjects`,
+        'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. serviceAccounts: ["*/*"])',
+      );
     }
     if (googleEmails !== undefined) {
       if (serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined) {
-        report(`${at}.subjects.googleEmails`, 'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a Kubernetes service account, never both (write two rules)');
+        report(
+          `${at}.subjects.googleEmails`,
+          'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a Kubernetes service account, never both (write two rules)',
+        );
       }
       checkNonEmpty(googleEmails, `${at}.subjects.googleEmails`, report);
       for (const problem of compileCallers(googleEmails).problems) {
-        if (googleEmails[problem.index]?.includes('@') !== true) report(`${at}.subjects.googleEmails[${problem.index}]`, 'must be an email or an email pattern');
+        if (googleEmails[problem.index]?.includes('@') !== true)
+          report(`${at}.subjects.googleEmails[${problem.index}]`, 'must be an email or an email pattern');
         else report(`${at}.subjects.googleEmails[${problem.index}]`, problem.message);
       }
     }
@@ -200,7 +204,8 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     const jobs = rule.conditions?.jobs;
     if (jobs !== undefined) {
       // A deny "unless the job is fine" would read two ways; guard rails are allow rules with conditions.
-      if (rule.effect === 'deny') report(`${at}.conditions`, 'conditions apply to allow rules only (an allow rule whose conditions fail does not match)');
+      if (rule.effect === 'deny')
+        report(`${at}.conditions`, 'conditions apply to allow rules only (an allow rule whose conditions fail does not match)');
       for (const p of jobConditionsProblems(jobs, `${at}.conditions.jobs`)) report(p.path, p.message);
     }
   });

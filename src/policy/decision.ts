@@ -59,7 +59,6 @@ export type DecisionReason =
   | 'labels-stale'
   /** No policy question: a page with no audit data (the console's sign-in page, script, stylesheet). */
   | 'public-page'
-
   | 'job-conditions-failed';
 
 export interface Decision {

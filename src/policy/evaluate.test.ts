@@ -19,7 +19,10 @@ import { compileRule, createIndexedEvaluator } from './evaluator.js';
 function globMatches(pattern: string, value: string, slash: boolean): boolean {
   if (pattern === '') return value === '';
   if (pattern[0] === '*') {
-    return globMatches(pattern.slice(1), value, slash) || (value !== '' && (slash || value[0] !== '/') && globMatches(pattern, value.slice(1), slash));
+    return (
+      globMatches(pattern.slice(1), value, slash) ||
+      (value !== '' && (slash || value[0] !== '/') && globMatches(pattern, value.slice(1), slash))
+    );
   }
   return value !== '' && pattern[0] === value[0] && globMatches(pattern.slice(1), value.slice(1), slash);
 }
@@ -42,10 +45,13 @@ function selectorMatches(selector: LabelSelector, labels: PolicySubject['labels'
   for (const { key, operator, values = [] } of selector.matchExpressions ?? []) {
     const value = valueOf(key);
     const ok =
-      operator === 'In' ? value !== undefined && values.includes(value)
-      : operator === 'NotIn' ? value === undefined || !values.includes(value)
-      : operator === 'Exists' ? value !== undefined
-      : value === undefined;
+      operator === 'In'
+        ? value !== undefined && values.includes(value)
+        : operator === 'NotIn'
+          ? value === undefined || !values.includes(value)
+          : operator === 'Exists'
+            ? value !== undefined
+            : value === undefined;
     if (!ok) return false;
   }
   return true;
@@ -70,9 +76,11 @@ function referenceRuleMatches(rule: PolicyRule, subject: PolicySubject, action: 
   if (namespaces !== undefined && !namespaces.some((pattern) => globMatches(pattern, subject.namespace, false))) return false;
   if (namespaceSelector !== undefined && !selectorMatches(namespaceSelector, subject.labels)) return false;
   const permitted = rule.permissions.some((entry) =>
-    entry.includes('*') ? globMatches(entry, action.permission, true)
-    : entry.includes('.') ? entry === action.permission
-    : action.groups.includes(entry),
+    entry.includes('*')
+      ? globMatches(entry, action.permission, true)
+      : entry.includes('.')
+        ? entry === action.permission
+        : action.groups.includes(entry),
   );
   if (!permitted) return false;
   if (rule.resources !== undefined && !rule.resources.some((pattern) => resourceMatches(pattern, action.resource))) return false;
@@ -148,7 +156,13 @@ interface Case {
 }
 
 /** A one-rule case: does an allow rule with these fields match? */
-const single = (title: string, fields: RuleFields, matches: boolean, who: PolicySubject = subject(), what: PolicyAction = action()): Case => ({
+const single = (
+  title: string,
+  fields: RuleFields,
+  matches: boolean,
+  who: PolicySubject = subject(),
+  what: PolicyAction = action(),
+): Case => ({
   title,
   rules: [allow('r', fields)],
   subject: who,
@@ -173,46 +187,105 @@ describe('namespaceSelector', () => {
     single('matchLabels matches when every pair is present with that value', selector({ matchLabels: { team: 'ml', env: 'prod' } }), true),
     single('matchLabels does not match when a pair has another value', selector({ matchLabels: { team: 'ml', env: 'dev' } }), false),
     single('matchLabels does not match when a key is missing', selector({ matchLabels: { tier: 'gpu' } }), false),
-    single('matchLabels compares prefixed keys exactly', selector({ matchLabels: { 'kubernetes.io/metadata.name': 'ml' } }), true,
-      labelled({ 'kubernetes.io/metadata.name': 'ml' })),
-    single('In matches a value in the set', selector({ matchExpressions: [{ key: 'env', operator: 'In', values: ['dev', 'prod'] }] }), true),
-    single('In does not match a value outside the set', selector({ matchExpressions: [{ key: 'env', operator: 'In', values: ['dev'] }] }), false),
-    single('In does not match when the key is absent', selector({ matchExpressions: [{ key: 'tier', operator: 'In', values: ['gpu'] }] }), false),
-    single('NotIn matches a value outside the set', selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }] }), true),
-    single('NotIn matches when the key is absent (Kubernetes semantics)', selector({ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['gpu'] }] }), true),
-    single('NotIn does not match a value in the set', selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }] }), false),
-    single('Exists matches a present key, even with an empty value', selector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }), true,
-      labelled({ gpu: '' })),
+    single(
+      'matchLabels compares prefixed keys exactly',
+      selector({ matchLabels: { 'kubernetes.io/metadata.name': 'ml' } }),
+      true,
+      labelled({ 'kubernetes.io/metadata.name': 'ml' }),
+    ),
+    single(
+      'In matches a value in the set',
+      selector({ matchExpressions: [{ key: 'env', operator: 'In', values: ['dev', 'prod'] }] }),
+      true,
+    ),
+    single(
+      'In does not match a value outside the set',
+      selector({ matchExpressions: [{ key: 'env', operator: 'In', values: ['dev'] }] }),
+      false,
+    ),
+    single(
+      'In does not match when the key is absent',
+      selector({ matchExpressions: [{ key: 'tier', operator: 'In', values: ['gpu'] }] }),
+      false,
+    ),
+    single(
+      'NotIn matches a value outside the set',
+      selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }] }),
+      true,
+    ),
+    single(
+      'NotIn matches when the key is absent (Kubernetes semantics)',
+      selector({ matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['gpu'] }] }),
+      true,
+    ),
+    single(
+      'NotIn does not match a value in the set',
+      selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['prod'] }] }),
+      false,
+    ),
+    single(
+      'Exists matches a present key, even with an empty value',
+      selector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }),
+      true,
+      labelled({ gpu: '' }),
+    ),
     single('Exists does not match an absent key', selector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }), false),
     single('DoesNotExist matches an absent key', selector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }), true),
     single('DoesNotExist does not match a present key', selector({ matchExpressions: [{ key: 'env', operator: 'DoesNotExist' }] }), false),
     single('an empty selector matches every known namespace, even one without labels', selector({}), true, labelled({})),
     single('an empty selector does not match an unknown namespace', selector({}), false, labelled(undefined)),
     single('matchLabels does not match an unknown namespace', selector({ matchLabels: { team: 'ml' } }), false, labelled(undefined)),
-    single('NotIn does not match an unknown namespace', selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }] }), false,
-      labelled(undefined)),
-    single('DoesNotExist does not match an unknown namespace', selector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }), false,
-      labelled(undefined)),
-    single('matchLabels and matchExpressions must both hold',
-      selector({ matchLabels: { team: 'ml' }, matchExpressions: [{ key: 'env', operator: 'In', values: ['dev'] }] }), false),
-    single('several expressions match when every one holds', selector({
-      matchExpressions: [
-        { key: 'env', operator: 'In', values: ['prod'] },
-        { key: 'team', operator: 'NotIn', values: ['web'] },
-        { key: 'gpu', operator: 'DoesNotExist' },
-        { key: 'team', operator: 'Exists' },
-      ],
-    }), true),
-    single('several expressions do not match when one fails', selector({
-      matchExpressions: [
-        { key: 'env', operator: 'In', values: ['prod'] },
-        { key: 'team', operator: 'NotIn', values: ['ml'] },
-      ],
-    }), false),
-    single('inherited object properties are not labels (Exists)', selector({ matchExpressions: [{ key: 'toString', operator: 'Exists' }] }), false,
-      labelled({})),
-    single('inherited object properties are not labels (DoesNotExist)',
-      selector({ matchExpressions: [{ key: 'constructor', operator: 'DoesNotExist' }] }), true, labelled({})),
+    single(
+      'NotIn does not match an unknown namespace',
+      selector({ matchExpressions: [{ key: 'env', operator: 'NotIn', values: ['dev'] }] }),
+      false,
+      labelled(undefined),
+    ),
+    single(
+      'DoesNotExist does not match an unknown namespace',
+      selector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }),
+      false,
+      labelled(undefined),
+    ),
+    single(
+      'matchLabels and matchExpressions must both hold',
+      selector({ matchLabels: { team: 'ml' }, matchExpressions: [{ key: 'env', operator: 'In', values: ['dev'] }] }),
+      false,
+    ),
+    single(
+      'several expressions match when every one holds',
+      selector({
+        matchExpressions: [
+          { key: 'env', operator: 'In', values: ['prod'] },
+          { key: 'team', operator: 'NotIn', values: ['web'] },
+          { key: 'gpu', operator: 'DoesNotExist' },
+          { key: 'team', operator: 'Exists' },
+        ],
+      }),
+      true,
+    ),
+    single(
+      'several expressions do not match when one fails',
+      selector({
+        matchExpressions: [
+          { key: 'env', operator: 'In', values: ['prod'] },
+          { key: 'team', operator: 'NotIn', values: ['ml'] },
+        ],
+      }),
+      false,
+    ),
+    single(
+      'inherited object properties are not labels (Exists)',
+      selector({ matchExpressions: [{ key: 'toString', operator: 'Exists' }] }),
+      false,
+      labelled({}),
+    ),
+    single(
+      'inherited object properties are not labels (DoesNotExist)',
+      selector({ matchExpressions: [{ key: 'constructor', operator: 'DoesNotExist' }] }),
+      true,
+      labelled({}),
+    ),
   ]);
 });
 
@@ -276,18 +349,46 @@ describe('resources', () => {
   runCases([
     single('without resources any resource matches', {}, true, subject(), on(endpoint)),
     single('an exact resource matches itself', res(endpoint), true, subject(), on(endpoint)),
-    single('an exact resource does not match a longer name', res('projects/p1/locations/us-central1/endpoints'), false, subject(), on(endpoint)),
+    single(
+      'an exact resource does not match a longer name',
+      res('projects/p1/locations/us-central1/endpoints'),
+      false,
+      subject(),
+      on(endpoint),
+    ),
     single('* matches one segment', res('projects/p1/locations/us-central1/endpoints/*'), true, subject(), on(endpoint)),
     single('* does not match across segments', res('projects/*/endpoints/e1'), false, subject(), on(endpoint)),
-    single('* does not match the missing last segment', res('projects/p1/locations/us-central1/endpoints/*'), false, subject(),
-      on('projects/p1/locations/us-central1/endpoints')),
+    single(
+      '* does not match the missing last segment',
+      res('projects/p1/locations/us-central1/endpoints/*'),
+      false,
+      subject(),
+      on('projects/p1/locations/us-central1/endpoints'),
+    ),
     single('* may be part of a segment', res('projects/p1/locations/us-*/endpoints/e*'), true, subject(), on(endpoint)),
     single('** matches several segments', res('projects/p1/**'), true, subject(), on(endpoint)),
     single('** matches zero segments', res('projects/p1/**'), true, subject(), on('projects/p1')),
-    single('a literal before /** is a whole segment, not a prefix', res('projects/p1/**'), false, subject(), on('projects/p10/locations/x')),
-    single('a trailing * stays within the last segment', res('projects/p1/locations/us-central1/endpoints/e*'), false, subject(),
-      on('projects/p1/locations/us-central1/endpoints/e1/operations/7')),
-    single('** in the middle matches zero segments', res('projects/p1/**/locations/us-central1/endpoints/e1'), true, subject(), on(endpoint)),
+    single(
+      'a literal before /** is a whole segment, not a prefix',
+      res('projects/p1/**'),
+      false,
+      subject(),
+      on('projects/p10/locations/x'),
+    ),
+    single(
+      'a trailing * stays within the last segment',
+      res('projects/p1/locations/us-central1/endpoints/e*'),
+      false,
+      subject(),
+      on('projects/p1/locations/us-central1/endpoints/e1/operations/7'),
+    ),
+    single(
+      '** in the middle matches zero segments',
+      res('projects/p1/**/locations/us-central1/endpoints/e1'),
+      true,
+      subject(),
+      on(endpoint),
+    ),
     single('** in front matches any prefix', res('**/endpoints/e1'), true, subject(), on(endpoint)),
     single('** does not match a different tail', res('**/endpoints/e2'), false, subject(), on(endpoint)),
     single('** with * combines', res('projects/**/endpoints/*'), true, subject(), on(endpoint)),
@@ -302,7 +403,8 @@ describe('resources', () => {
 });
 
 describe('projects and locations', () => {
-  const where = (project: string | null, location: string | null): PolicyAction => action('aiplatform.endpoints.predict', { project, location });
+  const where = (project: string | null, location: string | null): PolicyAction =>
+    action('aiplatform.endpoints.predict', { project, location });
   runCases([
     single('a listed project matches', { projects: ['p2', 'p1'] }, true, subject(), where('p1', 'us-central1')),
     single('an unlisted project does not match', { projects: ['p2'] }, false, subject(), where('p1', 'us-central1')),
@@ -321,11 +423,27 @@ describe('decisions', () => {
   const byGlob = { serviceAccounts: ['m*/*'] };
   runCases([
     { title: 'with no rules, the default deny', rules: [], expected: DEFAULT_DENY },
-    { title: 'when no rule matches, the default deny', rules: [allow('a', { subjects: web }), deny('d', { subjects: web })], expected: DEFAULT_DENY },
+    {
+      title: 'when no rule matches, the default deny',
+      rules: [allow('a', { subjects: web }), deny('d', { subjects: web })],
+      expected: DEFAULT_DENY,
+    },
     { title: 'a matching allow allows', rules: [allow('a', { subjects: ml })], expected: allowedBy('a') },
-    { title: 'a matching deny wins over an earlier allow', rules: [allow('a', { subjects: ml }), deny('d', { subjects: byLabel })], expected: deniedBy('d') },
-    { title: 'a matching deny wins over a later allow', rules: [deny('d', { subjects: byGlob }), allow('a', { subjects: ml })], expected: deniedBy('d') },
-    { title: 'a deny that does not match does not block', rules: [deny('d', { subjects: web }), allow('a', { subjects: ml })], expected: allowedBy('a') },
+    {
+      title: 'a matching deny wins over an earlier allow',
+      rules: [allow('a', { subjects: ml }), deny('d', { subjects: byLabel })],
+      expected: deniedBy('d'),
+    },
+    {
+      title: 'a matching deny wins over a later allow',
+      rules: [deny('d', { subjects: byGlob }), allow('a', { subjects: ml })],
+      expected: deniedBy('d'),
+    },
+    {
+      title: 'a deny that does not match does not block',
+      rules: [deny('d', { subjects: web }), allow('a', { subjects: ml })],
+      expected: allowedBy('a'),
+    },
     {
       title: 'the first matching deny in config order is reported',
       rules: [allow('a', { subjects: ml }), deny('d1', { subjects: web }), deny('d2', { subjects: byGlob }), deny('d3', { subjects: ml })],
@@ -333,12 +451,21 @@ describe('decisions', () => {
     },
     {
       title: 'the first matching allow in config order is reported',
-      rules: [allow('a1', { subjects: web }), allow('a2', { subjects: byLabel }), allow('a3', { subjects: ml }), allow('a4', { subjects: byGlob })],
+      rules: [
+        allow('a1', { subjects: web }),
+        allow('a2', { subjects: byLabel }),
+        allow('a3', { subjects: ml }),
+        allow('a4', { subjects: byGlob }),
+      ],
       expected: allowedBy('a2'),
     },
     {
       title: 'the first matching allow is reported whichever index bucket holds it',
-      rules: [allow('glob', { subjects: byGlob }), allow('label', { subjects: byLabel }), allow('sa', { subjects: { serviceAccounts: ['ml/trainer'] } })],
+      rules: [
+        allow('glob', { subjects: byGlob }),
+        allow('label', { subjects: byLabel }),
+        allow('sa', { subjects: { serviceAccounts: ['ml/trainer'] } }),
+      ],
       expected: allowedBy('glob'),
     },
     {
@@ -424,13 +551,11 @@ const namePattern = (names: readonly string[]): fc.Arbitrary<string> =>
   fc.oneof(
     fc.constantFrom(...names),
     fc.constant('*'),
-    fc
-      .tuple(fc.constantFrom(...names), fc.nat(), fc.nat())
-      .map(([name, a, b]) => {
-        const from = a % (name.length + 1);
-        const to = from + (b % (name.length - from + 1));
-        return `${name.slice(0, from)}*${name.slice(to)}`;
-      }),
+    fc.tuple(fc.constantFrom(...names), fc.nat(), fc.nat()).map(([name, a, b]) => {
+      const from = a % (name.length + 1);
+      const to = from + (b % (name.length - from + 1));
+      return `${name.slice(0, from)}*${name.slice(to)}`;
+    }),
   );
 
 const labelValue = fc.constantFrom(...LABEL_VALUES);
@@ -501,16 +626,17 @@ const ruleArb = (id: string): fc.Arbitrary<PolicyRule> =>
       projects: sometimes(fc.subarray(['p1', 'p2'], { minLength: 1 }), 4),
       locations: sometimes(fc.subarray(['us-central1', 'europe-west4'], { minLength: 1 }), 4),
     })
-    .map(({ effect, serviceAccounts, namespaces, namespaceSelector, permissions, resources, projects, locations }) =>
-      present({
-        id,
-        effect,
-        subjects: present({ serviceAccounts, namespaces, namespaceSelector }),
-        permissions,
-        resources,
-        projects,
-        locations,
-      }) as PolicyRule,
+    .map(
+      ({ effect, serviceAccounts, namespaces, namespaceSelector, permissions, resources, projects, locations }) =>
+        present({
+          id,
+          effect,
+          subjects: present({ serviceAccounts, namespaces, namespaceSelector }),
+          permissions,
+          resources,
+          projects,
+          locations,
+        }) as PolicyRule,
     );
 
 const subjectArb: fc.Arbitrary<PolicySubject> = fc.record({
@@ -564,24 +690,30 @@ describe('a policy of 10,000 rules over 10,000 namespaces', () => {
         rules.push(allow(`sa-${i}`, { subjects: { serviceAccounts: [`ns-${k}/sa-${k % 5}`] }, permissions: ['predict'] }));
         break;
       case 1:
-        rules.push(allow(`ns-${i}`, { subjects: { serviceAccounts: [`ns-${k}/*`] }, permissions: ['read'], resources: ['projects/p1/**'] }));
+        rules.push(
+          allow(`ns-${i}`, { subjects: { serviceAccounts: [`ns-${k}/*`] }, permissions: ['read'], resources: ['projects/p1/**'] }),
+        );
         break;
       case 2:
-        rules.push(allow(`label-${i}`, {
-          subjects: { namespaceSelector: { matchLabels: { team: `team-${i % 100}`, env: 'prod' } } },
-          permissions: ['aiplatform.endpoints.*'],
-          resources: [`projects/p1/locations/us-central1/endpoints/team-${i % 100}-*`],
-        }));
+        rules.push(
+          allow(`label-${i}`, {
+            subjects: { namespaceSelector: { matchLabels: { team: `team-${i % 100}`, env: 'prod' } } },
+            permissions: ['aiplatform.endpoints.*'],
+            resources: [`projects/p1/locations/us-central1/endpoints/team-${i % 100}-*`],
+          }),
+        );
         break;
       case 3:
         rules.push(deny(`deny-ns-${i}`, { subjects: { namespaces: [`ns-${k}`] }, permissions: ['training'] }));
         break;
       default:
-        rules.push(deny(`deny-label-${i}`, {
-          subjects: { namespaceSelector: { matchLabels: { env: 'dev', team: `team-${i % 100}` } } },
-          permissions: ['aiplatform.customJobs.create'],
-          locations: ['europe-west4'],
-        }));
+        rules.push(
+          deny(`deny-label-${i}`, {
+            subjects: { namespaceSelector: { matchLabels: { env: 'dev', team: `team-${i % 100}` } } },
+            permissions: ['aiplatform.customJobs.create'],
+            locations: ['europe-west4'],
+          }),
+        );
     }
   }
   // One rule filed by service-account name only, one no index can hold.
@@ -590,7 +722,8 @@ describe('a policy of 10,000 rules over 10,000 namespaces', () => {
 
   const policy = compile(rules);
   const subjectOf = (i: number, serviceAccount: string): PolicySubject => ({ namespace: `ns-${i}`, serviceAccount, labels: labelsOf(i) });
-  const endpointOf = (name: string): PolicyAction => action('aiplatform.endpoints.predict', { resource: `projects/p1/locations/us-central1/endpoints/${name}` });
+  const endpointOf = (name: string): PolicyAction =>
+    action('aiplatform.endpoints.predict', { resource: `projects/p1/locations/us-central1/endpoints/${name}` });
 
   it('files every rule but the one glob-only rule in the index', () => {
     const { stats } = createIndexedEvaluator(rules.map(compileRule), KNOWN_PERMISSIONS);
@@ -642,7 +775,9 @@ describe('rule order', () => {
   it('does not change any decision: allowed and reason are the same for every permutation, and the rule named is a matching rule of that effect', () => {
     fc.assert(
       fc.property(
-        rulesArb.chain((rules) => fc.tuple(fc.constant(rules), fc.shuffledSubarray(rules, { minLength: rules.length, maxLength: rules.length }))),
+        rulesArb.chain((rules) =>
+          fc.tuple(fc.constant(rules), fc.shuffledSubarray(rules, { minLength: rules.length, maxLength: rules.length })),
+        ),
         fc.array(fc.tuple(subjectArb, actionArb), { minLength: 1, maxLength: 20 }),
         ([rules, shuffled], questions) => {
           const original = compile(rules);

@@ -357,7 +357,8 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
         if (row !== undefined) setBit(row, rule.index);
       }
       for (const pattern of rule.permissionPatterns) {
-        for (const permission of known) if (matchText(pattern, permission)) setBit(grantsPermission.get(permission) as Uint32Array, rule.index);
+        for (const permission of known)
+          if (matchText(pattern, permission)) setBit(grantsPermission.get(permission) as Uint32Array, rule.index);
       }
     }
     for (const group of rule.groups) {
@@ -459,4 +460,3 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
     return allow >= 0 ? (rules[allow] as CompiledRule).decision : NO_MATCHING_RULE;
   }
 }
-

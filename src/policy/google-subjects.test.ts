@@ -9,12 +9,25 @@ import { compilePolicy } from './compile.js';
 import type { PolicyAction, PolicySubject } from './decision.js';
 
 const context = { knownPermissions: new Set(['audit.read', 'aiplatform.endpoints.predict']), projects: ['p'], locations: ['us-central1'] };
-const READ: PolicyAction = { operationId: 'audit.records.list', permission: 'audit.read', groups: [], resource: 'audit/records', project: null, location: null };
+const READ: PolicyAction = {
+  operationId: 'audit.records.list',
+  permission: 'audit.read',
+  groups: [],
+  resource: 'audit/records',
+  project: null,
+  location: null,
+};
 const google = (email: string): PolicySubject => ({ namespace: '', serviceAccount: '', labels: undefined, googleEmail: email });
 const kube = (namespace: string, serviceAccount: string): PolicySubject => ({ namespace, serviceAccount, labels: { team: 'x' } });
 
 const RULES: PolicyRule[] = [
-  { id: 'auditors', effect: 'allow', subjects: { googleEmails: ['alice@example.com', 'audit-*@example.com'] }, permissions: ['audit.read'], resources: ['audit/*'] },
+  {
+    id: 'auditors',
+    effect: 'allow',
+    subjects: { googleEmails: ['alice@example.com', 'audit-*@example.com'] },
+    permissions: ['audit.read'],
+    resources: ['audit/*'],
+  },
   { id: 'no-contractors', effect: 'deny', subjects: { googleEmails: ['audit-contractor@example.com'] }, permissions: ['*'] },
   { id: 'everyone-k8s', effect: 'allow', subjects: { serviceAccounts: ['*/*'] }, permissions: ['*'] },
   { id: 'ns-star', effect: 'allow', subjects: { namespaces: ['*'] }, permissions: ['audit.read'] },
@@ -35,7 +48,11 @@ describe('googleEmails subjects', () => {
   });
 
   it('lets a deny on an email win over the pattern that would allow it', () => {
-    expect(policy.evaluate(google('audit-contractor@example.com'), READ)).toMatchObject({ allowed: false, ruleId: 'no-contractors', reason: 'denied-by-rule' });
+    expect(policy.evaluate(google('audit-contractor@example.com'), READ)).toMatchObject({
+      allowed: false,
+      ruleId: 'no-contractors',
+      reason: 'denied-by-rule',
+    });
   });
 
   it('never lets Kubernetes rules (even */*, namespaces: [*], namespaceSelector: {}) match a Google subject', () => {
@@ -52,7 +69,10 @@ describe('googleEmails subjects', () => {
   });
 
   it('respects the resource scope of the grant', () => {
-    expect(policy.evaluate(google('alice@example.com'), { ...READ, resource: 'other/thing' })).toMatchObject({ allowed: false, ruleId: null });
+    expect(policy.evaluate(google('alice@example.com'), { ...READ, resource: 'other/thing' })).toMatchObject({
+      allowed: false,
+      ruleId: null,
+    });
   });
 
   it('reports mixing with Kubernetes matchers, wildcard domains and non-emails', () => {
@@ -62,7 +82,11 @@ describe('googleEmails subjects', () => {
       { id: 'empty', effect: 'allow', subjects: { googleEmails: [] }, permissions: ['audit.read'] },
     ];
     const found = compilePolicy(bad, context).problems;
-    expect(found.map((p) => p.path)).toEqual(['policy.rules[0].subjects.googleEmails', 'policy.rules[1].subjects.googleEmails[0]', 'policy.rules[2].subjects.googleEmails']);
+    expect(found.map((p) => p.path)).toEqual([
+      'policy.rules[0].subjects.googleEmails',
+      'policy.rules[1].subjects.googleEmails[0]',
+      'policy.rules[2].subjects.googleEmails',
+    ]);
     expect(found[1]?.message).toMatch(/only before the "@"/);
     // And the mixed rule matches nobody at all.
     const mixed = compilePolicy([bad[0] as PolicyRule], context).policy;

@@ -33,16 +33,24 @@ export function jobConditionsRule(): BodyRule {
       } catch (error) {
         if (!(error instanceof JobSpecError)) throw error;
         // A job that cannot be read satisfies no condition: dry-run rules would have refused it too.
-        addDryRun(request, pending.dryRun.map((rule): DryRunOutcome => ({ rule: rule.id, outcome: 'deny' })));
+        addDryRun(
+          request,
+          pending.dryRun.map((rule): DryRunOutcome => ({ rule: rule.id, outcome: 'deny' })),
+        );
         const first = pending.candidates[0];
         // Only dry-run rules wanted the body: they decide nothing, and Vertex AI judges the body itself.
         if (first === undefined) return undefined;
         ctx.decision = { allowed: false, ruleId: first.id, reason: 'job-conditions-failed' };
         return {
-          refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'INVALID_ARGUMENT', `The job in the request body cannot be checked against policy rule ${first.id}: ${error.message}.`, {
-            reason: 'job-spec-invalid',
-            metadata: { rule: first.id, field: error.path },
-          }),
+          refuse: new ProxyError(
+            'ERR_REQUEST_JOB_SPEC_INVALID',
+            'INVALID_ARGUMENT',
+            `The job in the request body cannot be checked against policy rule ${first.id}: ${error.message}.`,
+            {
+              reason: 'job-spec-invalid',
+              metadata: { rule: first.id, field: error.path },
+            },
+          ),
         };
       }
       const decided = decideWithBody(pending, facts, ctx.decision ?? { allowed: false, ruleId: null, reason: 'no-matching-rule' });

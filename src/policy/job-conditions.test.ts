@@ -29,14 +29,20 @@ const pool = (overrides: Record<string, unknown> = {}, machine: Record<string, u
 function job(jobSpec: Record<string, unknown> = {}, top: Record<string, unknown> = {}) {
   return {
     displayName: 'train',
-    jobSpec: { workerPoolSpecs: [pool()], serviceAccount: 'trainer@my-proj.iam.gserviceaccount.com', network: 'projects/123456789012/global/networks/ml', ...jobSpec },
+    jobSpec: {
+      workerPoolSpecs: [pool()],
+      serviceAccount: 'trainer@my-proj.iam.gserviceaccount.com',
+      network: 'projects/123456789012/global/networks/ml',
+      ...jobSpec,
+    },
     labels: { team: 'ml' },
     encryptionSpec: { kmsKeyName: 'projects/my-proj/locations/us-central1/keyRings/r/cryptoKeys/k' },
     ...top,
   };
 }
 
-const messages = (body: unknown, conditions = ML_TRAINING) => checkJobConditions(compileJobConditions(conditions), extractJobFacts('customJob', body), 'ml-training').map((v) => v.message);
+const messages = (body: unknown, conditions = ML_TRAINING) =>
+  checkJobConditions(compileJobConditions(conditions), extractJobFacts('customJob', body), 'ml-training').map((v) => v.message);
 
 describe('checkJobConditions', () => {
   it('a job within every condition passes', () => {
@@ -44,21 +50,61 @@ describe('checkJobConditions', () => {
   });
 
   it.each([
-    ['another service account', job({ serviceAccount: 'admin@my-proj.iam.gserviceaccount.com' }), 'jobSpec.serviceAccount: "admin@my-proj.iam.gserviceaccount.com" is not allowed by rule ml-training (allowed: trainer@my-proj.iam.gserviceaccount.com)'],
-    ['no service account', job({ serviceAccount: undefined }), 'jobSpec.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only trainer@my-proj.iam.gserviceaccount.com'],
-    ['another machine type', job({ workerPoolSpecs: [pool({}, { machineType: 'a2-highgpu-8g' })] }), 'jobSpec.workerPoolSpecs[0].machineSpec.machineType: "a2-highgpu-8g" is not allowed by rule ml-training (allowed: g2-standard-*)'],
-    ['another accelerator type', job({ workerPoolSpecs: [pool({}, { acceleratorType: 'NVIDIA_H100_80GB' })] }), 'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorType: "NVIDIA_H100_80GB" is not allowed by rule ml-training (allowed: NVIDIA_L4)'],
-    ['too many accelerators in one pool', job({ workerPoolSpecs: [pool({}, { acceleratorCount: 8 })] }), 'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorCount: 8 exceeds 4 allowed by rule ml-training'],
+    [
+      'another service account',
+      job({ serviceAccount: 'admin@my-proj.iam.gserviceaccount.com' }),
+      'jobSpec.serviceAccount: "admin@my-proj.iam.gserviceaccount.com" is not allowed by rule ml-training (allowed: trainer@my-proj.iam.gserviceaccount.com)',
+    ],
+    [
+      'no service account',
+      job({ serviceAccount: undefined }),
+      'jobSpec.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only trainer@my-proj.iam.gserviceaccount.com',
+    ],
+    [
+      'another machine type',
+      job({ workerPoolSpecs: [pool({}, { machineType: 'a2-highgpu-8g' })] }),
+      'jobSpec.workerPoolSpecs[0].machineSpec.machineType: "a2-highgpu-8g" is not allowed by rule ml-training (allowed: g2-standard-*)',
+    ],
+    [
+      'another accelerator type',
+      job({ workerPoolSpecs: [pool({}, { acceleratorType: 'NVIDIA_H100_80GB' })] }),
+      'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorType: "NVIDIA_H100_80GB" is not allowed by rule ml-training (allowed: NVIDIA_L4)',
+    ],
+    [
+      'too many accelerators in one pool',
+      job({ workerPoolSpecs: [pool({}, { acceleratorCount: 8 })] }),
+      'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorCount: 8 exceeds 4 allowed by rule ml-training',
+    ],
     [
       'too many accelerators across two pools',
       job({ workerPoolSpecs: [pool(), pool({ replicaCount: '2' }, { acceleratorCount: 2 })] }),
       'jobSpec.workerPoolSpecs[0]: 1 x 1 + jobSpec.workerPoolSpecs[1]: 2 x 2: 5 accelerators in total exceeds 4 allowed by rule ml-training',
     ],
-    ['too many replicas', job({ workerPoolSpecs: [pool({ replicaCount: '11' }, { acceleratorType: undefined, acceleratorCount: undefined })] }), 'jobSpec.workerPoolSpecs[0].replicaCount: 11 exceeds 10 allowed by rule ml-training'],
-    ['an image from another registry', job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'docker.io/library/python:3.12' } })] }), 'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)'],
-    ['an image one level down', job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/x/y:1' } })] }), 'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "us-docker.pkg.dev/my-proj/training/x/y:1" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)'],
-    ['another network', job({ network: 'projects/123456789012/global/networks/default' }), 'jobSpec.network: "projects/123456789012/global/networks/default" is not allowed by rule ml-training (allowed: projects/123456789012/global/networks/ml)'],
-    ['no CMEK', job({}, { encryptionSpec: undefined }), 'encryptionSpec.kmsKeyName: not given; rule ml-training requires a customer-managed encryption key'],
+    [
+      'too many replicas',
+      job({ workerPoolSpecs: [pool({ replicaCount: '11' }, { acceleratorType: undefined, acceleratorCount: undefined })] }),
+      'jobSpec.workerPoolSpecs[0].replicaCount: 11 exceeds 10 allowed by rule ml-training',
+    ],
+    [
+      'an image from another registry',
+      job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'docker.io/library/python:3.12' } })] }),
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
+    ],
+    [
+      'an image one level down',
+      job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/x/y:1' } })] }),
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "us-docker.pkg.dev/my-proj/training/x/y:1" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
+    ],
+    [
+      'another network',
+      job({ network: 'projects/123456789012/global/networks/default' }),
+      'jobSpec.network: "projects/123456789012/global/networks/default" is not allowed by rule ml-training (allowed: projects/123456789012/global/networks/ml)',
+    ],
+    [
+      'no CMEK',
+      job({}, { encryptionSpec: undefined }),
+      'encryptionSpec.kmsKeyName: not given; rule ml-training requires a customer-managed encryption key',
+    ],
     ['a missing label', job({}, { labels: { owner: 'me' } }), 'labels: missing label "team" required by rule ml-training'],
   ])('%s is refused, naming field, value and what the rule allows', (_what, body, message) => {
     expect(messages(body)).toEqual([message]);
@@ -66,14 +112,21 @@ describe('checkJobConditions', () => {
 
   it('"" in serviceAccounts allows a job that names none', () => {
     expect(messages(job({ serviceAccount: undefined }), { serviceAccounts: ['', 'trainer@*'] })).toEqual([]);
-    expect(messages(job({ serviceAccount: 'trainer@evil.iam.gserviceaccount.com' }), { serviceAccounts: ['trainer@my-proj.iam.gserviceaccount.com'] })).toHaveLength(1);
+    expect(
+      messages(job({ serviceAccount: 'trainer@evil.iam.gserviceaccount.com' }), {
+        serviceAccounts: ['trainer@my-proj.iam.gserviceaccount.com'],
+      }),
+    ).toHaveLength(1);
     // `*` stays before the "@": it does not reach into another domain.
     expect(messages(job({ serviceAccount: 'x@evil.com' }), { serviceAccounts: ['*@my-proj.iam.gserviceaccount.com'] })).toHaveLength(1);
   });
 
   it('counts replicas x accelerators x parallel trials for tuning jobs', () => {
     const conditions = compileJobConditions({ maxAccelerators: 4 });
-    const facts = extractJobFacts('hyperparameterTuningJob', { trialJobSpec: { workerPoolSpecs: [pool({}, { acceleratorCount: 2 })] }, parallelTrialCount: 3 });
+    const facts = extractJobFacts('hyperparameterTuningJob', {
+      trialJobSpec: { workerPoolSpecs: [pool({}, { acceleratorCount: 2 })] },
+      parallelTrialCount: 3,
+    });
     expect(checkJobConditions(conditions, facts, 'r').map((v) => v.message)).toEqual([
       'trialJobSpec.workerPoolSpecs[0]: 1 x 2 x 3 parallel trials: 6 accelerators in total exceeds 4 allowed by rule r',
     ]);
@@ -83,13 +136,28 @@ describe('checkJobConditions', () => {
     expect(imageName('us-docker.pkg.dev/p/r/i:v1@sha256:ab')).toBe('us-docker.pkg.dev/p/r/i');
     expect(imageName('localhost:5000/i')).toBe('localhost:5000/i');
     const pinned = { images: ['us-docker.pkg.dev/my-proj/training/trainer:v2'] };
-    expect(messages(job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer:v2' } })] }), pinned)).toEqual([]);
-    expect(messages(job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer:v3' } })] }), pinned)).toHaveLength(1);
+    expect(
+      messages(job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer:v2' } })] }), pinned),
+    ).toEqual([]);
+    expect(
+      messages(job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/trainer:v3' } })] }), pinned),
+    ).toHaveLength(1);
   });
 
   it('conditions a method does not have are not applied; a missing value is "not given"', () => {
-    const deploy = extractJobFacts('deployModel', { deployedModel: { model: 'm', dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, minReplicaCount: 1 } } });
-    const violations = checkJobConditions(compileJobConditions({ requireLabels: ['team'], requireEncryptionSpec: true, networks: ['x'], serviceAccounts: ['serve@p.iam.gserviceaccount.com'] }), deploy, 'r');
+    const deploy = extractJobFacts('deployModel', {
+      deployedModel: { model: 'm', dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, minReplicaCount: 1 } },
+    });
+    const violations = checkJobConditions(
+      compileJobConditions({
+        requireLabels: ['team'],
+        requireEncryptionSpec: true,
+        networks: ['x'],
+        serviceAccounts: ['serve@p.iam.gserviceaccount.com'],
+      }),
+      deploy,
+      'r',
+    );
     expect(violations.map((v) => v.path)).toEqual(['deployedModel.serviceAccount']);
   });
 });
@@ -104,7 +172,13 @@ const createJob: PolicyAction = {
   project: 'my-proj',
   location: 'us-central1',
 };
-const getJob: PolicyAction = { ...createJob, operationId: 'customJobs.get', permission: 'aiplatform.customJobs.get', groups: ['training', 'read'], resource: 'projects/my-proj/locations/us-central1/customJobs/1' };
+const getJob: PolicyAction = {
+  ...createJob,
+  operationId: 'customJobs.get',
+  permission: 'aiplatform.customJobs.get',
+  groups: ['training', 'read'],
+  resource: 'projects/my-proj/locations/us-central1/customJobs/1',
+};
 
 function policyOf(rules: PolicyRule[]) {
   const { policy, problems } = compilePolicy(rules, { knownPermissions: PERMS, projects: ['my-proj'], locations: ['us-central1'] });
@@ -113,12 +187,29 @@ function policyOf(rules: PolicyRule[]) {
 }
 
 describe('conditional allow rules and dry-run rules', () => {
-  const small: PolicyRule = { id: 'ml-small', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 1 } } };
-  const big: PolicyRule = { id: 'ml-big', effect: 'allow', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 8 } } };
+  const small: PolicyRule = {
+    id: 'ml-small',
+    effect: 'allow',
+    subjects: { namespaces: ['ml'] },
+    permissions: ['training'],
+    conditions: { jobs: { maxAccelerators: 1 } },
+  };
+  const big: PolicyRule = {
+    id: 'ml-big',
+    effect: 'allow',
+    subjects: { serviceAccounts: ['ml/trainer'] },
+    permissions: ['training'],
+    conditions: { jobs: { maxAccelerators: 8 } },
+  };
   const facts = (count: number) => extractJobFacts('customJob', job({ workerPoolSpecs: [pool({}, { acceleratorCount: count })] }));
 
   it('the URL decision lists every matching allow rule, config order, up to the first without conditions', () => {
-    const policy = policyOf([small, big, { id: 'ml-any', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['training'] }, { id: 'later', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['*'] }]);
+    const policy = policyOf([
+      small,
+      big,
+      { id: 'ml-any', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['training'] },
+      { id: 'later', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['*'] },
+    ]);
     const decision = policy.evaluate(ml, createJob);
     expect(decision.ruleId).toBe('ml-small');
     expect(allowCandidates(policy, decision, ml, createJob).map((r) => r.id)).toEqual(['ml-small', 'ml-big', 'ml-any']);
@@ -142,7 +233,10 @@ describe('conditional allow rules and dry-run rules', () => {
   });
 
   it('a deny still wins over any conditional allow', () => {
-    const policy = policyOf([small, { id: 'no-training', effect: 'deny', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'] }]);
+    const policy = policyOf([
+      small,
+      { id: 'no-training', effect: 'deny', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'] },
+    ]);
     const decision = policy.evaluate(ml, createJob);
     expect(decision.allowed).toBe(false);
     expect(allowCandidates(policy, decision, ml, createJob)).toEqual([]);
@@ -153,14 +247,23 @@ describe('conditional allow rules and dry-run rules', () => {
       { id: 'ml-all', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['*'] },
       { id: 'tighter', effect: 'deny', mode: 'dryRun', subjects: { namespaces: ['ml'] }, permissions: ['training'] },
       { id: 'new-allow', effect: 'allow', mode: 'dryRun', subjects: { namespaces: ['web'] }, permissions: ['*'] },
-      { id: 'job-limit', effect: 'allow', mode: 'dryRun', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 2 } } },
+      {
+        id: 'job-limit',
+        effect: 'allow',
+        mode: 'dryRun',
+        subjects: { namespaces: ['ml'] },
+        permissions: ['training'],
+        conditions: { jobs: { maxAccelerators: 2 } },
+      },
     ]);
     expect(policy.evaluate(ml, createJob)).toMatchObject({ allowed: true, ruleId: 'ml-all' });
     expect(policy.evaluate({ ...ml, namespace: 'web' }, createJob)).toMatchObject({ allowed: false, ruleId: null });
     const byUrl = dryRunByUrl(policy, ml, createJob, 'customJob');
     expect(byUrl?.outcomes).toEqual([{ rule: 'tighter', outcome: 'deny' }]);
     expect(byUrl?.needBody.map((r) => r.id)).toEqual(['job-limit']);
-    expect(dryRunByUrl(policy, { ...ml, namespace: 'web' }, getJob, undefined)?.outcomes).toEqual([{ rule: 'new-allow', outcome: 'allow' }]);
+    expect(dryRunByUrl(policy, { ...ml, namespace: 'web' }, getJob, undefined)?.outcomes).toEqual([
+      { rule: 'new-allow', outcome: 'allow' },
+    ]);
     const pending = { kind: 'customJob' as const, candidates: [], dryRun: byUrl?.needBody ?? [] };
     const decision = policy.evaluate(ml, createJob);
     expect(decideWithBody(pending, facts(1), decision)).toMatchObject({ decision, dryRun: [{ rule: 'job-limit', outcome: 'allow' }] });
@@ -169,9 +272,21 @@ describe('conditional allow rules and dry-run rules', () => {
 
   it('the loader refuses conditions on deny rules and malformed patterns', () => {
     const { problems } = compilePolicy(
-      [{ id: 'd', effect: 'deny', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { images: ['python'], serviceAccounts: ['not-an-email'] } } }],
+      [
+        {
+          id: 'd',
+          effect: 'deny',
+          subjects: { namespaces: ['ml'] },
+          permissions: ['training'],
+          conditions: { jobs: { images: ['python'], serviceAccounts: ['not-an-email'] } },
+        },
+      ],
       { knownPermissions: PERMS, projects: ['my-proj'], locations: ['us-central1'] },
     );
-    expect(problems.map((p) => p.path)).toEqual(['policy.rules[0].conditions', 'policy.rules[0].conditions.jobs.serviceAccounts[0]', 'policy.rules[0].conditions.jobs.images[0]']);
+    expect(problems.map((p) => p.path)).toEqual([
+      'policy.rules[0].conditions',
+      'policy.rules[0].conditions.jobs.serviceAccounts[0]',
+      'policy.rules[0].conditions.jobs.images[0]',
+    ]);
   });
 });

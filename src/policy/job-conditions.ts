@@ -63,11 +63,18 @@ export function jobConditionsProblems(conditions: JobConditionsConfig, at: strin
   const problems: Array<{ path: string; message: string }> = [];
   conditions.serviceAccounts?.forEach((pattern, i) => {
     if (pattern !== '' && !/^[^@\s]+@[^@\s*]+$/.test(pattern)) {
-      problems.push({ path: `${at}.serviceAccounts[${i}]`, message: `"${pattern}" is not a service-account email pattern (NAME@PROJECT.iam.gserviceaccount.com, "*" only before the "@"; "" for "none given")` });
+      problems.push({
+        path: `${at}.serviceAccounts[${i}]`,
+        message: `"${pattern}" is not a service-account email pattern (NAME@PROJECT.iam.gserviceaccount.com, "*" only before the "@"; "" for "none given")`,
+      });
     }
   });
   conditions.images?.forEach((pattern, i) => {
-    if (!pattern.includes('/')) problems.push({ path: `${at}.images[${i}]`, message: `"${pattern}" names no registry: write REGISTRY/REPOSITORY/IMAGE (e.g. us-docker.pkg.dev/my-proj/training/*)` });
+    if (!pattern.includes('/'))
+      problems.push({
+        path: `${at}.images[${i}]`,
+        message: `"${pattern}" names no registry: write REGISTRY/REPOSITORY/IMAGE (e.g. us-docker.pkg.dev/my-proj/training/*)`,
+      });
   });
   if (Object.keys(conditions).length === 0) problems.push({ path: at, message: 'names no condition (leave it out to allow any job)' });
   return problems;
@@ -118,7 +125,8 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
 
   if (conditions.serviceAccounts !== undefined && facts.serviceAccounts !== null) {
     for (const account of facts.serviceAccounts) {
-      if (!anyMatch(conditions.serviceAccounts, account.value)) notAllowed(account, 'Vertex AI would run it as a default service agent', source.serviceAccounts ?? []);
+      if (!anyMatch(conditions.serviceAccounts, account.value))
+        notAllowed(account, 'Vertex AI would run it as a default service agent', source.serviceAccounts ?? []);
     }
   }
   if (conditions.networks !== undefined && facts.networks !== null) {
@@ -129,16 +137,24 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
   for (const pool of facts.pools) {
     if (conditions.machineTypes !== undefined) {
       const type = pool.machineType ?? { path: `${pool.path}.machineSpec.machineType`, value: '' };
-      if (!anyMatch(conditions.machineTypes, type.value)) notAllowed(type, 'Vertex AI would pick a default machine', source.machineTypes ?? []);
+      if (!anyMatch(conditions.machineTypes, type.value))
+        notAllowed(type, 'Vertex AI would pick a default machine', source.machineTypes ?? []);
     }
-    if (conditions.acceleratorTypes !== undefined && pool.acceleratorType !== undefined && !anyMatch(conditions.acceleratorTypes, pool.acceleratorType.value)) {
+    if (
+      conditions.acceleratorTypes !== undefined &&
+      pool.acceleratorType !== undefined &&
+      !anyMatch(conditions.acceleratorTypes, pool.acceleratorType.value)
+    ) {
       notAllowed(pool.acceleratorType, 'no accelerator', source.acceleratorTypes ?? []);
     }
   }
   if (conditions.maxReplicas !== undefined) {
     for (const pool of facts.pools) {
       if (pool.replicas.value > conditions.maxReplicas) {
-        out.push({ path: pool.replicas.path, message: `${pool.replicas.path}: ${pool.replicas.value} exceeds ${conditions.maxReplicas} allowed by ${by}` });
+        out.push({
+          path: pool.replicas.path,
+          message: `${pool.replicas.path}: ${pool.replicas.value} exceeds ${conditions.maxReplicas} allowed by ${by}`,
+        });
       }
     }
   }
@@ -148,11 +164,20 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
     if (total > conditions.maxAccelerators) {
       const only = booking.length === 1 ? booking[0] : undefined;
       if (only !== undefined && only.replicas.value === 1 && only.parallel.value === 1) {
-        out.push({ path: only.acceleratorCount.path, message: `${only.acceleratorCount.path}: ${total} exceeds ${conditions.maxAccelerators} allowed by ${by}` });
+        out.push({
+          path: only.acceleratorCount.path,
+          message: `${only.acceleratorCount.path}: ${total} exceeds ${conditions.maxAccelerators} allowed by ${by}`,
+        });
       } else {
-        const terms = booking.map((p) => `${p.path}: ${p.replicas.value} x ${p.acceleratorCount.value}${p.parallel.value === 1 ? '' : ` x ${p.parallel.value} parallel trials`}`);
+        const terms = booking.map(
+          (p) =>
+            `${p.path}: ${p.replicas.value} x ${p.acceleratorCount.value}${p.parallel.value === 1 ? '' : ` x ${p.parallel.value} parallel trials`}`,
+        );
         const path = booking[0]?.path ?? '';
-        out.push({ path, message: `${terms.join(' + ')}: ${total} accelerators in total exceeds ${conditions.maxAccelerators} allowed by ${by}` });
+        out.push({
+          path,
+          message: `${terms.join(' + ')}: ${total} accelerators in total exceeds ${conditions.maxAccelerators} allowed by ${by}`,
+        });
       }
     }
   }
@@ -164,13 +189,19 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
     }
   }
   if (conditions.requireEncryptionSpec && facts.encryptionKey !== null && facts.encryptionKey.value === '') {
-    out.push({ path: facts.encryptionKey.path, message: `${facts.encryptionKey.path}: not given; ${by} requires a customer-managed encryption key` });
+    out.push({
+      path: facts.encryptionKey.path,
+      message: `${facts.encryptionKey.path}: not given; ${by} requires a customer-managed encryption key`,
+    });
   }
   if (conditions.requireLabels !== undefined && facts.labels !== null) {
     const present = new Set(facts.labels.value);
     const missing = conditions.requireLabels.filter((key) => !present.has(key));
     if (missing.length > 0) {
-      out.push({ path: facts.labels.path, message: `${facts.labels.path}: missing label${missing.length === 1 ? '' : 's'} ${missing.map((k) => JSON.stringify(k)).join(', ')} required by ${by}` });
+      out.push({
+        path: facts.labels.path,
+        message: `${facts.labels.path}: missing label${missing.length === 1 ? '' : 's'} ${missing.map((k) => JSON.stringify(k)).join(', ')} required by ${by}`,
+      });
     }
   }
   return out;

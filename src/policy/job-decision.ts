@@ -68,7 +68,9 @@ export function dryRunByUrl(
 /** The allow candidates when `decision` is an allow by a conditional rule on a job-creating method; else empty. */
 export function allowCandidates(policy: CompiledPolicy, decision: Decision, subject: PolicySubject, action: PolicyAction): CompiledRule[] {
   if (!decision.allowed || !policy.hasJobConditions || decision.ruleId === null) return [];
-  const first = policy.rules.find((rule) => rule.decision === decision) ?? policy.rules.find((rule) => !rule.dryRun && !rule.deny && rule.id === decision.ruleId);
+  const first =
+    policy.rules.find((rule) => rule.decision === decision) ??
+    policy.rules.find((rule) => !rule.dryRun && !rule.deny && rule.id === decision.ruleId);
   if (first === undefined || first.jobConditions === undefined) return [];
   const candidates = [first];
   for (let i = first.index + 1; i < policy.rules.length; i++) {

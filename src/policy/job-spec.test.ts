@@ -2,8 +2,18 @@ import { describe, expect, it } from 'vitest';
 import { extractJobFacts, jobKindOf, JobSpecError, type JobKind } from './job-spec.js';
 import { OPERATIONS } from '../vertex/operations.js';
 
-const pool = (machineType: string, acceleratorType: string | number | undefined, acceleratorCount: number | string | undefined, replicaCount: string | number | undefined, image = 'us-docker.pkg.dev/p/training/t:1') => ({
-  machineSpec: { machineType, ...(acceleratorType === undefined ? {} : { acceleratorType }), ...(acceleratorCount === undefined ? {} : { acceleratorCount }) },
+const pool = (
+  machineType: string,
+  acceleratorType: string | number | undefined,
+  acceleratorCount: number | string | undefined,
+  replicaCount: string | number | undefined,
+  image = 'us-docker.pkg.dev/p/training/t:1',
+) => ({
+  machineSpec: {
+    machineType,
+    ...(acceleratorType === undefined ? {} : { acceleratorType }),
+    ...(acceleratorCount === undefined ? {} : { acceleratorCount }),
+  },
   ...(replicaCount === undefined ? {} : { replicaCount }),
   containerSpec: { imageUri: image, args: ['--epochs', '3'] },
 });
@@ -17,7 +27,18 @@ const customJobSpec = {
 describe('jobKindOf', () => {
   it('names the job-creating methods of the operation table by RPC, and nothing else', () => {
     const kinds = OPERATIONS.filter((spec) => jobKindOf(spec) !== undefined).map((spec) => spec.id);
-    expect(kinds).toEqual(expect.arrayContaining(['customJobs.create', 'trainingPipelines.create', 'pipelineJobs.create', 'batchPredictionJobs.create', 'hyperparameterTuningJobs.create', 'endpoints.deployModel', 'endpoints.mutateDeployedModel', 'models.upload']));
+    expect(kinds).toEqual(
+      expect.arrayContaining([
+        'customJobs.create',
+        'trainingPipelines.create',
+        'pipelineJobs.create',
+        'batchPredictionJobs.create',
+        'hyperparameterTuningJobs.create',
+        'endpoints.deployModel',
+        'endpoints.mutateDeployedModel',
+        'models.upload',
+      ]),
+    );
     expect(jobKindOf({ rpc: 'GetCustomJob' })).toBeUndefined();
     expect(jobKindOf({ rpc: 'toString' })).toBeUndefined();
     expect(jobKindOf({ rpc: 'CreateNasJob' })).toBe('nasJob');
@@ -28,21 +49,47 @@ describe('jobKindOf', () => {
 
 describe('extractJobFacts', () => {
   it('CustomJob: pools (int64 as string or number), images, service account, network, key, labels', () => {
-    const facts = extractJobFacts('customJob', { displayName: 'x', jobSpec: customJobSpec, labels: { team: 'ml' }, encryptionSpec: { kmsKeyName: 'projects/p/locations/l/keyRings/r/cryptoKeys/k' } });
+    const facts = extractJobFacts('customJob', {
+      displayName: 'x',
+      jobSpec: customJobSpec,
+      labels: { team: 'ml' },
+      encryptionSpec: { kmsKeyName: 'projects/p/locations/l/keyRings/r/cryptoKeys/k' },
+    });
     expect(facts.serviceAccounts).toEqual([{ path: 'jobSpec.serviceAccount', value: 'trainer@p.iam.gserviceaccount.com' }]);
     expect(facts.networks).toEqual([{ path: 'jobSpec.network', value: 'projects/123/global/networks/ml' }]);
-    expect(facts.pools.map((p) => [p.path, p.machineType?.value, p.acceleratorType?.value, p.acceleratorCount.value, p.replicas.value, p.parallel.value])).toEqual([
+    expect(
+      facts.pools.map((p) => [
+        p.path,
+        p.machineType?.value,
+        p.acceleratorType?.value,
+        p.acceleratorCount.value,
+        p.replicas.value,
+        p.parallel.value,
+      ]),
+    ).toEqual([
       ['jobSpec.workerPoolSpecs[0]', 'g2-standard-8', 'NVIDIA_L4', 1, 1, 1],
       ['jobSpec.workerPoolSpecs[1]', 'g2-standard-8', 'NVIDIA_L4', 2, 3, 1],
     ]);
     expect(facts.pools[1]?.replicas.path).toBe('jobSpec.workerPoolSpecs[1].replicaCount');
-    expect(facts.images.map((i) => i.path)).toEqual(['jobSpec.workerPoolSpecs[0].containerSpec.imageUri', 'jobSpec.workerPoolSpecs[1].containerSpec.imageUri']);
+    expect(facts.images.map((i) => i.path)).toEqual([
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri',
+      'jobSpec.workerPoolSpecs[1].containerSpec.imageUri',
+    ]);
     expect(facts.encryptionKey).toEqual({ path: 'encryptionSpec.kmsKeyName', value: 'projects/p/locations/l/keyRings/r/cryptoKeys/k' });
     expect(facts.labels).toEqual({ path: 'labels', value: ['team'] });
   });
 
   it('CustomJob: what is left out reads as "not given", never as allowed', () => {
-    const facts = extractJobFacts('customJob', { jobSpec: { workerPoolSpecs: [{ machineSpec: { machineType: 'n1-standard-4', acceleratorType: 'NVIDIA_TESLA_T4' }, pythonPackageSpec: { executorImageUri: 'gcr.io/x/y' } }] } });
+    const facts = extractJobFacts('customJob', {
+      jobSpec: {
+        workerPoolSpecs: [
+          {
+            machineSpec: { machineType: 'n1-standard-4', acceleratorType: 'NVIDIA_TESLA_T4' },
+            pythonPackageSpec: { executorImageUri: 'gcr.io/x/y' },
+          },
+        ],
+      },
+    });
     expect(facts.serviceAccounts).toEqual([{ path: 'jobSpec.serviceAccount', value: '' }]);
     expect(facts.networks).toEqual([{ path: 'jobSpec.network', value: '' }]);
     // An accelerator type without a count books one, and a missing replica count is one.
@@ -54,7 +101,9 @@ describe('extractJobFacts', () => {
   });
 
   it('reads numeric enums (the Node client sends them) and refuses unknown ones', () => {
-    expect(extractJobFacts('customJob', { jobSpec: { workerPoolSpecs: [pool('a2', 11, 1, 1)] } }).pools[0]?.acceleratorType?.value).toBe('NVIDIA_L4');
+    expect(extractJobFacts('customJob', { jobSpec: { workerPoolSpecs: [pool('a2', 11, 1, 1)] } }).pools[0]?.acceleratorType?.value).toBe(
+      'NVIDIA_L4',
+    );
     expect(extractJobFacts('customJob', { jobSpec: { workerPoolSpecs: [pool('a2', 0, 0, 1)] } }).pools[0]?.acceleratorType).toBeUndefined();
     expect(() => extractJobFacts('customJob', { jobSpec: { workerPoolSpecs: [pool('a2', 999, 1, 1)] } })).toThrow(/acceleratorType/);
   });
@@ -64,10 +113,22 @@ describe('extractJobFacts', () => {
     ['no jobSpec', {}, 'jobSpec'],
     ['workerPoolSpecs not a list', { jobSpec: { workerPoolSpecs: { a: 1 } } }, 'jobSpec.workerPoolSpecs'],
     ['replicaCount a float', { jobSpec: { workerPoolSpecs: [pool('m', 'NVIDIA_L4', 1, 1.5)] } }, 'jobSpec.workerPoolSpecs[0].replicaCount'],
-    ['replicaCount negative', { jobSpec: { workerPoolSpecs: [pool('m', 'NVIDIA_L4', 1, '-1')] } }, 'jobSpec.workerPoolSpecs[0].replicaCount'],
-    ['acceleratorCount text', { jobSpec: { workerPoolSpecs: [pool('m', 'NVIDIA_L4', 'eight', 1)] } }, 'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorCount'],
+    [
+      'replicaCount negative',
+      { jobSpec: { workerPoolSpecs: [pool('m', 'NVIDIA_L4', 1, '-1')] } },
+      'jobSpec.workerPoolSpecs[0].replicaCount',
+    ],
+    [
+      'acceleratorCount text',
+      { jobSpec: { workerPoolSpecs: [pool('m', 'NVIDIA_L4', 'eight', 1)] } },
+      'jobSpec.workerPoolSpecs[0].machineSpec.acceleratorCount',
+    ],
     ['serviceAccount a list', { jobSpec: { serviceAccount: ['a@b'] } }, 'jobSpec.serviceAccount'],
-    ['imageUri a number', { jobSpec: { workerPoolSpecs: [{ containerSpec: { imageUri: 7 } }] } }, 'jobSpec.workerPoolSpecs[0].containerSpec.imageUri'],
+    [
+      'imageUri a number',
+      { jobSpec: { workerPoolSpecs: [{ containerSpec: { imageUri: 7 } }] } },
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri',
+    ],
     ['labels a list', { jobSpec: {}, labels: ['team'] }, 'labels'],
     ['label value a number', { jobSpec: {}, labels: { team: 1 } }, 'labels["team"]'],
     ['pool entry a string', { jobSpec: { workerPoolSpecs: ['x'] } }, 'jobSpec.workerPoolSpecs[0]'],
@@ -93,7 +154,10 @@ describe('extractJobFacts', () => {
       nasJobSpec: {
         multiTrialAlgorithmSpec: {
           searchTrialSpec: { searchTrialJobSpec: customJobSpec, maxParallelTrialCount: '2' },
-          trainTrialSpec: { trainTrialJobSpec: { workerPoolSpecs: [pool('a2-highgpu-8g', 'NVIDIA_TESLA_A100', 8, 1)] }, maxParallelTrialCount: 1 },
+          trainTrialSpec: {
+            trainTrialJobSpec: { workerPoolSpecs: [pool('a2-highgpu-8g', 'NVIDIA_TESLA_A100', 8, 1)] },
+            maxParallelTrialCount: 1,
+          },
         },
       },
     });
@@ -125,7 +189,9 @@ describe('extractJobFacts', () => {
   it('PipelineJob: service account, network and the images of an inline spec', () => {
     const facts = extractJobFacts('pipelineJob', {
       serviceAccount: 'pipelines@p.iam.gserviceaccount.com',
-      pipelineSpec: { deploymentSpec: { executors: { 'exec-train': { container: { image: 'python:3.12' } }, 'exec-importer': { importer: {} } } } },
+      pipelineSpec: {
+        deploymentSpec: { executors: { 'exec-train': { container: { image: 'python:3.12' } }, 'exec-importer': { importer: {} } } },
+      },
     });
     expect(facts.serviceAccounts).toEqual([{ path: 'serviceAccount', value: 'pipelines@p.iam.gserviceaccount.com' }]);
     expect(facts.networks).toEqual([{ path: 'network', value: '' }]);
@@ -136,7 +202,11 @@ describe('extractJobFacts', () => {
   it('BatchPredictionJob: dedicated resources (the most replicas), service account, no network', () => {
     const facts = extractJobFacts('batchPredictionJob', {
       serviceAccount: 'batch@p.iam.gserviceaccount.com',
-      dedicatedResources: { machineSpec: { machineType: 'n1-standard-8', acceleratorType: 'NVIDIA_TESLA_T4', acceleratorCount: 1 }, startingReplicaCount: 2, maxReplicaCount: '10' },
+      dedicatedResources: {
+        machineSpec: { machineType: 'n1-standard-8', acceleratorType: 'NVIDIA_TESLA_T4', acceleratorCount: 1 },
+        startingReplicaCount: 2,
+        maxReplicaCount: '10',
+      },
     });
     expect(facts.pools[0]?.replicas).toEqual({ path: 'dedicatedResources.maxReplicaCount', value: 10 });
     expect(facts.networks).toBeNull();
@@ -145,7 +215,11 @@ describe('extractJobFacts', () => {
   it('PersistentResource: resource pools (autoscaling maximum), runtime service account, network', () => {
     const facts = extractJobFacts('persistentResource', {
       resourcePools: [
-        { machineSpec: { machineType: 'a3-highgpu-8g', acceleratorType: 'NVIDIA_H100_80GB', acceleratorCount: 8 }, replicaCount: '1', autoscalingSpec: { minReplicaCount: '1', maxReplicaCount: '4' } },
+        {
+          machineSpec: { machineType: 'a3-highgpu-8g', acceleratorType: 'NVIDIA_H100_80GB', acceleratorCount: 8 },
+          replicaCount: '1',
+          autoscalingSpec: { minReplicaCount: '1', maxReplicaCount: '4' },
+        },
         { machineSpec: { machineType: 'n2-standard-4' }, replicaCount: 2 },
       ],
       network: 'projects/123/global/networks/ml',
@@ -155,21 +229,37 @@ describe('extractJobFacts', () => {
       ['resourcePools[0].autoscalingSpec.maxReplicaCount', 4],
       ['resourcePools[1].replicaCount', 2],
     ]);
-    expect(facts.serviceAccounts?.[0]).toEqual({ path: 'resourceRuntimeSpec.serviceAccountSpec.serviceAccount', value: 'rt@p.iam.gserviceaccount.com' });
-  });
-
-  it.each<[JobKind]>([['deployModel'], ['mutateDeployedModel']])('%s: the deployed model\'s resources and service account; no labels, key or network', (kind) => {
-    const facts = extractJobFacts(kind, {
-      deployedModel: { model: 'projects/p/locations/l/models/1', serviceAccount: 'serve@p.iam.gserviceaccount.com', dedicatedResources: { machineSpec: { machineType: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 }, minReplicaCount: 1, maxReplicaCount: 3 } },
+    expect(facts.serviceAccounts?.[0]).toEqual({
+      path: 'resourceRuntimeSpec.serviceAccountSpec.serviceAccount',
+      value: 'rt@p.iam.gserviceaccount.com',
     });
-    expect(facts.pools[0]?.replicas).toEqual({ path: 'deployedModel.dedicatedResources.maxReplicaCount', value: 3 });
-    expect(facts.serviceAccounts?.[0]?.path).toBe('deployedModel.serviceAccount');
-    expect([facts.labels, facts.encryptionKey, facts.networks]).toEqual([null, null, null]);
-    expect(() => extractJobFacts(kind, {})).toThrow(/deployedModel: is required/);
   });
 
-  it('UploadModel: the serving image, the model\'s labels and key; no service account', () => {
-    const facts = extractJobFacts('uploadModel', { model: { displayName: 'm', containerSpec: { imageUri: 'docker.io/x/y:1' }, labels: { team: 'ml' } } });
+  it.each<[JobKind]>([['deployModel'], ['mutateDeployedModel']])(
+    "%s: the deployed model's resources and service account; no labels, key or network",
+    (kind) => {
+      const facts = extractJobFacts(kind, {
+        deployedModel: {
+          model: 'projects/p/locations/l/models/1',
+          serviceAccount: 'serve@p.iam.gserviceaccount.com',
+          dedicatedResources: {
+            machineSpec: { machineType: 'g2-standard-12', acceleratorType: 'NVIDIA_L4', acceleratorCount: 1 },
+            minReplicaCount: 1,
+            maxReplicaCount: 3,
+          },
+        },
+      });
+      expect(facts.pools[0]?.replicas).toEqual({ path: 'deployedModel.dedicatedResources.maxReplicaCount', value: 3 });
+      expect(facts.serviceAccounts?.[0]?.path).toBe('deployedModel.serviceAccount');
+      expect([facts.labels, facts.encryptionKey, facts.networks]).toEqual([null, null, null]);
+      expect(() => extractJobFacts(kind, {})).toThrow(/deployedModel: is required/);
+    },
+  );
+
+  it("UploadModel: the serving image, the model's labels and key; no service account", () => {
+    const facts = extractJobFacts('uploadModel', {
+      model: { displayName: 'm', containerSpec: { imageUri: 'docker.io/x/y:1' }, labels: { team: 'ml' } },
+    });
     expect(facts.images).toEqual([{ path: 'model.containerSpec.imageUri', value: 'docker.io/x/y:1' }]);
     expect(facts.labels).toEqual({ path: 'model.labels', value: ['team'] });
     expect(facts.encryptionKey).toEqual({ path: 'model.encryptionSpec.kmsKeyName', value: '' });
@@ -177,7 +267,11 @@ describe('extractJobFacts', () => {
   });
 
   it('TuningJob: service account, key, labels', () => {
-    const facts = extractJobFacts('tuningJob', { baseModel: 'gemini-2.5-flash', supervisedTuningSpec: { trainingDatasetUri: 'gs://b/t.jsonl' }, serviceAccount: 'tune@p.iam.gserviceaccount.com' });
+    const facts = extractJobFacts('tuningJob', {
+      baseModel: 'gemini-2.5-flash',
+      supervisedTuningSpec: { trainingDatasetUri: 'gs://b/t.jsonl' },
+      serviceAccount: 'tune@p.iam.gserviceaccount.com',
+    });
     expect(facts.serviceAccounts).toEqual([{ path: 'serviceAccount', value: 'tune@p.iam.gserviceaccount.com' }]);
     expect(facts.pools).toEqual([]);
   });

@@ -146,13 +146,24 @@ export function extractJobFacts(kind: JobKind, body: unknown): JobFacts {
     case 'nasJob': {
       const spec = required(root, 'nasJobSpec', '');
       const multi = object(spec.multiTrialAlgorithmSpec, 'nasJobSpec.multiTrialAlgorithmSpec');
-      if (multi === undefined) throw new JobSpecError('nasJobSpec.multiTrialAlgorithmSpec', 'is required (the only NAS algorithm spec Vertex AI defines)');
+      if (multi === undefined)
+        throw new JobSpecError('nasJobSpec.multiTrialAlgorithmSpec', 'is required (the only NAS algorithm spec Vertex AI defines)');
       const at = 'nasJobSpec.multiTrialAlgorithmSpec';
       const search = required(multi, 'searchTrialSpec', at);
-      customJobSpec(c, required(search, 'searchTrialJobSpec', `${at}.searchTrialSpec`), `${at}.searchTrialSpec.searchTrialJobSpec`, int64Or(search, 'maxParallelTrialCount', `${at}.searchTrialSpec`, 1));
+      customJobSpec(
+        c,
+        required(search, 'searchTrialJobSpec', `${at}.searchTrialSpec`),
+        `${at}.searchTrialSpec.searchTrialJobSpec`,
+        int64Or(search, 'maxParallelTrialCount', `${at}.searchTrialSpec`, 1),
+      );
       const train = object(multi.trainTrialSpec, `${at}.trainTrialSpec`);
       if (train !== undefined) {
-        customJobSpec(c, required(train, 'trainTrialJobSpec', `${at}.trainTrialSpec`), `${at}.trainTrialSpec.trainTrialJobSpec`, int64Or(train, 'maxParallelTrialCount', `${at}.trainTrialSpec`, 1));
+        customJobSpec(
+          c,
+          required(train, 'trainTrialJobSpec', `${at}.trainTrialSpec`),
+          `${at}.trainTrialSpec.trainTrialJobSpec`,
+          int64Or(train, 'maxParallelTrialCount', `${at}.trainTrialSpec`, 1),
+        );
       }
       break;
     }
@@ -161,7 +172,12 @@ export function extractJobFacts(kind: JobKind, body: unknown): JobFacts {
       // Custom training tasks carry a CustomJobSpec; hyperparameter tuning tasks a trialJobSpec; AutoML tasks neither
       // (they run on Google's machines as the Vertex AI service agent: no service account, pool or image of the caller's).
       if (inputs.trialJobSpec !== undefined && inputs.trialJobSpec !== null) {
-        customJobSpec(c, required(inputs, 'trialJobSpec', 'trainingTaskInputs'), 'trainingTaskInputs.trialJobSpec', int64Or(inputs, 'parallelTrialCount', 'trainingTaskInputs', 1));
+        customJobSpec(
+          c,
+          required(inputs, 'trialJobSpec', 'trainingTaskInputs'),
+          'trainingTaskInputs.trialJobSpec',
+          int64Or(inputs, 'parallelTrialCount', 'trainingTaskInputs', 1),
+        );
       } else if (inputs.workerPoolSpecs !== undefined && inputs.workerPoolSpecs !== null) {
         customJobSpec(c, inputs, 'trainingTaskInputs', one(''));
       } else {
@@ -182,7 +198,13 @@ export function extractJobFacts(kind: JobKind, body: unknown): JobFacts {
       hasNetwork = false;
       const resources = object(root.dedicatedResources, 'dedicatedResources');
       if (resources !== undefined) {
-        pool(c, resources, 'dedicatedResources', maxOf(resources, 'dedicatedResources', ['startingReplicaCount', 'maxReplicaCount']), one(''));
+        pool(
+          c,
+          resources,
+          'dedicatedResources',
+          maxOf(resources, 'dedicatedResources', ['startingReplicaCount', 'maxReplicaCount']),
+          one(''),
+        );
       }
       break;
     }
@@ -202,14 +224,20 @@ export function extractJobFacts(kind: JobKind, body: unknown): JobFacts {
       const runtime = object(root.resourceRuntimeSpec, 'resourceRuntimeSpec');
       const accountSpec = runtime === undefined ? undefined : object(runtime.serviceAccountSpec, 'resourceRuntimeSpec.serviceAccountSpec');
       const accountAt = 'resourceRuntimeSpec.serviceAccountSpec.serviceAccount';
-      c.serviceAccounts.push({ path: accountAt, value: accountSpec === undefined ? '' : (optionalString(accountSpec.serviceAccount, accountAt) ?? '') });
+      c.serviceAccounts.push({
+        path: accountAt,
+        value: accountSpec === undefined ? '' : (optionalString(accountSpec.serviceAccount, accountAt) ?? ''),
+      });
       c.networks.push({ path: 'network', value: optionalString(root.network, 'network') ?? '' });
       break;
     }
     case 'deployModel':
     case 'mutateDeployedModel': {
       const deployed = required(root, 'deployedModel', '');
-      c.serviceAccounts.push({ path: 'deployedModel.serviceAccount', value: optionalString(deployed.serviceAccount, 'deployedModel.serviceAccount') ?? '' });
+      c.serviceAccounts.push({
+        path: 'deployedModel.serviceAccount',
+        value: optionalString(deployed.serviceAccount, 'deployedModel.serviceAccount') ?? '',
+      });
       const resources = object(deployed.dedicatedResources, 'deployedModel.dedicatedResources');
       if (resources !== undefined) {
         const at = 'deployedModel.dedicatedResources';
@@ -377,7 +405,12 @@ function int64Or(holder: Json, key: string, at: string, fallback: number): Locat
 }
 
 /** The largest of several replica counts (autoscaling: the most the pool can grow to); `fallback` when none is given. */
-function maxOf(holder: Json, at: string, keys: readonly string[], fallback: Located<number> = { path: `${at}.${keys[0]}`, value: 1 }): Located<number> {
+function maxOf(
+  holder: Json,
+  at: string,
+  keys: readonly string[],
+  fallback: Located<number> = { path: `${at}.${keys[0]}`, value: 1 },
+): Located<number> {
   let best: Located<number> | undefined;
   for (const key of keys) {
     const value = holder[key];

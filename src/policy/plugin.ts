@@ -29,7 +29,11 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
       const { subject, operation, principal } = request.kvp;
       if (subject === undefined || operation === undefined || principal === undefined) {
         // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
-        done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'authorization reached without identity or operation', { reason: 'pipeline-incomplete' }));
+        done(
+          new ProxyError('ERR_INTERNAL', 'INTERNAL', 'authorization reached without identity or operation', {
+            reason: 'pipeline-incomplete',
+          }),
+        );
         return;
       }
       const policy = options.policy();
@@ -40,7 +44,8 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
       const dryRun = dryRunByUrl(policy, subject, actionOf(operation), jobKind);
       if (dryRun !== undefined) {
         request.kvp.dryRun = dryRun.outcomes;
-        if (jobKind !== undefined && dryRun.needBody.length > 0) request.kvp.pendingJobCheck = { kind: jobKind, candidates: [], dryRun: dryRun.needBody };
+        if (jobKind !== undefined && dryRun.needBody.length > 0)
+          request.kvp.pendingJobCheck = { kind: jobKind, candidates: [], dryRun: dryRun.needBody };
       }
       if (!decision.allowed) {
         done(denied(decision, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email));
@@ -52,7 +57,14 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
         if (independent === undefined || !independent.allowed) {
           const stale: Decision = { allowed: false, ruleId: independent?.ruleId ?? decision.ruleId, reason: 'labels-stale' };
           request.kvp.decision = stale;
-          done(labelsStale(stale, operation, principal.kind === 'kubernetes' ? principal.subject : principal.email, subject.labelsStale.ageSeconds));
+          done(
+            labelsStale(
+              stale,
+              operation,
+              principal.kind === 'kubernetes' ? principal.subject : principal.email,
+              subject.labelsStale.ageSeconds,
+            ),
+          );
           return;
         }
         request.kvp.decision = independent;
@@ -61,7 +73,8 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
         // The decision may rest on an allow rule with job conditions: the body decides (see job-decision.ts).
         const decidedBy = subject.labelsStale !== undefined ? options.labelIndependentPolicy?.() : policy;
         const candidates = decidedBy === undefined ? [] : allowCandidates(decidedBy, request.kvp.decision, subject, actionOf(operation));
-        if (candidates.length > 0) request.kvp.pendingJobCheck = { kind: jobKind, candidates, dryRun: request.kvp.pendingJobCheck?.dryRun ?? [] };
+        if (candidates.length > 0)
+          request.kvp.pendingJobCheck = { kind: jobKind, candidates, dryRun: request.kvp.pendingJobCheck?.dryRun ?? [] };
       }
       done();
     });

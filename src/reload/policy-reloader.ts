@@ -45,7 +45,12 @@ export interface ReloadStatus {
   readonly version: string;
   readonly ruleCount: number;
   readonly appliedAt: string;
-  readonly lastAttempt: { readonly at: string; readonly trigger: string; readonly result: ReloadResult; readonly problems?: readonly string[] } | null;
+  readonly lastAttempt: {
+    readonly at: string;
+    readonly trigger: string;
+    readonly result: ReloadResult;
+    readonly problems?: readonly string[];
+  } | null;
 }
 
 export interface PolicyReloaderOptions {
@@ -119,7 +124,9 @@ export class PolicyReloader {
         // The ConfigMap swap shows up as `..data` / `..data_tmp`; an edit as the file itself; some platforms give no name.
         if (file === null || file === name || file.startsWith('..')) this.#schedule();
       });
-      this.#watcher.on('error', (error) => this.#options.logger.warn({ err: error, dir }, 'config directory watch failed; SIGHUP still reloads'));
+      this.#watcher.on('error', (error) =>
+        this.#options.logger.warn({ err: error, dir }, 'config directory watch failed; SIGHUP still reloads'),
+      );
     } catch (error) {
       this.#options.logger.warn({ err: error, dir }, 'cannot watch the config directory; SIGHUP still reloads');
     }
@@ -176,7 +183,10 @@ export class PolicyReloader {
       const problems = error instanceof ConfigError ? error.format().split('\n') : [(error as Error).message];
       this.#lastAttempt = { at, trigger, result: 'invalid', problems };
       this.#reloads?.inc({ result: 'invalid' });
-      logger.error({ trigger, problems, policyVersion: this.#current.policy.version }, 'config reload refused; the previous policy keeps serving');
+      logger.error(
+        { trigger, problems, policyVersion: this.#current.policy.version },
+        'config reload refused; the previous policy keeps serving',
+      );
       return 'invalid';
     }
     const restartOnly = restartOnlyPart(settings);
@@ -185,7 +195,8 @@ export class PolicyReloader {
       this.#restartOnly = restartOnly;
     }
     const next = snapshotOf(settings);
-    const unchanged = next.policy.version === this.#current.policy.version && JSON.stringify(next.static) === JSON.stringify(this.#current.static);
+    const unchanged =
+      next.policy.version === this.#current.policy.version && JSON.stringify(next.static) === JSON.stringify(this.#current.static);
     if (unchanged) {
       this.#lastAttempt = { at, trigger, result: 'unchanged' };
       this.#reloads?.inc({ result: 'unchanged' });
@@ -197,7 +208,10 @@ export class PolicyReloader {
     this.#lastAttempt = { at, trigger, result: 'applied' };
     this.#reloads?.inc({ result: 'applied' });
     this.#options.onApplied?.(next);
-    logger.info({ trigger, previousPolicyVersion: previous, policyVersion: next.policy.version, rules: next.policy.ruleCount }, 'policy reloaded');
+    logger.info(
+      { trigger, previousPolicyVersion: previous, policyVersion: next.policy.version, rules: next.policy.ruleCount },
+      'policy reloaded',
+    );
     return 'applied';
   }
 }

@@ -66,7 +66,8 @@ export async function startIamCredentialsStandIn(options: IamCredentialsStandInO
     if (typeof authorization !== 'string' || !authorization.startsWith('Bearer ') || authorization.length <= 7) {
       sendGoogleError(res, {
         status: 'UNAUTHENTICATED',
-        message: 'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+        message:
+          'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
       });
       return;
     }
@@ -85,7 +86,10 @@ export async function startIamCredentialsStandIn(options: IamCredentialsStandInO
     const account = decodeURIComponent(match[1] as string);
     if (!grantable.has(account)) {
       refused.push(account);
-      sendGoogleError(res, { status: 'PERMISSION_DENIED', message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)." });
+      sendGoogleError(res, {
+        status: 'PERMISSION_DENIED',
+        message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+      });
       return;
     }
     const lifetime = typeof body.lifetime === 'string' ? body.lifetime : undefined;

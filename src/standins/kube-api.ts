@@ -38,7 +38,15 @@ type Resource = 'namespaces' | 'serviceaccounts' | 'pods';
 interface StoredObject {
   kind: string;
   apiVersion: string;
-  metadata: { name: string; namespace?: string; uid: string; resourceVersion: string; creationTimestamp: string; labels?: Record<string, string>; [k: string]: unknown };
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid: string;
+    resourceVersion: string;
+    creationTimestamp: string;
+    labels?: Record<string, string>;
+    [k: string]: unknown;
+  };
   [k: string]: unknown;
 }
 
@@ -157,7 +165,12 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     }
     const kind = resource === 'namespaces' ? 'NamespaceList' : resource === 'pods' ? 'PodList' : 'ServiceAccountList';
     // Items in typed lists carry no kind/apiVersion (as the real server sends them).
-    return { kind, apiVersion: 'v1', metadata: { resourceVersion: String(rv) }, items: items.map(({ kind: _k, apiVersion: _a, ...rest }) => rest) };
+    return {
+      kind,
+      apiVersion: 'v1',
+      metadata: { resourceVersion: String(rv) },
+      items: items.map(({ kind: _k, apiVersion: _a, ...rest }) => rest),
+    };
   };
 
   const startWatch = (resource: Resource, from: string | null, req: IncomingMessage, res: ServerResponse) => {
@@ -189,13 +202,16 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     }
     const tokenAud = Array.isArray(claims.aud) ? (claims.aud as string[]) : typeof claims.aud === 'string' ? [claims.aud] : [];
     const matched = audiences.filter((a) => tokenAud.includes(a));
-    if (matched.length === 0) return fail(`token audiences ${JSON.stringify(tokenAud)} is invalid for the target audiences ${JSON.stringify(audiences)}`);
+    if (matched.length === 0)
+      return fail(`token audiences ${JSON.stringify(tokenAud)} is invalid for the target audiences ${JSON.stringify(audiences)}`);
     if (typeof claims.exp !== 'number' || claims.exp * 1000 < Date.now()) return fail('service account token has expired');
-    const k8s = claims['kubernetes.io'] as { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } } | undefined;
+    const k8s = claims['kubernetes.io'] as
+      { namespace?: string; serviceaccount?: { name?: string; uid?: string }; pod?: { name?: string; uid?: string } } | undefined;
     const ns = k8s?.namespace ?? '';
     const sa = stores.serviceaccounts.get(keyOf(ns, k8s?.serviceaccount?.name ?? ''));
     if (!sa) return fail(`serviceaccounts "${k8s?.serviceaccount?.name ?? ''}" not found`);
-    if (sa.metadata.uid !== k8s?.serviceaccount?.uid) return fail(`service account UID (${sa.metadata.uid}) does not match claim (${k8s?.serviceaccount?.uid ?? ''})`);
+    if (sa.metadata.uid !== k8s?.serviceaccount?.uid)
+      return fail(`service account UID (${sa.metadata.uid}) does not match claim (${k8s?.serviceaccount?.uid ?? ''})`);
     const extra: Record<string, string[]> = {};
     if (typeof claims.jti === 'string') extra['authentication.kubernetes.io/credential-id'] = [`JTI=${claims.jti}`];
     if (k8s?.pod) {
@@ -220,7 +236,13 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
   const handler = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://stand-in');
     const watch = url.searchParams.get('watch') === 'true' || url.searchParams.get('watch') === '1';
-    requests.push({ method: req.method ?? '', path: url.pathname, watch, resourceVersion: url.searchParams.get('resourceVersion'), accept: req.headers.accept });
+    requests.push({
+      method: req.method ?? '',
+      path: url.pathname,
+      watch,
+      resourceVersion: url.searchParams.get('resourceVersion'),
+      accept: req.headers.accept,
+    });
     if (req.headers.authorization !== `Bearer ${apiToken}`) {
       sendJson(res, 401, status(401, 'Unauthorized', 'Unauthorized'));
       return;
@@ -234,13 +256,25 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       maxReviewing = Math.max(maxReviewing, reviewing);
       if (tokenReviewDelayMs > 0) await new Promise((resolve) => setTimeout(resolve, tokenReviewDelayMs));
       reviewing -= 1;
-      sendJson(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: outcome });
+      sendJson(res, 201, {
+        kind: 'TokenReview',
+        apiVersion: 'authentication.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        spec: body.spec,
+        status: outcome,
+      });
       return;
     }
     // The stand-in's one identity may do everything: a permission check is always allowed.
     if (req.method === 'POST' && url.pathname === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews') {
       const body = JSON.parse((await readBody(req)).toString('utf8')) as { spec?: unknown };
-      sendJson(res, 201, { kind: 'SelfSubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: body.spec, status: { allowed: true } });
+      sendJson(res, 201, {
+        kind: 'SelfSubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        spec: body.spec,
+        status: { allowed: true },
+      });
       return;
     }
     const match = /^\/api\/v1\/(namespaces|serviceaccounts|pods)(?:\/([^/]+))?$/.exec(url.pathname);
@@ -310,7 +344,14 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
         : {
             kind: 'Namespace',
             apiVersion: 'v1',
-            metadata: { name, uid: randomUUID(), resourceVersion: '', creationTimestamp: now(), labels: { 'kubernetes.io/metadata.name': name, ...labels }, managedFields: [] },
+            metadata: {
+              name,
+              uid: randomUUID(),
+              resourceVersion: '',
+              creationTimestamp: now(),
+              labels: { 'kubernetes.io/metadata.name': name, ...labels },
+              managedFields: [],
+            },
             spec: { finalizers: ['kubernetes'] },
             status: { phase: 'Active' },
           };
@@ -319,7 +360,11 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     deleteNamespace: (name) => remove('namespaces', undefined, name),
     addServiceAccount(namespace, name) {
       const uid = randomUUID();
-      put('serviceaccounts', { kind: 'ServiceAccount', apiVersion: 'v1', metadata: { name, namespace, uid, resourceVersion: '', creationTimestamp: now() } });
+      put('serviceaccounts', {
+        kind: 'ServiceAccount',
+        apiVersion: 'v1',
+        metadata: { name, namespace, uid, resourceVersion: '', creationTimestamp: now() },
+      });
       return uid;
     },
     deleteServiceAccount: (namespace, name) => remove('serviceaccounts', namespace, name),
@@ -332,8 +377,15 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
         spec: {
           serviceAccountName: serviceAccount,
           nodeName: 'gke-pool-1-abcd',
-          containers: [{ name: 'main', image: 'us-docker.pkg.dev/project/repo/app:1.0', resources: { requests: { cpu: '100m', memory: '128Mi' } } }],
-          volumes: [{ name: 'kube-vertex-proxy-token', projected: { sources: [{ serviceAccountToken: { audience: 'kube-vertex-proxy', expirationSeconds: 3600, path: 'token' } }] } }],
+          containers: [
+            { name: 'main', image: 'us-docker.pkg.dev/project/repo/app:1.0', resources: { requests: { cpu: '100m', memory: '128Mi' } } },
+          ],
+          volumes: [
+            {
+              name: 'kube-vertex-proxy-token',
+              projected: { sources: [{ serviceAccountToken: { audience: 'kube-vertex-proxy', expirationSeconds: 3600, path: 'token' } }] },
+            },
+          ],
         },
         status: { phase: 'Running', podIP: '10.8.0.12', startTime: now() },
       });
@@ -349,7 +401,10 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       // Every RV a client holds is now too old; a fresh LIST returns one that is not.
       history.length = 0;
       minRv = ++rv;
-      for (const w of watches) w.res.end(`${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${minRv - 1} (${minRv})`) })}\n`);
+      for (const w of watches)
+        w.res.end(
+          `${JSON.stringify({ type: 'ERROR', object: status(410, 'Expired', `too old resource version: ${minRv - 1} (${minRv})`) })}\n`,
+        );
       watches.clear();
     },
     dropWatches() {

@@ -182,7 +182,9 @@ const NOT_FOUND: StandInError = { status: 'NOT_FOUND', message: 'Requested entit
 const INVALID_JSON: StandInError = { status: 'INVALID_ARGUMENT', message: 'Invalid JSON payload received. Unexpected token.' };
 const JSON_CONTENT_TYPE = 'application/json; charset=UTF-8';
 /** `v1.DatasetService.CreateDataset`: the RPCs whose response is a google.longrunning.Operation. */
-const RETURNS_OPERATION: ReadonlySet<string> = new Set(RPCS.filter((rpc) => rpc.longRunning).map((rpc) => `${rpc.version}.${rpc.service}.${rpc.rpc}`));
+const RETURNS_OPERATION: ReadonlySet<string> = new Set(
+  RPCS.filter((rpc) => rpc.longRunning).map((rpc) => `${rpc.version}.${rpc.service}.${rpc.rpc}`),
+);
 
 /**
  * Starts the Vertex AI stand-in.
@@ -282,7 +284,12 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     }
     if (route.target !== undefined) {
       const target = route.target;
-      if (target.kind === 'publisherModel' && publisherModels && !publisherModels.has(target.id) && !publisherModels.has(`${target.publisher ?? ''}/${target.id}`)) {
+      if (
+        target.kind === 'publisherModel' &&
+        publisherModels &&
+        !publisherModels.has(target.id) &&
+        !publisherModels.has(`${target.publisher ?? ''}/${target.id}`)
+      ) {
         const name = `projects/${target.project ?? projectNumber}/locations/${target.location ?? 'global'}/publishers/${target.publisher ?? 'google'}/models/${target.id}`;
         sendGoogleError(res, {
           status: 'NOT_FOUND',
@@ -308,8 +315,7 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         return;
       }
       if (target.verb === 'streamGenerateContent' || target.verb === 'serverStreamingPredict') {
-        const messages =
-          target.verb === 'streamGenerateContent' ? generateContentChunks(target, request) : streamingPredictChunks();
+        const messages = target.verb === 'streamGenerateContent' ? generateContentChunks(target, request) : streamingPredictChunks();
         await stream(res, messages, url.searchParams.get('alt') === 'sse', pretty);
         return;
       }
@@ -429,7 +435,10 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         },
       ],
       trafficSplit: { [deployedId]: 100 },
-      ...(standIn.dedicatedEndpoints.has(endpointId) && { dedicatedEndpointEnabled: true, dedicatedEndpointDns: standIn.dedicatedEndpoints.get(endpointId) }),
+      ...(standIn.dedicatedEndpoints.has(endpointId) && {
+        dedicatedEndpointEnabled: true,
+        dedicatedEndpointDns: standIn.dedicatedEndpoints.get(endpointId),
+      }),
       etag: createHash('sha256').update(endpointId).digest('base64url').slice(0, 27),
       createTime: startedAt,
       updateTime: startedAt,
@@ -457,7 +466,9 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         if (target.verb === 'predict') return { predictions: instances, ...endpointFields };
         return {
           explanations: instances.map(() => ({
-            attributions: [{ baselineOutputValue: 0, instanceOutputValue: 1, featureAttributions: {}, outputIndex: [0], approximationError: 0 }],
+            attributions: [
+              { baselineOutputValue: 0, instanceOutputValue: 1, featureAttributions: {}, outputIndex: [0], approximationError: 0 },
+            ],
           })),
           ...endpointFields,
           predictions: instances,
@@ -556,7 +567,14 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     const id = `chatcmpl-${randomBytes(8).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
     if (request['stream'] !== true) {
-      const text = JSON.stringify({ id, object: 'chat.completion', created, model, choices: [{ index: 0, message: { role: 'assistant', content: responseText }, finish_reason: 'stop' }], usage });
+      const text = JSON.stringify({
+        id,
+        object: 'chat.completion',
+        created,
+        model,
+        choices: [{ index: 0, message: { role: 'assistant', content: responseText }, finish_reason: 'stop' }],
+        usage,
+      });
       res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
       res.end(text);
       return;
@@ -568,7 +586,14 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       if (i > 0 && !(await pause(standIn.streamDelayMs))) return;
       if (res.destroyed) return;
       const last = i === pieces.length - 1;
-      const chunk = { id, object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta: { ...(i === 0 && { role: 'assistant' }), content: piece }, ...(last && { finish_reason: 'stop' }) }], ...(includeUsage && { usage: null }) };
+      const chunk = {
+        id,
+        object: 'chat.completion.chunk',
+        created,
+        model,
+        choices: [{ index: 0, delta: { ...(i === 0 && { role: 'assistant' }), content: piece }, ...(last && { finish_reason: 'stop' }) }],
+        ...(includeUsage && { usage: null }),
+      };
       res.write(`data: ${JSON.stringify(chunk)}\n\n`);
     }
     if (includeUsage) res.write(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created, model, choices: [], usage })}\n\n`);
@@ -641,7 +666,11 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       r = /^publishers\/([^/:]+)\/models\/([^/:]+):(\w+)$/.exec(path);
       if (r && LOCATIONLESS_VERBS.has(r[3]!)) return predictionRoute(version, undefined, undefined, 'publisherModel', r[2]!, r[1], r[3]!);
     }
-    if (method === 'POST' && version === 'v1beta1' && /^projects\/[^/:]+\/locations\/[^/:]+\/endpoints\/openapi\/chat\/completions$/.test(path)) {
+    if (
+      method === 'POST' &&
+      version === 'v1beta1' &&
+      /^projects\/[^/:]+\/locations\/[^/:]+\/endpoints\/openapi\/chat\/completions$/.test(path)
+    ) {
       return { rpc: 'google.cloud.aiplatform.v1beta1.PredictionService.ChatCompletions', chat: true };
     }
     r = /^projects\/([^/:]+)\/locations\/([^/:]+)\/(.+)$/.exec(path);
@@ -651,7 +680,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
       rpc: `google.cloud.aiplatform.${version}.${rpc}`,
       admin: { version, location, collection, id: undefined, action: undefined, operationPath: '', ...extra },
     });
-    if (method === 'GET' && /^endpoints\/[^/:]+$/.test(rest)) return admin('endpoints', 'EndpointService.GetEndpoint', { id: rest.slice('endpoints/'.length) });
+    if (method === 'GET' && /^endpoints\/[^/:]+$/.test(rest))
+      return admin('endpoints', 'EndpointService.GetEndpoint', { id: rest.slice('endpoints/'.length) });
     if (rest === 'customJobs') {
       if (method === 'POST') return admin('customJobs', 'JobService.CreateCustomJob');
       if (method === 'GET') return admin('customJobs', 'JobService.ListCustomJobs');
@@ -660,7 +690,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     r = /^customJobs\/([^/:]+)(?::(cancel))?$/.exec(rest);
     if (r) {
       const id = r[1]!;
-      if (r[2] === 'cancel') return method === 'POST' ? admin('customJobs', 'JobService.CancelCustomJob', { id, action: 'cancel' }) : undefined;
+      if (r[2] === 'cancel')
+        return method === 'POST' ? admin('customJobs', 'JobService.CancelCustomJob', { id, action: 'cancel' }) : undefined;
       if (method === 'GET') return admin('customJobs', 'JobService.GetCustomJob', { id });
       if (method === 'DELETE') return admin('customJobs', 'JobService.DeleteCustomJob', { id });
       return undefined;

@@ -113,7 +113,8 @@ export function genAiUsageAttributes(ctx: RequestContext): SpanAttributes {
   const usage = ctx.usage;
   if (usage === undefined) return {};
   const tokens = usage.tokens;
-  const output = tokens?.candidates === undefined && tokens?.thoughts === undefined ? undefined : (tokens.candidates ?? 0) + (tokens.thoughts ?? 0);
+  const output =
+    tokens?.candidates === undefined && tokens?.thoughts === undefined ? undefined : (tokens.candidates ?? 0) + (tokens.thoughts ?? 0);
   return {
     ...(tokens?.prompt === undefined ? {} : { 'gen_ai.usage.input_tokens': tokens.prompt }),
     ...(output === undefined ? {} : { 'gen_ai.usage.output_tokens': output }),

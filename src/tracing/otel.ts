@@ -15,7 +15,15 @@ import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Sp
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
-import { AlwaysOffSampler, AlwaysOnSampler, BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type Sampler } from '@opentelemetry/sdk-trace';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  TracerProvider,
+  type Sampler,
+} from '@opentelemetry/sdk-trace';
 import type { Logger } from 'pino';
 import type { TracingSettings } from './settings.js';
 import type { SpanAttributes, TraceSpan, Tracing } from './tracing.js';
@@ -42,7 +50,10 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
     const now = Date.now();
     if (now - lastExportError < EXPORT_ERROR_LOG_INTERVAL_MS) return;
     lastExportError = now;
-    logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'trace export failed; spans are dropped until the collector answers');
+    logger.warn(
+      { error: error instanceof Error ? error.message : String(error) },
+      'trace export failed; spans are dropped until the collector answers',
+    );
   });
 
   const resource = defaultResource()
@@ -57,7 +68,11 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
   });
   const tracer = provider.getTracer(SERVICE_NAME);
   logger.info(
-    { endpoint: settings.url ?? 'from OTEL_EXPORTER_OTLP_* (default http://localhost:4318/v1/traces)', sampleRatio: settings.sampler.ratio, parentBased: settings.sampler.parentBased },
+    {
+      endpoint: settings.url ?? 'from OTEL_EXPORTER_OTLP_* (default http://localhost:4318/v1/traces)',
+      sampleRatio: settings.sampler.ratio,
+      parentBased: settings.sampler.parentBased,
+    },
     'OpenTelemetry tracing on',
   );
 
@@ -81,7 +96,8 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
           return 'done' as const;
         },
       );
-      if ((await Promise.race([done, late])) === 'late') logger.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'trace export at shutdown timed out; buffered spans are dropped');
+      if ((await Promise.race([done, late])) === 'late')
+        logger.warn({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'trace export at shutdown timed out; buffered spans are dropped');
       clearTimeout(timer);
     },
   };
@@ -121,7 +137,11 @@ class OtelSpan implements TraceSpan {
     // stands in (outgoing calls then name it as their parent, with the not-sampled flag).
     if (!this.sampled) return this;
     const context = trace.setSpan(ROOT_CONTEXT, this.#span);
-    const span = this.#tracer.startSpan(name, { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes as Attributes } : {}) }, context);
+    const span = this.#tracer.startSpan(
+      name,
+      { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes as Attributes } : {}) },
+      context,
+    );
     return new OtelSpan(this.#tracer, span);
   }
 

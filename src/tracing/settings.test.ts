@@ -11,14 +11,20 @@ describe('resolveTracingSettings', () => {
     expect(resolveTracingSettings(on(), { OTEL_SDK_DISABLED: 'false' })).toBeDefined();
   });
 
-  it('appends /v1/traces to the configured endpoint; without one, leaves the URL to the exporter\'s OTEL_EXPORTER_OTLP_* resolution', () => {
+  it("appends /v1/traces to the configured endpoint; without one, leaves the URL to the exporter's OTEL_EXPORTER_OTLP_* resolution", () => {
     expect(resolveTracingSettings(on({ endpoint: 'http://collector:4318/' }), {})?.url).toBe('http://collector:4318/v1/traces');
     expect(resolveTracingSettings(on(), { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://x:4318' })?.url).toBeUndefined();
   });
 
   it('takes sampleRatio from the file over OTEL_TRACES_SAMPLER, parent-based', () => {
-    expect(resolveTracingSettings(on({ sampleRatio: 0.3 }), { OTEL_TRACES_SAMPLER: 'always_on' })?.sampler).toEqual({ parentBased: true, ratio: 0.3 });
-    expect(resolveTracingSettings(on(), { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' })?.sampler).toEqual({ parentBased: false, ratio: 0.5 });
+    expect(resolveTracingSettings(on({ sampleRatio: 0.3 }), { OTEL_TRACES_SAMPLER: 'always_on' })?.sampler).toEqual({
+      parentBased: true,
+      ratio: 0.3,
+    });
+    expect(resolveTracingSettings(on(), { OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.5' })?.sampler).toEqual({
+      parentBased: false,
+      ratio: 0.5,
+    });
   });
 
   it('reads the batch processor variables, ignoring invalid ones and keeping the batch within the queue', () => {

@@ -37,7 +37,9 @@ describe('tracing off', () => {
 
 describe('failureDescription', () => {
   it('names a failure by its code or type, never by its message', () => {
-    expect(failureDescription(Object.assign(new Error('token abc.def'), { code: 'ERR_AUTHN_INVALID_TOKEN' }))).toBe('ERR_AUTHN_INVALID_TOKEN');
+    expect(failureDescription(Object.assign(new Error('token abc.def'), { code: 'ERR_AUTHN_INVALID_TOKEN' }))).toBe(
+      'ERR_AUTHN_INVALID_TOKEN',
+    );
     expect(failureDescription(new TypeError('secret in message'))).toBe('TypeError');
     expect(failureDescription('boom')).toBe('error');
   });

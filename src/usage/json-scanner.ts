@@ -84,7 +84,14 @@ export class JsonScanner {
   #broken = false;
 
   constructor(targets: readonly ScanTarget[], onValue: ScanCallback) {
-    this.#targets = targets.map((t) => ({ key: t.key, bytes: Buffer.from(t.key, 'latin1'), quoted: Buffer.from(`"${t.key}"`, 'latin1'), depth: t.depth, active: true, nextHit: -2 }));
+    this.#targets = targets.map((t) => ({
+      key: t.key,
+      bytes: Buffer.from(t.key, 'latin1'),
+      quoted: Buffer.from(`"${t.key}"`, 'latin1'),
+      depth: t.depth,
+      active: true,
+      nextHit: -2,
+    }));
     this.#onValue = onValue;
   }
 

@@ -7,7 +7,10 @@ const record = (namespace: string, model: string | undefined, tokens?: AuditReco
   ({ namespace, serviceAccount: 'bot', model, tokens, status }) as unknown as AuditRecord;
 
 async function lines(registry: Registry, prefix: string): Promise<string[]> {
-  return (await registry.metrics()).split('\n').filter((l) => l.startsWith(prefix)).sort();
+  return (await registry.metrics())
+    .split('\n')
+    .filter((l) => l.startsWith(prefix))
+    .sort();
 }
 
 describe('usage metrics', () => {

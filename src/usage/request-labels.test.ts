@@ -23,8 +23,12 @@ describe('request labels', () => {
     expect(rule.wants(request('endpoints.predict'))).toBe(false);
   });
 
-  it('adds kvp-namespace and kvp-service-account, keeps the caller\'s labels and every other field as sent', () => {
-    const body = { contents: [{ role: 'user', parts: [{ text: 'hi "there" \\u00e9' }] }], generationConfig: { temperature: 0.2, maxOutputTokens: 12 }, labels: { team: 'ml', cost_center: '42' } };
+  it("adds kvp-namespace and kvp-service-account, keeps the caller's labels and every other field as sent", () => {
+    const body = {
+      contents: [{ role: 'user', parts: [{ text: 'hi "there" \\u00e9' }] }],
+      generationConfig: { temperature: 0.2, maxOutputTokens: 12 },
+      labels: { team: 'ml', cost_center: '42' },
+    };
     const result = run(request('publisherModels.generateContent'), body);
     expect('forward' in result && result.rewritten).toBe(true);
     const sent = JSON.parse((result as { forward: Buffer }).forward.toString()) as Record<string, unknown>;
@@ -33,7 +37,10 @@ describe('request labels', () => {
 
   it('adds labels to a body without any', () => {
     const result = run(request('publisherModels.streamGenerateContent', 'etl.bot'), { contents: [] });
-    expect(JSON.parse((result as { forward: Buffer }).forward.toString())).toEqual({ contents: [], labels: { 'kvp-namespace': 'ml', 'kvp-service-account': 'etl_bot' } });
+    expect(JSON.parse((result as { forward: Buffer }).forward.toString())).toEqual({
+      contents: [],
+      labels: { 'kvp-namespace': 'ml', 'kvp-service-account': 'etl_bot' },
+    });
   });
 
   it('refuses a caller-set kvp- label, labels that are not a map, and too many labels', () => {
@@ -47,7 +54,7 @@ describe('request labels', () => {
     expect('refuse' in tooMany && tooMany.refuse.message).toContain('At most 62 labels');
   });
 
-  it('makes label values of Kubernetes names within Google\'s rules, long names shortened deterministically', () => {
+  it("makes label values of Kubernetes names within Google's rules, long names shortened deterministically", () => {
     expect(labelValue('Trainer.v2')).toBe('trainer_v2');
     const long = `a${'b'.repeat(100)}.c`;
     const value = labelValue(long);

@@ -73,16 +73,32 @@ export function createRequestLabelsRule(): BodyRule {
       const keys = Object.keys(callerLabels);
       const reserved = keys.find((k) => k.startsWith(RESERVED_PREFIX));
       if (reserved !== undefined) {
-        return { refuse: invalid(`Label "${reserved.slice(0, 63)}" is reserved: labels starting with "${RESERVED_PREFIX}" are set by the proxy.`, 'ERR_REQUEST_RESERVED_LABEL', 'reserved-label') };
+        return {
+          refuse: invalid(
+            `Label "${reserved.slice(0, 63)}" is reserved: labels starting with "${RESERVED_PREFIX}" are set by the proxy.`,
+            'ERR_REQUEST_RESERVED_LABEL',
+            'reserved-label',
+          ),
+        };
       }
       if (keys.length + 2 > MAX_LABELS) {
-        return { refuse: invalid(`At most ${MAX_LABELS - 2} labels may be set: the proxy adds ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`, 'ERR_REQUEST_BODY_INVALID', 'too-many-labels') };
+        return {
+          refuse: invalid(
+            `At most ${MAX_LABELS - 2} labels may be set: the proxy adds ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`,
+            'ERR_REQUEST_BODY_INVALID',
+            'too-many-labels',
+          ),
+        };
       }
       const namespace = labelValue(principal.namespace);
       const serviceAccount = labelValue(principal.serviceAccount);
       return {
         rewrite: (copy) => {
-          copy.labels = { ...(copy.labels as Record<string, unknown> | undefined), [NAMESPACE_LABEL]: namespace, [SERVICE_ACCOUNT_LABEL]: serviceAccount };
+          copy.labels = {
+            ...(copy.labels as Record<string, unknown> | undefined),
+            [NAMESPACE_LABEL]: namespace,
+            [SERVICE_ACCOUNT_LABEL]: serviceAccount,
+          };
         },
       };
     },

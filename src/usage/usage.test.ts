@@ -3,13 +3,22 @@ import { describe, expect, it } from 'vitest';
 import { JsonScanner, MAX_CAPTURE_BYTES } from './json-scanner.js';
 import { chargeableTokens, createUsageMeter, type UsageFraming } from './usage.js';
 
-const USAGE = { promptTokenCount: 400, candidatesTokenCount: 600, thoughtsTokenCount: 7, cachedContentTokenCount: 3, toolUsePromptTokenCount: 2, totalTokenCount: 1009 };
+const USAGE = {
+  promptTokenCount: 400,
+  candidatesTokenCount: 600,
+  thoughtsTokenCount: 7,
+  cachedContentTokenCount: 3,
+  toolUsePromptTokenCount: 2,
+  totalTokenCount: 1009,
+};
 const EXPECTED = { prompt: 400, candidates: 600, thoughts: 7, cached: 3, tool: 2, total: 1009 };
 
 function response(text: string, usage?: Record<string, number>): Record<string, unknown> {
   return {
     candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP' }],
-    ...(usage === undefined ? {} : { usageMetadata: { ...usage, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 400 }], trafficType: 'ON_DEMAND' } }),
+    ...(usage === undefined
+      ? {}
+      : { usageMetadata: { ...usage, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 400 }], trafficType: 'ON_DEMAND' } }),
     modelVersion: 'gemini-2.5-flash',
     createTime: '2026-12-04T10:00:00.000000Z',
     responseId: 'abc',
@@ -41,13 +50,17 @@ describe('usage from a generateContent JSON answer', () => {
 
   it('gets the same answer however the bytes are cut into chunks (one byte at a time included)', () => {
     expect(meterAll('gemini-json', body, [...body.keys()])).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-    fc.assert(fc.property(cutsOf(body.length), (cuts) => {
-      expect(meterAll('gemini-json', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-    }));
+    fc.assert(
+      fc.property(cutsOf(body.length), (cuts) => {
+        expect(meterAll('gemini-json', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
+      }),
+    );
   });
 
   it('ignores a usageMetadata key nested deeper than the response object, and lookalikes inside strings', () => {
-    const nested = Buffer.from(JSON.stringify({ candidates: [{ usageMetadata: { totalTokenCount: 5 } }], note: '"usageMetadata": {"totalTokenCount": 9}' }));
+    const nested = Buffer.from(
+      JSON.stringify({ candidates: [{ usageMetadata: { totalTokenCount: 5 } }], note: '"usageMetadata": {"totalTokenCount": 9}' }),
+    );
     expect(meterAll('gemini-json', nested, [])).toEqual({ tokens: undefined, modelVersion: undefined });
   });
 
@@ -70,38 +83,55 @@ describe('usage from a generateContent JSON answer', () => {
 });
 
 describe('usage from streamGenerateContent', () => {
-  const events = [response('Hel'), response('lo ' + JSON.parse(`"${TRICKY}"`)), response('!', { ...USAGE, candidatesTokenCount: 300, totalTokenCount: 700 }), response('', USAGE)];
+  const events = [
+    response('Hel'),
+    response('lo ' + JSON.parse(`"${TRICKY}"`)),
+    response('!', { ...USAGE, candidatesTokenCount: 300, totalTokenCount: 700 }),
+    response('', USAGE),
+  ];
 
   it('SSE (data: {json}\\r\\n\\r\\n): the last usageMetadata wins, whatever the chunking', () => {
     const body = Buffer.from(events.map((e) => `data: ${JSON.stringify(e)}\r\n\r\n`).join(''));
     expect(meterAll('gemini-sse', body, [])).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-    fc.assert(fc.property(cutsOf(body.length), (cuts) => {
-      expect(meterAll('gemini-sse', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-    }));
+    fc.assert(
+      fc.property(cutsOf(body.length), (cuts) => {
+        expect(meterAll('gemini-sse', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
+      }),
+    );
   });
 
   it('SSE: events without a wanted key are skipped, yet a key name inside text or a later event is handled right', () => {
-    const decoy = { candidates: [{ content: { parts: [{ text: 'the "usageMetadata": {"totalTokenCount": 1} and "modelVersion" words' }] } }] };
+    const decoy = {
+      candidates: [{ content: { parts: [{ text: 'the "usageMetadata": {"totalTokenCount": 1} and "modelVersion" words' }] } }],
+    };
     const body = Buffer.from([decoy, events[0], decoy, events[3], decoy].map((e) => `data: ${JSON.stringify(e)}\r\n\r\n`).join(''));
-    fc.assert(fc.property(cutsOf(body.length), (cuts) => {
-      expect(meterAll('gemini-sse', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-    }));
+    fc.assert(
+      fc.property(cutsOf(body.length), (cuts) => {
+        expect(meterAll('gemini-sse', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
+      }),
+    );
     // Many events in one chunk, the usage in the middle one.
-    const many = Buffer.from([...Array(50).fill(events[0]), events[3], ...Array(50).fill(events[0])].map((e) => `data: ${JSON.stringify(e)}\n\n`).join(''));
+    const many = Buffer.from(
+      [...Array(50).fill(events[0]), events[3], ...Array(50).fill(events[0])].map((e) => `data: ${JSON.stringify(e)}\n\n`).join(''),
+    );
     expect(meterAll('gemini-sse', many, []).tokens).toEqual(EXPECTED);
   });
 
   it('SSE with LF line ends, comments and other fields', () => {
-    const body = Buffer.from(`: keep-alive\n\nevent: message\nid: 1\ndata:${JSON.stringify(events[2])}\n\ndata: ${JSON.stringify(events[0])}\n\n`);
+    const body = Buffer.from(
+      `: keep-alive\n\nevent: message\nid: 1\ndata:${JSON.stringify(events[2])}\n\ndata: ${JSON.stringify(events[0])}\n\n`,
+    );
     expect(meterAll('gemini-sse', body, []).tokens).toEqual({ ...EXPECTED, candidates: 300, total: 700 });
   });
 
   it('the streamed JSON array ([{…}\\r\\n,{…}]), pretty-printed or not, whatever the chunking', () => {
     for (const pretty of [undefined, 2]) {
       const body = Buffer.from(`[${events.map((e) => JSON.stringify(e, null, pretty)).join(',\r\n')}]`);
-      fc.assert(fc.property(cutsOf(body.length), (cuts) => {
-        expect(meterAll('gemini-array', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
-      }));
+      fc.assert(
+        fc.property(cutsOf(body.length), (cuts) => {
+          expect(meterAll('gemini-array', body, cuts)).toEqual({ tokens: EXPECTED, modelVersion: 'gemini-2.5-flash' });
+        }),
+      );
     }
   });
 
@@ -115,18 +145,39 @@ describe('usage from OpenAI-compatible chat completions', () => {
   const usage = { prompt_tokens: 12, completion_tokens: 30, total_tokens: 42, completion_tokens_details: { reasoning_tokens: 5 } };
 
   it('a unary completion', () => {
-    const body = Buffer.from(JSON.stringify({ id: 'x', object: 'chat.completion', model: 'google/gemini-2.5-flash', choices: [{ index: 0, message: { role: 'assistant', content: TRICKY } }], usage }));
-    expect(meterAll('openai-json', body, [7, 99])).toEqual({ tokens: { prompt: 12, candidates: 30, thoughts: 5, total: 42 }, modelVersion: 'google/gemini-2.5-flash' });
+    const body = Buffer.from(
+      JSON.stringify({
+        id: 'x',
+        object: 'chat.completion',
+        model: 'google/gemini-2.5-flash',
+        choices: [{ index: 0, message: { role: 'assistant', content: TRICKY } }],
+        usage,
+      }),
+    );
+    expect(meterAll('openai-json', body, [7, 99])).toEqual({
+      tokens: { prompt: 12, candidates: 30, thoughts: 5, total: 42 },
+      modelVersion: 'google/gemini-2.5-flash',
+    });
   });
 
   it('a stream with include_usage: chunks with "usage": null, then the usage chunk, then [DONE]', () => {
-    const chunk = (content: string) => ({ id: 'x', object: 'chat.completion.chunk', model: 'google/gemini-2.5-flash', choices: [{ index: 0, delta: { content } }], usage: null });
+    const chunk = (content: string) => ({
+      id: 'x',
+      object: 'chat.completion.chunk',
+      model: 'google/gemini-2.5-flash',
+      choices: [{ index: 0, delta: { content } }],
+      usage: null,
+    });
     const body = Buffer.from(
-      [chunk('a'), chunk('b'), { id: 'x', object: 'chat.completion.chunk', model: 'google/gemini-2.5-flash', choices: [], usage }].map((c) => `data: ${JSON.stringify(c)}\n\n`).join('') + 'data: [DONE]\n\n',
+      [chunk('a'), chunk('b'), { id: 'x', object: 'chat.completion.chunk', model: 'google/gemini-2.5-flash', choices: [], usage }]
+        .map((c) => `data: ${JSON.stringify(c)}\n\n`)
+        .join('') + 'data: [DONE]\n\n',
     );
-    fc.assert(fc.property(cutsOf(body.length), (cuts) => {
-      expect(meterAll('openai-sse', body, cuts).tokens).toEqual({ prompt: 12, candidates: 30, thoughts: 5, total: 42 });
-    }));
+    fc.assert(
+      fc.property(cutsOf(body.length), (cuts) => {
+        expect(meterAll('openai-sse', body, cuts).tokens).toEqual({ prompt: 12, candidates: 30, thoughts: 5, total: 42 });
+      }),
+    );
   });
 
   it('a stream without include_usage has no usage', () => {
@@ -137,7 +188,14 @@ describe('usage from OpenAI-compatible chat completions', () => {
 
 describe('usage from embedding predictions', () => {
   it('sums token_count over the predictions', () => {
-    const body = Buffer.from(JSON.stringify({ predictions: [1, 2, 3].map((n) => ({ embeddings: { values: [0.1, -0.2, 3e-5], statistics: { token_count: n, truncated: false } } })), deployedModelId: '1' }));
+    const body = Buffer.from(
+      JSON.stringify({
+        predictions: [1, 2, 3].map((n) => ({
+          embeddings: { values: [0.1, -0.2, 3e-5], statistics: { token_count: n, truncated: false } },
+        })),
+        deployedModelId: '1',
+      }),
+    );
     expect(meterAll('embeddings-json', body, [5, 50]).tokens).toEqual({ prompt: 6, total: 6 });
   });
 });
@@ -145,10 +203,22 @@ describe('usage from embedding predictions', () => {
 describe('JsonScanner', () => {
   it('captures strings, numbers, literals and containers at the requested depth (one value at a time: nothing inside a captured one)', () => {
     const seen: Array<[string, string]> = [];
-    const scanner = new JsonScanner([{ key: 'a', depth: 1 }, { key: 'b', depth: 1 }, { key: 'c', depth: 'any' }], (k, v) => seen.push([k, v]));
+    const scanner = new JsonScanner(
+      [
+        { key: 'a', depth: 1 },
+        { key: 'b', depth: 1 },
+        { key: 'c', depth: 'any' },
+      ],
+      (k, v) => seen.push([k, v]),
+    );
     scanner.push(Buffer.from('{"a":"x\\"y","b": 12.5e3 ,"z":{"c":true,"a":1},"c":[1,{"c":null}]}'));
     scanner.end();
-    expect(seen).toEqual([['a', '"x\\"y"'], ['b', '12.5e3'], ['c', 'true'], ['c', '[1,{"c":null}]']]);
+    expect(seen).toEqual([
+      ['a', '"x\\"y"'],
+      ['b', '12.5e3'],
+      ['c', 'true'],
+      ['c', '[1,{"c":null}]'],
+    ]);
   });
 });
 

@@ -132,8 +132,14 @@ class Meter implements UsageMeter {
       framing === 'embeddings-json'
         ? [{ key: 'token_count', depth: 'any' }]
         : openAi
-          ? [{ key: 'usage', depth }, { key: 'model', depth }]
-          : [{ key: 'usageMetadata', depth }, { key: 'modelVersion', depth }];
+          ? [
+              { key: 'usage', depth },
+              { key: 'model', depth },
+            ]
+          : [
+              { key: 'usageMetadata', depth },
+              { key: 'modelVersion', depth },
+            ];
     this.#json = new JsonScanner(targets, (key, text) => this.#value(key, text));
     this.#sse = framing === 'gemini-sse' || framing === 'openai-sse' ? new SseScanner(this.#json) : undefined;
   }

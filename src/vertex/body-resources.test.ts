@@ -12,14 +12,35 @@ const LOC = 'projects/my-proj/locations/us-central1';
 const SUBJECT: PolicySubject = { namespace: 'ml', serviceAccount: 'trainer', labels: {} };
 
 function options(rules: PolicyRule[]): BodyResourcesOptions {
-  const { policy, problems } = compilePolicy(rules, { knownPermissions: KNOWN_PERMISSIONS, projects: ['my-proj', 'other-proj'], locations: ['us-central1'] });
+  const { policy, problems } = compilePolicy(rules, {
+    knownPermissions: KNOWN_PERMISSIONS,
+    projects: ['my-proj', 'other-proj'],
+    locations: ['us-central1'],
+  });
   if (problems.length > 0) throw new Error(problems.map((p) => `${p.path}: ${p.message}`).join('\n'));
-  return { policy: () => policy, scope: { projects: new Set(['my-proj', 'other-proj']), projectIdByNumber: new Map([['123456789012', 'my-proj']]) } };
+  return {
+    policy: () => policy,
+    scope: { projects: new Set(['my-proj', 'other-proj']), projectIdByNumber: new Map([['123456789012', 'my-proj']]) },
+  };
 }
 
 /** The path's resource is granted by `path`, the body's resource only by `bodyGrant`. */
 const allowOnly = (bodyGrant: string): BodyResourcesOptions =>
-  options([{ id: 'scoped', effect: 'allow', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['*'], resources: [`${LOC}/endpoints/**`, `${LOC}/batchPredictionJobs`, `${LOC}/tuningJobs`, `${LOC}/publishers/google/models/gemini-2.5-flash`, bodyGrant] }]);
+  options([
+    {
+      id: 'scoped',
+      effect: 'allow',
+      subjects: { serviceAccounts: ['ml/*'] },
+      permissions: ['*'],
+      resources: [
+        `${LOC}/endpoints/**`,
+        `${LOC}/batchPredictionJobs`,
+        `${LOC}/tuningJobs`,
+        `${LOC}/publishers/google/models/gemini-2.5-flash`,
+        bodyGrant,
+      ],
+    },
+  ]);
 
 const CASES = [
   {
@@ -77,8 +98,14 @@ describe('resources named in the body', () => {
     if (spec === undefined) throw new Error('no field');
     let body: Record<string, unknown> = { [spec.path[0] as string]: '../../secrets/x' };
     if (spec.path.length === 2) body = { [spec.path[0] as string]: { [spec.path[1] as string]: `${LOC}/endpoints/1` } };
-    expect(checkBodyResource(operation, SUBJECT, body, allowOnly('**'))).toMatchObject({ code: 'ERR_REQUEST_INVALID_BODY_RESOURCE', httpStatus: 400, metadata: { field } });
-    expect(checkBodyResource(operation, SUBJECT, spec.path.length === 1 ? { [field]: 7 } : { deployedModel: { model: 7 } }, allowOnly('**'))).toMatchObject({
+    expect(checkBodyResource(operation, SUBJECT, body, allowOnly('**'))).toMatchObject({
+      code: 'ERR_REQUEST_INVALID_BODY_RESOURCE',
+      httpStatus: 400,
+      metadata: { field },
+    });
+    expect(
+      checkBodyResource(operation, SUBJECT, spec.path.length === 1 ? { [field]: 7 } : { deployedModel: { model: 7 } }, allowOnly('**')),
+    ).toMatchObject({
       code: 'ERR_REQUEST_INVALID_BODY_RESOURCE',
     });
   });
@@ -92,15 +119,24 @@ describe('resources named in the body', () => {
   it('a body resource in a project the proxy does not serve is refused even by an allow-all rule', () => {
     const operation = classify('POST', `/v1/${LOC}/batchPredictionJobs`);
     const allowAll = options([{ id: 'all', effect: 'allow', subjects: { serviceAccounts: ['*/*'] }, permissions: ['*'] }]);
-    expect(checkBodyResource(operation, SUBJECT, { model: 'projects/someone-else/locations/us-central1/models/1' }, allowAll)).toMatchObject({
+    expect(
+      checkBodyResource(operation, SUBJECT, { model: 'projects/someone-else/locations/us-central1/models/1' }, allowAll),
+    ).toMatchObject({
       code: 'ERR_AUTHZ_BODY_RESOURCE_DENIED',
     });
-    expect(checkBodyResource(operation, SUBJECT, { model: 'projects/other-proj/locations/us-central1/models/1' }, allowAll)).toBeUndefined();
+    expect(
+      checkBodyResource(operation, SUBJECT, { model: 'projects/other-proj/locations/us-central1/models/1' }, allowAll),
+    ).toBeUndefined();
   });
 
   it('a project number in the body is authorized as the project id', () => {
     const operation = classify('POST', `/v1/${LOC}/endpoints/9:deployModel`);
-    const refusal = checkBodyResource(operation, SUBJECT, { deployedModel: { model: 'projects/123456789012/locations/us-central1/models/42' } }, allowOnly(`${LOC}/models/42`));
+    const refusal = checkBodyResource(
+      operation,
+      SUBJECT,
+      { deployedModel: { model: 'projects/123456789012/locations/us-central1/models/42' } },
+      allowOnly(`${LOC}/models/42`),
+    );
     expect(refusal).toBeUndefined();
   });
 
@@ -108,7 +144,9 @@ describe('resources named in the body', () => {
     const chat = classify('POST', `/v1beta1/${LOC}/endpoints/openapi/chat/completions`);
     const field = bodyResourceFieldOf(chat);
     if (field === undefined) throw new Error('no field');
-    expect(bodyResourceName(chat, field, { model: 'meta/llama-3.3-70b-instruct-maas' })).toBe(`${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas`);
+    expect(bodyResourceName(chat, field, { model: 'meta/llama-3.3-70b-instruct-maas' })).toBe(
+      `${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas`,
+    );
     const generate = classify('POST', `/v1/${LOC}/endpoints/5:generateContent`);
     const cached = bodyResourceFieldOf(generate);
     if (cached === undefined) throw new Error('no field');

@@ -59,7 +59,8 @@ const MAX_NAME = 1024;
 export function bodyResourceFieldOf(operation: Operation): BodyResourceField | undefined {
   const field = BODY_RESOURCE_FIELDS.get(operation.spec.id);
   // Chat completions on a deployed endpoint use that endpoint's model; only `openapi` takes it from the body.
-  if (field !== undefined && operation.spec.id === 'endpoints.chatCompletions' && !operation.resource.endsWith(OPENAPI_ENDPOINT)) return undefined;
+  if (field !== undefined && operation.spec.id === 'endpoints.chatCompletions' && !operation.resource.endsWith(OPENAPI_ENDPOINT))
+    return undefined;
   return field;
 }
 
@@ -93,22 +94,43 @@ export function bodyResourceName(operation: Operation, field: BodyResourceField,
   const ids = (list: readonly string[]): boolean => list.every((id) => ID.test(id) && !id.includes('..'));
 
   // Short forms first: `google/gemini-2.5-pro` (chat), `gemini-2.5-flash-001` (tuning).
-  if (field.shortForm === 'publisherSlashModel' && parts.length === 2 && ids(parts)) return `${scope}/publishers/${parts[0]}/models/${parts[1]}`;
+  if (field.shortForm === 'publisherSlashModel' && parts.length === 2 && ids(parts))
+    return `${scope}/publishers/${parts[0]}/models/${parts[1]}`;
   if (field.shortForm === 'googleModelId' && parts.length === 1 && ids(parts)) return `${scope}/publishers/google/models/${parts[0]}`;
   // Relative names: `publishers/P/models/M`, `cachedContents/C`, resolved in the path's project and location.
-  if (parts[0] === 'publishers' && parts[2] === 'models' && parts.length === 4 && allowed('publisherModel') && ids([parts[1] as string, parts[3] as string])) {
+  if (
+    parts[0] === 'publishers' &&
+    parts[2] === 'models' &&
+    parts.length === 4 &&
+    allowed('publisherModel') &&
+    ids([parts[1] as string, parts[3] as string])
+  ) {
     return `${scope}/${value}`;
   }
-  if (parts[0] === 'cachedContents' && parts.length === 2 && allowed('cachedContent') && ids([parts[1] as string])) return `${scope}/${value}`;
+  if (parts[0] === 'cachedContents' && parts.length === 2 && allowed('cachedContent') && ids([parts[1] as string]))
+    return `${scope}/${value}`;
   // Full names.
   if (parts[0] === 'projects' && parts[2] === 'locations' && PROJECT.test(parts[1] ?? '') && LOCATION.test(parts[3] ?? '')) {
     const rest = parts.slice(4);
     if (rest[0] === 'models' && rest.length === 2 && allowed('model') && ids([rest[1] as string])) return value;
-    if (rest[0] === 'publishers' && rest[2] === 'models' && rest.length === 4 && allowed('publisherModel') && ids([rest[1] as string, rest[3] as string])) return value;
+    if (
+      rest[0] === 'publishers' &&
+      rest[2] === 'models' &&
+      rest.length === 4 &&
+      allowed('publisherModel') &&
+      ids([rest[1] as string, rest[3] as string])
+    )
+      return value;
     if (rest[0] === 'cachedContents' && rest.length === 2 && allowed('cachedContent') && ids([rest[1] as string])) return value;
   }
   const expected = field.kinds
-    .map((kind) => (kind === 'model' ? 'projects/P/locations/L/models/M' : kind === 'cachedContent' ? 'projects/P/locations/L/cachedContents/C' : 'projects/P/locations/L/publishers/PUB/models/M'))
+    .map((kind) =>
+      kind === 'model'
+        ? 'projects/P/locations/L/models/M'
+        : kind === 'cachedContent'
+          ? 'projects/P/locations/L/cachedContents/C'
+          : 'projects/P/locations/L/publishers/PUB/models/M',
+    )
     .join(' or ');
   throw invalid(field.field, `does not name a resource of the expected kind (${expected})`);
 }
@@ -161,7 +183,8 @@ export function checkBodyResource(
   const action = { ...actionOf(operation), resource: normalized, project, location: parts[3] ?? null };
   const decision = options.policy().evaluate(subject, action);
   if (!decision.allowed) onDenied?.(decision);
-  if (!decision.allowed) return refuse(decision.ruleId === null ? 'no policy rule allows it' : `denied by policy rule "${decision.ruleId}"`, decision.ruleId);
+  if (!decision.allowed)
+    return refuse(decision.ruleId === null ? 'no policy rule allows it' : `denied by policy rule "${decision.ruleId}"`, decision.ruleId);
   if (subject.labelsStale !== undefined) {
     const independent = options.labelIndependentPolicy?.().evaluate(subject, action);
     if (independent === undefined || !independent.allowed) {
@@ -184,7 +207,11 @@ export function createBodyResourcesRule(options: BodyResourcesOptions): BodyRule
       const { operation, subject } = request.kvp;
       // wants() saw both; refusing keeps a wiring mistake from ever allowing.
       if (operation === undefined || subject === undefined) {
-        return { refuse: new ProxyError('ERR_INTERNAL', 'INTERNAL', 'body inspection reached without identity or operation', { reason: 'pipeline-incomplete' }) };
+        return {
+          refuse: new ProxyError('ERR_INTERNAL', 'INTERNAL', 'body inspection reached without identity or operation', {
+            reason: 'pipeline-incomplete',
+          }),
+        };
       }
       // The decision record then says what the policy said about the body's resource.
       const refusal = checkBodyResource(operation, subject, body.json, options, (decision) => {

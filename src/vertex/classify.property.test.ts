@@ -38,9 +38,38 @@ const PATHS = OPERATION_BINDINGS.flatMap((binding) => {
   }));
 });
 
-const INSERTS = ['/', '//', '/./', '/../', '..', ';', ';x=1', '%2F', '%2f', '%2e', '%2E%2E', '%00', '%25', '%252e', ':', '@', '~', '\\', '%5C', '?', '#', ' ', '%20', 'é', '%C3%A9', '%3B', '%3A'];
+const INSERTS = [
+  '/',
+  '//',
+  '/./',
+  '/../',
+  '..',
+  ';',
+  ';x=1',
+  '%2F',
+  '%2f',
+  '%2e',
+  '%2E%2E',
+  '%00',
+  '%25',
+  '%252e',
+  ':',
+  '@',
+  '~',
+  '\\',
+  '%5C',
+  '?',
+  '#',
+  ' ',
+  '%20',
+  'é',
+  '%C3%A9',
+  '%3B',
+  '%3A',
+];
 
-type Mutation = { kind: 'encode'; at: number; lower: boolean } | { kind: 'case'; at: number } | { kind: 'insert'; at: number; text: string };
+type Mutation =
+  { kind: 'encode'; at: number; lower: boolean } | { kind: 'case'; at: number } | { kind: 'insert'; at: number; text: string };
 
 const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ kind: fc.constant('encode' as const), at: fc.nat(), lower: fc.boolean() }),
@@ -79,26 +108,30 @@ function attempt(method: string, url: string): Operation | ProxyError {
 describe('classify: mutated paths', () => {
   it('never throw anything but a ProxyError, and classify only as their canonical form does', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...PATHS), fc.array(mutation, { minLength: 1, maxLength: 4 }), ({ method, spec, resource, path }, mutations) => {
-        const mutated = mutations.reduce(apply, path);
-        const result = attempt(method, mutated);
-        if (result instanceof ProxyError) {
-          expect(result.httpStatus).toBeGreaterThanOrEqual(400);
-          expect(result.httpStatus).toBeLessThan(500);
-          return;
-        }
-        const canon = attempt(method, canonical(mutated));
-        expect(canon).not.toBeInstanceOf(ProxyError);
-        const expected = canon as Operation;
-        expect(result.spec.id).toBe(expected.spec.id);
-        expect(result.spec.permission).toBe(expected.spec.permission);
-        expect(result.resource).toBe(expected.resource);
-        if (canonical(mutated) === path) {
-          // Only characters were encoded: the very operation of the original path.
-          expect(result.spec).toBe(spec);
-          expect(result.resource).toBe(resource);
-        }
-      }),
+      fc.property(
+        fc.constantFrom(...PATHS),
+        fc.array(mutation, { minLength: 1, maxLength: 4 }),
+        ({ method, spec, resource, path }, mutations) => {
+          const mutated = mutations.reduce(apply, path);
+          const result = attempt(method, mutated);
+          if (result instanceof ProxyError) {
+            expect(result.httpStatus).toBeGreaterThanOrEqual(400);
+            expect(result.httpStatus).toBeLessThan(500);
+            return;
+          }
+          const canon = attempt(method, canonical(mutated));
+          expect(canon).not.toBeInstanceOf(ProxyError);
+          const expected = canon as Operation;
+          expect(result.spec.id).toBe(expected.spec.id);
+          expect(result.spec.permission).toBe(expected.spec.permission);
+          expect(result.resource).toBe(expected.resource);
+          if (canonical(mutated) === path) {
+            // Only characters were encoded: the very operation of the original path.
+            expect(result.spec).toBe(spec);
+            expect(result.resource).toBe(resource);
+          }
+        },
+      ),
       { numRuns: 10_000 },
     );
   });

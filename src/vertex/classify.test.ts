@@ -86,7 +86,9 @@ describe('classify: every binding of the table', () => {
 
   const servedPaths = new Set(GENERATED.map((g) => g.path));
   const missingVersion = OPERATION_BINDINGS.flatMap((binding) =>
-    API_VERSIONS.filter((version) => !binding.versions.includes(version) && !servedPaths.has(pathOf(binding, version))).map((version) => [binding.spec.id, version, pathOf(binding, version)] as const),
+    API_VERSIONS.filter((version) => !binding.versions.includes(version) && !servedPaths.has(pathOf(binding, version))).map(
+      (version) => [binding.spec.id, version, pathOf(binding, version)] as const,
+    ),
   );
   it.each(missingVersion)('%s does not exist in %s: %s is a 404', (_id, _version, path) => {
     expect(refusal('POST', path)).toMatchObject({ httpStatus: 404, code: 'ERR_REQUEST_UNKNOWN_METHOD', status: 'NOT_FOUND' });
@@ -102,7 +104,12 @@ describe('classify: every wrong HTTP method is a 405 that names the allowed ones
   it.each(cases)('%s %s is 405 with allow: %s', (method, path, allow) => {
     const error = refusal(method, path);
     expect(error).toBeInstanceOf(MethodNotAllowedError);
-    expect(error).toMatchObject({ httpStatus: 405, status: 'INVALID_ARGUMENT', code: 'ERR_REQUEST_METHOD_NOT_ALLOWED', headers: { allow } });
+    expect(error).toMatchObject({
+      httpStatus: 405,
+      status: 'INVALID_ARGUMENT',
+      code: 'ERR_REQUEST_METHOD_NOT_ALLOWED',
+      headers: { allow },
+    });
   });
 
   it('a 405 renders as a Google error with code 405 and status INVALID_ARGUMENT', () => {
@@ -126,53 +133,227 @@ type Case = readonly [method: string, url: string, id: string, permission: strin
 
 const REAL: readonly Case[] = [
   ['POST', `/v1/${LOC}/endpoints/1234567890:predict`, 'endpoints.predict', 'aiplatform.endpoints.predict', `${LOC}/endpoints/1234567890`],
-  ['POST', '/v1/projects/123456789012/locations/europe-west4/endpoints/456:rawPredict', 'endpoints.rawPredict', 'aiplatform.endpoints.predict', 'projects/123456789012/locations/europe-west4/endpoints/456'],
-  ['POST', `/v1/${LOC}/endpoints/456:streamRawPredict`, 'endpoints.streamRawPredict', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
-  ['POST', `/v1beta1/${LOC}/endpoints/456:serverStreamingPredict`, 'endpoints.serverStreamingPredict', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
+  [
+    'POST',
+    '/v1/projects/123456789012/locations/europe-west4/endpoints/456:rawPredict',
+    'endpoints.rawPredict',
+    'aiplatform.endpoints.predict',
+    'projects/123456789012/locations/europe-west4/endpoints/456',
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/endpoints/456:streamRawPredict`,
+    'endpoints.streamRawPredict',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/456`,
+  ],
+  [
+    'POST',
+    `/v1beta1/${LOC}/endpoints/456:serverStreamingPredict`,
+    'endpoints.serverStreamingPredict',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/456`,
+  ],
   ['POST', `/v1/${LOC}/endpoints/456:directPredict`, 'endpoints.directPredict', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
-  ['POST', `/v1/${LOC}/endpoints/456:directRawPredict`, 'endpoints.directRawPredict', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
+  [
+    'POST',
+    `/v1/${LOC}/endpoints/456:directRawPredict`,
+    'endpoints.directRawPredict',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/456`,
+  ],
   ['POST', `/v1/${LOC}/endpoints/456:explain`, 'endpoints.explain', 'aiplatform.endpoints.explain', `${LOC}/endpoints/456`],
   ['POST', `/v1/${LOC}/endpoints/456:generateContent`, 'endpoints.generateContent', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
-  ['POST', `/v1/${LOC}/endpoints/456:streamGenerateContent?alt=sse`, 'endpoints.streamGenerateContent', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
+  [
+    'POST',
+    `/v1/${LOC}/endpoints/456:streamGenerateContent?alt=sse`,
+    'endpoints.streamGenerateContent',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/456`,
+  ],
   ['POST', `/v1/${LOC}/endpoints/456:countTokens`, 'endpoints.countTokens', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
-  ['POST', `/v1beta1/${LOC}/endpoints/456:computeTokens`, 'endpoints.computeTokens', 'aiplatform.endpoints.predict', `${LOC}/endpoints/456`],
-  ['POST', `/v1beta1/${LOC}/endpoints/openapi/chat/completions`, 'endpoints.chatCompletions', 'aiplatform.endpoints.predict', `${LOC}/endpoints/openapi`],
-  ['POST', `/v1beta1/${LOC}/endpoints/789/chat/completions`, 'endpoints.chatCompletions', 'aiplatform.endpoints.predict', `${LOC}/endpoints/789`],
-  ['POST', `/v1/${LOC}/publishers/google/models/gemini-2.5-flash:generateContent`, 'publisherModels.generateContent', 'aiplatform.endpoints.predict', `${LOC}/publishers/google/models/gemini-2.5-flash`],
-  ['POST', '/v1beta1/projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse', 'publisherModels.streamGenerateContent', 'aiplatform.endpoints.predict', 'projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro'],
-  ['POST', `/v1/${LOC}/publishers/google/models/gemini-2.0-flash-001:countTokens`, 'publisherModels.countTokens', 'aiplatform.endpoints.predict', `${LOC}/publishers/google/models/gemini-2.0-flash-001`],
-  ['POST', `/v1/${LOC}/publishers/google/models/gemini-2.0-flash-001:computeTokens`, 'publisherModels.computeTokens', 'aiplatform.endpoints.predict', `${LOC}/publishers/google/models/gemini-2.0-flash-001`],
-  ['POST', `/v1/${LOC}/publishers/google/models/text-embedding-005:predict`, 'publisherModels.predict', 'aiplatform.endpoints.predict', `${LOC}/publishers/google/models/text-embedding-005`],
-  ['POST', `/v1beta1/${LOC}/publishers/google/models/gemini-embedding-001:embedContent`, 'publisherModels.embedContent', 'aiplatform.endpoints.predict', `${LOC}/publishers/google/models/gemini-embedding-001`],
-  ['POST', '/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict', 'publisherModels.rawPredict', 'aiplatform.endpoints.predict', 'projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514'],
-  ['POST', '/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4%4020250514:streamRawPredict', 'publisherModels.streamRawPredict', 'aiplatform.endpoints.predict', 'projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514'],
-  ['POST', `/v1/${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas:serverStreamingPredict`, 'publisherModels.serverStreamingPredict', 'aiplatform.endpoints.predict', `${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas`],
-  ['POST', '/v1/publishers/google/models/gemini-2.5-flash:generateContent', 'publisherModels.generateContent', 'aiplatform.endpoints.predict', 'publishers/google/models/gemini-2.5-flash'],
-  ['POST', '/v1beta1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse', 'publisherModels.streamGenerateContent', 'aiplatform.endpoints.predict', 'publishers/google/models/gemini-2.5-flash'],
+  [
+    'POST',
+    `/v1beta1/${LOC}/endpoints/456:computeTokens`,
+    'endpoints.computeTokens',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/456`,
+  ],
+  [
+    'POST',
+    `/v1beta1/${LOC}/endpoints/openapi/chat/completions`,
+    'endpoints.chatCompletions',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/openapi`,
+  ],
+  [
+    'POST',
+    `/v1beta1/${LOC}/endpoints/789/chat/completions`,
+    'endpoints.chatCompletions',
+    'aiplatform.endpoints.predict',
+    `${LOC}/endpoints/789`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/publishers/google/models/gemini-2.5-flash:generateContent`,
+    'publisherModels.generateContent',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/google/models/gemini-2.5-flash`,
+  ],
+  [
+    'POST',
+    '/v1beta1/projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse',
+    'publisherModels.streamGenerateContent',
+    'aiplatform.endpoints.predict',
+    'projects/my-proj/locations/global/publishers/google/models/gemini-2.5-pro',
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/publishers/google/models/gemini-2.0-flash-001:countTokens`,
+    'publisherModels.countTokens',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/google/models/gemini-2.0-flash-001`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/publishers/google/models/gemini-2.0-flash-001:computeTokens`,
+    'publisherModels.computeTokens',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/google/models/gemini-2.0-flash-001`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/publishers/google/models/text-embedding-005:predict`,
+    'publisherModels.predict',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/google/models/text-embedding-005`,
+  ],
+  [
+    'POST',
+    `/v1beta1/${LOC}/publishers/google/models/gemini-embedding-001:embedContent`,
+    'publisherModels.embedContent',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/google/models/gemini-embedding-001`,
+  ],
+  [
+    'POST',
+    '/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514:rawPredict',
+    'publisherModels.rawPredict',
+    'aiplatform.endpoints.predict',
+    'projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514',
+  ],
+  [
+    'POST',
+    '/v1/projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4%4020250514:streamRawPredict',
+    'publisherModels.streamRawPredict',
+    'aiplatform.endpoints.predict',
+    'projects/my-proj/locations/us-east5/publishers/anthropic/models/claude-sonnet-4@20250514',
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas:serverStreamingPredict`,
+    'publisherModels.serverStreamingPredict',
+    'aiplatform.endpoints.predict',
+    `${LOC}/publishers/meta/models/llama-3.3-70b-instruct-maas`,
+  ],
+  [
+    'POST',
+    '/v1/publishers/google/models/gemini-2.5-flash:generateContent',
+    'publisherModels.generateContent',
+    'aiplatform.endpoints.predict',
+    'publishers/google/models/gemini-2.5-flash',
+  ],
+  [
+    'POST',
+    '/v1beta1/publishers/google/models/gemini-2.5-flash:streamGenerateContent?alt=sse',
+    'publisherModels.streamGenerateContent',
+    'aiplatform.endpoints.predict',
+    'publishers/google/models/gemini-2.5-flash',
+  ],
   ['POST', '/v1beta1/endpoints/123:countTokens', 'endpoints.countTokens', 'aiplatform.endpoints.predict', 'endpoints/123'],
   ['POST', '/v1/endpoints/123:computeTokens', 'endpoints.computeTokens', 'aiplatform.endpoints.predict', 'endpoints/123'],
   ['GET', `/v1/${LOC}/endpoints/123`, 'endpoints.get', 'aiplatform.endpoints.get', `${LOC}/endpoints/123`],
   ['GET', `/v1/${LOC}/endpoints?pageSize=50&pageToken=abc`, 'endpoints.list', 'aiplatform.endpoints.list', `${LOC}/endpoints`],
   ['POST', `/v1/${LOC}/endpoints/123:deployModel`, 'endpoints.deployModel', 'aiplatform.endpoints.deploy', `${LOC}/endpoints/123`],
   ['POST', `/v1/${LOC}/endpoints/123:undeployModel`, 'endpoints.undeployModel', 'aiplatform.endpoints.undeploy', `${LOC}/endpoints/123`],
-  ['POST', `/v1/${LOC}/endpoints/123:mutateDeployedModel`, 'endpoints.mutateDeployedModel', 'aiplatform.endpoints.update', `${LOC}/endpoints/123`],
+  [
+    'POST',
+    `/v1/${LOC}/endpoints/123:mutateDeployedModel`,
+    'endpoints.mutateDeployedModel',
+    'aiplatform.endpoints.update',
+    `${LOC}/endpoints/123`,
+  ],
   ['POST', `/v1/${LOC}/customJobs`, 'customJobs.create', 'aiplatform.customJobs.create', `${LOC}/customJobs`],
   ['GET', `/v1/${LOC}/customJobs/123456`, 'customJobs.get', 'aiplatform.customJobs.get', `${LOC}/customJobs/123456`],
-  ['GET', `/v1/${LOC}/customJobs?filter=state%3DJOB_STATE_RUNNING&pageSize=10`, 'customJobs.list', 'aiplatform.customJobs.list', `${LOC}/customJobs`],
+  [
+    'GET',
+    `/v1/${LOC}/customJobs?filter=state%3DJOB_STATE_RUNNING&pageSize=10`,
+    'customJobs.list',
+    'aiplatform.customJobs.list',
+    `${LOC}/customJobs`,
+  ],
   ['POST', `/v1/${LOC}/customJobs/123456:cancel`, 'customJobs.cancel', 'aiplatform.customJobs.cancel', `${LOC}/customJobs/123456`],
   ['DELETE', `/v1/${LOC}/customJobs/123456`, 'customJobs.delete', 'aiplatform.customJobs.delete', `${LOC}/customJobs/123456`],
   ['POST', `/v1/${LOC}/trainingPipelines`, 'trainingPipelines.create', 'aiplatform.trainingPipelines.create', `${LOC}/trainingPipelines`],
-  ['GET', `/v1beta1/${LOC}/trainingPipelines/789`, 'trainingPipelines.get', 'aiplatform.trainingPipelines.get', `${LOC}/trainingPipelines/789`],
-  ['POST', `/v1/${LOC}/trainingPipelines/789:cancel`, 'trainingPipelines.cancel', 'aiplatform.trainingPipelines.cancel', `${LOC}/trainingPipelines/789`],
-  ['POST', `/v1/${LOC}/pipelineJobs?pipelineJobId=my-run-1`, 'pipelineJobs.create', 'aiplatform.pipelineJobs.create', `${LOC}/pipelineJobs`],
-  ['GET', `/v1/${LOC}/pipelineJobs?filter=display_name%3D%22nightly%22`, 'pipelineJobs.list', 'aiplatform.pipelineJobs.list', `${LOC}/pipelineJobs`],
+  [
+    'GET',
+    `/v1beta1/${LOC}/trainingPipelines/789`,
+    'trainingPipelines.get',
+    'aiplatform.trainingPipelines.get',
+    `${LOC}/trainingPipelines/789`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/trainingPipelines/789:cancel`,
+    'trainingPipelines.cancel',
+    'aiplatform.trainingPipelines.cancel',
+    `${LOC}/trainingPipelines/789`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/pipelineJobs?pipelineJobId=my-run-1`,
+    'pipelineJobs.create',
+    'aiplatform.pipelineJobs.create',
+    `${LOC}/pipelineJobs`,
+  ],
+  [
+    'GET',
+    `/v1/${LOC}/pipelineJobs?filter=display_name%3D%22nightly%22`,
+    'pipelineJobs.list',
+    'aiplatform.pipelineJobs.list',
+    `${LOC}/pipelineJobs`,
+  ],
   ['DELETE', `/v1/${LOC}/pipelineJobs/my-run-1`, 'pipelineJobs.delete', 'aiplatform.pipelineJobs.delete', `${LOC}/pipelineJobs/my-run-1`],
   ['POST', `/v1/${LOC}/pipelineJobs:batchDelete`, 'pipelineJobs.batchDelete', 'aiplatform.pipelineJobs.delete', `${LOC}/pipelineJobs`],
   ['POST', `/v1beta1/${LOC}/pipelineJobs:batchCancel`, 'pipelineJobs.batchCancel', 'aiplatform.pipelineJobs.cancel', `${LOC}/pipelineJobs`],
-  ['POST', `/v1/${LOC}/batchPredictionJobs`, 'batchPredictionJobs.create', 'aiplatform.batchPredictionJobs.create', `${LOC}/batchPredictionJobs`],
-  ['POST', `/v1/${LOC}/batchPredictionJobs/55:cancel`, 'batchPredictionJobs.cancel', 'aiplatform.batchPredictionJobs.cancel', `${LOC}/batchPredictionJobs/55`],
-  ['GET', `/v1/${LOC}/hyperparameterTuningJobs/77`, 'hyperparameterTuningJobs.get', 'aiplatform.hyperparameterTuningJobs.get', `${LOC}/hyperparameterTuningJobs/77`],
-  ['DELETE', `/v1/${LOC}/hyperparameterTuningJobs/77`, 'hyperparameterTuningJobs.delete', 'aiplatform.hyperparameterTuningJobs.delete', `${LOC}/hyperparameterTuningJobs/77`],
+  [
+    'POST',
+    `/v1/${LOC}/batchPredictionJobs`,
+    'batchPredictionJobs.create',
+    'aiplatform.batchPredictionJobs.create',
+    `${LOC}/batchPredictionJobs`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/batchPredictionJobs/55:cancel`,
+    'batchPredictionJobs.cancel',
+    'aiplatform.batchPredictionJobs.cancel',
+    `${LOC}/batchPredictionJobs/55`,
+  ],
+  [
+    'GET',
+    `/v1/${LOC}/hyperparameterTuningJobs/77`,
+    'hyperparameterTuningJobs.get',
+    'aiplatform.hyperparameterTuningJobs.get',
+    `${LOC}/hyperparameterTuningJobs/77`,
+  ],
+  [
+    'DELETE',
+    `/v1/${LOC}/hyperparameterTuningJobs/77`,
+    'hyperparameterTuningJobs.delete',
+    'aiplatform.hyperparameterTuningJobs.delete',
+    `${LOC}/hyperparameterTuningJobs/77`,
+  ],
   ['POST', `/v1/${LOC}/models:upload`, 'models.upload', 'aiplatform.models.upload', `${LOC}/models`],
   ['GET', `/v1/${LOC}/models/my-model@2`, 'models.get', 'aiplatform.models.get', `${LOC}/models/my-model@2`],
   ['GET', `/v1/${LOC}/models/my-model%402`, 'models.get', 'aiplatform.models.get', `${LOC}/models/my-model@2`],
@@ -182,14 +363,56 @@ const REAL: readonly Case[] = [
   ['POST', `/v1/${LOC}/operations/123:wait`, 'operations.wait', 'aiplatform.operations.get', `${LOC}/operations/123`],
   ['POST', `/v1/${LOC}/operations/123:cancel`, 'operations.cancel', 'aiplatform.operations.cancel', `${LOC}/operations/123`],
   ['DELETE', `/v1/${LOC}/operations/123`, 'operations.delete', 'aiplatform.operations.delete', `${LOC}/operations/123`],
-  ['GET', '/v1/projects/123/locations/us-central1/endpoints/456/operations/789', 'endpoints.operations.get', 'aiplatform.endpoints.get', 'projects/123/locations/us-central1/endpoints/456/operations/789'],
-  ['POST', `/v1/${LOC}/endpoints/456/operations/789:wait`, 'endpoints.operations.wait', 'aiplatform.endpoints.get', `${LOC}/endpoints/456/operations/789`],
-  ['POST', `/v1/${LOC}/customJobs/1/operations/2:cancel`, 'customJobs.operations.cancel', 'aiplatform.operations.cancel', `${LOC}/customJobs/1/operations/2`],
-  ['DELETE', `/v1/${LOC}/models/m/operations/3`, 'models.operations.delete', 'aiplatform.operations.delete', `${LOC}/models/m/operations/3`],
+  [
+    'GET',
+    '/v1/projects/123/locations/us-central1/endpoints/456/operations/789',
+    'endpoints.operations.get',
+    'aiplatform.endpoints.get',
+    'projects/123/locations/us-central1/endpoints/456/operations/789',
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/endpoints/456/operations/789:wait`,
+    'endpoints.operations.wait',
+    'aiplatform.endpoints.get',
+    `${LOC}/endpoints/456/operations/789`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/customJobs/1/operations/2:cancel`,
+    'customJobs.operations.cancel',
+    'aiplatform.operations.cancel',
+    `${LOC}/customJobs/1/operations/2`,
+  ],
+  [
+    'DELETE',
+    `/v1/${LOC}/models/m/operations/3`,
+    'models.operations.delete',
+    'aiplatform.operations.delete',
+    `${LOC}/models/m/operations/3`,
+  ],
   ['GET', `/v1/${LOC}/models/m@3/operations/4`, 'models.operations.get', 'aiplatform.models.get', `${LOC}/models/m@3/operations/4`],
-  ['GET', `/v1beta1/${LOC}/pipelineJobs/x/operations`, 'pipelineJobs.operations.list', 'aiplatform.pipelineJobs.get', `${LOC}/pipelineJobs/x/operations`],
-  ['GET', `/v1/${LOC}/trainingPipelines/9/operations/10`, 'trainingPipelines.operations.get', 'aiplatform.trainingPipelines.get', `${LOC}/trainingPipelines/9/operations/10`],
-  ['POST', `/v1/${LOC}/hyperparameterTuningJobs/7/operations/8:wait`, 'hyperparameterTuningJobs.operations.wait', 'aiplatform.hyperparameterTuningJobs.get', `${LOC}/hyperparameterTuningJobs/7/operations/8`],
+  [
+    'GET',
+    `/v1beta1/${LOC}/pipelineJobs/x/operations`,
+    'pipelineJobs.operations.list',
+    'aiplatform.pipelineJobs.get',
+    `${LOC}/pipelineJobs/x/operations`,
+  ],
+  [
+    'GET',
+    `/v1/${LOC}/trainingPipelines/9/operations/10`,
+    'trainingPipelines.operations.get',
+    'aiplatform.trainingPipelines.get',
+    `${LOC}/trainingPipelines/9/operations/10`,
+  ],
+  [
+    'POST',
+    `/v1/${LOC}/hyperparameterTuningJobs/7/operations/8:wait`,
+    'hyperparameterTuningJobs.operations.wait',
+    'aiplatform.hyperparameterTuningJobs.get',
+    `${LOC}/hyperparameterTuningJobs/7/operations/8`,
+  ],
 ];
 
 describe('classify: real-looking requests from vertex-operations.md', () => {
@@ -213,8 +436,15 @@ describe('classify: real-looking requests from vertex-operations.md', () => {
   });
 
   it('gives the location-less forms project and location null', () => {
-    expect(classify('POST', '/v1/publishers/google/models/gemini-2.5-flash:generateContent')).toMatchObject({ project: null, location: null });
-    expect(classify('POST', '/v1beta1/endpoints/123:streamGenerateContent?alt=sse')).toMatchObject({ project: null, location: null, version: 'v1beta1' });
+    expect(classify('POST', '/v1/publishers/google/models/gemini-2.5-flash:generateContent')).toMatchObject({
+      project: null,
+      location: null,
+    });
+    expect(classify('POST', '/v1beta1/endpoints/123:streamGenerateContent?alt=sse')).toMatchObject({
+      project: null,
+      location: null,
+      version: 'v1beta1',
+    });
   });
 
   it('names CountTokens after the service it lives in per version', () => {
@@ -374,15 +604,17 @@ describe('classify: hostile and malformed requests are refused before any policy
     expect(HOSTILE.length).toBeGreaterThanOrEqual(50);
   });
 
-  it.each(HOSTILE.map(([method, url, httpStatus, code]) => [method, JSON.stringify(url.length > 120 ? `${url.slice(0, 120)}...` : url), httpStatus, code, url] as const))(
-    '%s %s is refused with %i %s',
-    (method, _title, httpStatus, code, url) => {
-      const error = refusal(method, url);
-      expect(error.code).toBe(code);
-      expect(error.httpStatus).toBe(httpStatus);
-      expect(error.status).toBe(httpStatus === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT');
-    },
-  );
+  it.each(
+    HOSTILE.map(
+      ([method, url, httpStatus, code]) =>
+        [method, JSON.stringify(url.length > 120 ? `${url.slice(0, 120)}...` : url), httpStatus, code, url] as const,
+    ),
+  )('%s %s is refused with %i %s', (method, _title, httpStatus, code, url) => {
+    const error = refusal(method, url);
+    expect(error.code).toBe(code);
+    expect(error.httpStatus).toBe(httpStatus);
+    expect(error.status).toBe(httpStatus === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT');
+  });
 });
 
 describe('classify: messages', () => {
@@ -399,7 +631,11 @@ describe('classify: messages', () => {
     ['GET', `${E}/`, 'A trailing "/" is not allowed'],
     ['POST', `${E}/1:predict?k%65y=x`, 'Query parameter "k%65y" (read as "key") is not allowed'],
     ['POST', `${E}/1:predict?$alt=json;Access-Token=x`, 'Query parameter "Access-Token" (read as "access_token") is not allowed'],
-    ['GET', `${E}/1:predict`, 'HTTP method "GET" is not allowed on "/v1/projects/my-proj/locations/us-central1/endpoints/1:predict"; it answers to POST'],
+    [
+      'GET',
+      `${E}/1:predict`,
+      'HTTP method "GET" is not allowed on "/v1/projects/my-proj/locations/us-central1/endpoints/1:predict"; it answers to POST',
+    ],
   ])('%s %s says %j', (method, url, fragment) => {
     expect(refusal(method, url).message).toContain(fragment);
   });
@@ -423,15 +659,64 @@ describe('classify: messages', () => {
 // ---------------------------------------------------------------------------
 
 const FRAGMENTS = [
-  'projects', 'my-proj', 'locations', 'us-central1', 'global', 'endpoints', '1', 'publishers', 'google', 'models', 'gemini-2.5-flash',
-  'customJobs', 'pipelineJobs', 'operations', 'chat', 'completions', ':predict', ':generateContent', ':cancel', ':wait', ':upload', ':',
-  '.', '..', '%2e', '%2E%2E', '%2F', '%2f', '%5C', '%40', '%4', '%', '%00', '@', '@2', '~', ';', '\\', '\u0000', 'é', '//', '/', '?', '#',
-  '?key=x', '?alt=sse', '?$alt=json;enum-encoding=int', '&', '=', ' ', '\r\n',
+  'projects',
+  'my-proj',
+  'locations',
+  'us-central1',
+  'global',
+  'endpoints',
+  '1',
+  'publishers',
+  'google',
+  'models',
+  'gemini-2.5-flash',
+  'customJobs',
+  'pipelineJobs',
+  'operations',
+  'chat',
+  'completions',
+  ':predict',
+  ':generateContent',
+  ':cancel',
+  ':wait',
+  ':upload',
+  ':',
+  '.',
+  '..',
+  '%2e',
+  '%2E%2E',
+  '%2F',
+  '%2f',
+  '%5C',
+  '%40',
+  '%4',
+  '%',
+  '%00',
+  '@',
+  '@2',
+  '~',
+  ';',
+  '\\',
+  '\u0000',
+  'é',
+  '//',
+  '/',
+  '?',
+  '#',
+  '?key=x',
+  '?alt=sse',
+  '?$alt=json;enum-encoding=int',
+  '&',
+  '=',
+  ' ',
+  '\r\n',
 ];
 const hostilePath = fc
   .tuple(
     fc.constantFrom('/v1/', '/v1beta1/', '/v1', '/', ''),
-    fc.array(fc.tuple(fc.oneof(fc.constantFrom(...FRAGMENTS), fc.string({ maxLength: 6 })), fc.constantFrom('/', '/', '/', '')), { maxLength: 14 }),
+    fc.array(fc.tuple(fc.oneof(fc.constantFrom(...FRAGMENTS), fc.string({ maxLength: 6 })), fc.constantFrom('/', '/', '/', '')), {
+      maxLength: 14,
+    }),
   )
   .map(([prefix, parts]) => prefix + parts.map(([part, separator]) => part + separator).join(''));
 const anyMethod = fc.constantFrom('GET', 'POST', 'DELETE', 'PATCH', 'PUT', 'HEAD', 'get', '');
@@ -461,7 +746,14 @@ function checkOutcome(method: string, url: string): void {
 describe('classify: properties', () => {
   it('never throws anything but a 4xx ProxyError, and never yields a resource with "..", "//" or "%", for arbitrary strings', () => {
     fc.assert(fc.property(anyMethod, fc.string({ unit: 'binary', maxLength: 200 }), checkOutcome), { numRuns: 3000 });
-    fc.assert(fc.property(anyMethod, fc.string({ unit: 'binary', maxLength: 200 }).map((s) => `/v1/${s}`), checkOutcome), { numRuns: 3000 });
+    fc.assert(
+      fc.property(
+        anyMethod,
+        fc.string({ unit: 'binary', maxLength: 200 }).map((s) => `/v1/${s}`),
+        checkOutcome,
+      ),
+      { numRuns: 3000 },
+    );
   });
 
   it('holds the same for paths assembled from path-like and hostile fragments', () => {
@@ -472,7 +764,28 @@ describe('classify: properties', () => {
     const forbidden = new Set(['key', 'accesstoken', 'oauthtoken', 'httpmethod']);
     const normalize = (name: string): string => name.replace(/[^A-Za-z0-9]/g, '').toLowerCase();
     const piece = fc.oneof(
-      fc.constantFrom('key', 'KEY', 'k%65y', '%6B%65%79', 'k%2565y', '$key', 'access_token', 'access%5Ftoken', 'oauth_token', '$httpMethod', 'alt', '$alt', 'json', 'sse', 'enum-encoding', 'int', 'monkey', 'keys', 'ke', 'y'),
+      fc.constantFrom(
+        'key',
+        'KEY',
+        'k%65y',
+        '%6B%65%79',
+        'k%2565y',
+        '$key',
+        'access_token',
+        'access%5Ftoken',
+        'oauth_token',
+        '$httpMethod',
+        'alt',
+        '$alt',
+        'json',
+        'sse',
+        'enum-encoding',
+        'int',
+        'monkey',
+        'keys',
+        'ke',
+        'y',
+      ),
       fc.constantFrom('=', '&', ';', '%3B', '%3D', '%26', '+', '%', '$', '-', '_'),
       fc.string({ maxLength: 4 }),
     );
@@ -506,16 +819,26 @@ describe('classify: properties', () => {
       .tuple(fc.constantFrom(...'abcxyz'), fc.array(fc.constantFrom(...'abcxyz0189-'), { maxLength: 30 }))
       .map(([first, rest]) => first + rest.join(''));
     fc.assert(
-      fc.property(fc.constantFrom(...GENERATED), lowerId, lowerId, resourceId, resourceId, fc.boolean(), (generated, project, location, id1, id2, encodeAt) => {
-        const { binding, version } = generated;
-        let ids = 0;
-        const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) => (name === 'project' ? project : name === 'location' ? location : ids++ === 0 ? id1 : id2));
-        const wire = encodeAt ? resource.replaceAll('@', '%40') : resource;
-        const url = `/${version}${wire === '' ? '' : '/'}${wire}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
-        const op = classify(binding.spec.httpMethod, url);
-        expect(op.spec).toBe(binding.spec);
-        expect(op.resource).toBe(resource);
-      }),
+      fc.property(
+        fc.constantFrom(...GENERATED),
+        lowerId,
+        lowerId,
+        resourceId,
+        resourceId,
+        fc.boolean(),
+        (generated, project, location, id1, id2, encodeAt) => {
+          const { binding, version } = generated;
+          let ids = 0;
+          const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) =>
+            name === 'project' ? project : name === 'location' ? location : ids++ === 0 ? id1 : id2,
+          );
+          const wire = encodeAt ? resource.replaceAll('@', '%40') : resource;
+          const url = `/${version}${wire === '' ? '' : '/'}${wire}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+          const op = classify(binding.spec.httpMethod, url);
+          expect(op.spec).toBe(binding.spec);
+          expect(op.resource).toBe(resource);
+        },
+      ),
       { numRuns: 3000 },
     );
   });

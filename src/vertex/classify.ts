@@ -63,7 +63,10 @@ for (const ch of '.:/') PATH_CHAR[ch.charCodeAt(0)] = 1;
 
 interface Route {
   /** HTTP method → spec. */
-  readonly targets: Map<string, { readonly spec: OperationSpec; readonly methodName: string; readonly scopedForm: string | null | undefined }>;
+  readonly targets: Map<
+    string,
+    { readonly spec: OperationSpec; readonly methodName: string; readonly scopedForm: string | null | undefined }
+  >;
   /** Characters after the resource name and before the verb (`/chat/completions`), cut off for `resource`. */
   readonly suffixLength: number;
   /** The `Allow` header: the methods this path answers to. */
@@ -106,7 +109,8 @@ function compile(version: ApiVersion): TrieNode {
       const param = /^\{([a-zA-Z]+)\}$/.exec(segment)?.[1];
       if (param === undefined) {
         // Literal-vs-param ambiguity would need backtracking on the hot path; the table has none, and must not grow one.
-        if (node.param !== undefined || !/^[a-zA-Z]+$/.test(segment)) throw new Error(`operation table: bad segment "${segment}" in ${spec.id}`);
+        if (node.param !== undefined || !/^[a-zA-Z]+$/.test(segment))
+          throw new Error(`operation table: bad segment "${segment}" in ${spec.id}`);
         let next = node.literals.find((literal) => literal.text === segment)?.node;
         if (next === undefined) {
           const literal = { text: segment, node: (next = newNode()) };
@@ -307,8 +311,10 @@ function rejectForbiddenNames(text: string): void {
   for (let i = 0; i <= text.length; i++) {
     let code = i === text.length ? 0x26 : text.charCodeAt(i);
     if (code === 0x26 /* & */ || code === 0x3d /* = */) {
-      if (ampInName && (forbidden = forbiddenIndex(ampName, ampLength)) !== -1) throw forbiddenParameter(text.slice(ampStart, i), forbidden);
-      if (anyInName && (forbidden = forbiddenIndex(anyName, anyLength)) !== -1) throw forbiddenParameter(text.slice(anyStart, i), forbidden);
+      if (ampInName && (forbidden = forbiddenIndex(ampName, ampLength)) !== -1)
+        throw forbiddenParameter(text.slice(ampStart, i), forbidden);
+      if (anyInName && (forbidden = forbiddenIndex(anyName, anyLength)) !== -1)
+        throw forbiddenParameter(text.slice(anyStart, i), forbidden);
       const separator = code === 0x26;
       ampInName = anyInName = separator;
       if (separator) {
@@ -318,7 +324,8 @@ function rejectForbiddenNames(text: string): void {
       continue;
     }
     if (code === 0x3b /* ; */) {
-      if (anyInName && (forbidden = forbiddenIndex(anyName, anyLength)) !== -1) throw forbiddenParameter(text.slice(anyStart, i), forbidden);
+      if (anyInName && (forbidden = forbiddenIndex(anyName, anyLength)) !== -1)
+        throw forbiddenParameter(text.slice(anyStart, i), forbidden);
       anyInName = true;
       anyLength = 0;
       anyStart = i + 1;
@@ -451,7 +458,8 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     throw unknownMethod(httpMethod, path, path.startsWith('/v') ? ' (only /v1/ and /v1beta1/ are served)' : '');
   }
 
-  if (path.length > MAX_PATH_LENGTH) throw invalidPath(`The path is ${path.length} characters long; at most ${MAX_PATH_LENGTH} are accepted`, 'path-too-long');
+  if (path.length > MAX_PATH_LENGTH)
+    throw invalidPath(`The path is ${path.length} characters long; at most ${MAX_PATH_LENGTH} are accepted`, 'path-too-long');
   const decoded = checkPathChars(path);
   if (q !== -1) checkQuery(rawUrl.slice(q + 1));
 
@@ -462,11 +470,17 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   const colon = decoded.indexOf(':', prefixLength);
   if (colon !== -1) {
     if (colon < decoded.lastIndexOf('/')) {
-      throw segmentError(segmentIndexAt(decoded, prefixLength, colon), segmentAt(decoded, colon), 'contains ":"; a custom verb is only allowed at the end of the path');
+      throw segmentError(
+        segmentIndexAt(decoded, prefixLength, colon),
+        segmentAt(decoded, colon),
+        'contains ":"; a custom verb is only allowed at the end of the path',
+      );
     }
-    if (decoded.indexOf(':', colon + 1) !== -1) throw segmentError(segmentIndexAt(decoded, prefixLength, colon), segmentAt(decoded, colon), 'contains more than one ":"');
+    if (decoded.indexOf(':', colon + 1) !== -1)
+      throw segmentError(segmentIndexAt(decoded, prefixLength, colon), segmentAt(decoded, colon), 'contains more than one ":"');
     verb = decoded.slice(colon + 1);
-    if (verb === '') throw segmentError(segmentIndexAt(decoded, prefixLength, colon), segmentAt(decoded, colon), 'ends in ":" without a custom verb');
+    if (verb === '')
+      throw segmentError(segmentIndexAt(decoded, prefixLength, colon), segmentAt(decoded, colon), 'ends in ":" without a custom verb');
     end = colon;
   }
 
@@ -485,7 +499,9 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
     const length = slash - start;
     if (length === 0) {
       throw invalidPath(
-        slash === decoded.length ? 'A trailing "/" is not allowed in the path' : `Path segment ${index + 2} is empty (a double "/" or a missing id)`,
+        slash === decoded.length
+          ? 'A trailing "/" is not allowed in the path'
+          : `Path segment ${index + 2} is empty (a double "/" or a missing id)`,
         'empty-segment',
       );
     }
@@ -507,7 +523,8 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
         }
       }
       if (next === undefined) {
-        const hint = index === 4 && decoded.startsWith('projects/', prefixLength) ? ` (unknown collection ${quote(decoded.slice(start, slash))})` : '';
+        const hint =
+          index === 4 && decoded.startsWith('projects/', prefixLength) ? ` (unknown collection ${quote(decoded.slice(start, slash))})` : '';
         throw unknownMethod(httpMethod, path, hint);
       }
       node = next;
@@ -535,7 +552,10 @@ export function classify(httpMethod: string, rawUrl: string): Operation {
   if (operationsOnly && !route.operations) throw unknownMethod(httpMethod, path, ' (/ui/ serves long-running operations only)');
   const target = route.targets.get(httpMethod);
   if (target === undefined) {
-    throw new MethodNotAllowedError(`HTTP method ${quote(httpMethod)} is not allowed on ${quote(path)}; it answers to ${route.allow}`, route.allow);
+    throw new MethodNotAllowedError(
+      `HTTP method ${quote(httpMethod)} is not allowed on ${quote(path)}; it answers to ${route.allow}`,
+      route.allow,
+    );
   }
 
   const operation: Operation = {

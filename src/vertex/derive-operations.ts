@@ -415,12 +415,22 @@ export function deriveOperationTable(rpcs: readonly GeneratedRpc[], lroBindings:
     let draft = drafts.get(id);
     const made = make();
     if (draft === undefined) {
-      draft = { id, service: key.service, serviceByVersion: {}, rpc: key.rpc, httpMethod, ...made, versions: new Set(), bindings: new Map() };
+      draft = {
+        id,
+        service: key.service,
+        serviceByVersion: {},
+        rpc: key.rpc,
+        httpMethod,
+        ...made,
+        versions: new Set(),
+        bindings: new Map(),
+      };
       drafts.set(id, draft);
     } else {
       if (draft.rpc !== key.rpc) problems.push(`operation id "${id}" is ${draft.rpc} in one version and ${key.rpc} in another`);
       if (draft.httpMethod !== httpMethod) problems.push(`operation id "${id}" answers to ${draft.httpMethod} and ${httpMethod}`);
-      if (draft.permission !== made.permission) problems.push(`operation id "${id}" needs ${draft.permission} in one version and ${made.permission} in another`);
+      if (draft.permission !== made.permission)
+        problems.push(`operation id "${id}" needs ${draft.permission} in one version and ${made.permission} in another`);
       if (draft.service !== key.service) draft.serviceByVersion[version] = key.service;
       draft.streaming ||= made.streaming;
       draft.longRunning ||= made.longRunning;
@@ -482,7 +492,9 @@ export function deriveOperationTable(rpcs: readonly GeneratedRpc[], lroBindings:
           }
         }
         if (permission === undefined) {
-          problems.push(`${where}: no permission can be derived for "${id}"; add it to PERMISSION_EXCEPTIONS with the permission ${PERMISSION_REFERENCE} documents`);
+          problems.push(
+            `${where}: no permission can be derived for "${id}"; add it to PERMISSION_EXCEPTIONS with the permission ${PERMISSION_REFERENCE} documents`,
+          );
           permission = '';
         }
         const groups = new Set<OperationGroup>();
@@ -554,7 +566,14 @@ export function deriveOperationTable(rpcs: readonly GeneratedRpc[], lroBindings:
       if (read) groups.add('read');
       if (groups.size === 0) groups.add('admin');
       const groupList = [...groups];
-      return { protoPackage: 'google.longrunning', permission, permissionType: read ? 'ADMIN_READ' : 'ADMIN_WRITE', groups: groupList, streaming: false, longRunning: false };
+      return {
+        protoPackage: 'google.longrunning',
+        permission,
+        permissionType: read ? 'ADMIN_READ' : 'ADMIN_WRITE',
+        groups: groupList,
+        streaming: false,
+        longRunning: false,
+      };
     });
   }
 
@@ -586,7 +605,10 @@ export function deriveOperationTable(rpcs: readonly GeneratedRpc[], lroBindings:
       if (!binding.scoped) {
         // The same method under projects/*/locations/*: prefer the form whose resource ends like this one.
         const match = scopedForms.find((form) => form.resource.endsWith(binding.resource) && form.verb === binding.verb) ?? scopedForms[0];
-        scopedForm = match === undefined ? null : `${match.resource}${match.suffix === undefined ? '' : `/${match.suffix}`}${match.verb === undefined ? '' : `:${match.verb}`}`;
+        scopedForm =
+          match === undefined
+            ? null
+            : `${match.resource}${match.suffix === undefined ? '' : `/${match.suffix}`}${match.verb === undefined ? '' : `:${match.verb}`}`;
       }
       bindings.push(
         Object.freeze({

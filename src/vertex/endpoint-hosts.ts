@@ -63,7 +63,9 @@ export interface EndpointHosts {
 /** Operations that follow an endpoint to its dedicated host: the data plane, checked as `endpoints.predict` or `.explain`. */
 export function isEndpointDataPlane(operation: Operation): boolean {
   const permission = operation.spec.permission;
-  return (permission === 'aiplatform.endpoints.predict' || permission === 'aiplatform.endpoints.explain') && ENDPOINT.test(operation.resource);
+  return (
+    (permission === 'aiplatform.endpoints.predict' || permission === 'aiplatform.endpoints.explain') && ENDPOINT.test(operation.resource)
+  );
 }
 
 const ENDPOINT = /^projects\/[^/]+\/locations\/[^/]+\/endpoints\/[^/]+$/;
@@ -72,7 +74,10 @@ const DNS_NAME = /^(?=.{1,253}(?::|$))[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0
 
 /** The origin of a `dedicatedEndpointDns` value (Google documents it with and without `https://`); undefined when it is not a host name. */
 export function dedicatedOrigin(dns: string, protocol: 'http:' | 'https:'): string | undefined {
-  const host = dns.replace(/^https:\/\//, '').replace(/\/$/, '').toLowerCase();
+  const host = dns
+    .replace(/^https:\/\//, '')
+    .replace(/\/$/, '')
+    .toLowerCase();
   return DNS_NAME.test(host) ? `${protocol}//${host}` : undefined;
 }
 
@@ -102,7 +107,10 @@ export function createEndpointHosts(options: EndpointHostsOptions): EndpointHost
     pending = (lookup as EndpointLookup)(resource, location).then(
       ({ dedicatedEndpointDns }) => {
         inflight.delete(resource);
-        let origin = dedicatedEndpointDns === undefined || dedicatedEndpointDns === '' ? undefined : dedicatedOrigin(dedicatedEndpointDns, options.protocol);
+        let origin =
+          dedicatedEndpointDns === undefined || dedicatedEndpointDns === ''
+            ? undefined
+            : dedicatedOrigin(dedicatedEndpointDns, options.protocol);
         if (origin !== undefined && options.allowedHost !== undefined && !options.allowedHost(new URL(origin).hostname)) {
           // Never send the proxy's token to a host outside the expected domain: the regional host refuses, loudly.
           options.onLookup?.('error', new Error(`dedicatedEndpointDns of ${resource} is outside the allowed domain`));
@@ -167,7 +175,10 @@ export interface LoadedEndpointLookup {
  * Application Default Credentials. The library is imported only here, and
  * only when lookups are enabled.
  */
-export function aiplatformEndpointLookup(locations: readonly string[], upstreamFor: (location: string) => string | undefined): LoadedEndpointLookup {
+export function aiplatformEndpointLookup(
+  locations: readonly string[],
+  upstreamFor: (location: string) => string | undefined,
+): LoadedEndpointLookup {
   let clients: Promise<Map<string, EndpointServiceClient>> | undefined;
   let loaded = false;
   const load = (): Promise<Map<string, EndpointServiceClient>> => {

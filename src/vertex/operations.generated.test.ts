@@ -19,9 +19,12 @@ describe('operations.generated.ts', () => {
     for (const version of ['v1', 'v1beta1'] as const) {
       const rpcs = RPCS.filter((rpc) => rpc.version === version);
       expect(rpcs.length).toBeGreaterThan(300);
-      expect(rpcs.filter((rpc) => rpc.bindings.length === 0).map((rpc) => rpc.rpc).sort()).toEqual(
-        ['StreamDirectPredict', 'StreamDirectRawPredict', 'StreamingPredict', 'StreamingRawPredict'].sort(),
-      );
+      expect(
+        rpcs
+          .filter((rpc) => rpc.bindings.length === 0)
+          .map((rpc) => rpc.rpc)
+          .sort(),
+      ).toEqual(['StreamDirectPredict', 'StreamDirectRawPredict', 'StreamingPredict', 'StreamingRawPredict'].sort());
     }
     expect(LRO_BINDINGS.length).toBeGreaterThan(200);
   });
@@ -39,7 +42,9 @@ describe('deriveOperationTable refuses what it cannot derive', () => {
   });
 
   it('an RPC with neither a standard verb nor a custom verb has no permission: an error naming it', () => {
-    expect(() => deriveOperationTable([rpc({})], [])).toThrow(/WidgetService\.FrobWidget.*no permission can be derived for "widgets\.frobWidget"/);
+    expect(() => deriveOperationTable([rpc({})], [])).toThrow(
+      /WidgetService\.FrobWidget.*no permission can be derived for "widgets\.frobWidget"/,
+    );
   });
 
   it('two RPCs under one operation id: an error asking for an override', () => {
@@ -48,7 +53,9 @@ describe('deriveOperationTable refuses what it cannot derive', () => {
   });
 
   it('a template with a ** wildcard is refused', () => {
-    expect(() => deriveOperationTable([rpc({ rpc: 'GetWidget', bindings: [{ method: 'GET', path: '/v1/{name=projects/**}' }] })], [])).toThrow(/unsupported template/);
+    expect(() =>
+      deriveOperationTable([rpc({ rpc: 'GetWidget', bindings: [{ method: 'GET', path: '/v1/{name=projects/**}' }] })], []),
+    ).toThrow(/unsupported template/);
   });
 
   it('the real table uses every exception it lists', () => {
@@ -56,8 +63,13 @@ describe('deriveOperationTable refuses what it cannot derive', () => {
   });
 
   it('derives a well-formed RPC mechanically', () => {
-    const table = deriveOperationTable([rpc({ rpc: 'GetWidget', bindings: [{ method: 'GET', path: '/v1/{name=projects/*/locations/*/widgets/*}' }] })], []);
-    expect(table.specs.map((spec) => [spec.id, spec.permission, spec.groups])).toEqual([['widgets.get', 'aiplatform.widgets.get', ['read']]]);
+    const table = deriveOperationTable(
+      [rpc({ rpc: 'GetWidget', bindings: [{ method: 'GET', path: '/v1/{name=projects/*/locations/*/widgets/*}' }] })],
+      [],
+    );
+    expect(table.specs.map((spec) => [spec.id, spec.permission, spec.groups])).toEqual([
+      ['widgets.get', 'aiplatform.widgets.get', ['read']],
+    ]);
   });
 });
 
@@ -118,7 +130,9 @@ function expectedPermission(fact: GeneratedRpc, template: string): string {
   const rest = template.replace(/^\/v1(beta1)?/, '');
   const verbMatch = /:([a-zA-Z]+)$/.exec(rest);
   const verb = verbMatch?.[1];
-  const path = (verbMatch === null ? rest : rest.slice(0, verbMatch.index)).replace(/\{[a-z_.]+=([^}]*)\}/g, '$1').replace(/\{[a-z_.]+\}/g, '*');
+  const path = (verbMatch === null ? rest : rest.slice(0, verbMatch.index))
+    .replace(/\{[a-z_.]+=([^}]*)\}/g, '$1')
+    .replace(/\{[a-z_.]+\}/g, '*');
   const segments = path.split('/').filter((s) => s !== '' && s !== 'chat' && s !== 'completions');
   const literals = segments.filter((s) => s !== '*');
   const under = literals[0] === 'projects' && literals[1] === 'locations' ? literals.slice(2) : literals;
@@ -143,7 +157,9 @@ function samplePath(template: string): string {
     .replace(/\*/g, 'id-1');
 }
 
-const CASES = RPCS.flatMap((fact) => fact.bindings.map((binding) => [fact.version, `${fact.service}.${fact.rpc}`, binding.method, binding.path, fact] as const));
+const CASES = RPCS.flatMap((fact) =>
+  fact.bindings.map((binding) => [fact.version, `${fact.service}.${fact.rpc}`, binding.method, binding.path, fact] as const),
+);
 
 describe('every RPC of v1 and v1beta1 classifies to its permission', () => {
   it.each(CASES)('%s %s: %s %s', (version, _name, method, template, fact) => {
@@ -166,7 +182,8 @@ describe('every RPC of v1 and v1beta1 classifies to its permission', () => {
       const op = classify(method, samplePath(template));
       expect(op.methodName).toBe(`google.longrunning.Operations.${rpc}`);
       const parent = /\/([a-zA-Z]+)(?:\/\*)?\}?\/operations/.exec(template.replace(/\{[a-z_.]+=([^}]*)\}/g, '$1'))?.[1];
-      if (rpc === 'CancelOperation' || rpc === 'DeleteOperation') expect(op.spec.permission).toBe(`aiplatform.operations.${rpc === 'CancelOperation' ? 'cancel' : 'delete'}`);
+      if (rpc === 'CancelOperation' || rpc === 'DeleteOperation')
+        expect(op.spec.permission).toBe(`aiplatform.operations.${rpc === 'CancelOperation' ? 'cancel' : 'delete'}`);
       else if (parent === undefined || parent === 'locations') expect(op.spec.permission).toMatch(/^aiplatform\.operations\.(get|list)$/);
       else expect(op.spec.permission).toMatch(/^aiplatform\.[a-zA-Z]+\.get$/);
       if (parent === 'ragEngineConfig' && rpc === 'GetOperation') expect(op.spec.permission).toBe('aiplatform.ragEngineConfigs.get');

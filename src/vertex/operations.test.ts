@@ -44,11 +44,49 @@ const EXPECTED: Record<string, Expected> = {
   'endpoints.countTokens': dataRead('LlmUtilityService', 'CountTokens', ['generate']),
   'endpoints.computeTokens': dataRead('LlmUtilityService', 'ComputeTokens', ['generate']),
   'endpoints.chatCompletions': dataRead('PredictionService', 'ChatCompletions', ['generate'], { streaming: true, versions: ['v1beta1'] }),
-  'endpoints.get': { service: 'EndpointService', rpc: 'GetEndpoint', httpMethod: 'GET', permission: 'aiplatform.endpoints.get', permissionType: 'ADMIN_READ', groups: ['read'] },
-  'endpoints.list': { service: 'EndpointService', rpc: 'ListEndpoints', httpMethod: 'GET', permission: 'aiplatform.endpoints.list', permissionType: 'ADMIN_READ', groups: ['read'] },
-  'endpoints.deployModel': { service: 'EndpointService', rpc: 'DeployModel', httpMethod: 'POST', permission: 'aiplatform.endpoints.deploy', permissionType: 'ADMIN_WRITE', groups: ['deploy'], longRunning: true },
-  'endpoints.undeployModel': { service: 'EndpointService', rpc: 'UndeployModel', httpMethod: 'POST', permission: 'aiplatform.endpoints.undeploy', permissionType: 'ADMIN_WRITE', groups: ['deploy'], longRunning: true },
-  'endpoints.mutateDeployedModel': { service: 'EndpointService', rpc: 'MutateDeployedModel', httpMethod: 'POST', permission: 'aiplatform.endpoints.update', permissionType: 'ADMIN_WRITE', groups: ['deploy'], longRunning: true },
+  'endpoints.get': {
+    service: 'EndpointService',
+    rpc: 'GetEndpoint',
+    httpMethod: 'GET',
+    permission: 'aiplatform.endpoints.get',
+    permissionType: 'ADMIN_READ',
+    groups: ['read'],
+  },
+  'endpoints.list': {
+    service: 'EndpointService',
+    rpc: 'ListEndpoints',
+    httpMethod: 'GET',
+    permission: 'aiplatform.endpoints.list',
+    permissionType: 'ADMIN_READ',
+    groups: ['read'],
+  },
+  'endpoints.deployModel': {
+    service: 'EndpointService',
+    rpc: 'DeployModel',
+    httpMethod: 'POST',
+    permission: 'aiplatform.endpoints.deploy',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['deploy'],
+    longRunning: true,
+  },
+  'endpoints.undeployModel': {
+    service: 'EndpointService',
+    rpc: 'UndeployModel',
+    httpMethod: 'POST',
+    permission: 'aiplatform.endpoints.undeploy',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['deploy'],
+    longRunning: true,
+  },
+  'endpoints.mutateDeployedModel': {
+    service: 'EndpointService',
+    rpc: 'MutateDeployedModel',
+    httpMethod: 'POST',
+    permission: 'aiplatform.endpoints.update',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['deploy'],
+    longRunning: true,
+  },
   'publisherModels.predict': dataRead('PredictionService', 'Predict', ['predict']),
   'publisherModels.rawPredict': dataRead('PredictionService', 'RawPredict', ['predict']),
   'publisherModels.streamRawPredict': dataRead('PredictionService', 'StreamRawPredict', ['predict'], { streaming: true }),
@@ -58,11 +96,49 @@ const EXPECTED: Record<string, Expected> = {
   'publisherModels.countTokens': dataRead('LlmUtilityService', 'CountTokens', ['generate']),
   'publisherModels.computeTokens': dataRead('LlmUtilityService', 'ComputeTokens', ['generate']),
   'publisherModels.embedContent': dataRead('PredictionService', 'EmbedContent', ['embed']),
-  'models.upload': { service: 'ModelService', rpc: 'UploadModel', httpMethod: 'POST', permission: 'aiplatform.models.upload', permissionType: 'ADMIN_WRITE', groups: ['deploy'], longRunning: true },
-  'models.get': { service: 'ModelService', rpc: 'GetModel', httpMethod: 'GET', permission: 'aiplatform.models.get', permissionType: 'ADMIN_READ', groups: ['read'] },
-  'models.list': { service: 'ModelService', rpc: 'ListModels', httpMethod: 'GET', permission: 'aiplatform.models.list', permissionType: 'ADMIN_READ', groups: ['read'] },
-  'pipelineJobs.batchDelete': { service: 'PipelineService', rpc: 'BatchDeletePipelineJobs', httpMethod: 'POST', permission: 'aiplatform.pipelineJobs.delete', permissionType: 'ADMIN_WRITE', groups: ['training'], longRunning: true },
-  'pipelineJobs.batchCancel': { service: 'PipelineService', rpc: 'BatchCancelPipelineJobs', httpMethod: 'POST', permission: 'aiplatform.pipelineJobs.cancel', permissionType: 'ADMIN_WRITE', groups: ['training'], longRunning: true },
+  'models.upload': {
+    service: 'ModelService',
+    rpc: 'UploadModel',
+    httpMethod: 'POST',
+    permission: 'aiplatform.models.upload',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['deploy'],
+    longRunning: true,
+  },
+  'models.get': {
+    service: 'ModelService',
+    rpc: 'GetModel',
+    httpMethod: 'GET',
+    permission: 'aiplatform.models.get',
+    permissionType: 'ADMIN_READ',
+    groups: ['read'],
+  },
+  'models.list': {
+    service: 'ModelService',
+    rpc: 'ListModels',
+    httpMethod: 'GET',
+    permission: 'aiplatform.models.list',
+    permissionType: 'ADMIN_READ',
+    groups: ['read'],
+  },
+  'pipelineJobs.batchDelete': {
+    service: 'PipelineService',
+    rpc: 'BatchDeletePipelineJobs',
+    httpMethod: 'POST',
+    permission: 'aiplatform.pipelineJobs.delete',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['training'],
+    longRunning: true,
+  },
+  'pipelineJobs.batchCancel': {
+    service: 'PipelineService',
+    rpc: 'BatchCancelPipelineJobs',
+    httpMethod: 'POST',
+    permission: 'aiplatform.pipelineJobs.cancel',
+    permissionType: 'ADMIN_WRITE',
+    groups: ['training'],
+    longRunning: true,
+  },
 };
 
 const JOBS = [
@@ -75,12 +151,49 @@ const JOBS = [
 for (const [collection, kind, service, training] of JOBS) {
   const t: OperationGroup[] = training ? ['training'] : ['admin'];
   const perm = (verb: string): string => `aiplatform.${collection}.${verb}`;
-  EXPECTED[`${collection}.create`] = { service, rpc: `Create${kind}`, httpMethod: 'POST', permission: perm('create'), permissionType: 'ADMIN_WRITE', groups: t, longRunning: true };
+  EXPECTED[`${collection}.create`] = {
+    service,
+    rpc: `Create${kind}`,
+    httpMethod: 'POST',
+    permission: perm('create'),
+    permissionType: 'ADMIN_WRITE',
+    groups: t,
+    longRunning: true,
+  };
   const r: OperationGroup[] = training ? ['training', 'read'] : ['read'];
-  EXPECTED[`${collection}.get`] = { service, rpc: `Get${kind}`, httpMethod: 'GET', permission: perm('get'), permissionType: 'ADMIN_READ', groups: r };
-  EXPECTED[`${collection}.list`] = { service, rpc: `List${kind}s`, httpMethod: 'GET', permission: perm('list'), permissionType: 'ADMIN_READ', groups: r };
-  EXPECTED[`${collection}.cancel`] = { service, rpc: `Cancel${kind}`, httpMethod: 'POST', permission: perm('cancel'), permissionType: 'ADMIN_WRITE', groups: t };
-  EXPECTED[`${collection}.delete`] = { service, rpc: `Delete${kind}`, httpMethod: 'DELETE', permission: perm('delete'), permissionType: 'ADMIN_WRITE', groups: t, longRunning: true };
+  EXPECTED[`${collection}.get`] = {
+    service,
+    rpc: `Get${kind}`,
+    httpMethod: 'GET',
+    permission: perm('get'),
+    permissionType: 'ADMIN_READ',
+    groups: r,
+  };
+  EXPECTED[`${collection}.list`] = {
+    service,
+    rpc: `List${kind}s`,
+    httpMethod: 'GET',
+    permission: perm('list'),
+    permissionType: 'ADMIN_READ',
+    groups: r,
+  };
+  EXPECTED[`${collection}.cancel`] = {
+    service,
+    rpc: `Cancel${kind}`,
+    httpMethod: 'POST',
+    permission: perm('cancel'),
+    permissionType: 'ADMIN_WRITE',
+    groups: t,
+  };
+  EXPECTED[`${collection}.delete`] = {
+    service,
+    rpc: `Delete${kind}`,
+    httpMethod: 'DELETE',
+    permission: perm('delete'),
+    permissionType: 'ADMIN_WRITE',
+    groups: t,
+    longRunning: true,
+  };
 }
 
 const LRO_PARENTS = [
@@ -96,15 +209,53 @@ for (const [prefix, getPermission, listPermission, training] of LRO_PARENTS) {
   const t: OperationGroup[] = training ? ['training'] : ['admin'];
   const r: OperationGroup[] = training ? ['training', 'read'] : ['read'];
   const lro = { service: 'Operations' } as const;
-  EXPECTED[`${prefix}.get`] = { ...lro, rpc: 'GetOperation', httpMethod: 'GET', permission: getPermission, permissionType: 'ADMIN_READ', groups: r };
-  EXPECTED[`${prefix}.list`] = { ...lro, rpc: 'ListOperations', httpMethod: 'GET', permission: listPermission, permissionType: 'ADMIN_READ', groups: r };
-  EXPECTED[`${prefix}.wait`] = { ...lro, rpc: 'WaitOperation', httpMethod: 'POST', permission: getPermission, permissionType: 'ADMIN_READ', groups: r };
-  EXPECTED[`${prefix}.cancel`] = { ...lro, rpc: 'CancelOperation', httpMethod: 'POST', permission: 'aiplatform.operations.cancel', permissionType: 'ADMIN_WRITE', groups: t };
-  EXPECTED[`${prefix}.delete`] = { ...lro, rpc: 'DeleteOperation', httpMethod: 'DELETE', permission: 'aiplatform.operations.delete', permissionType: 'ADMIN_WRITE', groups: t };
+  EXPECTED[`${prefix}.get`] = {
+    ...lro,
+    rpc: 'GetOperation',
+    httpMethod: 'GET',
+    permission: getPermission,
+    permissionType: 'ADMIN_READ',
+    groups: r,
+  };
+  EXPECTED[`${prefix}.list`] = {
+    ...lro,
+    rpc: 'ListOperations',
+    httpMethod: 'GET',
+    permission: listPermission,
+    permissionType: 'ADMIN_READ',
+    groups: r,
+  };
+  EXPECTED[`${prefix}.wait`] = {
+    ...lro,
+    rpc: 'WaitOperation',
+    httpMethod: 'POST',
+    permission: getPermission,
+    permissionType: 'ADMIN_READ',
+    groups: r,
+  };
+  EXPECTED[`${prefix}.cancel`] = {
+    ...lro,
+    rpc: 'CancelOperation',
+    httpMethod: 'POST',
+    permission: 'aiplatform.operations.cancel',
+    permissionType: 'ADMIN_WRITE',
+    groups: t,
+  };
+  EXPECTED[`${prefix}.delete`] = {
+    ...lro,
+    rpc: 'DeleteOperation',
+    httpMethod: 'DELETE',
+    permission: 'aiplatform.operations.delete',
+    permissionType: 'ADMIN_WRITE',
+    groups: t,
+  };
 }
 
 const ids = OPERATIONS.map((spec) => spec.id);
-const idsIn = (group: OperationGroup): string[] => OPERATIONS.filter((spec) => spec.groups.includes(group)).map((spec) => spec.id).sort();
+const idsIn = (group: OperationGroup): string[] =>
+  OPERATIONS.filter((spec) => spec.groups.includes(group))
+    .map((spec) => spec.id)
+    .sort();
 
 describe('the operation table', () => {
   it('still has every one of the 91 operations of the first table, each id once', () => {
@@ -113,22 +264,25 @@ describe('the operation table', () => {
     expect(Object.keys(EXPECTED)).toHaveLength(91);
   });
 
-  it.each(Object.entries(EXPECTED))('%s has the documented service, rpc, HTTP method, permission, type, groups and flags', (id, expected) => {
-    const spec = operationById(id);
-    expect(spec).toBeDefined();
-    expect(spec).toMatchObject({
-      id,
-      service: expected.service,
-      rpc: expected.rpc,
-      httpMethod: expected.httpMethod,
-      permission: expected.permission,
-      permissionType: expected.permissionType,
-      streaming: expected.streaming ?? false,
-      longRunning: expected.longRunning ?? false,
-      versions: expected.versions ?? ['v1', 'v1beta1'],
-    });
-    expect([...(spec?.groups ?? [])].sort()).toEqual([...expected.groups].sort());
-  });
+  it.each(Object.entries(EXPECTED))(
+    '%s has the documented service, rpc, HTTP method, permission, type, groups and flags',
+    (id, expected) => {
+      const spec = operationById(id);
+      expect(spec).toBeDefined();
+      expect(spec).toMatchObject({
+        id,
+        service: expected.service,
+        rpc: expected.rpc,
+        httpMethod: expected.httpMethod,
+        permission: expected.permission,
+        permissionType: expected.permissionType,
+        streaming: expected.streaming ?? false,
+        longRunning: expected.longRunning ?? false,
+        versions: expected.versions ?? ['v1', 'v1beta1'],
+      });
+      expect([...(spec?.groups ?? [])].sort()).toEqual([...expected.groups].sort());
+    },
+  );
 
   it('uses ids of the form collection[.operations].rpc in lowerCamelCase, safe as metric labels', () => {
     for (const id of ids) expect(id).toMatch(/^[a-z][A-Za-z]*(\.operations)?\.[a-z][A-Za-z]*$/);
@@ -154,16 +308,27 @@ describe('the operation table', () => {
   });
 
   it('binds the four generate-family methods also in the location-less forms, each naming its projects/*/locations/* form', () => {
-    const locationless = OPERATION_BINDINGS.filter((b) => !b.resource.startsWith('projects/')).map((b) => [`${b.resource}:${b.verb ?? ''}`, b.scopedForm]);
+    const locationless = OPERATION_BINDINGS.filter((b) => !b.resource.startsWith('projects/')).map((b) => [
+      `${b.resource}:${b.verb ?? ''}`,
+      b.scopedForm,
+    ]);
     for (const verb of ['generateContent', 'streamGenerateContent', 'countTokens', 'computeTokens']) {
-      expect(locationless).toContainEqual([`endpoints/{endpoint}:${verb}`, `projects/{project}/locations/{location}/endpoints/{endpoint}:${verb}`]);
-      expect(locationless).toContainEqual([`publishers/{publisher}/models/{model}:${verb}`, `projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:${verb}`]);
+      expect(locationless).toContainEqual([
+        `endpoints/{endpoint}:${verb}`,
+        `projects/{project}/locations/{location}/endpoints/{endpoint}:${verb}`,
+      ]);
+      expect(locationless).toContainEqual([
+        `publishers/{publisher}/models/{model}:${verb}`,
+        `projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:${verb}`,
+      ]);
     }
   });
 
   it('marks every binding outside projects/*/locations/* (and only those) with the form to use instead', () => {
     for (const binding of OPERATION_BINDINGS) {
-      const scoped = binding.resource === 'projects/{project}/locations/{location}' || binding.resource.startsWith('projects/{project}/locations/{location}/');
+      const scoped =
+        binding.resource === 'projects/{project}/locations/{location}' ||
+        binding.resource.startsWith('projects/{project}/locations/{location}/');
       expect([binding.resource, binding.scopedForm === undefined]).toEqual([binding.resource, scoped]);
       if (typeof binding.scopedForm === 'string') expect(binding.scopedForm).toMatch(/^projects\/\{project\}\/locations\/\{location\}/);
     }
@@ -220,7 +385,9 @@ describe('operation groups', () => {
 
   // Changed from "every GET": the protos have one GET that starts a long-running change (RestoreDatasetVersion).
   it('read = every GET method except those that start a long-running operation, plus operations wait', () => {
-    const expected = OPERATIONS.filter((spec) => (spec.httpMethod === 'GET' && !spec.longRunning) || spec.id.endsWith('operations.wait')).map((spec) => spec.id);
+    const expected = OPERATIONS.filter(
+      (spec) => (spec.httpMethod === 'GET' && !spec.longRunning) || spec.id.endsWith('operations.wait'),
+    ).map((spec) => spec.id);
     expect(idsIn('read')).toEqual(expected.sort());
     expect(idsIn('read')).not.toContain('datasetVersions.restore');
   });
@@ -287,7 +454,8 @@ describe('permission types', () => {
   ]);
   it('are DATA_READ for the data plane, ADMIN_READ for get/list/wait and ADMIN_WRITE for everything else', () => {
     for (const spec of OPERATIONS) {
-      const dataPlane = spec.groups.some((group) => group === 'predict' || group === 'generate' || group === 'embed') || SERVING.has(spec.id);
+      const dataPlane =
+        spec.groups.some((group) => group === 'predict' || group === 'generate' || group === 'embed') || SERVING.has(spec.id);
       const read = spec.groups.includes('read');
       expect([spec.id, spec.permissionType]).toEqual([spec.id, dataPlane ? 'DATA_READ' : read ? 'ADMIN_READ' : 'ADMIN_WRITE']);
     }
@@ -351,7 +519,10 @@ describe('operationById', () => {
     expect(operationById('endpoints.predict')?.permission).toBe('aiplatform.endpoints.predict');
   });
 
-  it.each(['', 'endpoints', 'endpoints.predictt', '__proto__', 'constructor', 'toString', 'hasOwnProperty'])('returns undefined for %j', (id) => {
-    expect(operationById(id)).toBeUndefined();
-  });
+  it.each(['', 'endpoints', 'endpoints.predictt', '__proto__', 'constructor', 'toString', 'hasOwnProperty'])(
+    'returns undefined for %j',
+    (id) => {
+      expect(operationById(id)).toBeUndefined();
+    },
+  );
 });

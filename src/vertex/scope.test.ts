@@ -32,8 +32,18 @@ describe('resolveOperation', () => {
   });
 
   it.each([
-    ['a location that is not configured', 'POST', '/v1/projects/my-proj/locations/europe-west4/endpoints/1:predict', 'ERR_REQUEST_LOCATION_NOT_SERVED'],
-    ['a project that is not configured', 'POST', '/v1/projects/other/locations/us-central1/endpoints/1:predict', 'ERR_AUTHZ_PROJECT_NOT_ALLOWED'],
+    [
+      'a location that is not configured',
+      'POST',
+      '/v1/projects/my-proj/locations/europe-west4/endpoints/1:predict',
+      'ERR_REQUEST_LOCATION_NOT_SERVED',
+    ],
+    [
+      'a project that is not configured',
+      'POST',
+      '/v1/projects/other/locations/us-central1/endpoints/1:predict',
+      'ERR_AUTHZ_PROJECT_NOT_ALLOWED',
+    ],
     ['an unknown project number', 'POST', '/v1/projects/999/locations/us-central1/endpoints/1:predict', 'ERR_AUTHZ_PROJECT_NOT_ALLOWED'],
     ['the location-less form', 'POST', '/v1/publishers/google/models/gemini-2.5-flash:generateContent', 'ERR_REQUEST_PROJECT_REQUIRED'],
   ])('refuses %s', (_title, method, url, expected) => {

@@ -27,13 +27,22 @@ export interface ScopedOperation {
 }
 
 /** Classifies `method rawUrl` and checks its scope. `onClassified` sees the operation even when the scope check then refuses it (for the audit record). */
-export function resolveOperation(method: string, rawUrl: string, scope: VertexScope, onClassified?: (operation: Operation) => void): ScopedOperation {
+export function resolveOperation(
+  method: string,
+  rawUrl: string,
+  scope: VertexScope,
+  onClassified?: (operation: Operation) => void,
+): ScopedOperation {
   let operation = classify(method, rawUrl);
   const projectId = operation.project === null ? undefined : scope.projectIdByNumber.get(operation.project);
   if (projectId !== undefined) {
     // Vertex AI hands out names with the project number; the policy speaks of ids.
     // The path is forwarded as sent; only what is authorized and audited is normalized.
-    operation = { ...operation, project: projectId, resource: `projects/${projectId}${operation.resource.slice(`projects/${operation.project}`.length)}` };
+    operation = {
+      ...operation,
+      project: projectId,
+      resource: `projects/${projectId}${operation.resource.slice(`projects/${operation.project}`.length)}`,
+    };
   }
   onClassified?.(operation);
   if (operation.project === null || operation.location === null) {
@@ -52,16 +61,26 @@ export function resolveOperation(method: string, rawUrl: string, scope: VertexSc
   }
   const upstream = scope.locations.has(operation.location) ? scope.upstreamFor(operation.location) : undefined;
   if (upstream === undefined) {
-    throw new ProxyError('ERR_REQUEST_LOCATION_NOT_SERVED', 'INVALID_ARGUMENT', `Location "${operation.location}" is not served by this proxy.`, {
-      reason: 'location-not-served',
-      metadata: { location: operation.location },
-    });
+    throw new ProxyError(
+      'ERR_REQUEST_LOCATION_NOT_SERVED',
+      'INVALID_ARGUMENT',
+      `Location "${operation.location}" is not served by this proxy.`,
+      {
+        reason: 'location-not-served',
+        metadata: { location: operation.location },
+      },
+    );
   }
   if (!scope.projects.has(operation.project)) {
-    throw new ProxyError('ERR_AUTHZ_PROJECT_NOT_ALLOWED', 'PERMISSION_DENIED', `Project "${operation.project}" is not served by this proxy.`, {
-      reason: 'project-not-allowed',
-      metadata: { project: operation.project },
-    });
+    throw new ProxyError(
+      'ERR_AUTHZ_PROJECT_NOT_ALLOWED',
+      'PERMISSION_DENIED',
+      `Project "${operation.project}" is not served by this proxy.`,
+      {
+        reason: 'project-not-allowed',
+        metadata: { project: operation.project },
+      },
+    );
   }
   return { operation, upstream };
 }

@@ -87,9 +87,12 @@ describe('createUpstreamResolver refuses at construction', () => {
     expect(() => createUpstreamResolver(template, ['us-central1'])).toThrow(TypeError);
   });
 
-  it.each(['US-CENTRAL1', 'us_central1', 'evil.com/x', '', '-us', 'a'.repeat(64), 'us central1'])('an invalid configured location %j with a TypeError', (location) => {
-    expect(() => createUpstreamResolver(DEFAULT_UPSTREAM_TEMPLATE, [location])).toThrow(TypeError);
-  });
+  it.each(['US-CENTRAL1', 'us_central1', 'evil.com/x', '', '-us', 'a'.repeat(64), 'us central1'])(
+    'an invalid configured location %j with a TypeError',
+    (location) => {
+      expect(() => createUpstreamResolver(DEFAULT_UPSTREAM_TEMPLATE, [location])).toThrow(TypeError);
+    },
+  );
 
   it('names the template in the message', () => {
     expect(() => createUpstreamResolver('https://vertex.example.com/v1', [])).toThrow(/vertex\.example\.com\/v1.*origin only/);

@@ -44,7 +44,8 @@ function originOf(url: string, template: string): string {
   if (parsed.pathname !== '/' || parsed.search !== '' || parsed.hash !== '' || /[?#]/.test(template)) {
     throw new TypeError(`upstream template ${JSON.stringify(template)} must be an origin only (no path, query or fragment)`);
   }
-  if (/[{}]/.test(parsed.host)) throw new TypeError(`upstream template ${JSON.stringify(template)} has a placeholder other than {location}`);
+  if (/[{}]/.test(parsed.host))
+    throw new TypeError(`upstream template ${JSON.stringify(template)} has a placeholder other than {location}`);
   return parsed.origin;
 }
 

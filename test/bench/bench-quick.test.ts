@@ -15,7 +15,22 @@ const REPO = resolve(import.meta.dirname, '../..');
 const RUN = join(REPO, 'dist-bench', 'bench', 'run.js');
 
 /** Scenarios that need nothing beyond this repository: they must be measured on any machine. */
-const ALWAYS = ['direct', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'full-tracing-1pct', 'passthrough-tuned-rate', 'full-warm-rate', 'miss-rs256', 'miss-es256', 'policy-10k', 'body-1mib', 'sse-200', 'tokens-cycle', 'full-watch'];
+const ALWAYS = [
+  'direct',
+  'passthrough-default',
+  'passthrough-tuned',
+  'full-warm',
+  'full-tracing-1pct',
+  'passthrough-tuned-rate',
+  'full-warm-rate',
+  'miss-rs256',
+  'miss-es256',
+  'policy-10k',
+  'body-1mib',
+  'sse-200',
+  'tokens-cycle',
+  'full-watch',
+];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
@@ -55,7 +70,8 @@ describe('npm run bench -- --quick', () => {
     for (const s of report.summaries) {
       if (s.status !== 'measured') expect(s.reason, s.id).toMatch(/\S/);
     }
-    for (const id of ALWAYS) expect(report.summaries.find((s) => s.id === id)?.status, `${id}: ${report.failures[id] ?? ''}`).toBe('measured');
+    for (const id of ALWAYS)
+      expect(report.summaries.find((s) => s.id === id)?.status, `${id}: ${report.failures[id] ?? ''}`).toBe('measured');
     expect(report.failures).toEqual({});
   });
 
@@ -90,7 +106,17 @@ describe('npm run bench -- --quick', () => {
       expect(facts?.auditLineBytes, id).toBeGreaterThan(0);
     }
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
-    expect(report.micro.map((m) => m.id)).toEqual(['token-cache-hit', 'token-cache-miss-rs256', 'token-cache-miss-es256', 'policy-evaluate-10k', 'token-cache-memory-100k', 'classify-table', 'tracing-1pct', 'job-body-64k', 'usage-meter-sse-200']);
+    expect(report.micro.map((m) => m.id)).toEqual([
+      'token-cache-hit',
+      'token-cache-miss-rs256',
+      'token-cache-miss-es256',
+      'policy-evaluate-10k',
+      'token-cache-memory-100k',
+      'classify-table',
+      'tracing-1pct',
+      'job-body-64k',
+      'usage-meter-sse-200',
+    ]);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
   });
 

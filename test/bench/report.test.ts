@@ -31,9 +31,27 @@ const input = (samples: RunSample[], unavailable: Record<string, string> = {}): 
   startedAt: '2026-11-27T04:00:00.000Z',
   finishedAt: '2026-11-27T04:05:00.000Z',
   mode: 'full',
-  machine: { cpuModel: 'test', cores: 2, memoryBytes: 2 ** 33, node: 'v24', pinned: true, loadAverageDuring: [1, 2], loadAverageAtStart: 1 },
+  machine: {
+    cpuModel: 'test',
+    cores: 2,
+    memoryBytes: 2 ** 33,
+    node: 'v24',
+    pinned: true,
+    loadAverageDuring: [1, 2],
+    loadAverageAtStart: 1,
+  },
   settings: { rounds: 3, durationMs: 4000, warmupMs: 1000, connections: 50 },
-  scenarios: ['nginx', 'passthrough-default', 'passthrough-tuned', 'full-warm', 'passthrough-tuned-rate', 'full-warm-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'].map((id) => ({
+  scenarios: [
+    'nginx',
+    'passthrough-default',
+    'passthrough-tuned',
+    'full-warm',
+    'passthrough-tuned-rate',
+    'full-warm-rate',
+    'audit-relaxed',
+    'audit-strict-sqlite',
+    'audit-strict-postgres',
+  ].map((id) => ({
     id,
     title: id,
     kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
@@ -57,7 +75,9 @@ describe('benchmark report', () => {
   });
 
   it('reports each scenario by the median of its rounds, with the min–max range of CPU per request', () => {
-    const report = summarize(input([sample('full-warm', 0, 300, 1000), sample('full-warm', 1, 200, 1200), sample('full-warm', 2, 250, 1100)]));
+    const report = summarize(
+      input([sample('full-warm', 0, 300, 1000), sample('full-warm', 1, 200, 1200), sample('full-warm', 2, 250, 1100)]),
+    );
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.cpuUsPerRequest).toBe(250);
     expect(full?.cpuUsPerRequestRange).toEqual([200, 300]);

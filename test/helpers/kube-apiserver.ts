@@ -70,7 +70,11 @@ export interface KubeApiServer {
   createPod(namespace: string, name: string, serviceAccount: string): Promise<string>;
   deletePod(namespace: string, name: string): Promise<void>;
   /** A token from the TokenRequest API, bound to the pod when given. */
-  createToken(namespace: string, serviceAccount: string, options?: { pod?: string; audience?: string; expirationSeconds?: number }): Promise<string>;
+  createToken(
+    namespace: string,
+    serviceAccount: string,
+    options?: { pod?: string; audience?: string; expirationSeconds?: number },
+  ): Promise<string>;
   /** Creates or replaces an object (PUT after a 409 on POST) at a collection path. */
   apply(collectionPath: string, object: { metadata: { name: string } } & Record<string, unknown>): Promise<void>;
   /** Stops the API server only (etcd keeps its data). */
@@ -95,7 +99,10 @@ export interface KubeApiServerOptions {
 
 /** The cached kube-apiserver binary; fails with the command that builds it. */
 export function findKubeApiServer(): string {
-  const bin = join(process.env.KVP_KUBE_APISERVER_DIR ?? join(homedir(), '.cache', 'kube-vertex-proxy', `kube-apiserver-${KUBE_VERSION}`), 'kube-apiserver');
+  const bin = join(
+    process.env.KVP_KUBE_APISERVER_DIR ?? join(homedir(), '.cache', 'kube-vertex-proxy', `kube-apiserver-${KUBE_VERSION}`),
+    'kube-apiserver',
+  );
   if (existsSync(bin)) return bin;
   throw new Error(`kube-apiserver ${KUBE_VERSION} is not built: run \`bash scripts/build-kube-apiserver.sh\` (npm test's pretest does)`);
 }
@@ -104,7 +111,7 @@ function findEtcd(): string {
   const probe = spawnSync('sh', ['-c', 'command -v etcd'], { encoding: 'utf8' });
   const path = probe.stdout.trim();
   if (probe.status === 0 && path !== '') return path;
-  throw new Error('etcd not found: install it with `apt-get install etcd-server` (npm test\'s pretest does)');
+  throw new Error("etcd not found: install it with `apt-get install etcd-server` (npm test's pretest does)");
 }
 
 /** A CA and a serving certificate for 127.0.0.1 and localhost, made with openssl. */
@@ -158,12 +165,19 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     rmSync(dir, { recursive: true, force: true });
   };
 
-  const waitFor = async (what: string, check: () => Promise<boolean>, child: () => ChildProcess | undefined, log: () => string, timeoutMs = 60_000) => {
+  const waitFor = async (
+    what: string,
+    check: () => Promise<boolean>,
+    child: () => ChildProcess | undefined,
+    log: () => string,
+    timeoutMs = 60_000,
+  ) => {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (await check().catch(() => false)) return;
       const c = child();
-      if (c && (c.exitCode !== null || c.signalCode !== null)) throw new Error(`${what} exited (${c.exitCode ?? c.signalCode}):\n${log().slice(-4000)}`);
+      if (c && (c.exitCode !== null || c.signalCode !== null))
+        throw new Error(`${what} exited (${c.exitCode ?? c.signalCode}):\n${log().slice(-4000)}`);
       if (Date.now() > deadline) throw new Error(`${what} not ready after ${timeoutMs} ms:\n${log().slice(-4000)}`);
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -173,31 +187,65 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     etcd = spawn(
       etcdBin,
       [
-        '--data-dir', join(dir, 'etcd'),
-        '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-        '--listen-peer-urls', `http://127.0.0.1:${peerPort}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-        '--initial-cluster', `default=http://127.0.0.1:${peerPort}`,
-        '--log-level', 'warn',
+        '--data-dir',
+        join(dir, 'etcd'),
+        '--listen-client-urls',
+        etcdUrl,
+        '--advertise-client-urls',
+        etcdUrl,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peerPort}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peerPort}`,
+        '--initial-cluster',
+        `default=http://127.0.0.1:${peerPort}`,
+        '--log-level',
+        'warn',
       ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const collect = (c: Buffer) => (etcdLog = (etcdLog + c.toString()).slice(-64_000));
     etcd.stdout!.on('data', collect);
     etcd.stderr!.on('data', collect);
-    await waitFor('etcd', async () => (await fetch(`${etcdUrl}/health`)).ok, () => etcd, () => etcdLog);
+    await waitFor(
+      'etcd',
+      async () => (await fetch(`${etcdUrl}/health`)).ok,
+      () => etcd,
+      () => etcdLog,
+    );
   };
 
   const args = [
-    '--etcd-servers', etcdUrl,
-    '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(port),
-    '--tls-cert-file', certs.cert, '--tls-private-key-file', certs.key, '--client-ca-file', certs.ca,
-    '--service-account-issuer', url,
-    '--service-account-key-file', join(dir, 'sa.pub'), '--service-account-signing-key-file', join(dir, 'sa.key'),
-    '--api-audiences', API_AUDIENCE,
-    '--token-auth-file', join(dir, 'tokens.csv'),
-    '--authorization-mode', 'RBAC',
-    '--service-cluster-ip-range', '10.0.0.0/24',
-    '--cert-dir', join(dir, 'certs'),
+    '--etcd-servers',
+    etcdUrl,
+    '--bind-address',
+    '127.0.0.1',
+    '--advertise-address',
+    '127.0.0.1',
+    '--secure-port',
+    String(port),
+    '--tls-cert-file',
+    certs.cert,
+    '--tls-private-key-file',
+    certs.key,
+    '--client-ca-file',
+    certs.ca,
+    '--service-account-issuer',
+    url,
+    '--service-account-key-file',
+    join(dir, 'sa.pub'),
+    '--service-account-signing-key-file',
+    join(dir, 'sa.key'),
+    '--api-audiences',
+    API_AUDIENCE,
+    '--token-auth-file',
+    join(dir, 'tokens.csv'),
+    '--authorization-mode',
+    'RBAC',
+    '--service-cluster-ip-range',
+    '10.0.0.0/24',
+    '--cert-dir',
+    join(dir, 'certs'),
     '--profiling=false',
     ...(options.watchCache === false ? ['--watch-cache=false'] : []),
   ];
@@ -206,7 +254,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     const response = await fetch(`${url}${path}`, {
       method,
       dispatcher,
-      headers: { authorization: `Bearer ${adminToken}`, accept: 'application/json', ...(body === undefined ? {} : { 'content-type': contentType }) },
+      headers: {
+        authorization: `Bearer ${adminToken}`,
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': contentType }),
+      },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     const text = await response.text();
@@ -228,7 +280,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
         return response.status === 200;
       },
       () => apiserver,
-      () => `${apiserverLog}\n/readyz: ${lastReadyz.split('\n').filter((l) => l.includes('failed')).join('\n')}`,
+      () =>
+        `${apiserverLog}\n/readyz: ${lastReadyz
+          .split('\n')
+          .filter((l) => l.includes('failed'))
+          .join('\n')}`,
     );
   };
 
@@ -241,9 +297,18 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const apply: KubeApiServer['apply'] = async (collectionPath, object) => {
     const created = await admin('POST', collectionPath, object);
     if (created.status === 201) return;
-    if (created.status !== 409) throw new Error(`create ${collectionPath}/${object.metadata.name}: HTTP ${created.status} ${JSON.stringify(created.body).slice(0, 500)}`);
+    if (created.status !== 409)
+      throw new Error(
+        `create ${collectionPath}/${object.metadata.name}: HTTP ${created.status} ${JSON.stringify(created.body).slice(0, 500)}`,
+      );
     const current = await must<{ metadata: { resourceVersion: string } }>('get', admin('GET', `${collectionPath}/${object.metadata.name}`));
-    await must('replace', admin('PUT', `${collectionPath}/${object.metadata.name}`, { ...object, metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion } }));
+    await must(
+      'replace',
+      admin('PUT', `${collectionPath}/${object.metadata.name}`, {
+        ...object,
+        metadata: { ...object.metadata, resourceVersion: current.metadata.resourceVersion },
+      }),
+    );
   };
 
   try {
@@ -287,19 +352,36 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     },
     api: admin,
     async createNamespace(name, labels = {}) {
-      await must(`create namespace ${name}`, admin('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }));
+      await must(
+        `create namespace ${name}`,
+        admin('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels } }),
+      );
     },
     async setNamespaceLabels(name, labels) {
-      const current = await must<{ metadata: { labels?: Record<string, string> } }>(`get namespace ${name}`, admin('GET', `/api/v1/namespaces/${name}`));
+      const current = await must<{ metadata: { labels?: Record<string, string> } }>(
+        `get namespace ${name}`,
+        admin('GET', `/api/v1/namespaces/${name}`),
+      );
       const patch: Record<string, string | null> = Object.fromEntries(Object.keys(current.metadata.labels ?? {}).map((k) => [k, null]));
       Object.assign(patch, labels);
-      await must(`label namespace ${name}`, admin('PATCH', `/api/v1/namespaces/${name}`, { metadata: { labels: patch } }, 'application/merge-patch+json'));
+      await must(
+        `label namespace ${name}`,
+        admin('PATCH', `/api/v1/namespaces/${name}`, { metadata: { labels: patch } }, 'application/merge-patch+json'),
+      );
     },
     async deleteNamespace(name) {
       await must(`delete namespace ${name}`, admin('DELETE', `/api/v1/namespaces/${name}`), [200, 202]);
       const ns = await admin<{ metadata: Record<string, unknown>; spec?: unknown }>('GET', `/api/v1/namespaces/${name}`);
       if (ns.status === 200) {
-        await must(`finalize namespace ${name}`, admin('PUT', `/api/v1/namespaces/${name}/finalize`, { apiVersion: 'v1', kind: 'Namespace', metadata: ns.body.metadata, spec: { finalizers: [] } }));
+        await must(
+          `finalize namespace ${name}`,
+          admin('PUT', `/api/v1/namespaces/${name}/finalize`, {
+            apiVersion: 'v1',
+            kind: 'Namespace',
+            metadata: ns.body.metadata,
+            spec: { finalizers: [] },
+          }),
+        );
       }
       const deadline = Date.now() + 10_000;
       while ((await admin('GET', `/api/v1/namespaces/${name}`)).status !== 404) {
@@ -308,7 +390,10 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       }
     },
     async createServiceAccount(namespace, name) {
-      const sa = await must<{ metadata: { uid: string } }>(`create serviceaccount ${namespace}/${name}`, admin('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } }));
+      const sa = await must<{ metadata: { uid: string } }>(
+        `create serviceaccount ${namespace}/${name}`,
+        admin('POST', `/api/v1/namespaces/${namespace}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name } }),
+      );
       return sa.metadata.uid;
     },
     async deleteServiceAccount(namespace, name) {
@@ -322,7 +407,11 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
           kind: 'Pod',
           metadata: { name },
           // Never scheduled (no scheduler or kubelet here): the pod is an API object a token can be bound to.
-          spec: { serviceAccountName: serviceAccount, automountServiceAccountToken: false, containers: [{ name: 'main', image: 'example.invalid/none:1' }] },
+          spec: {
+            serviceAccountName: serviceAccount,
+            automountServiceAccountToken: false,
+            containers: [{ name: 'main', image: 'example.invalid/none:1' }],
+          },
         }),
       );
       return pod.metadata.uid;
@@ -332,14 +421,24 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       await must(`delete pod ${namespace}/${name}`, admin('DELETE', `/api/v1/namespaces/${namespace}/pods/${name}`));
     },
     async createToken(namespace, serviceAccount, options = {}) {
-      const spec: Record<string, unknown> = { audiences: [options.audience ?? API_AUDIENCE], expirationSeconds: options.expirationSeconds ?? 3600 };
+      const spec: Record<string, unknown> = {
+        audiences: [options.audience ?? API_AUDIENCE],
+        expirationSeconds: options.expirationSeconds ?? 3600,
+      };
       if (options.pod !== undefined) {
-        const pod = await must<{ metadata: { uid: string } }>(`get pod ${options.pod}`, admin('GET', `/api/v1/namespaces/${namespace}/pods/${options.pod}`));
+        const pod = await must<{ metadata: { uid: string } }>(
+          `get pod ${options.pod}`,
+          admin('GET', `/api/v1/namespaces/${namespace}/pods/${options.pod}`),
+        );
         spec.boundObjectRef = { kind: 'Pod', apiVersion: 'v1', name: options.pod, uid: pod.metadata.uid };
       }
       const request = await must<{ status: { token: string } }>(
         `token for ${namespace}/${serviceAccount}`,
-        admin('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec }),
+        admin('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${serviceAccount}/token`, {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec,
+        }),
       );
       return request.status.token;
     },
@@ -351,9 +450,14 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
       await startApiServer();
     },
     async compact() {
-      const range = (await (await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })).json()) as { header: { revision: string } };
+      const range = (await (
+        await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })
+      ).json()) as { header: { revision: string } };
       const revision = Number(range.header.revision);
-      const response = await fetch(`${etcdUrl}/v3/kv/compaction`, { method: 'POST', body: JSON.stringify({ revision: String(revision), physical: true }) });
+      const response = await fetch(`${etcdUrl}/v3/kv/compaction`, {
+        method: 'POST',
+        body: JSON.stringify({ revision: String(revision), physical: true }),
+      });
       if (!response.ok) throw new Error(`etcd compaction: HTTP ${response.status} ${await response.text()}`);
       return revision;
     },

@@ -16,14 +16,22 @@ interface GoogleError {
 }
 
 /** A limit refusal: 429 RESOURCE_EXHAUSTED, QuotaFailure naming rule and bucket, RetryInfo agreeing with Retry-After. */
-export async function expectLimitRefusal(response: Response, rule: string, bucket: string, kind: string): Promise<{ retryAfter: number; body: GoogleError }> {
+export async function expectLimitRefusal(
+  response: Response,
+  rule: string,
+  bucket: string,
+  kind: string,
+): Promise<{ retryAfter: number; body: GoogleError }> {
   expect(response.status).toBe(429);
   const body = (await response.json()) as GoogleError;
   expect(body.error.status).toBe('RESOURCE_EXHAUSTED');
   const retryAfter = Number(response.headers.get('retry-after'));
   expect(Number.isInteger(retryAfter) && retryAfter >= 1).toBe(true);
   const quota = body.error.details.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.QuotaFailure');
-  expect(quota).toEqual({ '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ subject: `limit ${rule}, ${bucket}`, description: expect.stringContaining(kind) as unknown }] });
+  expect(quota).toEqual({
+    '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+    violations: [{ subject: `limit ${rule}, ${bucket}`, description: expect.stringContaining(kind) as unknown }],
+  });
   const retry = body.error.details.find((d) => d['@type'] === 'type.googleapis.com/google.rpc.RetryInfo');
   expect(retry).toEqual({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryAfter}s` });
   return { retryAfter, body };

@@ -147,7 +147,11 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
         };
         const timer = setTimeout(() => {
           cleanup();
-          reject(new Error(`timed out waiting for spans; received ${spans.length}: ${spans.map((s) => s.name).join(', ')}; refused: ${refused.join(', ')}`));
+          reject(
+            new Error(
+              `timed out waiting for spans; received ${spans.length}: ${spans.map((s) => s.name).join(', ')}; refused: ${refused.join(', ')}`,
+            ),
+          );
         }, timeoutMs);
         const cleanup = () => {
           clearTimeout(timer);

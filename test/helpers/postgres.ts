@@ -40,14 +40,19 @@ export interface TestPostgresOptions {
 /** @throws Error naming the package to install when the server binaries are missing. */
 export function findBinDir(): string {
   const root = '/usr/lib/postgresql';
-  const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'initdb'))).sort((a, b) => Number(b) - Number(a)) : [];
+  const versions = existsSync(root)
+    ? readdirSync(root)
+        .filter((v) => existsSync(join(root, v, 'bin', 'initdb')))
+        .sort((a, b) => Number(b) - Number(a))
+    : [];
   const version = versions[0];
   if (version === undefined) {
-    throw new Error('PostgreSQL is not installed: the PostgreSQL audit-store tests need its server binaries (/usr/lib/postgresql/*/bin/initdb). Install them with `apt-get install postgresql` (`.ci/run` does this).');
+    throw new Error(
+      'PostgreSQL is not installed: the PostgreSQL audit-store tests need its server binaries (/usr/lib/postgresql/*/bin/initdb). Install them with `apt-get install postgresql` (`.ci/run` does this).',
+    );
   }
   return join(root, version, 'bin');
 }
-
 
 const asRoot = process.getuid?.() === 0;
 /** setpriv execs in place (no intermediate process), so signals reach postgres itself. */
@@ -65,7 +70,17 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
     chownSync(dir, Number(ids.stdout.trim()), Number(gids.stdout.trim()));
     chmodSync(dir, 0o700);
   }
-  const [initCmd, initArgs] = asPostgres(join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
+  const [initCmd, initArgs] = asPostgres(join(bin, 'initdb'), [
+    '-D',
+    data,
+    '-U',
+    'postgres',
+    '--auth=trust',
+    '--no-sync',
+    '-E',
+    'UTF8',
+    '--locale=C',
+  ]);
   const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
   if (init.status !== 0) {
     rmSync(dir, { recursive: true, force: true });
@@ -78,10 +93,25 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
 
   const start = async () => {
     const [cmd, args] = asPostgres(join(bin, 'postgres'), [
-      '-D', data, '-h', '127.0.0.1', '-p', String(port), '-k', dir,
-      '-c', `fsync=${options.fsync === false ? 'off' : 'on'}`, '-c', 'max_connections=200', '-c', 'shared_buffers=64MB',
+      '-D',
+      data,
+      '-h',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      `fsync=${options.fsync === false ? 'off' : 'on'}`,
+      '-c',
+      'max_connections=200',
+      '-c',
+      'shared_buffers=64MB',
     ]);
-    child = options.cpuCore === undefined ? spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('taskset', ['-c', String(options.cpuCore), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child =
+      options.cpuCore === undefined
+        ? spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+        : spawn('taskset', ['-c', String(options.cpuCore), cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     options.onProcess?.(child);
     child.stdout?.on('data', (c: Buffer) => (output += c.toString()));
     child.stderr?.on('data', (c: Buffer) => (output += c.toString()));

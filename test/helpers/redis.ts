@@ -24,7 +24,9 @@ export function findRedisServer(): string {
   const result = spawnSync('sh', ['-c', 'command -v redis-server'], { encoding: 'utf8' });
   const path = result.stdout.trim();
   if (result.status === 0 && path !== '') return path;
-  throw new Error('redis-server is not installed: the shared-limit tests need it. Install it with `apt-get install redis-server` (scripts/test-prerequisites.sh does).');
+  throw new Error(
+    'redis-server is not installed: the shared-limit tests need it. Install it with `apt-get install redis-server` (scripts/test-prerequisites.sh does).',
+  );
 }
 
 export async function startTestRedis(options: { cpuCore?: number; onProcess?: (child: ChildProcess) => void } = {}): Promise<TestRedis> {
@@ -33,7 +35,20 @@ export async function startTestRedis(options: { cpuCore?: number; onProcess?: (c
   let child: ChildProcess | undefined;
 
   const start = async () => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--loglevel', 'warning'];
+    const args = [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--loglevel',
+      'warning',
+    ];
     const [command, argv] = options.cpuCore === undefined ? [binary, args] : ['taskset', ['-c', String(options.cpuCore), binary, ...args]];
     const started = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';

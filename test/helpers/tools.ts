@@ -26,7 +26,9 @@ export function findHelm(): string {
   }
   const candidate = gopath === '' ? '' : join(gopath, 'bin', 'helm');
   if (candidate !== '' && existsSync(candidate)) return candidate;
-  throw new Error('helm not found on PATH or in $(go env GOPATH)/bin: install it with `go install helm.sh/helm/v3/cmd/helm@v3.22.0` (.ci/run does)');
+  throw new Error(
+    'helm not found on PATH or in $(go env GOPATH)/bin: install it with `go install helm.sh/helm/v3/cmd/helm@v3.22.0` (.ci/run does)',
+  );
 }
 
 export function findShellcheck(): string {
@@ -38,7 +40,7 @@ export function findShellcheck(): string {
 export function findKubectl(): string {
   const found = onPath('kubectl');
   if (found) return found;
-  throw new Error('kubectl not found: install it with `apt-get install -y kubernetes-client` (npm test\'s pretest does)');
+  throw new Error("kubectl not found: install it with `apt-get install -y kubernetes-client` (npm test's pretest does)");
 }
 
 export interface ToolResult {
@@ -47,7 +49,11 @@ export interface ToolResult {
   readonly stderr: string;
 }
 
-export function runTool(command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): ToolResult {
+export function runTool(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+): ToolResult {
   const result = spawnSync(command, args, {
     encoding: 'utf8',
     maxBuffer: 64 * 1024 * 1024,
@@ -62,7 +68,11 @@ export function runTool(command: string, args: readonly string[], options: { cwd
  * Like {@link runTool}, without blocking the event loop: needed whenever the command talks to
  * a server that runs in the test's own process (the stand-ins), which spawnSync would freeze.
  */
-export function runToolAsync(command: string, args: readonly string[], options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {}): Promise<ToolResult> {
+export function runToolAsync(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       ...(options.cwd === undefined ? {} : { cwd: options.cwd }),
@@ -89,7 +99,9 @@ export function runToolAsync(command: string, args: readonly string[], options: 
 export function findPythonExamplesInterpreter(): string {
   const venv = process.env.KVP_PYTHON_VENV ?? join(homedir(), '.cache', 'kube-vertex-proxy', 'python-examples');
   const python = join(venv, 'bin', 'python');
-  const probe = existsSync(python) ? spawnSync(python, ['-c', 'import google.cloud.aiplatform_v1, google.genai'], { encoding: 'utf8' }) : undefined;
+  const probe = existsSync(python)
+    ? spawnSync(python, ['-c', 'import google.cloud.aiplatform_v1, google.genai'], { encoding: 'utf8' })
+    : undefined;
   if (probe?.status === 0) return python;
   throw new Error(
     `no Python with google-cloud-aiplatform and google-genai at ${venv}: create it with \`python3 -m venv ${venv} && ${venv}/bin/pip install google-cloud-aiplatform==2.7.0 google-genai==2.34.0\` (.ci/run does)`,

@@ -25,7 +25,11 @@ export interface World {
   token(namespace?: string, serviceAccount?: string, extra?: Partial<Parameters<IssuerStandIn['mintKubernetesToken']>[0]>): string;
   call(path: string, init?: RequestInit & { token?: string | null }): Promise<Response>;
   /** Sends the path byte for byte (fetch() would normalize dot segments and backslashes first). */
-  raw(method: string, path: string, options?: { token?: string | null; headers?: Record<string, string>; body?: string }): Promise<RawResponse>;
+  raw(
+    method: string,
+    path: string,
+    options?: { token?: string | null; headers?: Record<string, string>; body?: string },
+  ): Promise<RawResponse>;
   close(): Promise<void>;
 }
 
@@ -69,7 +73,13 @@ export interface RawResponse {
   readonly body: string;
 }
 
-export function rawRequest(url: string, method: string, path: string, headers: Record<string, string>, body?: string): Promise<RawResponse> {
+export function rawRequest(
+  url: string,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, path, headers }, (res) => {
       let text = '';
@@ -99,11 +109,25 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
   const vertex = await startVertexStandIn(options.vertex);
   const defaults: Record<string, unknown> = {
     // readyzDetails: tests read the checks' detail (off by default; see the readyz-details regression test).
-    server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, bodyLimit: '1MiB', shutdownGrace: '2s', readyzDetails: true },
+    server: {
+      host: '127.0.0.1',
+      port: 0,
+      adminHost: '127.0.0.1',
+      adminPort: 0,
+      bodyLimit: '1MiB',
+      shutdownGrace: '2s',
+      readyzDetails: true,
+    },
     logging: { level: 'info' },
     issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
     authentication: { jwks: { minRefreshInterval: '1s' } },
-    vertex: { projects: [PROJECT, 'other-project'], projectNumbers: { [PROJECT]: PROJECT_NUMBER }, locations: [LOCATION, 'europe-west4', 'global'], upstream: vertex.url, timeouts: { response: '2s', idle: '2s', connect: '2s' } },
+    vertex: {
+      projects: [PROJECT, 'other-project'],
+      projectNumbers: { [PROJECT]: PROJECT_NUMBER },
+      locations: [LOCATION, 'europe-west4', 'global'],
+      upstream: vertex.url,
+      timeouts: { response: '2s', idle: '2s', connect: '2s' },
+    },
     kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' }, web: { team: 'web' } } },
     policy: { rules: DEFAULT_RULES },
   };
@@ -125,7 +149,8 @@ export async function startWorld(options: WorldOptions = {}): Promise<World> {
     call(path, init = {}) {
       const { token: given, ...rest } = init;
       const token = given;
-      const mintDefault = () => issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0' });
+      const mintDefault = () =>
+        issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0' });
       const headers = new Headers(rest.headers);
       if (token !== null) headers.set('authorization', `Bearer ${token ?? mintDefault()}`);
       if (rest.body !== undefined && !headers.has('content-type')) headers.set('content-type', 'application/json');

@@ -15,7 +15,7 @@ beforeAll(async () => {
       ...d,
       policy: {
         rules: [
-          ...((d.policy as { rules: unknown[] }).rules),
+          ...(d.policy as { rules: unknown[] }).rules,
           { id: 'trainer-training', effect: 'allow', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'] },
         ],
       },
@@ -39,11 +39,17 @@ function clientFor(namespace: string, serviceAccount: string): InstanceType<type
   // The pod holds no Google credential: its Kubernetes token is the bearer.
   const authClient = new OAuth2Client();
   authClient.setCredentials({ access_token: world.token(namespace, serviceAccount) });
-  return new v1.PredictionServiceClient({ apiEndpoint: '127.0.0.1', port: world.proxy.dataPort, fallback: true, protocol: 'http', authClient });
+  return new v1.PredictionServiceClient({
+    apiEndpoint: '127.0.0.1',
+    port: world.proxy.dataPort,
+    fallback: true,
+    protocol: 'http',
+    authClient,
+  });
 }
 
 describe('@google-cloud/aiplatform through the proxy', () => {
-  it('predict returns the stand-in\'s answer', async () => {
+  it("predict returns the stand-in's answer", async () => {
     const before = world.vertex.requests.length;
     const [response] = await clientFor('ml', 'trainer').predict({
       endpoint: ENDPOINT,
@@ -58,14 +64,20 @@ describe('@google-cloud/aiplatform through the proxy', () => {
   });
 
   it('generateContent works for an allowed workload', async () => {
-    const [response] = await clientFor('ml', 'trainer').generateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ text: 'hello' }] }] });
+    const [response] = await clientFor('ml', 'trainer').generateContent({
+      model: MODEL,
+      contents: [{ role: 'user', parts: [{ text: 'hello' }] }],
+    });
     expect(response.candidates?.[0]?.content?.role).toBe('model');
   });
 
   it('a denied call surfaces as PERMISSION_DENIED the client can read', async () => {
     const error = await clientFor('web', 'frontend')
       .predict({ endpoint: ENDPOINT, instances: [{ numberValue: 1 }] })
-      .then(() => undefined, (e: unknown) => e as { code: number; message: string; reason?: string; domain?: string });
+      .then(
+        () => undefined,
+        (e: unknown) => e as { code: number; message: string; reason?: string; domain?: string },
+      );
     expect(error).toBeDefined();
     expect(error!.code).toBe(7); // google.rpc.Code.PERMISSION_DENIED
     expect(error!.message).toContain("Permission 'aiplatform.endpoints.predict' denied");
@@ -75,10 +87,21 @@ describe('@google-cloud/aiplatform through the proxy', () => {
   });
 
   it('a custom job is created, then deleted, and the delete operation is polled to completion (the /ui/ LRO bindings)', async () => {
-    const jobs = new v1.JobServiceClient({ apiEndpoint: '127.0.0.1', port: world.proxy.dataPort, fallback: true, protocol: 'http', authClient: authFor('ml', 'trainer') });
+    const jobs = new v1.JobServiceClient({
+      apiEndpoint: '127.0.0.1',
+      port: world.proxy.dataPort,
+      fallback: true,
+      protocol: 'http',
+      authClient: authFor('ml', 'trainer'),
+    });
     const [job] = await jobs.createCustomJob({
       parent: `projects/${PROJECT}/locations/${LOCATION}`,
-      customJob: { displayName: 'through-the-proxy', jobSpec: { workerPoolSpecs: [{ machineSpec: { machineType: 'n1-standard-4' }, replicaCount: 1, containerSpec: { imageUri: 'gcr.io/x/y' } }] } },
+      customJob: {
+        displayName: 'through-the-proxy',
+        jobSpec: {
+          workerPoolSpecs: [{ machineSpec: { machineType: 'n1-standard-4' }, replicaCount: 1, containerSpec: { imageUri: 'gcr.io/x/y' } }],
+        },
+      },
     });
     expect(job.name).toMatch(/\/customJobs\/\d+$/);
     // Vertex AI names the job by project number; the proxy authorizes it as the project id.
@@ -91,18 +114,29 @@ describe('@google-cloud/aiplatform through the proxy', () => {
     expect(polled.done).toBe(true);
     expect(world.vertex.requests.slice(before).map((r) => r.url.split('?')[0])).toEqual([`/ui/${operation.name}`]);
     // The audit line is written when the response closes: wait for the poll's.
-    await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'operations.get' && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer');
+    await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.operation === 'operations.get' && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer',
+    );
     const entries = world.proxy.audit().filter((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer');
-    expect(entries.map((e) => e.kubeVertexProxy.operation)).toEqual(expect.arrayContaining(['customJobs.create', 'customJobs.delete', 'operations.get']));
+    expect(entries.map((e) => e.kubeVertexProxy.operation)).toEqual(
+      expect.arrayContaining(['customJobs.create', 'customJobs.delete', 'operations.get']),
+    );
     const deleted = entries.find((e) => e.kubeVertexProxy.operation === 'customJobs.delete')!;
     expect(deleted.kubeVertexProxy.resource).toMatch(new RegExp(`^projects/${PROJECT}/locations/${LOCATION}/customJobs/\\d+$`));
   });
 
   it('a workload without the training grant cannot create a custom job', async () => {
-    const jobs = new v1.JobServiceClient({ apiEndpoint: '127.0.0.1', port: world.proxy.dataPort, fallback: true, protocol: 'http', authClient: authFor('ml', 'scorer') });
-    const error = await jobs
-      .createCustomJob({ parent: `projects/${PROJECT}/locations/${LOCATION}`, customJob: { displayName: 'x' } })
-      .then(() => undefined, (e: unknown) => e as { code: number });
+    const jobs = new v1.JobServiceClient({
+      apiEndpoint: '127.0.0.1',
+      port: world.proxy.dataPort,
+      fallback: true,
+      protocol: 'http',
+      authClient: authFor('ml', 'scorer'),
+    });
+    const error = await jobs.createCustomJob({ parent: `projects/${PROJECT}/locations/${LOCATION}`, customJob: { displayName: 'x' } }).then(
+      () => undefined,
+      (e: unknown) => e as { code: number },
+    );
     expect(error?.code).toBe(7);
   });
 });

@@ -13,7 +13,10 @@ const PREDICT = `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567
 
 let world: World;
 beforeAll(async () => {
-  world = await startWorld({ vertex: { recordBodies: true }, config: (defaults) => ({ ...defaults, attribution: { requestLabels: true, requestReason: true } }) });
+  world = await startWorld({
+    vertex: { recordBodies: true },
+    config: (defaults) => ({ ...defaults, attribution: { requestLabels: true, requestReason: true } }),
+  });
 });
 afterAll(async () => {
   await world?.close();
@@ -28,12 +31,18 @@ describe('attribution', () => {
       labels: { team: 'ranking', env: '' },
     };
     world.vertex.reset();
-    const response = await world.call(`${MODEL}:streamGenerateContent?alt=sse`, { body: JSON.stringify(body), token: world.token('ml', 'trainer') });
+    const response = await world.call(`${MODEL}:streamGenerateContent?alt=sse`, {
+      body: JSON.stringify(body),
+      token: world.token('ml', 'trainer'),
+    });
     expect(response.status).toBe(200);
     await response.text();
     const received = world.vertex.requests.find((r) => r.url.includes(':streamGenerateContent'));
     expect(received).toBeDefined();
-    expect(JSON.parse(received!.body!.toString())).toEqual({ ...body, labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' } });
+    expect(JSON.parse(received!.body!.toString())).toEqual({
+      ...body,
+      labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' },
+    });
     expect(Number(received!.headers['content-length'])).toBe(received!.body!.length);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
     expect(received!.headers['x-goog-request-reason']).toBe(entry.kubeVertexProxy.requestId);
@@ -41,7 +50,9 @@ describe('attribution', () => {
 
   it('refuses a caller-set kvp- label, forwarding nothing', async () => {
     world.vertex.reset();
-    const response = await world.call(`${MODEL}:generateContent`, { body: JSON.stringify({ contents: [], labels: { 'kvp-namespace': 'finance' } }) });
+    const response = await world.call(`${MODEL}:generateContent`, {
+      body: JSON.stringify({ contents: [], labels: { 'kvp-namespace': 'finance' } }),
+    });
     expect(response.status).toBe(400);
     const error = (await response.json()) as { error: { status: string; message: string } };
     expect(error.error.status).toBe('INVALID_ARGUMENT');
@@ -49,7 +60,7 @@ describe('attribution', () => {
     expect(world.vertex.requests).toHaveLength(0);
   });
 
-  it('leaves other methods\' bodies byte for byte, and a caller\'s own X-Goog-Request-Reason never goes up', async () => {
+  it("leaves other methods' bodies byte for byte, and a caller's own X-Goog-Request-Reason never goes up", async () => {
     world.vertex.reset();
     const text = '{"instances": [ {"labels": {"kvp-namespace": "x"}} ],\n "parameters": {}}';
     const response = await world.call(PREDICT, { body: text, headers: { 'x-goog-request-reason': 'forged' } });

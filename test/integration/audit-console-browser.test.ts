@@ -23,7 +23,13 @@ const ARTIFACTS = join(REPO_ROOT, 'test-artifacts', 'console');
 const RULES = [
   ...DEFAULT_RULES,
   { id: 'auditors', effect: 'allow', subjects: { serviceAccounts: ['compliance/*'] }, permissions: ['audit.read'], resources: ['audit/*'] },
-  { id: 'google-auditors', effect: 'allow', subjects: { googleEmails: ['alice@example.com'] }, permissions: ['audit.read'], resources: ['audit/*'] },
+  {
+    id: 'google-auditors',
+    effect: 'allow',
+    subjects: { googleEmails: ['alice@example.com'] },
+    permissions: ['audit.read'],
+    resources: ['audit/*'],
+  },
 ];
 
 let world: World;
@@ -44,7 +50,11 @@ beforeAll(async () => {
     config: (defaults) => ({
       ...defaults,
       policy: { rules: RULES },
-      audit: { durability: 'strict', sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }], console: { enabled: true, iapAudience: IAP_AUDIENCE, iapJwksUri: iap.jwksUri } },
+      audit: {
+        durability: 'strict',
+        sinks: [{ type: 'sqlite', path: join(dir, 'audit.db') }],
+        console: { enabled: true, iapAudience: IAP_AUDIENCE, iapJwksUri: iap.jwksUri },
+      },
     }),
   });
   // A trail with two namespaces, allowed and denied calls, and a second endpoint.
@@ -59,7 +69,15 @@ beforeAll(async () => {
   context = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
     viewport: { width: 1366, height: 800 },
     acceptDownloads: true,
   });
@@ -112,7 +130,9 @@ describe('audit console in Chromium', () => {
     // Export the current filter as CSV: a download, of exactly the rows the filter selects.
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV' }).click()]);
     expect(download.suggestedFilename()).toBe('audit-records.csv');
-    const csv = readFileSync((await download.path()) as string, 'utf8').trimEnd().split('\n');
+    const csv = readFileSync((await download.path()) as string, 'utf8')
+      .trimEnd()
+      .split('\n');
     expect(csv[0]).toMatch(/^time,requestId,traceId,principal,namespace,/);
     expect(csv.length - 1).toBe(principals.length);
     for (const line of csv.slice(1)) expect(line).toContain(',system:serviceaccount:ml:trainer,ml,trainer,');
@@ -121,7 +141,9 @@ describe('audit console in Chromium', () => {
     await page.locator('h1', { hasText: /^Record [0-9a-f-]+$/ }).waitFor();
     expect(page.url()).toMatch(/\/audit\/ui\/records\/[0-9a-f-]+\?at=\d+$/);
     expect(await page.locator('main').textContent()).toContain('ml-predict');
-    expect(await page.locator('dl.fields dt').allTextContents()).toEqual(expect.arrayContaining(['requestId', 'principal', 'namespace', 'permission', 'resource', 'decision', 'ruleId', 'policyVersion']));
+    expect(await page.locator('dl.fields dt').allTextContents()).toEqual(
+      expect.arrayContaining(['requestId', 'principal', 'namespace', 'permission', 'resource', 'decision', 'ruleId', 'policyVersion']),
+    );
     await shot(page, '04-record');
 
     // Back to the filtered list through history, then to the same principal's records.
@@ -137,7 +159,12 @@ describe('audit console in Chromium', () => {
     expect(await chart.locator('rect.bar-allow').count()).toBeGreaterThan(0);
     expect(await chart.locator('rect.bar-deny').count()).toBeGreaterThan(0);
     // The stylesheet applied (no CSP block): bars are drawn in the decision colours.
-    expect(await chart.locator('rect.bar-deny').first().evaluate((el) => (globalThis as unknown as { getComputedStyle(element: unknown): { fill: string } }).getComputedStyle(el).fill)).toBe('rgb(179, 38, 30)');
+    expect(
+      await chart
+        .locator('rect.bar-deny')
+        .first()
+        .evaluate((el) => (globalThis as unknown as { getComputedStyle(element: unknown): { fill: string } }).getComputedStyle(el).fill),
+    ).toBe('rgb(179, 38, 30)');
     const box = await chart.boundingBox();
     expect(box?.width).toBeGreaterThan(400);
     await shot(page, '05-summary');

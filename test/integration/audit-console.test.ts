@@ -19,7 +19,13 @@ import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, t
 const RULES = [
   ...DEFAULT_RULES,
   { id: 'auditors', effect: 'allow', subjects: { serviceAccounts: ['compliance/*'] }, permissions: ['audit.read'], resources: ['audit/*'] },
-  { id: 'google-auditors', effect: 'allow', subjects: { googleEmails: ['alice@example.com', 'audit-*@example.com'] }, permissions: ['audit.read'], resources: ['audit/*'] },
+  {
+    id: 'google-auditors',
+    effect: 'allow',
+    subjects: { googleEmails: ['alice@example.com', 'audit-*@example.com'] },
+    permissions: ['audit.read'],
+    resources: ['audit/*'],
+  },
 ];
 
 let world: World;
@@ -62,7 +68,11 @@ beforeAll(async () => {
     config: (defaults) => ({
       ...defaults,
       policy: { rules: RULES },
-      audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(dir, 'audit.db') }], console: { enabled: true, iapAudience: IAP_AUDIENCE, iapJwksUri: iap.jwksUri } },
+      audit: {
+        durability: 'strict',
+        sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(dir, 'audit.db') }],
+        console: { enabled: true, iapAudience: IAP_AUDIENCE, iapJwksUri: iap.jwksUri },
+      },
     }),
   });
   auditor = world.token('compliance', 'auditor');
@@ -135,7 +145,10 @@ describe('audit console: sign-in and page security', () => {
     expect(html).toContain('data-auth="iap"');
     expect(html).toContain('Signed in as <strong>alice@example.com</strong> (Google, through IAP)');
     expect(tableRows(html).length).toBeGreaterThan(0);
-    const wrong = await page('/audit/ui/', { token: null, iap: await iap.assertion('alice@example.com', { audience: '/projects/1/global/backendServices/2' }) });
+    const wrong = await page('/audit/ui/', {
+      token: null,
+      iap: await iap.assertion('alice@example.com', { audience: '/projects/1/global/backendServices/2' }),
+    });
     expect(wrong.status).toBe(401);
     expect(await wrong.text()).toContain('could not be verified');
     const expired = await page('/audit/ui/', { token: null, iap: await iap.assertion('alice@example.com', { expiresIn: -120 }) });
@@ -201,24 +214,39 @@ describe('audit console: views', () => {
     const html = await response.text();
     expect(html).toContain('decision must be &quot;allow&quot; or &quot;deny&quot;');
     expect(html).toContain('name="namespace" value="ml"');
-    expect((await (await page('/audit/ui/?serviceAccount=not-a-pair')).text())).toContain('service account must be NAMESPACE/NAME');
+    expect(await (await page('/audit/ui/?serviceAccount=not-a-pair')).text()).toContain('service account must be NAMESPACE/NAME');
   });
 
   it('record: every field, the rule that decided, and links to the same principal and resource', async () => {
-    const list = await (await page("/audit/ui/?namespace=web&permission=aiplatform.endpoints.predict")).text();
+    const list = await (await page('/audit/ui/?namespace=web&permission=aiplatform.endpoints.predict')).text();
     const href = /href="(\/audit\/ui\/records\/[^"]+)"/.exec(list)?.[1]?.replaceAll('&amp;', '&');
     expect(href).toBeDefined();
     const html = await (await page(href!)).text();
     const requestId = decodeURIComponent(/records\/([^?]+)/.exec(href!)?.[1] as string);
     expect(html).toContain(`<h1>Record ${requestId}</h1>`);
-    for (const field of ['requestId', 'principal', 'namespace', 'operation', 'permission', 'resource', 'decision', 'reason', 'policyVersion', 'status', 'latencyMs', 'clientIp']) {
+    for (const field of [
+      'requestId',
+      'principal',
+      'namespace',
+      'operation',
+      'permission',
+      'resource',
+      'decision',
+      'reason',
+      'policyVersion',
+      'status',
+      'latencyMs',
+      'clientIp',
+    ]) {
       expect(html).toContain(`<dt>${field}</dt>`);
     }
     expect(html).toContain('no rule matched, so the default deny applied');
     expect(html).toContain(`href="/audit/ui/?principal=${encodeURIComponent('system:serviceaccount:web:frontend')}"`);
     expect(html).toMatch(/href="\/audit\/ui\/\?resource=projects%2Fdemo-project%2F[^"]+">Same resource/);
 
-    const allowed = /href="(\/audit\/ui\/records\/[^"]+)"/.exec(await (await page('/audit/ui/?namespace=ml')).text())?.[1]?.replaceAll('&amp;', '&');
+    const allowed = /href="(\/audit\/ui\/records\/[^"]+)"/
+      .exec(await (await page('/audit/ui/?namespace=ml')).text())?.[1]
+      ?.replaceAll('&amp;', '&');
     const allowedHtml = await (await page(allowed!)).text();
     expect(allowedHtml).toContain('Rule <strong class="mono">ml-predict</strong> decided');
     expect(allowedHtml).toContain('&quot;id&quot;: &quot;ml-predict&quot;');
@@ -248,7 +276,10 @@ describe('audit console: views', () => {
   it('chain: no result yet, a verify button that needs the page (not a cross-site form), then the result', async () => {
     const before = await (await page('/audit/ui/chain')).text();
     expect(before).toContain('No verification has run on this replica');
-    const crossSite = await fetch(`${world.proxy.dataUrl}/audit/ui/chain/verify`, { method: 'POST', headers: { 'x-goog-iap-jwt-assertion': await iap.assertion('alice@example.com') } });
+    const crossSite = await fetch(`${world.proxy.dataUrl}/audit/ui/chain/verify`, {
+      method: 'POST',
+      headers: { 'x-goog-iap-jwt-assertion': await iap.assertion('alice@example.com') },
+    });
     expect(crossSite.status).toBe(403);
     expect(await crossSite.text()).toContain('only be started from the console page');
     const ran = await page('/audit/ui/chain/verify', { method: 'POST' });
@@ -257,15 +288,19 @@ describe('audit console: views', () => {
     expect(html).toMatch(/<strong>Chain intact\.<\/strong> \d+ entries from 1 writer checked \(the whole trail\)/);
     expect(html).toContain('by system:serviceaccount:compliance:auditor');
     expect(await (await page('/audit/ui/chain')).text()).toContain('Chain intact.');
-    const ranged = await (await page('/audit/ui/chain/verify?from=1h', { method: 'POST', iap: await iap.assertion('alice@example.com'), token: null })).text();
+    const ranged = await (
+      await page('/audit/ui/chain/verify?from=1h', { method: 'POST', iap: await iap.assertion('alice@example.com'), token: null })
+    ).text();
     expect(ranged).toMatch(/Chain intact\.<\/strong> \d+ entries .*entries written from <time/);
     expect(ranged).toContain('by alice@example.com');
   });
 });
 
 describe('audit console: exports', () => {
-  it('CSV and JSON lines of the current filter, equal to the query API\'s answer', async () => {
-    const api = (await (await world.call('/audit/v1/records?namespace=ml&permission=aiplatform.endpoints.predict&pageSize=1000', { token: auditor })).json()) as { records: StoredRecord[] };
+  it("CSV and JSON lines of the current filter, equal to the query API's answer", async () => {
+    const api = (await (
+      await world.call('/audit/v1/records?namespace=ml&permission=aiplatform.endpoints.predict&pageSize=1000', { token: auditor })
+    ).json()) as { records: StoredRecord[] };
     expect(api.records).toHaveLength(predictCount);
 
     const csv = await page('/audit/ui/export.csv?namespace=ml&permission=aiplatform.endpoints.predict');
@@ -276,9 +311,15 @@ describe('audit console: exports', () => {
     expect(lines[0]).toMatch(/^time,requestId,/);
     expect(lines.slice(1).map((l) => l.split(',')[1])).toEqual(api.records.map((r) => r.requestId));
 
-    const json = await page('/audit/ui/export.json?namespace=ml&permission=aiplatform.endpoints.predict', { token: null, iap: await iap.assertion('audit-bob@example.com') });
+    const json = await page('/audit/ui/export.json?namespace=ml&permission=aiplatform.endpoints.predict', {
+      token: null,
+      iap: await iap.assertion('audit-bob@example.com'),
+    });
     expect(json.headers.get('content-type')).toMatch(/^application\/x-ndjson/);
-    const records = (await json.text()).trimEnd().split('\n').map((l) => JSON.parse(l) as StoredRecord);
+    const records = (await json.text())
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StoredRecord);
     expect(records.map((r) => r.requestId)).toEqual(api.records.map((r) => r.requestId));
     expect(records[0]).toMatchObject({ principal: 'system:serviceaccount:ml:trainer', decision: 'allow' });
 
@@ -292,19 +333,40 @@ describe('audit console: every page view is audited', () => {
     await page('/audit/ui/summary', { token: null, iap: await iap.assertion('alice@example.com') });
     await page('/audit/ui/', { token: null, iap: await iap.assertion('mallory@example.com') });
     const views = await waitUntil(async () => {
-      const found = world.proxy.audit().map((e) => e.kubeVertexProxy).filter((r) => r.operation?.startsWith('audit.console.'));
+      const found = world.proxy
+        .audit()
+        .map((e) => e.kubeVertexProxy)
+        .filter((r) => r.operation?.startsWith('audit.console.'));
       const alice = found.find((r) => r.principal === 'alice@example.com' && r.operation === 'audit.console.summary');
       const mallory = found.find((r) => r.principal === 'mallory@example.com');
       return alice && mallory ? { found, alice, mallory } : undefined;
     }, 'the console page views in the audit trail');
-    expect(views.alice).toMatchObject({ decision: 'allow', ruleId: 'google-auditors', permission: 'audit.read', resource: 'audit/summary', status: 200, issuer: 'iap' });
-    expect(views.mallory).toMatchObject({ decision: 'deny', reason: 'no-matching-rule', errorCode: 'ERR_AUTHZ_DENIED', status: 403, operation: 'audit.console.records' });
-    const tokenView = views.found.find((r) => r.principal === 'system:serviceaccount:compliance:auditor' && r.operation === 'audit.console.records');
+    expect(views.alice).toMatchObject({
+      decision: 'allow',
+      ruleId: 'google-auditors',
+      permission: 'audit.read',
+      resource: 'audit/summary',
+      status: 200,
+      issuer: 'iap',
+    });
+    expect(views.mallory).toMatchObject({
+      decision: 'deny',
+      reason: 'no-matching-rule',
+      errorCode: 'ERR_AUTHZ_DENIED',
+      status: 403,
+      operation: 'audit.console.records',
+    });
+    const tokenView = views.found.find(
+      (r) => r.principal === 'system:serviceaccount:compliance:auditor' && r.operation === 'audit.console.records',
+    );
     expect(tokenView).toMatchObject({ decision: 'allow', ruleId: 'auditors', namespace: 'compliance' });
     expect(views.found.some((r) => r.operation === 'audit.console.export')).toBe(true);
     expect(views.found.some((r) => r.operation === 'audit.console.verify' && r.status === 200)).toBe(true);
     // The sign-in page holds no audit data: no policy question, no operation or permission claimed.
-    const signIn = world.proxy.audit().map((e) => e.kubeVertexProxy).find((r) => r.path === '/audit/ui/' && r.principal === undefined);
+    const signIn = world.proxy
+      .audit()
+      .map((e) => e.kubeVertexProxy)
+      .find((r) => r.path === '/audit/ui/' && r.principal === undefined);
     expect(signIn).toMatchObject({ decision: 'allow', reason: 'public-page', status: 200 });
     expect(signIn?.operation).toBeUndefined();
     expect(signIn?.permission).toBeUndefined();
@@ -349,7 +411,9 @@ describe('console off', () => {
       env: metadataEnv(world.metadata),
     });
     try {
-      const response = await fetch(`${proxy.dataUrl}/audit/ui/`, { headers: { authorization: `Bearer ${auditor}`, 'x-goog-iap-jwt-assertion': await iap.assertion('alice@example.com') } });
+      const response = await fetch(`${proxy.dataUrl}/audit/ui/`, {
+        headers: { authorization: `Bearer ${auditor}`, 'x-goog-iap-jwt-assertion': await iap.assertion('alice@example.com') },
+      });
       expect(response.status).toBe(404);
       expect(response.headers.get('content-type')).toMatch(/^application\/json/);
       expect(await response.text()).not.toContain('<html');

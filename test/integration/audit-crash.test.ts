@@ -30,7 +30,10 @@ describe('strict durability survives SIGKILL', () => {
     let config: Record<string, unknown> = {};
     world = await startWorld({
       config: (defaults) => {
-        config = { ...defaults, audit: { durability: 'strict', replicaId: 'crash-test', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: dbPath }] } };
+        config = {
+          ...defaults,
+          audit: { durability: 'strict', replicaId: 'crash-test', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: dbPath }] },
+        };
         return config;
       },
     });
@@ -63,12 +66,17 @@ describe('strict durability survives SIGKILL', () => {
     stop = true;
     await Promise.all(workers);
 
-    const received = w.vertex.requests.map((r) => /\/endpoints\/([0-9]+):predict/.exec(r.url)?.[1]).filter((id): id is string => id !== undefined);
+    const received = w.vertex.requests
+      .map((r) => /\/endpoints\/([0-9]+):predict/.exec(r.url)?.[1])
+      .filter((id): id is string => id !== undefined);
     expect(received.length).toBeGreaterThanOrEqual(300);
 
     restarted = await startProxyProcess({ config, env: metadataEnv(w.metadata) });
     const db = new DatabaseSync(dbPath, { readOnly: true });
-    const rows = db.prepare("SELECT resource, phase FROM audit_entries WHERE decision = 'allow'").all() as Array<{ resource: string; phase: string }>;
+    const rows = db.prepare("SELECT resource, phase FROM audit_entries WHERE decision = 'allow'").all() as Array<{
+      resource: string;
+      phase: string;
+    }>;
     db.close();
     const recorded = new Set(rows.map((r) => /\/endpoints\/([0-9]+)$/.exec(r.resource)?.[1]));
     const missing = received.filter((id) => !recorded.has(id));
@@ -80,7 +88,11 @@ describe('strict durability survives SIGKILL', () => {
     expect(finals).toBeLessThanOrEqual(decisions);
 
     // The chain is intact through the crash and continues after the restart.
-    const after = await fetch(`${restarted.dataUrl}${endpointPath(999_999)}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{}' });
+    const after = await fetch(`${restarted.dataUrl}${endpointPath(999_999)}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
     expect(after.status).toBe(200);
     await after.arrayBuffer();
     await restarted.waitForAudit((e) => e.kubeVertexProxy.resource?.endsWith('/999999') === true);
@@ -99,15 +111,33 @@ describe('strict durability survives SIGKILL', () => {
 
     // The cut-off requests are on the open list, and a query shows each of them once, as incomplete.
     const final = new DatabaseSync(dbPath, { readOnly: true });
-    const cutOff = (final.prepare("SELECT request_id FROM audit_entries d WHERE phase = 'decision' AND NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = d.request_id AND f.phase = 'final')").all() as Array<{ request_id: string }>).map((r) => r.request_id).sort();
-    const listed = (final.prepare('SELECT request_id FROM audit_entries_open').all() as Array<{ request_id: string }>).map((r) => r.request_id).sort();
+    const cutOff = (
+      final
+        .prepare(
+          "SELECT request_id FROM audit_entries d WHERE phase = 'decision' AND NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = d.request_id AND f.phase = 'final')",
+        )
+        .all() as Array<{ request_id: string }>
+    )
+      .map((r) => r.request_id)
+      .sort();
+    const listed = (final.prepare('SELECT request_id FROM audit_entries_open').all() as Array<{ request_id: string }>)
+      .map((r) => r.request_id)
+      .sort();
     final.close();
     // (Nearly always some; how many depends on where the kill landed, and none is possible: the store tests cover the open list deterministically.)
     expect(listed).toEqual(cutOff);
     const query = await runCli(['audit', 'query', '--config', configPath, '--decision', 'allow', '--format', 'json']);
     expect(query.code).toBe(0);
-    const records = query.stdout.trim().split('\n').map((line) => JSON.parse(line) as { requestId: string; complete: boolean });
-    expect(records.filter((r) => !r.complete).map((r) => r.requestId).sort()).toEqual(cutOff);
+    const records = query.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { requestId: string; complete: boolean });
+    expect(
+      records
+        .filter((r) => !r.complete)
+        .map((r) => r.requestId)
+        .sort(),
+    ).toEqual(cutOff);
     expect(new Set(records.map((r) => r.requestId)).size).toBe(records.length);
     // Two proxy processes, 300+ requests and three CLI runs: ~15 s alone, more on a loaded machine.
   }, 90_000);

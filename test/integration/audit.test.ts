@@ -26,7 +26,11 @@ const RULES = [
 
 function readSqlite(path: string): StoredRecord[] {
   const db = new DatabaseSync(path, { readOnly: true });
-  const rows = db.prepare("SELECT record, phase FROM audit_entries WHERE phase = 'final' OR NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = audit_entries.request_id AND f.phase = 'final')").all() as Array<{ record: string; phase: string }>;
+  const rows = db
+    .prepare(
+      "SELECT record, phase FROM audit_entries WHERE phase = 'final' OR NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = audit_entries.request_id AND f.phase = 'final')",
+    )
+    .all() as Array<{ record: string; phase: string }>;
   db.close();
   return rows.map((r) => ({ ...(JSON.parse(r.record) as StoredRecord), complete: r.phase === 'final' }));
 }
@@ -64,7 +68,15 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
       config: (defaults) => ({
         ...defaults,
         policy: { rules: RULES },
-        audit: { durability: 'strict', replicaId: 'it-a', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: dbPath }, { type: 'postgres', urlFile: join(dir, 'pg-url'), table: 'it_records' }] },
+        audit: {
+          durability: 'strict',
+          replicaId: 'it-a',
+          sinks: [
+            { type: 'stdout' },
+            { type: 'sqlite', path: dbPath },
+            { type: 'postgres', urlFile: join(dir, 'pg-url'), table: 'it_records' },
+          ],
+        },
       }),
     });
   });
@@ -82,7 +94,11 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     const allowToken = world.token('ml', 'trainer');
     const denyToken = world.token('web', 'frontend');
     tokens.push(allowToken, denyToken);
-    const ok = await world.call(PREDICT_PATH, { token: allowToken, body: '{"instances":[{"secret-body-marker":1}]}', headers: { 'user-agent': 'audit-test/1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } });
+    const ok = await world.call(PREDICT_PATH, {
+      token: allowToken,
+      body: '{"instances":[{"secret-body-marker":1}]}',
+      headers: { 'user-agent': 'audit-test/1', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+    });
     expect(ok.status).toBe(200);
     await ok.text();
     const denied = await world.call(PREDICT_PATH, { token: denyToken, body: '{}' });
@@ -95,7 +111,10 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     const unauth = await world.call(PREDICT_PATH, { token: `${allowToken.slice(0, -4)}AAAA`, body: '{}' });
     expect(unauth.status).toBe(401);
     await unauth.text();
-    const job = await world.call(JOBS_PATH, { token: allowToken, body: JSON.stringify({ displayName: 'train', jobSpec: { workerPoolSpecs: [] } }) });
+    const job = await world.call(JOBS_PATH, {
+      token: allowToken,
+      body: JSON.stringify({ displayName: 'train', jobSpec: { workerPoolSpecs: [] } }),
+    });
     expect(job.status).toBe(200);
     const created = (await job.json()) as { name: string };
 
@@ -103,7 +122,8 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
       const audit = world.proxy.audit();
       return audit.length >= 5 ? audit : undefined;
     }, 'five audit lines');
-    allowedId = entries.find((e) => e.kubeVertexProxy.status === 200 && e.kubeVertexProxy.operation === 'endpoints.predict')!.kubeVertexProxy.requestId;
+    allowedId = entries.find((e) => e.kubeVertexProxy.status === 200 && e.kubeVertexProxy.operation === 'endpoints.predict')!
+      .kubeVertexProxy.requestId;
     deniedId = entries.find((e) => e.kubeVertexProxy.status === 403)!.kubeVertexProxy.requestId;
     failedId = entries.find((e) => e.kubeVertexProxy.status === 500)!.kubeVertexProxy.requestId;
     unauthId = entries.find((e) => e.kubeVertexProxy.status === 401)!.kubeVertexProxy.requestId;
@@ -145,12 +165,16 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     await client.connect();
     try {
       const row = await waitUntil(async () => {
-        const { rows } = await client.query<{ record: string }>("SELECT record FROM it_records WHERE request_id = $1 AND phase = 'final'", [allowedId]);
+        const { rows } = await client.query<{ record: string }>("SELECT record FROM it_records WHERE request_id = $1 AND phase = 'final'", [
+          allowedId,
+        ]);
         return rows[0];
       }, 'the postgres record');
       expect(JSON.parse(row.record)).toEqual(JSON.parse(JSON.stringify(fromSqlite, (k, v: unknown) => (k === 'complete' ? undefined : v))));
       // Strict mode: the decision entry came first, in both stores.
-      const { rows } = await client.query<{ phase: string }>('SELECT phase FROM it_records WHERE request_id = $1 ORDER BY seq', [allowedId]);
+      const { rows } = await client.query<{ phase: string }>('SELECT phase FROM it_records WHERE request_id = $1 ORDER BY seq', [
+        allowedId,
+      ]);
       expect(rows.map((r) => r.phase)).toEqual(['decision', 'final']);
     } finally {
       await client.end();
@@ -158,14 +182,26 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
   });
 
   it('writes each fact once on stdout (compact, the default), and the line carries the stored record but the fields left to the store', async () => {
-    const line = world.proxy.stdoutText().split('\n').find((l) => l.includes(allowedId) && l.includes('"kubeVertexProxy"'))!;
+    const line = world.proxy
+      .stdoutText()
+      .split('\n')
+      .find((l) => l.includes(allowedId) && l.includes('"kubeVertexProxy"'))!;
     const raw = JSON.parse(line) as Record<string, unknown>;
     // The principal and the resource once each (the full line has them four and three times).
     expect(line.split('system:serviceaccount:ml:trainer').length - 1).toBe(1);
     // The resource once as a field (the request path, in httpRequest, contains it too).
     expect(JSON.stringify(raw.kubeVertexProxy).split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(1);
     expect(line.split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(2);
-    expect(Object.keys(raw).sort()).toEqual(['httpRequest', 'kubeVertexProxy', 'logging.googleapis.com/labels', 'logging.googleapis.com/spanId', 'logging.googleapis.com/trace', 'logging.googleapis.com/trace_sampled', 'severity', 'time']);
+    expect(Object.keys(raw).sort()).toEqual([
+      'httpRequest',
+      'kubeVertexProxy',
+      'logging.googleapis.com/labels',
+      'logging.googleapis.com/spanId',
+      'logging.googleapis.com/trace',
+      'logging.googleapis.com/trace_sampled',
+      'severity',
+      'time',
+    ]);
     const stored = await waitUntil(() => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete), 'the sqlite record');
     const { complete: _complete, ...record } = stored;
     const expected: Record<string, unknown> = { ...record };
@@ -183,7 +219,14 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
       return found.every((r) => r !== undefined) ? (found as StoredRecord[]) : undefined;
     }, 'three records');
     const [denied, failed, unauth] = records as [StoredRecord, StoredRecord, StoredRecord];
-    expect(denied).toMatchObject({ decision: 'deny', status: 403, reason: 'no-matching-rule', errorCode: 'ERR_AUTHZ_DENIED', principal: 'system:serviceaccount:web:frontend', permission: 'aiplatform.endpoints.predict' });
+    expect(denied).toMatchObject({
+      decision: 'deny',
+      status: 403,
+      reason: 'no-matching-rule',
+      errorCode: 'ERR_AUTHZ_DENIED',
+      principal: 'system:serviceaccount:web:frontend',
+      permission: 'aiplatform.endpoints.predict',
+    });
     expect(denied.upstreamStatus).toBeUndefined();
     expect(failed).toMatchObject({ decision: 'allow', ruleId: 'ml-predict', status: 500, upstreamStatus: 500 });
     expect(unauth).toMatchObject({ decision: 'deny', status: 401, errorCode: 'ERR_AUTHN_INVALID_TOKEN' });
@@ -199,10 +242,11 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
   it('never writes a token or a body into any sink', async () => {
     await world.proxy.waitForAudit((e) => e.kubeVertexProxy.requestId === jobId);
     const sinks: Array<[string, string]> = [['stdout', world.proxy.stdoutText()]];
-    for (const suffix of ['', '-wal']) if (existsSync(`${dbPath}${suffix}`)) sinks.push([`sqlite${suffix}`, readFileSync(`${dbPath}${suffix}`).toString('latin1')]);
+    for (const suffix of ['', '-wal'])
+      if (existsSync(`${dbPath}${suffix}`)) sinks.push([`sqlite${suffix}`, readFileSync(`${dbPath}${suffix}`).toString('latin1')]);
     const client = new pg.Client({ connectionString: postgres.url });
     await client.connect();
-    const { rows } = await client.query<{ dump: string }>('SELECT string_agg(t::text, E\'\\n\') AS dump FROM it_records t');
+    const { rows } = await client.query<{ dump: string }>("SELECT string_agg(t::text, E'\\n') AS dump FROM it_records t");
     await client.end();
     sinks.push(['postgres', rows[0]?.dump ?? '']);
     for (const [name, text] of sinks) {
@@ -217,32 +261,61 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
 
   it('answers GET /audit/v1/records only with an audit.read grant, and audits the query itself', async () => {
     const auditor = world.token('compliance', 'auditor');
-    const refused = await world.call(`/audit/v1/records?principal=system:serviceaccount:ml:trainer`, { token: world.token('ml', 'trainer') });
+    const refused = await world.call(`/audit/v1/records?principal=system:serviceaccount:ml:trainer`, {
+      token: world.token('ml', 'trainer'),
+    });
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
     const noToken = await world.call('/audit/v1/records', { token: null });
     expect(noToken.status).toBe(401);
     await noToken.text();
 
-    const response = await world.call(`/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1`, { token: auditor });
+    const response = await world.call(
+      `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1`,
+      { token: auditor },
+    );
     expect(response.status).toBe(200);
     const page = (await response.json()) as { records: StoredRecord[]; nextPageToken?: string };
     expect(page.records).toHaveLength(1);
     expect(page.nextPageToken).toBeDefined();
-    const next = (await (await world.call(`/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1&pageToken=${page.nextPageToken}`, { token: auditor })).json()) as { records: StoredRecord[] };
+    const next = (await (
+      await world.call(
+        `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1&pageToken=${page.nextPageToken}`,
+        { token: auditor },
+      )
+    ).json()) as { records: StoredRecord[] };
     expect(next.records).toHaveLength(1);
     expect(new Set([page.records[0]!.requestId, next.records[0]!.requestId])).toEqual(new Set([allowedId, failedId]));
 
-    const summary = (await (await world.call('/audit/v1/summary?from=1h', { token: auditor })).json()) as { rows: Array<{ principal: string; permission: string; decision: string; count: number }> };
-    expect(summary.rows).toContainEqual({ principal: 'system:serviceaccount:web:frontend', permission: 'aiplatform.endpoints.predict', decision: 'deny', count: 1 });
+    const summary = (await (await world.call('/audit/v1/summary?from=1h', { token: auditor })).json()) as {
+      rows: Array<{ principal: string; permission: string; decision: string; count: number }>;
+    };
+    expect(summary.rows).toContainEqual({
+      principal: 'system:serviceaccount:web:frontend',
+      permission: 'aiplatform.endpoints.predict',
+      decision: 'deny',
+      count: 1,
+    });
 
     const bad = await world.call('/audit/v1/records?decision=maybe', { token: auditor });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: { details: Array<{ metadata?: { code: string } }> } }).error.details[0]?.metadata?.code).toBe('ERR_AUDIT_INVALID_QUERY');
+    expect(((await bad.json()) as { error: { details: Array<{ metadata?: { code: string } }> } }).error.details[0]?.metadata?.code).toBe(
+      'ERR_AUDIT_INVALID_QUERY',
+    );
 
-    const own = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'audit.records.list' && e.kubeVertexProxy.decision === 'allow');
-    expect(own.kubeVertexProxy).toMatchObject({ principal: 'system:serviceaccount:compliance:auditor', permission: 'audit.read', resource: 'audit/records', ruleId: 'auditors', status: 200 });
-    const deniedQuery = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'audit.records.list' && e.kubeVertexProxy.decision === 'deny');
+    const own = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.operation === 'audit.records.list' && e.kubeVertexProxy.decision === 'allow',
+    );
+    expect(own.kubeVertexProxy).toMatchObject({
+      principal: 'system:serviceaccount:compliance:auditor',
+      permission: 'audit.read',
+      resource: 'audit/records',
+      ruleId: 'auditors',
+      status: 200,
+    });
+    const deniedQuery = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.operation === 'audit.records.list' && e.kubeVertexProxy.decision === 'deny',
+    );
     expect(deniedQuery.kubeVertexProxy).toMatchObject({ principal: 'system:serviceaccount:ml:trainer', status: 403 });
   });
 
@@ -255,21 +328,51 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     });
     const json = await runCli(['audit', 'query', '--config', configPath, '--decision', 'deny', '--format', 'json', '--namespace', 'web']);
     expect(json.code).toBe(0);
-    const lines = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as StoredRecord);
+    const lines = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as StoredRecord);
     expect(lines.map((r) => r.requestId)).toEqual([deniedId]);
     const csv = await runCli(['audit', 'query', '--config', configPath, '--format', 'csv', '--permission', 'aiplatform.customJobs.create']);
     expect(csv.stdout.split('\n')[0]).toMatch(/^time,requestId,/);
     expect(csv.stdout).toContain(jobId);
-    const table = await runCli(['audit', 'query', '--config', configPath, '--since', '1h', '--principal', 'system:serviceaccount:web:frontend']);
+    const table = await runCli([
+      'audit',
+      'query',
+      '--config',
+      configPath,
+      '--since',
+      '1h',
+      '--principal',
+      'system:serviceaccount:web:frontend',
+    ]);
     expect(table.stdout).toMatch(/^TIME\s+DECISION\s+STATUS\s+PRINCIPAL/);
     expect(table.stdout).toContain('no-matching-rule');
 
     // The same question to a running proxy, with an auditor's token.
     const tokenFile = join(dir, 'auditor.token');
     writeFileSync(tokenFile, world.token('compliance', 'auditor'));
-    const remote = await runCli(['audit', 'query', '--proxy', world.proxy.dataUrl, '--token-file', tokenFile, '--decision', 'deny', '--namespace', 'web', '--format', 'json']);
+    const remote = await runCli([
+      'audit',
+      'query',
+      '--proxy',
+      world.proxy.dataUrl,
+      '--token-file',
+      tokenFile,
+      '--decision',
+      'deny',
+      '--namespace',
+      'web',
+      '--format',
+      'json',
+    ]);
     expect(remote.code).toBe(0);
-    expect(remote.stdout.trim().split('\n').map((l) => (JSON.parse(l) as StoredRecord).requestId)).toEqual([deniedId]);
+    expect(
+      remote.stdout
+        .trim()
+        .split('\n')
+        .map((l) => (JSON.parse(l) as StoredRecord).requestId),
+    ).toEqual([deniedId]);
     const summary = await runCli(['audit', 'summary', '--proxy', world.proxy.dataUrl, '--token-file', tokenFile, '--format', 'csv']);
     expect(summary.stdout).toContain('system:serviceaccount:web:frontend,aiplatform.endpoints.predict,deny,1');
 
@@ -279,7 +382,9 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
 
     const db = new DatabaseSync(dbPath);
     const target = db.prepare('SELECT seq FROM audit_entries WHERE request_id = ? AND phase = ?').get(deniedId, 'final') as { seq: number };
-    db.prepare("UPDATE audit_entries SET record = replace(record, '\"status\":403', '\"status\":200') WHERE request_id = ? AND phase = 'final'").run(deniedId);
+    db.prepare(
+      "UPDATE audit_entries SET record = replace(record, '\"status\":403', '\"status\":200') WHERE request_id = ? AND phase = 'final'",
+    ).run(deniedId);
     db.close();
     const broken = await runCli(['audit', 'verify', '--config', configPath]);
     expect(broken.code).toBe(1);
@@ -292,7 +397,10 @@ describe('strict mode when the store is down', () => {
   it('refuses with 503 UNAVAILABLE and forwards nothing; recovers when the store is back', async () => {
     const down = await startTestPostgres({ fsync: false });
     const world = await startWorld({
-      config: (defaults) => ({ ...defaults, audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'postgres', url: down.url }] } }),
+      config: (defaults) => ({
+        ...defaults,
+        audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'postgres', url: down.url }] },
+      }),
     });
     try {
       expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
@@ -300,7 +408,9 @@ describe('strict mode when the store is down', () => {
       world.vertex.reset();
       const refused = await world.call(PREDICT_PATH, { body: '{}' });
       expect(refused.status).toBe(503);
-      const body = (await refused.json()) as { error: { status: string; message: string; details: Array<{ metadata?: { code: string } }> } };
+      const body = (await refused.json()) as {
+        error: { status: string; message: string; details: Array<{ metadata?: { code: string } }> };
+      };
       expect(body.error.status).toBe('UNAVAILABLE');
       expect(body.error.details[0]?.metadata?.code).toBe('ERR_AUDIT_UNAVAILABLE');
       expect(world.vertex.requests).toEqual([]);
@@ -313,7 +423,10 @@ describe('strict mode when the store is down', () => {
 
       await down.start();
       // Readiness comes back by itself: a pod out of its Service gets no traffic to prove the store is back.
-      await waitUntil(async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 200 ? true : undefined), 'readiness after the store is back');
+      await waitUntil(
+        async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 200 ? true : undefined),
+        'readiness after the store is back',
+      );
       expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
       expect(world.vertex.requests).toHaveLength(1);
     } finally {
@@ -331,7 +444,12 @@ describe('audit.stdout.format: full', () => {
     try {
       expect((await world.call(PREDICT_PATH, { token: world.token('ml', 'trainer'), body: '{}' })).status).toBe(200);
       const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'endpoints.predict');
-      const raw = JSON.parse(world.proxy.stdoutText().split('\n').find((l) => l.includes(entry.kubeVertexProxy.requestId))!) as Record<string, unknown>;
+      const raw = JSON.parse(
+        world.proxy
+          .stdoutText()
+          .split('\n')
+          .find((l) => l.includes(entry.kubeVertexProxy.requestId))!,
+      ) as Record<string, unknown>;
       expect(raw).toMatchObject({
         '@type': 'type.googleapis.com/google.cloud.audit.AuditLog',
         serviceName: 'aiplatform.googleapis.com',

@@ -32,11 +32,32 @@ const baseClaims = () => ({
 describe('tokens the proxy refuses with 401', () => {
   const cases: Array<[string, () => string, string]> = [
     ['an expired token', () => world.token('ml', 'trainer', { iat: now() - 7200, expiresIn: 3600 }), 'token-expired'],
-    ['a token from a foreign issuer', () => foreign.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'untrusted-issuer'],
-    ['a token for another audience', () => world.token('ml', 'trainer', { audience: 'https://kubernetes.default.svc.cluster.local' }), 'wrong-audience'],
+    [
+      'a token from a foreign issuer',
+      () => foreign.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }),
+      'untrusted-issuer',
+    ],
+    [
+      'a token for another audience',
+      () => world.token('ml', 'trainer', { audience: 'https://kubernetes.default.svc.cluster.local' }),
+      'wrong-audience',
+    ],
     ['an alg:none token', () => world.issuer.signRaw({ alg: 'none' }, baseClaims(), null), 'algorithm-not-allowed'],
-    ['an HS256 token keyed with the public JWK', () => world.issuer.signRaw({ alg: 'HS256', kid: world.issuer.currentKey.kid }, baseClaims(), new TextEncoder().encode(JSON.stringify(world.issuer.currentKey.jwk))), 'algorithm-not-allowed'],
-    ['a token signed by an unpublished key', () => world.issuer.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }), 'bad-signature'],
+    [
+      'an HS256 token keyed with the public JWK',
+      () =>
+        world.issuer.signRaw(
+          { alg: 'HS256', kid: world.issuer.currentKey.kid },
+          baseClaims(),
+          new TextEncoder().encode(JSON.stringify(world.issuer.currentKey.jwk)),
+        ),
+      'algorithm-not-allowed',
+    ],
+    [
+      'a token signed by an unpublished key',
+      () => world.issuer.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }),
+      'bad-signature',
+    ],
   ];
 
   it.each(cases)('%s', async (_title, make, reason) => {

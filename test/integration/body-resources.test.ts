@@ -101,7 +101,10 @@ describe('resources named in the body', () => {
 
   it('a body field that is not a resource name of the expected kind is a 400', async () => {
     world.vertex.reset();
-    const response = await world.call(`/v1/${LOC}/endpoints/42:deployModel`, { method: 'POST', body: '{"deployedModel":{"model":"../../../x"}}' });
+    const response = await world.call(`/v1/${LOC}/endpoints/42:deployModel`, {
+      method: 'POST',
+      body: '{"deployedModel":{"model":"../../../x"}}',
+    });
     expect(response.status).toBe(400);
     const { error } = (await response.json()) as { error: { message: string; details: Array<Record<string, unknown>> } };
     expect(error.message).toContain('"deployedModel.model"');
@@ -110,7 +113,11 @@ describe('resources named in the body', () => {
   });
 
   it('the refusal is in the audit record as a deny for the body resource', async () => {
-    const response = await world.call(`/v1/${LOC}/batchPredictionJobs`, { method: 'POST', token: world.token('ml', 'auditee'), body: `{"model":"${LOC}/models/unapproved"}` });
+    const response = await world.call(`/v1/${LOC}/batchPredictionJobs`, {
+      method: 'POST',
+      token: world.token('ml', 'auditee'),
+      body: `{"model":"${LOC}/models/unapproved"}`,
+    });
     expect(response.status).toBe(403);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:auditee');
     expect(entry.kubeVertexProxy).toMatchObject({ decision: 'deny', reason: 'body-resource-denied', status: 403 });

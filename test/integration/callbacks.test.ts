@@ -39,11 +39,27 @@ beforeAll(async () => {
     config: (defaults) => {
       config = {
         ...defaults,
-        issuers: [...(defaults.issuers as object[]), { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE, REPORTS_AUDIENCE] }],
+        issuers: [
+          ...(defaults.issuers as object[]),
+          { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE, REPORTS_AUDIENCE] },
+        ],
         callbacks: {
           routes: [
-            { prefix: '/callbacks/training', upstream: backend.url, callers: [SERVICE_AGENT, '*@demo-project.iam.gserviceaccount.com'], methods: ['POST', 'GET'], bodyLimit: '1KiB' },
-            { prefix: '/callbacks/training/batch', upstream: `${backend.url}/base`, rewritePrefix: '/batch-results', callers: [PIPELINES], methods: ['POST', 'PUT'], audience: 'batch-backend' },
+            {
+              prefix: '/callbacks/training',
+              upstream: backend.url,
+              callers: [SERVICE_AGENT, '*@demo-project.iam.gserviceaccount.com'],
+              methods: ['POST', 'GET'],
+              bodyLimit: '1KiB',
+            },
+            {
+              prefix: '/callbacks/training/batch',
+              upstream: `${backend.url}/base`,
+              rewritePrefix: '/batch-results',
+              callers: [PIPELINES],
+              methods: ['POST', 'PUT'],
+              audience: 'batch-backend',
+            },
             { prefix: '/callbacks/slow', upstream: backend.url, rewritePrefix: '/slow', callers: [SERVICE_AGENT], timeout: '1s' },
             { prefix: '/callbacks/unreachable', upstream: `http://127.0.0.1:${unreachable}`, callers: [SERVICE_AGENT] },
             { prefix: '/callbacks/reports', upstream: backend.url, callers: [SERVICE_AGENT], tokenAudiences: [REPORTS_AUDIENCE] },
@@ -53,7 +69,11 @@ beforeAll(async () => {
       return config;
     },
   });
-  backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: ['/callbacks/training', '/callbacks/slow', '/callbacks/reports'].map((p) => `${backend.url}${p}`).concat('batch-backend') });
+  backend.trust({
+    jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`,
+    issuer: 'kube-vertex-proxy',
+    audience: ['/callbacks/training', '/callbacks/slow', '/callbacks/reports'].map((p) => `${backend.url}${p}`).concat('batch-backend'),
+  });
 });
 afterAll(async () => {
   if (process.env.KVP_DEBUG === '1') process.stderr.write(`${world?.proxy.stderrText()}\n${world?.proxy.stdoutText().slice(-5000)}\n`);
@@ -153,7 +173,10 @@ describe('an allowed callback', () => {
   ])('%s reaches the backend byte for byte', async (_label, size, contentType) => {
     const payload = JSON.stringify({ blob: 'y'.repeat(size) });
     // node:http directly: the world's helpers add a content type.
-    const headers: Record<string, string> = { authorization: `Bearer ${googleToken(PIPELINES)}`, ...(contentType === undefined ? {} : { 'content-type': contentType }) };
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${googleToken(PIPELINES)}`,
+      ...(contentType === undefined ? {} : { 'content-type': contentType }),
+    };
     const response = await rawRequest(world.proxy.dataUrl, 'PUT', '/callbacks/training/batch/9', headers, payload);
     expect(response.status).toBe(200);
     const received = backend.requests.at(-1)!;
@@ -161,8 +184,12 @@ describe('an allowed callback', () => {
     expect(received.headers['content-type']).toBe(contentType);
   });
 
-  it('the backend refuses an assertion that is not the proxy\'s (forged header, no proxy in between)', async () => {
-    const response = await fetch(`${backend.url}/callbacks/training/x`, { method: 'POST', headers: { 'x-kvp-assertion': googleToken(SERVICE_AGENT) }, body: '{}' });
+  it("the backend refuses an assertion that is not the proxy's (forged header, no proxy in between)", async () => {
+    const response = await fetch(`${backend.url}/callbacks/training/x`, {
+      method: 'POST',
+      headers: { 'x-kvp-assertion': googleToken(SERVICE_AGENT) },
+      body: '{}',
+    });
     expect(response.status).toBe(401);
   });
 
@@ -171,7 +198,9 @@ describe('an allowed callback', () => {
     expect(jwks.status).toBe(200);
     expect(jwks.headers.get('content-type')).toContain('application/jwk-set+json');
     const body = (await jwks.json()) as { keys: Array<Record<string, string>> };
-    expect(body.keys).toEqual([{ kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String), kid: expect.any(String), alg: 'ES256', use: 'sig' }]);
+    expect(body.keys).toEqual([
+      { kty: 'EC', crv: 'P-256', x: expect.any(String), y: expect.any(String), kid: expect.any(String), alg: 'ES256', use: 'sig' },
+    ]);
     const onDataPort = await world.raw('GET', '/.well-known/jwks.json', { token: null });
     expect(onDataPort.status).toBe(401);
   });
@@ -179,7 +208,13 @@ describe('an allowed callback', () => {
 
 describe('refused callbacks', () => {
   /** `decision` is the authorization verdict: a request refused after it (413, 502, 504) was allowed by its route. */
-  async function expectRefused(response: Response, status: number, code: string, reason: string, decision: 'allow' | 'deny' = 'deny'): Promise<AuditEntry> {
+  async function expectRefused(
+    response: Response,
+    status: number,
+    code: string,
+    reason: string,
+    decision: 'allow' | 'deny' = 'deny',
+  ): Promise<AuditEntry> {
     expect(response.status).toBe(status);
     const requestId = await requestIdOf(response.clone());
     const body = (await response.json()) as { error: { code: number; details: Array<{ metadata?: { code?: string } }> } };
@@ -191,11 +226,41 @@ describe('refused callbacks', () => {
   }
 
   it.each([
-    ['a token for another audience', () => google.mintGoogleIdToken({ email: SERVICE_AGENT, audience: 'https://elsewhere.example.com' }), 401, 'ERR_AUTHN_INVALID_TOKEN', 'wrong-audience'],
-    ['an unverified email', () => googleToken(SERVICE_AGENT, { emailVerified: false }), 401, 'ERR_IDENTITY_INVALID_CLAIMS', 'email-not-verified'],
-    ['a token signed by an unpublished key', () => google.mintWithForeignKey({ email: SERVICE_AGENT, audience: CALLBACK_AUDIENCE }), 401, 'ERR_AUTHN_INVALID_TOKEN', 'bad-signature'],
-    ['an unlisted service account', () => googleToken('intruder@other-project.iam.gserviceaccount.com'), 403, 'ERR_AUTHZ_DENIED', 'caller-not-allowed'],
-    ['a look-alike of the allowed pattern', () => googleToken('service-1@gcp-sa-aiplatform-cc.iam.gserviceaccount.com'), 403, 'ERR_AUTHZ_DENIED', 'caller-not-allowed'],
+    [
+      'a token for another audience',
+      () => google.mintGoogleIdToken({ email: SERVICE_AGENT, audience: 'https://elsewhere.example.com' }),
+      401,
+      'ERR_AUTHN_INVALID_TOKEN',
+      'wrong-audience',
+    ],
+    [
+      'an unverified email',
+      () => googleToken(SERVICE_AGENT, { emailVerified: false }),
+      401,
+      'ERR_IDENTITY_INVALID_CLAIMS',
+      'email-not-verified',
+    ],
+    [
+      'a token signed by an unpublished key',
+      () => google.mintWithForeignKey({ email: SERVICE_AGENT, audience: CALLBACK_AUDIENCE }),
+      401,
+      'ERR_AUTHN_INVALID_TOKEN',
+      'bad-signature',
+    ],
+    [
+      'an unlisted service account',
+      () => googleToken('intruder@other-project.iam.gserviceaccount.com'),
+      403,
+      'ERR_AUTHZ_DENIED',
+      'caller-not-allowed',
+    ],
+    [
+      'a look-alike of the allowed pattern',
+      () => googleToken('service-1@gcp-sa-aiplatform-cc.iam.gserviceaccount.com'),
+      403,
+      'ERR_AUTHZ_DENIED',
+      'caller-not-allowed',
+    ],
     ['a Kubernetes service-account token', () => world.token('ml', 'trainer'), 401, 'ERR_AUTHN_UNTRUSTED_ISSUER', 'wrong-token-kind'],
   ])('%s is refused (%i) with an audit record, and nothing reaches the backend', async (_what, token, status, code, reason) => {
     const before = backend.requests.length;
@@ -211,7 +276,10 @@ describe('refused callbacks', () => {
     const entry = await expectRefused(foreign, 401, 'ERR_AUTHN_INVALID_TOKEN', 'wrong-audience');
     expect(entry.kubeVertexProxy.route).toBe('/callbacks/reports');
     expect(backend.requests.length).toBe(before);
-    const own = await world.call('/callbacks/reports/daily', { token: googleToken(SERVICE_AGENT, { audience: REPORTS_AUDIENCE }), body: '{}' });
+    const own = await world.call('/callbacks/reports/daily', {
+      token: googleToken(SERVICE_AGENT, { audience: REPORTS_AUDIENCE }),
+      body: '{}',
+    });
     expect(own.status).toBe(200);
     expect(backend.requests.length).toBe(before + 1);
   });
@@ -235,7 +303,10 @@ describe('refused callbacks', () => {
 
   it('a body over the route limit is 413 before anything is forwarded (declared length)', async () => {
     const before = backend.requests.length;
-    const response = await world.call('/callbacks/training/jobs/1', { token: googleToken(SERVICE_AGENT), body: JSON.stringify({ blob: 'x'.repeat(2048) }) });
+    const response = await world.call('/callbacks/training/jobs/1', {
+      token: googleToken(SERVICE_AGENT),
+      body: JSON.stringify({ blob: 'x'.repeat(2048) }),
+    });
     await expectRefused(response, 413, 'ERR_REQUEST_BODY_TOO_LARGE', 'body-too-large', 'allow');
     expect(backend.requests.length).toBe(before);
   });
@@ -243,12 +314,17 @@ describe('refused callbacks', () => {
   it('a chunked body over the route limit is cut off with 413, and the backend never gets a complete request', async () => {
     const before = backend.requests.length;
     const body = chunkedBody([new TextEncoder().encode('x'.repeat(800)), new TextEncoder().encode('y'.repeat(800))]);
-    const response = await world.call('/callbacks/training/jobs/1', { token: googleToken(SERVICE_AGENT), method: 'POST', body, duplex: 'half' } as RequestInit & { duplex: 'half' });
+    const response = await world.call('/callbacks/training/jobs/1', {
+      token: googleToken(SERVICE_AGENT),
+      method: 'POST',
+      body,
+      duplex: 'half',
+    } as RequestInit & { duplex: 'half' });
     await expectRefused(response, 413, 'ERR_REQUEST_BODY_TOO_LARGE', 'body-too-large', 'allow');
     expect(backend.requests.slice(before).filter((r) => r.body.length > 1024)).toEqual([]);
   });
 
-  it('an unreachable backend is 502, a slow one 504; neither says more than Google\'s generic message', async () => {
+  it("an unreachable backend is 502, a slow one 504; neither says more than Google's generic message", async () => {
     const unreachable = await world.call('/callbacks/unreachable/x', { token: googleToken(SERVICE_AGENT), body: '{}' });
     await expectRefused(unreachable, 502, 'ERR_FORWARD_UPSTREAM_UNREACHABLE', 'upstream-unreachable:econnrefused', 'allow');
     const slow = await world.call('/callbacks/slow/x', { token: googleToken(SERVICE_AGENT), body: '{}' });
@@ -260,8 +336,12 @@ describe('refused callbacks', () => {
 describe('metrics', () => {
   it('count callbacks with direction inbound and the route as the operation label', async () => {
     const text = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-    expect(text).toContain('kube_vertex_proxy_requests_total{direction="inbound",operation="callback:/callbacks/training",decision="allow",code="200"}');
-    expect(text).toContain('kube_vertex_proxy_requests_total{direction="inbound",operation="callback:/callbacks/training",decision="deny",code="403"}');
+    expect(text).toContain(
+      'kube_vertex_proxy_requests_total{direction="inbound",operation="callback:/callbacks/training",decision="allow",code="200"}',
+    );
+    expect(text).toContain(
+      'kube_vertex_proxy_requests_total{direction="inbound",operation="callback:/callbacks/training",decision="deny",code="403"}',
+    );
     expect(text).not.toContain(SERVICE_AGENT);
   });
 });
@@ -283,7 +363,15 @@ describe('can-i --as-google', () => {
   });
 
   it('names the route, the matching entry and the forwarded URL', async () => {
-    const result = await runCli(['can-i', '--config', writeConfig(config), '--as-google', PIPELINES, 'POST', '/callbacks/training/batch/9?x=1']);
+    const result = await runCli([
+      'can-i',
+      '--config',
+      writeConfig(config),
+      '--as-google',
+      PIPELINES,
+      'POST',
+      '/callbacks/training/batch/9?x=1',
+    ]);
     expect(result.stdout).toContain('route:     /callbacks/training/batch');
     expect(result.stdout).toContain(`matched by ${PIPELINES}`);
     expect(result.stdout).toContain(`forwards:  POST ${backend.url}/base/batch-results/9`);

@@ -138,7 +138,10 @@ policy:
       // A port nobody listens on: the warning comes before the store is opened, whatever happens to it then.
       audit: { durability: 'relaxed', sinks: [{ type: 'stdout' }, { type: 'postgres', url: 'postgres://kvp:s3cret@127.0.0.1:9/audit' }] },
     });
-    const child = spawn(process.execPath, [CLI, 'serve', '--config', inline], { env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'serve', '--config', inline], {
+      env: { PATH: process.env.PATH ?? '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const seen: string[] = [];
     const warning = await new Promise<Record<string, unknown> | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), 20_000);
@@ -185,7 +188,17 @@ describe('kube-vertex-proxy can-i', () => {
   });
 
   it('takes labels from --namespace-labels', async () => {
-    const result = await runCli(['can-i', '--config', goodConfig, '--as', 'system:serviceaccount:web:frontend', '--namespace-labels', 'team=ml', 'POST', PREDICT_PATH]);
+    const result = await runCli([
+      'can-i',
+      '--config',
+      goodConfig,
+      '--as',
+      'system:serviceaccount:web:frontend',
+      '--namespace-labels',
+      'team=ml',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(result.code).toBe(0);
   });
 
@@ -218,9 +231,22 @@ describe('kube-vertex-proxy can-i', () => {
       policy: {
         rules: [
           ...DEFAULT_RULES,
-          { id: 'ml-training', effect: 'allow', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 4 } } },
+          {
+            id: 'ml-training',
+            effect: 'allow',
+            subjects: { namespaces: ['ml'] },
+            permissions: ['training'],
+            conditions: { jobs: { maxAccelerators: 4 } },
+          },
           { id: 'freeze-predict', effect: 'deny', mode: 'dryRun', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['predict'] },
-          { id: 'tight-gpus', effect: 'allow', mode: 'dryRun', subjects: { namespaces: ['ml'] }, permissions: ['training'], conditions: { jobs: { maxAccelerators: 2 } } },
+          {
+            id: 'tight-gpus',
+            effect: 'allow',
+            mode: 'dryRun',
+            subjects: { namespaces: ['ml'] },
+            permissions: ['training'],
+            conditions: { jobs: { maxAccelerators: 2 } },
+          },
         ],
       },
     });
@@ -228,7 +254,15 @@ describe('kube-vertex-proxy can-i', () => {
     expect(predict.code).toBe(0);
     expect(predict.stdout).toMatch(/^allowed\n/);
     expect(predict.stdout).toContain('  dry-run:    freeze-predict would deny');
-    const job = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', `/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`]);
+    const job = await runCli([
+      'can-i',
+      '--config',
+      config,
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      `/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`,
+    ]);
     expect(job.code).toBe(0);
     expect(job.stdout).toContain('  conditions: only if the job in the request body satisfies the conditions.jobs of ml-training');
     expect(job.stdout).toContain('  dry-run:    tight-gpus would allow only if the job satisfies its conditions.jobs');

@@ -46,13 +46,25 @@ afterAll(async () => {
 
 /** The proxy's lookups of the dedicated endpoint (the test's own GETs carry no client header). */
 const lookups = () =>
-  world.vertex.requests.filter((r) => r.method === 'GET' && r.url.split('?')[0] === `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${DEDICATED}` && r.headers['x-goog-api-client'] !== undefined);
+  world.vertex.requests.filter(
+    (r) =>
+      r.method === 'GET' &&
+      r.url.split('?')[0] === `/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${DEDICATED}` &&
+      r.headers['x-goog-api-client'] !== undefined,
+  );
 
 describe('dedicated endpoints', () => {
   it("the regional host refuses a dedicated endpoint's calls (as Google's shared host does)", async () => {
-    const direct = await fetch(`${world.vertex.url}${predict(DEDICATED)}`, { method: 'POST', headers: { authorization: 'Bearer x', 'content-type': 'application/json' }, body });
+    const direct = await fetch(`${world.vertex.url}${predict(DEDICATED)}`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer x', 'content-type': 'application/json' },
+      body,
+    });
     expect(direct.status).toBe(400);
-    const get = (id: string) => fetch(`${world.vertex.url}/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${id}`, { headers: { authorization: 'Bearer x' } }).then((r) => r.json() as Promise<Record<string, unknown>>);
+    const get = (id: string) =>
+      fetch(`${world.vertex.url}/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/${id}`, {
+        headers: { authorization: 'Bearer x' },
+      }).then((r) => r.json() as Promise<Record<string, unknown>>);
     expect(await get(DEDICATED)).toMatchObject({ dedicatedEndpointEnabled: true, dedicatedEndpointDns: `127.0.0.2:${dedicatedHost.port}` });
     const shared = await get(SHARED);
     expect('dedicatedEndpointEnabled' in shared || 'dedicatedEndpointDns' in shared).toBe(false);

@@ -30,7 +30,9 @@ describe('shell scripts', () => {
   const scripts = [...filesUnder(DEPLOY, '.sh'), ...filesUnder(join(REPO_ROOT, 'scripts'), '.sh'), join(REPO_ROOT, '.ci', 'run')];
 
   it('include the gcloud setup and the curl example', () => {
-    expect(scripts.map((s) => relative(REPO_ROOT, s))).toEqual(expect.arrayContaining(['deploy/gcloud/setup.sh', 'deploy/examples/curl/predict.sh', 'scripts/test-prerequisites.sh', '.ci/run']));
+    expect(scripts.map((s) => relative(REPO_ROOT, s))).toEqual(
+      expect.arrayContaining(['deploy/gcloud/setup.sh', 'deploy/examples/curl/predict.sh', 'scripts/test-prerequisites.sh', '.ci/run']),
+    );
   });
 
   it.each(scripts.map((s) => relative(REPO_ROOT, s)))('%s passes shellcheck', (script) => {
@@ -41,7 +43,10 @@ describe('shell scripts', () => {
 
 describe('deploy/gcloud/setup.sh', () => {
   /** Runs the script with a fake gcloud first on PATH; returns the gcloud calls it made. */
-  function runSetup(args: string[], existing: { gsa?: boolean } = {}): { status: number | null; calls: string[][]; stdout: string; stderr: string } {
+  function runSetup(
+    args: string[],
+    existing: { gsa?: boolean } = {},
+  ): { status: number | null; calls: string[][]; stdout: string; stderr: string } {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-gcloud-'));
     const log = join(dir, 'calls.jsonl');
     const fake = join(dir, 'gcloud');
@@ -76,7 +81,11 @@ esac
   const granted = (calls: string[][]) =>
     calls
       .filter((c) => c.includes('add-iam-policy-binding'))
-      .map((c) => ({ on: c[c.indexOf('add-iam-policy-binding') + 1], role: c[c.indexOf('--role') + 1], member: c[c.indexOf('--member') + 1] }));
+      .map((c) => ({
+        on: c[c.indexOf('add-iam-policy-binding') + 1],
+        role: c[c.indexOf('--role') + 1],
+        member: c[c.indexOf('--member') + 1],
+      }));
 
   it('with a Google service account: enables the API, grants it roles/aiplatform.user, lets only the proxy KSA act as it', () => {
     const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--namespace', 'vertex-system', '--ksa', 'kube-vertex-proxy']);
@@ -85,7 +94,11 @@ esac
     expect(mutating(calls).some((c) => c.slice(0, 4).join(' ') === 'iam service-accounts create vertex-proxy')).toBe(true);
     expect(granted(calls)).toEqual([
       { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com' },
-      { on: 'vertex-proxy@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.workloadIdentityUser', member: 'serviceAccount:acme-ml.svc.id.goog[vertex-system/kube-vertex-proxy]' },
+      {
+        on: 'vertex-proxy@acme-ml.iam.gserviceaccount.com',
+        role: 'roles/iam.workloadIdentityUser',
+        member: 'serviceAccount:acme-ml.svc.id.goog[vertex-system/kube-vertex-proxy]',
+      },
     ]);
     expect(stdout).toContain('--set serviceAccount.gcpServiceAccount=vertex-proxy@acme-ml.iam.gserviceaccount.com');
   });
@@ -105,7 +118,8 @@ esac
       {
         on: 'acme-ml',
         role: 'roles/aiplatform.user',
-        member: 'principal://iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/acme-ml.svc.id.goog/subject/ns/ai-gw/sa/kvp',
+        member:
+          'principal://iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/acme-ml.svc.id.goog/subject/ns/ai-gw/sa/kvp',
       },
     ]);
     expect(stdout).toContain('--set serviceAccount.name=kvp');
@@ -114,11 +128,20 @@ esac
   it('grants serviceAccountUser on one job service account only when asked, never on the project', () => {
     const { calls } = runSetup(['--project', 'acme-ml', '--job-service-account', 'trainer-jobs@acme-ml.iam.gserviceaccount.com']);
     const user = granted(calls).filter((g) => g.role === 'roles/iam.serviceAccountUser');
-    expect(user).toEqual([{ on: 'trainer-jobs@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountUser', member: 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com' }]);
+    expect(user).toEqual([
+      {
+        on: 'trainer-jobs@acme-ml.iam.gserviceaccount.com',
+        role: 'roles/iam.serviceAccountUser',
+        member: 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com',
+      },
+    ]);
   });
 
   it('never grants a basic role, and nothing to anyone but the proxy', () => {
-    for (const args of [['--project', 'p1-x'], ['--project', 'p1-x', '--principal']]) {
+    for (const args of [
+      ['--project', 'p1-x'],
+      ['--project', 'p1-x', '--principal'],
+    ]) {
       for (const g of granted(runSetup(args).calls)) {
         expect(g.role).not.toMatch(/^roles\/(owner|editor|viewer)$/);
         expect(g.member).toMatch(/vertex-proxy@p1-x|kube-vertex-proxy/);
@@ -138,9 +161,20 @@ esac
   });
 
   it('--team-identity NAMESPACE=GSA: the team account gets the role, the proxy Token Creator on that account only, the chart the mapping', () => {
-    const { status, calls, stdout } = runSetup(['--project', 'acme-ml', '--team-identity', 'ml=team-ml', '--team-identity', 'web=web-calls@acme-ml.iam.gserviceaccount.com']);
+    const { status, calls, stdout } = runSetup([
+      '--project',
+      'acme-ml',
+      '--team-identity',
+      'ml=team-ml',
+      '--team-identity',
+      'web=web-calls@acme-ml.iam.gserviceaccount.com',
+    ]);
     expect(status).toBe(0);
-    expect(mutating(calls).filter((c) => c.slice(0, 3).join(' ') === 'iam service-accounts create').map((c) => c[3])).toEqual(['vertex-proxy', 'team-ml', 'web-calls']);
+    expect(
+      mutating(calls)
+        .filter((c) => c.slice(0, 3).join(' ') === 'iam service-accounts create')
+        .map((c) => c[3]),
+    ).toEqual(['vertex-proxy', 'team-ml', 'web-calls']);
     const proxy = 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com';
     expect(granted(calls).slice(2)).toEqual([
       { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:team-ml@acme-ml.iam.gserviceaccount.com' },
@@ -148,7 +182,9 @@ esac
       { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:web-calls@acme-ml.iam.gserviceaccount.com' },
       { on: 'web-calls@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
     ]);
-    expect(stdout).toContain('--set teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com --set teamIdentities.web=web-calls@acme-ml.iam.gserviceaccount.com');
+    expect(stdout).toContain(
+      '--set teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com --set teamIdentities.web=web-calls@acme-ml.iam.gserviceaccount.com',
+    );
     expect(runSetup(['--project', 'acme-ml', '--team-identity', 'no-equals-sign']).status).toBe(2);
   });
 });
@@ -162,13 +198,18 @@ describe('example caller manifests', () => {
     await validateKubeObjects(objects);
   });
 
-  it('mount a short-lived projected token for the proxy\'s audience, and no Google credential', () => {
+  it("mount a short-lived projected token for the proxy's audience, and no Google credential", () => {
     const caller = parseKubeYaml(readFileSync(join(DEPLOY, 'examples', 'caller-deployment.yaml'), 'utf8'));
     const deployment = caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } };
     const pod = deployment.spec.template.spec;
-    const sources = pod.volumes.flatMap((v: { projected?: { sources: unknown[] } }) => v.projected?.sources ?? []) as Array<{ serviceAccountToken?: { audience: string; expirationSeconds: number; path: string } }>;
+    const sources = pod.volumes.flatMap((v: { projected?: { sources: unknown[] } }) => v.projected?.sources ?? []) as Array<{
+      serviceAccountToken?: { audience: string; expirationSeconds: number; path: string };
+    }>;
     const token = sources.find((s) => s.serviceAccountToken)?.serviceAccountToken;
-    const chartValues = parse(readFileSync(join(REPO_ROOT, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as { config: { issuers: Array<{ audiences: string[] }> }; networkPolicy: { callerNamespaceSelector: { matchLabels: Record<string, string> } } };
+    const chartValues = parse(readFileSync(join(REPO_ROOT, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as {
+      config: { issuers: Array<{ audiences: string[] }> };
+      networkPolicy: { callerNamespaceSelector: { matchLabels: Record<string, string> } };
+    };
     expect(token?.audience).toBe(AUDIENCE);
     expect(chartValues.config.issuers[0]!.audiences).toContain(token?.audience);
     expect(token!.expirationSeconds).toBeGreaterThanOrEqual(600);
@@ -185,9 +226,14 @@ describe('example caller manifests', () => {
 function callerProgram(): { script: string; sdkPin: string; pod: Record<string, any> } {
   const caller = parseKubeYaml(readFileSync(join(DEPLOY, 'examples', 'caller-deployment.yaml'), 'utf8'));
   const configMap = caller.find((o) => o.kind === 'ConfigMap') as KubeObject & { data: Record<string, string> };
-  const pod = (caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } }).spec.template.spec;
+  const pod = (caller.find((o) => o.kind === 'Deployment') as KubeObject & { spec: { template: { spec: Record<string, any> } } }).spec
+    .template.spec;
   const install = (pod.initContainers as Array<{ command: string[] }>)[0]!.command;
-  return { script: configMap.data['predict.py'] as string, sdkPin: install.find((a) => a.startsWith('google-cloud-aiplatform==')) ?? '', pod };
+  return {
+    script: configMap.data['predict.py'] as string,
+    sdkPin: install.find((a) => a.startsWith('google-cloud-aiplatform==')) ?? '',
+    pod,
+  };
 }
 
 describe('the example caller Deployment runs as shipped', () => {
@@ -197,7 +243,9 @@ describe('the example caller Deployment runs as shipped', () => {
     const app = (pod.containers as Array<Record<string, any>>)[0]!;
     expect(app.command.join(' ')).toContain('python /app/predict.py');
     const programVolume = (pod.volumes as Array<{ name: string; configMap?: { name: string } }>).find((v) => v.configMap !== undefined)!;
-    expect((app.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.name === programVolume.name)?.mountPath).toBe('/app');
+    expect((app.volumeMounts as Array<{ name: string; mountPath: string }>).find((m) => m.name === programVolume.name)?.mountPath).toBe(
+      '/app',
+    );
   });
 
   it('installs the SDK version the tests run predict.py with (scripts/test-prerequisites.sh) where the app imports it from', () => {
@@ -208,7 +256,9 @@ describe('the example caller Deployment runs as shipped', () => {
     const init = (pod.initContainers as Array<{ command: string[]; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
     const target = init.command[init.command.indexOf('--target') + 1];
     const sdkVolume = init.volumeMounts.find((m) => m.mountPath === target)!.name;
-    const app = (pod.containers as Array<{ env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> }>)[0]!;
+    const app = (
+      pod.containers as Array<{ env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> }>
+    )[0]!;
     const mountPath = app.volumeMounts.find((m) => m.name === sdkVolume)?.mountPath;
     expect(app.env.find((e) => e.name === 'PYTHONPATH')?.value).toBe(mountPath);
   });
@@ -248,7 +298,7 @@ describe('SDK and curl snippets, run through the real proxy', () => {
     expect(denied.stderr).toContain('PERMISSION_DENIED');
   });
 
-  it('curl: predicts as ml/trainer, prints Google\'s error JSON and fails as ml/intern', async () => {
+  it("curl: predicts as ml/trainer, prints Google's error JSON and fails as ml/intern", async () => {
     const script = join(DEPLOY, 'examples', 'curl', 'predict.sh');
     const allowed = await runToolAsync('bash', [script], { env: snippetEnv('trainer') });
     expect(allowed.status, allowed.stderr).toBe(0);

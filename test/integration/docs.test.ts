@@ -22,7 +22,12 @@ import { CLI, REPO_ROOT } from '../helpers/proxy-process.js';
 import { runToolAsync } from '../helpers/tools.js';
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
-const DOCS = ['README.md', ...readdirSync(join(REPO_ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const DOCS = [
+  'README.md',
+  ...readdirSync(join(REPO_ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const PAGES = DOCS.map((path) => ({ path, text: read(path) }));
 
 interface Block {
@@ -47,7 +52,10 @@ function codeBlocks(page: string, text: string): Block[] {
 }
 const BLOCKS = PAGES.flatMap((p) => codeBlocks(p.path, p.text));
 /** Inline code spans and code blocks: where the docs name things. */
-const CODE = PAGES.flatMap((p) => [...[...p.text.matchAll(/`([^`\n]+)`/g)].map((m) => ({ page: p.path, text: m[1]! })), ...codeBlocks(p.path, p.text).map((b) => ({ page: p.path, text: b.body }))]);
+const CODE = PAGES.flatMap((p) => [
+  ...[...p.text.matchAll(/`([^`\n]+)`/g)].map((m) => ({ page: p.path, text: m[1]! })),
+  ...codeBlocks(p.path, p.text).map((b) => ({ page: p.path, text: b.body })),
+]);
 
 /** OpenTelemetry semantic-convention attribute names the docs mention. */
 const OTEL_ATTRIBUTES = new Set(['service.name', 'server.address', 'server.port']);
@@ -79,16 +87,30 @@ describe('runnable shell blocks, against the embedded default', () => {
   it('exist: the quick start, can-i, check and the audit commands are among them', () => {
     const all = runnable.map((b) => b.body).join('\n');
     expect(runnable.filter((b) => b.page === 'README.md').length).toBeGreaterThanOrEqual(3);
-    for (const command of ['curl', 'kube-vertex-proxy can-i', 'kube-vertex-proxy check', 'kube-vertex-proxy audit query', 'kube-vertex-proxy audit verify']) expect(all).toContain(command);
+    for (const command of [
+      'curl',
+      'kube-vertex-proxy can-i',
+      'kube-vertex-proxy check',
+      'kube-vertex-proxy audit query',
+      'kube-vertex-proxy audit verify',
+    ])
+      expect(all).toContain(command);
   });
 
-  it.each(runnable.map((b) => ({ name: `${b.page}:${b.line}`, block: b })))('$name', async ({ block }) => {
-    const expected = Number(/expect-exit=(\d+)/.exec(block.info)?.[1] ?? 0);
-    // The blocks name the dev directory as `npm start` makes it (.kvp-dev in the clone); this run's is a temp one.
-    const script = block.body.replaceAll('.kvp-dev/', `${dir}/`);
-    const result = await runToolAsync('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: REPO_ROOT, timeoutMs: 180_000 });
-    expect(result.status, `${block.page}:${block.line} exited ${result.status}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`).toBe(expected);
-  }, 200_000);
+  it.each(runnable.map((b) => ({ name: `${b.page}:${b.line}`, block: b })))(
+    '$name',
+    async ({ block }) => {
+      const expected = Number(/expect-exit=(\d+)/.exec(block.info)?.[1] ?? 0);
+      // The blocks name the dev directory as `npm start` makes it (.kvp-dev in the clone); this run's is a temp one.
+      const script = block.body.replaceAll('.kvp-dev/', `${dir}/`);
+      const result = await runToolAsync('bash', ['-e', '-o', 'pipefail', '-c', script], { cwd: REPO_ROOT, timeoutMs: 180_000 });
+      expect(
+        result.status,
+        `${block.page}:${block.line} exited ${result.status}\nstdout:\n${result.stdout}\nstderr:\n${result.stderr}`,
+      ).toBe(expected);
+    },
+    200_000,
+  );
 });
 
 describe('names in the docs exist in the code', () => {
@@ -100,7 +122,9 @@ describe('names in the docs exist in the code', () => {
 
   it('every metric', () => {
     const defined = new Set([...src.matchAll(/\$\{METRIC_PREFIX\}([a-z0-9_]+)|kube_vertex_proxy_([a-z0-9_]+)/g)].map((m) => m[1] ?? m[2]));
-    const named = PAGES.flatMap((p) => [...p.text.matchAll(/(?:kube_vertex_proxy_|…_)([a-z0-9_]+)/g)].map((m) => ({ page: p.path, name: m[1]! })));
+    const named = PAGES.flatMap((p) =>
+      [...p.text.matchAll(/(?:kube_vertex_proxy_|…_)([a-z0-9_]+)/g)].map((m) => ({ page: p.path, name: m[1]! })),
+    );
     expect(named.length).toBeGreaterThan(20);
     const missing = named.filter(({ name }) => !defined.has(name) && !defined.has(name.replace(/_(bucket|sum|count)$/, '')));
     expect(missing, 'metrics the docs name that the code does not define').toEqual([]);
@@ -116,7 +140,8 @@ describe('names in the docs exist in the code', () => {
   });
 
   it('every CLI flag, per command (and those of `npm run bench` and deploy/gcloud/setup.sh)', () => {
-    const flagsIn = (text: string) => new Set([...text.matchAll(/(['"]?)([a-z][a-z-]*)\1: \{ type: '(?:string|boolean)'/g)].map((m) => m[2]!));
+    const flagsIn = (text: string) =>
+      new Set([...text.matchAll(/(['"]?)([a-z][a-z-]*)\1: \{ type: '(?:string|boolean)'/g)].map((m) => m[2]!));
     const known: Record<string, Set<string>> = {
       serve: flagsIn(read('src/cli/serve.ts')),
       check: flagsIn(read('src/cli/check.ts')),
@@ -131,7 +156,9 @@ describe('names in the docs exist in the code', () => {
     for (const { page, text } of CODE) {
       // A command and its arguments run to the end of the line, with `\` continuing it.
       const joined = text.replace(/\\\n\s*/g, ' ');
-      for (const m of joined.matchAll(/(?:kube-vertex-proxy|dist\/cli\.js) (serve|check|can-i|audit|dev)\b([^\n`]*)|npm run bench -- ([^\n`]*)|deploy\/gcloud\/setup\.sh([^\n`]*)/g)) {
+      for (const m of joined.matchAll(
+        /(?:kube-vertex-proxy|dist\/cli\.js) (serve|check|can-i|audit|dev)\b([^\n`]*)|npm run bench -- ([^\n`]*)|deploy\/gcloud\/setup\.sh([^\n`]*)/g,
+      )) {
         const command = m[1] ?? (m[3] !== undefined ? 'bench' : 'setup');
         const rest = m[2] ?? m[3] ?? m[4] ?? '';
         for (const flag of rest.matchAll(/(?:^|[\s[])--([a-z][a-z-]*)/g)) {
@@ -145,7 +172,13 @@ describe('names in the docs exist in the code', () => {
   });
 
   describe('every config field and chart value', () => {
-    type Schema = { properties?: Record<string, Schema>; additionalProperties?: boolean | Schema; patternProperties?: Record<string, Schema>; anyOf?: Schema[]; items?: Schema };
+    type Schema = {
+      properties?: Record<string, Schema>;
+      additionalProperties?: boolean | Schema;
+      patternProperties?: Record<string, Schema>;
+      anyOf?: Schema[];
+      items?: Schema;
+    };
     const values = JSON.parse(read('helm/kube-vertex-proxy/values.schema.json')) as Schema;
     const config = values.properties!.config!;
     const configKeys = new Set(Object.keys(config.properties!));
@@ -157,7 +190,8 @@ describe('names in the docs exist in the code', () => {
       if (typeof key === 'number' || key === '[]') return schema.items ? [schema.items] : [];
       if (schema.properties?.[key]) return [schema.properties[key]];
       for (const [pattern, s] of Object.entries(schema.patternProperties ?? {})) if (new RegExp(pattern).test(key)) return [s];
-      if (schema.additionalProperties !== undefined && schema.additionalProperties !== false) return [schema.additionalProperties === true ? {} : schema.additionalProperties];
+      if (schema.additionalProperties !== undefined && schema.additionalProperties !== false)
+        return [schema.additionalProperties === true ? {} : schema.additionalProperties];
       if (!schema.properties && !schema.anyOf) return [{}]; // a leaf or an open object: nothing to check below it
       return [];
     };
@@ -174,7 +208,9 @@ describe('names in the docs exist in the code', () => {
       const missing: string[] = [];
       let checked = 0;
       for (const { page, text } of CODE) {
-        for (const m of text.matchAll(/(?<![\w./-])([a-z][A-Za-z0-9]*(?:\[[^\]\s]*\])?(?:\.[a-z][A-Za-z0-9]*(?:\[[^\]\s]*\])?)+)(?![\w/:-]|\.[A-Za-z0-9])/g)) {
+        for (const m of text.matchAll(
+          /(?<![\w./-])([a-z][A-Za-z0-9]*(?:\[[^\]\s]*\])?(?:\.[a-z][A-Za-z0-9]*(?:\[[^\]\s]*\])?)+)(?![\w/:-]|\.[A-Za-z0-9])/g,
+        )) {
           const token = m[1]!;
           const first = token.split(/[.[]/)[0]!;
           const isConfig = configKeys.has(first);
@@ -231,7 +267,14 @@ describe('names in the docs exist in the code', () => {
 
 describe('config examples in the docs are accepted by the loader', () => {
   const base = {
-    issuers: [{ name: 'cluster', type: 'kubernetes', issuer: 'https://container.googleapis.com/v1/projects/my-proj/locations/us-central1/clusters/prod', audiences: ['kube-vertex-proxy'] }],
+    issuers: [
+      {
+        name: 'cluster',
+        type: 'kubernetes',
+        issuer: 'https://container.googleapis.com/v1/projects/my-proj/locations/us-central1/clusters/prod',
+        audiences: ['kube-vertex-proxy'],
+      },
+    ],
     vertex: { projects: ['my-proj'], locations: ['us-central1', 'europe-west4', 'global'] },
   };
   const examples = BLOCKS.filter((b) => b.info === 'yaml').flatMap((b) => {
@@ -244,7 +287,8 @@ describe('config examples in the docs are accepted by the loader', () => {
     if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return [];
     const keys = Object.keys(doc);
     // Configs (they name their issuers) and policy examples.
-    if (keys.includes('issuers') || (keys.length === 1 && keys[0] === 'policy')) return [{ name: `${b.page}:${b.line}`, doc: doc as Record<string, unknown> }];
+    if (keys.includes('issuers') || (keys.length === 1 && keys[0] === 'policy'))
+      return [{ name: `${b.page}:${b.line}`, doc: doc as Record<string, unknown> }];
     return [];
   });
 
@@ -261,7 +305,14 @@ describe('config examples in the docs are accepted by the loader', () => {
     try {
       parseConfig(text, 'example.yaml');
     } catch (error) {
-      problems = error instanceof ConfigError ? error.format().split('\n').filter((line) => line !== '' && !onlyInPod(line)).join('\n') : String(error);
+      problems =
+        error instanceof ConfigError
+          ? error
+              .format()
+              .split('\n')
+              .filter((line) => line !== '' && !onlyInPod(line))
+              .join('\n')
+          : String(error);
     }
     expect(problems).toBe('');
   });
@@ -280,7 +331,8 @@ describe('the benchmark page', () => {
   });
 
   it('and no other page repeats benchmark numbers by hand (README links to it)', () => {
-    for (const { path, text } of PAGES.filter((p) => p.path !== 'docs/benchmark.md')) expect(text, path).not.toMatch(/^\| (full-warm|passthrough-tuned|nginx) \|/m);
+    for (const { path, text } of PAGES.filter((p) => p.path !== 'docs/benchmark.md'))
+      expect(text, path).not.toMatch(/^\| (full-warm|passthrough-tuned|nginx) \|/m);
   });
 });
 

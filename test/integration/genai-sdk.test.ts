@@ -21,7 +21,17 @@ beforeAll(async () => {
     config: (defaults) => ({
       ...defaults,
       // The stand-in reports a token per word plus 5 thinking tokens: about 21 per call, so 30 a day admits two calls.
-      limits: { rules: [{ id: 'sdk-tokens', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['generate'], per: 'serviceAccount', tokensPerDay: 30 }] },
+      limits: {
+        rules: [
+          {
+            id: 'sdk-tokens',
+            subjects: { serviceAccounts: ['ml/trainer'] },
+            permissions: ['generate'],
+            per: 'serviceAccount',
+            tokensPerDay: 30,
+          },
+        ],
+      },
     }),
   });
   world.vertex.streamChunks = 4;
@@ -33,34 +43,44 @@ afterAll(async () => {
 });
 
 describe('google-genai (Python) through the proxy', () => {
-  it('streams generate_content_stream chunk by chunk, its usage is counted, and a token limit answers the SDK with 429', { timeout: 120_000 }, async () => {
-    const python = findPythonExamplesInterpreter();
-    const tokenFile = join(dir, 'token');
-    writeFileSync(tokenFile, world.token('ml', 'trainer'));
-    const env = { VERTEX_ENDPOINT: world.proxy.dataUrl, VERTEX_TOKEN_FILE: tokenFile, VERTEX_PROJECT: PROJECT, VERTEX_LOCATION: LOCATION, VERTEX_MODEL: 'gemini-2.5-flash' };
-    const script = join(REPO_ROOT, 'deploy', 'examples', 'python', 'generate_stream.py');
-    const run = () => runToolAsync(python, [script], { env, timeoutMs: 60_000 });
+  it(
+    'streams generate_content_stream chunk by chunk, its usage is counted, and a token limit answers the SDK with 429',
+    { timeout: 120_000 },
+    async () => {
+      const python = findPythonExamplesInterpreter();
+      const tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, world.token('ml', 'trainer'));
+      const env = {
+        VERTEX_ENDPOINT: world.proxy.dataUrl,
+        VERTEX_TOKEN_FILE: tokenFile,
+        VERTEX_PROJECT: PROJECT,
+        VERTEX_LOCATION: LOCATION,
+        VERTEX_MODEL: 'gemini-2.5-flash',
+      };
+      const script = join(REPO_ROOT, 'deploy', 'examples', 'python', 'generate_stream.py');
+      const run = () => runToolAsync(python, [script], { env, timeoutMs: 60_000 });
 
-    const first = await run();
-    expect(first.status, first.stderr).toBe(0);
-    const out = JSON.parse(first.stdout) as { chunks: string[]; totalTokenCount: number };
-    expect(out.chunks).toHaveLength(4);
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
-    const record = entry.kubeVertexProxy;
-    // The SDK asked for server-sent events; the proxy read the same total the SDK saw.
-    expect(record.path).toContain(':streamGenerateContent');
-    expect(record.tokens?.total).toBe(out.totalTokenCount);
-    expect(record.tokens?.thoughts).toBe(5);
-    expect(record.model).toBe('google/gemini-2.5-flash');
-    expect(record.userAgent).toContain('google-genai-sdk');
+      const first = await run();
+      expect(first.status, first.stderr).toBe(0);
+      const out = JSON.parse(first.stdout) as { chunks: string[]; totalTokenCount: number };
+      expect(out.chunks).toHaveLength(4);
+      const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
+      const record = entry.kubeVertexProxy;
+      // The SDK asked for server-sent events; the proxy read the same total the SDK saw.
+      expect(record.path).toContain(':streamGenerateContent');
+      expect(record.tokens?.total).toBe(out.totalTokenCount);
+      expect(record.tokens?.thoughts).toBe(5);
+      expect(record.model).toBe('google/gemini-2.5-flash');
+      expect(record.userAgent).toContain('google-genai-sdk');
 
-    // 2 × ~20 tokens > 30: the third call is refused before anything is forwarded.
-    expect((await run()).status).toBe(0);
-    const refused = await run();
-    expect(refused.status).not.toBe(0);
-    expect(refused.stderr).toContain('429');
-    expect(refused.stderr).toContain('RESOURCE_EXHAUSTED');
-    const refusal = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.limitRule === 'sdk-tokens');
-    expect(refusal.kubeVertexProxy.status).toBe(429);
-  });
+      // 2 × ~20 tokens > 30: the third call is refused before anything is forwarded.
+      expect((await run()).status).toBe(0);
+      const refused = await run();
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toContain('429');
+      expect(refused.stderr).toContain('RESOURCE_EXHAUSTED');
+      const refusal = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.limitRule === 'sdk-tokens');
+      expect(refusal.kubeVertexProxy.status).toBe(429);
+    },
+  );
 });

@@ -40,7 +40,10 @@ function renderError(args: readonly string[]): string {
 
 const one = <T extends KubeObject>(objects: KubeObject[], kind: string): T => {
   const found = objects.filter((o) => o.kind === kind);
-  expect(found.map((o) => o.kind), `exactly one ${kind}`).toEqual([kind]);
+  expect(
+    found.map((o) => o.kind),
+    `exactly one ${kind}`,
+  ).toEqual([kind]);
   return found[0] as T;
 };
 
@@ -65,10 +68,15 @@ interface PodSpec {
   volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string }; emptyDir?: unknown }>;
 }
 type Deployment = KubeObject & {
-  spec: { replicas?: number; strategy: { type: string; rollingUpdate: { maxUnavailable: number; maxSurge: number } }; template: { spec: PodSpec } };
+  spec: {
+    replicas?: number;
+    strategy: { type: string; rollingUpdate: { maxUnavailable: number; maxSurge: number } };
+    template: { spec: PodSpec };
+  };
 };
 
-const configOf = (objects: KubeObject[]) => parse((one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string) as Record<string, any>;
+const configOf = (objects: KubeObject[]) =>
+  parse((one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string) as Record<string, any>;
 
 describe('helm chart helm/kube-vertex-proxy', () => {
   it('has realistic value sets to render (ci/*-values.yaml)', () => {
@@ -149,13 +157,15 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     it('rolls out without ever going below the desired count, compatible with the PodDisruptionBudget', () => {
       expect(deployment.spec.strategy).toMatchObject({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0 } });
       expect(deployment.spec.strategy.rollingUpdate.maxSurge).toBeGreaterThanOrEqual(1);
-      const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler') as (KubeObject & { spec: { minReplicas: number; scaleTargetRef: { name: string } } }) | undefined;
+      const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler') as
+        (KubeObject & { spec: { minReplicas: number; scaleTargetRef: { name: string } } }) | undefined;
       const minReplicas = hpa ? hpa.spec.minReplicas : (deployment.spec.replicas as number);
       if (hpa) {
         expect(deployment.spec.replicas).toBeUndefined();
         expect(hpa.spec.scaleTargetRef.name).toBe(deployment.metadata.name);
       }
-      const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as (KubeObject & { spec: { maxUnavailable: number; selector: unknown } }) | undefined;
+      const pdb = objects.find((o) => o.kind === 'PodDisruptionBudget') as
+        (KubeObject & { spec: { maxUnavailable: number; selector: unknown } }) | undefined;
       if (minReplicas < 2) {
         expect(pdb, 'a PDB over a single replica would block every node drain').toBeUndefined();
       } else {
@@ -179,7 +189,9 @@ describe('helm chart helm/kube-vertex-proxy', () => {
         };
       };
       expect(policy.spec.policyTypes.sort()).toEqual(['Egress', 'Ingress']);
-      expect(policy.spec.podSelector.matchLabels).toEqual((deployment.spec as unknown as { selector: { matchLabels: unknown } }).selector.matchLabels);
+      expect(policy.spec.podSelector.matchLabels).toEqual(
+        (deployment.spec as unknown as { selector: { matchLabels: unknown } }).selector.matchLabels,
+      );
       const dataIngress = policy.spec.ingress.find((r) => r.ports.some((p) => p.port === 'http'));
       expect(dataIngress?.from[0]).toHaveProperty('namespaceSelector.matchLabels');
       for (const rule of policy.spec.ingress) expect(rule.from.length, 'no ingress rule is open to everyone').toBeGreaterThan(0);
@@ -190,7 +202,10 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('grants Kubernetes API access exactly as the config needs it (RBAC and the token mount)', () => {
-      const needs = config.kubernetes?.namespaceLabels === 'watch' || config.kubernetes?.tokenReview === true || (config.kubernetes?.uidRevocation ?? 'off') !== 'off';
+      const needs =
+        config.kubernetes?.namespaceLabels === 'watch' ||
+        config.kubernetes?.tokenReview === true ||
+        (config.kubernetes?.uidRevocation ?? 'off') !== 'off';
       expect(pod.automountServiceAccountToken).toBe(needs);
       expect(objects.some((o) => o.kind === 'ClusterRole')).toBe(needs);
       expect(objects.some((o) => o.kind === 'ClusterRoleBinding')).toBe(needs);
@@ -201,27 +216,48 @@ describe('helm chart helm/kube-vertex-proxy', () => {
   describe('RBAC follows the modes the config turns on', () => {
     const rulesFor = (sets: string[]) => {
       const objects = render(sets.flatMap((s) => ['--set', s]));
-      const role = objects.find((o) => o.kind === 'ClusterRole') as (KubeObject & { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }) | undefined;
+      const role = objects.find((o) => o.kind === 'ClusterRole') as
+        (KubeObject & { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> }) | undefined;
       return role?.rules.map((r) => `${r.apiGroups.join(',') || 'core'}:${r.resources.join(',')}:${[...r.verbs].sort().join(',')}`) ?? [];
     };
 
     it.each([
       { modes: ['config.kubernetes.namespaceLabels=watch'], rules: ['core:namespaces:list,watch'] },
-      { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.tokenReview=true'], rules: ['authentication.k8s.io:tokenreviews:create'] },
-      { modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.uidRevocation=serviceAccounts'], rules: ['core:serviceaccounts:list,watch'] },
       {
-        modes: ['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'],
-        rules: ['core:namespaces:list,watch', 'core:serviceaccounts:list,watch', 'core:pods:list,watch', 'authentication.k8s.io:tokenreviews:create'],
+        modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.tokenReview=true'],
+        rules: ['authentication.k8s.io:tokenreviews:create'],
+      },
+      {
+        modes: ['config.kubernetes.namespaceLabels=off', 'config.kubernetes.uidRevocation=serviceAccounts'],
+        rules: ['core:serviceaccounts:list,watch'],
+      },
+      {
+        modes: [
+          'config.kubernetes.namespaceLabels=watch',
+          'config.kubernetes.tokenReview=true',
+          'config.kubernetes.uidRevocation=serviceAccountsAndPods',
+        ],
+        rules: [
+          'core:namespaces:list,watch',
+          'core:serviceaccounts:list,watch',
+          'core:pods:list,watch',
+          'authentication.k8s.io:tokenreviews:create',
+        ],
       },
       { modes: ['config.kubernetes.namespaceLabels=static'], rules: [] },
     ])('$modes → $rules', ({ modes, rules }) => {
       expect(rulesFor(modes)).toEqual(rules);
     });
 
-    it('binds the ClusterRole to the proxy\'s own ServiceAccount only', () => {
+    it("binds the ClusterRole to the proxy's own ServiceAccount only", () => {
       const objects = render([]);
-      const binding = one(objects, 'ClusterRoleBinding') as KubeObject & { subjects: Array<{ kind: string; name: string; namespace: string }>; roleRef: { name: string } };
-      expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: one(objects, 'ServiceAccount').metadata.name, namespace: 'vertex-system' }]);
+      const binding = one(objects, 'ClusterRoleBinding') as KubeObject & {
+        subjects: Array<{ kind: string; name: string; namespace: string }>;
+        roleRef: { name: string };
+      };
+      expect(binding.subjects).toEqual([
+        { kind: 'ServiceAccount', name: one(objects, 'ServiceAccount').metadata.name, namespace: 'vertex-system' },
+      ]);
       expect(binding.roleRef.name).toBe(one(objects, 'ClusterRole').metadata.name);
     });
 
@@ -229,13 +265,20 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     it('grants, with every mode on, exactly what deploy/rbac/clusterrole.yaml (the canonical role) lists', async () => {
       const file = parseKubeYaml(readFileSync(canonical, 'utf8'));
       await validateKubeObjects(file);
-      const role = file.find((o) => o.kind === 'ClusterRole') as KubeObject & { rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }> };
-      const allowed = new Set(role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',') || 'core'}:${res}:${v}`))));
-      const chart = rulesFor(['config.kubernetes.namespaceLabels=watch', 'config.kubernetes.tokenReview=true', 'config.kubernetes.uidRevocation=serviceAccountsAndPods'])
-        .flatMap((r) => {
-          const [group, resources, verbs] = r.split(':') as [string, string, string];
-          return resources.split(',').flatMap((res) => verbs.split(',').map((v) => `${group}:${res}:${v}`));
-        });
+      const role = file.find((o) => o.kind === 'ClusterRole') as KubeObject & {
+        rules: Array<{ apiGroups: string[]; resources: string[]; verbs: string[] }>;
+      };
+      const allowed = new Set(
+        role.rules.flatMap((r) => r.resources.flatMap((res) => r.verbs.map((v) => `${r.apiGroups.join(',') || 'core'}:${res}:${v}`))),
+      );
+      const chart = rulesFor([
+        'config.kubernetes.namespaceLabels=watch',
+        'config.kubernetes.tokenReview=true',
+        'config.kubernetes.uidRevocation=serviceAccountsAndPods',
+      ]).flatMap((r) => {
+        const [group, resources, verbs] = r.split(':') as [string, string, string];
+        return resources.split(',').flatMap((res) => verbs.split(',').map((v) => `${group}:${res}:${v}`));
+      });
       expect(new Set(chart)).toEqual(allowed);
     });
   });
@@ -243,14 +286,21 @@ describe('helm chart helm/kube-vertex-proxy', () => {
   describe('Google identity, audit store and callbacks settings', () => {
     it('annotates the ServiceAccount for Workload Identity, or not at all for a WIF principal', () => {
       const gke = render(['-f', join(CHART, 'ci', 'gke-workload-identity-values.yaml')]);
-      expect(one(gke, 'ServiceAccount').metadata.annotations).toEqual({ 'iam.gke.io/gcp-service-account': 'vertex-proxy@acme-ml-prod.iam.gserviceaccount.com' });
+      expect(one(gke, 'ServiceAccount').metadata.annotations).toEqual({
+        'iam.gke.io/gcp-service-account': 'vertex-proxy@acme-ml-prod.iam.gserviceaccount.com',
+      });
       const wif = render(['-f', join(CHART, 'ci', 'wif-principal-values.yaml')]);
       expect(one(wif, 'ServiceAccount').metadata.annotations).toBeUndefined();
       expect(one(wif, 'ServiceAccount').metadata.name).toBe('kube-vertex-proxy');
     });
 
     it('reads the PostgreSQL audit URL from a Secret mounted read-only, never from the ConfigMap', () => {
-      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres', '--set', 'networkPolicy.egressTargets[0]=10.20.0.5:5432']);
+      const objects = render([
+        '--set',
+        'auditPostgres.existingSecret=kvp-audit-postgres',
+        '--set',
+        'networkPolicy.egressTargets[0]=10.20.0.5:5432',
+      ]);
       const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
       const volume = pod.volumes.find((v) => v.secret?.secretName === 'kvp-audit-postgres');
       expect(volume).toBeDefined();
@@ -264,23 +314,46 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('keeps the SQLite sink next to PostgreSQL only when asked (auditPostgres.keepSqlite)', () => {
-      const objects = render(['--set', 'auditPostgres.existingSecret=kvp-audit-postgres', '--set', 'networkPolicy.egressTargets[0]=10.20.0.5:5432', '--set', 'auditPostgres.keepSqlite=true']);
+      const objects = render([
+        '--set',
+        'auditPostgres.existingSecret=kvp-audit-postgres',
+        '--set',
+        'networkPolicy.egressTargets[0]=10.20.0.5:5432',
+        '--set',
+        'auditPostgres.keepSqlite=true',
+      ]);
       expect((configOf(objects).audit.sinks as Array<{ type: string }>).map((sink) => sink.type)).toEqual(['stdout', 'sqlite', 'postgres']);
     });
 
-    type Rule = { to?: Array<Record<string, any>>; from?: Array<Record<string, any>>; ports: Array<{ port: number | string; protocol: string }> };
-    const policyOf = (objects: KubeObject[]) => (one(objects, 'NetworkPolicy') as KubeObject & { spec: { ingress: Rule[]; egress: Rule[] } }).spec;
+    type Rule = {
+      to?: Array<Record<string, any>>;
+      from?: Array<Record<string, any>>;
+      ports: Array<{ port: number | string; protocol: string }>;
+    };
+    const policyOf = (objects: KubeObject[]) =>
+      (one(objects, 'NetworkPolicy') as KubeObject & { spec: { ingress: Rule[]; egress: Rule[] } }).spec;
     const nsPeer = (ns: string) => ({ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } });
 
     it('derives NetworkPolicy egress to the PostgreSQL audit store from networkPolicy.egressTargets (its URL is in a Secret)', () => {
       const spec = policyOf(render(['-f', join(CHART, 'ci', 'gke-workload-identity-values.yaml')]));
       expect(spec.egress).toContainEqual({ to: [{ ipBlock: { cidr: '10.20.0.5/32' } }], ports: [{ port: 5432, protocol: 'TCP' }] });
-      const inCluster = policyOf(render(['--set', 'auditPostgres.existingSecret=s', '--set', 'networkPolicy.egressTargets[0]=postgres.db.svc.cluster.local:5432']));
+      const inCluster = policyOf(
+        render(['--set', 'auditPostgres.existingSecret=s', '--set', 'networkPolicy.egressTargets[0]=postgres.db.svc.cluster.local:5432']),
+      );
       expect(inCluster.egress).toContainEqual({ to: [nsPeer('db')], ports: [{ port: 5432, protocol: 'TCP' }] });
     });
 
     it('derives egress from an inline PostgreSQL URL, with its port (default 5432)', () => {
-      const spec = policyOf(render(['--set', 'config.audit.sinks[0].type=stdout', '--set', 'config.audit.sinks[1].type=postgres', '--set', 'config.audit.sinks[1].url=postgres://kvp@pg.audit.svc/kvp']));
+      const spec = policyOf(
+        render([
+          '--set',
+          'config.audit.sinks[0].type=stdout',
+          '--set',
+          'config.audit.sinks[1].type=postgres',
+          '--set',
+          'config.audit.sinks[1].url=postgres://kvp@pg.audit.svc/kvp',
+        ]),
+      );
       expect(spec.egress).toContainEqual({ to: [nsPeer('audit')], ports: [{ port: 5432, protocol: 'TCP' }] });
     });
 
@@ -291,15 +364,22 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       // A backend by IP, and one whose DNS name a NetworkPolicy cannot select, given its peers by hand.
       const byHand = policyOf(
         render([
-          '-f', join(CHART, 'ci', 'wif-principal-values.yaml'),
-          '--set', 'config.callbacks.routes[0].upstream=https://10.1.2.3',
-          '--set-json', 'config.callbacks.routes[1]={"prefix":"/callbacks/eval","upstream":"http://eval.example.com:9000","callers":["a@p.iam.gserviceaccount.com"]}',
-          '--set-json', 'networkPolicy.peersByHost={"eval.example.com":[{"ipBlock":{"cidr":"192.168.5.0/24"}}]}',
+          '-f',
+          join(CHART, 'ci', 'wif-principal-values.yaml'),
+          '--set',
+          'config.callbacks.routes[0].upstream=https://10.1.2.3',
+          '--set-json',
+          'config.callbacks.routes[1]={"prefix":"/callbacks/eval","upstream":"http://eval.example.com:9000","callers":["a@p.iam.gserviceaccount.com"]}',
+          '--set-json',
+          'networkPolicy.peersByHost={"eval.example.com":[{"ipBlock":{"cidr":"192.168.5.0/24"}}]}',
         ]),
       );
       expect(byHand.egress).toContainEqual({ to: [{ ipBlock: { cidr: '10.1.2.3/32' } }], ports: [{ port: 443, protocol: 'TCP' }] });
       expect(byHand.egress).toContainEqual({ to: [{ ipBlock: { cidr: '192.168.5.0/24' } }], ports: [{ port: 9000, protocol: 'TCP' }] });
-      expect(byHand.ingress).toContainEqual({ from: [{ ipBlock: { cidr: '192.168.5.0/24' } }], ports: [{ port: 'admin', protocol: 'TCP' }] });
+      expect(byHand.ingress).toContainEqual({
+        from: [{ ipBlock: { cidr: '192.168.5.0/24' } }],
+        ports: [{ port: 'admin', protocol: 'TCP' }],
+      });
     });
 
     it('mounts the callback assertion key from a Secret and points the config at it', () => {
@@ -311,7 +391,12 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('renders teamIdentities as one vertex.identities entry per namespace', () => {
-      const objects = render(['--set', 'teamIdentities.web=team-web@acme-ml.iam.gserviceaccount.com', '--set', 'teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com']);
+      const objects = render([
+        '--set',
+        'teamIdentities.web=team-web@acme-ml.iam.gserviceaccount.com',
+        '--set',
+        'teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com',
+      ]);
       expect((configOf(objects) as unknown as { vertex: { identities: unknown } }).vertex.identities).toEqual([
         { subjects: { namespaces: ['ml'] }, serviceAccount: 'team-ml@acme-ml.iam.gserviceaccount.com' },
         { subjects: { namespaces: ['web'] }, serviceAccount: 'team-web@acme-ml.iam.gserviceaccount.com' },
@@ -320,7 +405,9 @@ describe('helm chart helm/kube-vertex-proxy', () => {
 
     it('renders an optional ServiceMonitor for the admin port', () => {
       expect(render([]).some((o) => o.kind === 'ServiceMonitor')).toBe(false);
-      const monitor = one(render(['--set', 'serviceMonitor.enabled=true']), 'ServiceMonitor') as KubeObject & { spec: { endpoints: Array<{ port: string; path: string }> } };
+      const monitor = one(render(['--set', 'serviceMonitor.enabled=true']), 'ServiceMonitor') as KubeObject & {
+        spec: { endpoints: Array<{ port: string; path: string }> };
+      };
       expect(monitor.spec.endpoints).toEqual([expect.objectContaining({ port: 'admin', path: '/metrics' })]);
     });
 
@@ -334,25 +421,69 @@ describe('helm chart helm/kube-vertex-proxy', () => {
 
   describe('refuses values that would break the service (render fails)', () => {
     it.each([
-      { what: 'an unknown config field (the schema generated from the proxy\'s)', args: ['--set', 'config.server.bogus=1'], message: 'bogus' },
-      { what: 'a namespaceLabels mode the proxy does not know', args: ['--set', 'config.kubernetes.namespaceLabels=sometimes'], message: 'namespaceLabels' },
+      {
+        what: "an unknown config field (the schema generated from the proxy's)",
+        args: ['--set', 'config.server.bogus=1'],
+        message: 'bogus',
+      },
+      {
+        what: 'a namespaceLabels mode the proxy does not know',
+        args: ['--set', 'config.kubernetes.namespaceLabels=sometimes'],
+        message: 'namespaceLabels',
+      },
       { what: 'a symmetric JWT algorithm', args: ['--set', 'config.issuers[0].algorithms[0]=HS256'], message: 'algorithms' },
       { what: 'an unknown chart value', args: ['--set', 'replicaCout=3'], message: 'replicaCout' },
       { what: 'a PDB that allows every replica to go', args: ['--set', 'podDisruptionBudget.maxUnavailable=2'], message: 'maxUnavailable' },
-      { what: 'a grace period shorter than the preStop pause', args: ['--set', 'terminationGracePeriodSeconds=5'], message: 'terminationGracePeriodSeconds' },
-      { what: 'a grace period longer than the preStop pause but not than pause + shutdownGrace', args: ['--set', 'terminationGracePeriodSeconds=10'], message: 'plus config.server.shutdownGrace (25s)' },
-      { what: 'a shutdownGrace the grace period does not cover', args: ['--set', 'config.server.shutdownGrace=2m'], message: 'config.server.shutdownGrace (120s)' },
-      { what: 'a PostgreSQL URL in a Secret with no NetworkPolicy destination for it', args: ['--set', 'auditPostgres.existingSecret=kvp-audit-postgres'], message: 'networkPolicy.egressTargets' },
+      {
+        what: 'a grace period shorter than the preStop pause',
+        args: ['--set', 'terminationGracePeriodSeconds=5'],
+        message: 'terminationGracePeriodSeconds',
+      },
+      {
+        what: 'a grace period longer than the preStop pause but not than pause + shutdownGrace',
+        args: ['--set', 'terminationGracePeriodSeconds=10'],
+        message: 'plus config.server.shutdownGrace (25s)',
+      },
+      {
+        what: 'a shutdownGrace the grace period does not cover',
+        args: ['--set', 'config.server.shutdownGrace=2m'],
+        message: 'config.server.shutdownGrace (120s)',
+      },
+      {
+        what: 'a PostgreSQL URL in a Secret with no NetworkPolicy destination for it',
+        args: ['--set', 'auditPostgres.existingSecret=kvp-audit-postgres'],
+        message: 'networkPolicy.egressTargets',
+      },
       {
         what: 'a callback backend whose DNS name a NetworkPolicy cannot select, without peersByHost',
-        args: ['-f', join(CHART, 'ci', 'wif-principal-values.yaml'), '--set', 'config.callbacks.routes[0].upstream=https://trainer.example.com'],
+        args: [
+          '-f',
+          join(CHART, 'ci', 'wif-principal-values.yaml'),
+          '--set',
+          'config.callbacks.routes[0].upstream=https://trainer.example.com',
+        ],
         message: 'networkPolicy.peersByHost',
       },
-      { what: 'a Google service account that is not one', args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'], message: 'gcpServiceAccount' },
-      { what: 'a team identity that is not a Google service account', args: ['--set', 'teamIdentities.ml=me@gmail.com'], message: 'teamIdentities' },
+      {
+        what: 'a Google service account that is not one',
+        args: ['--set', 'serviceAccount.gcpServiceAccount=me@gmail.com'],
+        message: 'gcpServiceAccount',
+      },
+      {
+        what: 'a team identity that is not a Google service account',
+        args: ['--set', 'teamIdentities.ml=me@gmail.com'],
+        message: 'teamIdentities',
+      },
       {
         what: 'callback routes on several replicas, each with its own generated assertion key',
-        args: ['--set', 'config.callbacks.routes[0].prefix=/callbacks/training', '--set', 'config.callbacks.routes[0].upstream=http://trainer.ml.svc.cluster.local:8080', '--set', 'config.callbacks.routes[0].callers[0]=trainer@p.iam.gserviceaccount.com'],
+        args: [
+          '--set',
+          'config.callbacks.routes[0].prefix=/callbacks/training',
+          '--set',
+          'config.callbacks.routes[0].upstream=http://trainer.ml.svc.cluster.local:8080',
+          '--set',
+          'config.callbacks.routes[0].callers[0]=trainer@p.iam.gserviceaccount.com',
+        ],
         message: 'callbackAssertionKey.existingSecret',
       },
     ])('$what', ({ args, message }) => {
@@ -377,14 +508,19 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       writeFileSync(join(dir, 'my-values.yaml'), filled);
       const objects = render(['-f', join(dir, 'my-values.yaml')]);
       await validateKubeObjects(objects);
-      expect(one(objects, 'ServiceAccount').metadata.annotations?.['iam.gke.io/gcp-service-account']).toBe('vertex-proxy@acme-ml.iam.gserviceaccount.com');
+      expect(one(objects, 'ServiceAccount').metadata.annotations?.['iam.gke.io/gcp-service-account']).toBe(
+        'vertex-proxy@acme-ml.iam.gserviceaccount.com',
+      );
       // The names the README (and deploy/gcloud/setup.sh's defaults) use: release kube-vertex-proxy in vertex-system.
       expect(one(objects, 'ServiceAccount').metadata.name).toBe('kube-vertex-proxy');
       expect(one(objects, 'Deployment').metadata.name).toBe('kube-vertex-proxy');
       const service = one(objects, 'Service') as KubeObject & { spec: { ports: Array<{ name: string; port: number }> } };
       expect(service.metadata.name).toBe('kube-vertex-proxy');
       expect(service.spec.ports.find((p) => p.name === 'http')?.port).toBe(80);
-      writeFileSync(join(dir, 'config.yaml'), (one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string);
+      writeFileSync(
+        join(dir, 'config.yaml'),
+        (one(objects, 'ConfigMap') as KubeObject & { data: Record<string, string> }).data['config.yaml'] as string,
+      );
       const check = await runCli(['check', '--config', join(dir, 'config.yaml')]);
       expect(check.code, check.stderr).toBe(0);
     });
@@ -395,8 +531,20 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     const notes = (args: readonly string[]): string => {
       const copy = join(mkdtempSync(join(tmpdir(), 'kvp-notes-')), 'chart');
       cpSync(CHART, copy, { recursive: true });
-      writeFileSync(join(copy, 'templates', 'zz-notes.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "kube-vertex-proxy/templates/NOTES.txt" . | toJson }}\n');
-      const result = runTool(helm, ['template', 'kube-vertex-proxy', copy, '--namespace', 'vertex-system', '--show-only', 'templates/zz-notes.yaml', ...args]);
+      writeFileSync(
+        join(copy, 'templates', 'zz-notes.yaml'),
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "kube-vertex-proxy/templates/NOTES.txt" . | toJson }}\n',
+      );
+      const result = runTool(helm, [
+        'template',
+        'kube-vertex-proxy',
+        copy,
+        '--namespace',
+        'vertex-system',
+        '--show-only',
+        'templates/zz-notes.yaml',
+        ...args,
+      ]);
       if (result.status !== 0) throw new Error(result.stderr);
       return (parse(result.stdout) as { data: { notes: string } }).data.notes;
     };
@@ -407,9 +555,16 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('warn about a PostgreSQL password written inline in config, and not about one without a password', () => {
-      const inline = ['--set', 'config.audit.sinks[0].type=postgres', '--set', 'config.audit.sinks[0].url=postgres://kvp:s3cret@10.0.0.5/audit'];
+      const inline = [
+        '--set',
+        'config.audit.sinks[0].type=postgres',
+        '--set',
+        'config.audit.sinks[0].url=postgres://kvp:s3cret@10.0.0.5/audit',
+      ];
       expect(notes(inline)).toContain('WARNING: config.audit.sinks has a PostgreSQL URL with a password written inline');
-      expect(notes(['--set', 'config.audit.sinks[0].type=postgres', '--set', 'config.audit.sinks[0].url=postgres://kvp@10.0.0.5/audit'])).not.toContain('password written inline');
+      expect(
+        notes(['--set', 'config.audit.sinks[0].type=postgres', '--set', 'config.audit.sinks[0].url=postgres://kvp@10.0.0.5/audit']),
+      ).not.toContain('password written inline');
     });
   });
 
@@ -423,7 +578,11 @@ describe('helm chart helm/kube-vertex-proxy', () => {
         if (!match || line.trim().startsWith('#')) return;
         const indent = (match[1] as string).length + (match[2]?.length ?? 0);
         while (stack.length > 0 && stack.at(-1)!.indent >= indent) stack.pop();
-        const previous = lines.slice(0, i).reverse().find((l) => l.trim() !== '') ?? '';
+        const previous =
+          lines
+            .slice(0, i)
+            .reverse()
+            .find((l) => l.trim() !== '') ?? '';
         const documented = previous.trim().startsWith('#') || stack.some((s) => s.documented);
         // Leaves (a value on the line) must be documented; a parent is documented through its leaves.
         const isLeaf = line.slice(match[0].length).trim() !== '';

@@ -20,15 +20,25 @@ function template(args: readonly string[]) {
 }
 
 interface Deployment extends KubeObject {
-  spec: { template: { spec: { volumes: Array<{ name: string; secret?: { secretName: string } }>; containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }> } } };
+  spec: {
+    template: {
+      spec: {
+        volumes: Array<{ name: string; secret?: { secretName: string } }>;
+        containers: Array<{ volumeMounts: Array<{ name: string; mountPath: string; readOnly?: boolean }> }>;
+      };
+    };
+  };
 }
 
 describe('helm chart: shared limits', () => {
   it('reads the Redis URL from a Secret mounted read-only, keeping the store settings the config gave', () => {
     const result = template([
-      '--set', 'replicaCount=3',
-      '--set', 'limits.redis.existingSecret=kvp-limits-redis',
-      '--set-json', `config.limits=${JSON.stringify({ store: { type: 'redis', url: 'redis://ignored:6379', onUnavailable: 'failOpen' }, rules: RULES })}`,
+      '--set',
+      'replicaCount=3',
+      '--set',
+      'limits.redis.existingSecret=kvp-limits-redis',
+      '--set-json',
+      `config.limits=${JSON.stringify({ store: { type: 'redis', url: 'redis://ignored:6379', onUnavailable: 'failOpen' }, rules: RULES })}`,
     ]);
     expect(result.status, result.stderr).toBe(0);
     const objects = parseKubeYaml(result.stdout);
@@ -46,10 +56,26 @@ describe('helm chart: shared limits', () => {
 
   it('refuses limit rules on several replicas (or an autoscaler) with per-pod counters', () => {
     expect(template(['--set-json', `config.limits=${JSON.stringify({ rules: RULES })}`]).status).not.toBe(0);
-    const result = template(['--set', 'autoscaling.enabled=false', '--set', 'replicaCount=2', '--set-json', `config.limits=${JSON.stringify({ rules: RULES })}`]);
+    const result = template([
+      '--set',
+      'autoscaling.enabled=false',
+      '--set',
+      'replicaCount=2',
+      '--set-json',
+      `config.limits=${JSON.stringify({ rules: RULES })}`,
+    ]);
     expect(result.status).not.toBe(0);
     expect(result.stderr).toContain('limits.redis.existingSecret');
     // One replica may count in memory.
-    expect(template(['--set', 'autoscaling.enabled=false', '--set', 'replicaCount=1', '--set-json', `config.limits=${JSON.stringify({ rules: RULES })}`]).status).toBe(0);
+    expect(
+      template([
+        '--set',
+        'autoscaling.enabled=false',
+        '--set',
+        'replicaCount=1',
+        '--set-json',
+        `config.limits=${JSON.stringify({ rules: RULES })}`,
+      ]).status,
+    ).toBe(0);
   });
 });

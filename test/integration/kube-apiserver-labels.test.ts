@@ -33,7 +33,8 @@ async function podToken(namespace: string): Promise<string> {
   return token;
 }
 
-const predict = async (namespace: string) => (await world.call(PREDICT_PATH, { token: await podToken(namespace), body: predictBody })).status;
+const predict = async (namespace: string) =>
+  (await world.call(PREDICT_PATH, { token: await podToken(namespace), body: predictBody })).status;
 
 function clusterIssuer(extra: Record<string, unknown> = {}) {
   return [{ name: 'cluster', type: 'kubernetes', issuer: api.issuer, audiences: [API_AUDIENCE], ...extra }];
@@ -62,7 +63,9 @@ describe('tokens from the real TokenRequest API, keys from the API server under 
     expect(await predict('ml')).toBe(200);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.namespace === 'ml' && e.kubeVertexProxy.decision === 'allow');
     expect(entry.kubeVertexProxy).toMatchObject({ serviceAccount: 'trainer', ruleId: 'ml-predict' });
-    const ready = (await (await fetch(`${world.proxy.adminUrl}/readyz`)).json()) as { checks: Array<{ name: string; ready: boolean; detail?: { keyIds?: string[] } }> };
+    const ready = (await (await fetch(`${world.proxy.adminUrl}/readyz`)).json()) as {
+      checks: Array<{ name: string; ready: boolean; detail?: { keyIds?: string[] } }>;
+    };
     expect(ready.checks.find((c) => c.name === 'issuer:cluster')).toMatchObject({ ready: true });
     expect(ready.checks.find((c) => c.name === 'issuer:cluster')?.detail?.keyIds?.length).toBe(1);
   });
@@ -77,25 +80,33 @@ describe('tokens from the real TokenRequest API, keys from the API server under 
     expect((await world.call(PREDICT_PATH, { token: other, body: predictBody })).status).toBe(401);
   });
 
-  it('without caFile the same issuer is not trusted: its keys cannot be fetched, tokens get 503, the log says why', async () => {
-    const untrusting = await startWorld({
-      ready: false,
-      config: (defaults) => ({ ...defaults, issuers: clusterIssuer(), kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } } }),
-    });
-    try {
-      const failure = await until(
-        () => untrusting.proxy.lines.find((l) => l.message === 'issuer key set fetch failed; keeping the last good keys'),
-        'the failed key fetch in the log',
-      );
-      expect(String(failure.cause)).toMatch(/CERT|SIGNATURE|ISSUER/);
-      const response = await untrusting.call(PREDICT_PATH, { token: await podToken('ml'), body: predictBody });
-      expect(response.status).toBe(503);
-      const ready = await fetch(`${untrusting.proxy.adminUrl}/readyz`);
-      expect(ready.status).toBe(503);
-    } finally {
-      await untrusting.close();
-    }
-  }, START_TIMEOUT_MS);
+  it(
+    'without caFile the same issuer is not trusted: its keys cannot be fetched, tokens get 503, the log says why',
+    async () => {
+      const untrusting = await startWorld({
+        ready: false,
+        config: (defaults) => ({
+          ...defaults,
+          issuers: clusterIssuer(),
+          kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
+        }),
+      });
+      try {
+        const failure = await until(
+          () => untrusting.proxy.lines.find((l) => l.message === 'issuer key set fetch failed; keeping the last good keys'),
+          'the failed key fetch in the log',
+        );
+        expect(String(failure.cause)).toMatch(/CERT|SIGNATURE|ISSUER/);
+        const response = await untrusting.call(PREDICT_PATH, { token: await podToken('ml'), body: predictBody });
+        expect(response.status).toBe(503);
+        const ready = await fetch(`${untrusting.proxy.adminUrl}/readyz`);
+        expect(ready.status).toBe(503);
+      } finally {
+        await untrusting.close();
+      }
+    },
+    START_TIMEOUT_MS,
+  );
 });
 
 describe('namespace labels followed by watch', () => {
@@ -150,7 +161,17 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
     await api.setNamespaceLabels('relabelled', { team: 'ml' });
     const after = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:relabelled:x', 'POST', PREDICT_PATH]);
     expect(after.code).toBe(0);
-    const overridden = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:relabelled:x', '--namespace-labels', 'team=web', 'POST', PREDICT_PATH]);
+    const overridden = await runCli([
+      'can-i',
+      '--config',
+      config,
+      '--as',
+      'system:serviceaccount:relabelled:x',
+      '--namespace-labels',
+      'team=web',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(overridden.code).toBe(1);
     expect(overridden.stdout).toContain('labels {"team":"web"} (from --namespace-labels)');
   });
@@ -164,34 +185,65 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
 
   it('finds the API server through $KUBECONFIG, as serve does, when the config names no kubeconfig', async () => {
     const config = configWith({ namespaceLabels: 'watch' });
-    const result = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH], { KUBECONFIG: api.writeKubeconfig(), HOME: api.dir });
+    const result = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH], {
+      KUBECONFIG: api.writeKubeconfig(),
+      HOME: api.dir,
+    });
     expect(result.code).toBe(0);
     expect(result.stdout).toContain('"team":"ml"} (from the Kubernetes API');
   });
 
-  it('with an identity that may list namespaces but not get them (the proxy\'s own role), asks with a narrowed LIST; with neither, exits 2', async () => {
+  it("with an identity that may list namespaces but not get them (the proxy's own role), asks with a narrowed LIST; with neither, exits 2", async () => {
     await api.createNamespace('identities');
     await api.createServiceAccount('identities', 'lister');
     await api.createServiceAccount('identities', 'nobody');
     await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRole', metadata: { name: 'namespace-lister' },
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRole',
+      metadata: { name: 'namespace-lister' },
       rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list'] }],
     });
     await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'ClusterRoleBinding', metadata: { name: 'namespace-lister' },
+      apiVersion: 'rbac.authorization.k8s.io/v1',
+      kind: 'ClusterRoleBinding',
+      metadata: { name: 'namespace-lister' },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'namespace-lister' },
       subjects: [{ kind: 'ServiceAccount', name: 'lister', namespace: 'identities' }],
     });
     const lister = api.writeKubeconfig(await api.createToken('identities', 'lister'));
-    const allowed = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: lister }), '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    const allowed = await runCli([
+      'can-i',
+      '--config',
+      configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(allowed.code).toBe(0);
     expect(allowed.stdout).toContain('"team":"ml"} (from the Kubernetes API');
-    const unknown = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: lister }), '--as', 'system:serviceaccount:nowhere:x', 'POST', PREDICT_PATH]);
+    const unknown = await runCli([
+      'can-i',
+      '--config',
+      configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
+      '--as',
+      'system:serviceaccount:nowhere:x',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stdout).toContain('namespace not found in the Kubernetes API');
 
     const nobody = api.writeKubeconfig(await api.createToken('identities', 'nobody'));
-    const refused = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: nobody }), '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    const refused = await runCli([
+      'can-i',
+      '--config',
+      configWith({ namespaceLabels: 'watch', kubeconfig: nobody }),
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('HTTP 403 (this identity may neither get nor list namespaces)');
   });
@@ -210,14 +262,30 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
         'current-context': 'c',
       }),
     );
-    const down = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: unreachable }), '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    const down = await runCli([
+      'can-i',
+      '--config',
+      configWith({ namespaceLabels: 'watch', kubeconfig: unreachable }),
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(down.code).toBe(2);
     expect(down.stdout).toBe('');
     expect(down.stderr).toContain(`cannot read namespace "ml" from the Kubernetes API at https://127.0.0.1:${port}`);
     expect(down.stderr).toContain('ECONNREFUSED');
     expect(down.stderr).toContain('--namespace-labels');
 
-    const refused = await runCli(['can-i', '--config', configWith({ namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig('not-a-valid-token') }), '--as', 'system:serviceaccount:ml:trainer', 'POST', PREDICT_PATH]);
+    const refused = await runCli([
+      'can-i',
+      '--config',
+      configWith({ namespaceLabels: 'watch', kubeconfig: api.writeKubeconfig('not-a-valid-token') }),
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      PREDICT_PATH,
+    ]);
     expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('HTTP 401 (the credential was refused)');
     expect(refused.stderr).not.toContain('not-a-valid-token');

@@ -83,23 +83,29 @@ describe('TokenReview on, the API server down', () => {
     await world?.close();
   });
 
-  it('fails closed with 503 for a new token, keeps serving a reviewed one from the cache, and reviews again once it is back', async () => {
-    await api.createPod('ml', 'outage-0', 'outage');
-    const reviewed = await api.createToken('ml', 'outage', { pod: 'outage-0' });
-    const fresh = await api.createToken('ml', 'outage', { pod: 'outage-0' });
-    expect(await predict(world, reviewed)).toBe(200);
-    await api.stop();
-    try {
-      const refused = await world.call(PREDICT_PATH, { token: fresh, body: predictBody });
-      expect(refused.status).toBe(503);
-      expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
-      expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'token-review-unavailable')).kubeVertexProxy.status).toBe(503);
+  it(
+    'fails closed with 503 for a new token, keeps serving a reviewed one from the cache, and reviews again once it is back',
+    async () => {
+      await api.createPod('ml', 'outage-0', 'outage');
+      const reviewed = await api.createToken('ml', 'outage', { pod: 'outage-0' });
+      const fresh = await api.createToken('ml', 'outage', { pod: 'outage-0' });
       expect(await predict(world, reviewed)).toBe(200);
-    } finally {
-      await api.start();
-    }
-    expect(await predict(world, fresh)).toBe(200);
-  }, START_TIMEOUT_MS);
+      await api.stop();
+      try {
+        const refused = await world.call(PREDICT_PATH, { token: fresh, body: predictBody });
+        expect(refused.status).toBe(503);
+        expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
+        expect(
+          (await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'token-review-unavailable')).kubeVertexProxy.status,
+        ).toBe(503);
+        expect(await predict(world, reviewed)).toBe(200);
+      } finally {
+        await api.start();
+      }
+      expect(await predict(world, fresh)).toBe(200);
+    },
+    START_TIMEOUT_MS,
+  );
 });
 
 describe('TokenReview off', () => {
@@ -145,11 +151,16 @@ describe('UID revocation', () => {
     const addedBefore = (await metric(world, ADDED)) ?? 0;
     await api.deleteServiceAccount('ml', 'trainer');
     await api.createServiceAccount('ml', 'trainer');
-    await until(async () => ((await metric(world, 'kube_vertex_proxy_revocation_evictions_total')) ?? 0) >= 1 || undefined, 'the DELETED event to evict the cached token');
+    await until(
+      async () => ((await metric(world, 'kube_vertex_proxy_revocation_evictions_total')) ?? 0) >= 1 || undefined,
+      'the DELETED event to evict the cached token',
+    );
     const refused = await world.call(PREDICT_PATH, { token, body: predictBody });
     expect(refused.status).toBe(401);
     expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('service account no longer exists');
-    expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'service-account-deleted')).kubeVertexProxy.status).toBe(401);
+    expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'service-account-deleted')).kubeVertexProxy.status).toBe(
+      401,
+    );
 
     // The pod names its service account by name, so a token for the recreated one binds to it again. It is sent
     // once the view holds the new object (a refusal before that would be remembered as a bad token for negativeTtl).

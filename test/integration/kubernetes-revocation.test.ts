@@ -19,7 +19,9 @@ const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 
 function worldWith(api: KubeApiStandIn, kubernetes: Record<string, unknown>) {
   const kubeconfig = api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-kube-')));
-  return startWorld({ config: (defaults) => ({ ...defaults, kubernetes: { ...(defaults.kubernetes as object), kubeconfig, ...kubernetes } }) });
+  return startWorld({
+    config: (defaults) => ({ ...defaults, kubernetes: { ...(defaults.kubernetes as object), kubeconfig, ...kubernetes } }),
+  });
 }
 
 /** A pod-bound token whose UIDs are those of the stand-in's objects. */

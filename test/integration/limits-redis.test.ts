@@ -40,7 +40,8 @@ async function waitFor(check: () => Promise<boolean> | boolean, what: string, ti
   throw new Error(`timed out waiting for ${what}`);
 }
 
-const storeAvailable = async (proxy: ProxyProcess) => metricValue(await (await fetch(`${proxy.adminUrl}/metrics`)).text(), 'kube_vertex_proxy_limit_store_available');
+const storeAvailable = async (proxy: ProxyProcess) =>
+  metricValue(await (await fetch(`${proxy.adminUrl}/metrics`)).text(), 'kube_vertex_proxy_limit_store_available');
 
 beforeAll(async () => {
   redis = await startTestRedis();
@@ -61,10 +62,18 @@ afterAll(async () => {
 
 describe('a limit shared by two proxy processes on one Redis', () => {
   it('admits the configured total across both replicas, not twice it', async () => {
-    await waitFor(async () => (await storeAvailable(world.proxy)) === 1 && (await storeAvailable(second as ProxyProcess)) === 1, 'both replicas connected to Redis');
+    await waitFor(
+      async () => (await storeAvailable(world.proxy)) === 1 && (await storeAvailable(second as ProxyProcess)) === 1,
+      'both replicas connected to Redis',
+    );
     await awayFromMinuteEdge();
     const token = world.token();
-    const call = (proxy: ProxyProcess) => fetch(`${proxy.dataUrl}${MODEL}:generateContent`, { method: 'POST', body: PROMPT, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    const call = (proxy: ProxyProcess) =>
+      fetch(`${proxy.dataUrl}${MODEL}:generateContent`, {
+        method: 'POST',
+        body: PROMPT,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
     // 20 calls at once, alternating replicas: each replica alone would admit 10.
     const responses = await Promise.all(Array.from({ length: 20 }, (_, i) => call(i % 2 === 0 ? world.proxy : (second as ProxyProcess))));
     const statuses = responses.map((r) => r.status);
@@ -79,7 +88,10 @@ describe('a limit shared by two proxy processes on one Redis', () => {
       return keys !== '';
     }, 'the token counter');
     const minute = Math.floor(Date.now() / 60_000);
-    await waitFor(async () => (await redis.command('GET', `kvp-test-shared:shared-tokens:ns/ml:tpm:m${minute}`)) === '150', 'all tokens charged');
+    await waitFor(
+      async () => (await redis.command('GET', `kvp-test-shared:shared-tokens:ns/ml:tpm:m${minute}`)) === '150',
+      'all tokens charged',
+    );
   });
 });
 
@@ -92,10 +104,18 @@ describe('Redis stopped mid-run', () => {
     for (let i = 0; i < 3; i++) {
       const response = await world.call(`${MODEL}:generateContent`, { body: PROMPT });
       expect(response.status).toBe(503);
-      expect(((await response.json()) as { error: { details: Array<{ metadata?: { code?: string } }> } }).error.details[0]?.metadata?.code).toBe('ERR_LIMIT_STORE_UNAVAILABLE');
+      expect(
+        ((await response.json()) as { error: { details: Array<{ metadata?: { code?: string } }> } }).error.details[0]?.metadata?.code,
+      ).toBe('ERR_LIMIT_STORE_UNAVAILABLE');
     }
     // Calls no limit applies to are not affected.
-    expect((await world.call(`/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`, { body: JSON.stringify({ instances: [1] }) })).status).toBe(200);
+    expect(
+      (
+        await world.call(`/v1/projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890:predict`, {
+          body: JSON.stringify({ instances: [1] }),
+        })
+      ).status,
+    ).toBe(200);
     const outageLines = world.proxy.lines.filter((l) => typeof l.message === 'string' && l.message.startsWith('limit store unavailable'));
     expect(outageLines).toHaveLength(1);
     await redis.start();
@@ -108,14 +128,22 @@ describe('Redis stopped mid-run', () => {
 
   it('failOpen: requests are admitted uncounted while Redis is down, and counted again once it is back', async () => {
     await (second as ProxyProcess).stop();
-    second = await startProxyProcess({ config: { ...worldConfig, limits: limitsConfig('failOpen', 'kvp-test-open:') }, env: metadataEnv(world.metadata) });
+    second = await startProxyProcess({
+      config: { ...worldConfig, limits: limitsConfig('failOpen', 'kvp-test-open:') },
+      env: metadataEnv(world.metadata),
+    });
     const open = second;
     await waitFor(async () => (await storeAvailable(open)) === 1, 'the failOpen replica connected');
     await awayFromMinuteEdge(30);
     await redis.pause();
     await waitFor(async () => (await storeAvailable(open)) === 0, 'the outage to show in the metric');
     const token = world.token();
-    const call = () => fetch(`${open.dataUrl}${MODEL}:generateContent`, { method: 'POST', body: PROMPT, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } });
+    const call = () =>
+      fetch(`${open.dataUrl}${MODEL}:generateContent`, {
+        method: 'POST',
+        body: PROMPT,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      });
     // More than the limit, all admitted: nothing can count them.
     for (let i = 0; i < 12; i++) expect((await call()).status).toBe(200);
     expect(open.lines.filter((l) => typeof l.message === 'string' && l.message.startsWith('limit store unavailable'))).toHaveLength(1);

@@ -24,11 +24,29 @@ beforeAll(async () => {
           // Per service account, predict only: 3 requests a minute.
           { id: 'predict-rpm', subjects: { namespaces: ['ml'] }, permissions: ['predict'], per: 'serviceAccount', requestsPerMinute: 3 },
           // Tokens per namespace, on one model only: each answer is 15 tokens (4 prompt + 11 candidates).
-          { id: 'flash-tokens', subjects: { namespaces: ['ml'] }, permissions: ['generate'], resources: [`projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`], tokensPerDay: 40 },
+          {
+            id: 'flash-tokens',
+            subjects: { namespaces: ['ml'] },
+            permissions: ['generate'],
+            resources: [`projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`],
+            tokensPerDay: 40,
+          },
           // One request in flight per namespace on the pro model.
-          { id: 'pro-concurrency', subjects: { namespaces: ['ml'] }, resources: [`projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-pro`], concurrentRequests: 1 },
+          {
+            id: 'pro-concurrency',
+            subjects: { namespaces: ['ml'] },
+            resources: [`projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-pro`],
+            concurrentRequests: 1,
+          },
           // Dry-run: would allow 1 token a day on the whole namespace labs.
-          { id: 'labs-dry', mode: 'dryRun', subjects: { namespaceSelector: { matchLabels: { team: 'ml' } } }, permissions: ['generate'], tokensPerDay: 1, requestsPerMinute: 1 },
+          {
+            id: 'labs-dry',
+            mode: 'dryRun',
+            subjects: { namespaceSelector: { matchLabels: { team: 'ml' } } },
+            permissions: ['generate'],
+            tokensPerDay: 1,
+            requestsPerMinute: 1,
+          },
         ],
       },
     }),
@@ -60,12 +78,16 @@ describe('limits on one replica', () => {
     expect((await flash()).status).toBe(200); // 15 charged
     expect((await flash()).status).toBe(200); // 30
     expect((await world.call(`${MODEL}/gemini-2.5-flash:streamGenerateContent?alt=sse`, { body: PROMPT })).status).toBe(200); // 45: admitted at 30, never cut
-    await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent' && e.kubeVertexProxy.tokens?.total === 15);
+    await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent' && e.kubeVertexProxy.tokens?.total === 15,
+    );
     const refused = await flash();
     const { retryAfter } = await expectLimitRefusal(refused, 'flash-tokens', 'namespace ml', 'tokensPerDay 40');
     expect(retryAfter).toBeLessThanOrEqual(86_400);
     // Same namespace, another service account: one bucket per namespace.
-    expect((await world.call(`${MODEL}/gemini-2.5-flash:generateContent`, { body: PROMPT, token: world.token('ml', 'scorer') })).status).toBe(429);
+    expect(
+      (await world.call(`${MODEL}/gemini-2.5-flash:generateContent`, { body: PROMPT, token: world.token('ml', 'scorer') })).status,
+    ).toBe(429);
     // The limit's scope is one model.
     expect((await world.call(`${MODEL}/gemini-2.5-flash-lite:generateContent`, { body: PROMPT })).status).toBe(200);
   });
@@ -76,7 +98,8 @@ describe('limits on one replica', () => {
     const first = world.call(`${MODEL}/gemini-2.5-pro:generateContent`, { body: PROMPT, signal: abort.signal }).catch(() => undefined);
     // Wait until the hung request reached the stand-in (so it holds the slot).
     const deadline = Date.now() + 5000;
-    while (!world.vertex.requests.some((r) => r.url.includes('gemini-2.5-pro')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    while (!world.vertex.requests.some((r) => r.url.includes('gemini-2.5-pro')) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
     const refused = await world.call(`${MODEL}/gemini-2.5-pro:generateContent`, { body: PROMPT });
     await expectLimitRefusal(refused, 'pro-concurrency', 'namespace ml', 'concurrentRequests 1');
     abort.abort();
@@ -87,12 +110,19 @@ describe('limits on one replica', () => {
 
   it('dry-run rules refuse nothing, but their decisions and the audit record say they would have', async () => {
     await awayFromMinuteEdge();
-    for (let i = 0; i < 3; i++) expect((await world.call(`${MODEL}/gemini-2.5-flash-lite:generateContent`, { body: PROMPT, token: world.token('labs', 'bot') })).status).toBe(200);
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.namespace === 'labs' && (e.kubeVertexProxy.limitDryRun?.length ?? 0) > 0);
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await world.call(`${MODEL}/gemini-2.5-flash-lite:generateContent`, { body: PROMPT, token: world.token('labs', 'bot') })).status,
+      ).toBe(200);
+    const entry = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.namespace === 'labs' && (e.kubeVertexProxy.limitDryRun?.length ?? 0) > 0,
+    );
     expect(entry.kubeVertexProxy.limitDryRun).toEqual(['labs-dry']);
     expect(entry.kubeVertexProxy.status).toBe(200);
     const metrics = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-    expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="labs-dry",result="dry_run_refused"}')).toBeGreaterThanOrEqual(2);
+    expect(
+      metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="labs-dry",result="dry_run_refused"}'),
+    ).toBeGreaterThanOrEqual(2);
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="predict-rpm",result="refused"}')).toBe(1);
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="flash-tokens",result="allowed"}')).toBe(3);
     expect(metricValue(metrics, 'kube_vertex_proxy_limit_remaining{rule="predict-rpm",limit="requestsPerMinute"}')).toBe(2);
@@ -114,7 +144,15 @@ describe('can-i', () => {
         ],
       },
     });
-    const generate = await runCli(['can-i', '--config', config, '--as', 'system:serviceaccount:ml:trainer', 'POST', `${MODEL}/gemini-2.5-flash:generateContent`]);
+    const generate = await runCli([
+      'can-i',
+      '--config',
+      config,
+      '--as',
+      'system:serviceaccount:ml:trainer',
+      'POST',
+      `${MODEL}/gemini-2.5-flash:generateContent`,
+    ]);
     expect(generate.code).toBe(0);
     expect(generate.stdout).toContain('  limits:     ml-tokens (enforce, namespace ml: requestsPerMinute 600, tokensPerMinute 200000)\n');
     expect(generate.stdout).toContain('             sa-dry (dryRun, service account ml/trainer: concurrentRequests 4)\n');

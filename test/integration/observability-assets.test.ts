@@ -58,7 +58,10 @@ describe('against a running proxy', () => {
   beforeAll(async () => {
     // A limit rule, so the limit metrics (limit_decisions_total, limit_store_available) are exposed too.
     world = await startWorld({
-      config: (defaults) => ({ ...defaults, limits: { rules: [{ id: 'ml-requests', subjects: { namespaces: ['ml'] }, requestsPerMinute: 1000 }] } }),
+      config: (defaults) => ({
+        ...defaults,
+        limits: { rules: [{ id: 'ml-requests', subjects: { namespaces: ['ml'] }, requestsPerMinute: 1000 }] },
+      }),
     });
     exposed = exposedNames(await (await fetch(`${world.proxy.adminUrl}/metrics`)).text());
   });
@@ -89,17 +92,25 @@ describe('promtool', () => {
     expect(result.stdout).toContain(`SUCCESS: ${alerts.length} rules found`);
   });
 
-  it('passes every alert\'s unit test, and every alert has one and a runbook', () => {
+  it("passes every alert's unit test, and every alert has one and a runbook", () => {
     const result = runTool('promtool', ['test', 'rules', RULE_TESTS]);
     expect(result.status, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toContain('SUCCESS');
-    const tests = parse(readFileSync(RULE_TESTS, 'utf8')) as { tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }> };
+    const tests = parse(readFileSync(RULE_TESTS, 'utf8')) as {
+      tests: Array<{ alert_rule_test: Array<{ alertname: string; exp_alerts: unknown[] }> }>;
+    };
     const doc = readFileSync(DOC, 'utf8');
     for (const rule of alerts) {
       const cases = tests.tests.flatMap((t) => t.alert_rule_test).filter((c) => c.alertname === rule.alert);
       // A firing case and a quiet case for each alert.
-      expect(cases.some((c) => c.exp_alerts.length > 0), `${rule.alert} never fires in a test`).toBe(true);
-      expect(cases.some((c) => c.exp_alerts.length === 0), `${rule.alert} is never quiet in a test`).toBe(true);
+      expect(
+        cases.some((c) => c.exp_alerts.length > 0),
+        `${rule.alert} never fires in a test`,
+      ).toBe(true);
+      expect(
+        cases.some((c) => c.exp_alerts.length === 0),
+        `${rule.alert} is never quiet in a test`,
+      ).toBe(true);
       const anchor = (rule.alert as string).toLowerCase();
       expect(rule.annotations?.runbook_url).toBe(`docs/operations-observability.md#${anchor}`);
       expect(doc, `no runbook section for ${rule.alert}`).toMatch(new RegExp(`^### ${rule.alert}$`, 'm'));
@@ -108,7 +119,12 @@ describe('promtool', () => {
 
   it('finds every dashboard query valid PromQL', () => {
     const recording: RuleFile = {
-      groups: [{ name: 'dashboard', rules: panels.flatMap((p, i) => p.queries.map((q, j) => ({ record: `dashboard:panel_${i}_${j}`, expr: concrete(q.expr) }))) }],
+      groups: [
+        {
+          name: 'dashboard',
+          rules: panels.flatMap((p, i) => p.queries.map((q, j) => ({ record: `dashboard:panel_${i}_${j}`, expr: concrete(q.expr) }))),
+        },
+      ],
     };
     const file = join(mkdtempSync(join(tmpdir(), 'kvp-dashboard-')), 'dashboard.rules.yaml');
     writeFileSync(file, stringify(recording));
@@ -134,9 +150,18 @@ describe('generated and shipped', () => {
       return parseKubeYaml(result.stdout);
     };
     const defaults = render([]);
-    expect(defaults.filter((o) => o.kind === 'PrometheusRule' || (o.kind === 'ConfigMap' && o.metadata?.name?.endsWith('-dashboard')))).toEqual([]);
+    expect(
+      defaults.filter((o) => o.kind === 'PrometheusRule' || (o.kind === 'ConfigMap' && o.metadata?.name?.endsWith('-dashboard'))),
+    ).toEqual([]);
 
-    const on = render(['--set', 'grafanaDashboard.enabled=true', '--set', 'grafanaDashboard.folder=Vertex AI', '--set', 'prometheusRule.enabled=true']);
+    const on = render([
+      '--set',
+      'grafanaDashboard.enabled=true',
+      '--set',
+      'grafanaDashboard.folder=Vertex AI',
+      '--set',
+      'prometheusRule.enabled=true',
+    ]);
     await validateKubeObjects(on);
     const dashboard = on.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'kvp-kube-vertex-proxy-dashboard') as unknown as {
       metadata: { labels: Record<string, string> };
@@ -148,8 +173,15 @@ describe('generated and shipped', () => {
     const rule = on.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile };
     expect(rule.spec).toEqual(rules);
 
-    const published = render(['--set', 'prometheusRule.enabled=true', '--set', 'prometheusRule.runbookBaseUrl=https://example.com/runbooks.md']);
-    const urls = (published.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile }).spec.groups[0]!.rules.map((r) => r.annotations?.runbook_url);
+    const published = render([
+      '--set',
+      'prometheusRule.enabled=true',
+      '--set',
+      'prometheusRule.runbookBaseUrl=https://example.com/runbooks.md',
+    ]);
+    const urls = (published.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile }).spec.groups[0]!.rules.map(
+      (r) => r.annotations?.runbook_url,
+    );
     expect(urls).toEqual(alerts.map((r) => `https://example.com/runbooks.md#${(r.alert as string).toLowerCase()}`));
   });
 });

@@ -17,11 +17,12 @@ const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 
 async function googleError(response: Response) {
   expect(response.headers.get('content-type')).toBe('application/json; charset=UTF-8');
-  return ((await response.json()) as { error: { code: number; status: string; message: string; details: Array<Record<string, unknown>> } }).error;
+  return ((await response.json()) as { error: { code: number; status: string; message: string; details: Array<Record<string, unknown>> } })
+    .error;
 }
 
 describe('an allowed predict', () => {
-  it('reaches Vertex AI with the proxy\'s own token and returns the answer', async () => {
+  it("reaches Vertex AI with the proxy's own token and returns the answer", async () => {
     const token = world.token();
     const before = world.vertex.requests.length;
     const response = await world.call(PREDICT_PATH, {
@@ -56,7 +57,11 @@ describe('an allowed predict', () => {
 
   it('writes one audit line in Cloud Logging format naming the rule, without the token', async () => {
     const token = world.token('ml', 'scorer');
-    const response = await world.call(PREDICT_PATH, { token, body: predictBody, headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' } });
+    const response = await world.call(PREDICT_PATH, {
+      token,
+      body: predictBody,
+      headers: { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+    });
     expect(response.status).toBe(200);
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:scorer');
     expect(entry).toMatchObject({
@@ -85,7 +90,7 @@ describe('an allowed predict', () => {
     expect(world.proxy.stdoutText()).not.toContain(token.split('.')[2]!);
   });
 
-  it('passes the Google client\'s $alt=json;enum-encoding=int query on verbatim', async () => {
+  it("passes the Google client's $alt=json;enum-encoding=int query on verbatim", async () => {
     const before = world.vertex.requests.length;
     const path = `${PREDICT_PATH}?$alt=json;enum-encoding=int`;
     expect((await world.call(path, { body: predictBody })).status).toBe(200);
@@ -118,7 +123,9 @@ describe('a denied predict', () => {
   });
 
   it('a permission outside the grant is denied (training is not granted to ml)', async () => {
-    const response = await world.call(`/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`, { body: JSON.stringify({ displayName: 'x' }) });
+    const response = await world.call(`/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`, {
+      body: JSON.stringify({ displayName: 'x' }),
+    });
     expect(response.status).toBe(403);
   });
 });
@@ -216,9 +223,12 @@ describe('request bodies', () => {
 
 describe('the generative path', () => {
   it('generateContent on a publisher model is allowed by the generate group', async () => {
-    const response = await world.call(`/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`, {
-      body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
-    });
+    const response = await world.call(
+      `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash:generateContent`,
+      {
+        body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+      },
+    );
     expect(response.status).toBe(200);
     const body = (await response.json()) as { candidates: unknown[]; usageMetadata: { totalTokenCount: number } };
     expect(body.candidates.length).toBeGreaterThan(0);

@@ -15,7 +15,14 @@ import { metric, until } from '../helpers/poll.js';
 const predictBody = JSON.stringify({ instances: [{ feature: 1 }] });
 
 async function policyCheck(world: World) {
-  const body = (await (await fetch(`${world.proxy.adminUrl}/readyz`)).json()) as { status: string; checks: Array<{ name: string; ready: boolean; detail: { version: string; lastAttempt: { result: string; problems?: string[] } | null } }> };
+  const body = (await (await fetch(`${world.proxy.adminUrl}/readyz`)).json()) as {
+    status: string;
+    checks: Array<{
+      name: string;
+      ready: boolean;
+      detail: { version: string; lastAttempt: { result: string; problems?: string[] } | null };
+    }>;
+  };
   return { status: body.status, policy: body.checks.find((c) => c.name === 'policy')! };
 }
 
@@ -39,7 +46,12 @@ class ConfigMapDir {
   }
 }
 
-const webRule = { id: 'web-predict', effect: 'allow', subjects: { namespaceSelector: { matchLabels: { team: 'web' } } }, permissions: ['predict'] };
+const webRule = {
+  id: 'web-predict',
+  effect: 'allow',
+  subjects: { namespaceSelector: { matchLabels: { team: 'web' } } },
+  permissions: ['predict'],
+};
 
 describe('policy reload from a ConfigMap symlink swap', () => {
   const mount = new ConfigMapDir();
@@ -74,14 +86,22 @@ describe('policy reload from a ConfigMap symlink swap', () => {
       const v1 = (await policyCheck(world)).policy.detail.version;
 
       mount.write(stringify({ ...base, policy: { rules: [...DEFAULT_RULES, webRule] } }));
-      await until(async () => (await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status === 200 || undefined, 'the new policy to apply');
+      await until(
+        async () => (await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status === 200 || undefined,
+        'the new policy to apply',
+      );
       const v2 = (await policyCheck(world)).policy.detail.version;
       expect(v2).not.toBe(v1);
       const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.ruleId === 'web-predict');
       expect(entry.kubeVertexProxy.policyVersion).toBe(v2);
       expect(world.proxy.lines.some((l) => l.message === 'policy reloaded' && l.policyVersion === v2)).toBe(true);
 
-      mount.write(stringify({ ...base, policy: { rules: [...DEFAULT_RULES, webRule, { id: 'broken', effect: 'maybe', subjects: {}, permissions: [] }] } }));
+      mount.write(
+        stringify({
+          ...base,
+          policy: { rules: [...DEFAULT_RULES, webRule, { id: 'broken', effect: 'maybe', subjects: {}, permissions: [] }] },
+        }),
+      );
       const refused = await until(async () => {
         const check = await policyCheck(world);
         return check.policy.detail.lastAttempt?.result === 'invalid' ? check : undefined;
@@ -94,7 +114,6 @@ describe('policy reload from a ConfigMap symlink swap', () => {
       expect(world.proxy.lines.some((l) => l.message === 'config reload refused; the previous policy keeps serving')).toBe(true);
       // The previous (valid) policy keeps serving.
       expect((await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status).toBe(200);
-
     } finally {
       flowing = false;
       await flow;
@@ -129,7 +148,10 @@ describe('SIGHUP', () => {
     writeFileSync(path, stringify({ ...base, policy: { rules: [...DEFAULT_RULES, webRule] } }));
     expect((await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status).toBe(403);
     world.proxy.child.kill('SIGHUP');
-    await until(async () => (await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status === 200 || undefined, 'the reload on SIGHUP');
+    await until(
+      async () => (await world.call(PREDICT_PATH, { token: webToken, body: predictBody })).status === 200 || undefined,
+      'the reload on SIGHUP',
+    );
     expect((await policyCheck(world)).policy.detail.lastAttempt).toMatchObject({ result: 'applied', trigger: 'signal' });
   });
 });

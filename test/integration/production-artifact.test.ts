@@ -80,9 +80,17 @@ describe('Dockerfile', () => {
   });
 
   it('sends only the build inputs to the build context (.dockerignore)', () => {
-    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8').split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    const ignore = readFileSync(join(REPO_ROOT, '.dockerignore'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '' && !l.startsWith('#'));
     expect(ignore[0]).toBe('*');
-    expect(ignore.filter((l) => l.startsWith('!')).sort()).toEqual(['!package-lock.json', '!package.json', '!src/', '!tsconfig.build.json', '!tsconfig.json']);
+    expect(ignore.filter((l) => l.startsWith('!')).sort()).toEqual([
+      '!package-lock.json',
+      '!package.json',
+      '!src/',
+      '!tsconfig.build.json',
+      '!tsconfig.json',
+    ]);
   });
 });
 
@@ -107,7 +115,9 @@ describe('the production artifact, installed into an empty folder and started fr
     // The outer `npm test`'s npm_* variables (lifecycle, package, command) must not steer this install;
     // the cache and registry settings may (the cache is warm from `npm ci`, hence --prefer-offline).
     const keep = new Set(['npm_config_cache', 'npm_config_registry', 'npm_config_userconfig']);
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase()))) as Record<string, string>;
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.toLowerCase().startsWith('npm_') || keep.has(k.toLowerCase())),
+    ) as Record<string, string>;
     const install = spawnSync('npm', ['ci', '--omit=dev', '--ignore-scripts', '--no-audit', '--no-fund', '--prefer-offline'], {
       cwd: app,
       env,
@@ -134,9 +144,12 @@ describe('the production artifact, installed into an empty folder and started fr
     for (const name of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', name)), name).toBe(true);
     // A devDependency may also be a production dependency's dependency (@types/node is one of
     // @kubernetes/client-node's), so "dev-only" is the lockfile's word, not package.json's.
-    for (const name of ['node', 'typescript', 'vitest', 'fast-check']) expect(existsSync(join(app, 'node_modules', name)), name).toBe(false);
+    for (const name of ['node', 'typescript', 'vitest', 'fast-check'])
+      expect(existsSync(join(app, 'node_modules', name)), name).toBe(false);
     const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as Lockfile;
-    const devOnly = Object.entries(lock.packages).filter(([path, p]) => path.startsWith('node_modules/') && (p.dev === true || p.devOptional === true));
+    const devOnly = Object.entries(lock.packages).filter(
+      ([path, p]) => path.startsWith('node_modules/') && (p.dev === true || p.devOptional === true),
+    );
     expect(devOnly.length).toBeGreaterThan(0);
     const present = devOnly.filter(([path]) => existsSync(join(app, path))).map(([path]) => path);
     expect(present).toEqual([]);
@@ -223,7 +236,8 @@ function snapshot(root: string): Map<string, string> {
 function reachableImports(entry: string): Array<[string, string]> {
   const seen = new Set<string>();
   const found: Array<[string, string]> = [];
-  const pattern = /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const pattern =
+    /(?:^|[\s;])(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|(?:^|[\s;])import\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
   const visit = (file: string) => {
     if (seen.has(file)) return;
     seen.add(file);

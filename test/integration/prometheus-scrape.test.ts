@@ -56,12 +56,22 @@ beforeAll(async () => {
   prometheusUrl = `http://127.0.0.1:${port}`;
   prometheus = spawn(
     'prometheus',
-    [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--enable-feature=exemplar-storage', '--log.level=warn'],
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+      '--enable-feature=exemplar-storage',
+      '--log.level=warn',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   prometheus.stdout?.on('data', (c: Buffer) => (prometheusLog += c.toString()));
   prometheus.stderr?.on('data', (c: Buffer) => (prometheusLog += c.toString()));
-  await until(async () => (await fetch(`${prometheusUrl}/-/ready`).catch(() => undefined))?.status === 200, `Prometheus ready\n${prometheusLog}`, 30_000);
+  await until(
+    async () => (await fetch(`${prometheusUrl}/-/ready`).catch(() => undefined))?.status === 200,
+    `Prometheus ready\n${prometheusLog}`,
+    30_000,
+  );
 }, 60_000);
 
 afterAll(async () => {
@@ -75,11 +85,15 @@ afterAll(async () => {
 });
 
 describe('a real Prometheus scraping the proxy (tracing on)', () => {
-  it('scrapes OpenMetrics and stores the request\'s trace id as an exemplar of the duration histogram', async () => {
+  it("scrapes OpenMetrics and stores the request's trace id as an exemplar of the duration histogram", async () => {
     const traceId = 'abcdef0123456789abcdef0123456789';
-    expect((await world.call(PREDICT_PATH, { body: '{}', headers: { traceparent: `00-${traceId}-0123456789abcdef-01` } })).status).toBe(200);
+    expect((await world.call(PREDICT_PATH, { body: '{}', headers: { traceparent: `00-${traceId}-0123456789abcdef-01` } })).status).toBe(
+      200,
+    );
     const target = await until(async () => {
-      const answer = (await (await fetch(`${prometheusUrl}/api/v1/targets`)).json()) as { data: { activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string }> } };
+      const answer = (await (await fetch(`${prometheusUrl}/api/v1/targets`)).json()) as {
+        data: { activeTargets: Array<{ health: string; lastError: string; scrapeUrl: string }> };
+      };
       const t = answer.data.activeTargets[0];
       return t?.health === 'up' ? t : undefined;
     }, 'the proxy target up');
@@ -98,16 +112,29 @@ describe('a real Prometheus scraping the proxy (tracing on)', () => {
 
   it('evaluates every dashboard query and alert expression without an error', async () => {
     // Two scrapes at least, so rates have samples.
-    await until(async () => Number((await query('count_over_time(up{job="kvp"}[1m])')).data?.result[0]?.value?.[1] ?? 0) >= 3 || undefined, 'three scrapes');
+    await until(
+      async () => Number((await query('count_over_time(up{job="kvp"}[1m])')).data?.result[0]?.value?.[1] ?? 0) >= 3 || undefined,
+      'three scrapes',
+    );
     const exprs = [
-      ...DASHBOARD_ROWS.flatMap((row) => row.panels.flatMap((p) => p.queries.map((q) => q.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$job', '.*')))),
-      ...(parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> }).groups.flatMap((g) => g.rules.map((r) => r.expr)),
+      ...DASHBOARD_ROWS.flatMap((row) =>
+        row.panels.flatMap((p) =>
+          p.queries.map((q) => q.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$job', '.*')),
+        ),
+      ),
+      ...(parse(readFileSync(RULES, 'utf8')) as { groups: Array<{ rules: Array<{ expr: string }> }> }).groups.flatMap((g) =>
+        g.rules.map((r) => r.expr),
+      ),
     ];
     for (const expr of exprs) {
       const answer = await query(expr);
       expect(answer.status, `${expr}: ${answer.error ?? ''}`).toBe('success');
     }
-    const decisions = await query(DASHBOARD_ROWS[0]!.panels[0]!.queries[0]!.expr.replaceAll('$__rate_interval', '1m').replaceAll('$namespace', '.*').replaceAll('$job', '.*'));
+    const decisions = await query(
+      DASHBOARD_ROWS[0]!.panels[0]!.queries[0]!.expr.replaceAll('$__rate_interval', '1m')
+        .replaceAll('$namespace', '.*')
+        .replaceAll('$job', '.*'),
+    );
     expect(decisions.data?.result.map((r) => r.metric.decision)).toContain('allow');
   });
 });

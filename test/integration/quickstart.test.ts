@@ -14,15 +14,23 @@ describe('the embedded default (npm start)', () => {
   it('shows an allowed predict, a denied one, their audit lines and the commands to try', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-dev-'));
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'dev', '--once', '--dir', dir], { env: { PATH: process.env.PATH ?? '', HOME: dir }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [CLI, 'dev', '--once', '--dir', dir], {
+        env: { PATH: process.env.PATH ?? '', HOME: dir },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       child.stdout.on('data', (c: Buffer) => (out += c.toString()));
       child.once('exit', (exitCode) => resolve({ code: exitCode, stdout: out }));
     });
     expect(code).toBe(0);
     expect(stdout).toMatch(/ml\/trainer \(namespace labelled team=ml\) predicts: HTTP 200\n\{\s*"predictions":/);
-    expect(stdout).toMatch(/web\/frontend \(namespace labelled team=web\) predicts: HTTP 403\n\{"error":\{"code":403,.*"status":"PERMISSION_DENIED"/);
-    const audit = stdout.split('\n').filter((l) => l.startsWith('audit  ')).map((l) => auditRecordOfEntry(JSON.parse(l.slice(7)) as Record<string, unknown>));
+    expect(stdout).toMatch(
+      /web\/frontend \(namespace labelled team=web\) predicts: HTTP 403\n\{"error":\{"code":403,.*"status":"PERMISSION_DENIED"/,
+    );
+    const audit = stdout
+      .split('\n')
+      .filter((l) => l.startsWith('audit  '))
+      .map((l) => auditRecordOfEntry(JSON.parse(l.slice(7)) as Record<string, unknown>));
     expect(audit.map((a) => a?.decision)).toEqual(['allow', 'deny']);
     expect(stdout).toContain('curl -s -H "Authorization: Bearer $(cat ');
     expect(stdout).toContain('kube-vertex-proxy can-i --config');

@@ -92,7 +92,9 @@ describe('SIGTERM under load', () => {
     expect(failed).toEqual([]);
     expect(outcomes.length).toBeGreaterThan(beforeSignal);
     // eslint-disable-next-line no-console
-    console.log(`shutdown under load: ${outcomes.length} requests in ${seconds.toFixed(1)} s (${Math.round(outcomes.length / seconds)}/s), ${outcomes.length - beforeSignal} after SIGTERM`);
+    console.log(
+      `shutdown under load: ${outcomes.length} requests in ${seconds.toFixed(1)} s (${Math.round(outcomes.length / seconds)}/s), ${outcomes.length - beforeSignal} after SIGTERM`,
+    );
 
     // Every request Vertex AI saw is in the store, complete (final entry written before exit).
     expect(world.vertex.requests.length).toBe(outcomes.length);

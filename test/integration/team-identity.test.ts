@@ -29,7 +29,9 @@ beforeAll(async () => {
         ],
         iamCredentialsEndpoint: iam.url,
       },
-      policy: { rules: [...DEFAULT_RULES, { id: 'web-predict', effect: 'allow', subjects: { namespaces: ['web'] }, permissions: ['predict'] }] },
+      policy: {
+        rules: [...DEFAULT_RULES, { id: 'web-predict', effect: 'allow', subjects: { namespaces: ['web'] }, permissions: ['predict'] }],
+      },
     }),
   });
 });
@@ -38,7 +40,8 @@ afterAll(async () => {
   await iam?.close();
 });
 
-const upstreamAuthorization = (index: number): string | undefined => world.vertex.requests[index]?.headers.authorization as string | undefined;
+const upstreamAuthorization = (index: number): string | undefined =>
+  world.vertex.requests[index]?.headers.authorization as string | undefined;
 
 describe('vertex.identities', () => {
   it("sends a matching caller's calls with the team account's impersonated token, one token for many calls", async () => {
@@ -53,7 +56,9 @@ describe('vertex.identities', () => {
     expect(token.scope).toEqual(['https://www.googleapis.com/auth/cloud-platform']);
     expect(token.lifetime).toBe('3600s');
 
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer' && e.kubeVertexProxy.status === 200);
+    const entry = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer' && e.kubeVertexProxy.status === 200,
+    );
     expect(entry.kubeVertexProxy.upstreamIdentity).toBe(TEAM_ML);
   });
 
@@ -80,6 +85,10 @@ describe('vertex.identities', () => {
     expect(entry.kubeVertexProxy).toMatchObject({ status: 503, errorCode: 'ERR_FORWARD_IDENTITY_UNAVAILABLE', upstreamIdentity: TEAM_WEB });
 
     const metrics = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-    expect(metrics).toMatch(new RegExp(`kube_vertex_proxy_team_identity_refreshes_total\\{service_account="${TEAM_WEB.replace(/\./g, '\\.')}",result="error"\\} [1-9]`));
+    expect(metrics).toMatch(
+      new RegExp(
+        `kube_vertex_proxy_team_identity_refreshes_total\\{service_account="${TEAM_WEB.replace(/\./g, '\\.')}",result="error"\\} [1-9]`,
+      ),
+    );
   });
 });

@@ -62,14 +62,26 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
       env: FAST_EXPORT,
       config: (defaults) => ({
         ...defaults,
-        issuers: [...(defaults.issuers as object[]), { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE] }],
+        issuers: [
+          ...(defaults.issuers as object[]),
+          { name: 'google', type: 'google', issuer: google.issuer, audiences: [CALLBACK_AUDIENCE] },
+        ],
         kubernetes: { ...(defaults.kubernetes as object), kubeconfig, tokenReview: true, tokenReviewTtl: '10m' },
         audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(dir, 'audit.db') }] },
         callbacks: { routes: [{ prefix: '/callbacks/training', upstream: backend.url, callers: [SERVICE_AGENT] }] },
-        tracing: { enabled: true, endpoint: receiver.url, sampleRatio: 1, resourceAttributes: { 'deployment.environment.name': 'test', 'k8s.cluster.name': 'it' } },
+        tracing: {
+          enabled: true,
+          endpoint: receiver.url,
+          sampleRatio: 1,
+          resourceAttributes: { 'deployment.environment.name': 'test', 'k8s.cluster.name': 'it' },
+        },
       }),
     });
-    backend.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${backend.url}/callbacks/training`] });
+    backend.trust({
+      jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`,
+      issuer: 'kube-vertex-proxy',
+      audience: [`${backend.url}/callbacks/training`],
+    });
   });
   afterAll(async () => {
     await world?.close();
@@ -87,12 +99,16 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
     });
   }
 
-  it('exports a server span under the caller\'s traceparent, with verify → TokenReview, audit commit and the Vertex AI client span as children', async () => {
+  it("exports a server span under the caller's traceparent, with verify → TokenReview, audit commit and the Vertex AI client span as children", async () => {
     const callerTrace = hex(32);
     const callerSpan = hex(16);
     const token = boundToken();
     const before = world.vertex.requests.length;
-    const response = await world.call(GENERATE_PATH, { token, body: GENERATE_BODY, headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: 'vendor=abc' } });
+    const response = await world.call(GENERATE_PATH, {
+      token,
+      body: GENERATE_BODY,
+      headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: 'vendor=abc' },
+    });
     expect(response.status).toBe(200);
 
     const server = await receiver.waitFor((spans) => spans.find((s) => s.traceId === callerTrace && s.kind === SERVER));
@@ -174,17 +190,26 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
 
   it('a denied request is a server span with the decision, no upstream span, and not an error', async () => {
     const traceId = hex(32);
-    const response = await world.call(PREDICT_PATH, { token: boundToken('web', 'frontend'), body: '{}', headers: { traceparent: `00-${traceId}-${hex(16)}-01` } });
+    const response = await world.call(PREDICT_PATH, {
+      token: boundToken('web', 'frontend'),
+      body: '{}',
+      headers: { traceparent: `00-${traceId}-${hex(16)}-01` },
+    });
     expect(response.status).toBe(403);
     const server = await receiver.waitFor((spans) => spans.find((s) => s.traceId === traceId && s.kind === SERVER));
-    expect(server.attributes).toMatchObject({ 'kvp.decision': 'deny', 'http.response.status_code': 403, 'kvp.error_code': 'ERR_AUTHZ_DENIED', 'kvp.principal.namespace': 'web' });
+    expect(server.attributes).toMatchObject({
+      'kvp.decision': 'deny',
+      'http.response.status_code': 403,
+      'kvp.error_code': 'ERR_AUTHZ_DENIED',
+      'kvp.principal.namespace': 'web',
+    });
     expect(server.status).not.toBe(ERROR);
     await new Promise((r) => setTimeout(r, 200));
     // TokenReview (the token was new) is the only call out of the proxy.
     expect(receiver.spans.filter((s) => s.traceId === traceId && s.kind === CLIENT).map((s) => s.name)).toEqual(['kvp.authn.token_review']);
   });
 
-  it('a callback backend receives the trace too, under the proxy\'s client span', async () => {
+  it("a callback backend receives the trace too, under the proxy's client span", async () => {
     const traceId = hex(32);
     const before = backend.requests.length;
     const response = await world.call('/callbacks/training/jobs/1:complete', {
@@ -204,9 +229,13 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
 
   it('request-duration histograms carry the trace id as an exemplar in the OpenMetrics exposition, and only there', async () => {
     const traceId = hex(32);
-    expect((await world.call(PREDICT_PATH, { token: boundToken(), body: '{}', headers: { traceparent: `00-${traceId}-${hex(16)}-01` } })).status).toBe(200);
+    expect(
+      (await world.call(PREDICT_PATH, { token: boundToken(), body: '{}', headers: { traceparent: `00-${traceId}-${hex(16)}-01` } })).status,
+    ).toBe(200);
     await world.proxy.waitForAudit((e) => e.kubeVertexProxy.traceId === traceId);
-    const om = await fetch(`${world.proxy.adminUrl}/metrics`, { headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' } });
+    const om = await fetch(`${world.proxy.adminUrl}/metrics`, {
+      headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5' },
+    });
     expect(om.headers.get('content-type')).toMatch(/^application\/openmetrics-text; version=1\.0\.0/);
     const text = await om.text();
     expect(text.endsWith('# EOF\n')).toBe(true);
@@ -267,7 +296,7 @@ describe('sampling', () => {
     expect(exported.length).toBe(sampled.size);
   });
 
-  it('follows the caller\'s sampled flag (parent-based): 01 is recorded, 00 is not, and 00 goes on to Vertex AI', async () => {
+  it("follows the caller's sampled flag (parent-based): 01 is recorded, 00 is not, and 00 goes on to Vertex AI", async () => {
     const yes = hex(32);
     const no = hex(32);
     const before = world.vertex.requests.length;
@@ -293,7 +322,7 @@ describe('tracing off (the default)', () => {
     await world?.close();
   });
 
-  it('passes the caller\'s traceparent to Vertex AI unchanged, records the caller\'s span id, and serves no exemplars', async () => {
+  it("passes the caller's traceparent to Vertex AI unchanged, records the caller's span id, and serves no exemplars", async () => {
     const traceparent = `00-${hex(32)}-${hex(16)}-01`;
     const before = world.vertex.requests.length;
     expect((await world.call(PREDICT_PATH, { body: '{}', headers: { traceparent } })).status).toBe(200);
@@ -313,7 +342,10 @@ describe('collector unreachable', () => {
     const closed = await startOtlpReceiver();
     const url = closed.url;
     await closed.close();
-    world = await startWorld({ env: FAST_EXPORT, config: (defaults) => ({ ...defaults, tracing: { enabled: true, endpoint: url, sampleRatio: 1 } }) });
+    world = await startWorld({
+      env: FAST_EXPORT,
+      config: (defaults) => ({ ...defaults, tracing: { enabled: true, endpoint: url, sampleRatio: 1 } }),
+    });
   });
   afterAll(async () => {
     await world?.close();
@@ -321,9 +353,14 @@ describe('collector unreachable', () => {
 
   it('serves requests as usual and says once in the log that spans are being dropped', async () => {
     for (let i = 0; i < 5; i++) expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
-    await until(() => world.proxy.lines.some((l) => l.message === 'trace export failed; spans are dropped until the collector answers') || undefined, 'the export failure log line');
+    await until(
+      () => world.proxy.lines.some((l) => l.message === 'trace export failed; spans are dropped until the collector answers') || undefined,
+      'the export failure log line',
+    );
     for (let i = 0; i < 5; i++) expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
     await new Promise((r) => setTimeout(r, 300));
-    expect(world.proxy.lines.filter((l) => l.message === 'trace export failed; spans are dropped until the collector answers')).toHaveLength(1);
+    expect(
+      world.proxy.lines.filter((l) => l.message === 'trace export failed; spans are dropped until the collector answers'),
+    ).toHaveLength(1);
   });
 });

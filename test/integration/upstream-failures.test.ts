@@ -38,7 +38,7 @@ describe('upstream failures', () => {
     await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'upstream-timeout');
   });
 
-  it('a proxy credential rejected by Vertex AI is 502, not the caller\'s 401', async () => {
+  it("a proxy credential rejected by Vertex AI is 502, not the caller's 401", async () => {
     world.vertex.failNext(401);
     const response = await world.call(PREDICT_PATH, { body });
     expect(response.status).toBe(502);
@@ -82,7 +82,9 @@ describe('an upstream that accepts the connection but never completes the TLS ha
   beforeAll(async () => {
     // TCP accepted, not a byte of TLS back: undici's connect timeout (TCP + TLS) is what fires.
     silent = createServer((socket) => held.push(socket));
-    const port = await new Promise<number>((resolve) => silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)));
+    const port = await new Promise<number>((resolve) =>
+      silent.listen(0, '127.0.0.1', () => resolve((silent.address() as { port: number }).port)),
+    );
     silentWorld = await startWorld({
       config: (d) => ({ ...d, vertex: { ...(d.vertex as object), upstream: `https://127.0.0.1:${port}`, timeouts: { connect: '500ms' } } }),
     });

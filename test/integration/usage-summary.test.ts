@@ -27,7 +27,18 @@ beforeAll(async () => {
     config: (defaults) => ({
       ...defaults,
       kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' }, research: { team: 'ml' }, compliance: {} } },
-      policy: { rules: [...DEFAULT_RULES, { id: 'auditors', effect: 'allow', subjects: { serviceAccounts: ['compliance/*'] }, permissions: ['audit.read'], resources: ['audit/*'] }] },
+      policy: {
+        rules: [
+          ...DEFAULT_RULES,
+          {
+            id: 'auditors',
+            effect: 'allow',
+            subjects: { serviceAccounts: ['compliance/*'] },
+            permissions: ['audit.read'],
+            resources: ['audit/*'],
+          },
+        ],
+      },
       audit: { durability: 'strict', sinks: [{ type: 'sqlite', path: dbPath }] },
     }),
   });
@@ -69,8 +80,15 @@ describe('audit summary --group-by', () => {
     });
     const json = await runCli(['audit', 'summary', '--config', configPath, '--group-by', 'namespace,model', '--format', 'json']);
     expect(json.stderr).toBe('');
-    const rows = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as UsageSummaryRow);
-    expect(rows.filter((r) => r.model !== null)).toEqual([row('ml', 'google/gemini-2.5-flash', 2), row('ml', 'google/gemini-2.5-pro', 1), row('research', 'google/gemini-2.5-flash', 1)]);
+    const rows = json.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as UsageSummaryRow);
+    expect(rows.filter((r) => r.model !== null)).toEqual([
+      row('ml', 'google/gemini-2.5-flash', 2),
+      row('ml', 'google/gemini-2.5-pro', 1),
+      row('research', 'google/gemini-2.5-flash', 1),
+    ]);
     const table = await runCli(['audit', 'summary', '--config', configPath, '--group-by', 'model']);
     expect(table.stdout).toMatch(/^MODEL\s+REQUESTS\s+PROMPT\s+CANDIDATES\s+THOUGHTS\s+CACHED\s+TOOL\s+TOTAL\n/);
     expect(table.stdout).toMatch(/google\/gemini-2\.5-flash\s+3\s+12\s+33\s+0\s+0\s+0\s+45\n/);
@@ -80,11 +98,16 @@ describe('audit summary --group-by', () => {
   });
 
   it('the HTTP API and the CLI against a running proxy answer the same, for an auditor only', { timeout: 60_000 }, async () => {
-    const response = await world.call('/audit/v1/summary?groupBy=namespace,model&namespace=ml', { token: world.token('compliance', 'auditor') });
+    const response = await world.call('/audit/v1/summary?groupBy=namespace,model&namespace=ml', {
+      token: world.token('compliance', 'auditor'),
+    });
     expect(response.status).toBe(200);
     const body = (await response.json()) as { groupBy: string[]; rows: UsageSummaryRow[] };
     expect(body.groupBy).toEqual(['namespace', 'model']);
-    expect(body.rows.filter((r) => r.model !== null)).toEqual([row('ml', 'google/gemini-2.5-flash', 2), row('ml', 'google/gemini-2.5-pro', 1)]);
+    expect(body.rows.filter((r) => r.model !== null)).toEqual([
+      row('ml', 'google/gemini-2.5-flash', 2),
+      row('ml', 'google/gemini-2.5-pro', 1),
+    ]);
     // countTokens reports no usage and names no model: counted as a request, no tokens.
     expect(body.rows.find((r) => r.model === null)).toMatchObject({ namespace: 'ml', requests: 1, totalTokens: 0 });
     expect((await world.call('/audit/v1/summary?groupBy=model', { token: world.token('ml', 'bot') })).status).toBe(403);
@@ -92,7 +115,22 @@ describe('audit summary --group-by', () => {
 
     const tokenFile = join(dir, 'auditor.token');
     writeFileSync(tokenFile, world.token('compliance', 'auditor'));
-    const csv = await runCli(['audit', 'summary', '--proxy', world.proxy.dataUrl, '--token-file', tokenFile, '--group-by', 'namespace', '--namespace', 'research', '--format', 'csv']);
-    expect(csv.stdout).toBe('namespace,requests,promptTokens,candidatesTokens,thoughtsTokens,cachedTokens,toolTokens,totalTokens\nresearch,1,4,11,0,0,0,15\n');
+    const csv = await runCli([
+      'audit',
+      'summary',
+      '--proxy',
+      world.proxy.dataUrl,
+      '--token-file',
+      tokenFile,
+      '--group-by',
+      'namespace',
+      '--namespace',
+      'research',
+      '--format',
+      'csv',
+    ]);
+    expect(csv.stdout).toBe(
+      'namespace,requests,promptTokens,candidatesTokens,thoughtsTokens,cachedTokens,toolTokens,totalTokens\nresearch,1,4,11,0,0,0,15\n',
+    );
   });
 });

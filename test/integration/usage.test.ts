@@ -33,7 +33,9 @@ async function callAndAudit(path: string, body: string): Promise<{ response: Res
   const before = world.proxy.audit().length;
   const response = await world.call(path, { body });
   const text = await response.text();
-  const entry = await world.proxy.waitForAudit((e) => world.proxy.audit().indexOf(e) >= before && e.kubeVertexProxy.path === path.split('?')[0]);
+  const entry = await world.proxy.waitForAudit(
+    (e) => world.proxy.audit().indexOf(e) >= before && e.kubeVertexProxy.path === path.split('?')[0],
+  );
   return { response, text, record: entry.kubeVertexProxy };
 }
 
@@ -76,7 +78,9 @@ describe('usage from Gemini responses', () => {
     world.vertex.streamDelayMs = 0;
     const events = (firstText + rest).split('\r\n\r\n').filter((e) => e !== '');
     expect(events).toHaveLength(3);
-    const entry = await world.proxy.waitForAudit((e) => world.proxy.audit().indexOf(e) >= before && e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
+    const entry = await world.proxy.waitForAudit(
+      (e) => world.proxy.audit().indexOf(e) >= before && e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent',
+    );
     expect(entry.kubeVertexProxy.tokens).toEqual(EXPECTED);
     expect(entry.kubeVertexProxy.model).toBe('google/gemini-2.5-flash');
   });
@@ -89,7 +93,10 @@ describe('usage from Gemini responses', () => {
   });
 
   it('embedContent: usageMetadata of an embedding answer', async () => {
-    const { record } = await callAndAudit(`/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-embedding-001:embedContent`, JSON.stringify({ content: { parts: [{ text: 'one two three' }] } }));
+    const { record } = await callAndAudit(
+      `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-embedding-001:embedContent`,
+      JSON.stringify({ content: { parts: [{ text: 'one two three' }] } }),
+    );
     expect(record.model).toBe('google/gemini-embedding-001');
     expect(record.tokens).toEqual({ prompt: 3, total: 3 });
   });
@@ -104,7 +111,8 @@ describe('usage from Gemini responses', () => {
 });
 
 describe('usage from OpenAI-compatible chat completions', () => {
-  const chat = (extra: Record<string, unknown>) => JSON.stringify({ model: 'google/gemini-2.5-flash', messages: [{ role: 'user', content: 'one two three' }], ...extra });
+  const chat = (extra: Record<string, unknown>) =>
+    JSON.stringify({ model: 'google/gemini-2.5-flash', messages: [{ role: 'user', content: 'one two three' }], ...extra });
 
   it('without streaming', async () => {
     const { response, text, record } = await callAndAudit(CHAT, chat({}));
@@ -132,9 +140,18 @@ describe('usage from OpenAI-compatible chat completions', () => {
 describe('usage metrics', () => {
   it('count tokens by model and type, and model requests by code, with the configured identity label', async () => {
     const metrics = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
-    const value = (line: string) => Number(metrics.split('\n').find((l) => l.startsWith(line))?.split(' ').pop());
+    const value = (line: string) =>
+      Number(
+        metrics
+          .split('\n')
+          .find((l) => l.startsWith(line))
+          ?.split(' ')
+          .pop(),
+      );
     // JSON + SSE + array: three Gemini answers of 20 tokens each; two chat completions of 14.
-    expect(value('kube_vertex_proxy_model_tokens_total{model="google/gemini-2.5-flash",type="total",namespace="ml"}')).toBe(3 * 20 + 2 * 14);
+    expect(value('kube_vertex_proxy_model_tokens_total{model="google/gemini-2.5-flash",type="total",namespace="ml"}')).toBe(
+      3 * 20 + 2 * 14,
+    );
     expect(value('kube_vertex_proxy_model_tokens_total{model="google/gemini-2.5-flash",type="thoughts",namespace="ml"}')).toBe(3 * 5);
     expect(value('kube_vertex_proxy_model_requests_total{model="google/gemini-2.5-flash",code="429",namespace="ml"}')).toBe(1);
     expect(value('kube_vertex_proxy_model_requests_total{model="google/gemini-2.5-flash",code="200",namespace="ml"}')).toBe(6);

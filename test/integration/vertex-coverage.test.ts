@@ -29,7 +29,9 @@ afterAll(async () => {
 const SCOPED = 'projects/{project}/locations/{location}';
 
 function fill(resource: string): string {
-  return resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) => (name === 'project' ? PROJECT : name === 'location' ? LOCATION : `${name.toLowerCase()}-1`));
+  return resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) =>
+    name === 'project' ? PROJECT : name === 'location' ? LOCATION : `${name.toLowerCase()}-1`,
+  );
 }
 
 interface Case {
@@ -39,7 +41,9 @@ interface Case {
 }
 
 function casesFor(scoped: boolean): Case[] {
-  return OPERATION_BINDINGS.filter((binding) => (binding.resource === SCOPED || binding.resource.startsWith(`${SCOPED}/`)) === scoped).flatMap((binding) =>
+  return OPERATION_BINDINGS.filter(
+    (binding) => (binding.resource === SCOPED || binding.resource.startsWith(`${SCOPED}/`)) === scoped,
+  ).flatMap((binding) =>
     binding.versions.map((version) => ({
       method: binding.spec.httpMethod,
       path: `/${version}${binding.resource === '' ? '' : '/'}${fill(binding.resource)}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`,
@@ -75,13 +79,19 @@ describe('with an allow-everything policy', () => {
     world.vertex.reset();
     const results = await sendAll(cases);
     const received = new Set(world.vertex.requests.map((request) => `${request.method} ${request.url}`));
-    const missed = cases.filter((c) => !received.has(`${c.method} ${c.path}`)).map((c) => `${c.method} ${c.path} → ${results.get(c)?.status} ${results.get(c)?.body.slice(0, 200)}`);
+    const missed = cases
+      .filter((c) => !received.has(`${c.method} ${c.path}`))
+      .map((c) => `${c.method} ${c.path} → ${results.get(c)?.status} ${results.get(c)?.body.slice(0, 200)}`);
     expect(missed).toEqual([]);
 
     // Coverage per version, counted in RPCs of google.cloud.aiplatform.{version} as the issue counts them.
     for (const version of ['v1', 'v1beta1'] as const) {
-      const rpcs = RPCS.filter((rpc) => rpc.version === version && rpc.bindings.some((binding) => binding.path.includes('projects/*/locations/*')));
-      const reached = rpcs.filter((rpc) => cases.some((c) => c.methodName === `${version} ${rpc.service} ${rpc.rpc}` && received.has(`${c.method} ${c.path}`)));
+      const rpcs = RPCS.filter(
+        (rpc) => rpc.version === version && rpc.bindings.some((binding) => binding.path.includes('projects/*/locations/*')),
+      );
+      const reached = rpcs.filter((rpc) =>
+        cases.some((c) => c.methodName === `${version} ${rpc.service} ${rpc.rpc}` && received.has(`${c.method} ${c.path}`)),
+      );
       expect([version, reached.length]).toEqual([version, rpcs.length]);
     }
   });
@@ -95,7 +105,9 @@ describe('with an allow-everything policy', () => {
       const result = results.get(c);
       expect([c.path, result?.status]).toEqual([c.path, 400]);
       const error = (JSON.parse(result?.body ?? '{}') as { error: { message: string } }).error;
-      expect(error.message).toMatch(/Use \/v1(beta1)?\/projects\/PROJECT\/locations\/LOCATION[/:]|has no projects\/PROJECT\/locations\/LOCATION form/);
+      expect(error.message).toMatch(
+        /Use \/v1(beta1)?\/projects\/PROJECT\/locations\/LOCATION[/:]|has no projects\/PROJECT\/locations\/LOCATION form/,
+      );
     }
     expect(world.vertex.requests).toHaveLength(0);
   });
@@ -104,6 +116,8 @@ describe('with an allow-everything policy', () => {
     const response = await world.call('/v1/publishers/google/models/gemini-2.5-flash:generateContent', { token, body: '{}' });
     expect(response.status).toBe(400);
     const { error } = (await response.json()) as { error: { message: string } };
-    expect(error.message).toContain('Use /v1/projects/PROJECT/locations/LOCATION/publishers/google/models/gemini-2.5-flash:generateContent instead.');
+    expect(error.message).toContain(
+      'Use /v1/projects/PROJECT/locations/LOCATION/publishers/google/models/gemini-2.5-flash:generateContent instead.',
+    );
   });
 });

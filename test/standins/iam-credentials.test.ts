@@ -25,14 +25,22 @@ describe('IAM Credentials stand-in', () => {
     expect(Object.keys(body).sort()).toEqual(['accessToken', 'expireTime']);
     expect(body.expireTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     expect(Date.parse(body.expireTime) - Date.now()).toBeGreaterThan(3590_000);
-    expect(iam.minted.at(-1)).toMatchObject({ serviceAccount: 'team@p.iam.gserviceaccount.com', accessToken: body.accessToken, callerToken: 'ya29.proxy' });
+    expect(iam.minted.at(-1)).toMatchObject({
+      serviceAccount: 'team@p.iam.gserviceaccount.com',
+      accessToken: body.accessToken,
+      callerToken: 'ya29.proxy',
+    });
   });
 
   it("refuses an account the caller may not impersonate in Google's words", async () => {
     const response = await call('other@p.iam.gserviceaccount.com', { authorization: 'Bearer ya29.proxy' });
     expect(response.status).toBe(403);
     expect(await response.json()).toEqual({
-      error: { code: 403, status: 'PERMISSION_DENIED', message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist)." },
+      error: {
+        code: 403,
+        status: 'PERMISSION_DENIED',
+        message: "Permission 'iam.serviceAccounts.getAccessToken' denied on resource (or it may not exist).",
+      },
     });
   });
 

@@ -81,7 +81,12 @@ describe('kubernetes issuer stand-in', () => {
     expect(payload.jti).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     const k8s = payload['kubernetes.io'] as Record<string, unknown>;
     expect(Object.keys(k8s)).toEqual(['namespace', 'node', 'pod', 'serviceaccount']);
-    expect(k8s).toMatchObject({ namespace: 'ml', node: { name: 'gke-node-1' }, pod: { name: 'trainer-0' }, serviceaccount: { name: 'trainer' } });
+    expect(k8s).toMatchObject({
+      namespace: 'ml',
+      node: { name: 'gke-node-1' },
+      pod: { name: 'trainer-0' },
+      serviceaccount: { name: 'trainer' },
+    });
     expect(k8s).not.toHaveProperty('warnafter');
 
     // The ServiceAccount object has one uid across tokens; pods differ.
@@ -113,7 +118,9 @@ describe('kubernetes issuer stand-in', () => {
     cluster.retireOldKeys();
     const fresh = createRemoteJWKSet(new URL(cluster.jwksUri));
     await jwtVerify(newToken, fresh, { issuer: cluster.issuer, audience: AUDIENCE });
-    await expect(jwtVerify(oldToken, fresh, { issuer: cluster.issuer, audience: AUDIENCE })).rejects.toBeInstanceOf(errors.JWKSNoMatchingKey);
+    await expect(jwtVerify(oldToken, fresh, { issuer: cluster.issuer, audience: AUDIENCE })).rejects.toBeInstanceOf(
+      errors.JWKSNoMatchingKey,
+    );
   });
 
   it('answers 503 for discovery and JWKS while unavailable, and counts the attempts', async () => {
@@ -209,7 +216,11 @@ describe('google issuer stand-in', () => {
   });
 
   it('can claim the real issuer for configs that pin https://accounts.google.com with a jwksUri', async () => {
-    const jwt = google.mintGoogleIdToken({ email: 'a@b.iam.gserviceaccount.com', audience: 'aud', overrideClaims: { iss: 'https://accounts.google.com' } });
+    const jwt = google.mintGoogleIdToken({
+      email: 'a@b.iam.gserviceaccount.com',
+      audience: 'aud',
+      overrideClaims: { iss: 'https://accounts.google.com' },
+    });
     const { payload } = await jwtVerify(jwt, createRemoteJWKSet(new URL(google.jwksUri)), {
       issuer: ['https://accounts.google.com', 'accounts.google.com'],
       audience: 'aud',

@@ -120,14 +120,19 @@ describe('the permission check through client-node', () => {
       });
       await check.start();
       expect(check.ready()).toBe(false);
-      expect(check.describe()).toMatchObject({ missing: null, required: ['list namespaces', 'watch namespaces', 'create tokenreviews.authentication.k8s.io'] });
+      expect(check.describe()).toMatchObject({
+        missing: null,
+        required: ['list namespaces', 'watch namespaces', 'create tokenreviews.authentication.k8s.io'],
+      });
       expect(check.describe().error).toEqual(expect.any(String));
       await api.restart();
       await until(() => check.ready(), 'the check to pass once the API server answers');
       expect(check.describe()).toMatchObject({ missing: [] });
       expect(check.describe().error).toBeUndefined();
       expect(errors.length).toBeGreaterThanOrEqual(1);
-      expect(api.requests.filter((r) => r.path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews').length).toBeGreaterThanOrEqual(3);
+      expect(api.requests.filter((r) => r.path === '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews').length).toBeGreaterThanOrEqual(
+        3,
+      );
       check.stop();
     } finally {
       await api.close();

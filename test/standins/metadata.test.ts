@@ -96,7 +96,7 @@ describe('metadata stand-in on the wire', () => {
   const get = (path: string, flavor = true) =>
     fetch(`${metadata.url}/computeMetadata/v1/${path}`, { headers: flavor ? { 'Metadata-Flavor': 'Google' } : {}, redirect: 'manual' });
 
-  it('holds the first token answer (a pod\'s first seconds), then answers at once', async () => {
+  it("holds the first token answer (a pod's first seconds), then answers at once", async () => {
     let started = Date.now();
     const first = await get('instance/service-accounts/default/token');
     expect(Date.now() - started).toBeGreaterThanOrEqual(290);
@@ -155,14 +155,20 @@ describe('metadata stand-in on the wire', () => {
 });
 
 describe('metadata stand-in for a KSA without a GSA annotation', () => {
-  it('answers the pool as email and GKE\'s 404 for identity', async () => {
-    const metadata = await startMetadataServer({ projectId: 'p1', gsaAnnotated: false, kubernetesServiceAccount: { namespace: 'ml', name: 'trainer' } });
+  it("answers the pool as email and GKE's 404 for identity", async () => {
+    const metadata = await startMetadataServer({
+      projectId: 'p1',
+      gsaAnnotated: false,
+      kubernetesServiceAccount: { namespace: 'ml', name: 'trainer' },
+    });
     try {
       const get = (path: string) => fetch(`${metadata.url}/computeMetadata/v1/${path}`, { headers: { 'Metadata-Flavor': 'Google' } });
       expect(await (await get('instance/service-accounts/default/email')).text()).toBe('p1.svc.id.goog');
       const identity = await get('instance/service-accounts/default/identity?audience=x');
       expect(identity.status).toBe(404);
-      expect(await identity.text()).toMatch(/^Your Kubernetes service account \(ml\/trainer\) is not annotated with a target Google service account/);
+      expect(await identity.text()).toMatch(
+        /^Your Kubernetes service account \(ml\/trainer\) is not annotated with a target Google service account/,
+      );
       expect(metadata.idTokenIssuer).toBeUndefined();
     } finally {
       await metadata.close();

@@ -65,7 +65,9 @@ describe('@google-cloud/aiplatform (REST) against the Vertex AI stand-in', () =>
     expect(candidate?.content?.parts?.[0]?.text).toContain('stand-in');
     expect(candidate?.finishReason).toBe('STOP');
     expect(response.usageMetadata).toMatchObject({ promptTokenCount: 4, trafficType: 'ON_DEMAND' });
-    expect(response.usageMetadata?.totalTokenCount).toBe((response.usageMetadata?.promptTokenCount ?? 0) + (response.usageMetadata?.candidatesTokenCount ?? 0));
+    expect(response.usageMetadata?.totalTokenCount).toBe(
+      (response.usageMetadata?.promptTokenCount ?? 0) + (response.usageMetadata?.candidatesTokenCount ?? 0),
+    );
     expect(response.modelVersion).toBe('gemini-2.5-flash');
     expect(response.responseId).toMatch(/^[\w-]{23}$/);
     // Timestamp JSON → {seconds, nanos}: proves createTime is a valid RFC 3339 string.
@@ -79,7 +81,10 @@ describe('@google-cloud/aiplatform (REST) against the Vertex AI stand-in', () =>
     const client = new v1.PredictionServiceClient(options);
     const stream = client.streamGenerateContent({ model: MODEL, contents: [{ role: 'user', parts: [{ text: 'hi' }] }] });
     const messages: Array<{ text: string; finish: unknown; usage: unknown }> = [];
-    for await (const message of stream as AsyncIterable<{ candidates?: Array<{ content?: { parts?: Array<{ text?: string }> }; finishReason?: unknown }>; usageMetadata?: unknown }>) {
+    for await (const message of stream as AsyncIterable<{
+      candidates?: Array<{ content?: { parts?: Array<{ text?: string }> }; finishReason?: unknown }>;
+      usageMetadata?: unknown;
+    }>) {
       messages.push({
         text: message.candidates?.[0]?.content?.parts?.[0]?.text ?? '',
         finish: message.candidates?.[0]?.finishReason,
@@ -114,7 +119,14 @@ describe('@google-cloud/aiplatform (REST) against the Vertex AI stand-in', () =>
     });
     vertex.failNext(403, 1, {
       message: "Permission 'aiplatform.endpoints.predict' denied on resource",
-      details: [{ '@type': 'type.googleapis.com/google.rpc.ErrorInfo', reason: 'IAM_PERMISSION_DENIED', domain: 'aiplatform.googleapis.com', metadata: { permission: 'aiplatform.endpoints.predict' } }],
+      details: [
+        {
+          '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+          reason: 'IAM_PERMISSION_DENIED',
+          domain: 'aiplatform.googleapis.com',
+          metadata: { permission: 'aiplatform.endpoints.predict' },
+        },
+      ],
     });
     await expect(client.predict({ endpoint: ENDPOINT, instances: [] })).rejects.toMatchObject({
       code: Code.PERMISSION_DENIED,
@@ -154,7 +166,15 @@ describe('@google-cloud/aiplatform (REST) against the Vertex AI stand-in', () =>
       parent,
       customJob: {
         displayName: 'train',
-        jobSpec: { workerPoolSpecs: [{ machineSpec: { machineType: 'n1-standard-4' }, replicaCount: 1, containerSpec: { imageUri: 'us-docker.pkg.dev/p/r/trainer:1' } }] },
+        jobSpec: {
+          workerPoolSpecs: [
+            {
+              machineSpec: { machineType: 'n1-standard-4' },
+              replicaCount: 1,
+              containerSpec: { imageUri: 'us-docker.pkg.dev/p/r/trainer:1' },
+            },
+          ],
+        },
       },
     });
     expect(job.name).toMatch(/^projects\/123456789012\/locations\/us-central1\/customJobs\/\d{19}$/);

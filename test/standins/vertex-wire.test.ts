@@ -16,7 +16,8 @@ const GENERATE_BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text
 async function timedBody(response: Response): Promise<{ chunks: Array<{ at: number; text: string }>; text: string }> {
   const chunks: Array<{ at: number; text: string }> = [];
   const decoder = new TextDecoder();
-  for await (const chunk of response.body as AsyncIterable<Uint8Array>) chunks.push({ at: performance.now(), text: decoder.decode(chunk, { stream: true }) });
+  for await (const chunk of response.body as AsyncIterable<Uint8Array>)
+    chunks.push({ at: performance.now(), text: decoder.decode(chunk, { stream: true }) });
   return { chunks, text: chunks.map((c) => c.text).join('') };
 }
 
@@ -45,7 +46,10 @@ describe('Vertex AI stand-in on the wire', () => {
     const { chunks, text } = await timedBody(response);
 
     expect(text).toMatch(/^(data: \{[^\r\n]*\}\r\n\r\n){4}$/);
-    const events = text.split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
+    const events = text
+      .split('\r\n\r\n')
+      .filter((e) => e !== '')
+      .map((e) => JSON.parse(e.slice('data: '.length)) as Record<string, unknown>);
     expect(events).toHaveLength(4);
     expect(new Set(events.map((e) => e['responseId'])).size).toBe(1);
     expect(events[3]).toHaveProperty('usageMetadata');
@@ -63,9 +67,14 @@ describe('Vertex AI stand-in on the wire', () => {
     for (const count of [1, 5, 11, 20]) {
       vertex.streamChunks = count;
       const text = await (await post(`${MODEL}:streamGenerateContent?alt=sse`, GENERATE_BODY)).text();
-      const events = text.split('\r\n\r\n').filter((e) => e !== '').map((e) => JSON.parse(e.slice('data: '.length)) as { candidates: Array<{ content: { parts: Array<{ text: string }> } }> });
+      const events = text
+        .split('\r\n\r\n')
+        .filter((e) => e !== '')
+        .map((e) => JSON.parse(e.slice('data: '.length)) as { candidates: Array<{ content: { parts: Array<{ text: string }> } }> });
       expect(events, `streamChunks ${count}`).toHaveLength(count);
-      expect(events.map((e) => e.candidates[0]!.content.parts[0]!.text).join('')).toBe('This answer comes from the Vertex AI stand-in running on loopback.');
+      expect(events.map((e) => e.candidates[0]!.content.parts[0]!.text).join('')).toBe(
+        'This answer comes from the Vertex AI stand-in running on loopback.',
+      );
     }
   });
 
@@ -90,19 +99,35 @@ describe('Vertex AI stand-in on the wire', () => {
     expect(Object.keys(body)).toEqual(['candidates', 'usageMetadata', 'modelVersion', 'createTime', 'responseId']);
     expect(body['createTime']).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
 
-    const embed = (await (await post(`${MODEL.replace('gemini-2.5-flash', 'gemini-embedding-001')}:embedContent`, JSON.stringify({ content: { parts: [{ text: 'a b' }] }, outputDimensionality: 8 }))).json()) as Record<string, unknown>;
+    const embed = (await (
+      await post(
+        `${MODEL.replace('gemini-2.5-flash', 'gemini-embedding-001')}:embedContent`,
+        JSON.stringify({ content: { parts: [{ text: 'a b' }] }, outputDimensionality: 8 }),
+      )
+    ).json()) as Record<string, unknown>;
     expect(embed).toMatchObject({ embedding: { values: expect.any(Array) }, usageMetadata: { promptTokenCount: 2 }, truncated: false });
     expect((embed['embedding'] as { values: number[] }).values).toHaveLength(8);
 
-    const explain = (await (await post(`${BASE}/endpoints/42:explain`, JSON.stringify({ instances: [{ x: 1 }] }))).json()) as Record<string, unknown>;
+    const explain = (await (await post(`${BASE}/endpoints/42:explain`, JSON.stringify({ instances: [{ x: 1 }] }))).json()) as Record<
+      string,
+      unknown
+    >;
     expect(Object.keys(explain)).toEqual(['explanations', 'deployedModelId', 'predictions']);
 
-    const computed = (await (await post(`/v1/publishers/google/models/gemini-2.5-flash:computeTokens`, JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'x y' }] }] }))).json()) as {
+    const computed = (await (
+      await post(
+        `/v1/publishers/google/models/gemini-2.5-flash:computeTokens`,
+        JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'x y' }] }] }),
+      )
+    ).json()) as {
       tokensInfo: Array<{ tokenIds: unknown[] }>;
     };
     expect(computed.tokensInfo[0]!.tokenIds.every((id) => typeof id === 'string')).toBe(true);
 
-    const streamingPredict = await post(`${BASE}/endpoints/42:serverStreamingPredict?alt=sse`, JSON.stringify({ inputs: [{ stringVal: ['x'] }] }));
+    const streamingPredict = await post(
+      `${BASE}/endpoints/42:serverStreamingPredict?alt=sse`,
+      JSON.stringify({ inputs: [{ stringVal: ['x'] }] }),
+    );
     expect(await streamingPredict.text()).toMatch(/^data: \{"outputs":\[/);
   });
 
@@ -161,7 +186,8 @@ describe('Vertex AI stand-in on the wire', () => {
   it('records requests as received and injects failures N times', async () => {
     vertex.failNext(503, 2);
     const statuses: number[] = [];
-    for (let i = 0; i < 3; i++) statuses.push((await post(`${BASE}/endpoints/1:predict`, '{"instances":[1]}', { 'X-Custom-Case': 'Kept' })).status);
+    for (let i = 0; i < 3; i++)
+      statuses.push((await post(`${BASE}/endpoints/1:predict`, '{"instances":[1]}', { 'X-Custom-Case': 'Kept' })).status);
     expect(statuses).toEqual([503, 503, 200]);
     expect(vertex.requests).toHaveLength(3);
     const [first] = vertex.requests;
@@ -190,7 +216,11 @@ describe('Vertex AI stand-in on the wire', () => {
       req.on('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
       req.end('{}');
     });
-    const stream = await fetch(`${standIn.url}${MODEL}:streamGenerateContent?alt=sse`, { method: 'POST', headers: AUTH, body: GENERATE_BODY });
+    const stream = await fetch(`${standIn.url}${MODEL}:streamGenerateContent?alt=sse`, {
+      method: 'POST',
+      headers: AUTH,
+      body: GENERATE_BODY,
+    });
     const reader = stream.body!.getReader();
     await reader.read();
     await new Promise((r) => setTimeout(r, 50));
@@ -200,13 +230,18 @@ describe('Vertex AI stand-in on the wire', () => {
     await standIn.close();
     expect(performance.now() - started).toBeLessThan(1000);
     expect(await hung).toBe('ECONNRESET');
-    await expect((async () => {
-      for (;;) if ((await reader.read()).done) return 'ended';
-    })()).rejects.toThrow();
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return 'ended';
+      })(),
+    ).rejects.toThrow();
   });
 
   it('serves jobs, endpoints and operations (also under /ui/)', async () => {
-    const created = (await (await post(`${BASE}/customJobs`, JSON.stringify({ displayName: 'j', jobSpec: {} }))).json()) as Record<string, string>;
+    const created = (await (await post(`${BASE}/customJobs`, JSON.stringify({ displayName: 'j', jobSpec: {} }))).json()) as Record<
+      string,
+      string
+    >;
     expect(created).toMatchObject({ displayName: 'j', state: 'JOB_STATE_PENDING' });
     const get = (path: string) => fetch(`${vertex.url}${path}`, { headers: AUTH });
     expect((await get(`/v1/${created['name']!}`)).status).toBe(200);

@@ -27,7 +27,10 @@ let world: World;
 beforeAll(async () => {
   store = await startTestPostgres({ fsync: false });
   world = await startWorld({
-    config: (d) => ({ ...d, audit: { durability: 'relaxed', maxQueue: MAX_QUEUE, sinks: [{ type: 'stdout' }, { type: 'postgres', url: store.url }] } }),
+    config: (d) => ({
+      ...d,
+      audit: { durability: 'relaxed', maxQueue: MAX_QUEUE, sinks: [{ type: 'stdout' }, { type: 'postgres', url: store.url }] },
+    }),
   });
 });
 afterAll(async () => {
@@ -45,7 +48,10 @@ async function storedFor(principal: string): Promise<number> {
   const client = new pg.Client({ connectionString: store.url });
   await client.connect();
   try {
-    const result = await client.query<{ n: string }>("SELECT count(*) AS n FROM kvp_audit_records WHERE principal = $1 AND phase = 'final'", [principal]);
+    const result = await client.query<{ n: string }>(
+      "SELECT count(*) AS n FROM kvp_audit_records WHERE principal = $1 AND phase = 'final'",
+      [principal],
+    );
     return Number(result.rows[0]?.n ?? 0);
   } finally {
     await client.end();
@@ -58,21 +64,33 @@ describe('relaxed mode with the audit store down', () => {
     await store.pause();
     const droppedBefore = await dropped();
     const token = world.token('ml', 'during-outage');
-    const statuses = await Promise.all(Array.from({ length: SENT }, () => world.call(PREDICT_PATH, { token, body: '{}' }).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: SENT }, () => world.call(PREDICT_PATH, { token, body: '{}' }).then((r) => r.status)),
+    );
     expect(statuses).toEqual(Array.from({ length: SENT }, () => 200));
     // Records beyond the queue are dropped and counted, not held without bound.
     await until(async () => ((await dropped()) - droppedBefore >= SENT - MAX_QUEUE ? true : undefined), 'the drops to be counted');
     // Readiness follows the store's last write, which fails once a queued record is tried.
-    await until(async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 503 ? true : undefined), 'readiness to report the store down');
+    await until(
+      async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 503 ? true : undefined),
+      'readiness to report the store down',
+    );
 
     await store.start();
     const principal = 'system:serviceaccount:ml:during-outage';
-    const settled = await until(async () => {
-      const lost = (await dropped()) - droppedBefore;
-      const kept = await storedFor(principal).catch(() => -1);
-      return kept >= 1 && kept + lost === SENT ? { kept, lost } : undefined;
-    }, 'every record of the outage to be stored or counted as dropped', 30_000);
+    const settled = await until(
+      async () => {
+        const lost = (await dropped()) - droppedBefore;
+        const kept = await storedFor(principal).catch(() => -1);
+        return kept >= 1 && kept + lost === SENT ? { kept, lost } : undefined;
+      },
+      'every record of the outage to be stored or counted as dropped',
+      30_000,
+    );
     expect(settled.kept).toBeLessThanOrEqual(MAX_QUEUE);
-    await until(async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 200 ? true : undefined), 'readiness after the store is back');
+    await until(
+      async () => ((await fetch(`${world.proxy.adminUrl}/readyz`)).status === 200 ? true : undefined),
+      'readiness after the store is back',
+    );
   });
 });

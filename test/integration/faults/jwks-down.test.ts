@@ -25,10 +25,14 @@ describe('the issuer JWKS is down', () => {
   it('known keys keep working, unknown keys are 503, and new keys are picked up when it returns', async () => {
     expect((await world.call(PREDICT_PATH, { body: '{}' })).status).toBe(200);
     world.issuer.setJwksAvailable(false);
-    await until(() => world.proxy.lines.some((l) => l.message === 'issuer key set fetch failed; keeping the last good keys') || undefined, 'a failed refresh');
+    await until(
+      () => world.proxy.lines.some((l) => l.message === 'issuer key set fetch failed; keeping the last good keys') || undefined,
+      'a failed refresh',
+    );
 
     // Fresh tokens (never cached) signed by the known key still verify.
-    for (let i = 0; i < 3; i++) expect((await world.call(PREDICT_PATH, { token: world.token('ml', `fresh-${i}`), body: '{}' })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await world.call(PREDICT_PATH, { token: world.token('ml', `fresh-${i}`), body: '{}' })).status).toBe(200);
 
     // A key rotated in while the issuer is unreachable cannot be fetched: 503, nothing forwarded.
     await world.issuer.rotateKey();
@@ -44,6 +48,9 @@ describe('the issuer JWKS is down', () => {
     expect(readyz.checks.find((c) => c.name === 'issuer:cluster')?.ready).toBe(true);
 
     world.issuer.setJwksAvailable(true);
-    await until(async () => ((await world.call(PREDICT_PATH, { token: world.token('ml', 'rotated'), body: '{}' })).status === 200 ? true : undefined), 'the new key to be picked up');
+    await until(
+      async () => ((await world.call(PREDICT_PATH, { token: world.token('ml', 'rotated'), body: '{}' })).status === 200 ? true : undefined),
+      'the new key to be picked up',
+    );
   });
 });

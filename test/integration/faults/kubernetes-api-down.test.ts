@@ -76,7 +76,9 @@ describe('the Kubernetes API server is down', () => {
 
     // Past maxStaleness: the label-based grant (ml-predict) is refused, the name-based one (ml-read) is not.
     await until(async () => ((await status(PREDICT_PATH, reviewed)) === 403 ? true : undefined), 'the label view to go stale');
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.status === 403 && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer');
+    const entry = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.status === 403 && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer',
+    );
     expect(entry.kubeVertexProxy.reason).toBe('labels-stale');
     expect(await status(READ_PATH, reviewed, 'GET')).toBe(200);
 

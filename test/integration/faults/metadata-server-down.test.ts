@@ -47,7 +47,10 @@ afterAll(async () => {
 const predict = () =>
   fetch(`${proxy.dataUrl}${PREDICT_PATH}`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE })}`, 'content-type': 'application/json' },
+    headers: {
+      authorization: `Bearer ${issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE })}`,
+      'content-type': 'application/json',
+    },
     body: '{}',
   });
 
@@ -68,10 +71,14 @@ describe('the metadata server fails', () => {
 
   it('a long outage gives 503 with nothing forwarded; service resumes by itself when it is back', async () => {
     metadata.setAvailable(false);
-    const refused = await until(async () => {
-      const response = await predict();
-      return response.status === 503 ? response : undefined;
-    }, 'the held token to run out', 40_000);
+    const refused = await until(
+      async () => {
+        const response = await predict();
+        return response.status === 503 ? response : undefined;
+      },
+      'the held token to run out',
+      40_000,
+    );
     expect(((await refused.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
     const forwarded = vertex.requests.length;
     expect((await predict()).status).toBe(503);

@@ -31,7 +31,12 @@ beforeAll(async () => {
     config: (d) => ({
       ...d,
       vertex: { ...(d.vertex as object), upstream: upstream.url, timeouts: { response: '1s', idle: '1s', connect: '1s' } },
-      policy: { rules: [...DEFAULT_RULES, { id: 'ml-training', effect: 'allow', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'] }] },
+      policy: {
+        rules: [
+          ...DEFAULT_RULES,
+          { id: 'ml-training', effect: 'allow', subjects: { serviceAccounts: ['ml/trainer'] }, permissions: ['training'] },
+        ],
+      },
     }),
   });
 });
@@ -43,12 +48,20 @@ afterAll(async () => {
 const CREATE_JOB = `/v1/projects/${PROJECT}/locations/${LOCATION}/customJobs`;
 
 function googleError(code: number, status: string, message: string): string {
-  return JSON.stringify({ error: { code, message, status, details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '7s' }] } });
+  return JSON.stringify({
+    error: { code, message, status, details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '7s' }] },
+  });
 }
 
 async function refusal(response: Response): Promise<{ status: string; code: string | undefined; requestId: string | undefined }> {
-  const body = (await response.json()) as { error: { status: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> } };
-  return { status: body.error.status, code: body.error.details[0]?.metadata?.code, requestId: body.error.details.find((d) => d.requestId !== undefined)?.requestId };
+  const body = (await response.json()) as {
+    error: { status: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> };
+  };
+  return {
+    status: body.error.status,
+    code: body.error.details[0]?.metadata?.code,
+    requestId: body.error.details.find((d) => d.requestId !== undefined)?.requestId,
+  };
 }
 
 describe('Vertex AI answers with an error', () => {
@@ -58,7 +71,13 @@ describe('Vertex AI answers with an error', () => {
     [500, 'INTERNAL', undefined],
   ])('%i passes through with its body and Retry-After, and the POST is sent once', async (code, status, retryAfter) => {
     const body = googleError(code, status, `Quota exceeded for aiplatform.googleapis.com/${status}`);
-    script = (_req, res) => res.writeHead(code, { 'content-type': 'application/json; charset=UTF-8', ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }) }).end(body);
+    script = (_req, res) =>
+      res
+        .writeHead(code, {
+          'content-type': 'application/json; charset=UTF-8',
+          ...(retryAfter === undefined ? {} : { 'retry-after': retryAfter }),
+        })
+        .end(body);
     hits = [];
     const response = await world.call(PREDICT_PATH, { body: '{}' });
     expect(response.status).toBe(code);
@@ -79,7 +98,7 @@ describe('Vertex AI answers with an error', () => {
 });
 
 describe('Vertex AI resets the connection', () => {
-  it('is 502 UNAVAILABLE in Google\'s shape, sent once, audited', async () => {
+  it("is 502 UNAVAILABLE in Google's shape, sent once, audited", async () => {
     script = (req) => req.socket.destroy();
     hits = [];
     const response = await world.call(PREDICT_PATH, { body: '{}' });
@@ -92,7 +111,7 @@ describe('Vertex AI resets the connection', () => {
     expect(entry.kubeVertexProxy.reason).toMatch(/^upstream-unreachable/);
   });
 
-  it('a reset in the middle of a response ends the caller\'s response early and records why', async () => {
+  it("a reset in the middle of a response ends the caller's response early and records why", async () => {
     script = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.write('{"predictions":[');

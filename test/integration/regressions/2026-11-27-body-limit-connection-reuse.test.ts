@@ -45,7 +45,9 @@ describe('a 413 does not leave the connection stuck', () => {
   it('a chunked body over the limit gets 413 with Connection: close, and the server closes the connection', async () => {
     const socket = await open();
     const done = readUntilClosed(socket, 10_000);
-    socket.write(`POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    socket.write(
+      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    );
     const chunk = 'x'.repeat(256 * 1024);
     // 1.5 MiB against the 1 MiB limit, and the caller keeps the connection open.
     for (let i = 0; i < 6; i++) socket.write(`${chunk.length.toString(16)}\r\n${chunk}\r\n`);
@@ -58,7 +60,9 @@ describe('a 413 does not leave the connection stuck', () => {
   it('a declared Content-Length over the limit gets 413 with Connection: close before the body is read', async () => {
     const socket = await open();
     const done = readUntilClosed(socket, 10_000);
-    socket.write(`POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024 * 1024}\r\n\r\n{`);
+    socket.write(
+      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024 * 1024}\r\n\r\n{`,
+    );
     const { text, closed } = await done;
     expect(text).toMatch(/^HTTP\/1\.1 413 /);
     expect(text.toLowerCase()).toContain('connection: close');

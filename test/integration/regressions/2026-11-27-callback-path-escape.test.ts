@@ -36,7 +36,12 @@ beforeAll(async () => {
       },
     }),
   });
-  for (const b of [publicBackend, admin]) b.trust({ jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`, issuer: 'kube-vertex-proxy', audience: [`${publicBackend.url}/public/callbacks/training`, `${admin.url}/callbacks/admin`] });
+  for (const b of [publicBackend, admin])
+    b.trust({
+      jwksUrl: `${world.proxy.adminUrl}/.well-known/jwks.json`,
+      issuer: 'kube-vertex-proxy',
+      audience: [`${publicBackend.url}/public/callbacks/training`, `${admin.url}/callbacks/admin`],
+    });
 });
 afterAll(async () => {
   await world?.close();
@@ -44,7 +49,13 @@ afterAll(async () => {
 });
 
 function post(path: string) {
-  return rawRequest(world.proxy.dataUrl, 'POST', path, { authorization: `Bearer ${google.mintGoogleIdToken({ email: AGENT, audience: AUDIENCE })}`, 'content-type': 'application/json' }, '{}');
+  return rawRequest(
+    world.proxy.dataUrl,
+    'POST',
+    path,
+    { authorization: `Bearer ${google.mintGoogleIdToken({ email: AGENT, audience: AUDIENCE })}`, 'content-type': 'application/json' },
+    '{}',
+  );
 }
 
 describe('callback path escapes', () => {
@@ -73,29 +84,45 @@ describe('callback path escapes', () => {
     const before = publicBackend.requests.length + admin.requests.length;
     const response = await post(path);
     expect(response.status).toBe(400);
-    const body = JSON.parse(response.body) as { error: { status: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> } };
+    const body = JSON.parse(response.body) as {
+      error: { status: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> };
+    };
     expect(body.error.status).toBe('INVALID_ARGUMENT');
     expect(body.error.details[0]?.metadata?.code).toBe('ERR_REQUEST_INVALID_PATH');
     const requestId = body.error.details[1]?.requestId;
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.requestId === requestId);
-    expect(entry.kubeVertexProxy).toMatchObject({ direction: 'inbound', decision: 'deny', status: 400, errorCode: 'ERR_REQUEST_INVALID_PATH' });
+    expect(entry.kubeVertexProxy).toMatchObject({
+      direction: 'inbound',
+      decision: 'deny',
+      status: 400,
+      errorCode: 'ERR_REQUEST_INVALID_PATH',
+    });
     expect(publicBackend.requests.length + admin.requests.length).toBe(before);
   });
 
-  it.each(['/callbacks/training%2F..%2Fadmin', '/callbacks/%74raining/x', '/callbacks/trainingX/x'])('%s does not fall under the route at all, and reaches no backend', async (path) => {
-    const before = publicBackend.requests.length + admin.requests.length;
-    const response = await post(path);
-    expect([400, 401, 404]).toContain(response.status);
-    expect(publicBackend.requests.length + admin.requests.length).toBe(before);
-  });
+  it.each(['/callbacks/training%2F..%2Fadmin', '/callbacks/%74raining/x', '/callbacks/trainingX/x'])(
+    '%s does not fall under the route at all, and reaches no backend',
+    async (path) => {
+      const before = publicBackend.requests.length + admin.requests.length;
+      const response = await post(path);
+      expect([400, 401, 404]).toContain(response.status);
+      expect(publicBackend.requests.length + admin.requests.length).toBe(before);
+    },
+  );
 
   it('a caller admitted on one route is refused on another (403), whatever it sends in X-Forwarded-Uri', async () => {
     const before = admin.requests.length;
-    const response = await rawRequest(world.proxy.dataUrl, 'POST', '/callbacks/admin/x', {
-      authorization: `Bearer ${google.mintGoogleIdToken({ email: AGENT, audience: AUDIENCE })}`,
-      'x-forwarded-uri': '/callbacks/training/x',
-      'x-original-url': '/callbacks/training/x',
-    }, '{}');
+    const response = await rawRequest(
+      world.proxy.dataUrl,
+      'POST',
+      '/callbacks/admin/x',
+      {
+        authorization: `Bearer ${google.mintGoogleIdToken({ email: AGENT, audience: AUDIENCE })}`,
+        'x-forwarded-uri': '/callbacks/training/x',
+        'x-original-url': '/callbacks/training/x',
+      },
+      '{}',
+    );
     expect(response.status).toBe(403);
     expect(admin.requests.length).toBe(before);
   });

@@ -21,13 +21,22 @@ describe('Connection header abuse', () => {
     const before = world.vertex.requests.length;
     // fetch() refuses to send Connection; use node:http directly.
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${world.proxy.dataUrl}${PREDICT_PATH}`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${token}`, connection: 'keep-alive, authorization, x-goog-api-client', 'content-type': 'application/json', 'x-goog-api-client': 'x' },
-      }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        `${world.proxy.dataUrl}${PREDICT_PATH}`,
+        {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${token}`,
+            connection: 'keep-alive, authorization, x-goog-api-client',
+            'content-type': 'application/json',
+            'x-goog-api-client': 'x',
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end('{}');
     });

@@ -14,7 +14,13 @@ beforeAll(async () => {
       ...d,
       policy: {
         rules: [
-          { id: 'only-endpoint-1', effect: 'allow', subjects: { serviceAccounts: ['ml/*'] }, permissions: ['predict'], resources: [`projects/${PROJECT}/locations/${LOCATION}/endpoints/1`] },
+          {
+            id: 'only-endpoint-1',
+            effect: 'allow',
+            subjects: { serviceAccounts: ['ml/*'] },
+            permissions: ['predict'],
+            resources: [`projects/${PROJECT}/locations/${LOCATION}/endpoints/1`],
+          },
         ],
       },
     }),

@@ -15,15 +15,19 @@ afterAll(async () => {
 });
 
 describe('credentials in the query string', () => {
-  it.each(['key=AIzaSyX', 'access_token=ya29.SMUGGLED', 'k%65y=AIzaSyX', 'access%5Ftoken=ya29.SMUGGLED', '$alt=json&key=AIzaSyX', 'alt=sse&access_token=ya29.SMUGGLED'])(
-    '?%s is refused with 400 and not forwarded or logged',
-    async (query) => {
-      const before = world.vertex.requests.length;
-      const response = await world.call(`${PREDICT_PATH}?${query}`, { body: '{}' });
-      expect(response.status).toBe(400);
-      expect(world.vertex.requests.length).toBe(before);
-      expect(world.proxy.stdoutText()).not.toContain('AIzaSyX');
-      expect(world.proxy.stdoutText()).not.toContain('SMUGGLED');
-    },
-  );
+  it.each([
+    'key=AIzaSyX',
+    'access_token=ya29.SMUGGLED',
+    'k%65y=AIzaSyX',
+    'access%5Ftoken=ya29.SMUGGLED',
+    '$alt=json&key=AIzaSyX',
+    'alt=sse&access_token=ya29.SMUGGLED',
+  ])('?%s is refused with 400 and not forwarded or logged', async (query) => {
+    const before = world.vertex.requests.length;
+    const response = await world.call(`${PREDICT_PATH}?${query}`, { body: '{}' });
+    expect(response.status).toBe(400);
+    expect(world.vertex.requests.length).toBe(before);
+    expect(world.proxy.stdoutText()).not.toContain('AIzaSyX');
+    expect(world.proxy.stdoutText()).not.toContain('SMUGGLED');
+  });
 });

@@ -46,11 +46,13 @@ function googleError(text: string): { code: number; status: string; details: Arr
 }
 
 describe('a client too slow to send its request', () => {
-  it('gets 408 in Google\'s error shape within the configured time, its connection closed, nothing forwarded', async () => {
+  it("gets 408 in Google's error shape within the configured time, its connection closed, nothing forwarded", async () => {
     const before = world.vertex.requests.length;
     const token = world.token('ml', 'slowloris');
     const { text, closed, elapsedMs } = await exchange((socket) => {
-      socket.write(`POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`);
+      socket.write(
+        `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
+      );
       // …and then nothing more, with the connection held open.
     }, 10_000);
     expect(text).toMatch(/^HTTP\/1\.1 408 /);
@@ -69,14 +71,14 @@ describe('a client too slow to send its request', () => {
     expect(metrics).toMatch(/kube_vertex_proxy_requests_total\{[^}]*code="408"[^}]*\} 1/);
   });
 
-  it('a request that is not HTTP gets 400 in Google\'s error shape, not fastify\'s', async () => {
+  it("a request that is not HTTP gets 400 in Google's error shape, not fastify's", async () => {
     const { text, closed } = await exchange((socket) => socket.write('BREW /pot HTCPCP/1.0\r\n\r\n'), 10_000);
     expect(text).toMatch(/^HTTP\/1\.1 400 /);
     expect(googleError(text)).toMatchObject({ code: 400, status: 'INVALID_ARGUMENT' });
     expect(closed).toBe(true);
   });
 
-  it('headers over node\'s limit get 431 in Google\'s error shape', async () => {
+  it("headers over node's limit get 431 in Google's error shape", async () => {
     const { text } = await exchange((socket) => socket.write(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`), 10_000);
     expect(text).toMatch(/^HTTP\/1\.1 431 /);
     expect(googleError(text).details[0]?.metadata?.['code']).toBe('ERR_REQUEST_HEADERS_TOO_LARGE');

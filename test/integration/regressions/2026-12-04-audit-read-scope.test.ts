@@ -34,9 +34,27 @@ beforeAll(async () => {
       policy: {
         rules: [
           ...DEFAULT_RULES,
-          { id: 'ml-auditor', effect: 'allow', subjects: { serviceAccounts: ['ml/auditor'] }, permissions: ['audit.read'], resources: ['audit/namespaces/ml'] },
-          { id: 'all-auditor', effect: 'allow', subjects: { serviceAccounts: ['compliance/*'] }, permissions: ['audit.read'], resources: ['audit/*'] },
-          { id: 'no-web-for-compliance-intern', effect: 'deny', subjects: { serviceAccounts: ['compliance/intern'] }, permissions: ['audit.read'], resources: ['audit/namespaces/web'] },
+          {
+            id: 'ml-auditor',
+            effect: 'allow',
+            subjects: { serviceAccounts: ['ml/auditor'] },
+            permissions: ['audit.read'],
+            resources: ['audit/namespaces/ml'],
+          },
+          {
+            id: 'all-auditor',
+            effect: 'allow',
+            subjects: { serviceAccounts: ['compliance/*'] },
+            permissions: ['audit.read'],
+            resources: ['audit/*'],
+          },
+          {
+            id: 'no-web-for-compliance-intern',
+            effect: 'deny',
+            subjects: { serviceAccounts: ['compliance/intern'] },
+            permissions: ['audit.read'],
+            resources: ['audit/namespaces/web'],
+          },
         ],
       },
     }),
@@ -50,7 +68,10 @@ afterAll(async () => {
   await world?.close();
 });
 
-async function records(path: string, token: string): Promise<{ status: number; body: { records?: StoredRecord[]; error?: { message: string } } }> {
+async function records(
+  path: string,
+  token: string,
+): Promise<{ status: number; body: { records?: StoredRecord[]; error?: { message: string } } }> {
   // Relaxed mode writes after the response: poll until the two records are in the store.
   for (let i = 0; ; i++) {
     const response = await world.call(path, { token });
@@ -61,12 +82,14 @@ async function records(path: string, token: string): Promise<{ status: number; b
 }
 
 describe('audit.read scoped by namespace', () => {
-  it('a grant on audit/namespaces/ml reads ml\'s records when the query is filtered to ml', async () => {
+  it("a grant on audit/namespaces/ml reads ml's records when the query is filtered to ml", async () => {
     const { status, body } = await records('/audit/v1/records?namespace=ml', world.token('ml', 'auditor'));
     expect(status).toBe(200);
     expect(body.records!.length).toBeGreaterThan(0);
     expect(body.records!.every((r) => r.namespace === 'ml')).toBe(true);
-    const own = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:auditor' && e.kubeVertexProxy.status === 200);
+    const own = await world.proxy.waitForAudit(
+      (e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:auditor' && e.kubeVertexProxy.status === 200,
+    );
     expect(own.kubeVertexProxy).toMatchObject({ permission: 'audit.read', resource: 'audit/namespaces/ml', ruleId: 'ml-auditor' });
   });
 

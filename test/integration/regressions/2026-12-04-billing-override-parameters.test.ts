@@ -76,7 +76,10 @@ describe('header names that normalise to refused ones', () => {
   });
 
   it('identity headers in underscore spelling are stripped like their dashed names', async () => {
-    const response = await world.raw('POST', PREDICT_PATH, { body: '{}', headers: { x_forwarded_for: '10.9.9.9', x_goog_iap_jwt_assertion: 'forged', x_kvp_caller_email: 'admin@x', 'x-custom_ok': 'kept' } });
+    const response = await world.raw('POST', PREDICT_PATH, {
+      body: '{}',
+      headers: { x_forwarded_for: '10.9.9.9', x_goog_iap_jwt_assertion: 'forged', x_kvp_caller_email: 'admin@x', 'x-custom_ok': 'kept' },
+    });
     expect(response.status).toBe(200);
     const seen = world.vertex.requests.at(-1)!;
     const names = Object.keys(seen.headers).map((n) => n.toLowerCase());

@@ -55,7 +55,13 @@ afterAll(async () => {
 });
 
 function post(path: string, email: string) {
-  return rawRequest(world.proxy.dataUrl, 'POST', path, { authorization: `Bearer ${google.mintGoogleIdToken({ email, audience: AUDIENCE })}`, 'content-type': 'application/json' }, '{}');
+  return rawRequest(
+    world.proxy.dataUrl,
+    'POST',
+    path,
+    { authorization: `Bearer ${google.mintGoogleIdToken({ email, audience: AUDIENCE })}`, 'content-type': 'application/json' },
+    '{}',
+  );
 }
 
 describe('callback route escape', () => {
@@ -92,12 +98,19 @@ describe('callback route escape', () => {
     const before = backend.requests.length;
     const response = await post(path, WORKER);
     expect(response.status).toBe(400);
-    const body = JSON.parse(response.body) as { error: { message: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> } };
+    const body = JSON.parse(response.body) as {
+      error: { message: string; details: Array<{ metadata?: { code?: string }; requestId?: string }> };
+    };
     expect(body.error.details[0]?.metadata?.code).toBe('ERR_REQUEST_INVALID_PATH');
     expect(body.error.message).toContain(message);
     const requestId = body.error.details[1]?.requestId;
     const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.requestId === requestId);
-    expect(entry.kubeVertexProxy).toMatchObject({ direction: 'inbound', decision: 'deny', status: 400, errorCode: 'ERR_REQUEST_INVALID_PATH' });
+    expect(entry.kubeVertexProxy).toMatchObject({
+      direction: 'inbound',
+      decision: 'deny',
+      status: 400,
+      errorCode: 'ERR_REQUEST_INVALID_PATH',
+    });
     expect(backend.requests.length).toBe(before);
   });
 

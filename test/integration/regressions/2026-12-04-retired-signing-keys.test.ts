@@ -36,12 +36,18 @@ describe('tokens signed by a key the issuer withdrew', () => {
     await world.issuer.rotateKey();
     const newToken = world.token('ml', 'trainer');
     expect(world.issuer.currentKey.kid).not.toBe(oldKid);
-    await until(async () => (await world.call(PREDICT_PATH, { token: newToken, body: '{}' })).status === 200, 'the new key to be picked up');
+    await until(
+      async () => (await world.call(PREDICT_PATH, { token: newToken, body: '{}' })).status === 200,
+      'the new key to be picked up',
+    );
     expect((await world.call(PREDICT_PATH, { token: oldToken, body: '{}' })).status).toBe(200);
 
     // Retirement: the old key leaves the JWKS.
     world.issuer.retireOldKeys();
-    const line = await until(() => world.proxy.lines.find((l) => l.message === 'issuer withdrew signing keys; tokens they signed were evicted from the cache'), 'the refresh that sees the key gone');
+    const line = await until(
+      () => world.proxy.lines.find((l) => l.message === 'issuer withdrew signing keys; tokens they signed were evicted from the cache'),
+      'the refresh that sees the key gone',
+    );
     expect(line).toMatchObject({ issuer: 'cluster', removedKeys: 1 });
     expect(line.evictedTokens as number).toBeGreaterThanOrEqual(1);
 

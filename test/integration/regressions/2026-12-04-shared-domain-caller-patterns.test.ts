@@ -64,8 +64,12 @@ describe('wildcard caller patterns over shared Google domains', () => {
     expect(result.stderr).toContain('"service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com"');
   });
 
-  it('the exact service agent and a wildcard over the customer\'s own project domain are accepted (control)', async () => {
-    const result = await runCli(['check', '--config', configWith(['service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com', '*@my-proj.iam.gserviceaccount.com'])]);
+  it("the exact service agent and a wildcard over the customer's own project domain are accepted (control)", async () => {
+    const result = await runCli([
+      'check',
+      '--config',
+      configWith(['service-123456789012@gcp-sa-aiplatform.iam.gserviceaccount.com', '*@my-proj.iam.gserviceaccount.com']),
+    ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
   });

@@ -30,7 +30,10 @@ beforeAll(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'kvp-flood-'));
   configPath = join(dir, 'config.yaml');
   world = await startWorld({
-    config: (d) => ({ ...d, audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(dir, 'audit.db') }] } }),
+    config: (d) => ({
+      ...d,
+      audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(dir, 'audit.db') }] },
+    }),
     writeConfig: (config) => {
       writeFileSync(configPath, stringify(config));
       return configPath;
@@ -43,7 +46,11 @@ afterAll(async () => {
 
 async function burst(count: number, headers: Record<string, string>): Promise<void> {
   for (let sent = 0; sent < count; sent += 50) {
-    const statuses = await Promise.all(Array.from({ length: Math.min(50, count - sent) }, () => world.raw('POST', PREDICT_PATH, { token: null, headers, body: '{}' }).then((r) => r.status)));
+    const statuses = await Promise.all(
+      Array.from({ length: Math.min(50, count - sent) }, () =>
+        world.raw('POST', PREDICT_PATH, { token: null, headers, body: '{}' }).then((r) => r.status),
+      ),
+    );
     expect(new Set(statuses)).toEqual(new Set([401]));
   }
 }
@@ -60,7 +67,8 @@ describe('a flood of unauthenticated requests', () => {
     await burst(FLOOD, {});
     await burst(FLOOD, { authorization: 'Bearer not.a.jwt' });
     // Control: authenticated requests keep one record each.
-    for (let i = 0; i < 3; i++) expect((await world.call(PREDICT_PATH, { token: world.token('ml', 'trainer'), body: '{}' })).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await world.call(PREDICT_PATH, { token: world.token('ml', 'trainer'), body: '{}' })).status).toBe(200);
 
     const metrics = await (await fetch(`${world.proxy.adminUrl}/metrics`)).text();
     expect(metricValue(metrics, /^kube_vertex_proxy_requests_total\{.*decision="deny".*code="401"/)).toBeGreaterThanOrEqual(2 * FLOOD);

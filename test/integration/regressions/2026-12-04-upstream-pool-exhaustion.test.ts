@@ -92,7 +92,9 @@ async function stalledUpload(path: string, token: string): Promise<Exchange> {
     });
     socket.once('close', () => resolve(text));
   });
-  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`);
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+  );
   socket.write('e\r\n{"instances":[\r\n');
   return { socket, answer };
 }
@@ -128,7 +130,10 @@ describe('one caller cannot exhaust the upstream pool', () => {
       expect(statusOf(text)).toBe(408);
       expect(text).toContain('ERR_REQUEST_TIMEOUT');
     }
-    await until(() => seen.filter((s) => s.url.startsWith('/v1/') && s.aborted).length >= CAP || undefined, 'the upstream to see the stalled requests aborted');
+    await until(
+      () => seen.filter((s) => s.url.startsWith('/v1/') && s.aborted).length >= CAP || undefined,
+      'the upstream to see the stalled requests aborted',
+    );
     const entries = await until(() => {
       const found = world.proxy.audit().filter((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:uploader');
       return found.length >= POOL + 4 ? found : undefined;
@@ -159,6 +164,9 @@ describe('one caller cannot exhaust the upstream pool', () => {
     for (const text of refused) expect(statusOf(text)).toBe(429);
     const cut = await Promise.all(uploads.slice(0, CAP).map((u) => u.answer));
     for (const text of cut) expect(statusOf(text)).toBe(408);
-    await until(() => seen.slice(before).filter((s) => s.url.startsWith('/callbacks/') && s.aborted).length >= CAP || undefined, 'the callback backend to see the stalled requests aborted');
+    await until(
+      () => seen.slice(before).filter((s) => s.url.startsWith('/callbacks/') && s.aborted).length >= CAP || undefined,
+      'the callback backend to see the stalled requests aborted',
+    );
   });
 });
