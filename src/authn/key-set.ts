@@ -105,7 +105,7 @@ export class IssuerKeySet {
     if (!this.#resolver) {
       await this.#refreshIfAllowed();
       if (!this.#resolver) {
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',
         });
       }
@@ -121,7 +121,7 @@ export class IssuerKeySet {
       // minRefreshInterval, as the background refresh makes likely): the key cannot be checked. Not the
       // caller's fault, so not 401 — fail closed with 503. Whether this request got to ask does not matter.
       if (this.#lastFailedAt === this.#lastAttemptAt) {
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',
           cause: error,
         });

@@ -72,7 +72,7 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
       } catch (cause) {
         if (cause instanceof LimitExceeded) {
           options.onReview?.('busy');
-          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
+          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token review unavailable', {
             cause,
             reason: 'token-review-busy',
           });
@@ -81,7 +81,7 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
         // ApiException carries the response body, which echoes the token: keep only the status.
         const status = (cause as { code?: unknown }).code;
         if (status === 403) options.onForbidden?.();
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token review unavailable', {
           cause: new Error(`TokenReview failed${typeof status === 'number' ? ` (HTTP ${status})` : ''}: ${(cause as Error).name}`),
           reason: 'token-review-unavailable',
         });

@@ -252,7 +252,7 @@ describe('TokenVerifier revocation hooks', () => {
   });
 
   it('does not cache a token the review refuses', async () => {
-    const rejected = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'no', { reason: 'token-review-rejected' });
+    const rejected = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'no', { reason: 'token-review-rejected' });
     const v = await verifier({ reviewTtlMs: 60_000, reviewer: { review: async () => Promise.reject(rejected) } });
     const jwt = token();
     expect((await refusal(v, jwt)).reason).toBe('token-review-rejected');
@@ -264,7 +264,7 @@ describe('TokenVerifier revocation hooks', () => {
     const v = await verifier({
       admit: (p) =>
         p.kind === 'kubernetes' && p.uid !== undefined && revoked.has(p.uid)
-          ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'gone', { reason: 'service-account-deleted' })
+          ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'gone', { reason: 'service-account-deleted' })
           : undefined,
     });
     const first = token({ serviceAccount: 'a' });

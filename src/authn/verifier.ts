@@ -300,9 +300,8 @@ function remembered(refusal: ProxyError): ProxyError {
   const id = `${refusal.code}\u0000${refusal.reason}\u0000${refusal.message}`;
   let shared = REMEMBERED.get(id);
   if (shared === undefined) {
-    shared = new ProxyError(refusal.code, refusal.status, refusal.message, {
+    shared = new ProxyError(refusal.code, refusal.message, {
       reason: refusal.reason,
-      httpStatus: refusal.httpStatus,
       ...(refusal.headers === undefined ? {} : { headers: refusal.headers }),
       ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
     });
@@ -334,7 +333,7 @@ function toRefusal(error: unknown): ProxyError {
   if (error instanceof joseErrors.JWKSNoMatchingKey) return invalid('The token was signed with an unknown key.', 'unknown-signing-key');
   if (error instanceof joseErrors.JWKSMultipleMatchingKeys) return invalid('The token key id is ambiguous.', 'ambiguous-signing-key');
   if (error instanceof joseErrors.JOSEError) return invalid('The token is not a valid JWT.', 'malformed-token');
-  return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token verification unavailable', {
+  return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token verification unavailable', {
     cause: error,
     reason: 'verifier-unavailable',
   });

@@ -106,7 +106,7 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
   const all = pods ? [serviceAccounts, pods] : [serviceAccounts];
 
   const notSynced = () =>
-    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token revocation view not synced', {
+    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token revocation view not synced', {
       reason: 'revocation-view-not-synced',
     });
   const revoked = (what: 'service account' | 'pod', reason: string) =>
