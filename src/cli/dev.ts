@@ -18,26 +18,16 @@ import { stringify } from 'yaml';
 import { startIssuer } from '../standins/issuer.js';
 import { metadataEnv, startMetadataServer } from '../standins/metadata.js';
 import { startVertexStandIn } from '../standins/vertex.js';
-import { parse, UsageError } from './args.js';
+import { parse } from './args.js';
 
 const PROJECT = 'demo-project';
 const LOCATION = 'us-central1';
 const AUDIENCE = 'kube-vertex-proxy';
 
 export async function runDev(argv: string[]): Promise<number> {
-  let once = false;
-  let dir: string;
-  try {
-    const { values } = parse(argv, { once: { type: 'boolean' }, dir: { type: 'string' } });
-    once = values.once === true;
-    dir = resolve(values.dir ?? '.kvp-dev');
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`dev: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const { values } = parse(argv, { once: { type: 'boolean' }, dir: { type: 'string' } });
+  const once = values.once === true;
+  const dir = resolve(values.dir ?? '.kvp-dev');
   mkdirSync(dir, { recursive: true });
 
   const issuer = await startIssuer({ kind: 'kubernetes' });

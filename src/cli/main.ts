@@ -5,6 +5,7 @@
  */
 // Each command loads its own modules when it runs (dynamic imports below): `serve`
 // does not hold the stand-ins of `dev` or the store readers of `audit` in memory.
+import { UsageError } from './usage-error.js';
 
 const USAGE = `kube-vertex-proxy: identity-aware proxy between GKE workloads and Vertex AI
 
@@ -52,14 +53,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The one place a usage error is reported: `<command>: <problem>` on stderr, exit 2. */
+async function reportUsageError(argv: string[], error: UsageError): Promise<number> {
+  const [command, sub] = argv;
+  // `audit` has subcommands: name the one given, and show their usage as `audit` alone does.
+  const usage = command === 'audit' ? (await import('./audit.js')).AUDIT_USAGE : '';
+  process.stderr.write(`${command === 'audit' ? `audit ${sub ?? ''}` : (command ?? '')}: ${error.message}\n${usage}`);
+  return 2;
+}
+
 export function run(argv: string[]): void {
-  main(argv).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(`kube-vertex-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  main(argv)
+    .catch(async (error: unknown) => {
+      if (error instanceof UsageError) return reportUsageError(argv, error);
+      throw error;
+    })
+    .then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (error: unknown) => {
+        process.stderr.write(`kube-vertex-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exitCode = 1;
+      },
+    );
 }

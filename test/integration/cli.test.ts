@@ -268,3 +268,19 @@ describe('kube-vertex-proxy can-i', () => {
     expect(job.stdout).toContain('  dry-run:    tight-gpus would allow only if the job satisfies its conditions.jobs');
   });
 });
+
+describe('usage errors', () => {
+  it.each([
+    [['serve', '--bogus'], 'serve: '],
+    [['serve'], 'serve: --config FILE is required'],
+    [['check', '--bogus'], 'check: '],
+    [['can-i', '--config', 'x', '--as', 'nobody', 'GET', '/'], 'can-i: --as: "nobody" is not system:serviceaccount:NAMESPACE:NAME'],
+    [['dev', '--bogus'], 'dev: '],
+    [['audit', 'query', '--decision', 'maybe'], 'audit query: decision must be "allow" or "deny"\nUsage:'],
+    [['audit', 'query', '--proxy', 'not a url'], 'audit query: --proxy must be a URL'],
+  ])('%j: the command and the problem on stderr, exit 2', async (argv, stderr) => {
+    const result = await runCli(argv);
+    expect(result.stderr.startsWith(stderr), result.stderr).toBe(true);
+    expect(result.code).toBe(2);
+  });
+});
