@@ -179,8 +179,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       }),
     );
     bodyRules.push(jobConditionsRule());
-    if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
-    if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
+    if (settings.attribution.jobLabels) bodyRules.push(jobLabelsRule());
+    if (settings.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
     await scope.register(inspectPlugin, {
       rules: bodyRules,
       bodyLimitBytes: settings.server.bodyLimitBytes,
@@ -194,7 +194,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       bodyLimitBytes: settings.server.bodyLimitBytes,
       bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
       identities: deps.identities,
-      requestReason: settings.config.attribution.requestReason,
+      requestReason: settings.attribution.requestReason,
     });
   });
 

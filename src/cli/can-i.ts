@@ -126,9 +126,7 @@ export async function runCanI(argv: string[]): Promise<number> {
     }
   } else {
     const source =
-      settings.config.kubernetes.namespaceLabels === 'static'
-        ? createStaticLabelSource(settings.config.kubernetes.static)
-        : createNoLabelSource();
+      settings.kubernetes.namespaceLabels === 'static' ? createStaticLabelSource(settings.kubernetes.static) : createNoLabelSource();
     labels = source.labelsOf(namespace);
   }
   if (path.startsWith('/audit/ui/')) return canIConsole(settings, { namespace, serviceAccount, labels }, values.as, method, path);

@@ -15,7 +15,7 @@ export async function runServe(argv: string[]): Promise<number> {
   if (settings === undefined) return 1;
   // Log and audit lines share one batched writer: one write(2) per event-loop turn, not one per line.
   const stdout = createLineWriter(1);
-  const logger = createLogger(settings.config.logging.level, stdout);
+  const logger = createLogger(settings.logging.level, stdout);
   for (const warning of settings.warnings) logger.warn({ path: warning.path, line: warning.line }, `config: ${warning.message}`);
   const running = await startProxy(settings, { logger, writeAuditLine: (line) => stdout.write(line) });
   logger.info(

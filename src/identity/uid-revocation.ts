@@ -27,12 +27,13 @@ import { ProxyError, unauthenticated } from '../errors.js';
 import type { Principal } from '../authn/principal.js';
 import { listMetadata, ResilientInformer } from './informer.js';
 
+/** Drops cached tokens whose principal matches; returns how many. */
+export type Evict = (predicate: (principal: Principal) => boolean) => number;
+
 export interface UidRevocationOptions {
   readonly kubeConfig: KubeConfig;
   readonly pods: boolean;
   readonly apiTimeoutMs: number;
-  /** Drops cached tokens whose principal matches; returns how many. */
-  readonly evict: (predicate: (principal: Principal) => boolean) => number;
   readonly onEvent?: (resource: string, type: string) => void;
   readonly onRestart?: (resource: string) => void;
   readonly onRelist?: (resource: string) => void;
@@ -43,7 +44,8 @@ export interface UidRevocationOptions {
 
 export interface UidRevocation {
   admit(principal: Principal): ProxyError | undefined;
-  start(): Promise<void>;
+  /** Starts the informers; deletions they see evict the matching tokens through `evict`. */
+  start(evict: Evict): Promise<void>;
   stop(): void;
   ready(): boolean;
   describe(): Record<string, unknown>;
@@ -63,6 +65,8 @@ const stripMetadata = (o: KubernetesObject): KubernetesObject => ({
 export function createUidRevocation(options: UidRevocationOptions): UidRevocation {
   const deletedServiceAccounts = new Set<string>();
   const deletedPods = new Set<string>();
+  // Set by start(): no informer reports a deletion before it runs.
+  let evict: Evict = () => 0;
   let sweepScheduled = false;
   const scheduleSweep = () => {
     if (sweepScheduled) return;
@@ -73,7 +77,7 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       const pods = new Set(deletedPods);
       deletedServiceAccounts.clear();
       deletedPods.clear();
-      const count = options.evict(
+      const count = evict(
         (p) => p.kind === 'kubernetes' && ((p.uid !== undefined && sas.has(p.uid)) || (p.pod !== undefined && pods.has(p.pod.uid))),
       );
       options.onEvicted?.(count);
@@ -129,7 +133,8 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       }
       return undefined;
     },
-    async start() {
+    async start(evictTokens) {
+      evict = evictTokens;
       await Promise.all(all.map((i) => i.start()));
     },
     stop() {
