@@ -1,6 +1,7 @@
 /**
- * Vertex AI REST stand-in on loopback (wire-formats §4, §8.5;
- * vertex-operations.md). It answers the data-plane and job methods the proxy
+ * Vertex AI REST stand-in on loopback (the REST reference:
+ * https://cloud.google.com/vertex-ai/docs/reference/rest; the methods in
+ * docs/vertex-operations.md). It answers the data-plane and job methods the proxy
  * forwards, in the real JSON shapes (lowerCamelCase, int64 as strings,
  * Timestamps as RFC 3339 with microseconds, enums by name), and records every
  * request it receives so tests can check what the proxy sent upstream.
@@ -729,7 +730,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     verb: string,
   ): Route {
     const [service, rpc] = RPC[verb] ?? ['PredictionService', verb];
-    // v1beta1 keeps CountTokens in PredictionService (vertex-operations §4.1).
+    // v1beta1 keeps CountTokens in PredictionService:
+    // https://github.com/googleapis/googleapis/blob/master/google/cloud/aiplatform/v1beta1/prediction_service.proto
     const actualService = verb === 'countTokens' && version === 'v1beta1' ? 'PredictionService' : service;
     return {
       rpc: `google.cloud.aiplatform.${version}.${actualService}.${rpc}`,
@@ -798,7 +800,7 @@ interface Route {
   readonly chat?: true;
 }
 
-/** The real 401 (vertex-operations §4.1), naming the RPC that was called. */
+/** Vertex AI's 401 (https://cloud.google.com/apis/design/errors), naming the RPC that was called. */
 function unauthenticated(rpc: string): StandInError {
   return {
     status: 'UNAUTHENTICATED',
