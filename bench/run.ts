@@ -900,7 +900,7 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
       durationMs: o.durationMs,
       ...scenario.load(world),
       origin: target.origin,
-    } as LoadSpec;
+    };
     const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], {
       ipc: true,
       env: { PATH: process.env.PATH ?? '' },

@@ -98,7 +98,10 @@ export const auditDurabilityPlugin = fp<AuditDurabilityOptions>(
     if (trail?.durability === 'strict') {
       // preHandler, not onRequest: the body checks of the inspect step (preParsing) are part of the decision.
       app.addHook('preHandler', (request, _reply, done) => {
-        if (request.kvp.decision?.allowed !== true) return done();
+        if (request.kvp.decision?.allowed !== true) {
+          done();
+          return;
+        }
         commitDecision(trail, request).then(() => done(), done);
       });
     }

@@ -80,7 +80,7 @@ export function createAuditStarter({ listeners, direction, onListenerError, trac
     if (request.kvp !== null && request.kvp !== undefined) return;
     request.kvp = newRequestContext();
     request.kvp.direction = direction;
-    if (tracingOn) request.kvp.span = (tracing as Tracing).startRequest(request.headers, request.method);
+    if (tracingOn) request.kvp.span = tracing.startRequest(request.headers, request.method);
     const socket = request.raw.socket;
     const bytesWrittenAtStart = socket.bytesWritten;
     // Read now: once the client has gone, the socket no longer knows its peer.

@@ -87,11 +87,14 @@ export const auditAccessPlugin = fp<
       const path = request.url.split('?', 1)[0] as string;
       const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
-      if (operation === undefined)
-        return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+      if (operation === undefined) {
+        done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+        return;
+      }
       request.kvp.operation = operation;
       if (subject === undefined || principal === undefined) {
-        return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+        done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+        return;
       }
       const current = policy();
       const evaluate = (resource: string) =>
@@ -122,7 +125,7 @@ export const auditAccessPlugin = fp<
       request.kvp.policyVersion = current.version;
       if (!decision.allowed) {
         const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
-        return done(
+        done(
           namespace === undefined
             ? new ProxyError(
                 refusal.code,
@@ -135,6 +138,7 @@ export const auditAccessPlugin = fp<
               )
             : refusal,
         );
+        return;
       }
       done();
     });

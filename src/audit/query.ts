@@ -67,7 +67,7 @@ export function parseFilters(values: Partial<Record<FilterName, string>>, now: n
         query[name] = value;
     }
   }
-  return query as AuditQuery;
+  return query;
 }
 
 const TABLE_COLUMNS = ['time', 'decision', 'status', 'principal', 'operation', 'resource', 'ruleId', 'reason'] as const;

@@ -30,11 +30,17 @@ export const authnPlugin = fp<AuthnPluginOptions>(
 
     app.addHook('onRequest', (request, _reply, done) => {
       // An earlier step of this context already signed the caller in (the audit console behind IAP).
-      if (request.kvp.principal !== undefined) return done();
+      if (request.kvp.principal !== undefined) {
+        done();
+        return;
+      }
       const candidate = bearerCacheCandidate(request.headers.authorization);
       const cached = candidate === undefined ? undefined : verifier.cached(candidate);
       if (cached !== undefined) {
-        if (cached.kind !== accept) return done(wrongKind());
+        if (cached.kind !== accept) {
+          done(wrongKind());
+          return;
+        }
         request.kvp.principal = cached;
         done();
         return;
@@ -51,7 +57,10 @@ export const authnPlugin = fp<AuthnPluginOptions>(
       verifier.verify(token, span).then(
         (principal) => {
           span?.end();
-          if (principal.kind !== accept) return done(wrongKind());
+          if (principal.kind !== accept) {
+            done(wrongKind());
+            return;
+          }
           request.kvp.principal = principal;
           done();
         },

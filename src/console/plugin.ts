@@ -188,12 +188,14 @@ export const consolePlugin = fp<ConsoleOptions>(
       scope.addHook('onRequest', (request, reply, done) => {
         const assertion = request.headers[IAP_ASSERTION_HEADER];
         if (options.iap !== undefined && assertion !== undefined) {
-          if (typeof assertion !== 'string')
-            return done(
+          if (typeof assertion !== 'string') {
+            done(
               unauthenticated('ERR_AUTHN_MALFORMED_CREDENTIALS', 'The IAP assertion header is repeated.', {
                 reason: 'malformed-credentials',
               }),
             );
+            return;
+          }
           options.iap.verify(assertion).then(
             (principal) => {
               request.kvp.principal = principal;
@@ -348,7 +350,7 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
         params: {
           ...(params.from === undefined ? {} : { from: params.from }),
           ...(params.to === undefined ? {} : { to: params.to }),
-        } as ConsoleParams,
+        },
         range,
       };
     });
@@ -448,5 +450,5 @@ function refusalMessage(request: FastifyRequest, viewer: Viewer): string {
 function safeParams(raw: Record<string, unknown>): ConsoleParams {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(raw)) if (typeof value === 'string') out[name] = value;
-  return out as ConsoleParams;
+  return out;
 }

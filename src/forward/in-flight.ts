@@ -72,11 +72,14 @@ export const inFlightPlugin = fp<InFlightPluginOptions>(
     if (limiter.max === 0) return;
     app.addHook('onRequest', (request, reply, done) => {
       const principal = request.kvp.principal;
-      if (principal === undefined) return done();
+      if (principal === undefined) {
+        done();
+        return;
+      }
       const name = principalName(principal);
       const release = limiter.tryAcquire(name);
       if (release === undefined) {
-        return done(
+        done(
           new ProxyError(
             'ERR_REQUEST_TOO_MANY_IN_FLIGHT',
             'RESOURCE_EXHAUSTED',
@@ -88,6 +91,7 @@ export const inFlightPlugin = fp<InFlightPluginOptions>(
             },
           ),
         );
+        return;
       }
       reply.raw.once('close', release);
       done();

@@ -33,7 +33,10 @@ export const inspectPlugin = fp<InspectPluginOptions>(
     app.addHook('preParsing', (request, _reply, payload, done) => {
       let wanted: BodyRule[] | undefined;
       for (const rule of rules) if (rule.wants(request)) (wanted ??= []).push(rule);
-      if (wanted === undefined) return done(null, payload);
+      if (wanted === undefined) {
+        done(null, payload);
+        return;
+      }
       const rulesForRequest = wanted;
       readBody(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes, (error, bytes) => {
         if (error !== undefined) {

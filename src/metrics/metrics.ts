@@ -220,9 +220,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
     ? (histogram, labels, seconds, record) => {
         const exemplarLabels =
           record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
-        (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
+        (histogram as Histogram).observe({ labels, value: seconds, exemplarLabels });
       }
-    : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);
+    : (histogram, labels, seconds) => (histogram as Histogram).observe(labels, seconds);
 
   const dryRunDecisions = new Counter({
     name: `${METRIC_PREFIX}policy_dry_run_total`,

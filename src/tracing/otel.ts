@@ -11,7 +11,7 @@
  * @module
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
@@ -125,7 +125,7 @@ class OtelSpan implements TraceSpan {
   }
 
   setAttributes(attributes: SpanAttributes): void {
-    if (this.sampled) this.#span.setAttributes(attributes as Attributes);
+    if (this.sampled) this.#span.setAttributes(attributes);
   }
 
   fail(description: string): void {
@@ -139,7 +139,7 @@ class OtelSpan implements TraceSpan {
     const context = trace.setSpan(ROOT_CONTEXT, this.#span);
     const span = this.#tracer.startSpan(
       name,
-      { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes as Attributes } : {}) },
+      { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes } : {}) },
       context,
     );
     return new OtelSpan(this.#tracer, span);

@@ -18,12 +18,19 @@ export const endpointHostsPlugin = fp<EndpointHostsPluginOptions>(
     if (endpointHosts === undefined) return;
     app.addHook('onRequest', (request, _reply, done) => {
       const operation = request.kvp.operation;
-      if (operation === undefined || request.kvp.decision?.allowed !== true) return done();
+      if (operation === undefined || request.kvp.decision?.allowed !== true) {
+        done();
+        return;
+      }
       const origin = endpointHosts.originFor(operation);
-      if (origin === undefined) return done();
+      if (origin === undefined) {
+        done();
+        return;
+      }
       if (typeof origin === 'string') {
         request.kvp.upstreamBase = origin;
-        return done();
+        done();
+        return;
       }
       origin.then(
         (found) => {
