@@ -94,6 +94,7 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
 }
 
 export const auditDurabilityPlugin = fp<AuditDurabilityOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { trail }) => {
     if (trail?.durability === 'strict') {
       // preHandler, not onRequest: the body checks of the inspect step (preParsing) are part of the decision.

@@ -77,7 +77,7 @@ export function createAuditStarter({ listeners, direction, onListenerError, trac
   }
 
   return function startAudit(request: FastifyRequest, reply: FastifyReply): void {
-    if (request.kvp !== null && request.kvp !== undefined) return;
+    if ((request.kvp as RequestContext | null | undefined) != null) return; // null until this hook sets it
     request.kvp = newRequestContext();
     request.kvp.direction = direction;
     if (tracingOn) request.kvp.span = tracing.startRequest(request.headers, request.method);
@@ -112,6 +112,7 @@ export interface AuditPluginOptions {
 }
 
 export const auditPlugin = fp<AuditPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { startAudit }) => {
     app.decorateRequest('kvp', null as never);
     app.addHook('onRequest', (request, reply, done) => {

@@ -82,6 +82,7 @@ export function unavailable(cause?: unknown): ProxyError {
 export const auditAccessPlugin = fp<
   Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }
 >(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { policy, routeOf }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const path = request.url.split('?', 1)[0] as string;
@@ -238,6 +239,7 @@ export async function queryUsageSummary(
 }
 
 /** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
+// eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
 export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
   const parse = (request: FastifyRequest) => {
     const params = readParams(request);

@@ -109,7 +109,7 @@ export type OutputFormat = 'table' | 'json' | 'csv';
 
 function cell(value: unknown): string {
   if (value === undefined || value === null) return '';
-  return typeof value === 'object' ? JSON.stringify(value) : String(value);
+  return typeof value === 'object' ? JSON.stringify(value) : String(value); // eslint-disable-line @typescript-eslint/no-base-to-string -- objects are handled above
 }
 
 function csvCell(value: unknown): string {

@@ -18,6 +18,7 @@ export interface AuthnPluginOptions {
 }
 
 export const authnPlugin = fp<AuthnPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { verifier, accept }) => {
     const wrongKind = () =>
       unauthenticated(
@@ -64,12 +65,12 @@ export const authnPlugin = fp<AuthnPluginOptions>(
           request.kvp.principal = principal;
           done();
         },
-        (error: Error) => {
+        (error: unknown) => {
           if (span !== undefined) {
             span.fail(failureDescription(error));
             span.end();
           }
-          done(error);
+          done(error as Error);
         },
       );
     });

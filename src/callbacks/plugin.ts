@@ -150,7 +150,8 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       null,
       match === undefined
         ? payload
-        : (watchBodyProgress(
+        : // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the payload, or a stream over it, typed by its interface
+          (watchBodyProgress(
             request,
             limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT),
             bodyIdleTimeoutMs,

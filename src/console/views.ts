@@ -219,7 +219,7 @@ export function recordView(viewer: Viewer, { record, rule, policyVersion }: Reco
           ${
             rule === undefined
               ? html`<p class="notice">The current policy has no rule with this id any more.</p>`
-              : html`${changed ? html`<p class="notice">The policy has changed since this request (then <span class="mono">${record.policyVersion?.slice(0, 12)}</span>, now <span class="mono">${policyVersion.slice(0, 12)}</span>); the rule as it is now:</p>` : html`<p>The rule, from the policy in force (<span class="mono">${policyVersion.slice(0, 12)}</span>):</p>`}
+              : html`${changed ? html`<p class="notice">The policy has changed since this request (then <span class="mono">${record.policyVersion.slice(0, 12)}</span>, now <span class="mono">${policyVersion.slice(0, 12)}</span>); the rule as it is now:</p>` : html`<p>The rule, from the policy in force (<span class="mono">${policyVersion.slice(0, 12)}</span>):</p>`}
                   <pre>${JSON.stringify(rule, null, 2)}</pre>`
           }`;
   const body = html`<h1>Record ${record.requestId}</h1>

@@ -68,6 +68,7 @@ export interface InFlightPluginOptions {
 
 /** The step, after authentication: one slot per request, returned when its response closes. */
 export const inFlightPlugin = fp<InFlightPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { limiter }) => {
     if (limiter.max === 0) return;
     app.addHook('onRequest', (request, reply, done) => {

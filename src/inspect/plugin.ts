@@ -28,6 +28,7 @@ export interface InspectPluginOptions {
 }
 
 export const inspectPlugin = fp<InspectPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { rules, bodyLimitBytes, bodyIdleTimeoutMs = 0 }) => {
     if (rules.length === 0) return;
     app.addHook('preParsing', (request, _reply, payload, done) => {

@@ -17,6 +17,7 @@ export interface LimitsPluginOptions {
 }
 
 export const limitsPlugin = fp<LimitsPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { limiter }) => {
     app.addHook('onRequest', (request, reply, done) => {
       const ctx = request.kvp;

@@ -14,7 +14,13 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  defaultResource,
+  detectResources,
+  resourceAttributesEnvDetector,
+  resourceFromAttributes,
+  serviceNameEnvDetector,
+} from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -51,6 +57,7 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
     if (now - lastExportError < EXPORT_ERROR_LOG_INTERVAL_MS) return;
     lastExportError = now;
     logger.warn(
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the exporter rejected with; String() is the fallback
       { error: error instanceof Error ? error.message : String(error) },
       'trace export failed; spans are dropped until the collector answers',
     );
@@ -58,7 +65,7 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
 
   const resource = defaultResource()
     .merge(resourceFromAttributes({ 'service.name': SERVICE_NAME }))
-    .merge(detectResources({ detectors: [envDetector] }))
+    .merge(detectResources({ detectors: [resourceAttributesEnvDetector, serviceNameEnvDetector] }))
     .merge(resourceFromAttributes({ ...settings.resourceAttributes }));
   const exporter = new OTLPTraceExporter(settings.url === undefined ? {} : { url: settings.url });
   const provider = new TracerProvider({

@@ -14,6 +14,7 @@ export interface EndpointHostsPluginOptions {
 }
 
 export const endpointHostsPlugin = fp<EndpointHostsPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { endpointHosts }) => {
     if (endpointHosts === undefined) return;
     app.addHook('onRequest', (request, _reply, done) => {
