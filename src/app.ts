@@ -98,7 +98,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   });
 
   const app = Fastify({
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it Fastify's instance takes pino's Logger type and no longer matches FastifyInstance
+    // Without the cast Fastify's instance takes pino's Logger type and no longer matches FastifyInstance.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- see above
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Hot path: a request that logs nothing does not pay for a pino child logger.

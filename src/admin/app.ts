@@ -31,7 +31,8 @@ export interface AdminDeps {
 
 export async function buildAdminApp(deps: AdminDeps): Promise<FastifyInstance> {
   const app = Fastify({
-    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it Fastify's instance takes pino's Logger type and no longer matches FastifyInstance
+    // Without the cast Fastify's instance takes pino's Logger type and no longer matches FastifyInstance.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- see above
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
   });

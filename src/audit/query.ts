@@ -109,7 +109,8 @@ export type OutputFormat = 'table' | 'json' | 'csv';
 
 function cell(value: unknown): string {
   if (value === undefined || value === null) return '';
-  return typeof value === 'object' ? JSON.stringify(value) : String(value); // eslint-disable-line @typescript-eslint/no-base-to-string -- objects are handled above
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects are handled on this line
+  return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
 function csvCell(value: unknown): string {

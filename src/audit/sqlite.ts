@@ -204,7 +204,8 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
 
   const writer = options.readOnly === true ? undefined : startWriter(options.path);
   let healthy = true;
-  /* eslint-disable @typescript-eslint/require-await -- node:sqlite is synchronous behind the async store interface; a throw stays a rejection */
+  // node:sqlite is synchronous behind the async store interface; `async` keeps a throw a rejection.
+  /* eslint-disable @typescript-eslint/require-await */
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,

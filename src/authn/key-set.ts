@@ -104,7 +104,7 @@ export class IssuerKeySet {
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     if (!this.#resolver) {
       await this.#refreshIfAllowed();
-      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the await above may set it; TypeScript keeps the narrowing across await
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the await above may set it
       if (!this.#resolver) {
         throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',

@@ -150,7 +150,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       null,
       match === undefined
         ? payload
-        : // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the payload, or a stream over it, typed by its interface
+        : // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
           (watchBodyProgress(
             request,
             limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT),

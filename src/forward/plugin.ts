@@ -293,7 +293,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the payload, or a stream over it, typed by its interface
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
       done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 
