@@ -705,6 +705,7 @@ function peerScenarios(): Scenario[] {
         peerBuilds.set(peer.id, build);
       }
       if ('reason' in build) return build.reason;
+      if (peer.blocked !== undefined) return peer.blocked;
       if (peer.needsKubeApi && kubeApi === undefined) {
         kubeApi = await startKubeApiStandIn();
         kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
@@ -989,9 +990,10 @@ function scenarios(world: World): Scenario[] {
   const fractions = o.quick ? [0.5] : OPEN_LOOP_FRACTIONS;
   const openLoop = (scenario: Scenario, list: readonly number[]): Scenario[] => {
     // One cleanup per target: the closed-loop scenario's.
-    const { cleanup: _cleanup, ...rest } = scenario;
+    const base: Scenario = { ...scenario };
+    delete base.cleanup;
     return list.map((fraction): Scenario => ({
-      ...rest,
+      ...base,
       id: openLoopId(scenario.id, fraction),
       title: `${scenario.id} open loop at ${Math.round(fraction * 100)} % of the capacity, over ${o.connections} connections`,
       openLoop: { of: scenario.id, fraction },
@@ -1005,7 +1007,7 @@ function scenarios(world: World): Scenario[] {
   };
   return [
     ...list.flatMap((s) => {
-      const scenario = byId.get(s.id) as Scenario;
+      const scenario = byId.get(s.id) ?? s;
       return OPEN_LOOP.includes(s.id) ? [scenario, ...openLoop(scenario, fractions)] : [scenario];
     }),
     ...peers.flatMap((p) => [p, ...openLoop(p, [0.5])]),
