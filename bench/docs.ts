@@ -25,14 +25,19 @@ export const README_END = '<!-- benchmark-targets:end -->';
 /** A committed result: the report, and where a reconstructed one came from. */
 export type ResultFile = BenchReport & { readonly provenance?: string };
 
-export function newestResultFile(root: string): string {
+/** The committed result files, oldest first. */
+export function resultFiles(root: string): string[] {
   const dir = join(root, 'bench', 'results');
-  const files = readdirSync(dir)
+  return readdirSync(dir)
     .filter((f) => /^\d{4}-\d{2}-\d{2}.*\.json$/.test(f))
-    .sort();
-  const newest = files.at(-1);
-  if (newest === undefined) throw new Error(`no result file in ${dir}`);
-  return join(dir, newest);
+    .sort()
+    .map((f) => join(dir, f));
+}
+
+export function newestResultFile(root: string): string {
+  const newest = resultFiles(root).at(-1);
+  if (newest === undefined) throw new Error(`no result file in ${join(root, 'bench', 'results')}`);
+  return newest;
 }
 
 function duration(report: BenchReport): string {
@@ -61,7 +66,11 @@ export function renderBenchmarkBlock(report: ResultFile, file: string): string {
  * The README's block, markers included: the targets table of the same run (the
  * report's own rendering), and the peers' CPU per request when they ran.
  */
-export function renderReadmeBlock(report: ResultFile, file: string): string {
+export function renderReadmeBlock(
+  report: ResultFile,
+  file: string,
+  previous?: { readonly report: ResultFile; readonly file: string },
+): string {
   if (report.mode !== 'full') throw new Error(`${file}: a ${report.mode} run; the docs show full runs only`);
   const met = report.targets.filter((t) => t.met === true).length;
   const judged = report.targets.filter((t) => t.met !== null).length;
@@ -76,8 +85,18 @@ export function renderReadmeBlock(report: ResultFile, file: string): string {
       `${met} of ${judged} targets met${judged < report.targets.length ? `, ${report.targets.length - judged} not measured in that run` : ''}. ` +
       'Scenarios, the open-loop latency table and the peers are in [docs/benchmark.md](docs/benchmark.md).',
     '',
-    ...renderTargets(report.targets),
+    ...renderTargets(
+      report.targets,
+      previous === undefined
+        ? undefined
+        : { label: `previous run (${previous.report.startedAt.slice(0, 10)})`, targets: previous.report.targets },
+    ),
   ];
+  if (previous !== undefined)
+    lines.push(
+      '',
+      `Previous run: [\`${previous.file}\`](${previous.file}), the committed result before this one (a target renamed or added since shows –).`,
+    );
   if (compared.some((s) => s.command !== undefined))
     lines.push(
       '',
@@ -85,6 +104,19 @@ export function renderReadmeBlock(report: ResultFile, file: string): string {
     );
   lines.push('', README_END);
   return lines.join('\n');
+}
+
+/** The README block for the committed results in `root`: the newest run, beside the one before it when there is one. */
+export function readmeBlockFor(root: string): string {
+  const files = resultFiles(root);
+  const read = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as ResultFile;
+  const newest = newestResultFile(root);
+  const before = files.at(-2);
+  return renderReadmeBlock(
+    read(newest),
+    relative(root, newest),
+    before === undefined ? undefined : { report: read(before), file: relative(root, before) },
+  );
 }
 
 /** The page with its generated block replaced. @throws Error when the page has no markers */
@@ -129,10 +161,7 @@ function main(argv: string[]): void {
   const pagePath = join(root, 'docs', 'benchmark.md');
   writeFileSync(pagePath, withBenchmarkBlock(readFileSync(pagePath, 'utf8'), renderBenchmarkBlock(report, relative(root, file))));
   const readmePath = join(root, 'README.md');
-  writeFileSync(
-    readmePath,
-    withBenchmarkBlock(readFileSync(readmePath, 'utf8'), renderReadmeBlock(report, relative(root, file)), [README_BEGIN, README_END]),
-  );
+  writeFileSync(readmePath, withBenchmarkBlock(readFileSync(readmePath, 'utf8'), readmeBlockFor(root), [README_BEGIN, README_END]));
   process.stdout.write(`docs/benchmark.md and README.md: tables from ${relative(root, file)}\n`);
 }
 

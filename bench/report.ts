@@ -446,12 +446,21 @@ export function renderMarkdown(report: BenchReport): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** The targets table: every target with its limit, what was measured and whether it is met (the README shows this table). */
-export function renderTargets(targets: readonly TargetCheck[]): string[] {
-  const lines = ['| Target | issue | limit | measured | met |', '|---|---:|---|---:|---|'];
+/**
+ * The targets table: every target with its limit, what was measured and
+ * whether it is met (the README shows this table); with `previous`, what an
+ * earlier run measured for the same target, beside it (before → after).
+ */
+export function renderTargets(
+  targets: readonly TargetCheck[],
+  previous?: { readonly label: string; readonly targets: readonly TargetCheck[] },
+): string[] {
+  const before = new Map(previous?.targets.map((t) => [t.target, t.measured]));
+  const head = previous === undefined ? '' : ` ${previous.label} |`;
+  const lines = [`| Target | issue | limit |${head} measured | met |`, `|---|---:|---|${previous === undefined ? '' : '---:|'}---:|---|`];
   for (const t of targets)
     lines.push(
-      `| ${t.target} | ${t.issue ?? ''} | ${t.limit} | ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`,
+      `| ${t.target} | ${t.issue ?? ''} | ${t.limit} |${previous === undefined ? '' : ` ${before.get(t.target) ?? '–'} |`} ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`,
     );
   return lines;
 }

@@ -61,6 +61,20 @@ describe('bench/docs.ts', () => {
     );
   });
 
+  it('puts what the previous committed run measured beside each target of the same name (before → after)', () => {
+    const renamed = { ...report, targets: report.targets.map((t, i) => (i === 0 ? { ...t, target: 'a target added since' } : t)) };
+    const block = renderReadmeBlock(renamed, 'bench/results/new.json', {
+      report: { ...report, startedAt: '2026-01-02T03:04:05.000Z' },
+      file: 'bench/results/old.json',
+    });
+    expect(block).toContain('| Target | issue | limit | previous run (2026-01-02) | measured | met |');
+    expect(block).toContain('[`bench/results/old.json`](bench/results/old.json)');
+    const second = report.targets[1];
+    if (second !== undefined)
+      expect(block).toContain(`| ${second.target} | ${second.issue ?? ''} | ${second.limit} | ${second.measured} | ${second.measured} |`);
+    expect(block).toMatch(/^\| a target added since \| [^|]* \| [^|]* \| – \| /m);
+  });
+
   it('takes in the run `npm run bench` just wrote only when it is a whole full run newer than the committed one', () => {
     const later = { ...report, startedAt: '2099-01-01T00:00:00.000Z' };
     expect(latestRunToTakeIn(later, report)).toBe(true);
