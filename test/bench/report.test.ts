@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Percentiles } from '../../bench/load.js';
-import { median, renderMarkdown, summarize, type ReportInput, type RunSample } from '../../bench/report.js';
+import { median, renderMarkdown, summarize, type ReportInput, type RunSample, type ScenarioInfo } from '../../bench/report.js';
 
 const lat = (p50: number, p99: number): Percentiles => ({ p50, p99, p999: p99 + 1, max: p99 + 2, mean: p50 });
 
@@ -52,7 +52,7 @@ const input = (samples: RunSample[], unavailable: Record<string, string> = {}): 
     'audit-strict-sqlite',
     'audit-strict-postgres',
   ]
-    .map((id) => ({
+    .map((id): ScenarioInfo => ({
       id,
       title: id,
       kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
