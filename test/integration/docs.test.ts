@@ -15,7 +15,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BEGIN, END, newestResultFile, renderBenchmarkBlock, type ResultFile } from '../../bench/docs.js';
+import {
+  BEGIN,
+  END,
+  newestResultFile,
+  README_BEGIN,
+  README_END,
+  renderBenchmarkBlock,
+  readmeBlockFor,
+  type ResultFile,
+} from '../../bench/docs.js';
 import { AUDIT_READ_PERMISSION } from '../../src/audit/settings.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
 import { ERROR_CODES } from '../../src/errors.js';
@@ -329,6 +338,13 @@ describe('the benchmark page', () => {
     const page = read('docs/benchmark.md');
     const generated = page.slice(page.indexOf(BEGIN), page.indexOf(END) + END.length);
     expect(generated).toBe(renderBenchmarkBlock(report, relativeFile));
+  });
+
+  it("and the README's targets table is the same run's, as `npm run bench:docs` renders it", () => {
+    const readme = read('README.md');
+    const generated = readme.slice(readme.indexOf(README_BEGIN), readme.indexOf(README_END) + README_END.length);
+    expect(generated).toBe(readmeBlockFor(REPO_ROOT));
+    expect(generated).toContain(`(${newestResultFile(REPO_ROOT).slice(REPO_ROOT.length + 1)})`);
   });
 
   it('and no other page repeats benchmark numbers by hand (README links to it)', () => {
