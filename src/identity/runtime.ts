@@ -25,9 +25,9 @@ import type { ApiPermission, PermissionCheck } from './permissions.js';
 import type { UidRevocation } from './uid-revocation.js';
 
 /**
- * The modules that use `@kubernetes/client-node`, loaded only when a mode talks
- * to the API server (watch, TokenReview, UID revocation): the client alone is
- * some 50–85 MiB of resident memory a `static` or `off` configuration never uses.
+ * The modules that talk to the API server, loaded only when a mode does
+ * (watch, TokenReview, UID revocation): a `static` or `off` configuration
+ * never pays for them.
  */
 async function loadKubernetesModules() {
   const [kubeConfig, tokenReview, namespaceWatch, permissions, uidRevocation] = await Promise.all([
@@ -83,7 +83,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
     const { describePermission, requiredPermissions } = api;
     let reported: string | undefined;
     permissions = api.createPermissionCheck({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       permissions: requiredPermissions(k),
       timeoutMs: k.apiTimeoutMs,
       onChecked: (missing: readonly ApiPermission[]) => {
@@ -122,7 +122,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
   let labels: NamespaceLabelSource;
   if (k.namespaceLabels === 'watch' && source && api) {
     watchSource = api.createWatchLabelSource({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       maxStalenessMs: k.maxStalenessMs,
       apiTimeoutMs: k.apiTimeoutMs,
       onEvent: (type) => metrics.event('namespaces', type),
@@ -155,7 +155,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
   let revocation: UidRevocation | undefined;
   if (k.uidRevocation !== 'off' && source && api) {
     revocation = api.createUidRevocation({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       pods: k.uidRevocation === 'serviceAccountsAndPods',
       apiTimeoutMs: k.apiTimeoutMs,
       evict: options.evict,
@@ -177,7 +177,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
   const reviewer =
     k.tokenReview && source && api
       ? api.createTokenReviewer({
-          kubeConfig: source.kubeConfig,
+          client: source.client,
           timeoutMs: k.apiTimeoutMs,
           maxConcurrent: k.tokenReviewConcurrency,
           onReview: (result) => metrics.tokenReview(result),
@@ -216,11 +216,12 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
       permissions?.stop();
       watchSource?.stop();
       revocation?.stop();
+      void source?.client.close();
     },
   };
 }
 
-/** Error text for logs: client-node errors can carry response bodies; keep the name, status and message only. */
+/** Error text for logs: the name, status and first 200 characters of the message only. */
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const status = (error as { statusCode?: unknown; code?: unknown }).statusCode ?? (error as { code?: unknown }).code;
