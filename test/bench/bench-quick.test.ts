@@ -30,6 +30,7 @@ const ALWAYS = [
   'sse-200',
   'tokens-cycle',
   'full-watch',
+  'scale-10k',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
