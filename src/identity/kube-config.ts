@@ -29,7 +29,7 @@ const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface KubeConfigSource {
   readonly client: KubeClient;
-  /** `file:PATH`, `in-cluster` or `default:PATH`, for logs and /readyz. */
+  /** `file:PATH` or `in-cluster`, for logs and /readyz. */
   readonly describe: string;
   readonly server: string;
 }

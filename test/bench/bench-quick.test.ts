@@ -98,7 +98,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(19);
+    expect(report.targets).toHaveLength(20);
     // What it costs to run (issue 20): start-up, idle RSS and the audit line's size, read from each started proxy.
     for (const id of ['full-warm', 'full-watch']) {
       const facts = report.summaries.find((s) => s.id === id)?.facts;
@@ -106,6 +106,11 @@ describe('npm run bench -- --quick', () => {
       expect(facts?.idleRssBytes, id).toBeGreaterThan(0);
       expect(facts?.auditLineBytes, id).toBeGreaterThan(0);
     }
+    // Scale (issues 17 and 20): the watch holds the stand-in's 10,000 namespaces and the warm-up filled the token cache.
+    const scale = report.summaries.find((s) => s.id === 'scale-10k');
+    expect(scale?.facts.tokenCacheEntries).toBeGreaterThan(0);
+    expect(scale?.facts.rssAfterBytes).toBeGreaterThan(0);
+    expect(report.targets.find((t) => t.target.includes('scale-10k'))?.met).not.toBeNull();
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
     expect(report.micro.map((m) => m.id)).toEqual([
       'token-cache-hit',
