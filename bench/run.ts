@@ -390,6 +390,10 @@ async function startProxyTarget(
         // After the measured phase: what the process holds with its caches as the load left them.
         rssAfterBytes: currentRssBytes([proc.child.pid as number]),
         tokenCacheEntries: value('kube_vertex_proxy_token_cache_entries'),
+        // With namespaceLabels: watch, the namespaces the view holds.
+        ...(Number.isFinite(value('kube_vertex_proxy_informer_objects'))
+          ? { watchedNamespaces: value('kube_vertex_proxy_informer_objects') }
+          : {}),
         tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
         tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
       };

@@ -26,19 +26,12 @@ function podFilesystem(): string {
 
 describe('where the Kubernetes API configuration comes from', () => {
   it('in a pod: the in-cluster config (service host and port, mounted token)', () => {
-    // client-node's loadFromCluster reads process.env itself.
-    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
-    process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1';
-    process.env.KUBERNETES_SERVICE_PORT = '443';
-    try {
-      const source = loadKubeConfig(undefined, process.env, podFilesystem());
-      expect(source).toMatchObject({ describe: 'in-cluster', server: 'https://10.96.0.1:443' });
-    } finally {
-      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
-      else process.env.KUBERNETES_SERVICE_HOST = saved.host;
-      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT;
-      else process.env.KUBERNETES_SERVICE_PORT = saved.port;
-    }
+    const source = loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, podFilesystem());
+    expect(source).toMatchObject({ describe: 'in-cluster', server: 'https://10.96.0.1:443' });
+    // An IPv6 service host is bracketed in the URL.
+    expect(loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, podFilesystem()).server).toBe(
+      'https://[fd00::1]:443',
+    );
   });
 
   it('an explicit kubeconfig wins over the in-cluster config', () => {

@@ -109,6 +109,7 @@ describe('npm run bench -- --quick', () => {
     // Scale (issues 17 and 20): the watch holds the stand-in's 10,000 namespaces and the warm-up filled the token cache.
     const scale = report.summaries.find((s) => s.id === 'scale-10k');
     expect(scale?.facts.tokenCacheEntries).toBeGreaterThan(0);
+    expect(scale?.facts.watchedNamespaces).toBe(10_001);
     expect(scale?.facts.rssAfterBytes).toBeGreaterThan(0);
     expect(report.targets.find((t) => t.target.includes('scale-10k'))?.met).not.toBeNull();
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
