@@ -349,6 +349,14 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
     (v) => `${round2(v / 1000)} s`,
     20,
   );
+  const scale = get('scale-10k');
+  add(
+    'Peak RSS, watch of 10,000 namespaces, 1,000 rules, token cache filled (scale-10k)',
+    '≤ 300 MiB',
+    scale?.peakRssBytes,
+    (v) => v <= 300 * 2 ** 20,
+    mib,
+  );
   add(
     'Audit line on stdout, allowed predict, median (full-warm, compact)',
     '≤ 800 B',

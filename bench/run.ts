@@ -27,7 +27,7 @@ import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
 import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
 import { startKubeApiStandIn, type KubeApiStandIn } from '../src/standins/kube-api.js';
@@ -289,7 +289,17 @@ interface BenchFiles {
   readonly bigTokens: string;
 }
 
+/**
+ * The V8 flags the helm chart starts the proxy with (its NODE_OPTIONS, from values.yaml): the proxy is measured as it
+ * runs in a cluster. `--node-flags` come after them and win.
+ */
+const CHART_NODE_FLAGS: readonly string[] = (() => {
+  const values = parse(readFileSync(join(REPO, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  return [`--max-old-space-size=${String(values.maxHeapMiB)}`, `--max-semi-space-size=${String(values.maxSemiSpaceMiB)}`];
+})();
 const PROXY_CORE = 0;
+/** Namespaces the Kubernetes API stand-in serves in the scale scenario. */
+const SCALE_NAMESPACES = 10_000;
 const LOAD_CORE = 1;
 
 function core(world: World, which: number): number | undefined {
@@ -363,6 +373,7 @@ async function startProxyTarget(
   const stdoutPath = join(dir, 'stdout.log');
   const stdout = openSync(stdoutPath, 'w');
   const nodeFlags = [
+    ...CHART_NODE_FLAGS,
     ...world.options.nodeFlags,
     ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
   ];
@@ -389,7 +400,13 @@ async function startProxyTarget(
         startupMs,
         idleRssBytes,
         auditLineBytes: medianAuditLineBytes(stdoutPath),
+        // After the measured phase: what the process holds with its caches as the load left them.
+        rssAfterBytes: currentRssBytes([proc.child.pid as number]),
         tokenCacheEntries: value('kube_vertex_proxy_token_cache_entries'),
+        // With namespaceLabels: watch, the namespaces the view holds.
+        ...(Number.isFinite(value('kube_vertex_proxy_informer_objects'))
+          ? { watchedNamespaces: value('kube_vertex_proxy_informer_objects') }
+          : {}),
         tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
         tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
       };
@@ -740,6 +757,7 @@ function scenarios(world: World): Scenario[] {
   let postgres: Postgres | undefined;
   let redis: TestRedis | undefined;
   let kubeApi: KubeApiStandIn | undefined;
+  let scaleKubeApi: KubeApiStandIn | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -942,6 +960,47 @@ function scenarios(world: World): Scenario[] {
         warmupMs: 600_000,
       }),
       { rounds: 1 },
+    ),
+    // Scale (issues 17 and 20): the chart's watch against 10,000 labelled namespaces, 1,000 rules, and the token cache
+    // filled to 100,000 entries by the warm-up; RSS after the run and CPU per request there.
+    proxyScenario(
+      {
+        id: 'scale-10k',
+        title: `Full path at scale: namespaceLabels watch of 10,000 namespaces, 1,000 rules, ${o.bigTokenCount.toLocaleString('en-US')} cached tokens`,
+        kind: 'proxy',
+      },
+      (w) => w.esIssuer,
+      (d, dir) => {
+        const big = generatePolicy(1000, SCALE_NAMESPACES);
+        return {
+          ...d,
+          authentication: { tokenCache: { maxEntries: o.bigTokenCount } },
+          kubernetes: { namespaceLabels: 'watch', kubeconfig: scaleKubeApi?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
+          policy: { rules: [...big.rules, ...(d.policy as { rules: unknown[] }).rules] },
+        };
+      },
+      (w) => ({
+        ...predictLoad(w, undefined),
+        tokensFile: w.files.bigTokens,
+        warmupTokensFile: w.files.bigTokens,
+        cycleTokens: true,
+        warmupMaxRequests: o.bigTokenCount,
+        warmupMs: 600_000,
+      }),
+      {
+        rounds: 1,
+        async prepare() {
+          scaleKubeApi = await startKubeApiStandIn();
+          scaleKubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
+          for (const [name, labels] of Object.entries(generatePolicy(0, SCALE_NAMESPACES).namespaces))
+            scaleKubeApi.setNamespace(name, labels);
+          return undefined;
+        },
+        async cleanup() {
+          await scaleKubeApi?.close();
+          scaleKubeApi = undefined;
+        },
+      },
     ),
   ];
 
@@ -1197,7 +1256,12 @@ async function main(): Promise<void> {
     rsWarmTokens: file('rs-warm.txt', mint('miss-rs256', rsIssuer, 200, 'rsw')),
     esTokens: file('es.txt', mint('miss-es256', esIssuer, missCount, 'es')),
     esWarmTokens: file('es-warm.txt', mint('miss-es256', esIssuer, 200, 'esw')),
-    bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
+    bigTokens: file(
+      'big-tokens.txt',
+      selected('scale-10k')
+        ? mintTokens(esIssuer, options.bigTokenCount, 'big')
+        : mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big'),
+    ),
   };
   const otlpSink = await startOtlpSink();
   const world: World = {

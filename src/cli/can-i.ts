@@ -115,7 +115,7 @@ export async function runCanI(argv: string[]): Promise<number> {
     // The running proxy follows the API server's labels; ask it the same way `serve` finds it.
     try {
       const api = loadKubeConfig(settings.kubernetes.kubeconfig);
-      labels = await readNamespaceLabels(api.kubeConfig, namespace, settings.kubernetes.apiTimeoutMs);
+      labels = await readNamespaceLabels(api.client, namespace, settings.kubernetes.apiTimeoutMs).finally(() => api.client.close());
       labelOrigin = ` (from the Kubernetes API, ${api.server})`;
       unknownNamespace = `namespace not found in the Kubernetes API, ${api.server}`;
     } catch (error) {

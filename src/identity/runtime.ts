@@ -25,9 +25,9 @@ import type { KubernetesSettings } from './settings.js';
 import type { Evict, UidRevocation } from './uid-revocation.js';
 
 /**
- * The modules that use `@kubernetes/client-node`, loaded only when a mode talks
- * to the API server (watch, TokenReview, UID revocation): the client alone is
- * some 50–85 MiB of resident memory a `static` or `off` configuration never uses.
+ * The modules that talk to the API server, loaded only when a mode does
+ * (watch, TokenReview, UID revocation): a `static` or `off` configuration
+ * never pays for them.
  */
 async function loadKubernetesModules() {
   const [kubeConfig, tokenReview, namespaceWatch, permissions, uidRevocation] = await Promise.all([
@@ -81,7 +81,7 @@ export async function createKubernetesIdentity(k: KubernetesSettings, options: K
     const { describePermission, requiredPermissions } = api;
     let reported: string | undefined;
     permissions = api.createPermissionCheck({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       permissions: requiredPermissions(k),
       timeoutMs: k.apiTimeoutMs,
       onChecked: (missing: readonly ApiPermission[]) => {
@@ -120,7 +120,7 @@ export async function createKubernetesIdentity(k: KubernetesSettings, options: K
   let labels: NamespaceLabelSource;
   if (k.namespaceLabels === 'watch' && source && api) {
     watchSource = api.createWatchLabelSource({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       maxStalenessMs: k.maxStalenessMs,
       apiTimeoutMs: k.apiTimeoutMs,
       onEvent: (type) => metrics.event('namespaces', type),
@@ -153,7 +153,7 @@ export async function createKubernetesIdentity(k: KubernetesSettings, options: K
   let revocation: UidRevocation | undefined;
   if (k.uidRevocation !== 'off' && source && api) {
     revocation = api.createUidRevocation({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       pods: k.uidRevocation === 'serviceAccountsAndPods',
       apiTimeoutMs: k.apiTimeoutMs,
       onEvent: (resource, type) => metrics.event(resource, type),
@@ -174,7 +174,7 @@ export async function createKubernetesIdentity(k: KubernetesSettings, options: K
   const reviewer =
     k.tokenReview && source && api
       ? api.createTokenReviewer({
-          kubeConfig: source.kubeConfig,
+          client: source.client,
           timeoutMs: k.apiTimeoutMs,
           maxConcurrent: k.tokenReviewConcurrency,
           onReview: (result) => metrics.tokenReview(result),
@@ -213,11 +213,12 @@ export async function createKubernetesIdentity(k: KubernetesSettings, options: K
       permissions?.stop();
       watchSource?.stop();
       revocation?.stop();
+      void source?.client.close();
     },
   };
 }
 
-/** Error text for logs: client-node errors can carry response bodies; keep the name, status and message only. */
+/** Error text for logs: the name, status and first 200 characters of the message only. */
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const status =

@@ -15,23 +15,23 @@
  * /readyz is not ready then). Once synced, the last view keeps deciding
  * while the API server is unreachable.
  *
- * In: KubeConfig, mode, hooks. Out: `admit(principal)`, readiness, sizes.
+ * In: a KubeClient, mode, hooks. Out: `admit(principal)`, readiness, sizes.
  *
  * @module
  * @throws ProxyError (returned by admit) ERR_AUTHN_INVALID_TOKEN (401, reasons
  *   service-account-deleted, pod-deleted); ERR_AUTHN_VERIFIER_UNAVAILABLE (503,
  *   reason revocation-view-not-synced)
  */
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { ProxyError, unauthenticated } from '../errors.js';
 import type { Principal } from '../authn/principal.js';
 import { listMetadata, ResilientInformer } from './informer.js';
+import type { KubeClient, KubeObject } from './kube-client.js';
 
 /** Drops cached tokens whose principal matches; returns how many. */
 export type Evict = (predicate: (principal: Principal) => boolean) => number;
 
 export interface UidRevocationOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly pods: boolean;
   readonly apiTimeoutMs: number;
   readonly onEvent?: (resource: string, type: string) => void;
@@ -53,7 +53,7 @@ export interface UidRevocation {
   readonly informers: ReadonlyArray<{ readonly resource: string; ageMs(): number | undefined; size(): number }>;
 }
 
-const stripMetadata = (o: KubernetesObject): KubernetesObject => ({
+const stripMetadata = (o: KubeObject): KubeObject => ({
   metadata: {
     name: o.metadata?.name ?? '',
     namespace: o.metadata?.namespace ?? '',
@@ -85,11 +85,11 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
   };
 
   const make = (resource: 'serviceaccounts' | 'pods', deleted: Set<string>) =>
-    new ResilientInformer<KubernetesObject>({
+    new ResilientInformer<KubeObject>({
       resource,
-      kubeConfig: options.kubeConfig,
+      client: options.client,
       path: `/api/v1/${resource}`,
-      list: () => listMetadata(options.kubeConfig, `/api/v1/${resource}`, options.apiTimeoutMs),
+      list: () => listMetadata(options.client, `/api/v1/${resource}`, options.apiTimeoutMs),
       strip: stripMetadata,
       onChange: (change, object) => {
         const uid = object.metadata?.uid;

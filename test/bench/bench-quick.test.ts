@@ -30,6 +30,7 @@ const ALWAYS = [
   'sse-200',
   'tokens-cycle',
   'full-watch',
+  'scale-10k',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
 const OPTIONAL = ['nginx', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
@@ -98,7 +99,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(19);
+    expect(report.targets).toHaveLength(20);
     // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
     const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
     expect(openLoopTarget?.issue).toBe(17);
@@ -110,6 +111,12 @@ describe('npm run bench -- --quick', () => {
       expect(facts?.idleRssBytes, id).toBeGreaterThan(0);
       expect(facts?.auditLineBytes, id).toBeGreaterThan(0);
     }
+    // Scale (issues 17 and 20): the watch holds the stand-in's 10,000 namespaces and the warm-up filled the token cache.
+    const scale = report.summaries.find((s) => s.id === 'scale-10k');
+    expect(scale?.facts.tokenCacheEntries).toBeGreaterThan(0);
+    expect(scale?.facts.watchedNamespaces).toBe(10_001);
+    expect(scale?.facts.rssAfterBytes).toBeGreaterThan(0);
+    expect(report.targets.find((t) => t.target.includes('scale-10k'))?.met).not.toBeNull();
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
     expect(report.micro.map((m) => m.id)).toEqual([
       'token-cache-hit',

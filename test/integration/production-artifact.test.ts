@@ -143,7 +143,7 @@ describe('the production artifact, installed into an empty folder and started fr
   it('contains every production dependency and no devDependency (checked against the lockfile)', () => {
     for (const name of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', name)), name).toBe(true);
     // A devDependency may also be a production dependency's dependency (@types/node is one of
-    // @kubernetes/client-node's), so "dev-only" is the lockfile's word, not package.json's.
+    // google-gax's via protobufjs), so "dev-only" is the lockfile's word, not package.json's.
     for (const name of ['node', 'typescript', 'vitest', 'fast-check'])
       expect(existsSync(join(app, 'node_modules', name)), name).toBe(false);
     const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as Lockfile;
