@@ -5,7 +5,15 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['dist/**', 'dist-bench/**', 'dist-scripts/**', 'node_modules/**', 'test-artifacts/**', 'src/vertex/operations.generated.ts'],
+    ignores: [
+      'dist/**',
+      'dist-bench/**',
+      'dist-dev/**',
+      'dist-scripts/**',
+      'node_modules/**',
+      'test-artifacts/**',
+      'src/vertex/operations.generated.ts',
+    ],
   },
   eslint.configs.recommended,
   ...tseslint.configs.strictTypeChecked,

@@ -23,7 +23,7 @@ import { TokenCache, tokenKey } from '../src/authn/token-cache.js';
 import { TokenVerifier } from '../src/authn/verifier.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { actionOf } from '../src/policy/decision.js';
-import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
+import { startIssuer, type IssuerAlgorithm } from '../dev/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
 import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
 import { checkJobConditions, compileJobConditions } from '../src/policy/job-conditions.js';
@@ -33,7 +33,7 @@ import { pino } from 'pino';
 import { createOtelTracing } from '../src/tracing/otel.js';
 import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
 import { createUsageMeter } from '../src/usage/usage.js';
-import { startVertexStandIn } from '../src/standins/vertex.js';
+import { startVertexStandIn } from '../dev/standins/vertex.js';
 
 export interface MicroResult {
   readonly id: string;

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuerSettings } from '../config/load.js';
 import { ProxyError } from '../errors.js';
-import { startIssuer, type IssuerStandIn } from '../standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { TokenVerifier, type VerifierOptions } from './verifier.js';
 
 const AUDIENCE = 'kube-vertex-proxy';
