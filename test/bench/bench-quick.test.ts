@@ -97,7 +97,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(19);
+    expect(report.targets).toHaveLength(21);
     // What it costs to run (issue 20): start-up, idle RSS and the audit line's size, read from each started proxy.
     for (const id of ['full-warm', 'full-watch']) {
       const facts = report.summaries.find((s) => s.id === id)?.facts;
@@ -110,6 +110,11 @@ describe('npm run bench -- --quick', () => {
       'token-cache-hit',
       'token-cache-miss-rs256',
       'token-cache-miss-es256',
+      'token-cache-miss-rs256-concurrent-32',
+      'jwt-verify-jose-rs256',
+      'signature-crypto-rs256',
+      'jwt-verify-jose-es256',
+      'signature-crypto-es256',
       'policy-evaluate-10k',
       'token-cache-memory-100k',
       'classify-table',
