@@ -110,6 +110,7 @@ export async function cacheMiss(algorithm: IssuerAlgorithm, quick: boolean): Pro
       id: `token-cache-miss-${algorithm.toLowerCase()}`,
       title: `Token-cache miss, ${algorithm}: full verification (node:crypto signature on the kid's KeyObject, claims, principal), TokenVerifier.verify`,
       perOpUs: wallUs,
+      cpuUsPerOp: cpuUs,
       ops: count,
       note: `process CPU ${String(cpuUs)} µs per token`,
     };
@@ -139,6 +140,7 @@ export async function signatureBreakdown(algorithm: IssuerAlgorithm, quick: bool
         id: `jwt-verify-jose-${a}`,
         title: `jose jwtVerify, ${algorithm}, key imported (WebCrypto signature + claims): the signature check before issue 17`,
         perOpUs: jose.wallUs,
+        cpuUsPerOp: jose.cpuUs,
         ops: count,
         note: `process CPU ${String(jose.cpuUs)} µs per token`,
       },
@@ -146,6 +148,7 @@ export async function signatureBreakdown(algorithm: IssuerAlgorithm, quick: bool
         id: `signature-crypto-${a}`,
         title: `node:crypto verify, ${algorithm}, cached KeyObject (checkJwsSignature): the floor of a miss`,
         perOpUs: crypto.wallUs,
+        cpuUsPerOp: crypto.cpuUs,
         ops: count,
         note: `process CPU ${String(crypto.cpuUs)} µs per token`,
       },
@@ -167,6 +170,7 @@ export async function concurrentMiss(quick: boolean): Promise<MicroResult> {
       id: `token-cache-miss-rs256-concurrent-${String(CONCURRENCY)}`,
       title: `Token-cache miss, RS256, ${String(CONCURRENCY)} concurrent requests with the same new token (single-flight), per request`,
       perOpUs: round1(wallUs / CONCURRENCY),
+      cpuUsPerOp: round1(cpuUs / CONCURRENCY),
       ops: count * CONCURRENCY,
       note: `one verification per token; process CPU ${String(round1(cpuUs / CONCURRENCY))} µs per request`,
     };

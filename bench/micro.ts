@@ -45,6 +45,12 @@ export interface MicroResult {
   readonly ops?: number;
   readonly bytes?: number;
   readonly note?: string;
+  /**
+   * Per operation, µs of process CPU (user + system, every thread: the libuv
+   * pool included), median of the repetitions. Robust on a busy machine,
+   * where wall-clock per operation also counts waiting for a core.
+   */
+  readonly cpuUsPerOp?: number;
 }
 
 const AUDIENCE = 'kube-vertex-proxy';
