@@ -156,7 +156,7 @@ export class IssuerKeySet {
     const keys = this.#byKid;
     const key = await this.getKey(header, { payload: '', signature: '' });
     if (!(key instanceof globalThis.CryptoKey)) throw new TypeError('issuer keys are imported as CryptoKey');
-    const imported = key as webcrypto.CryptoKey;
+    const imported = key;
     let keyObject = this.#keyObjects.get(imported);
     if (keyObject === undefined) {
       keyObject = KeyObject.from(imported);
