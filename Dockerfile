@@ -23,6 +23,8 @@ FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The image's own node runs tsc (node_modules/.bin/node is the uninstalled workstation pin).
+# src/ only: the stand-ins and `npm start` live in dev/ and never enter the image
+# (test/integration/image-tree.test.ts checks the tree this stage produces).
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
 FROM ${NODE_IMAGE} AS prod-deps

@@ -5,14 +5,14 @@
 // synced through the proxy's Kubernetes client, and the heap is measured
 // again; the difference is the informer's cost.
 //
-//   npm run build && node_modules/.bin/node --expose-gc scripts/informer-memory.mjs [N]
+//   npm run build && npm run build:dev && node_modules/.bin/node --expose-gc scripts/informer-memory.mjs [N]
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadKubeConfig } from '../dist/identity/kube-config.js';
 import { createWatchLabelSource } from '../dist/identity/namespace-watch.js';
 import { createUidRevocation } from '../dist/identity/uid-revocation.js';
-import { startKubeApiStandIn } from '../dist/standins/kube-api.js';
+import { startKubeApiStandIn } from '../dist-dev/dev/standins/kube-api.js';
 
 if (typeof globalThis.gc !== 'function') {
   console.error('run with --expose-gc');

@@ -99,7 +99,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(20);
+    expect(report.targets).toHaveLength(21);
     // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
     const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
     expect(openLoopTarget?.issue).toBe(17);
@@ -122,6 +122,11 @@ describe('npm run bench -- --quick', () => {
       'token-cache-hit',
       'token-cache-miss-rs256',
       'token-cache-miss-es256',
+      'token-cache-miss-rs256-concurrent-32',
+      'jwt-verify-jose-rs256',
+      'signature-crypto-rs256',
+      'jwt-verify-jose-es256',
+      'signature-crypto-es256',
       'policy-evaluate-10k',
       'token-cache-memory-100k',
       'classify-table',

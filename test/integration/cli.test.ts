@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { CLI, runCli, writeConfig } from '../helpers/proxy-process.js';
 import { DEFAULT_RULES, PREDICT_PATH, PROJECT, LOCATION } from '../helpers/world.js';
 

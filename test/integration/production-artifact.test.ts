@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { builtinModules } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
-import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../src/standins/metadata.js';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../dev/standins/metadata.js';
+import { startVertexStandIn, type VertexStandIn } from '../../dev/standins/vertex.js';
 import { REPO_ROOT, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT } from '../helpers/world.js';
 

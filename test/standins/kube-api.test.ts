@@ -13,7 +13,7 @@ import { KubeApiError, type KubeList, type KubeObject } from '../../src/identity
 import { loadKubeConfig } from '../../src/identity/kube-config.js';
 import { createWatchLabelSource, type WatchLabelSource } from '../../src/identity/namespace-watch.js';
 import { createPermissionCheck, requiredPermissions } from '../../src/identity/permissions.js';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
 
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -41,9 +41,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classify } from '../vertex/classify.js';
-import type { Operation } from '../vertex/operation.js';
-import { RPCS } from '../vertex/operations.generated.js';
+import { classify } from '../../src/vertex/classify.js';
+import type { Operation } from '../../src/vertex/operation.js';
+import { RPCS } from '../../src/vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';
 

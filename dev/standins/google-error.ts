@@ -7,7 +7,7 @@
  * @module
  */
 import type { ServerResponse } from 'node:http';
-import { GOOGLE_ERROR_CONTENT_TYPE, GOOGLE_STATUS, type GoogleStatus } from '../errors.js';
+import { GOOGLE_ERROR_CONTENT_TYPE, GOOGLE_STATUS, type GoogleStatus } from '../../src/errors.js';
 
 export interface StandInError {
   readonly status: GoogleStatus;
