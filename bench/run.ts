@@ -34,6 +34,7 @@ import type { MicroResult } from './micro.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { NGINX_TWINS, nginxTwins } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
@@ -872,6 +873,11 @@ function scenarios(world: World): Scenario[] {
       return reason;
     },
   });
+  // nginx doing the same work as the byte-moving scenarios, each listed after the one it mirrors (bench/bytes.ts).
+  for (const twin of nginxTwins(byId.get('nginx'), byId)) {
+    list.splice(list.findIndex((s) => NGINX_TWINS.get(s.id) === twin.id) + 1, 0, twin);
+    byId.set(twin.id, twin);
+  }
   // The same targets at a fixed request rate (open loop): what each adds to
   // a request's latency when it is not saturated.
   const withRates = list.flatMap((s) => {

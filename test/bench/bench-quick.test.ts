@@ -32,7 +32,15 @@ const ALWAYS = [
   'full-watch',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
-const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
+const OPTIONAL = [
+  'nginx',
+  'nginx-rate',
+  'nginx-body-1mib',
+  'nginx-sse-200',
+  'audit-relaxed',
+  'audit-strict-sqlite',
+  'audit-strict-postgres',
+];
 
 let out: string;
 let report: BenchReport;
