@@ -83,6 +83,9 @@ export interface UpstreamCall {
   readonly meter?: ((statusCode: number, headers: IncomingHttpHeaders) => UsageMeter | undefined) | undefined;
 }
 
+/** Response chunks of one read are joined into one write up to this size (see UpstreamExchange #flush). */
+const COALESCE_MAX_BYTES = 64 * 1024;
+
 /** `host` for an upstream origin; few distinct origins (one per location or route), so parsed once each. */
 const hostByOrigin = new Map<string, string>();
 function hostOf(origin: string): string {
@@ -178,6 +181,11 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   #finished = false;
   /** Reads token usage from the bytes as they pass, for responses that carry it. */
   #meter: UsageMeter | undefined;
+  /** Response chunks of the current read, not yet written (see #flush). */
+  #pending: Buffer[] | undefined;
+  #pendingBytes = 0;
+  /** Waiting for the caller's socket to drain. */
+  #paused = false;
 
   constructor(request: CallerRequest, reply: CallerReply, call: UpstreamCall) {
     this.#request = request;
@@ -239,17 +247,61 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.#body !== undefined) {
       if (!this.#body.push(chunk)) controller.pause();
-    } else if (!this.#res.write(chunk)) {
-      controller.pause();
-      this.#res.once('drain', () => {
-        controller.resume();
-      });
+      this.#meter?.push(chunk);
+      return;
     }
-    // After the write: the caller's bytes never wait for the accounting.
-    this.#meter?.push(chunk);
+    this.#controller = controller;
+    if (this.#pending === undefined) {
+      this.#pending = [chunk];
+      this.#pendingBytes = chunk.length;
+      queueMicrotask(this.#flush);
+    } else {
+      this.#pending.push(chunk);
+      this.#pendingBytes += chunk.length;
+    }
   }
 
+  /**
+   * Writes what arrived in one read of the upstream socket as one write to
+   * the caller. undici hands over each HTTP chunk on its own, and a streamed
+   * answer (server-sent events) is one small chunk per event: written one by
+   * one, each would cost a write call, its own chunk framing and its own
+   * pieces in the socket's writev. The flush runs as a microtask, when undici
+   * is done with the read, so no byte waits longer than it did before: Node
+   * would only have sent them at the next tick anyway.
+   */
+  readonly #flush = (): void => {
+    const chunks = this.#pending;
+    if (chunks === undefined) return;
+    this.#pending = undefined;
+    if (this.#res.destroyed) return;
+    let writable = true;
+    if (chunks.length === 1 || this.#pendingBytes > COALESCE_MAX_BYTES) {
+      // Large pieces are written as they are: joining them would copy bytes to save little.
+      for (const chunk of chunks) {
+        writable = this.#res.write(chunk);
+        this.#meter?.push(chunk);
+      }
+    } else {
+      const joined = Buffer.concat(chunks, this.#pendingBytes);
+      writable = this.#res.write(joined);
+      // After the write: the caller's bytes never wait for the accounting.
+      this.#meter?.push(joined);
+    }
+    if (!writable && !this.#paused) {
+      this.#paused = true;
+      this.#controller?.pause();
+      this.#res.once('drain', this.#resume);
+    }
+  };
+
+  readonly #resume = (): void => {
+    this.#paused = false;
+    this.#controller?.resume();
+  };
+
   onResponseEnd(): void {
+    this.#flush();
     this.#finished = true;
     this.#finishUsage();
     if (this.#body !== undefined) this.#body.push(null);
@@ -264,6 +316,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       return;
     }
     // The response already started: all that is left is to end it early and say why in the audit record.
+    this.#flush();
     this.#request.kvp.upstreamStreamError = error.message;
     this.#finishUsage();
     if (this.#body !== undefined) this.#body.destroy(error);

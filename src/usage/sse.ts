@@ -8,7 +8,10 @@
  * Line ends are LF or CRLF (what Vertex AI and the OpenAI-compatible endpoint
  * send); a lone CR as a line end is not recognised.
  *
- * Most events cannot carry usage: a `data:` line that arrived whole in one
+ * Most events cannot carry usage (Vertex AI reports it in the last event of
+ * a stream). Whole events at the start of a chunk that hold no quoted name of
+ * a wanted key are skipped with a few native searches over the chunk, not
+ * looked at line by line; after that, a `data:` line that arrived whole in one
  * chunk and does not contain the quoted name of a wanted key is skipped
  * after one native search, instead of being scanned byte by byte. This
  * relies on each event being one `data:` line (both APIs send JSON on one
@@ -22,6 +25,16 @@ import type { JsonScanner } from './json-scanner.js';
 const LF = 0x0a;
 const CR = 0x0d;
 const DATA = Buffer.from('data:');
+/** A blank line after a line end: the end of an event. */
+const LF_LF = Buffer.from('\n\n');
+const LF_CRLF = Buffer.from('\n\r\n');
+
+/** Where the last event that ends at or before `before` ends in `buf` (just past its blank line), or 0. */
+function lastEventEnd(buf: Buffer, before: number): number {
+  const lf = before >= 2 ? buf.lastIndexOf(LF_LF, before - 2) : -1;
+  const crlf = before >= 3 ? buf.lastIndexOf(LF_CRLF, before - 3) : -1;
+  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 3);
+}
 
 export class SseScanner {
   readonly #json: JsonScanner;
@@ -40,13 +53,15 @@ export class SseScanner {
   #eventSkipped = false;
   /** Whether this data line's fate (scan or skip) is settled. */
   #decided = false;
+  /** A line of the current event has begun: not at an event boundary. */
+  #inEvent = false;
 
   constructor(json: JsonScanner) {
     this.#json = json;
   }
 
   push(buf: Buffer): void {
-    let i = 0;
+    let i = this.#atLineStart && this.#prefix === 0 && !this.#inEvent ? this.#skipEvents(buf) : 0;
     const n = buf.length;
     while (i < n) {
       if (this.#inData) {
@@ -82,6 +97,7 @@ export class SseScanner {
           continue;
         }
         this.#blank = false;
+        this.#inEvent = true;
         if (c === DATA[this.#prefix]) {
           this.#prefix += 1;
           i += 1;
@@ -111,6 +127,20 @@ export class SseScanner {
     if (!this.#eventSkipped) this.#json.end();
     this.#json.reset();
     this.#eventSkipped = false;
+    this.#inEvent = false;
+  }
+
+  /**
+   * At an event boundary: how many bytes at the start of `buf` are whole
+   * events without a wanted key (they cannot yield a value, so they are not
+   * looked at): up to the event that holds the first wanted key, or to the
+   * end of the last whole event.
+   */
+  #skipEvents(buf: Buffer): number {
+    const end = lastEventEnd(buf, buf.length);
+    if (end === 0) return 0;
+    const hit = this.#json.firstMatch(buf, 0, end);
+    return hit === -1 ? end : lastEventEnd(buf, hit);
   }
 
   #newLine(): void {
