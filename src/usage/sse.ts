@@ -25,15 +25,21 @@ import type { JsonScanner } from './json-scanner.js';
 const LF = 0x0a;
 const CR = 0x0d;
 const DATA = Buffer.from('data:');
-/** A blank line after a line end: the end of an event. */
-const LF_LF = Buffer.from('\n\n');
-const LF_CRLF = Buffer.from('\n\r\n');
-
-/** Where the last event that ends at or before `before` ends in `buf` (just past its blank line), or 0. */
+/**
+ * Where the last event that ends before `before` ends in `buf` (just past the
+ * blank line that closes it), or 0. Walks back line by line (one-byte
+ * searches): the blank line is usually one or two lines back.
+ */
 function lastEventEnd(buf: Buffer, before: number): number {
-  const lf = before >= 2 ? buf.lastIndexOf(LF_LF, before - 2) : -1;
-  const crlf = before >= 3 ? buf.lastIndexOf(LF_CRLF, before - 3) : -1;
-  return Math.max(lf === -1 ? 0 : lf + 2, crlf === -1 ? 0 : crlf + 3);
+  let at = before - 1;
+  while (at > 0) {
+    const lf = buf.lastIndexOf(LF, at);
+    if (lf <= 0) return 0;
+    // A line end right after another line end (LF LF or LF CR LF) is a blank line.
+    if (buf[lf - 1] === LF || (buf[lf - 1] === CR && lf >= 2 && buf[lf - 2] === LF)) return lf + 1;
+    at = lf - 1;
+  }
+  return 0;
 }
 
 export class SseScanner {
@@ -61,8 +67,9 @@ export class SseScanner {
   }
 
   push(buf: Buffer): void {
-    let i = this.#atLineStart && this.#prefix === 0 && !this.#inEvent ? this.#skipEvents(buf) : 0;
     const n = buf.length;
+    const wholeEventsEnd = lastEventEnd(buf, n);
+    let i = this.#atLineStart && this.#prefix === 0 && !this.#inEvent ? this.#skipEvents(buf, 0, wholeEventsEnd) : 0;
     while (i < n) {
       if (this.#inData) {
         const lf = buf.indexOf(LF, i);
@@ -87,9 +94,11 @@ export class SseScanner {
       if (this.#atLineStart) {
         const c = buf[i] as number;
         if (c === LF) {
-          if (this.#blank) this.#endEvent();
+          const ended = this.#blank;
+          if (ended) this.#endEvent();
           this.#newLine();
           i += 1;
+          if (ended && i < wholeEventsEnd) i = this.#skipEvents(buf, i, wholeEventsEnd);
           continue;
         }
         if (c === CR && this.#prefix === 0) {
@@ -131,16 +140,16 @@ export class SseScanner {
   }
 
   /**
-   * At an event boundary: how many bytes at the start of `buf` are whole
-   * events without a wanted key (they cannot yield a value, so they are not
-   * looked at): up to the event that holds the first wanted key, or to the
-   * end of the last whole event.
+   * At an event boundary (`from`): where to go on from, past the whole
+   * events before `end` that hold no wanted key (they cannot yield a value,
+   * so they are not looked at): to the start of the event that holds the
+   * first wanted key, or to `end`.
    */
-  #skipEvents(buf: Buffer): number {
-    const end = lastEventEnd(buf, buf.length);
-    if (end === 0) return 0;
-    const hit = this.#json.firstMatch(buf, 0, end);
-    return hit === -1 ? end : lastEventEnd(buf, hit);
+  #skipEvents(buf: Buffer, from: number, end: number): number {
+    if (end <= from) return from;
+    const hit = this.#json.firstMatch(buf, from, end);
+    if (hit === -1) return end;
+    return Math.max(from, lastEventEnd(buf, hit));
   }
 
   #newLine(): void {
