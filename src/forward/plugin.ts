@@ -58,7 +58,10 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       if (length !== undefined) {
         const bytes = Number(length);
         request.kvp.requestBytes = bytes;
-        if (bytes > bodyLimitBytes) return done(bodyTooLarge(bodyLimitBytes));
+        if (bytes > bodyLimitBytes) {
+          done(bodyTooLarge(bodyLimitBytes));
+          return;
+        }
       }
       const subject = request.kvp.subject;
       const team = identities === undefined || subject === undefined ? undefined : identities.serviceAccountFor(subject);
@@ -67,7 +70,10 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         request.kvp.upstreamIdentity = team;
         const teamAuthorization = identities.authorization(team);
         const use = (value: string | undefined): void => {
-          if (value === undefined) return done(identityUnavailable());
+          if (value === undefined) {
+            done(identityUnavailable());
+            return;
+          }
           upstreamAuthorization.set(request, value);
           done();
         };
@@ -78,11 +84,12 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       const authorization = credential.authorization();
       if (authorization === undefined) {
         // Fail closed: without the proxy's own credential nothing is forwarded (and never the caller's).
-        return done(
+        done(
           new ProxyError('ERR_FORWARD_CREDENTIAL_UNAVAILABLE', 'UNAVAILABLE', 'upstream credential unavailable', {
             reason: 'credential-unavailable',
           }),
         );
+        return;
       }
       upstreamAuthorization.set(request, authorization);
       done();
@@ -90,6 +97,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
       done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 
