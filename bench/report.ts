@@ -7,6 +7,7 @@
  */
 import type { LoadResult, Percentiles } from './load.js';
 import type { MicroResult } from './micro.js';
+import { bytesTargets, NGINX_TWINS } from './bytes.js';
 
 export interface ScenarioInfo {
   readonly id: string;
@@ -191,6 +192,8 @@ export function summarize(input: ReportInput): BenchReport {
     return s !== undefined && s.status === 'measured' && s.cpuUsPerRequest > 0 ? s : undefined;
   };
   const nginx = measured('nginx');
+  // The byte-moving scenarios compare with nginx doing the same work (bench/bytes.ts).
+  const nginxFor = (id: string) => (NGINX_TWINS.has(id) ? measured(NGINX_TWINS.get(id) as string) : nginx);
   const fhp = measured('passthrough-default');
   const tunedClosed = measured('passthrough-tuned');
   const summaries = base.map((s): ScenarioSummary => {
@@ -200,7 +203,7 @@ export function summarize(input: ReportInput): BenchReport {
     return {
       ...s,
       ratios: {
-        ...(nginx ? { cpuVsNginx: round2(s.cpuUsPerRequest / nginx.cpuUsPerRequest) } : {}),
+        ...(nginxFor(s.id) ? { cpuVsNginx: round2(s.cpuUsPerRequest / (nginxFor(s.id) as ScenarioSummary).cpuUsPerRequest) } : {}),
         ...(fhp ? { cpuVsPassthroughDefault: round2(s.cpuUsPerRequest / fhp.cpuUsPerRequest) } : {}),
         ...(tuned ? { cpuVsPassthroughTuned: round2(s.cpuUsPerRequest / tuned.cpuUsPerRequest) } : {}),
         ...(tuned && tuned.rps > 0 ? { rpsVsPassthroughTuned: round2(s.rps / tuned.rps) } : {}),
@@ -380,6 +383,7 @@ export function checkTargets(byId: ReadonlyMap<string, ScenarioSummary>, micro: 
     times,
     7,
   );
+  out.push(...bytesTargets(get));
   return out;
 }
 
@@ -420,8 +424,8 @@ export function renderMarkdown(report: BenchReport): string {
     );
   }
   lines.push('');
-  const sse = report.summaries.find((s) => s.ttfbUs !== undefined);
-  if (sse?.ttfbUs) {
+  for (const sse of report.summaries.filter((s) => s.ttfbUs !== undefined)) {
+    if (sse.ttfbUs === undefined) continue;
     lines.push(
       `SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`,
     );

@@ -38,6 +38,7 @@ import type { MicroResult } from './micro.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { NGINX_TWINS, nginxTwins } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -1050,6 +1051,11 @@ function scenarios(world: World): Scenario[] {
       return reason;
     },
   });
+  // nginx doing the same work as the byte-moving scenarios, each listed after the one it mirrors (bench/bytes.ts).
+  for (const twin of nginxTwins(byId.get('nginx'), byId)) {
+    list.splice(list.findIndex((s) => NGINX_TWINS.get(s.id) === twin.id) + 1, 0, twin);
+    byId.set(twin.id, twin);
+  }
   // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.
   const peers = o.peers ? peerScenarios() : [];
   // The same targets at fixed fractions of the capacity (open loop): what each adds to

@@ -12,32 +12,29 @@
  *   Vertex AI routes.
  * - authorize: the route's `callers` (`request.kvp.decision`, 403 otherwise).
  * - forward: the caller's credentials stripped, the proxy's signed assertion
- *   added, small bodies (at most 64 KiB, with a content type) sent whole and
- *   larger ones streamed under the route's limit, the route's timeout.
+ *   added, then the one forwarding path (forward/dispatch.ts) under the
+ *   route's body limit and timeout.
  *
  * @module
  * @throws ProxyError ERR_REQUEST_INVALID_PATH (400), ERR_REQUEST_UNKNOWN_ROUTE (404),
  *   ERR_REQUEST_METHOD_NOT_ALLOWED (405), ERR_AUTHN_* (401), ERR_AUTHZ_DENIED (403),
  *   ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_UPSTREAM_UNREACHABLE (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504)
  */
-import type { IncomingHttpHeaders } from 'node:http';
-import { Readable } from 'node:stream';
-import replyFrom from '@fastify/reply-from';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import proxy from '@fastify/http-proxy';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
-import { bodyTooLarge, limitChunkedBody, readSmallBodyThen, smallDeclaredBody } from '../forward/body-limit.js';
-import { downstreamResponseHeaders } from '../forward/header-policy.js';
-import { upstreamFailure } from '../forward/upstream-errors.js';
+import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
+import { dispatchUpstream } from '../forward/dispatch.js';
 import { watchBodyProgress } from '../forward/body-progress.js';
 import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
 import { commitDecision } from '../audit/durability-plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
 import { callbackRequestHeaders } from './header-policy.js';
-import type { CallbackRoute, RouteMatch, RouteTable } from './routes.js';
+import type { RouteMatch, RouteTable } from './routes.js';
 
 const ROUTE_LIMIT = ' for this callback route';
 
@@ -55,9 +52,6 @@ export interface CallbacksPluginOptions {
   /** `server.bodyIdleTimeout`; 0 or absent: off. */
   readonly bodyIdleTimeoutMs?: number;
 }
-
-/** Methods registered on every prefix, so a disallowed one gets this context's 405, not another route family. */
-const REGISTERED_METHODS = ['DELETE', 'GET', 'HEAD', 'PATCH', 'POST', 'PUT', 'OPTIONS'];
 
 export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPluginOptions): Promise<void> {
   const { routes, signer, assertionHeader, verifier, dispatcher, auditTrail, inFlight, bodyIdleTimeoutMs = 0 } = options;
@@ -158,13 +152,6 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     );
   });
 
-  // Bodies are streamed to the backend untouched, whatever their type.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
-
-  // Our own pool: reply-from's built-in undici options turn TLS verification off.
-  await app.register(replyFrom, { undici: dispatcher as never, disableCache: true, disableRequestLogging: true });
-
   const forward = (request: FastifyRequest, reply: FastifyReply): void => {
     const match = matches.get(request);
     const assertion = assertions.get(request);
@@ -178,71 +165,36 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       return;
     }
     assertions.delete(request);
-    // A small body goes whole (see BUFFERED_BODY_MAX_BYTES); reply-from takes
-    // a replacement body with its content type, so only bodies that declare one.
-    const declared = smallDeclaredBody(request);
-    const contentType = request.headers['content-type'];
-    if (declared !== undefined && declared > 0 && contentType !== undefined && request.body instanceof Readable) {
-      readSmallBodyThen(request, reply, request.body, (bytes) =>
-        send(reply, match, assertion, principal.email, { body: bytes, contentType }),
-      );
-      return;
-    }
-    send(reply, match, assertion, principal.email, {});
-  };
-
-  const send = (
-    reply: FastifyReply,
-    match: RouteMatch,
-    assertion: string,
-    callerEmail: string,
-    body: { body?: Buffer; contentType?: string },
-  ): void => {
     const { route } = match;
-    reply.from(match.target, {
-      ...body,
-      timeout: route.timeoutMs,
-      // No retries: a callback is usually a POST, and a retried POST may not be idempotent.
-      retryDelay: () => null,
-      rewriteRequestHeaders: (req: FastifyRequest, headers: IncomingHttpHeaders) => {
-        req.kvp.upstreamStartedAt = process.hrtime.bigint();
-        const out = callbackRequestHeaders(headers, { assertionHeader, assertion, callerEmail, requestId: req.id });
-        const parent = req.kvp.span;
-        if (parent !== undefined) {
-          // The backend's spans join the caller's trace, under the proxy's client span.
-          const span = parent.child(`${req.method} callback:${route.prefix}`, 'client', {
-            'http.request.method': req.method,
-            'server.address': match.target.split('/')[2],
-            'kvp.callback_route': route.prefix,
-          });
-          req.kvp.upstreamSpan = span;
-          span.inject(out);
-        }
-        return out as IncomingHttpHeaders;
-      },
-      rewriteHeaders: (headers: IncomingHttpHeaders, req: FastifyRequest) => {
-        req.kvp.upstreamHeadersAt = process.hrtime.bigint();
-        return downstreamResponseHeaders(headers) as IncomingHttpHeaders;
-      },
-      onResponse: (req: FastifyRequest, rep: FastifyReply, res: { statusCode: number; stream: NodeJS.ReadableStream }) => {
-        req.kvp.upstreamStatus = res.statusCode;
-        res.stream.once('error', (error: Error) => {
-          req.kvp.upstreamStreamError = error.message;
-        });
-        rep.send(res.stream);
-      },
-      onError: (rep: FastifyReply, { error }: { error: Error & { code?: string; cause?: unknown } }) => {
-        rep.send(upstreamFailure(rep.request, error, `callback upstream for ${route.prefix}`));
-      },
-    } as never);
+    const query = request.url.indexOf('?');
+    // The one forwarding path (never retried: a callback is usually a POST, and a retried POST may not be idempotent).
+    dispatchUpstream(dispatcher, request, reply, {
+      origin: route.upstreamOrigin,
+      // The route's forwarded path, then the caller's query exactly as sent.
+      path: `${match.target.slice(route.upstreamOrigin.length)}${query === -1 ? '' : request.url.slice(query)}`,
+      headers: callbackRequestHeaders(request.headers, { assertionHeader, assertion, callerEmail: principal.email, requestId: request.id }),
+      timeoutMs: route.timeoutMs,
+      upstreamName: `callback upstream for ${route.prefix}`,
+      // The backend's spans join the caller's trace, under the proxy's client span.
+      span: (host) => ({
+        name: `${request.method} callback:${route.prefix}`,
+        attributes: { 'http.request.method': request.method, 'server.address': host, 'kvp.callback_route': route.prefix },
+      }),
+    });
   };
 
-  for (const route of routes.routes) registerRoute(app, route, forward);
-}
-
-function registerRoute(app: FastifyInstance, route: CallbackRoute, handler: (request: FastifyRequest, reply: FastifyReply) => void): void {
-  // `/prefix/*` also matches `/prefix/`.
-  for (const url of [route.prefix, `${route.prefix}/*`]) {
-    app.route({ method: REGISTERED_METHODS, url, handler });
-  }
+  // @fastify/http-proxy owns the routes: `prefix` and `prefix/*` of every
+  // route (`/prefix/*` also matches `/prefix/`), with its default methods on
+  // each, so a method a route does not allow gets this context's 405, not
+  // another route family's; its pass-through parser leaves every body a
+  // stream, whatever its type. `globalAgent`: see forward/plugin.ts.
+  app.removeAllContentTypeParsers();
+  await app.register(proxy, {
+    upstream: '',
+    globalAgent: true,
+    disableCache: true,
+    routes: routes.routes.flatMap((route) => [route.prefix, `${route.prefix}/*`]),
+    replyOptions: { getUpstream: (request: FastifyRequest<RouteGenericInterface, RawServerBase>) => request.kvp.upstreamBase as string },
+    handler: forward,
+  });
 }

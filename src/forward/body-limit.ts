@@ -8,7 +8,7 @@
  * @throws ProxyError ERR_REQUEST_BODY_TOO_LARGE (413); returns ERR_REQUEST_BODY_INCOMPLETE (499)
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.js';
 
 export function bodyTooLarge(limit: number, where = ''): ProxyError {
@@ -78,7 +78,7 @@ export function limitChunkedBody(
 export const BUFFERED_BODY_MAX_BYTES = 64 * 1024;
 
 /** The declared length of a body small enough to read whole (0 … {@link BUFFERED_BODY_MAX_BYTES} bytes); undefined: stream it. */
-export function smallDeclaredBody(request: FastifyRequest): number | undefined {
+export function smallDeclaredBody(request: Pick<FastifyRequest, 'headers'>): number | undefined {
   if (request.headers['transfer-encoding'] !== undefined) return undefined;
   const declared = Number(request.headers['content-length'] ?? Number.NaN);
   return declared >= 0 && declared <= BUFFERED_BODY_MAX_BYTES ? declared : undefined;
@@ -96,7 +96,12 @@ const bodyIncomplete = (cause: Error | undefined): ProxyError =>
  * nothing is forwarded: the caller, if still there, gets the error, and the
  * audit record names it.
  */
-export function readSmallBodyThen(request: FastifyRequest, reply: FastifyReply, body: Readable, forward: (bytes: Buffer) => void): void {
+export function readSmallBodyThen(
+  request: Pick<FastifyRequest, 'kvp'>,
+  reply: { readonly sent: boolean; readonly raw: { readonly destroyed: boolean }; send(payload: unknown): unknown },
+  body: Readable,
+  forward: (bytes: Buffer) => void,
+): void {
   readBody(body, Number.POSITIVE_INFINITY, (error, bytes) => {
     if (error === undefined && bytes !== undefined) {
       forward(bytes);

@@ -1,5 +1,5 @@
 /**
- * Upstream failures (undici, reply-from) → the caller-facing error: 413 when
+ * Upstream failures (undici) → the caller-facing error: 413 when
  * our own body limit cut the request, 504 on a timeout, 502 otherwise.
  * Details stay in the cause, for the log and the audit record.
  *
@@ -11,16 +11,11 @@ import { ProxyError } from '../errors.js';
 import { BODY_IDLE_REASON } from './body-progress.js';
 
 // A connect timeout is a timeout too (504), like waiting for headers or body; refused or unresolvable stays 502.
-const TIMEOUT_CODES = new Set([
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'FST_REPLY_FROM_GATEWAY_TIMEOUT',
-]);
+const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** `upstream` names the upstream in the (log-only) message, e.g. `callback upstream for /callbacks/x`. */
 export function upstreamFailure(
-  request: FastifyRequest,
+  request: Pick<FastifyRequest, 'kvp'>,
   error: Error & { code?: string; cause?: unknown },
   upstream = 'upstream',
 ): ProxyError {

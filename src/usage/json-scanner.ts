@@ -102,17 +102,23 @@ export class JsonScanner {
    * every byte.
    */
   mayMatch(buf: Buffer, from: number, to: number): boolean {
+    return this.firstMatch(buf, from, to) !== -1;
+  }
+
+  /** Where the first quoted name of a key still wanted lies whole in `buf[from, to)`, or -1 (see {@link mayMatch}). */
+  firstMatch(buf: Buffer, from: number, to: number): number {
     if (buf !== this.#hitsIn) {
       this.#hitsIn = buf;
       for (const t of this.#targets) t.nextHit = -2;
     }
+    let first = -1;
     for (const t of this.#targets) {
       if (!t.active) continue;
       // The next occurrence in this chunk is remembered, so many lines of one chunk cost one pass over it.
       if (t.nextHit !== -1 && t.nextHit < from) t.nextHit = buf.indexOf(t.quoted, from);
-      if (t.nextHit !== -1 && t.nextHit + t.quoted.length <= to) return true;
+      if (t.nextHit !== -1 && t.nextHit + t.quoted.length <= to && (first === -1 || t.nextHit < first)) first = t.nextHit;
     }
-    return false;
+    return first;
   }
 
   /** Stops looking for a key (a value wanted once, e.g. a stream's model version). */

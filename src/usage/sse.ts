@@ -8,7 +8,10 @@
  * Line ends are LF or CRLF (what Vertex AI and the OpenAI-compatible endpoint
  * send); a lone CR as a line end is not recognised.
  *
- * Most events cannot carry usage: a `data:` line that arrived whole in one
+ * Most events cannot carry usage (Vertex AI reports it in the last event of
+ * a stream). Whole events at the start of a chunk that hold no quoted name of
+ * a wanted key are skipped with a few native searches over the chunk, not
+ * looked at line by line; after that, a `data:` line that arrived whole in one
  * chunk and does not contain the quoted name of a wanted key is skipped
  * after one native search, instead of being scanned byte by byte. This
  * relies on each event being one `data:` line (both APIs send JSON on one
@@ -22,6 +25,22 @@ import type { JsonScanner } from './json-scanner.js';
 const LF = 0x0a;
 const CR = 0x0d;
 const DATA = Buffer.from('data:');
+/**
+ * Where the last event that ends before `before` ends in `buf` (just past the
+ * blank line that closes it), or 0. Walks back line by line (one-byte
+ * searches): the blank line is usually one or two lines back.
+ */
+function lastEventEnd(buf: Buffer, before: number): number {
+  let at = before - 1;
+  while (at > 0) {
+    const lf = buf.lastIndexOf(LF, at);
+    if (lf <= 0) return 0;
+    // A line end right after another line end (LF LF or LF CR LF) is a blank line.
+    if (buf[lf - 1] === LF || (buf[lf - 1] === CR && lf >= 2 && buf[lf - 2] === LF)) return lf + 1;
+    at = lf - 1;
+  }
+  return 0;
+}
 
 export class SseScanner {
   readonly #json: JsonScanner;
@@ -40,14 +59,17 @@ export class SseScanner {
   #eventSkipped = false;
   /** Whether this data line's fate (scan or skip) is settled. */
   #decided = false;
+  /** A line of the current event has begun: not at an event boundary. */
+  #inEvent = false;
 
   constructor(json: JsonScanner) {
     this.#json = json;
   }
 
   push(buf: Buffer): void {
-    let i = 0;
     const n = buf.length;
+    const wholeEventsEnd = lastEventEnd(buf, n);
+    let i = this.#atLineStart && this.#prefix === 0 && !this.#inEvent ? this.#skipEvents(buf, 0, wholeEventsEnd) : 0;
     while (i < n) {
       if (this.#inData) {
         const lf = buf.indexOf(LF, i);
@@ -72,9 +94,11 @@ export class SseScanner {
       if (this.#atLineStart) {
         const c = buf[i] as number;
         if (c === LF) {
-          if (this.#blank) this.#endEvent();
+          const ended = this.#blank;
+          if (ended) this.#endEvent();
           this.#newLine();
           i += 1;
+          if (ended && i < wholeEventsEnd) i = this.#skipEvents(buf, i, wholeEventsEnd);
           continue;
         }
         if (c === CR && this.#prefix === 0) {
@@ -82,6 +106,7 @@ export class SseScanner {
           continue;
         }
         this.#blank = false;
+        this.#inEvent = true;
         if (c === DATA[this.#prefix]) {
           this.#prefix += 1;
           i += 1;
@@ -111,6 +136,20 @@ export class SseScanner {
     if (!this.#eventSkipped) this.#json.end();
     this.#json.reset();
     this.#eventSkipped = false;
+    this.#inEvent = false;
+  }
+
+  /**
+   * At an event boundary (`from`): where to go on from, past the whole
+   * events before `end` that hold no wanted key (they cannot yield a value,
+   * so they are not looked at): to the start of the event that holds the
+   * first wanted key, or to `end`.
+   */
+  #skipEvents(buf: Buffer, from: number, end: number): number {
+    if (end <= from) return from;
+    const hit = this.#json.firstMatch(buf, from, end);
+    if (hit === -1) return end;
+    return Math.max(from, lastEventEnd(buf, hit));
   }
 
   #newLine(): void {

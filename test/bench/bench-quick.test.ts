@@ -33,7 +33,7 @@ const ALWAYS = [
   'scale-10k',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
-const OPTIONAL = ['nginx', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
+const OPTIONAL = ['nginx', 'nginx-body-1mib', 'nginx-sse-200', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
 let out: string;
 let report: BenchReport;

@@ -130,6 +130,35 @@ describe('benchmark report', () => {
     expect(met['Strict audit on SQLite ÷ relaxed audit, throughput']).toBeNull();
   });
 
+  it('compares the byte-moving scenarios with nginx doing the same work, CPU and time to first byte', () => {
+    const base = input([]);
+    const streaming = (scenario: string, cpu: number, ttfbP50: number): RunSample => ({
+      ...sample(scenario, 0, cpu, 100),
+      ttfbUs: lat(ttfbP50, ttfbP50 * 2),
+    });
+    const report = summarize({
+      ...base,
+      scenarios: [
+        ...base.scenarios,
+        ...['body-1mib', 'nginx-body-1mib', 'sse-200', 'nginx-sse-200'].map((id) => ({ id, title: id, kind: 'proxy' as const })),
+      ],
+      samples: [
+        sample('nginx', 0, 20, 5000),
+        sample('body-1mib', 0, 3000, 50),
+        sample('nginx-body-1mib', 0, 1500, 50),
+        streaming('sse-200', 500, 2600),
+        streaming('nginx-sse-200', 100, 1000),
+      ],
+    });
+    // ×nginx of a byte-moving scenario is to its twin, not to nginx's small request.
+    expect(report.summaries.find((s) => s.id === 'body-1mib')?.ratios.cpuVsNginx).toBe(2);
+    expect(report.summaries.find((s) => s.id === 'sse-200')?.ratios.cpuVsNginx).toBe(5);
+    const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
+    expect(byTarget['1 MiB request echoed back (body-1mib) ÷ nginx, CPU per request']).toMatchObject({ measured: '2×', met: true });
+    expect(byTarget['SSE stream of 200 events (sse-200) ÷ nginx, CPU per stream']).toMatchObject({ measured: '5×', met: false });
+    expect(byTarget['SSE time to first byte p50 − nginx p50 (sse-200)']).toMatchObject({ measured: '1.6 ms', met: false });
+  });
+
   it('keeps a scenario that could not run in the report, with its reason, in the table too', () => {
     const report = summarize(input([sample('full-warm', 0, 200, 2000)], { 'audit-strict-postgres': 'PostgreSQL is not installed' }));
     const pg = report.summaries.find((s) => s.id === 'audit-strict-postgres');

@@ -202,6 +202,21 @@ describe('request bodies', () => {
     expect(((await response.json()) as { predictions: unknown[] }).predictions).toEqual(instances);
   });
 
+  it.each([['text/plain'], ['application/octet-stream'], ['application/x-www-form-urlencoded']])(
+    'a rawPredict body sent as %s arrives byte for byte (no content type is parsed on the way)',
+    async (contentType) => {
+      const body = 'a=1&b=two words\n\u00e9';
+      const response = await world.call(PREDICT_PATH.replace(':predict', ':rawPredict'), {
+        body,
+        headers: { 'content-type': contentType },
+      });
+      expect(response.status).toBe(200);
+      expect(response.headers.get('content-type')).toBe(contentType);
+      expect(await response.text()).toBe(body);
+      expect(world.vertex.requests.at(-1)?.bodyBytes).toBe(Buffer.byteLength(body));
+    },
+  );
+
   it('a body that stops short of its Content-Length (the caller went away) is not forwarded; the record says 499 client-aborted', async () => {
     const before = world.vertex.requests.length;
     const token = world.token('ml', 'short-body');

@@ -1,0 +1,69 @@
+/**
+ * The byte-moving scenarios (`body-1mib`, `sse-200`) side by side with nginx
+ * doing the same work: the same requests, through nginx's `proxy_pass`
+ * (buffering off both ways) to the same Vertex AI stand-in, so a ratio of
+ * CPU per request compares moving the same bytes. Their targets (issue 17,
+ * "bytes at the speed of bytes") are checked here too.
+ *
+ * @module
+ */
+import type { ScenarioSummary, TargetCheck } from './report.js';
+
+/** The byte-moving scenarios, each with the id of its nginx twin. */
+export const NGINX_TWINS: ReadonlyMap<string, string> = new Map([
+  ['body-1mib', 'nginx-body-1mib'],
+  ['sse-200', 'nginx-sse-200'],
+]);
+
+interface TwinnableScenario {
+  readonly id: string;
+  readonly title: string;
+  readonly load: unknown;
+}
+
+/**
+ * nginx's twins of the byte-moving scenarios: the `nginx` scenario's target,
+ * each twin with the load of the scenario it mirrors. Empty when a scenario is missing.
+ */
+export function nginxTwins<S extends TwinnableScenario>(nginx: S | undefined, byId: ReadonlyMap<string, S>): S[] {
+  if (nginx === undefined) return [];
+  const twins: S[] = [];
+  for (const [id, twin] of NGINX_TWINS) {
+    const mirrored = byId.get(id);
+    if (mirrored === undefined) continue;
+    twins.push({ ...nginx, id: twin, title: `nginx proxy_pass, the same work as ${id}`, load: mirrored.load });
+  }
+  return twins;
+}
+
+const round2 = (v: number) => Math.round(v * 100) / 100;
+
+/** Issue 17's byte-moving targets, each against its nginx twin (null: not measured in this run). */
+export function bytesTargets(get: (id: string) => ScenarioSummary | undefined): TargetCheck[] {
+  const out: TargetCheck[] = [];
+  const add = (target: string, limit: string, value: number | undefined, ok: (v: number) => boolean, format: (v: number) => string) =>
+    out.push({
+      target,
+      limit,
+      measured: value === undefined || !Number.isFinite(value) ? 'not measured' : format(value),
+      met: value === undefined || !Number.isFinite(value) ? null : ok(value),
+    });
+  const times = (v: number) => `${String(round2(v))}×`;
+  const cpuRatio = (id: string) => {
+    const ours = get(id);
+    const nginx = get(NGINX_TWINS.get(id) as string);
+    return ours && nginx && nginx.cpuUsPerRequest > 0 ? ours.cpuUsPerRequest / nginx.cpuUsPerRequest : undefined;
+  };
+  add('1 MiB request echoed back (body-1mib) ÷ nginx, CPU per request', '≤ 3×', cpuRatio('body-1mib'), (v) => v <= 3, times);
+  add('SSE stream of 200 events (sse-200) ÷ nginx, CPU per stream', '≤ 3×', cpuRatio('sse-200'), (v) => v <= 3, times);
+  const sse = get('sse-200');
+  const nginxSse = get('nginx-sse-200');
+  add(
+    'SSE time to first byte p50 − nginx p50 (sse-200)',
+    '≤ 1 ms',
+    sse?.ttfbUs && nginxSse?.ttfbUs ? (sse.ttfbUs.p50 - nginxSse.ttfbUs.p50) / 1000 : undefined,
+    (v) => v <= 1,
+    (v) => `${String(round2(v))} ms`,
+  );
+  return out;
+}
