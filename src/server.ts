@@ -168,6 +168,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           batch: metrics.auditBatch,
           refused: metrics.auditRefused,
           dropped: metrics.auditDropped,
+          decisionCommit: metrics.auditDecisionCommit,
         });
 
   const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
@@ -240,13 +241,11 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
-      ...verifier
-        .keyStatus()
-        .map((k) => ({
-          name: `issuer:${k.issuer}`,
-          ready: k.ready,
-          detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
-        })),
+      ...verifier.keyStatus().map((k) => ({
+        name: `issuer:${k.issuer}`,
+        ready: k.ready,
+        detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
+      })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
       // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
       ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
