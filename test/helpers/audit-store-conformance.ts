@@ -330,7 +330,7 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
     'CREATE INDEX audit_entries_rule ON audit_entries (rule_id, time_ms)',
     'CREATE INDEX audit_entries_request ON audit_entries (request_id, phase)',
   ];
-  const NEW_INDEXES = ['f_time', 'f_principal', 'f_namespace', 'f_permission', 'f_resource', 'f_rule'];
+  const NEW_INDEXES = ['f_summary', 'f_principal', 'f_namespace', 'f_permission', 'f_resource', 'f_rule'];
 
   describe(`audit store conformance: ${name}: open decisions, schema upgrade`, () => {
     let backend: ConformanceBackend;
@@ -443,6 +443,46 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       });
     });
 
+    it("verifies a written-time range: each writer's entries written in it, and an edit inside it", async () => {
+      const a = await open();
+      const b = await backend.open('replica-b');
+      stores.push(b);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const base = Date.now() - 10 * MINUTE;
+      for (let m = 0; m < 4; m++) {
+        vi.setSystemTime(base + m * MINUTE);
+        await a.append(Array.from({ length: 3 }, (_, k) => final(`r-a-${m}-${k}`)));
+        await b.append(Array.from({ length: 2 }, (_, k) => final(`r-b-${m}-${k}`)));
+      }
+      vi.useRealTimers();
+      expect(await a.verify({ from: base + MINUTE, to: base + 3 * MINUTE })).toMatchObject({ ok: true, writers: 2, entries: 10 });
+      expect(await a.verify({ from: base + MINUTE })).toMatchObject({ ok: true, writers: 2, entries: 15 });
+      expect(await a.verify({ to: base + MINUTE })).toMatchObject({ ok: true, writers: 2, entries: 5 });
+      expect(await a.verify({ from: base + 9 * MINUTE })).toMatchObject({ ok: true, writers: 0, entries: 0 });
+      await backend.exec(`UPDATE audit_entries SET record = replace(record, '"r-b-2-1"', '"r-b-2-9"') WHERE request_id = 'r-b-2-1'`);
+      expect(await a.verify({ from: base + MINUTE, to: base + 3 * MINUTE })).toMatchObject({
+        ok: false,
+        broken: { writer: 'replica-b', seq: 6, problem: expect.stringContaining('hash does not match') as unknown },
+      });
+      // Outside the range the edit is not looked at.
+      expect(await a.verify({ from: base + 3 * MINUTE })).toMatchObject({ ok: true, entries: 5 });
+    });
+
+    it('upgrades a store of the previous indexes (f_time, written) to the summary and chain indexes', async () => {
+      let store = await open();
+      await store.append([final('prev-1')]);
+      await store.close();
+      stores.length = 0;
+      await backend.exec('DROP INDEX audit_entries_f_summary');
+      await backend.exec('DROP INDEX audit_entries_written_chain');
+      await backend.exec(`CREATE INDEX audit_entries_f_time ON audit_entries (time_ms) WHERE phase = 'final'`);
+      await backend.exec('CREATE INDEX audit_entries_written ON audit_entries (written_ms)');
+      store = await open();
+      const suffixes = (await backend.indexNames()).map((n) => /_(f_[a-z]+|written_chain|written)$/.exec(n)?.[1] ?? n);
+      expect(suffixes.sort()).toEqual([...NEW_INDEXES, 'written_chain'].sort());
+      expect(await store.verify()).toMatchObject({ ok: true, entries: 1 });
+    });
+
     it('upgrades a store of the first schema: open decisions found, full indexes replaced by final-only ones, nothing lost', async () => {
       let store = await open();
       await store.append([decision('up-1'), decision('up-2')]);
@@ -457,8 +497,8 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       store = await open();
       expect(await listed('up-')).toEqual(['up-2']);
       const indexes = await backend.indexNames();
-      const suffixes = indexes.map((n) => /_(f_[a-z]+|written)$/.exec(n)?.[1] ?? n);
-      expect(suffixes.sort()).toEqual([...NEW_INDEXES, 'written'].sort());
+      const suffixes = indexes.map((n) => /_(f_[a-z]+|written_chain)$/.exec(n)?.[1] ?? n);
+      expect(suffixes.sort()).toEqual([...NEW_INDEXES, 'written_chain'].sort());
       expect(await shown(store, 'up-')).toEqual([
         ['up-1', true],
         ['up-2', false],

@@ -19,7 +19,7 @@ import {
   toUsageSummaryRow,
   usageSummarySql,
 } from './sql.js';
-import type { AuditStore, EntryPhase, RecordPage } from './types.js';
+import type { AuditStore, EntryPhase, RecordPage, StoredEntry } from './types.js';
 import { verifyPaged, type EntryPager } from './verify.js';
 
 export type StoreReads = Pick<AuditStore, 'query' | 'summary' | 'usageSummary' | 'verify'>;
@@ -43,6 +43,46 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     return rows.map(rowToEntry);
   };
 
+  /**
+   * Verify of a written-time range: each writer's first and last seq in the
+   * range (from the written_chain index alone), then that stretch of each
+   * chain in seq order through the (writer, seq) key — never the entries
+   * before or after the range.
+   */
+  const rangedPager = (range: { from?: number; to?: number }): EntryPager => {
+    let bounds: Array<{ writer: string; lo: number; hi: number }> | undefined;
+    const timeConditions = (param: (value: unknown) => string) => [
+      ...(range.from === undefined ? [] : [`written_ms >= ${param(range.from)}`]),
+      ...(range.to === undefined ? [] : [`written_ms < ${param(range.to)}`]),
+    ];
+    return async (after, limit) => {
+      if (bounds === undefined) {
+        const params: unknown[] = [];
+        const where = timeConditions((value) => dialect.placeholder(params.push(value))).join(' AND ');
+        const rows = await dialect.all(
+          `SELECT writer, MIN(seq) AS lo, MAX(seq) AS hi FROM ${table} WHERE ${where} GROUP BY writer ORDER BY writer${dialect.byteOrder}`,
+          params,
+        );
+        bounds = rows.map((r) => ({ writer: String(r.writer), lo: Number(r.lo), hi: Number(r.hi) }));
+      }
+      const out: StoredEntry[] = [];
+      let index = after === undefined ? 0 : bounds.findIndex((b) => b.writer === after.writer);
+      let from = after?.seq;
+      while (index >= 0 && index < bounds.length && out.length < limit) {
+        const b = bounds[index] as { writer: string; lo: number; hi: number };
+        const params: unknown[] = [];
+        const param = (value: unknown) => dialect.placeholder(params.push(value));
+        const seq = from === undefined ? `seq >= ${param(b.lo)}` : `seq > ${param(from)}`;
+        const where = [`writer = ${param(b.writer)}`, seq, `seq <= ${param(b.hi)}`, ...timeConditions(param)].join(' AND ');
+        const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(limit - out.length)}`, params);
+        out.push(...rows.map(rowToEntry));
+        index += 1;
+        from = undefined;
+      }
+      return out;
+    };
+  };
+
   return {
     async query(query, limit, cursor): Promise<RecordPage> {
       const { where, params, param } = queryConditions(query, cursor === undefined ? undefined : decodeCursor(cursor), dialect);
@@ -64,7 +104,8 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
       return (await dialect.all(usageSummarySql(table, groupBy, where), params)).map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}) {
-      return verifyPaged(pager, range, async () => (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)));
+      const ranged = range.from !== undefined || range.to !== undefined;
+      return verifyPaged(ranged ? rangedPager(range) : pager, range, async () => (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)));
     },
   };
 }

@@ -53,9 +53,13 @@ export function addedColumnStatements(table: string, dialect: SqlDialect, existi
   );
 }
 
-/** Filter indexes, final entries only; each with time for range scans. */
+/**
+ * Filter indexes, final entries only; each with time for range scans. The
+ * time index also covers the summary's columns, so a week's summary reads
+ * the index alone, not millions of rows.
+ */
 export const FINAL_INDEXES = [
-  ['f_time', 'time_ms'],
+  ['f_summary', 'time_ms, principal, permission, decision'],
   ['f_principal', 'principal, time_ms'],
   ['f_namespace', 'namespace, time_ms'],
   ['f_permission', 'permission, time_ms'],
@@ -72,9 +76,13 @@ export function schemaStatements(table: string, dialect: SqlDialect): string[] {
     `CREATE TABLE IF NOT EXISTS ${table} (${tableColumns(dialect)})`,
     `CREATE TABLE IF NOT EXISTS ${openTable(table)} (request_id TEXT NOT NULL, id ${dialect.bigint} NOT NULL, PRIMARY KEY (request_id, id))${dialect.keyedTableSuffix}`,
     ...FINAL_INDEXES.map(([name, columns]) => `CREATE INDEX IF NOT EXISTS ${table}_${name} ON ${table} (${columns}) WHERE phase = 'final'`),
-    `CREATE INDEX IF NOT EXISTS ${table}_written ON ${table} (written_ms)`,
+    // Retention's range, and verify's of a time range: each writer's first and last seq in it, from the index alone.
+    `CREATE INDEX IF NOT EXISTS ${table}_written_chain ON ${table} (written_ms, writer, seq)`,
   ];
 }
+
+/** Indexes of earlier schemas that the current ones replace (f_time by f_summary, written by written_chain). */
+export const RETIRED_INDEXES = ['f_time', 'written'] as const;
 
 /** The index whose presence marks a store of the first schema (full indexes on every entry, no open table). */
 export function legacyMarkerIndex(table: string): string {
@@ -107,7 +115,8 @@ export function migrationPlan(table: string, dialect: SqlDialect, state: SchemaS
   const created = schemaStatements(table, dialect);
   // A new table is created with every column; an old one gets what it lacks.
   const added = state.columns.size === 0 ? [] : addedColumnStatements(table, dialect, state.columns);
-  return [...created, ...added, ...(state.legacy ? legacyMigrationStatements(table) : [])];
+  const retired = RETIRED_INDEXES.map((name) => `DROP INDEX IF EXISTS ${table}_${name}`);
+  return [...created, ...added, ...(state.legacy ? legacyMigrationStatements(table) : []), ...retired];
 }
 
 /** After retention deleted entries: open rows whose decision entry is gone. */
