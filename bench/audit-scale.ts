@@ -196,7 +196,7 @@ async function buildSqlite(path: string, total: number, log: (line: string) => v
     for (const entry of entries) insert.run(...insertValues(entry));
     db.exec('COMMIT');
     done += entries.length;
-    if (done % 1_000_002 < 30_000) log(`audit-scale: sqlite ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} rows`);
+    if (done % 1_020_000 === 0) log(`audit-scale: sqlite ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} rows`);
   }
   db.exec('PRAGMA journal_mode = DELETE');
   db.close();
@@ -225,7 +225,7 @@ async function buildPostgres(url: string, table: string, total: number, log: (li
       for (const entry of entries) insertValues(entry).forEach((v, i) => (columns[i] as unknown[]).push(v));
       await client.query(sql, columns);
       done += entries.length;
-      if (done % 1_000_000 < 20_000) log(`audit-scale: postgres ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} rows`);
+      if (done % 1_000_000 === 0) log(`audit-scale: postgres ${done.toLocaleString('en-US')} / ${total.toLocaleString('en-US')} rows`);
     }
   } finally {
     await client.end();
@@ -241,11 +241,13 @@ async function buildPostgres(url: string, table: string, total: number, log: (li
 /** The three reads, timed. */
 async function measureReads(
   store: AuditStore,
+  total: number,
 ): Promise<
   Pick<AuditScaleResult, 'queryMs' | 'queryRecords' | 'summaryMs' | 'summaryRecords' | 'verifyMs' | 'verifyEntries' | 'verifyOk'>
 > {
   const day = { from: T0 + 4 * DAY, to: T0 + 5 * DAY };
-  const principal = scaleRecord(17, 1).principal as string;
+  // A principal with records that day (one of 1,000: about a thousandth of the day's records).
+  const principal = scaleRecord(Math.ceil((4 * total) / DAYS) + 17, total).principal as string;
   let started = performance.now();
   let queryRecords = 0;
   let cursor: string | undefined;
@@ -295,7 +297,7 @@ export async function runAuditScale(options: {
   log(`audit-scale: sqlite store ${(statSync(path).size / 2 ** 30).toFixed(1)} GiB`);
   const sqlite = openSqliteStore({ path, writer: 'bench', maxBatch: 1, readOnly: true });
   try {
-    results.push({ store: 'sqlite', records, generateSeconds, ...(await measureReads(sqlite)) });
+    results.push({ store: 'sqlite', records, generateSeconds, ...(await measureReads(sqlite, records)) });
   } finally {
     await sqlite.close();
   }
@@ -317,7 +319,7 @@ export async function runAuditScale(options: {
       migrate: false,
     });
     try {
-      results.push({ store: 'postgres', records, generateSeconds: seconds, ...(await measureReads(store)) });
+      results.push({ store: 'postgres', records, generateSeconds: seconds, ...(await measureReads(store, records)) });
     } finally {
       await store.close();
     }

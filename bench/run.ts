@@ -19,7 +19,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -31,6 +31,7 @@ import { freeLoopbackPort } from '../src/standins/loopback.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
+import type { AuditScaleResult } from './audit-scale.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
@@ -69,6 +70,8 @@ interface Options {
   readonly noPin: boolean;
   /** Total request rate of the open-loop scenarios. */
   readonly ratePerSecond: number;
+  /** Records in the audit-scale store (`--audit-records`). */
+  readonly auditScaleRecords: number;
 }
 
 function parseOptions(): Options {
@@ -86,6 +89,7 @@ function parseOptions(): Options {
       rate: { type: 'string', default: '1000' },
       'node-flags': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
+      'audit-records': { type: 'string' },
     },
   });
   const quick = values.quick ?? false;
@@ -105,6 +109,7 @@ function parseOptions(): Options {
     ratePerSecond: Number(values.rate),
     noPin: values['no-pin'] ?? false,
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
+    auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
   };
 }
 
@@ -956,6 +961,27 @@ function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): strin
   return `${tokens.join('\n')}\n`;
 }
 
+/** Audit reads on a store of `records` entries (bench/audit-scale.ts), in a process of its own, against SQLite and a throw-away PostgreSQL. */
+async function runAuditScaleStep(world: World, records: number, log: (line: string) => void): Promise<AuditScaleResult[]> {
+  log(`audit reads at scale (${records.toLocaleString('en-US')} records)`);
+  const postgres = await startPostgres(world);
+  try {
+    const args = [join(BENCH_DIST, 'audit-scale.js'), '--records', String(records)];
+    if (typeof postgres !== 'string') args.push('--postgres', postgres.url);
+    // PostgreSQL runs on the proxy core; the generator and the reads on the other.
+    const child = startProcess(core(world, LOAD_CORE), [NODE, ...args], { env: { PATH: process.env.PATH ?? '', HOME: homedir() } });
+    child.child.stderr?.on('data', (c: Buffer) => process.stderr.write(c));
+    let stdout = '';
+    child.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    const code = await child.exited;
+    if (code !== 0) throw new Error(`audit-scale failed (${code}): ${child.stderr().slice(-2000)}`);
+    const results = JSON.parse(stdout.trim().split('\n').pop() as string) as AuditScaleResult[];
+    return results.map((r) => (r.store === 'postgres' && typeof postgres === 'string' ? { ...r, unavailable: postgres } : r));
+  } finally {
+    if (typeof postgres !== 'string') await postgres.stop();
+  }
+}
+
 function runMicro(world: World): MicroResult[] {
   const args = ['--expose-gc', join(BENCH_DIST, 'micro.js'), ...(world.options.quick ? ['--quick'] : [])];
   const result = spawnSync(world.pinned ? 'taskset' : NODE, world.pinned ? ['-c', String(PROXY_CORE), NODE, ...args] : args, {
@@ -1078,6 +1104,7 @@ async function main(): Promise<void> {
 
   log('micro-benchmarks');
   const micro = runMicro(world);
+  const auditScale = selected('audit-scale') ? await runAuditScaleStep(world, options.auditScaleRecords, log) : undefined;
 
   const report: BenchReport = summarize({
     startedAt: startedAt.toISOString(),
@@ -1098,6 +1125,7 @@ async function main(): Promise<void> {
     unavailable,
     failures,
     micro,
+    ...(auditScale === undefined ? {} : { auditScale }),
   });
 
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');

@@ -97,7 +97,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(19);
+    expect(report.targets).toHaveLength(27);
     // What it costs to run (issue 20): start-up, idle RSS and the audit line's size, read from each started proxy.
     for (const id of ['full-warm', 'full-watch']) {
       const facts = report.summaries.find((s) => s.id === id)?.facts;
@@ -118,6 +118,24 @@ describe('npm run bench -- --quick', () => {
       'usage-meter-sse-200',
     ]);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
+  });
+
+  it("reads a generated audit store of each kind at scale: a principal's day, a week's summary, a day's verify of the real chain", () => {
+    const sqlite = report.auditScale?.find((a) => a.store === 'sqlite');
+    expect(sqlite?.records).toBe(10_000);
+    expect(sqlite?.queryRecords).toBeGreaterThan(0);
+    // Seven of the ten days, every record final.
+    expect(sqlite?.summaryRecords).toBeGreaterThan(6_000);
+    expect(sqlite?.summaryRecords).toBeLessThan(8_000);
+    expect(sqlite?.verifyOk).toBe(true);
+    expect(sqlite?.verifyEntries).toBeGreaterThan(0);
+    const postgres = report.auditScale?.find((a) => a.store === 'postgres');
+    if (postgres?.unavailable === undefined) {
+      expect(postgres?.verifyOk).toBe(true);
+      expect(postgres?.summaryRecords).toBe(sqlite?.summaryRecords);
+      expect(postgres?.queryRecords).toBe(sqlite?.queryRecords);
+    }
+    expect(markdown).toContain('| Audit reads at scale |');
   });
 
   it('names the machine and the load it ran under, and renders one table row per scenario', () => {

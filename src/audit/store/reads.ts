@@ -105,7 +105,9 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     },
     verify(range = {}) {
       const ranged = range.from !== undefined || range.to !== undefined;
-      return verifyPaged(ranged ? rangedPager(range) : pager, range, async () => (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)));
+      return verifyPaged(ranged ? rangedPager(range) : pager, range, async () =>
+        (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)),
+      );
     },
   };
 }
