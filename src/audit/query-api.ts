@@ -82,16 +82,20 @@ export function unavailable(cause?: unknown): ProxyError {
 export const auditAccessPlugin = fp<
   Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }
 >(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { policy, routeOf }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const path = request.url.split('?', 1)[0] as string;
       const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
-      if (operation === undefined)
-        return done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+      if (operation === undefined) {
+        done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+        return;
+      }
       request.kvp.operation = operation;
       if (subject === undefined || principal === undefined) {
-        return done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+        done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+        return;
       }
       const current = policy();
       const evaluate = (resource: string) =>
@@ -122,7 +126,7 @@ export const auditAccessPlugin = fp<
       request.kvp.policyVersion = current.version;
       if (!decision.allowed) {
         const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
-        return done(
+        done(
           namespace === undefined
             ? new ProxyError(
                 refusal.code,
@@ -135,6 +139,7 @@ export const auditAccessPlugin = fp<
               )
             : refusal,
         );
+        return;
       }
       done();
     });
@@ -234,6 +239,7 @@ export async function queryUsageSummary(
 }
 
 /** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
+// eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
 export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
   const parse = (request: FastifyRequest) => {
     const params = readParams(request);

@@ -195,8 +195,8 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     maxBatch: options.maxBatch,
     loadHead: () => {
       const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
-        { seq: number; hash: string } | undefined;
-      return Promise.resolve(row === undefined ? undefined : ({ seq: row.seq, hash: row.hash } satisfies ChainLink));
+        { seq: number | bigint; hash: string } | undefined;
+      return Promise.resolve(row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink));
     },
     write: async (entries) => {
       if (writer === undefined) throw new Error('the audit store is open read-only');

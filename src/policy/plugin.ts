@@ -24,6 +24,7 @@ export interface AuthorizePluginOptions {
 }
 
 export const authorizePlugin = fp<AuthorizePluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, options) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const { subject, operation, principal } = request.kvp;
