@@ -50,7 +50,7 @@ export interface ProxyMetrics {
   /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
   endpointLookup(result: 'dedicated' | 'shared' | 'error'): void;
   /** Strict mode: how long a request waited for its decision entry to be committed to every store, and whether it was. */
-  auditDecisionCommit(seconds: number, ok: boolean): void;
+  auditDecisionCommit(this: void, seconds: number, ok: boolean): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources, options: MetricOptions = {}): ProxyMetrics {
