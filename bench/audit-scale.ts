@@ -163,6 +163,11 @@ function* generate(total: number, batch: number): Generator<ChainedEntry[]> {
   }
 }
 
+/** A batch is written at its first record's time: at most a tenth of a day per batch, so "one day" by written time is one day of records. */
+function batchSize(total: number, most: number): number {
+  return Math.max(1, Math.min(most, Math.floor(total / DAYS / 10)));
+}
+
 /** Secondary indexes the schema creates (dropped for the bulk load; the store's own migration builds them again). */
 function secondaryIndexes(table: string): string[] {
   return schemaStatements(table, SQLITE_SQL)
@@ -173,7 +178,7 @@ function secondaryIndexes(table: string): string[] {
 function cacheKey(total: number): string {
   // The schema's text: a new index or column makes a new cache entry.
   const schema = schemaStatements('audit_entries', SQLITE_SQL).join('\n');
-  return createHash('sha256').update(`${schema}\n${total}\nv1`).digest('hex').slice(0, 16);
+  return createHash('sha256').update(`${schema}\n${total}\nv2`).digest('hex').slice(0, 16);
 }
 
 async function buildSqlite(path: string, total: number, log: (line: string) => void): Promise<void> {
@@ -191,7 +196,7 @@ async function buildSqlite(path: string, total: number, log: (line: string) => v
     `INSERT INTO audit_entries (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`,
   );
   let done = 0;
-  for (const entries of generate(total, 30_000)) {
+  for (const entries of generate(total, batchSize(total, 30_000))) {
     db.exec('BEGIN');
     for (const entry of entries) insert.run(...insertValues(entry));
     db.exec('COMMIT');
@@ -220,7 +225,7 @@ async function buildPostgres(url: string, table: string, total: number, log: (li
     );
     const sql = `INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
     let done = 0;
-    for (const entries of generate(total, 20_000)) {
+    for (const entries of generate(total, batchSize(total, 20_000))) {
       const columns: unknown[][] = INSERT_COLUMNS.map(() => []);
       for (const entry of entries) insertValues(entry).forEach((v, i) => (columns[i] as unknown[]).push(v));
       await client.query(sql, columns);
