@@ -23,6 +23,8 @@ FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 # The image's own node runs tsc (node_modules/.bin/node is the uninstalled workstation pin).
+# src/ only: the stand-ins and `npm start` live in dev/ and never enter the image
+# (test/integration/image-tree.test.ts checks the tree this stage produces).
 RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 
 FROM ${NODE_IMAGE} AS prod-deps
@@ -41,7 +43,7 @@ LABEL org.opencontainers.image.title="kube-vertex-proxy" \
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 ENV NODE_ENV=production \
-    NODE_OPTIONS=--enable-source-maps
+    NODE_OPTIONS="--enable-source-maps --max-semi-space-size=4"
 WORKDIR /app
 COPY --from=prod-deps /src/package.json ./package.json
 COPY --from=prod-deps /src/node_modules ./node_modules

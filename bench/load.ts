@@ -64,6 +64,14 @@ export interface LoadResult {
   /** Server-sent events (`data:` lines) received per second (streaming only). */
   readonly eventsPerSecond?: number;
   readonly firstError?: string;
+  /** Open loop only: the rate asked for, requests per second. */
+  readonly offeredRps?: number;
+  /**
+   * Open loop only: requests that went out behind their schedule because the
+   * previous answer on their connection came late (timed from the schedule).
+   * Many of them mean the target could not keep up with the rate.
+   */
+  readonly lateStarts?: number;
 }
 
 export interface Percentiles {
@@ -140,6 +148,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
   let events = 0;
   let firstError: string | undefined;
   let nextToken = 0;
+  let lateStarts = 0;
   const begin = performance.now();
   const deadline = begin + phase.durationMs;
 
@@ -165,8 +174,13 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
         const now = performance.now();
         if (intended > now) await new Promise((r) => setTimeout(r, intended - now));
         // Behind schedule because the previous answer came late: the wait
-        // counts (coordinated omission). A timer of ours firing late does not.
-        else from = intended;
+        // counts (coordinated omission, as wrk2 corrects it:
+        // https://github.com/giltene/wrk2#acknowledgements). A timer of ours
+        // firing late does not: that is the load generator's delay, not the target's.
+        else {
+          from = intended;
+          if (record) lateStarts++;
+        }
         intended += interval;
       }
       const token = takeToken();
@@ -214,6 +228,7 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     ...(spec.streaming ? { ttfbUs: percentiles(ttfb.values), eventsPerSecond: Math.round((events / elapsedMs) * 1000) } : {}),
     bytesIn,
     ...(firstError === undefined ? {} : { firstError }),
+    ...(spec.ratePerSecond === undefined ? {} : { offeredRps: spec.ratePerSecond, lateStarts }),
   };
 }
 

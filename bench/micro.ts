@@ -1,7 +1,8 @@
 /**
  * In-process micro-benchmarks of the hot-path pieces, with the real modules:
  * a token-cache hit through `TokenVerifier.cached`, a cache miss (RS256 and
- * ES256 signature checks with jose, through `TokenVerifier.verify`), policy
+ * ES256, through `TokenVerifier.verify`, with its parts and concurrent misses:
+ * micro-authn.ts), policy
  * evaluation over 10,000 rules and 10,000 namespaces (`compilePolicy`), the
  * heap taken by 100,000 cached principals (`TokenCache`), request
  * classification over the whole generated operation table (`classify`), the
@@ -23,17 +24,18 @@ import { TokenCache, tokenKey } from '../src/authn/token-cache.js';
 import { TokenVerifier } from '../src/authn/verifier.js';
 import { compilePolicy } from '../src/policy/compile.js';
 import { actionOf } from '../src/policy/decision.js';
-import { startIssuer, type IssuerAlgorithm } from '../src/standins/issuer.js';
+import { startIssuer, type IssuerAlgorithm } from '../dev/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
 import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
 import { checkJobConditions, compileJobConditions } from '../src/policy/job-conditions.js';
 import { extractJobFacts } from '../src/policy/job-spec.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
+import { cacheMiss, concurrentMiss, signatureBreakdown } from './micro-authn.js';
 import { pino } from 'pino';
 import { createOtelTracing } from '../src/tracing/otel.js';
 import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
 import { createUsageMeter } from '../src/usage/usage.js';
-import { startVertexStandIn } from '../src/standins/vertex.js';
+import { startVertexStandIn } from '../dev/standins/vertex.js';
 
 export interface MicroResult {
   readonly id: string;
@@ -43,6 +45,12 @@ export interface MicroResult {
   readonly ops?: number;
   readonly bytes?: number;
   readonly note?: string;
+  /**
+   * Per operation, µs of process CPU (user + system, every thread: the libuv
+   * pool included), median of the repetitions. Robust on a busy machine,
+   * where wall-clock per operation also counts waiting for a core.
+   */
+  readonly cpuUsPerOp?: number;
 }
 
 const AUDIENCE = 'kube-vertex-proxy';
@@ -111,28 +119,6 @@ async function cacheHit(quick: boolean): Promise<MicroResult> {
   await close();
   if (misses > 0) throw new Error('cache hit benchmark missed the cache');
   return { id: 'token-cache-hit', title: 'Token-cache hit (SHA-256 of a ~1 KiB token + LRU lookup), TokenVerifier.cached', perOpUs, ops };
-}
-
-async function cacheMiss(algorithm: IssuerAlgorithm, quick: boolean): Promise<MicroResult> {
-  const { verifier, mint, close } = await verifierFor(algorithm);
-  const count = quick ? 200 : algorithm === 'RS256' ? 2000 : 4000;
-  const tokens = Array.from({ length: count + 50 }, (_, i) => mint(i));
-  // Warm jose and the key import on tokens that are not measured.
-  for (const t of tokens.slice(count)) await verifier.verify(t);
-  const per: number[] = [];
-  const chunk = count / 5;
-  for (let r = 0; r < 5; r++) {
-    const t0 = process.hrtime.bigint();
-    for (let i = r * chunk; i < (r + 1) * chunk; i++) await verifier.verify(tokens[i] as string);
-    per.push(Number(process.hrtime.bigint() - t0) / 1000 / chunk);
-  }
-  await close();
-  return {
-    id: `token-cache-miss-${algorithm.toLowerCase()}`,
-    title: `Token-cache miss, ${algorithm}: full verification with jose (signature, claims, principal), TokenVerifier.verify`,
-    perOpUs: Math.round(median(per) * 10) / 10,
-    ops: count,
-  };
 }
 
 function policyEvaluation(quick: boolean): MicroResult[] {
@@ -391,6 +377,9 @@ const results: MicroResult[] = [];
 results.push(await cacheHit(quick));
 results.push(await cacheMiss('RS256', quick));
 results.push(await cacheMiss('ES256', quick));
+results.push(await concurrentMiss(quick));
+results.push(...(await signatureBreakdown('RS256', quick)));
+results.push(...(await signatureBreakdown('ES256', quick)));
 results.push(...policyEvaluation(quick));
 results.push(cachedTokensMemory());
 results.push(classification(quick));

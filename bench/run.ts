@@ -1,7 +1,7 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--rate N] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to plain reverse
- * proxies, measured side by side in one run.
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to
+ * plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
  * `dist/cli.js serve --config FILE`, NODE_ENV=production, logging at info,
@@ -10,7 +10,11 @@
  * stand-in run on core 0, the load generator on core 1 (when `taskset`
  * exists). Scenarios run round-robin for several rounds and the median of
  * each number is reported. Out: a Markdown table on stdout and
- * `bench-results/bench-<time>.{json,md}` (plus `latest.*`). Diagnostic
+ * `bench-results/bench-<time>.{json,md}` (plus `latest.*`).
+ *
+ * Open loop: before the rounds, nginx's capacity is measured (closed loop,
+ * the tuned passthrough's when nginx is missing, or `--capacity N`); the
+ * `*-rate25/50/75` scenarios then run at those fractions of it. Diagnostic
  * scenarios (`full-no-audit-line`) run only when named in `--only`.
  *
  * @module
@@ -23,12 +27,12 @@ import { availableParallelism, cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
-import { startIssuer, type IssuerStandIn } from '../src/standins/issuer.js';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../src/standins/kube-api.js';
-import { freeLoopbackPort } from '../src/standins/loopback.js';
-import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../src/standins/metadata.js';
+import { startIssuer, type IssuerStandIn } from '../dev/standins/issuer.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../dev/standins/kube-api.js';
+import { freeLoopbackPort } from '../dev/standins/loopback.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../dev/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
 import type { AuditScaleResult } from './audit-scale.js';
@@ -36,7 +40,8 @@ import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
-import { renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
+import { buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
+import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const CLI = join(REPO, 'dist', 'cli.js');
@@ -68,8 +73,10 @@ interface Options {
   readonly nodeFlags: readonly string[];
   /** Do not pin processes to cores even where taskset exists. */
   readonly noPin: boolean;
-  /** Total request rate of the open-loop scenarios. */
-  readonly ratePerSecond: number;
+  /** The capacity (req/s) the open-loop rates are fractions of; measured (nginx, closed loop) when absent. */
+  readonly capacity: number | undefined;
+  /** Build (once) and run the peers: oauth2-proxy, kube-rbac-proxy, Caddy. */
+  readonly peers: boolean;
   /** Records in the audit-scale store (`--audit-records`). */
   readonly auditScaleRecords: number;
 }
@@ -86,7 +93,8 @@ function parseOptions(): Options {
       out: { type: 'string', default: join(REPO, 'bench-results') },
       profile: { type: 'string' },
       tokens: { type: 'string' },
-      rate: { type: 'string', default: '1000' },
+      capacity: { type: 'string' },
+      peers: { type: 'boolean', default: false },
       'node-flags': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
@@ -106,7 +114,8 @@ function parseOptions(): Options {
     outDir: resolve(values.out),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
     bigTokenCount: Number(values.tokens ?? (quick ? 2000 : 100_000)),
-    ratePerSecond: Number(values.rate),
+    capacity: values.capacity === undefined ? undefined : Number(values.capacity),
+    peers: values.peers,
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
@@ -268,6 +277,8 @@ interface World {
   readonly files: BenchFiles;
   /** An OTLP/HTTP receiver that accepts and discards spans (the tracing scenario's collector). */
   readonly otlpSink: string;
+  /** What the open-loop rates are fractions of; set before the rounds. */
+  capacity?: { rps: number; basis: string };
 }
 
 interface BenchFiles {
@@ -283,7 +294,17 @@ interface BenchFiles {
   readonly bigTokens: string;
 }
 
+/**
+ * The V8 flags the helm chart starts the proxy with (its NODE_OPTIONS, from values.yaml): the proxy is measured as it
+ * runs in a cluster. `--node-flags` come after them and win.
+ */
+const CHART_NODE_FLAGS: readonly string[] = (() => {
+  const values = parse(readFileSync(join(REPO, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  return [`--max-old-space-size=${String(values.maxHeapMiB)}`, `--max-semi-space-size=${String(values.maxSemiSpaceMiB)}`];
+})();
 const PROXY_CORE = 0;
+/** Namespaces the Kubernetes API stand-in serves in the scale scenario. */
+const SCALE_NAMESPACES = 10_000;
 const LOAD_CORE = 1;
 
 function core(world: World, which: number): number | undefined {
@@ -357,6 +378,7 @@ async function startProxyTarget(
   const stdoutPath = join(dir, 'stdout.log');
   const stdout = openSync(stdoutPath, 'w');
   const nodeFlags = [
+    ...CHART_NODE_FLAGS,
     ...world.options.nodeFlags,
     ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
   ];
@@ -383,7 +405,13 @@ async function startProxyTarget(
         startupMs,
         idleRssBytes,
         auditLineBytes: medianAuditLineBytes(stdoutPath),
+        // After the measured phase: what the process holds with its caches as the load left them.
+        rssAfterBytes: currentRssBytes([proc.child.pid as number]),
         tokenCacheEntries: value('kube_vertex_proxy_token_cache_entries'),
+        // With namespaceLabels: watch, the namespaces the view holds.
+        ...(Number.isFinite(value('kube_vertex_proxy_informer_objects'))
+          ? { watchedNamespaces: value('kube_vertex_proxy_informer_objects') }
+          : {}),
         tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
         tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
       };
@@ -571,6 +599,10 @@ interface Scenario extends ScenarioInfo {
   readonly rounds?: number;
   /** Runs only when named in `--only`: a diagnostic, not part of the report's comparison. */
   readonly optIn?: boolean;
+  /** Open-loop variant: of which scenario, at which fraction of the capacity. */
+  readonly openLoop?: { readonly of: string; readonly fraction: number };
+  /** What dominates its figure (printed in the report). */
+  readonly note?: string;
   cleanup?(): Promise<void>;
 }
 
@@ -613,13 +645,109 @@ function proxyScenario(
 const auditConfig = (audit: Record<string, unknown>) => (defaults: Record<string, unknown>) => ({ ...defaults, audit });
 
 /**
- * Scenarios also run at a fixed rate (`<id>-rate`): the pair the p99 target
- * compares, and nginx for the floor a plain proxy reaches on this machine.
- * (The stand-in alone and the default passthrough at a fixed rate were
- * measured once, 3.9 ms and 21 ms p99, and left out to keep the run under
- * ten minutes.)
+ * Scenarios that also run open loop, at fixed fractions of the measured
+ * capacity (`<id>-rate25`, `-rate50`, `-rate75`; issue 17): nginx for the
+ * floor a plain proxy reaches on this machine, the tuned passthrough and the
+ * full path for the p99 target, and strict audit (the default durability).
+ * `--quick` runs the tuned passthrough and the full path at 50 % only; `--peers` adds the peers at 50 %.
  */
-const RATE_VARIANTS: readonly string[] = ['nginx', 'passthrough-tuned', 'full-warm'];
+const OPEN_LOOP: readonly string[] = ['nginx', 'passthrough-tuned', 'full-warm', 'audit-strict-sqlite'];
+const OPEN_LOOP_FRACTIONS: readonly number[] = [0.25, 0.5, 0.75];
+/** Open-loop phases are shorter than the closed-loop ones: 12 of them per round. */
+const OPEN_LOOP_MAX_DURATION_MS = 3000;
+const OPEN_LOOP_MAX_WARMUP_MS = 2000;
+
+/** The peers' builds (one `go install` each per run at most, cached across runs) and the commands they ran with. */
+const peerBuilds = new Map<string, { binary: string } | { reason: string }>();
+const peerCommands = new Map<string, string>();
+
+/** Any HTTP answer (a peer proxying `/` to the stand-in may answer 404): the peer is listening. */
+async function waitForAnswer(url: string, p: Started, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await fetch(url).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status !== 0 && status < 500) return;
+    if (p.child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`${url} did not answer within ${timeoutMs} ms (last status ${status})\n${p.stderr()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function startPeer(world: World, peer: Peer, binary: string, kubeconfig: (dir: string) => string): Promise<Target> {
+  const dir = mkdtempSync(join(world.work, `${peer.name}-`));
+  const port = await freeLoopbackPort();
+  const launch = peer.launch(binary, {
+    dir,
+    port,
+    upstream: world.upstream.url,
+    issuer: world.rsIssuer.issuer,
+    audience: AUDIENCE,
+    kubeconfig: peer.needsKubeApi ? kubeconfig(dir) : join(dir, 'no-kubeconfig'),
+  });
+  peerCommands.set(
+    peer.id,
+    printableCommand(launch, [
+      [dir, '$DIR'],
+      [`127.0.0.1:${port}`, '127.0.0.1:$PORT'],
+      [world.upstream.url, '$VERTEX_STAND_IN'],
+      [world.rsIssuer.issuer, '$ISSUER'],
+    ]),
+  );
+  // Its logs go to a file, as a container runtime takes them (a pipe nobody reads would stall it).
+  const stdout = openSync(join(dir, 'stdout.log'), 'w');
+  const proc = startProcess(core(world, PROXY_CORE), launch.argv, {
+    env: { PATH: process.env.PATH ?? '', HOME: dir, ...launch.env },
+    stdout,
+  });
+  closeSync(stdout);
+  await waitForAnswer(`http://127.0.0.1:${port}${launch.readyPath}`, proc);
+  const pid = proc.child.pid as number;
+  return {
+    origin: `http://127.0.0.1:${port}`,
+    pids: () => processTree(pid),
+    async stop() {
+      await stopProcess(proc);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function peerScenarios(): Scenario[] {
+  let kubeApi: KubeApiStandIn | undefined;
+  return PEERS.map((peer): Scenario => ({
+    id: peer.id,
+    title: `${peer.title} (${peer.name} ${peer.version})`,
+    kind: 'proxy',
+    note: peer.note,
+    async prepare() {
+      let build = peerBuilds.get(peer.id);
+      if (build === undefined) {
+        build = buildPeer(peer, (line) => process.stderr.write(`[bench] ${line}\n`));
+        peerBuilds.set(peer.id, build);
+      }
+      if ('reason' in build) return build.reason;
+      if (peer.blocked !== undefined) return peer.blocked;
+      if (peer.needsKubeApi && kubeApi === undefined) {
+        kubeApi = await startKubeApiStandIn();
+        kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
+      }
+      return undefined;
+    },
+    start(world) {
+      const build = peerBuilds.get(peer.id);
+      if (build === undefined || 'reason' in build) throw new Error(`${peer.name} is not built`);
+      return startPeer(world, peer, build.binary, (dir) => kubeApi?.writeKubeconfig(dir) ?? join(dir, 'no-kubeconfig'));
+    },
+    load: (w) => predictLoad(w, w.files.warmToken),
+    async cleanup() {
+      await kubeApi?.close();
+      kubeApi = undefined;
+    },
+  }));
+}
 
 function scenarios(world: World): Scenario[] {
   const o = world.options;
@@ -634,6 +762,7 @@ function scenarios(world: World): Scenario[] {
   let postgres: Postgres | undefined;
   let redis: TestRedis | undefined;
   let kubeApi: KubeApiStandIn | undefined;
+  let scaleKubeApi: KubeApiStandIn | undefined;
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -837,6 +966,47 @@ function scenarios(world: World): Scenario[] {
       }),
       { rounds: 1 },
     ),
+    // Scale (issues 17 and 20): the chart's watch against 10,000 labelled namespaces, 1,000 rules, and the token cache
+    // filled to 100,000 entries by the warm-up; RSS after the run and CPU per request there.
+    proxyScenario(
+      {
+        id: 'scale-10k',
+        title: `Full path at scale: namespaceLabels watch of 10,000 namespaces, 1,000 rules, ${o.bigTokenCount.toLocaleString('en-US')} cached tokens`,
+        kind: 'proxy',
+      },
+      (w) => w.esIssuer,
+      (d, dir) => {
+        const big = generatePolicy(1000, SCALE_NAMESPACES);
+        return {
+          ...d,
+          authentication: { tokenCache: { maxEntries: o.bigTokenCount } },
+          kubernetes: { namespaceLabels: 'watch', kubeconfig: scaleKubeApi?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
+          policy: { rules: [...big.rules, ...(d.policy as { rules: unknown[] }).rules] },
+        };
+      },
+      (w) => ({
+        ...predictLoad(w, undefined),
+        tokensFile: w.files.bigTokens,
+        warmupTokensFile: w.files.bigTokens,
+        cycleTokens: true,
+        warmupMaxRequests: o.bigTokenCount,
+        warmupMs: 600_000,
+      }),
+      {
+        rounds: 1,
+        async prepare() {
+          scaleKubeApi = await startKubeApiStandIn();
+          scaleKubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
+          for (const [name, labels] of Object.entries(generatePolicy(0, SCALE_NAMESPACES).namespaces))
+            scaleKubeApi.setNamespace(name, labels);
+          return undefined;
+        },
+        async cleanup() {
+          await scaleKubeApi?.close();
+          scaleKubeApi = undefined;
+        },
+      },
+    ),
   ];
 
   // Per-scenario load shapes that differ from the default.
@@ -885,20 +1055,37 @@ function scenarios(world: World): Scenario[] {
       return reason;
     },
   });
-  // The same targets at a fixed request rate (open loop): what each adds to
+  // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.
+  const peers = o.peers ? peerScenarios() : [];
+  // The same targets at fixed fractions of the capacity (open loop): what each adds to
   // a request's latency when it is not saturated.
-  const withRates = list.flatMap((s) => {
-    const scenario = byId.get(s.id) as Scenario;
-    if (!RATE_VARIANTS.includes(s.id)) return [scenario];
-    const variant: Scenario = {
-      ...scenario,
-      id: `${s.id}-rate`,
-      title: `${s.id} at a fixed ${o.ratePerSecond.toLocaleString('en-US')} req/s over ${o.connections} connections (open loop: latency below saturation)`,
-      load: (w) => ({ ...scenario.load(w), ratePerSecond: o.ratePerSecond }),
-    };
-    return [scenario, variant];
-  });
-  return withRates;
+  const fractions = o.quick ? [0.5] : OPEN_LOOP_FRACTIONS;
+  // `--quick` (npm test checks the report's shape) runs only the pair issue 17's p99 target compares.
+  const openLoopTargets = o.quick ? OPEN_LOOP.filter((id) => id === 'passthrough-tuned' || id === 'full-warm') : OPEN_LOOP;
+  const openLoop = (scenario: Scenario, list: readonly number[]): Scenario[] => {
+    // One cleanup per target: the closed-loop scenario's.
+    const base: Scenario = { ...scenario };
+    delete base.cleanup;
+    return list.map((fraction): Scenario => ({
+      ...base,
+      id: openLoopId(scenario.id, fraction),
+      title: `${scenario.id} open loop at ${Math.round(fraction * 100)} % of the capacity, over ${o.connections} connections`,
+      openLoop: { of: scenario.id, fraction },
+      load: (w) => ({
+        ...scenario.load(w),
+        ratePerSecond: Math.max(1, Math.round((w.capacity?.rps ?? 0) * fraction)),
+        durationMs: Math.min(o.durationMs, OPEN_LOOP_MAX_DURATION_MS),
+        warmupMs: Math.min(o.warmupMs, OPEN_LOOP_MAX_WARMUP_MS),
+      }),
+    }));
+  };
+  return [
+    ...list.flatMap((s) => {
+      const scenario = byId.get(s.id) ?? s;
+      return openLoopTargets.includes(s.id) ? [scenario, ...openLoop(scenario, fractions)] : [scenario];
+    }),
+    ...peers.flatMap((p) => [p, ...openLoop(p, [0.5])]),
+  ];
 }
 
 // ───────────────────────── one measured run ─────────────────────────
@@ -990,6 +1177,44 @@ async function runAuditScaleStep(world: World, records: number, log: (line: stri
   }
 }
 
+/**
+ * nginx's capacity on this machine: its closed-loop throughput over the
+ * benchmark's connections, measured once before the rounds (issue 17: the
+ * open-loop rates are fractions of it). `--capacity N` gives it instead; the
+ * tuned passthrough stands in when nginx cannot run.
+ */
+async function measureCapacity(
+  world: World,
+  every: readonly Scenario[],
+  log: (line: string) => void,
+): Promise<{ rps: number; basis: string }> {
+  const o = world.options;
+  if (o.capacity !== undefined) return { rps: o.capacity, basis: 'given with --capacity' };
+  const problems: string[] = [];
+  for (const id of ['nginx', 'passthrough-tuned']) {
+    const scenario = every.find((s) => s.id === id);
+    if (scenario === undefined) continue;
+    const unavailable = await scenario.prepare?.(world);
+    if (unavailable !== undefined) {
+      problems.push(`${id}: ${unavailable}`);
+      continue;
+    }
+    try {
+      log(`measuring ${id}'s capacity (closed loop) for the open-loop rates`);
+      const sample = await measure(world, scenario, -1);
+      if (sample.errors === 0 && sample.rps > 0)
+        return {
+          rps: sample.rps,
+          basis: `${id === 'nginx' ? "nginx proxy_pass's" : "the tuned passthrough's (nginx not available)"} closed-loop throughput over ${o.connections} connections, measured before the rounds`,
+        };
+      problems.push(`${id}: ${sample.errors} errors (${sample.firstError ?? ''})`);
+    } catch (error) {
+      problems.push(`${id}: ${(error as Error).message.split('\n')[0] ?? ''}`);
+    }
+  }
+  throw new Error(`no capacity for the open-loop rates: ${problems.join('; ')}`);
+}
+
 function runMicro(world: World): MicroResult[] {
   const args = ['--expose-gc', join(BENCH_DIST, 'micro.js'), ...(world.options.quick ? ['--quick'] : [])];
   const result = spawnSync(world.pinned ? 'taskset' : NODE, world.pinned ? ['-c', String(PROXY_CORE), NODE, ...args] : args, {
@@ -1057,7 +1282,12 @@ async function main(): Promise<void> {
     rsWarmTokens: file('rs-warm.txt', mint('miss-rs256', rsIssuer, 200, 'rsw')),
     esTokens: file('es.txt', mint('miss-es256', esIssuer, missCount, 'es')),
     esWarmTokens: file('es-warm.txt', mint('miss-es256', esIssuer, 200, 'esw')),
-    bigTokens: file('big-tokens.txt', mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big')),
+    bigTokens: file(
+      'big-tokens.txt',
+      selected('scale-10k')
+        ? mintTokens(esIssuer, options.bigTokenCount, 'big')
+        : mint('tokens-cycle', esIssuer, options.bigTokenCount, 'big'),
+    ),
   };
   const otlpSink = await startOtlpSink();
   const world: World = {
@@ -1072,7 +1302,8 @@ async function main(): Promise<void> {
     otlpSink: otlpSink.url,
   };
 
-  const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
+  const every = scenarios(world);
+  const all = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
   const runnable: Scenario[] = [];
   const reasons = await Promise.all(
@@ -1090,6 +1321,10 @@ async function main(): Promise<void> {
   const samples: RunSample[] = [];
   const loadAverages: number[] = [];
   const failures: Record<string, string> = {};
+  if (runnable.some((s) => s.openLoop !== undefined)) {
+    world.capacity = await measureCapacity(world, every, log);
+    log(`open-loop rates are fractions of ${world.capacity.rps} req/s (${world.capacity.basis})`);
+  }
   const maxRounds = Math.max(...runnable.map((s) => s.rounds ?? options.rounds), 0);
   for (let round = 0; round < maxRounds; round++) {
     // Interleaved: every scenario once per round, starting one further along each round.
@@ -1131,13 +1366,35 @@ async function main(): Promise<void> {
       loadAverageDuring: loadAverages,
       loadAverageAtStart: loadAverages[0] ?? loadAverage()[0],
     },
-    settings: { rounds: options.rounds, durationMs: options.durationMs, warmupMs: options.warmupMs, connections: options.connections },
-    scenarios: all.map((s) => ({ id: s.id, title: s.title, kind: s.kind })),
+    settings: {
+      rounds: options.rounds,
+      durationMs: options.durationMs,
+      warmupMs: options.warmupMs,
+      connections: options.connections,
+      ...(options.only === undefined ? {} : { only: options.only }),
+      peers: options.peers,
+    },
+    scenarios: all.map((s) => {
+      const build = peerBuilds.get(s.openLoop?.of ?? s.id);
+      const peer = PEERS.find((p) => p.id === (s.openLoop?.of ?? s.id));
+      // A peer that ran: its exact command line; one that could not be built: the build command that failed.
+      const command =
+        peerCommands.get(s.openLoop?.of ?? s.id) ?? (build && peer ? `go install ${peer.goPackage}@${peer.version}` : undefined);
+      return {
+        id: s.id,
+        title: s.title,
+        kind: s.kind,
+        ...(command === undefined ? {} : { command }),
+        ...(s.note === undefined ? {} : { note: s.note }),
+        ...(s.openLoop === undefined ? {} : { openLoop: s.openLoop }),
+      };
+    }),
     samples,
     unavailable,
     failures,
     micro,
     ...(auditScale === undefined ? {} : { auditScale }),
+    ...(world.capacity === undefined ? {} : { capacity: world.capacity }),
   });
 
   const stamp = startedAt.toISOString().replace(/[:.]/g, '-');

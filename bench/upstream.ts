@@ -1,6 +1,6 @@
 /**
  * The upstream of every benchmark scenario: the loopback Vertex AI stand-in
- * (src/standins/vertex.ts) in its own process, so its CPU is not counted as
+ * (dev/standins/vertex.ts) in its own process, so its CPU is not counted as
  * the proxy's. Prints `{"url": …}` on stdout once listening; SIGTERM stops it.
  *
  * argv: `--stream-chunks N` (messages per streamed answer).
@@ -8,7 +8,7 @@
  * @module
  */
 import { parseArgs } from 'node:util';
-import { startVertexStandIn } from '../src/standins/vertex.js';
+import { startVertexStandIn } from '../dev/standins/vertex.js';
 
 const { values } = parseArgs({ options: { 'stream-chunks': { type: 'string', default: '200' } } });
 const standIn = await startVertexStandIn({ streamChunks: Number(values['stream-chunks']) });

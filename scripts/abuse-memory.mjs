@@ -9,10 +9,10 @@
 // (ES256, so minting 3N tokens takes seconds, not minutes). The heap is
 // measured after full GCs before and after each phase.
 //
-//   npm run build && node_modules/.bin/node --expose-gc scripts/abuse-memory.mjs [N] [cacheMaxEntries]
+//   npm run build && npm run build:dev && node_modules/.bin/node --expose-gc scripts/abuse-memory.mjs [N] [cacheMaxEntries]
 import { randomUUID } from 'node:crypto';
 import { TokenVerifier } from '../dist/authn/verifier.js';
-import { startIssuer } from '../dist/standins/issuer.js';
+import { startIssuer } from '../dist-dev/dev/standins/issuer.js';
 
 if (typeof globalThis.gc !== 'function') {
   console.error('run with --expose-gc');

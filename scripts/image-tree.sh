@@ -29,10 +29,9 @@ mb() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1e6 }'; }
 total=$(bytes "$tree")
 deps=$(bytes "$tree/node_modules")
 dist=$(bytes "$tree/dist")
-standins=$(bytes "$tree/dist/standins")
 echo "Image proxy layer (the tree the Dockerfile copies to /app): $(mb "$total") MB"
 echo "  node_modules (npm ci --omit=dev): $(mb "$deps") MB in $(find "$tree/node_modules" -name package.json -path '*/node_modules/*/package.json' -not -path '*/node_modules/*/node_modules/*/*/package.json' | wc -l) package.json files"
-echo "  dist/ (compiled src, with source maps): $(mb "$dist") MB (of which dist/standins, for \`dev\`: $(mb "$standins") MB)"
+echo "  dist/ (compiled src, with source maps): $(mb "$dist") MB"
 echo
 echo "Largest packages (MB, nested dependencies included):"
 for dir in "$tree"/node_modules/* "$tree"/node_modules/@*/*; do

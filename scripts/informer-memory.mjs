@@ -2,17 +2,17 @@
 // view for N namespaces, and the UID-revocation views for N pods (plus their
 // service accounts). One process: the Kubernetes API stand-in is filled
 // first, the heap is measured after a full GC, the informer is started and
-// synced through the real @kubernetes/client-node, and the heap is measured
+// synced through the proxy's Kubernetes client, and the heap is measured
 // again; the difference is the informer's cost.
 //
-//   npm run build && node_modules/.bin/node --expose-gc scripts/informer-memory.mjs [N]
+//   npm run build && npm run build:dev && node_modules/.bin/node --expose-gc scripts/informer-memory.mjs [N]
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadKubeConfig } from '../dist/identity/kube-config.js';
 import { createWatchLabelSource } from '../dist/identity/namespace-watch.js';
 import { createUidRevocation } from '../dist/identity/uid-revocation.js';
-import { startKubeApiStandIn } from '../dist/standins/kube-api.js';
+import { startKubeApiStandIn } from '../dist-dev/dev/standins/kube-api.js';
 
 if (typeof globalThis.gc !== 'function') {
   console.error('run with --expose-gc');
@@ -33,13 +33,13 @@ async function until(check) {
 const mib = (bytes) => (bytes / 1024 / 1024).toFixed(2);
 
 const api = await startKubeApiStandIn();
-const { kubeConfig } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-mem-'))), {});
+const { client } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-mem-'))), {});
 
 // Namespaces: three labels each besides kubernetes.io/metadata.name, like a labelled tenant namespace.
 for (let i = 0; i < n; i++)
   api.setNamespace(`tenant-${i}`, { team: `team-${i % 50}`, env: i % 3 === 0 ? 'prod' : 'dev', 'cost-center': `cc-${i % 200}` });
 let before = await settledHeap();
-const labels = createWatchLabelSource({ kubeConfig, maxStalenessMs: 300_000, apiTimeoutMs: 60_000 });
+const labels = createWatchLabelSource({ client, maxStalenessMs: 300_000, apiTimeoutMs: 60_000 });
 await labels.start();
 await until(() => labels.ready() && labels.size === n);
 let after = await settledHeap();
@@ -51,7 +51,7 @@ labels.stop();
 for (let i = 0; i < n / 10; i++) api.addServiceAccount(`tenant-${i % 1000}`, `sa-${i}`);
 for (let i = 0; i < n; i++) api.addPod(`tenant-${i % 1000}`, `app-${i}-x7k2p`, `sa-${Math.floor(i / 10)}`);
 before = await settledHeap();
-const revocation = createUidRevocation({ kubeConfig, pods: true, apiTimeoutMs: 60_000, evict: () => 0 });
+const revocation = createUidRevocation({ client, pods: true, apiTimeoutMs: 60_000, evict: () => 0 });
 await revocation.start();
 await until(() => revocation.ready() && revocation.describe().pods.objects === n);
 after = await settledHeap();

@@ -124,7 +124,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       sendError(
         request,
         reply,
-        new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', 'The request URL is malformed.', {
+        new ProxyError('ERR_REQUEST_INVALID_PATH', 'The request URL is malformed.', {
           cause: error,
           reason: 'malformed-url',
         }),
@@ -140,7 +140,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
     sendError(
       request,
       reply,
-      new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }),
+      new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', `Method ${request.method} is not supported.`, { reason: 'unknown-method' }),
     );
   });
 
@@ -181,8 +181,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       }),
     );
     bodyRules.push(jobConditionsRule());
-    if (settings.config.attribution.jobLabels) bodyRules.push(jobLabelsRule());
-    if (settings.config.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
+    if (settings.attribution.jobLabels) bodyRules.push(jobLabelsRule());
+    if (settings.attribution.requestLabels) bodyRules.push(createRequestLabelsRule());
     await scope.register(inspectPlugin, {
       rules: bodyRules,
       bodyLimitBytes: settings.server.bodyLimitBytes,
@@ -196,7 +196,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       bodyLimitBytes: settings.server.bodyLimitBytes,
       bodyIdleTimeoutMs: settings.server.bodyIdleTimeoutMs,
       identities: deps.identities,
-      requestReason: settings.config.attribution.requestReason,
+      requestReason: settings.attribution.requestReason,
     });
   });
 
@@ -276,16 +276,14 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
   if (error.code === 'ECONNRESET' || socket.destroyed) return;
   const refusal =
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new ProxyError('ERR_REQUEST_TIMEOUT', 'DEADLINE_EXCEEDED', 'The request was not received in time.', {
-          httpStatus: 408,
+      ? new ProxyError('ERR_REQUEST_TIMEOUT', 'The request was not received in time.', {
           reason: 'request-timeout',
         })
       : error.code === 'HPE_HEADER_OVERFLOW'
-        ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'INVALID_ARGUMENT', 'Request headers are too large.', {
-            httpStatus: 431,
+        ? new ProxyError('ERR_REQUEST_HEADERS_TOO_LARGE', 'Request headers are too large.', {
             reason: 'headers-too-large',
           })
-        : new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is not valid HTTP.', { reason: 'malformed-http' });
+        : new ProxyError('ERR_REQUEST_MALFORMED', 'The request is not valid HTTP.', { reason: 'malformed-http' });
   if (socket.writable) {
     // A timeout is the proxy's own decision about a live caller, who gets this answer. Protocol
     // errors also come from callers that went away mid-request (EOF inside a body): those stay 499.
@@ -302,13 +300,12 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
 function fromFrameworkError(error: FastifyError | ProxyError): ProxyError {
   if (error instanceof ProxyError) return error;
   if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', 'Request body exceeds the size limit.', {
-      httpStatus: 413,
+    return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'Request body exceeds the size limit.', {
       reason: 'body-too-large',
     });
   }
   if (typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-    return new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', {
+    return new ProxyError('ERR_REQUEST_MALFORMED', 'The request is malformed.', {
       cause: error,
       reason: 'malformed-request',
     });

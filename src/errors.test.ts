@@ -3,7 +3,7 @@ import { ProxyError, toGoogleErrorBody, toProxyError, unauthenticated } from './
 
 describe('toGoogleErrorBody', () => {
   it("renders Google's error envelope with ErrorInfo and RequestInfo", () => {
-    const error = new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', "Permission 'aiplatform.endpoints.predict' denied", {
+    const error = new ProxyError('ERR_AUTHZ_DENIED', "Permission 'aiplatform.endpoints.predict' denied", {
       metadata: { permission: 'aiplatform.endpoints.predict' },
     });
     expect(toGoogleErrorBody(error, 'req-1')).toEqual({
@@ -25,8 +25,7 @@ describe('toGoogleErrorBody', () => {
   });
 
   it('never shows a 5xx message, metadata or cause to the caller', () => {
-    const error = new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', 'connect ECONNREFUSED 10.0.0.1:443', {
-      httpStatus: 502,
+    const error = new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'connect ECONNREFUSED 10.0.0.1:443', {
       cause: new Error('secret detail'),
       metadata: { host: '10.0.0.1' },
     });

@@ -23,8 +23,6 @@ import { createUpstreamAgent } from './forward/agent.js';
 import { createGoogleCredential, type UpstreamCredential } from './forward/credentials.js';
 import { createTeamIdentities, type TeamIdentities } from './forward/identities.js';
 import { aiplatformEndpointLookup, createEndpointHosts, DEDICATED_ENDPOINT_DOMAIN, type EndpointHosts } from './vertex/endpoint-hosts.js';
-import { DEFAULT_UPSTREAM_TEMPLATE } from './vertex/upstream.js';
-import { parseDuration } from './config/units.js';
 import type { NamespaceLabelSource } from './identity/labels.js';
 import { createKubernetesIdentity } from './identity/runtime.js';
 import { PolicyReloader, type ReloadResult } from './reload/policy-reloader.js';
@@ -52,16 +50,26 @@ export interface StartOptions {
 export async function startProxy(settings: Settings, options: StartOptions): Promise<RunningProxy> {
   const { logger } = options;
   // Off (the default): the OpenTelemetry SDK is not even loaded.
-  const tracing = await createTracing(settings.config.tracing, process.env, logger);
+  const tracing = await createTracing(settings.tracing, process.env, logger);
   const registry = new Registry();
   // prom-client takes exemplars only on an OpenMetrics registry; /metrics still answers in either format (metrics/exposition.ts).
   if (tracing.enabled) registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE as never);
   collectDefaultMetrics({ register: registry });
 
-  let metricsRef: ReturnType<typeof createMetrics> | undefined;
-  // Namespace labels, TokenReview and UID revocation (the verifier is bound late: revocation evicts from its cache).
-  let verifierRef: TokenVerifier | undefined;
-  const kube = await createKubernetesIdentity(settings, { logger, registry, evict: (predicate) => verifierRef?.evict(predicate) ?? 0 });
+  // The gauges read their sources at scrape time: /metrics is served only once everything below is built.
+  const metrics = createMetrics(
+    registry,
+    {
+      tokenCache: () => ({ hits: verifier.stats.hits, misses: verifier.stats.misses, entries: verifier.cacheSize }),
+      keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
+      policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
+      auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
+      credentialAvailable: () => credential.authorization() !== undefined,
+    },
+    { exemplars: tracing.enabled },
+  );
+  // Namespace labels, TokenReview and UID revocation; revocations evict from the verifier's cache once started.
+  const kube = await createKubernetesIdentity(settings.kubernetes, { logger, registry });
   const verifier = new TokenVerifier({
     ...kube.verifierOptions,
     issuers: settings.issuers,
@@ -72,7 +80,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     jwksMinRefreshIntervalMs: settings.authentication.jwksMinRefreshIntervalMs,
     jwksFetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
     onJwksFetch: (issuer, result, error) => {
-      metricsRef?.jwksFetch(issuer, result);
+      metrics.jwksFetch(issuer, result);
       // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
       const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
       if (result === 'error')
@@ -86,48 +94,45 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   });
   const credential: UpstreamCredential = createGoogleCredential({
     onRefresh: (result, error) => {
-      metricsRef?.credentialRefresh(result);
+      metrics.credentialRefresh(result);
       if (result === 'error') logger.warn({ error: (error as Error | undefined)?.message }, 'Google access token refresh failed');
       else logger.debug('Google access token refreshed');
     },
   });
   const identities: TeamIdentities | undefined =
-    settings.config.vertex.identities.length === 0
+    settings.vertex.identities.length === 0
       ? undefined
       : createTeamIdentities({
-          identities: settings.config.vertex.identities,
-          endpoint: settings.config.vertex.iamCredentialsEndpoint,
+          identities: settings.vertex.identities,
+          endpoint: settings.vertex.iamCredentialsEndpoint,
           onRefresh: (serviceAccount, result, error) => {
-            metricsRef?.identityRefresh(serviceAccount, result);
+            metrics.identityRefresh(serviceAccount, result);
             if (result === 'error')
               logger.warn({ serviceAccount, error: (error as Error | undefined)?.message }, 'team identity token refresh failed');
           },
         });
-  const { endpointHosts: pinnedHosts, endpointLookup } = settings.config.vertex;
+  const { endpointHosts: pinnedHosts, endpointLookup } = settings.vertex;
   const endpointLookupClient = endpointLookup.enabled
-    ? aiplatformEndpointLookup(settings.config.vertex.locations, (location) => settings.vertex.upstreamFor(location))
+    ? aiplatformEndpointLookup([...settings.vertex.locations], (location) => settings.vertex.upstreamFor(location))
     : undefined;
   const endpointHosts: EndpointHosts | undefined =
-    Object.keys(pinnedHosts).length === 0 && !endpointLookup.enabled
+    pinnedHosts.size === 0 && !endpointLookup.enabled
       ? undefined
       : createEndpointHosts({
-          pinned: new Map(Object.entries(pinnedHosts).map(([resource, url]) => [resource, new URL(url).origin])),
+          pinned: pinnedHosts,
           lookup: endpointLookupClient?.lookup,
-          ttlMs: parseDuration(endpointLookup.ttl),
+          ttlMs: endpointLookup.ttlMs,
           maxEntries: endpointLookup.maxEntries,
-          timeoutMs: parseDuration(endpointLookup.timeout),
+          timeoutMs: endpointLookup.timeoutMs,
           protocol: new URL(settings.vertex.upstreamFor(null) ?? 'https://x').protocol === 'http:' ? 'http:' : 'https:',
           // Against Google's own hosts, a dedicated host must be in Google's dedicated-endpoint domain.
-          ...(settings.config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE
-            ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) }
-            : {}),
+          ...(settings.vertex.googleUpstream ? { allowedHost: (host: string) => host.endsWith(DEDICATED_ENDPOINT_DOMAIN) } : {}),
           onLookup: (result, error) => {
-            metricsRef?.endpointLookup(result);
+            metrics.endpointLookup(result);
             if (result === 'error')
               logger.warn({ error: (error as Error | undefined)?.message }, 'endpoint lookup failed; its calls go to the regional host');
           },
         });
-  verifierRef = verifier;
   const labels: NamespaceLabelSource = kube.labels;
   const reloader = new PolicyReloader({
     path: settings.source,
@@ -141,22 +146,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   });
   const policy = () => reloader.current.policy;
   const labelIndependentPolicy = () => reloader.current.labelIndependent;
-  const metrics = createMetrics(
-    registry,
-    {
-      tokenCache: () => ({ hits: verifier.stats.hits, misses: verifier.stats.misses, entries: verifier.cacheSize }),
-      keySets: () => verifier.keyStatus().map((k) => ({ issuer: k.issuer, ageMs: k.ageMs })),
-      policy: () => ({ version: reloader.current.policy.version, ruleCount: reloader.current.policy.ruleCount }),
-      auditQueueDepth: () => auditTrail?.queueDepth() ?? 0,
-      credentialAvailable: () => credential.authorization() !== undefined,
-    },
-    { exemplars: tracing.enabled },
-  );
-  metricsRef = metrics;
-  const usageMetrics = createUsageMetrics(registry, {
-    metricLabels: settings.config.usage.metricLabels,
-    maxSeries: settings.config.usage.maxSeries,
-  });
+  const usageMetrics = createUsageMetrics(registry, settings.usage);
   // Limit rules (the store connects in the background: a Redis outage at start is handled like any other).
   const limits: LimitRuntime | undefined =
     settings.limits.rules.length === 0 ? undefined : await startLimits(settings.limits, { logger, registry, usage: usageMetrics });
@@ -174,7 +164,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });
   flood?.start();
 
-  const traceProject = settings.config.vertex.projects[0] as string;
+  const traceProject = settings.vertex.traceProject;
   const writeAuditLine = options.writeAuditLine ?? ((line: string) => process.stdout.write(line));
   const auditListeners: AuditListener[] = [
     ...(settings.audit.stdout
@@ -267,7 +257,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
 
   // Keys and the first token are fetched in the background; /readyz says when they are in hand.
   void verifier.start();
-  void kube.start();
+  void kube.start((predicate) => verifier.evict(predicate));
   reloader.start();
   await credential.start();
   identities?.start();

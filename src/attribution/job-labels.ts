@@ -57,7 +57,7 @@ export function jobLabelsRule(): BodyRule {
       const labels = (body.json as Record<string, unknown>).labels;
       if (labels !== undefined && labels !== null && (typeof labels !== 'object' || Array.isArray(labels))) {
         return {
-          refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'INVALID_ARGUMENT', 'labels: must be an object of label keys to values.', {
+          refuse: new ProxyError('ERR_REQUEST_JOB_SPEC_INVALID', 'labels: must be an object of label keys to values.', {
             reason: 'job-spec-invalid',
             metadata: { field: 'labels' },
           }),
@@ -69,7 +69,6 @@ export function jobLabelsRule(): BodyRule {
         return {
           refuse: new ProxyError(
             'ERR_REQUEST_JOB_SPEC_INVALID',
-            'INVALID_ARGUMENT',
             `labels: at most ${MAX_LABELS - 2} labels of the caller's own fit beside the proxy's ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`,
             {
               reason: 'job-spec-invalid',

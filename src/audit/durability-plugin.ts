@@ -86,7 +86,7 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
   }
   return committed.catch((error: unknown) => {
     request.log.error({ err: error, requestId: request.id }, 'audit store cannot take the decision record; request refused');
-    throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', {
+    throw new ProxyError('ERR_AUDIT_UNAVAILABLE', 'audit store unavailable', {
       cause: error,
       reason: 'audit-store-unavailable',
     });

@@ -71,11 +71,11 @@ export interface AuditApiOptions {
 }
 
 export function invalid(message: string): ProxyError {
-  return new ProxyError('ERR_AUDIT_INVALID_QUERY', 'INVALID_ARGUMENT', message, { reason: 'invalid-audit-query' });
+  return new ProxyError('ERR_AUDIT_INVALID_QUERY', message, { reason: 'invalid-audit-query' });
 }
 
 export function unavailable(cause?: unknown): ProxyError {
-  return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
+  return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
 }
 
 /** Classify + authorize for the audit routes: the policy decides who may read the trail. */
@@ -89,12 +89,12 @@ export const auditAccessPlugin = fp<
       const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
       const { subject, principal } = request.kvp;
       if (operation === undefined) {
-        done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'NOT_FOUND', 'Unknown audit API method.', { reason: 'unknown-method' }));
+        done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'Unknown audit API method.', { reason: 'unknown-method' }));
         return;
       }
       request.kvp.operation = operation;
       if (subject === undefined || principal === undefined) {
-        done(new ProxyError('ERR_INTERNAL', 'INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
+        done(new ProxyError('ERR_INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
         return;
       }
       const current = policy();
@@ -130,7 +130,6 @@ export const auditAccessPlugin = fp<
           namespace === undefined
             ? new ProxyError(
                 refusal.code,
-                refusal.status,
                 `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`,
                 {
                   reason: refusal.reason,

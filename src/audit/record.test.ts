@@ -37,7 +37,7 @@ describe('buildAuditRecord', () => {
 
   it('records an unauthenticated request without the token or the query string', () => {
     const ctx = newRequestContext();
-    ctx.failure = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'The token has expired.', { reason: 'token-expired' });
+    ctx.failure = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'The token has expired.', { reason: 'token-expired' });
     const record = buildAuditRecord(ctx, facts());
     expect(record).toMatchObject({
       decision: 'deny',

@@ -10,7 +10,15 @@
  *
  * @module
  */
-import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from 'jose';
+import { KeyObject, type webcrypto } from 'node:crypto';
+import {
+  createLocalJWKSet,
+  errors as joseErrors,
+  type JSONWebKeySet,
+  type JWK,
+  type JWTHeaderParameters,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { Agent, fetch as fetchWithAgent } from 'undici';
 import { ProxyError } from '../errors.js';
 
@@ -53,6 +61,10 @@ export class IssuerKeySet {
   readonly #options: KeySetOptions;
   readonly #now: () => number;
   #resolver: ReturnType<typeof createLocalJWKSet> | undefined;
+  /** jose's imported keys → their KeyObject (weak: they go with the resolver that imported them). */
+  readonly #keyObjects = new WeakMap<webcrypto.CryptoKey, KeyObject>();
+  /** `alg` + `kid` → the key jose selected for them, for this key set (bounded by its keys × algorithms). */
+  #byKid = new Map<string, KeyObject>();
   #kids = new Set<string>();
   #identities = new Set<string>();
   #jwksUri: string | undefined;
@@ -106,7 +118,7 @@ export class IssuerKeySet {
       await this.#refreshIfAllowed();
       // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the await above may set it
       if (!this.#resolver) {
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',
         });
       }
@@ -122,7 +134,7 @@ export class IssuerKeySet {
       // minRefreshInterval, as the background refresh makes likely): the key cannot be checked. Not the
       // caller's fault, so not 401 — fail closed with 503. Whether this request got to ask does not matter.
       if (this.#lastFailedAt === this.#lastAttemptAt) {
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',
           cause: error,
         });
@@ -131,6 +143,30 @@ export class IssuerKeySet {
       return this.#resolver(header, token);
     }
   };
+
+  /**
+   * The key for a token's header as a node:crypto KeyObject (for
+   * `crypto.verify`): selected and imported by {@link getKey}, converted once
+   * per imported key (jose caches those per JWK and algorithm, so this is
+   * once per `kid`).
+   */
+  async verificationKey(header: JWTHeaderParameters): Promise<KeyObject> {
+    const byKid = typeof header.kid === 'string' ? `${header.alg}\u0000${header.kid}` : undefined;
+    const known = byKid === undefined ? undefined : this.#byKid.get(byKid);
+    if (known !== undefined) return known;
+    const keys = this.#byKid;
+    const key = await this.getKey(header, { payload: '', signature: '' });
+    if (!(key instanceof globalThis.CryptoKey)) throw new TypeError('issuer keys are imported as CryptoKey');
+    const imported = key;
+    let keyObject = this.#keyObjects.get(imported);
+    if (keyObject === undefined) {
+      keyObject = KeyObject.from(imported);
+      this.#keyObjects.set(imported, keyObject);
+    }
+    // Only into the map of the key set that selected it: a refresh in between starts a new one.
+    if (byKid !== undefined && keys === this.#byKid) keys.set(byKid, keyObject);
+    return keyObject;
+  }
 
   async #refreshIfAllowed(): Promise<boolean> {
     if (this.#inflight) {
@@ -184,6 +220,7 @@ export class IssuerKeySet {
     if (usable.length === 0) throw new Error('JWKS has no usable asymmetric signing keys');
     const jwks: JSONWebKeySet = { keys: usable };
     this.#resolver = createLocalJWKSet(jwks);
+    this.#byKid = new Map();
     this.#kids = new Set(usable.map((k) => k.kid).filter((k): k is string => typeof k === 'string'));
     const identities = new Set(usable.map(keyIdentity));
     const removed = new Set([...this.#identities].filter((id) => !identities.has(id)));

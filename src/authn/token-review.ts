@@ -20,10 +20,9 @@
  * @throws ProxyError ERR_AUTHN_INVALID_TOKEN (401, reason token-review-rejected);
  *   ERR_AUTHN_VERIFIER_UNAVAILABLE (503, reasons token-review-unavailable, token-review-busy)
  */
-import { AuthenticationV1Api, type KubeConfig, type V1TokenReview } from '@kubernetes/client-node';
 import { ProxyError, unauthenticated } from '../errors.js';
 import { ConcurrencyLimit, LimitExceeded } from '../lib/concurrency-limit.js';
-import { withTimeout } from '../lib/with-timeout.js';
+import type { KubeClient } from '../identity/kube-client.js';
 import type { KubernetesPrincipal } from './principal.js';
 
 export interface TokenReviewer {
@@ -34,7 +33,7 @@ export interface TokenReviewer {
 export type TokenReviewResult = 'accepted' | 'rejected' | 'error' | 'busy';
 
 export interface TokenReviewerOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly timeoutMs: number;
   /** Reviews in flight at once. */
   readonly maxConcurrent: number;
@@ -49,8 +48,16 @@ const WAITING_PER_SLOT = 64;
 
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
+/** The fields of a TokenReview answer the verdict reads: https://kubernetes.io/docs/reference/kubernetes-api/authentication-resources/token-review-v1/ */
+export interface TokenReviewAnswer {
+  readonly status?: {
+    readonly authenticated?: boolean;
+    readonly error?: string;
+    readonly user?: { readonly username?: string; readonly extra?: Readonly<Record<string, readonly string[]>> };
+  };
+}
+
 export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewer {
-  const api = options.kubeConfig.makeApiClient(AuthenticationV1Api);
   const slots = new ConcurrencyLimit({
     limit: options.maxConcurrent,
     maxWaiting: options.maxConcurrent * WAITING_PER_SLOT,
@@ -58,31 +65,29 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
   });
   return {
     async review(token, audiences, principal) {
-      let result: V1TokenReview;
+      let result: TokenReviewAnswer;
       try {
         result = await slots.run(() =>
-          withTimeout(
-            api.createTokenReview({
-              body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } },
-            }),
+          options.client.post<TokenReviewAnswer>(
+            '/apis/authentication.k8s.io/v1/tokenreviews',
+            { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [...audiences] } },
             options.timeoutMs,
-            'TokenReview',
           ),
         );
       } catch (cause) {
         if (cause instanceof LimitExceeded) {
           options.onReview?.('busy');
-          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
+          throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token review unavailable', {
             cause,
             reason: 'token-review-busy',
           });
         }
         options.onReview?.('error');
-        // ApiException carries the response body, which echoes the token: keep only the status.
-        const status = (cause as { code?: unknown }).code;
+        // The answer's body echoes the token: keep only the status (KubeApiError carries nothing else).
+        const status = (cause as { statusCode?: unknown }).statusCode;
         if (status === 403) options.onForbidden?.();
-        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token review unavailable', {
-          cause: new Error(`TokenReview failed${typeof status === 'number' ? ` (HTTP ${status})` : ''}: ${(cause as Error).name}`),
+        throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token review unavailable', {
+          cause: new Error(`TokenReview failed${typeof status === 'number' ? ` (HTTP ${String(status)})` : ''}: ${(cause as Error).name}`),
           reason: 'token-review-unavailable',
         });
       }
@@ -94,7 +99,7 @@ export function createTokenReviewer(options: TokenReviewerOptions): TokenReviewe
 }
 
 /** The review's verdict for this principal; undefined = accepted. */
-export function check(result: V1TokenReview, principal: KubernetesPrincipal): ProxyError | undefined {
+export function check(result: TokenReviewAnswer, principal: KubernetesPrincipal): ProxyError | undefined {
   const status = result.status;
   const reject = (why: string) =>
     unauthenticated(

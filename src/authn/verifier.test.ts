@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { IssuerSettings } from '../config/load.js';
 import { ProxyError } from '../errors.js';
-import { startIssuer, type IssuerStandIn } from '../standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { TokenVerifier, type VerifierOptions } from './verifier.js';
 
 const AUDIENCE = 'kube-vertex-proxy';
@@ -70,7 +70,7 @@ describe('TokenVerifier', () => {
     const principal = await v.verify(jwt);
     expect(principal).toMatchObject({ kind: 'kubernetes', namespace: 'ml', serviceAccount: 'trainer', pod: { name: 'trainer-0' } });
     expect(v.cached(jwt)).toEqual(principal);
-    expect(v.stats).toEqual({ hits: 1, misses: 1 });
+    expect(v.stats).toEqual({ hits: 1, misses: 1, verifications: 1 });
   });
 
   it('uses an explicit jwksUri without discovery', async () => {
@@ -199,6 +199,10 @@ describe('TokenVerifier', () => {
     const jwt = token();
     const results = await Promise.all(Array.from({ length: 20 }, () => v.verify(jwt)));
     expect(new Set(results).size).toBe(1);
+    expect(v.stats).toMatchObject({ misses: 20, verifications: 1 });
+    // Settled: the next request is a cache hit, not another verification.
+    await v.verify(jwt);
+    expect(v.stats).toMatchObject({ hits: 1, verifications: 1 });
   });
 
   it('never caches past exp', async () => {
@@ -252,7 +256,7 @@ describe('TokenVerifier revocation hooks', () => {
   });
 
   it('does not cache a token the review refuses', async () => {
-    const rejected = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'no', { reason: 'token-review-rejected' });
+    const rejected = new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'no', { reason: 'token-review-rejected' });
     const v = await verifier({ reviewTtlMs: 60_000, reviewer: { review: async () => Promise.reject(rejected) } });
     const jwt = token();
     expect((await refusal(v, jwt)).reason).toBe('token-review-rejected');
@@ -264,7 +268,7 @@ describe('TokenVerifier revocation hooks', () => {
     const v = await verifier({
       admit: (p) =>
         p.kind === 'kubernetes' && p.uid !== undefined && revoked.has(p.uid)
-          ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'UNAUTHENTICATED', 'gone', { reason: 'service-account-deleted' })
+          ? new ProxyError('ERR_AUTHN_INVALID_TOKEN', 'gone', { reason: 'service-account-deleted' })
           : undefined,
     });
     const first = token({ serviceAccount: 'a' });
@@ -280,3 +284,122 @@ describe('TokenVerifier revocation hooks', () => {
     expect(v.cacheSize).toBe(0);
   });
 });
+
+describe('TokenVerifier single-flight', () => {
+  it('verifies concurrent misses of different tokens once each', async () => {
+    const v = await verifier();
+    const tokens = Array.from({ length: 5 }, (_, i) => token({ podName: `p-${String(i)}` }));
+    const results = await Promise.all(tokens.flatMap((t) => Array.from({ length: 8 }, () => v.verify(t))));
+    expect(new Set(results.map((p) => (p.kind === 'kubernetes' ? p.pod?.name : '')))).toEqual(
+      new Set(tokens.map((_, i) => `p-${String(i)}`)),
+    );
+    expect(v.stats.verifications).toBe(5);
+  });
+
+  it('shares one refusal among concurrent misses of the same bad token; the bad-token memory answers the next', async () => {
+    const v = await verifier();
+    const forged = cluster.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE });
+    const refusals = await Promise.all(Array.from({ length: 20 }, () => refusal(v, forged)));
+    expect(new Set(refusals.map((e) => e.reason))).toEqual(new Set(['bad-signature']));
+    expect(v.stats.verifications).toBe(1);
+    expect((await refusal(v, forged)).reason).toBe('bad-signature');
+    expect(v.stats.verifications).toBe(1);
+  });
+
+  it('does not keep a failed verification in flight: after a 503 the next request verifies again', async () => {
+    cluster.setJwksAvailable(false);
+    let v: TokenVerifier;
+    const jwt = token();
+    try {
+      v = await verifier({ jwksMinRefreshIntervalMs: 0 });
+      const refusals = await Promise.all(Array.from({ length: 10 }, () => refusal(v, jwt)));
+      expect(refusals.every((e) => e.httpStatus === 503)).toBe(true);
+      expect(v.stats.verifications).toBe(1);
+    } finally {
+      cluster.setJwksAvailable(true);
+    }
+    expect((await v.verify(jwt)).kind).toBe('kubernetes');
+    expect(v.stats.verifications).toBe(2);
+  });
+});
+
+describe('TokenVerifier signature check (node:crypto on the KeyObject of the kid)', () => {
+  let es: IssuerStandIn;
+  beforeAll(async () => {
+    es = await startIssuer({ kind: 'kubernetes', algorithm: 'ES256', issuerPath: '/v1/projects/es/locations/l/clusters/es' });
+  });
+  afterAll(async () => {
+    await es.close();
+  });
+  const esVerifier = (algorithms: IssuerSettings['algorithms'] = ['RS256', 'ES256']) =>
+    verifier({}, { name: 'es', issuer: es.issuer, algorithms });
+  const esToken = (extra: Partial<Parameters<IssuerStandIn['mintKubernetesToken']>[0]> = {}) =>
+    es.mintKubernetesToken({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE, podName: 'trainer-0', ...extra });
+
+  it('accepts ES256 tokens (raw R || S signatures) and RS256 tokens', async () => {
+    const v = await esVerifier();
+    expect(await v.verify(esToken())).toMatchObject({ kind: 'kubernetes', namespace: 'ml', serviceAccount: 'trainer' });
+    const rs = await verifier();
+    expect((await rs.verify(token())).kind).toBe('kubernetes');
+  });
+
+  it('refuses an ES256 token whose signature is DER-encoded (the same signature, the wrong form)', async () => {
+    const v = await esVerifier();
+    const [header, payload, signature] = esToken().split('.') as [string, string, string];
+    const der = rawToDer(Buffer.from(signature, 'base64url'));
+    const error = await refusal(v, `${header}.${payload}.${der.toString('base64url')}`);
+    expect(error.reason).toBe('bad-signature');
+  });
+
+  it('refuses a tampered payload under a valid signature', async () => {
+    for (const [v, jwt] of [
+      [await verifier(), token()],
+      [await esVerifier(), esToken()],
+    ] as const) {
+      const [header, , signature] = jwt.split('.') as [string, string, string];
+      const claims = JSON.parse(Buffer.from(jwt.split('.')[1] ?? '', 'base64url').toString()) as Record<string, unknown>;
+      const tampered = Buffer.from(JSON.stringify({ ...claims, exp: (claims.exp as number) + 86_400 })).toString('base64url');
+      expect((await refusal(v, `${header}.${tampered}.${signature}`)).reason).toBe('bad-signature');
+    }
+  });
+
+  it('refuses a signature by another key under a published kid, for ES256 as for RS256', async () => {
+    const v = await esVerifier();
+    expect((await refusal(v, es.mintWithForeignKey({ namespace: 'ml', serviceAccount: 'trainer', audience: AUDIENCE }))).reason).toBe(
+      'bad-signature',
+    );
+  });
+
+  it('refuses a token whose alg does not fit the key of its kid (no key for it), and an alg outside the allow-list', async () => {
+    const v = await esVerifier();
+    // An RS256 header naming the issuer's EC key: jose selects no key for RS256 under that kid.
+    const rsUnderEcKid = es.signRaw({ alg: 'RS256', kid: es.currentKey.kid }, esClaims(), cluster.currentKey);
+    expect((await refusal(v, rsUnderEcKid)).reason).toBe('unknown-signing-key');
+    const onlyRs = await esVerifier(['RS256']);
+    expect((await refusal(onlyRs, esToken())).reason).toBe('algorithm-not-allowed');
+  });
+
+  it('refuses a token with a crit header (an extension it does not implement)', async () => {
+    const v = await verifier();
+    const critical = cluster.signRaw({ alg: 'RS256', kid: cluster.currentKey.kid, crit: ['exp'] }, claims(), cluster.currentKey);
+    expect((await refusal(v, critical)).reason).toBe('malformed-token');
+  });
+
+  function esClaims(): Record<string, unknown> {
+    return { ...claims(), iss: es.issuer };
+  }
+});
+
+/** An ECDSA signature in JWS form (raw R || S) re-encoded as the ASN.1 DER SEQUENCE OpenSSL produces by default. */
+function rawToDer(raw: Buffer): Buffer {
+  const integer = (bytes: Buffer) => {
+    let i = 0;
+    while (i < bytes.length - 1 && bytes[i] === 0) i++;
+    const trimmed = bytes.subarray(i);
+    const body = (trimmed[0] ?? 0) & 0x80 ? Buffer.concat([Buffer.from([0]), trimmed]) : trimmed;
+    return Buffer.concat([Buffer.from([0x02, body.length]), body]);
+  };
+  const half = raw.length / 2;
+  const body = Buffer.concat([integer(raw.subarray(0, half)), integer(raw.subarray(half))]);
+  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+}

@@ -4,10 +4,14 @@
  * A verified token is cached under a hash of itself until its `exp`, so the
  * common case (a pod reusing its projected token) costs one SHA-256 and a Map
  * lookup, synchronously. A miss reads the unverified `iss` only to pick the
- * issuer, then jose verifies signature (asymmetric algorithms only) and
- * iss/aud/exp/nbf/iat with the configured skew. Concurrent misses for the same
- * token share one verification; deterministic failures are remembered briefly
- * so a replayed bad token costs a lookup, not a signature check.
+ * issuer, checks the algorithm against the issuer's allow-list (asymmetric
+ * only), checks the signature with node:crypto on the key for the token's
+ * `kid` (signature.ts: synchronous, no WebCrypto thread-pool round trip), then
+ * iss/aud/exp/nbf/iat with the configured skew (jwt.ts, as jose's jwtVerify
+ * checks them). jose selects and imports the issuer's keys (key-set.ts). Concurrent
+ * misses for the same token share one verification; deterministic failures
+ * are remembered briefly so a replayed bad token costs a lookup, not a
+ * signature check.
  *
  * Two optional revocation hooks: a `reviewer` (TokenReview mode) is asked
  * once per cache miss, and the entry then lives at most `reviewTtlMs`; an
@@ -18,12 +22,14 @@
  * @throws ProxyError ERR_AUTHN_INVALID_TOKEN, ERR_AUTHN_UNTRUSTED_ISSUER,
  *   ERR_IDENTITY_INVALID_CLAIMS (401); ERR_AUTHN_VERIFIER_UNAVAILABLE (503)
  */
-import { decodeJwt, decodeProtectedHeader, errors as joseErrors, jwtVerify, type JWTPayload } from 'jose';
+import { errors as joseErrors, type JWTPayload } from 'jose';
 import { ProxyError, unauthenticated } from '../errors.js';
 import type { IssuerSettings } from '../config/load.js';
 import { toGooglePrincipal, toKubernetesPrincipal } from './claims.js';
 import { IssuerKeySet, NO_KID_PREFIX, type KeySetFetchResult } from './key-set.js';
 import type { Principal } from './principal.js';
+import { checkRegisteredClaims, parseCompactJwt } from './jwt.js';
+import { checkJwsSignature, type SignatureFailure } from './signature.js';
 import { TokenCache, tokenKey } from './token-cache.js';
 import type { TokenReviewer } from './token-review.js';
 import { failureDescription, type TraceSpan } from '../tracing/tracing.js';
@@ -68,6 +74,8 @@ interface TrustedIssuer {
 export interface VerifierStats {
   hits: number;
   misses: number;
+  /** Verifications started (signature and claims): misses not answered by the bad-token memory or a concurrent one. */
+  verifications: number;
 }
 
 export class TokenVerifier {
@@ -79,7 +87,7 @@ export class TokenVerifier {
   readonly #signedBy = new WeakMap<Principal, { readonly issuer: string; readonly key: string }>();
   readonly #options: VerifierOptions;
   readonly #now: () => number;
-  readonly stats: VerifierStats = { hits: 0, misses: 0 };
+  readonly stats: VerifierStats = { hits: 0, misses: 0, verifications: 0 };
   #sweeper: NodeJS.Timeout | undefined;
 
   constructor(options: VerifierOptions) {
@@ -197,6 +205,7 @@ export class TokenVerifier {
     if (known !== undefined) return Promise.reject(known);
     let pending = this.#inflight.get(key);
     if (pending === undefined) {
+      this.stats.verifications++;
       pending = this.#verifyUncached(token, key, span).finally(() => this.#inflight.delete(key));
       this.#inflight.set(key, pending);
     }
@@ -241,36 +250,34 @@ export class TokenVerifier {
     if (token.length > MAX_TOKEN_BYTES) {
       throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is too large.', { reason: 'token-too-large' });
     }
-    let payload: JWTPayload;
-    let alg: string | undefined;
-    let kid: string | undefined;
-    try {
-      const header = decodeProtectedHeader(token);
-      alg = header.alg;
-      kid = header.kid;
-      payload = decodeJwt(token);
-    } catch (cause) {
-      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a well-formed JWT.', { reason: 'malformed-token', cause });
-    }
+    const { header, claims: payload } = parseCompactJwt(token);
     const trusted = typeof payload.iss === 'string' ? this.#issuers.get(payload.iss) : undefined;
     if (!trusted) {
       throw unauthenticated('ERR_AUTHN_UNTRUSTED_ISSUER', 'The token issuer is not trusted by this proxy.', { reason: 'untrusted-issuer' });
     }
     const { settings } = trusted;
+    const alg = typeof header.alg === 'string' ? header.alg : undefined;
+    const kid = typeof header.kid === 'string' ? header.kid : undefined;
     if (alg === undefined || !settings.algorithms.includes(alg)) {
-      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token algorithm ${JSON.stringify(alg ?? null)} is not accepted.`, {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token algorithm ${JSON.stringify(header.alg ?? null)} is not accepted.`, {
         reason: 'algorithm-not-allowed',
       });
     }
+    // RFC 7515 §4.1.11: an extension this verifier does not implement must make the token invalid.
+    if (header.crit !== undefined) {
+      throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a valid JWT.', { reason: 'malformed-token' });
+    }
+    const key = await trusted.keys.verificationKey({ ...header, alg });
+    const failure = checkJwsSignature(token, alg, key);
+    if (failure !== undefined) throw signatureRefusal(failure);
     const nowSec = Math.floor(this.#now() / 1000);
-    const { payload: verified } = await jwtVerify(token, trusted.keys.getKey, {
+    checkRegisteredClaims(payload, {
       issuer: settings.issuer,
-      audience: [...settings.audiences],
-      algorithms: [...settings.algorithms],
-      clockTolerance: this.#options.clockSkewSec,
-      requiredClaims: ['exp', 'iat', 'sub', 'aud'],
-      currentDate: new Date(nowSec * 1000),
+      audiences: settings.audiences,
+      clockSkewSec: this.#options.clockSkewSec,
+      nowSec,
     });
+    const verified = payload as JWTPayload;
     const iat = verified.iat as number;
     const exp = verified.exp as number;
     if (iat > nowSec + this.#options.clockSkewSec) {
@@ -283,6 +290,18 @@ export class TokenVerifier {
       settings.type === 'kubernetes' ? toKubernetesPrincipal(verified, settings.name) : toGooglePrincipal(verified, settings.name);
     this.#signedBy.set(principal, { issuer: settings.issuer, key: kid ?? NO_KID });
     return principal;
+  }
+}
+
+function signatureRefusal(failure: SignatureFailure): ProxyError {
+  switch (failure) {
+    case 'malformed':
+      return unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token is not a valid JWT.', { reason: 'malformed-token' });
+    case 'unsupported-algorithm':
+      return unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token algorithm is not accepted.', { reason: 'algorithm-not-allowed' });
+    case 'key-mismatch':
+    case 'bad-signature':
+      return unauthenticated('ERR_AUTHN_INVALID_TOKEN', 'The token signature is invalid.', { reason: 'bad-signature' });
   }
 }
 
@@ -300,9 +319,8 @@ function remembered(refusal: ProxyError): ProxyError {
   const id = `${refusal.code}\u0000${refusal.reason}\u0000${refusal.message}`;
   let shared = REMEMBERED.get(id);
   if (shared === undefined) {
-    shared = new ProxyError(refusal.code, refusal.status, refusal.message, {
+    shared = new ProxyError(refusal.code, refusal.message, {
       reason: refusal.reason,
-      httpStatus: refusal.httpStatus,
       ...(refusal.headers === undefined ? {} : { headers: refusal.headers }),
       ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
     });
@@ -334,7 +352,7 @@ function toRefusal(error: unknown): ProxyError {
   if (error instanceof joseErrors.JWKSNoMatchingKey) return invalid('The token was signed with an unknown key.', 'unknown-signing-key');
   if (error instanceof joseErrors.JWKSMultipleMatchingKeys) return invalid('The token key id is ambiguous.', 'ambiguous-signing-key');
   if (error instanceof joseErrors.JOSEError) return invalid('The token is not a valid JWT.', 'malformed-token');
-  return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token verification unavailable', {
+  return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token verification unavailable', {
     cause: error,
     reason: 'verifier-unavailable',
   });

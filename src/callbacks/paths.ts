@@ -43,7 +43,7 @@ function refusedEscape(byte: number): string | undefined {
 }
 
 function invalid(message: string, reason: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', message, { reason });
+  return new ProxyError('ERR_REQUEST_INVALID_PATH', message, { reason });
 }
 
 function hexValue(code: number): number {

@@ -91,7 +91,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     if (match === undefined || principal === undefined || principal.kind !== 'google') {
       // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
       done(
-        new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback authorization reached without route or identity', {
+        new ProxyError('ERR_INTERNAL', 'callback authorization reached without route or identity', {
           reason: 'pipeline-incomplete',
         }),
       );
@@ -111,7 +111,6 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       done(
         new ProxyError(
           'ERR_AUTHZ_DENIED',
-          'PERMISSION_DENIED',
           `${principal.email} is not allowed to call ${route.prefix}: it is not among the route's callers.`,
           {
             reason: 'caller-not-allowed',
@@ -172,7 +171,7 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     const principal = request.kvp.principal;
     if (match === undefined || assertion === undefined || principal?.kind !== 'google') {
       reply.send(
-        new ProxyError('ERR_INTERNAL', 'INTERNAL', 'callback forward reached without route, identity or assertion', {
+        new ProxyError('ERR_INTERNAL', 'callback forward reached without route, identity or assertion', {
           reason: 'pipeline-incomplete',
         }),
       );

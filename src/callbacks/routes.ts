@@ -83,7 +83,7 @@ export class RouteTable {
     const decoded = path.includes('%') ? decodeURIComponent(path) : path;
     const route = this.lookup(decoded);
     if (route === undefined) {
-      throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'NOT_FOUND', 'No callback route serves this path.', { reason: 'unknown-route' });
+      throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'No callback route serves this path.', { reason: 'unknown-route' });
     }
     // The raw path must carry the matched prefix literally: what is forwarded is what was matched.
     if (!(path === route.prefix || path.startsWith(`${route.prefix}/`)))
@@ -99,10 +99,8 @@ export class RouteTable {
       const allow = [...route.methods].join(', ');
       throw new ProxyError(
         'ERR_REQUEST_METHOD_NOT_ALLOWED',
-        'INVALID_ARGUMENT',
         `Method ${method} is not allowed on callback route ${route.prefix} (allowed: ${allow}).`,
         {
-          httpStatus: 405,
           reason: 'method-not-allowed',
           headers: { allow },
         },
@@ -113,7 +111,7 @@ export class RouteTable {
 }
 
 function ambiguous(why: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', `The request path is ambiguous: ${why}.`, {
+  return new ProxyError('ERR_REQUEST_INVALID_PATH', `The request path is ambiguous: ${why}.`, {
     reason: 'ambiguous-path',
   });
 }

@@ -21,9 +21,9 @@ import {
 } from '../audit/query.js';
 import { queryStoreOf } from '../audit/settings.js';
 import type { AuditStore, StoredRecord, SummaryGroup, SummaryRow, UsageSummaryRow } from '../audit/store.js';
-import { loadOrReport, parse, UsageError } from './args.js';
+import { loadOrReport, parse, UsageError, usageOf } from './args.js';
 
-const USAGE = `Usage:
+export const AUDIT_USAGE = `Usage:
   kube-vertex-proxy audit query   --config FILE [filters] [--limit N] [--format table|json|csv]
   kube-vertex-proxy audit summary --config FILE [filters] [--group-by principal|namespace|model[,…]] [--format table|json|csv]
   kube-vertex-proxy audit verify  --config FILE [--since T] [--until T]
@@ -51,23 +51,15 @@ const PAGE = 1000;
 
 export async function runAudit(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
-  try {
-    switch (sub) {
-      case 'query':
-      case 'summary':
-        return await runQuery(sub, rest);
-      case 'verify':
-        return await runVerify(rest);
-      default:
-        process.stderr.write(`${sub === undefined ? '' : `audit: unknown subcommand "${sub}"\n`}${USAGE}`);
-        return 2;
-    }
-  } catch (error) {
-    if (error instanceof UsageError || error instanceof TypeError) {
-      process.stderr.write(`audit ${sub}: ${error.message}\n${USAGE}`);
+  switch (sub) {
+    case 'query':
+    case 'summary':
+      return runQuery(sub, rest);
+    case 'verify':
+      return runVerify(rest);
+    default:
+      process.stderr.write(`${sub === undefined ? '' : `audit: unknown subcommand "${sub}"\n`}${AUDIT_USAGE}`);
       return 2;
-    }
-    throw error;
   }
 }
 
@@ -101,7 +93,8 @@ async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<numb
     ...FILTER_OPTIONS,
   });
   if (values['group-by'] !== undefined && kind !== 'summary') throw new UsageError('--group-by is for audit summary');
-  const groupBy = values['group-by'] === undefined ? undefined : parseGroupBy(values['group-by']);
+  const groupByText = values['group-by'];
+  const groupBy = groupByText === undefined ? undefined : usageOf(() => parseGroupBy(groupByText));
   const format = (values.format ?? 'table') as OutputFormat;
   if (!['table', 'json', 'csv'].includes(format)) throw new UsageError('--format must be table, json or csv');
   const limit = values.limit === undefined ? Infinity : Number(values.limit);
@@ -112,8 +105,10 @@ async function runQuery(kind: 'query' | 'summary', argv: string[]): Promise<numb
   }
   if (values.since !== undefined) filters.from = values.since;
   if (values.until !== undefined) filters.to = values.until;
-  const query = parseFilters(filters, Date.now());
+  const query = usageOf(() => parseFilters(filters, Date.now()));
 
+  if (values.proxy !== undefined && !URL.canParse(values.proxy))
+    throw new UsageError('--proxy must be a URL, e.g. http://kube-vertex-proxy.kvp:8080');
   if (values.proxy !== undefined) return queryProxy(kind, values.proxy, values['token-file'], filters, format, limit, groupBy);
 
   const store = await openConfiguredStore(values.config);
@@ -191,9 +186,11 @@ async function queryProxy(
 
 async function runVerify(argv: string[]): Promise<number> {
   const { values } = parse(argv, { config: { type: 'string', short: 'c' }, since: { type: 'string' }, until: { type: 'string' } });
-  const range = parseFilters(
-    { ...(values.since === undefined ? {} : { from: values.since }), ...(values.until === undefined ? {} : { to: values.until }) },
-    Date.now(),
+  const range = usageOf(() =>
+    parseFilters(
+      { ...(values.since === undefined ? {} : { from: values.since }), ...(values.until === undefined ? {} : { to: values.until }) },
+      Date.now(),
+    ),
   );
   const store = await openConfiguredStore(values.config);
   if (store === undefined) return 1;

@@ -3,22 +3,14 @@
  *
  * @module
  */
-import { loadOrReport, parse, UsageError } from './args.js';
+import { loadOrReport, parse } from './args.js';
 
 export async function runCheck(argv: string[]): Promise<number> {
-  try {
-    const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
-    const settings = await loadOrReport(values.config);
-    if (settings === undefined) return 1;
-    process.stdout.write(
-      `${settings.source}: OK (${settings.issuers.length} issuer${settings.issuers.length === 1 ? '' : 's'}, ${settings.policy.ruleCount} rule${settings.policy.ruleCount === 1 ? '' : 's'}, policy version ${settings.policy.version.slice(0, 12)})\n`,
-    );
-    return 0;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`check: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const { values } = parse(argv, { config: { type: 'string', short: 'c' } });
+  const settings = await loadOrReport(values.config);
+  if (settings === undefined) return 1;
+  process.stdout.write(
+    `${settings.source}: OK (${settings.issuers.length} issuer${settings.issuers.length === 1 ? '' : 's'}, ${settings.policy.ruleCount} rule${settings.policy.ruleCount === 1 ? '' : 's'}, policy version ${settings.policy.version.slice(0, 12)})\n`,
+  );
+  return 0;
 }

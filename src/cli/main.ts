@@ -1,10 +1,13 @@
 /**
- * `kube-vertex-proxy <command>`: serve, check, can-i, audit, dev.
+ * `kube-vertex-proxy <command>`: serve, check, can-i, audit. The embedded
+ * default with local stand-ins (`npm start`) is not part of this build: it
+ * lives in dev/ and is compiled to dist-dev/ only in a clone.
  *
  * @module
  */
 // Each command loads its own modules when it runs (dynamic imports below): `serve`
-// does not hold the stand-ins of `dev` or the store readers of `audit` in memory.
+// does not hold the store readers of `audit` in memory.
+import { UsageError } from './usage-error.js';
 
 const USAGE = `kube-vertex-proxy: identity-aware proxy between GKE workloads and Vertex AI
 
@@ -22,9 +25,9 @@ Usage:
       Query the audit store named in the config (or a running proxy: --proxy URL --token-file FILE).
   kube-vertex-proxy audit verify --config FILE [--since T] [--until T]
       Check every writer's hash chain; report the first broken link; exit 1 if there is one.
-  kube-vertex-proxy dev
-      The embedded default: the proxy plus local stand-ins for the cluster issuer,
-      the GKE metadata server and Vertex AI, with ready-to-paste curl commands.
+
+To try it locally with stand-ins for the cluster issuer, the GKE metadata server and Vertex AI,
+run \`npm ci && npm start\` in a clone of the repository (not part of the installed proxy or its image).
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -37,7 +40,9 @@ async function main(argv: string[]): Promise<number> {
     case 'can-i':
       return (await import('./can-i.js')).runCanI(rest);
     case 'dev':
-      return (await import('./dev.js')).runDev(rest);
+      // Kept as a pointer: older docs and muscle memory say `kube-vertex-proxy dev`.
+      process.stderr.write('kube-vertex-proxy: "dev" is not part of the installed proxy; in a clone of the repository run `npm start`.\n');
+      return 2;
     case 'audit':
       return (await import('./audit.js')).runAudit(rest);
     case undefined:
@@ -52,14 +57,28 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** The one place a usage error is reported: `<command>: <problem>` on stderr, exit 2. */
+async function reportUsageError(argv: string[], error: UsageError): Promise<number> {
+  const [command, sub] = argv;
+  // `audit` has subcommands: name the one given, and show their usage as `audit` alone does.
+  const usage = command === 'audit' ? (await import('./audit.js')).AUDIT_USAGE : '';
+  process.stderr.write(`${command === 'audit' ? `audit ${sub ?? ''}` : (command ?? '')}: ${error.message}\n${usage}`);
+  return 2;
+}
+
 export function run(argv: string[]): void {
-  main(argv).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (error: unknown) => {
-      process.stderr.write(`kube-vertex-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
-      process.exitCode = 1;
-    },
-  );
+  main(argv)
+    .catch(async (error: unknown) => {
+      if (error instanceof UsageError) return reportUsageError(argv, error);
+      throw error;
+    })
+    .then(
+      (code) => {
+        process.exitCode = code;
+      },
+      (error: unknown) => {
+        process.stderr.write(`kube-vertex-proxy: ${error instanceof Error ? error.message : String(error)}\n`);
+        process.exitCode = 1;
+      },
+    );
 }

@@ -7,24 +7,15 @@
 import { createLineWriter } from '../lib/line-writer.js';
 import { createLogger } from '../lib/logger.js';
 import { startProxy } from '../server.js';
-import { loadOrReport, parse, UsageError } from './args.js';
+import { loadOrReport, parse } from './args.js';
 
 export async function runServe(argv: string[]): Promise<number> {
-  let configPath: string | undefined;
-  try {
-    configPath = parse(argv, { config: { type: 'string', short: 'c' } }).values.config;
-  } catch (error) {
-    if (error instanceof UsageError) {
-      process.stderr.write(`serve: ${error.message}\n`);
-      return 2;
-    }
-    throw error;
-  }
+  const configPath = parse(argv, { config: { type: 'string', short: 'c' } }).values.config;
   const settings = await loadOrReport(configPath ?? process.env.KVP_CONFIG, { warnings: false });
   if (settings === undefined) return 1;
   // Log and audit lines share one batched writer: one write(2) per event-loop turn, not one per line.
   const stdout = createLineWriter(1);
-  const logger = createLogger(settings.config.logging.level, stdout);
+  const logger = createLogger(settings.logging.level, stdout);
   for (const warning of settings.warnings) logger.warn({ path: warning.path, line: warning.line }, `config: ${warning.message}`);
   const running = await startProxy(settings, { logger, writeAuditLine: (line) => stdout.write(line) });
   logger.info(

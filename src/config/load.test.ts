@@ -59,10 +59,10 @@ describe('parseConfig', () => {
 
   it('freezes the configuration', () => {
     const settings = parseConfig(minimal, 'config.yaml');
-    expect(Object.isFrozen(settings.config)).toBe(true);
-    expect(Object.isFrozen(settings.config.issuers[0])).toBe(true);
+    expect(Object.isFrozen(settings)).toBe(true);
+    expect(Object.isFrozen(settings.issuers[0]?.audiences)).toBe(true);
     expect(() => {
-      settings.config.vertex.projects.push('x');
+      (settings.policyRules as unknown[]).push('x');
     }).toThrow();
   });
 
@@ -95,6 +95,7 @@ describe('parseConfig', () => {
       tokenReviewConcurrency: 4,
       uidRevocation: 'serviceAccountsAndPods',
       usesApi: true,
+      static: {},
     });
     expect(settings.reload).toEqual({ watch: true, debounceMs: 250 });
   });

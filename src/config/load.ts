@@ -11,13 +11,13 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isSeq, type Node as YamlNode } from 'yaml';
-import { ConfigSchema, type Config, type IssuerConfig } from './schema.js';
+import { ConfigSchema, type Config, type IssuerConfig, type PolicyRule, type TracingConfig, type VertexIdentityConfig } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
 import { deepFreeze } from '../lib/deep-freeze.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
 import { KNOWN_PERMISSIONS } from '../vertex/operations.js';
 import { AUDIT_READ_PERMISSION, deriveAuditSettings, type AuditSettings } from '../audit/settings.js';
-import { createUpstreamResolver } from '../vertex/upstream.js';
+import { createUpstreamResolver, DEFAULT_UPSTREAM_TEMPLATE } from '../vertex/upstream.js';
 import { checkCallbacks, deriveCallbackSettings, type CallbackSettings } from '../callbacks/settings.js';
 import { deriveKubernetesSettings, deriveReloadSettings, type KubernetesSettings, type ReloadSettings } from '../identity/settings.js';
 import { deriveLimitSettings, type LimitSettings } from '../limits/settings.js';
@@ -62,8 +62,8 @@ export interface IssuerSettings {
 
 /** Everything the running proxy needs, with units converted once at load. */
 export interface Settings {
-  readonly config: Config;
   readonly source: string;
+  readonly logging: { readonly level: Config['logging']['level'] };
   readonly server: {
     readonly host: string;
     readonly port: number;
@@ -98,8 +98,19 @@ export interface Settings {
     readonly responseTimeoutMs: number;
     readonly idleTimeoutMs: number;
     readonly connectionsPerHost: number;
+    /** The first of `vertex.projects`: the project the Cloud Trace ids of audit lines name. */
+    readonly traceProject: string;
+    readonly identities: readonly VertexIdentityConfig[];
+    readonly iamCredentialsEndpoint: string;
+    /** `vertex.endpointHosts`: endpoint resource name → origin its prediction calls go to. */
+    readonly endpointHosts: ReadonlyMap<string, string>;
+    readonly endpointLookup: { readonly enabled: boolean; readonly ttlMs: number; readonly maxEntries: number; readonly timeoutMs: number };
+    /** `vertex.upstream` is Google's own regional hosts (then a dedicated host must be in Google's dedicated-endpoint domain). */
+    readonly googleUpstream: boolean;
   };
   readonly policy: CompiledPolicy;
+  /** `policy.rules` as written (the label-independent policy is compiled from them; the console shows them). */
+  readonly policyRules: readonly PolicyRule[];
   readonly kubernetes: KubernetesSettings;
   readonly reload: ReloadSettings;
   readonly audit: AuditSettings;
@@ -107,6 +118,11 @@ export interface Settings {
   /** Accepted, but worth a loud word at every start (secrets written inline). */
   readonly warnings: readonly ConfigProblem[];
   readonly limits: LimitSettings;
+  readonly tracing: TracingConfig;
+  readonly usage: { readonly metricLabels: Config['usage']['metricLabels']; readonly maxSeries: number };
+  readonly attribution: Config['attribution'];
+  /** The config minus what reloads (`policy`, `kubernetes.static`): a reload that changes it needs a restart. */
+  readonly restartOnly: string;
 }
 
 /** `iss` of Google-signed ID tokens: the default for issuers of type `google`. */
@@ -223,8 +239,8 @@ export function parseConfig(text: string, source: string): Settings {
 
   const authn = config.authentication;
   const settings: Settings = {
-    config,
     source,
+    logging: { level: config.logging.level },
     server: {
       host: config.server.host,
       port: config.server.port,
@@ -266,14 +282,30 @@ export function parseConfig(text: string, source: string): Settings {
       responseTimeoutMs: parseDuration(config.vertex.timeouts.response),
       idleTimeoutMs: parseDuration(config.vertex.timeouts.idle),
       connectionsPerHost: config.vertex.connectionsPerHost,
+      traceProject: config.vertex.projects[0] as string,
+      identities: config.vertex.identities,
+      iamCredentialsEndpoint: config.vertex.iamCredentialsEndpoint,
+      endpointHosts: new Map(Object.entries(config.vertex.endpointHosts).map(([resource, url]) => [resource, new URL(url).origin])),
+      endpointLookup: {
+        enabled: config.vertex.endpointLookup.enabled,
+        ttlMs: parseDuration(config.vertex.endpointLookup.ttl),
+        maxEntries: config.vertex.endpointLookup.maxEntries,
+        timeoutMs: parseDuration(config.vertex.endpointLookup.timeout),
+      },
+      googleUpstream: config.vertex.upstream.replace(/\/$/, '') === DEFAULT_UPSTREAM_TEMPLATE,
     },
     policy,
+    policyRules: config.policy.rules,
     kubernetes,
     reload: deriveReloadSettings(config.reload),
     audit,
     callbacks: deriveCallbackSettings(config.callbacks, dirname(source)),
     warnings: inlineSecretWarnings(config, lineOf),
     limits,
+    tracing: config.tracing,
+    usage: { metricLabels: config.usage.metricLabels, maxSeries: config.usage.maxSeries },
+    attribution: config.attribution,
+    restartOnly: restartOnlyPart(config),
   };
   deepFreeze(config);
   return Object.freeze(settings);
@@ -468,4 +500,10 @@ function checkVertexRouting(config: Config, add: (path: (string | number)[], mes
       );
     }
   }
+}
+
+/** The config minus what reloads (`policy`, `kubernetes.static`), to notice a change that needs a restart. */
+function restartOnlyPart(config: Config): string {
+  // JSON.stringify leaves out the undefined members.
+  return JSON.stringify({ ...config, policy: undefined, kubernetes: { ...config.kubernetes, static: undefined } });
 }

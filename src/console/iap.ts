@@ -91,7 +91,7 @@ function invalid(message: string, reason: string, cause?: unknown): ProxyError {
 function toRefusal(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || !(error instanceof joseErrors.JOSEError)) {
-    return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'IAP key set unavailable', {
+    return new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'IAP key set unavailable', {
       cause: error,
       reason: 'verifier-unavailable',
     });

@@ -162,7 +162,7 @@ export const consolePlugin = fp<ConsoleOptions>(
           error instanceof ProxyError
             ? error
             : typeof error.statusCode === 'number' && error.statusCode < 500
-              ? new ProxyError('ERR_REQUEST_MALFORMED', 'INVALID_ARGUMENT', 'The request is malformed.', {
+              ? new ProxyError('ERR_REQUEST_MALFORMED', 'The request is malformed.', {
                   cause: error,
                   reason: 'malformed-request',
                 })
@@ -281,12 +281,9 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
     const page = await queryRecords(store, request.kvp, { from, to: from + 1 }, EXPORT_PAGE, undefined);
     const record = page.records.find((r) => r.requestId === request.params.requestId);
     if (record === undefined)
-      throw new ProxyError(
-        'ERR_REQUEST_UNKNOWN_ROUTE',
-        'NOT_FOUND',
-        'No record with this id at this time (it may have passed the retention period).',
-        { reason: 'record-not-found' },
-      );
+      throw new ProxyError('ERR_REQUEST_UNKNOWN_ROUTE', 'No record with this id at this time (it may have passed the retention period).', {
+        reason: 'record-not-found',
+      });
     const rule = record.ruleId === undefined ? undefined : options.rules().find((r) => r.id === record.ruleId);
     return sendPage(reply, 200, recordView(viewerOf(request), { record, rule, policyVersion: options.policy().version }));
   });
@@ -369,12 +366,9 @@ async function consoleRoutes(app: FastifyInstance, options: ConsoleOptions): Pro
   app.post(`${BASE}/chain/verify`, async (request, reply) => {
     const fetchSite = request.headers['sec-fetch-site'];
     if (request.headers[CONSOLE_HEADER] !== '1' || (fetchSite !== undefined && fetchSite !== 'same-origin')) {
-      throw new ProxyError(
-        'ERR_REQUEST_FORBIDDEN_HEADER',
-        'PERMISSION_DENIED',
-        'A verification can only be started from the console page itself.',
-        { reason: 'console-cross-site' },
-      );
+      throw new ProxyError('ERR_CONSOLE_CROSS_SITE', 'A verification can only be started from the console page itself.', {
+        reason: 'console-cross-site',
+      });
     }
     const now = Date.now();
     const parsed = chainRange(request.query as Record<string, unknown>, now);

@@ -12,8 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.js';
 
 export function bodyTooLarge(limit: number, where = ''): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', 'INVALID_ARGUMENT', `Request body exceeds the limit of ${limit} bytes${where}.`, {
-    httpStatus: 413,
+  return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', `Request body exceeds the limit of ${limit} bytes${where}.`, {
     reason: 'body-too-large',
     // The rest of the body is still on the connection, unread: keeping it
     // alive would make the next request wait behind it forever (a chunked
@@ -86,7 +85,7 @@ export function smallDeclaredBody(request: FastifyRequest): number | undefined {
 }
 
 const bodyIncomplete = (cause: Error | undefined): ProxyError =>
-  new ProxyError('ERR_REQUEST_BODY_INCOMPLETE', 'CANCELLED', 'The request body ended before its declared length.', {
+  new ProxyError('ERR_REQUEST_BODY_INCOMPLETE', 'The request body ended before its declared length.', {
     cause,
     reason: 'body-incomplete',
   });

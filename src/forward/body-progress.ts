@@ -21,17 +21,11 @@ import { ProxyError } from '../errors.js';
 export const BODY_IDLE_REASON = 'body-idle-timeout';
 
 export function bodyIdle(idleMs: number): ProxyError {
-  return new ProxyError(
-    'ERR_REQUEST_TIMEOUT',
-    'DEADLINE_EXCEEDED',
-    `No part of the request body arrived for ${idleMs / 1000}s; the request was cut.`,
-    {
-      httpStatus: 408,
-      reason: BODY_IDLE_REASON,
-      // The rest of the body may still come: the connection cannot carry another request.
-      headers: { connection: 'close' },
-    },
-  );
+  return new ProxyError('ERR_REQUEST_TIMEOUT', `No part of the request body arrived for ${idleMs / 1000}s; the request was cut.`, {
+    reason: BODY_IDLE_REASON,
+    // The rest of the body may still come: the connection cannot carry another request.
+    headers: { connection: 'close' },
+  });
 }
 
 /**

@@ -75,7 +75,7 @@ export function checkRequestHeaders(headers: IncomingHttpHeaders): void {
 
 function forbiddenHeader(refused: string, sent: string): ProxyError {
   const message = REFUSED_REQUEST_HEADERS[refused] as string;
-  return new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', 'INVALID_ARGUMENT', sent === refused ? message : `${message} (sent as ${sent})`, {
+  return new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', sent === refused ? message : `${message} (sent as ${sent})`, {
     reason: 'forbidden-header',
     metadata: { header: sent.slice(0, 64) },
   });

@@ -1,6 +1,6 @@
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../standins/iam-credentials.js';
+import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../../dev/standins/iam-credentials.js';
 import { compileIdentityMatcher, createTeamIdentities } from './identities.js';
 
 const A = 'team-a@p.iam.gserviceaccount.com';

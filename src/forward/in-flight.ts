@@ -83,7 +83,6 @@ export const inFlightPlugin = fp<InFlightPluginOptions>(
         done(
           new ProxyError(
             'ERR_REQUEST_TOO_MANY_IN_FLIGHT',
-            'RESOURCE_EXHAUSTED',
             `${name} already has ${limiter.max} requests in flight, the most one caller may have at once; retry when one has finished.`,
             {
               reason: 'too-many-in-flight',

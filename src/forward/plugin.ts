@@ -107,8 +107,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
       this.#finished = true;
       controller.abort(new Error('upstream rejected the proxy credential'));
       this.#reply.send(
-        new ProxyError('ERR_FORWARD_CREDENTIAL_REJECTED', 'UNAVAILABLE', 'upstream rejected the proxy credential', {
-          httpStatus: 502,
+        new ProxyError('ERR_FORWARD_CREDENTIAL_REJECTED', 'upstream rejected the proxy credential', {
           reason: 'upstream-rejected-credential',
         }),
       );
@@ -240,7 +239,7 @@ function traceUpstream(request: FastifyRequest, origin: string, headers: Outgoin
 }
 
 function identityUnavailable(): ProxyError {
-  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'UNAVAILABLE', 'upstream identity unavailable', {
+  return new ProxyError('ERR_FORWARD_IDENTITY_UNAVAILABLE', 'upstream identity unavailable', {
     reason: 'identity-unavailable',
   });
 }
@@ -281,7 +280,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       if (authorization === undefined) {
         // Fail closed: without the proxy's own credential nothing is forwarded (and never the caller's).
         done(
-          new ProxyError('ERR_FORWARD_CREDENTIAL_UNAVAILABLE', 'UNAVAILABLE', 'upstream credential unavailable', {
+          new ProxyError('ERR_FORWARD_CREDENTIAL_UNAVAILABLE', 'upstream credential unavailable', {
             reason: 'credential-unavailable',
           }),
         );

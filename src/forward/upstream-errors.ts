@@ -30,14 +30,13 @@ export function upstreamFailure(
   const cause = (error.cause ?? error) as Error & { code?: string };
   const code = cause.code ?? error.code ?? '';
   if (TIMEOUT_CODES.has(code)) {
-    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', 'DEADLINE_EXCEEDED', `${upstream} timed out`, {
+    return new ProxyError('ERR_FORWARD_UPSTREAM_TIMEOUT', `${upstream} timed out`, {
       cause: error,
       reason: 'upstream-timeout',
     });
   }
-  return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', 'UNAVAILABLE', `${upstream} unreachable`, {
+  return new ProxyError('ERR_FORWARD_UPSTREAM_UNREACHABLE', `${upstream} unreachable`, {
     cause: error,
-    httpStatus: 502,
     reason: `upstream-unreachable${code === '' ? '' : `:${code.toLowerCase()}`}`,
   });
 }

@@ -1,50 +1,41 @@
 /**
  * A LIST+WATCH informer that does not give up, and knows how old its view is.
  *
- * Built on `@kubernetes/client-node`'s `ListWatch` (what `makeInformer`
- * returns): it lists, then watches from the list's resourceVersion, resumes
- * from the last resourceVersion when a watch ends, and relists on 410. Two
- * things it does not do are added here:
+ * It lists, then watches from the list's resourceVersion (with bookmarks, so
+ * the resourceVersion moves on in a quiet cluster too), resumes from the
+ * last resourceVersion when a watch ends, and lists again when the API
+ * server answers 410 Gone (the resourceVersion was compacted away), dropping
+ * objects the new list no longer has. On any other failure (API server
+ * unreachable, 5xx, 403) it starts again after an exponential backoff with
+ * jitter (1 s … 10 s); any successful LIST or WATCH resets the backoff.
+ * The ceiling is 10 s rather than client-go's 30 s: a refused connection
+ * costs nothing, while every second after the API server is back but before
+ * the retry is a second of a stale label view.
  *
- * - **Restart.** On any other error (API server unreachable, 5xx, 403) the
- *   client-node informer fires `error` and stops for good. This wrapper
- *   starts it again after an exponential backoff with jitter (1 s … 30 s),
- *   resuming from the last resourceVersion when it has one.
- * - **Freshness.** The watch function handed to `ListWatch` is wrapped, so
- *   the informer knows exactly when a watch stream is open. While one is
- *   open the view is current (age 0); once it closes, the view ages from
- *   that moment until a new watch opens. Before the first successful LIST
- *   the view has no age at all (not synced).
+ * Freshness: while a watch stream is open the view is current (age 0); once
+ * it closes, the view ages from that moment until a new watch opens. Before
+ * the first successful LIST the view has no age at all (not synced).
  *
- * Objects are reduced by `strip` before `ListWatch` stores them, so the cache
- * holds only what the proxy reads (names, UIDs, labels), not whole objects.
+ * Objects are reduced by `strip` before they are stored, so the cache holds
+ * only what the proxy reads (names, UIDs, labels), not whole objects.
  *
- * In: a KubeConfig, an API path, a list function. Out: callbacks per object
+ * In: a KubeClient, an API path, a list function. Out: callbacks per object
  * change, `synced()`, `ageMs()`. Throws nothing after construction; errors go
  * to `onError`.
  *
  * @module
  */
-import {
-  HttpMethod,
-  ListWatch,
-  RequestContext,
-  Watch,
-  type KubeConfig,
-  type KubernetesListObject,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
-import { fetch } from 'undici';
+import { KubeApiError, type KubeClient, type KubeList, type KubeObject, type OpenedWatch } from './kube-client.js';
 
 export type InformerChange = 'add' | 'update' | 'delete';
 
-export interface InformerOptions<T extends KubernetesObject> {
+export interface InformerOptions<T extends KubeObject> {
   /** Resource name for logs and metrics (`namespaces`, `serviceaccounts`, `pods`). */
   readonly resource: string;
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   /** API path watched, e.g. `/api/v1/namespaces`. */
   readonly path: string;
-  readonly list: () => Promise<KubernetesListObject<T>>;
+  readonly list: () => Promise<KubeList<T>>;
   /** Reduces an object to what the caller needs before it is cached. */
   readonly strip: (object: T) => T;
   readonly onChange: (change: InformerChange, object: T) => void;
@@ -59,74 +50,28 @@ export interface InformerOptions<T extends KubernetesObject> {
   readonly now?: () => number;
 }
 
-type WatchFn = Watch['watch'];
+const keyOf = (o: KubeObject) => `${o.metadata?.namespace ?? ''}/${o.metadata?.name ?? ''}`;
 
-export class ResilientInformer<T extends KubernetesObject> {
+export class ResilientInformer<T extends KubeObject> {
   readonly #options: InformerOptions<T>;
-  readonly #informer: ListWatch<T>;
   readonly #now: () => number;
+  readonly #cache = new Map<string, T>();
+  #resourceVersion: string | undefined;
   #stopped = true;
   #synced = false;
   #watchOpen = false;
+  #watch: OpenedWatch | undefined;
   /** When the view was last known to be current (a watch open or just closed). */
   #freshAt = 0;
   #failures = 0;
+  /** 410s in a row: a second one without a watch in between waits like a failure (no relist loop). */
+  #gone = 0;
   #restartTimer: NodeJS.Timeout | undefined;
-  #openWatch = 0;
-  #size = 0;
+  #generation = 0;
 
   constructor(options: InformerOptions<T>) {
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    const inner = new Watch(options.kubeConfig);
-    const watch: WatchFn = async (path, query, callback, done) => {
-      const id = ++this.#openWatch;
-      let ended = false as boolean; // set by the watch callbacks
-      let controller: AbortController;
-      const finish = (error: unknown) => {
-        ended = true;
-        if (this.#openWatch === id) this.#watchClosed();
-        done(error);
-      };
-      try {
-        controller = await inner.watch(
-          path,
-          query,
-          (type: string, object: unknown, raw: unknown) => {
-            options.onEvent?.(type);
-            const isObject = type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED';
-            callback(type, isObject ? options.strip(object as T) : object, raw);
-          },
-          finish,
-        );
-      } catch (error) {
-        // Thrown before any request (auth setup): ListWatch calls us from an un-awaited
-        // callback, so a rejection here would be unhandled. Report it as a failed watch.
-        finish(error);
-        return new AbortController();
-      }
-      // `inner.watch` resolves once the status line and headers are in (or
-      // after `done` already ran for a failed connect).
-      if (!ended && !this.#stopped) this.#watchOpened();
-      return controller;
-    };
-    const list = async () => {
-      options.onRelist?.();
-      const result = await options.list();
-      return { ...result, items: ((result.items as typeof result.items | undefined) ?? []).map((item) => options.strip(item)) };
-    };
-    // ListWatch(path, watch, listFn, autoStart, …) is exactly what makeInformer builds, with our watch in place of a bare Watch.
-    this.#informer = new ListWatch<T>(options.path, { watch } as unknown as Watch, list, false);
-    this.#informer.on('add', (o) => {
-      this.#size++;
-      options.onChange('add', o);
-    });
-    this.#informer.on('update', (o) => options.onChange('update', o));
-    this.#informer.on('delete', (o) => {
-      this.#size--;
-      options.onChange('delete', o);
-    });
-    this.#informer.on('error', (error) => this.#failed(error));
   }
 
   /** Starts listing and watching; resolves after the first attempt (successful or not). */
@@ -136,21 +81,14 @@ export class ResilientInformer<T extends KubernetesObject> {
     await this.#run();
   }
 
-  /** ListWatch reports most failures through `error`; anything it throws instead (auth setup) is handled the same way. */
-  async #run(): Promise<void> {
-    try {
-      await this.#informer.start();
-    } catch (error) {
-      this.#failed(error);
-    }
-  }
-
   stop(): void {
     this.#stopped = true;
+    this.#generation++;
     this.#watchOpen = false;
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     this.#restartTimer = undefined;
-    void this.#informer.stop();
+    this.#watch?.stop();
+    this.#watch = undefined;
   }
 
   /** True once the first LIST succeeded and its WATCH opened (stays true: the last view keeps serving). */
@@ -170,17 +108,113 @@ export class ResilientInformer<T extends KubernetesObject> {
 
   /** The cached object (as stripped), by namespace and name. */
   get(name: string, namespace?: string): T | undefined {
-    return this.#informer.get(name, namespace);
+    return this.#cache.get(`${namespace ?? ''}/${name}`);
   }
 
   /** Number of cached objects. */
   size(): number {
-    return this.#size;
+    return this.#cache.size;
   }
 
   /** Every cached object (as stripped). */
   list(): readonly T[] {
-    return this.#informer.list();
+    return [...this.#cache.values()];
+  }
+
+  /** One attempt: LIST when there is no resourceVersion to resume from, then WATCH. */
+  async #run(): Promise<void> {
+    const generation = this.#generation;
+    try {
+      if (this.#resourceVersion === undefined) await this.#relist();
+      if (this.#stopped || generation !== this.#generation) return;
+      await this.#openWatch(generation);
+    } catch (error) {
+      if (this.#stopped || generation !== this.#generation) return;
+      if (error instanceof KubeApiError && error.statusCode === 410) this.#expired(error);
+      else this.#failed(error);
+    }
+  }
+
+  async #relist(): Promise<void> {
+    this.#options.onRelist?.();
+    const result = await this.#options.list();
+    if (this.#stopped) return;
+    this.#failures = 0;
+    const seen = new Set<string>();
+    for (const item of result.items) {
+      const object = this.#options.strip(item);
+      const key = keyOf(object);
+      seen.add(key);
+      const existed = this.#cache.has(key);
+      this.#cache.set(key, object);
+      this.#options.onChange(existed ? 'update' : 'add', object);
+    }
+    // Deleted while no watch was open (the 410 case): the new list is the truth.
+    for (const [key, object] of this.#cache)
+      if (!seen.has(key)) {
+        this.#cache.delete(key);
+        this.#options.onChange('delete', object);
+      }
+    this.#resourceVersion = result.metadata?.resourceVersion;
+  }
+
+  async #openWatch(generation: number): Promise<void> {
+    let expired: KubeApiError | undefined;
+    let failure: KubeApiError | undefined;
+    const query: Record<string, string> = {
+      allowWatchBookmarks: 'true',
+      // Randomized like client-go's reflector, so replicas do not all re-watch at once.
+      timeoutSeconds: String(300 + Math.floor(Math.random() * 300)),
+      ...(this.#resourceVersion === undefined ? {} : { resourceVersion: this.#resourceVersion }),
+    };
+    const watch = await this.#options.client.watch(
+      this.#options.path,
+      query,
+      (type, raw) => {
+        this.#options.onEvent?.(type);
+        const rv = (raw as KubeObject).metadata?.resourceVersion;
+        if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') {
+          const object = this.#options.strip(raw as T);
+          const key = keyOf(object);
+          if (type === 'DELETED') {
+            if (this.#cache.delete(key)) this.#options.onChange('delete', object);
+          } else {
+            const existed = this.#cache.has(key);
+            this.#cache.set(key, object);
+            this.#options.onChange(existed ? 'update' : 'add', object);
+          }
+          this.#gone = 0;
+          if (rv !== undefined) this.#resourceVersion = rv;
+        } else if (type === 'BOOKMARK') {
+          if (rv !== undefined) this.#resourceVersion = rv;
+        } else if (type === 'ERROR') {
+          const status = raw as { code?: unknown; reason?: unknown };
+          const code = typeof status.code === 'number' ? status.code : 500;
+          const error = new KubeApiError(
+            `WATCH ${this.#options.path}: ERROR event ${String(code)}${typeof status.reason === 'string' ? ` ${status.reason}` : ''}`,
+            code,
+            typeof status.reason === 'string' ? status.reason : undefined,
+          );
+          if (code === 410) expired = error;
+          else failure = error;
+        }
+      },
+      (error) => {
+        if (this.#watch === watch) this.#watch = undefined;
+        this.#watchClosed();
+        if (this.#stopped || generation !== this.#generation) return;
+        if (expired) this.#expired(expired);
+        else if (error !== undefined || failure !== undefined) this.#failed(error ?? failure);
+        // A watch that ended on its own (its timeout, the server closing it) resumes from where it was at once.
+        else void this.#run();
+      },
+    );
+    if (this.#stopped || generation !== this.#generation) {
+      watch.stop();
+      return;
+    }
+    this.#watch = watch;
+    this.#watchOpened();
   }
 
   #watchOpened(): void {
@@ -198,22 +232,32 @@ export class ResilientInformer<T extends KubernetesObject> {
     this.#watchOpen = false;
   }
 
+  /** 410 Gone: the resourceVersion is no longer in the API server's history; list again (at once the first time). */
+  #expired(error: KubeApiError): void {
+    this.#resourceVersion = undefined;
+    if (++this.#gone > 1) {
+      this.#failed(error);
+      return;
+    }
+    void this.#run();
+  }
+
   #failed(error: unknown): void {
     this.#watchClosed();
     if (this.#stopped) return;
     const initial = this.#options.backoffInitialMs ?? 1000;
-    const max = this.#options.backoffMaxMs ?? 30_000;
+    const max = this.#options.backoffMaxMs ?? 10_000;
     const base = Math.min(max, initial * 2 ** Math.min(this.#failures, 16));
     this.#failures++;
     // Jitter keeps a fleet of replicas from reconnecting in lockstep after an API server restart.
     const delay = Math.round(base / 2 + Math.random() * (base / 2));
     this.#options.onError?.(error, delay);
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
+    const generation = this.#generation;
     this.#restartTimer = setTimeout(() => {
       this.#restartTimer = undefined;
-      if (this.#stopped) return;
+      if (this.#stopped || generation !== this.#generation) return;
       this.#options.onRestart?.();
-      // ListWatch.start() resumes from its last resourceVersion (and relists on 410).
       void this.#run();
     }, delay);
     this.#restartTimer.unref();
@@ -225,27 +269,12 @@ export class ResilientInformer<T extends KubernetesObject> {
  * resourceVersion, no specs. What UID revocation needs for pods, at a
  * fraction of the bytes of full objects.
  *
- * @throws Error with `statusCode` on a non-200 answer (410 makes the informer relist).
+ * @throws KubeApiError on a non-200 answer (410 makes the informer relist).
  */
-export async function listMetadata(
-  kubeConfig: KubeConfig,
-  path: string,
-  timeoutMs: number,
-): Promise<KubernetesListObject<KubernetesObject>> {
-  const cluster = kubeConfig.getCurrentCluster();
-  if (!cluster) throw new Error('kubeconfig has no current cluster');
-  const context = new RequestContext(`${cluster.server}${path}`, HttpMethod.GET);
-  context.setHeaderParam('Accept', 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json');
-  await kubeConfig.applySecurityAuthentication(context);
-  const dispatcher = context.getDispatcher();
-  const response = await fetch(context.getUrl(), {
-    headers: context.getHeaders(),
-    signal: AbortSignal.timeout(timeoutMs),
-    ...(dispatcher ? { dispatcher } : {}),
-  });
-  if (response.status !== 200) {
-    await response.body?.cancel();
-    throw Object.assign(new Error(`LIST ${path}: HTTP ${response.status}`), { statusCode: response.status });
-  }
-  return (await response.json()) as KubernetesListObject<KubernetesObject>;
+export function listMetadata(client: KubeClient, path: string, timeoutMs: number): Promise<KubeList<KubeObject>> {
+  return client.get<KubeList<KubeObject>>(
+    path,
+    timeoutMs,
+    'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json',
+  );
 }

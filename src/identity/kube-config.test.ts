@@ -1,6 +1,8 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { loadKubeConfig } from './kube-config.js';
 
@@ -24,19 +26,12 @@ function podFilesystem(): string {
 
 describe('where the Kubernetes API configuration comes from', () => {
   it('in a pod: the in-cluster config (service host and port, mounted token)', () => {
-    // client-node's loadFromCluster reads process.env itself.
-    const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
-    process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1';
-    process.env.KUBERNETES_SERVICE_PORT = '443';
-    try {
-      const source = loadKubeConfig(undefined, process.env, podFilesystem());
-      expect(source).toMatchObject({ describe: 'in-cluster', server: 'https://10.96.0.1:443' });
-    } finally {
-      if (saved.host === undefined) delete process.env.KUBERNETES_SERVICE_HOST;
-      else process.env.KUBERNETES_SERVICE_HOST = saved.host;
-      if (saved.port === undefined) delete process.env.KUBERNETES_SERVICE_PORT;
-      else process.env.KUBERNETES_SERVICE_PORT = saved.port;
-    }
+    const source = loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, podFilesystem());
+    expect(source).toMatchObject({ describe: 'in-cluster', server: 'https://10.96.0.1:443' });
+    // An IPv6 service host is bracketed in the URL.
+    expect(loadKubeConfig(undefined, { KUBERNETES_SERVICE_HOST: 'fd00::1', KUBERNETES_SERVICE_PORT: '443' }, podFilesystem()).server).toBe(
+      'https://[fd00::1]:443',
+    );
   });
 
   it('an explicit kubeconfig wins over the in-cluster config', () => {
@@ -54,5 +49,80 @@ describe('where the Kubernetes API configuration comes from', () => {
 
   it('refuses to guess http://localhost:8080 when nothing is configured', () => {
     expect(() => loadKubeConfig(undefined, { HOME: mkdtempSync(join(tmpdir(), 'kvp-home-')) })).toThrow(/no Kubernetes API configuration/);
+  });
+});
+
+function kubeconfigFile(user: string, cluster = 'server: "https://10.0.0.1:443"'): string {
+  const dir = mkdtempSync(join(tmpdir(), 'kvp-kc-'));
+  const file = join(dir, 'config');
+  writeFileSync(
+    file,
+    `apiVersion: v1
+kind: Config
+clusters: [{ name: c, cluster: { ${cluster} } }]
+users: [{ name: u, user: ${user} }]
+contexts: [{ name: x, context: { cluster: c, user: u } }]
+current-context: x
+`,
+  );
+  return file;
+}
+
+/** A plain-HTTP API server that records the Authorization header of each request. */
+async function recordingServer(): Promise<{ url: string; headers: IncomingHttpHeaders[]; close: () => void }> {
+  const headers: IncomingHttpHeaders[] = [];
+  const server = createServer((req, res) => {
+    headers.push(req.headers);
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ kind: 'NamespaceList', metadata: { resourceVersion: '7' }, items: [] }));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`, headers, close: () => server.close() };
+}
+
+describe('what a kubeconfig user may be', () => {
+  it('refuses auth-provider and proxy-url by name instead of ignoring them', () => {
+    expect(() => loadKubeConfig(kubeconfigFile('{ auth-provider: { name: gcp } }'))).toThrow(/auth-provider is not supported/);
+    expect(() => loadKubeConfig(kubeconfigFile('{ token: t }', 'server: "https://10.0.0.1", proxy-url: "http://proxy:3128"'))).toThrow(
+      /proxy-url is not supported/,
+    );
+  });
+
+  it('says which part is missing when the current context names no cluster', () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'kvp-kc-')), 'config');
+    writeFileSync(file, 'apiVersion: v1\nkind: Config\ncontexts: []\ncurrent-context: x\n');
+    expect(() => loadKubeConfig(file)).toThrow(/has no current cluster/);
+  });
+
+  it("sends the token, a tokenFile relative to the kubeconfig, basic credentials, or an exec plugin's token", async () => {
+    const api = await recordingServer();
+    try {
+      const server = `server: "${api.url}"`;
+      const dir = mkdtempSync(join(tmpdir(), 'kvp-kc-'));
+      writeFileSync(join(dir, 'token-file'), 'from-file\n');
+      const plugin = join(dir, 'plugin.sh');
+      writeFileSync(
+        plugin,
+        '#!/bin/sh\necho "{\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"from-$PLUGIN_NAME\\"}}"\n',
+        { mode: 0o755 },
+      );
+      const cases: Array<[string, string]> = [
+        ['{ token: plain }', 'Bearer plain'],
+        [`{ tokenFile: ${join(dir, 'token-file')} }`, 'Bearer from-file'],
+        ['{ username: u, password: p }', `Basic ${Buffer.from('u:p').toString('base64')}`],
+        [
+          `{ exec: { apiVersion: client.authentication.k8s.io/v1, command: ${plugin}, env: [{ name: PLUGIN_NAME, value: exec }] } }`,
+          'Bearer from-exec',
+        ],
+      ];
+      for (const [user, expected] of cases) {
+        const { client } = loadKubeConfig(kubeconfigFile(user, server));
+        await client.get('/api/v1/namespaces', 2000);
+        await client.close();
+        expect(api.headers.at(-1)?.authorization, user).toBe(expected);
+      }
+    } finally {
+      api.close();
+    }
   });
 });

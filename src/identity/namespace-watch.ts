@@ -12,18 +12,17 @@
  *   refuses decisions that depend on labels), and a log line and a metric say
  *   so once per episode.
  *
- * In: KubeConfig, bounds, hooks for metrics and logs. Out: a
+ * In: a KubeClient, bounds, hooks for metrics and logs. Out: a
  * {@link NamespaceLabelSource}. Throws nothing after construction.
  *
  * @module
  */
-import { CoreV1Api, type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
-import { withTimeout } from '../lib/with-timeout.js';
 import { ResilientInformer } from './informer.js';
+import type { KubeClient, KubeList, KubeObject } from './kube-client.js';
 import type { NamespaceLabelSource } from './labels.js';
 
 export interface WatchLabelSourceOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly maxStalenessMs: number;
   readonly apiTimeoutMs: number;
   readonly now?: () => number;
@@ -52,15 +51,14 @@ const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 export function createWatchLabelSource(options: WatchLabelSourceOptions): WatchLabelSource {
   const now = options.now ?? Date.now;
   const labels = new Map<string, Readonly<Record<string, string>>>();
-  const core = options.kubeConfig.makeApiClient(CoreV1Api);
   let staleReported = false;
   let staleTimer: NodeJS.Timeout | undefined;
 
-  const informer = new ResilientInformer<V1Namespace>({
+  const informer = new ResilientInformer<KubeObject>({
     resource: 'namespaces',
-    kubeConfig: options.kubeConfig,
+    client: options.client,
     path: '/api/v1/namespaces',
-    list: () => withTimeout(core.listNamespace(), options.apiTimeoutMs, 'LIST /api/v1/namespaces'),
+    list: () => options.client.get<KubeList<KubeObject>>('/api/v1/namespaces', options.apiTimeoutMs),
     // Only the name, labels and resourceVersion are kept: no annotations, no managedFields.
     strip: (ns) => ({
       metadata: {
@@ -74,7 +72,7 @@ export function createWatchLabelSource(options: WatchLabelSourceOptions): WatchL
       if (!name) return;
       if (change === 'delete') labels.delete(name);
       else {
-        const nsLabels = ns.metadata?.labels;
+        const nsLabels = ns.metadata.labels;
         // The stripped object is ours alone: freeze its labels in place rather than keep a second copy.
         labels.set(name, nsLabels && Object.keys(nsLabels).length > 0 ? Object.freeze(nsLabels) : EMPTY);
       }

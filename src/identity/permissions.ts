@@ -13,13 +13,12 @@
  * with backoff until all are granted. A 403 seen later by an informer or a
  * TokenReview calls `recheck()`, so a rule removed while running is named too.
  *
- * In: the settings' modes, a KubeConfig. Out: readiness and a description.
+ * In: the settings' modes, a KubeClient. Out: readiness and a description.
  * Throws nothing after construction; failures are reported.
  *
  * @module
  */
-import { AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { withTimeout } from '../lib/with-timeout.js';
+import type { KubeClient } from './kube-client.js';
 import type { KubernetesSettings } from './settings.js';
 
 export interface ApiPermission {
@@ -50,7 +49,7 @@ export function requiredPermissions(k: Pick<KubernetesSettings, 'namespaceLabels
 }
 
 export interface PermissionCheckOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly permissions: readonly ApiPermission[];
   readonly timeoutMs: number;
   /** Called after each completed check with what is missing (empty: all granted). */
@@ -72,7 +71,6 @@ export interface PermissionCheck {
 }
 
 export function createPermissionCheck(options: PermissionCheckOptions): PermissionCheck {
-  const api = options.kubeConfig.makeApiClient(AuthorizationV1Api);
   const initial = options.backoffInitialMs ?? 1000;
   const max = options.backoffMaxMs ?? 30_000;
   let missing: readonly ApiPermission[] | undefined;
@@ -84,16 +82,14 @@ export function createPermissionCheck(options: PermissionCheckOptions): Permissi
   let stopped = true;
 
   const allowed = async (p: ApiPermission): Promise<boolean> => {
-    const review = await withTimeout(
-      api.createSelfSubjectAccessReview({
-        body: {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SelfSubjectAccessReview',
-          spec: { resourceAttributes: { verb: p.verb, resource: p.resource, group: p.group } },
-        },
-      }),
+    const review = await options.client.post<{ status?: { allowed?: boolean } }>(
+      '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+      {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { verb: p.verb, resource: p.resource, group: p.group } },
+      },
       options.timeoutMs,
-      'SelfSubjectAccessReview',
     );
     return review.status?.allowed === true;
   };
@@ -117,8 +113,8 @@ export function createPermissionCheck(options: PermissionCheckOptions): Permissi
       if (missing.length > 0) schedule(backoff());
       else failures = 0;
     } catch (error) {
-      const status = (error as { code?: unknown }).code;
-      lastError = `${(error as Error).name}${typeof status === 'number' ? ` (HTTP ${status})` : ''}: ${(error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`;
+      const status = (error as { statusCode?: unknown }).statusCode;
+      lastError = `${(error as Error).name}${typeof status === 'number' ? ` (HTTP ${String(status)})` : ''}: ${(error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`;
       const delay = backoff();
       options.onError?.(error, delay);
       schedule(delay);

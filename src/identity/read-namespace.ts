@@ -8,46 +8,42 @@
  * proxy's own role in `watch` mode), the same answer comes from a LIST
  * narrowed to that name.
  *
- * In: a KubeConfig, the namespace, a deadline. Out: the labels ({} when it
+ * In: a KubeClient, the namespace, a deadline. Out: the labels ({} when it
  * has none), or undefined when the namespace does not exist.
  *
  * @module
  * @throws Error when the API server cannot be reached or refuses the read
  *   (message names the server and the HTTP status; no response body).
  */
-import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
-import { withTimeout } from '../lib/with-timeout.js';
+import type { KubeClient, KubeList, KubeObject } from './kube-client.js';
 
 export async function readNamespaceLabels(
-  kubeConfig: KubeConfig,
+  client: KubeClient,
   namespace: string,
   timeoutMs: number,
 ): Promise<Record<string, string> | undefined> {
-  const core = kubeConfig.makeApiClient(CoreV1Api);
-  const server = kubeConfig.getCurrentCluster()?.server ?? '(no server)';
+  const server = client.server;
   try {
-    const ns = await withTimeout(core.readNamespace({ name: namespace }), timeoutMs, `GET /api/v1/namespaces/${namespace}`);
+    const ns = await client.get<KubeObject>(`/api/v1/namespaces/${encodeURIComponent(namespace)}`, timeoutMs);
     return { ...ns.metadata?.labels };
   } catch (error) {
-    const status = (error as { code?: unknown }).code;
+    const status = (error as { statusCode?: unknown }).statusCode;
     if (status === 404) return undefined;
     if (status === 403) {
       // The proxy's own role grants list (for its informer), not get: inside its pod, ask the way the informer does.
-      const listed = await withTimeout(
-        core.listNamespace({ fieldSelector: `metadata.name=${namespace}` }),
-        timeoutMs,
-        'LIST /api/v1/namespaces',
-      ).catch(() => undefined);
+      const listed = await client
+        .get<KubeList<KubeObject>>(`/api/v1/namespaces?fieldSelector=${encodeURIComponent(`metadata.name=${namespace}`)}`, timeoutMs)
+        .catch(() => undefined);
       if (listed !== undefined) {
         const ns = listed.items[0];
         return ns === undefined ? undefined : { ...ns.metadata?.labels };
       }
     }
-    // ApiException messages carry the whole response body: keep the status and the cause's code only.
+    // Keep the status and the cause's code only: no response body.
     const cause = (error as { cause?: { code?: unknown } }).cause?.code;
     const why =
       typeof status === 'number'
-        ? `HTTP ${status}${status === 401 ? ' (the credential was refused)' : status === 403 ? ' (this identity may neither get nor list namespaces)' : ''}`
+        ? `HTTP ${String(status)}${status === 401 ? ' (the credential was refused)' : status === 403 ? ' (this identity may neither get nor list namespaces)' : ''}`
         : `${(error as Error).name === 'TimeoutError' ? 'no answer in time' : ((error as Error).message.split('\n')[0]?.slice(0, 200) ?? '')}${typeof cause === 'string' ? ` (${cause})` : ''}`;
     throw new Error(`cannot read namespace "${namespace}" from the Kubernetes API at ${server}: ${why}`, { cause: error });
   }

@@ -5,8 +5,8 @@
  * RBAC permissions they need, their metrics, readiness and lifecycle.
  * `server.ts` asks this module for what to hand the verifier and the app.
  *
- * In: Settings, logger, registry, the verifier's eviction hook. Out:
- * {@link KubernetesIdentity}.
+ * In: the `kubernetes` settings, logger, registry; at start, the verifier's
+ * eviction hook. Out: {@link KubernetesIdentity}.
  *
  * @module
  * @throws Error at start when a mode needs the API and no configuration is found.
@@ -16,18 +16,18 @@ import type { Registry } from 'prom-client';
 import type { ReadinessCheck } from '../admin/app.js';
 import type { Principal } from '../authn/principal.js';
 import type { TokenReviewer } from '../authn/token-review.js';
-import type { Settings } from '../config/load.js';
 import type { ProxyError } from '../errors.js';
 import { createNoLabelSource, createStaticLabelSource, type NamespaceLabelSource } from './labels.js';
 import { createIdentityMetrics, type InformerGaugeSource } from './metrics.js';
 import type { WatchLabelSource } from './namespace-watch.js';
 import type { ApiPermission, PermissionCheck } from './permissions.js';
-import type { UidRevocation } from './uid-revocation.js';
+import type { KubernetesSettings } from './settings.js';
+import type { Evict, UidRevocation } from './uid-revocation.js';
 
 /**
- * The modules that use `@kubernetes/client-node`, loaded only when a mode talks
- * to the API server (watch, TokenReview, UID revocation): the client alone is
- * some 50–85 MiB of resident memory a `static` or `off` configuration never uses.
+ * The modules that talk to the API server, loaded only when a mode does
+ * (watch, TokenReview, UID revocation): a `static` or `off` configuration
+ * never pays for them.
  */
 async function loadKubernetesModules() {
   const [kubeConfig, tokenReview, namespaceWatch, permissions, uidRevocation] = await Promise.all([
@@ -51,8 +51,6 @@ async function loadKubernetesModules() {
 export interface KubernetesIdentityOptions {
   readonly logger: Logger;
   readonly registry: Registry;
-  /** The verifier's eviction hook (bound late: the verifier is built with this module's admit check). */
-  readonly evict: (predicate: (principal: Principal) => boolean) => number;
 }
 
 export interface KubernetesIdentity {
@@ -64,15 +62,15 @@ export interface KubernetesIdentity {
     readonly admit?: (principal: Principal) => ProxyError | undefined;
   };
   /** Replaces the static labels (policy reload of `kubernetes.static`). */
-  setStatic(map: Settings['config']['kubernetes']['static']): void;
+  setStatic(map: KubernetesSettings['static']): void;
   readiness(): ReadinessCheck[];
-  start(): Promise<void>;
+  /** `evict`: the verifier's, built after this with {@link KubernetesIdentity.verifierOptions}; revocations drop cached tokens. */
+  start(evict: Evict): Promise<void>;
   stop(): void;
 }
 
-export async function createKubernetesIdentity(settings: Settings, options: KubernetesIdentityOptions): Promise<KubernetesIdentity> {
+export async function createKubernetesIdentity(k: KubernetesSettings, options: KubernetesIdentityOptions): Promise<KubernetesIdentity> {
   const { logger } = options;
-  const k = settings.kubernetes;
   const api = k.usesApi ? await loadKubernetesModules() : undefined;
   const source = api?.loadKubeConfig(k.kubeconfig);
   if (source) logger.info({ kubeconfig: source.describe, server: source.server }, 'Kubernetes API configuration loaded');
@@ -83,7 +81,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
     const { describePermission, requiredPermissions } = api;
     let reported: string | undefined;
     permissions = api.createPermissionCheck({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       permissions: requiredPermissions(k),
       timeoutMs: k.apiTimeoutMs,
       onChecked: (missing: readonly ApiPermission[]) => {
@@ -118,11 +116,11 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
     labelsStale: () => (watchSource === undefined ? undefined : watchSource.stale?.() !== undefined),
   });
 
-  let staticSource = createStaticLabelSource(k.namespaceLabels === 'static' ? settings.config.kubernetes.static : {});
+  let staticSource = createStaticLabelSource(k.namespaceLabels === 'static' ? k.static : {});
   let labels: NamespaceLabelSource;
   if (k.namespaceLabels === 'watch' && source && api) {
     watchSource = api.createWatchLabelSource({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       maxStalenessMs: k.maxStalenessMs,
       apiTimeoutMs: k.apiTimeoutMs,
       onEvent: (type) => metrics.event('namespaces', type),
@@ -155,10 +153,9 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
   let revocation: UidRevocation | undefined;
   if (k.uidRevocation !== 'off' && source && api) {
     revocation = api.createUidRevocation({
-      kubeConfig: source.kubeConfig,
+      client: source.client,
       pods: k.uidRevocation === 'serviceAccountsAndPods',
       apiTimeoutMs: k.apiTimeoutMs,
-      evict: options.evict,
       onEvent: (resource, type) => metrics.event(resource, type),
       onRestart: (resource) => metrics.restart(resource),
       onRelist: (resource) => metrics.relist(resource),
@@ -177,7 +174,7 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
   const reviewer =
     k.tokenReview && source && api
       ? api.createTokenReviewer({
-          kubeConfig: source.kubeConfig,
+          client: source.client,
           timeoutMs: k.apiTimeoutMs,
           maxConcurrent: k.tokenReviewConcurrency,
           onReview: (result) => metrics.tokenReview(result),
@@ -209,18 +206,19 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
       if (permissions) checks.push({ name: 'kubernetes-permissions', ready: permissions.ready(), detail: permissions.describe() });
       return checks;
     },
-    async start() {
-      await Promise.all([permissions?.start(), watchSource?.start(), revocation?.start()]);
+    async start(evict) {
+      await Promise.all([permissions?.start(), watchSource?.start(), revocation?.start(evict)]);
     },
     stop() {
       permissions?.stop();
       watchSource?.stop();
       revocation?.stop();
+      void source?.client.close();
     },
   };
 }
 
-/** Error text for logs: client-node errors can carry response bodies; keep the name, status and message only. */
+/** Error text for logs: the name, status and first 200 characters of the message only. */
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
   const status =

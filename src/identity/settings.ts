@@ -25,6 +25,8 @@ export interface KubernetesSettings {
   readonly uidRevocation: 'off' | 'serviceAccounts' | 'serviceAccountsAndPods';
   /** True when any mode talks to the API server. */
   readonly usesApi: boolean;
+  /** `kubernetes.static`: namespace → labels, used when namespaceLabels is `static` (reloads with the policy). */
+  readonly static: Config['kubernetes']['static'];
 }
 
 export interface ReloadSettings {
@@ -61,6 +63,7 @@ export function deriveKubernetesSettings(
     tokenReviewConcurrency: kubernetes.tokenReviewConcurrency,
     uidRevocation: kubernetes.uidRevocation,
     usesApi,
+    static: kubernetes.static,
   };
 }
 

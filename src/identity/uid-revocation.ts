@@ -15,24 +15,25 @@
  * /readyz is not ready then). Once synced, the last view keeps deciding
  * while the API server is unreachable.
  *
- * In: KubeConfig, mode, hooks. Out: `admit(principal)`, readiness, sizes.
+ * In: a KubeClient, mode, hooks. Out: `admit(principal)`, readiness, sizes.
  *
  * @module
  * @throws ProxyError (returned by admit) ERR_AUTHN_INVALID_TOKEN (401, reasons
  *   service-account-deleted, pod-deleted); ERR_AUTHN_VERIFIER_UNAVAILABLE (503,
  *   reason revocation-view-not-synced)
  */
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
 import { ProxyError, unauthenticated } from '../errors.js';
 import type { Principal } from '../authn/principal.js';
 import { listMetadata, ResilientInformer } from './informer.js';
+import type { KubeClient, KubeObject } from './kube-client.js';
+
+/** Drops cached tokens whose principal matches; returns how many. */
+export type Evict = (predicate: (principal: Principal) => boolean) => number;
 
 export interface UidRevocationOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly client: KubeClient;
   readonly pods: boolean;
   readonly apiTimeoutMs: number;
-  /** Drops cached tokens whose principal matches; returns how many. */
-  readonly evict: (predicate: (principal: Principal) => boolean) => number;
   readonly onEvent?: (resource: string, type: string) => void;
   readonly onRestart?: (resource: string) => void;
   readonly onRelist?: (resource: string) => void;
@@ -43,7 +44,8 @@ export interface UidRevocationOptions {
 
 export interface UidRevocation {
   admit(principal: Principal): ProxyError | undefined;
-  start(): Promise<void>;
+  /** Starts the informers; deletions they see evict the matching tokens through `evict`. */
+  start(evict: Evict): Promise<void>;
   stop(): void;
   ready(): boolean;
   describe(): Record<string, unknown>;
@@ -51,7 +53,7 @@ export interface UidRevocation {
   readonly informers: ReadonlyArray<{ readonly resource: string; ageMs(): number | undefined; size(): number }>;
 }
 
-const stripMetadata = (o: KubernetesObject): KubernetesObject => ({
+const stripMetadata = (o: KubeObject): KubeObject => ({
   metadata: {
     name: o.metadata?.name ?? '',
     namespace: o.metadata?.namespace ?? '',
@@ -63,6 +65,8 @@ const stripMetadata = (o: KubernetesObject): KubernetesObject => ({
 export function createUidRevocation(options: UidRevocationOptions): UidRevocation {
   const deletedServiceAccounts = new Set<string>();
   const deletedPods = new Set<string>();
+  // Set by start(): no informer reports a deletion before it runs.
+  let evict: Evict = () => 0;
   let sweepScheduled = false;
   const scheduleSweep = () => {
     if (sweepScheduled) return;
@@ -73,7 +77,7 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       const pods = new Set(deletedPods);
       deletedServiceAccounts.clear();
       deletedPods.clear();
-      const count = options.evict(
+      const count = evict(
         (p) => p.kind === 'kubernetes' && ((p.uid !== undefined && sas.has(p.uid)) || (p.pod !== undefined && pods.has(p.pod.uid))),
       );
       options.onEvicted?.(count);
@@ -81,11 +85,11 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
   };
 
   const make = (resource: 'serviceaccounts' | 'pods', deleted: Set<string>) =>
-    new ResilientInformer<KubernetesObject>({
+    new ResilientInformer<KubeObject>({
       resource,
-      kubeConfig: options.kubeConfig,
+      client: options.client,
       path: `/api/v1/${resource}`,
-      list: () => listMetadata(options.kubeConfig, `/api/v1/${resource}`, options.apiTimeoutMs),
+      list: () => listMetadata(options.client, `/api/v1/${resource}`, options.apiTimeoutMs),
       strip: stripMetadata,
       onChange: (change, object) => {
         const uid = object.metadata?.uid;
@@ -106,7 +110,7 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
   const all = pods ? [serviceAccounts, pods] : [serviceAccounts];
 
   const notSynced = () =>
-    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'token revocation view not synced', {
+    new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'token revocation view not synced', {
       reason: 'revocation-view-not-synced',
     });
   const revoked = (what: 'service account' | 'pod', reason: string) =>
@@ -129,7 +133,8 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       }
       return undefined;
     },
-    async start() {
+    async start(evictTokens) {
+      evict = evictTokens;
       await Promise.all(all.map((i) => i.start()));
     },
     stop() {

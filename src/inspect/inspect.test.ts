@@ -30,7 +30,7 @@ describe('inspectBody', () => {
   });
 
   it('stops at the first refusal; later rules do not run', () => {
-    const refusal = new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', 'no');
+    const refusal = new ProxyError('ERR_AUTHZ_DENIED', 'no');
     let ran = false;
     const result = inspectBody(request, Buffer.from('{}'), JSON_TYPE, [
       rule('refuse', () => ({ refuse: refusal })),

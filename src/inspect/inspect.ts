@@ -23,18 +23,13 @@ export function isJsonContentType(contentType: string | undefined): boolean {
 }
 
 function notJson(): ProxyError {
-  return new ProxyError(
-    'ERR_REQUEST_BODY_NOT_JSON',
-    'INVALID_ARGUMENT',
-    "This method's request body must be JSON (Content-Type: application/json).",
-    {
-      reason: 'body-not-json',
-    },
-  );
+  return new ProxyError('ERR_REQUEST_BODY_NOT_JSON', "This method's request body must be JSON (Content-Type: application/json).", {
+    reason: 'body-not-json',
+  });
 }
 
 function invalid(message: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_BODY_INVALID', 'INVALID_ARGUMENT', `The request body is not valid JSON: ${message}`, {
+  return new ProxyError('ERR_REQUEST_BODY_INVALID', `The request body is not valid JSON: ${message}`, {
     reason: 'body-invalid',
   });
 }

@@ -31,7 +31,7 @@ async function build(rules: BodyRule[]): Promise<FastifyInstance> {
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => done(null, payload));
   app.setErrorHandler((error, request, reply) => {
-    const failure = error instanceof ProxyError ? error : new ProxyError('ERR_INTERNAL', 'INTERNAL', 'x');
+    const failure = error instanceof ProxyError ? error : new ProxyError('ERR_INTERNAL', 'x');
     void reply.code(failure.httpStatus).send(toGoogleErrorBody(failure, request.id));
   });
   app.post('/*', async (request) => ({
@@ -46,8 +46,7 @@ const wantsModels: BodyRule = {
   wants: (request) => request.url.startsWith('/models'),
   inspect: (_request, body) => {
     const model = (body.json as { model?: unknown }).model;
-    if (model === 'forbidden')
-      return { refuse: new ProxyError('ERR_AUTHZ_DENIED', 'PERMISSION_DENIED', 'model: forbidden is not granted') };
+    if (model === 'forbidden') return { refuse: new ProxyError('ERR_AUTHZ_DENIED', 'model: forbidden is not granted') };
     if (model === 'label-me') return { rewrite: (json) => void (json.labels = { team: 'ml' }) };
     return undefined;
   },

@@ -5,7 +5,7 @@
  * turns into its own refusal: a burst is smoothed, never queued without end.
  *
  * A task's slot is held until its promise settles, so the task itself must
- * be bounded in time (the callers wrap theirs in `withTimeout`).
+ * be bounded in time (the callers give theirs a deadline).
  *
  * @module
  */

@@ -76,7 +76,6 @@ export function limitExceeded(check: LimitCheck, nowMs: number): ProxyError {
   const retryAfter = check.windowEndMs === undefined ? 1 : Math.max(1, Math.ceil((check.windowEndMs - nowMs) / 1000));
   return new ProxyError(
     'ERR_LIMIT_EXCEEDED',
-    'RESOURCE_EXHAUSTED',
     `Limit "${check.rule.id}" reached: ${check.kind} ${check.limit} for ${check.bucket}. Retry after ${retryAfter}s.`,
     {
       reason: 'limit-exceeded',
@@ -94,7 +93,7 @@ export function limitExceeded(check: LimitCheck, nowMs: number): ProxyError {
 }
 
 function storeUnavailable(cause: unknown): ProxyError {
-  return new ProxyError('ERR_LIMIT_STORE_UNAVAILABLE', 'UNAVAILABLE', 'The limit store is unavailable.', {
+  return new ProxyError('ERR_LIMIT_STORE_UNAVAILABLE', 'The limit store is unavailable.', {
     cause,
     reason: 'limit-store-unavailable',
     headers: { 'retry-after': '1' },

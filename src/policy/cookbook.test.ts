@@ -25,6 +25,6 @@ describe('docs/policy-guardrails.md cookbook', () => {
     ].join('\n');
     const settings = parseConfig(text, 'cookbook');
     expect(settings.policy.ruleCount).toBe(6);
-    expect(settings.config.vertex.identities).toHaveLength(2);
+    expect(settings.vertex.identities).toHaveLength(2);
   });
 });

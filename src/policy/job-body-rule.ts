@@ -44,7 +44,6 @@ export function jobConditionsRule(): BodyRule {
         return {
           refuse: new ProxyError(
             'ERR_REQUEST_JOB_SPEC_INVALID',
-            'INVALID_ARGUMENT',
             `The job in the request body cannot be checked against policy rule ${first.id}: ${error.message}.`,
             {
               reason: 'job-spec-invalid',
@@ -65,7 +64,6 @@ export function jobConditionsRule(): BodyRule {
       return {
         refuse: new ProxyError(
           'ERR_AUTHZ_JOB_CONDITIONS',
-          'PERMISSION_DENIED',
           `Permission '${operation?.spec.permission ?? ''}' denied on resource '//aiplatform.googleapis.com/${operation?.resource ?? ''}' for ${who}: ${listed.join('; ')}${more}.`,
           {
             reason: 'job-conditions-failed',

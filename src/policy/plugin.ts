@@ -31,7 +31,7 @@ export const authorizePlugin = fp<AuthorizePluginOptions>(
       if (subject === undefined || operation === undefined || principal === undefined) {
         // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
         done(
-          new ProxyError('ERR_INTERNAL', 'INTERNAL', 'authorization reached without identity or operation', {
+          new ProxyError('ERR_INTERNAL', 'authorization reached without identity or operation', {
             reason: 'pipeline-incomplete',
           }),
         );
@@ -88,7 +88,6 @@ export function denied(decision: Decision, operation: Operation, principalName: 
   const why = decision.ruleId === null ? 'no policy rule allows it' : `denied by policy rule "${decision.ruleId}"`;
   return new ProxyError(
     'ERR_AUTHZ_DENIED',
-    'PERMISSION_DENIED',
     `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: ${why}.`,
     {
       reason: decision.reason,
@@ -107,7 +106,6 @@ export function labelsStale(decision: Decision, operation: Operation, principalN
   const age = ageSeconds === null ? 'has not synced yet' : `was last in sync ${ageSeconds}s ago`;
   return new ProxyError(
     'ERR_IDENTITY_LABELS_STALE',
-    'PERMISSION_DENIED',
     `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: the decision depends on namespace labels and the proxy's label view is stale (it ${age}).`,
     {
       reason: 'labels-stale',

@@ -34,9 +34,9 @@ export interface PolicySnapshot {
   readonly policy: CompiledPolicy;
   /** The same rules as applied on a stale label view (see label-independent.ts). */
   readonly labelIndependent: CompiledPolicy;
-  readonly static: Settings['config']['kubernetes']['static'];
+  readonly static: Settings['kubernetes']['static'];
   /** The rules as written (the audit console shows the rule that decided a record). */
-  readonly rules?: Settings['config']['policy']['rules'];
+  readonly rules?: Settings['policyRules'];
 }
 
 export type ReloadResult = 'applied' | 'unchanged' | 'invalid';
@@ -68,9 +68,9 @@ export interface PolicyReloaderOptions {
 export function snapshotOf(settings: Settings): PolicySnapshot {
   return Object.freeze({
     policy: settings.policy,
-    labelIndependent: compileLabelIndependent(settings.config.policy.rules),
-    static: settings.config.kubernetes.static,
-    rules: settings.config.policy.rules,
+    labelIndependent: compileLabelIndependent(settings.policyRules),
+    static: settings.kubernetes.static,
+    rules: settings.policyRules,
   });
 }
 
@@ -89,7 +89,7 @@ export class PolicyReloader {
   constructor(options: PolicyReloaderOptions) {
     this.#options = options;
     this.#current = snapshotOf(options.initial);
-    this.#restartOnly = restartOnlyPart(options.initial);
+    this.#restartOnly = options.initial.restartOnly;
     if (options.registry) {
       const registers = [options.registry];
       this.#reloads = new Counter({
@@ -189,7 +189,7 @@ export class PolicyReloader {
       );
       return 'invalid';
     }
-    const restartOnly = restartOnlyPart(settings);
+    const restartOnly = settings.restartOnly;
     if (restartOnly !== this.#restartOnly) {
       logger.warn({ trigger }, 'config changes outside policy and kubernetes.static take effect at the next restart');
       this.#restartOnly = restartOnly;
@@ -214,11 +214,4 @@ export class PolicyReloader {
     );
     return 'applied';
   }
-}
-
-/** The config minus what reloads, to notice changes that need a restart. */
-function restartOnlyPart(settings: Settings): string {
-  const { policy: _policy, kubernetes, ...rest } = settings.config;
-  const { static: _static, ...kube } = kubernetes;
-  return JSON.stringify({ ...rest, kubernetes: kube });
 }

@@ -49,7 +49,7 @@ export function labelValue(name: string): string {
 }
 
 function invalid(message: string, code: 'ERR_REQUEST_RESERVED_LABEL' | 'ERR_REQUEST_BODY_INVALID', reason: string): ProxyError {
-  return new ProxyError(code, 'INVALID_ARGUMENT', message, { reason });
+  return new ProxyError(code, message, { reason });
 }
 
 export function createRequestLabelsRule(): BodyRule {

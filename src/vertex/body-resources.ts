@@ -65,7 +65,7 @@ export function bodyResourceFieldOf(operation: Operation): BodyResourceField | u
 }
 
 function invalid(field: string, problem: string): ProxyError {
-  return new ProxyError('ERR_REQUEST_INVALID_BODY_RESOURCE', 'INVALID_ARGUMENT', `Request body field "${field}" ${problem}.`, {
+  return new ProxyError('ERR_REQUEST_INVALID_BODY_RESOURCE', `Request body field "${field}" ${problem}.`, {
     reason: 'invalid-body-resource',
     metadata: { field },
   });
@@ -172,7 +172,6 @@ export function checkBodyResource(
   const refuse = (why: string, rule?: string | null): ProxyError =>
     new ProxyError(
       'ERR_AUTHZ_BODY_RESOURCE_DENIED',
-      'PERMISSION_DENIED',
       `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${normalized}' named in the request body field "${field.field}": ${why}.`,
       {
         reason: 'body-resource-denied',
@@ -208,7 +207,7 @@ export function createBodyResourcesRule(options: BodyResourcesOptions): BodyRule
       // wants() saw both; refusing keeps a wiring mistake from ever allowing.
       if (operation === undefined || subject === undefined) {
         return {
-          refuse: new ProxyError('ERR_INTERNAL', 'INTERNAL', 'body inspection reached without identity or operation', {
+          refuse: new ProxyError('ERR_INTERNAL', 'body inspection reached without identity or operation', {
             reason: 'pipeline-incomplete',
           }),
         };

@@ -22,12 +22,8 @@ import { OPERATION_BINDINGS, methodNameOf } from './operations.js';
 
 /** A 405: the path is a known method, the HTTP method is not one it answers to. */
 export class MethodNotAllowedError extends ProxyError {
-  // ProxyError derives the HTTP code from the Google status; 405 has no canonical
-  // status of its own (INVALID_ARGUMENT is what Google's front end answers with).
-  override readonly httpStatus: number = 405;
-
   constructor(message: string, allow: string) {
-    super('ERR_REQUEST_METHOD_NOT_ALLOWED', 'INVALID_ARGUMENT', message, { headers: { allow } });
+    super('ERR_REQUEST_METHOD_NOT_ALLOWED', message, { headers: { allow } });
     this.name = 'MethodNotAllowedError';
   }
 }
@@ -162,13 +158,12 @@ function quote(input: string): string {
 }
 
 function invalidPath(message: string, reason = 'invalid-path'): ProxyError {
-  return new ProxyError('ERR_REQUEST_INVALID_PATH', 'INVALID_ARGUMENT', message, { reason });
+  return new ProxyError('ERR_REQUEST_INVALID_PATH', message, { reason });
 }
 
 function unknownMethod(httpMethod: string, path: string, hint = ''): ProxyError {
   return new ProxyError(
     'ERR_REQUEST_UNKNOWN_METHOD',
-    'NOT_FOUND',
     `Unknown Vertex AI method ${quote(`${httpMethod} ${path}`)}${hint}. The proxy forwards only the Vertex AI v1 and v1beta1 REST methods it knows.`,
   );
 }
@@ -286,7 +281,6 @@ function forbiddenParameter(raw: string, forbidden: number): ProxyError {
   const display = FORBIDDEN_QUERY_NAMES[forbidden]?.[1] ?? 'key';
   return new ProxyError(
     'ERR_REQUEST_FORBIDDEN_PARAMETER',
-    'INVALID_ARGUMENT',
     `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential, method and billing project, and API keys, access tokens, method or billing overrides in the URL would replace them`,
   );
 }

@@ -54,33 +54,22 @@ export function resolveOperation(
         : ` Use /${operation.version}/${scopedPath(operation.scopedForm ?? 'projects/{project}/locations/{location}/...', operation.resource)} instead.`;
     throw new ProxyError(
       'ERR_REQUEST_PROJECT_REQUIRED',
-      'INVALID_ARGUMENT',
       `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...); Vertex AI express mode paths are not served.${instead}`,
       { reason: 'project-required' },
     );
   }
   const upstream = scope.locations.has(operation.location) ? scope.upstreamFor(operation.location) : undefined;
   if (upstream === undefined) {
-    throw new ProxyError(
-      'ERR_REQUEST_LOCATION_NOT_SERVED',
-      'INVALID_ARGUMENT',
-      `Location "${operation.location}" is not served by this proxy.`,
-      {
-        reason: 'location-not-served',
-        metadata: { location: operation.location },
-      },
-    );
+    throw new ProxyError('ERR_REQUEST_LOCATION_NOT_SERVED', `Location "${operation.location}" is not served by this proxy.`, {
+      reason: 'location-not-served',
+      metadata: { location: operation.location },
+    });
   }
   if (!scope.projects.has(operation.project)) {
-    throw new ProxyError(
-      'ERR_AUTHZ_PROJECT_NOT_ALLOWED',
-      'PERMISSION_DENIED',
-      `Project "${operation.project}" is not served by this proxy.`,
-      {
-        reason: 'project-not-allowed',
-        metadata: { project: operation.project },
-      },
-    );
+    throw new ProxyError('ERR_AUTHZ_PROJECT_NOT_ALLOWED', `Project "${operation.project}" is not served by this proxy.`, {
+      reason: 'project-not-allowed',
+      metadata: { project: operation.project },
+    });
   }
   return { operation, upstream };
 }

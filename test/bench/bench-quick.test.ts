@@ -21,8 +21,8 @@ const ALWAYS = [
   'passthrough-tuned',
   'full-warm',
   'full-tracing-1pct',
-  'passthrough-tuned-rate',
-  'full-warm-rate',
+  'passthrough-tuned-rate50',
+  'full-warm-rate50',
   'miss-rs256',
   'miss-es256',
   'policy-10k',
@@ -30,9 +30,10 @@ const ALWAYS = [
   'sse-200',
   'tokens-cycle',
   'full-watch',
+  'scale-10k',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
-const OPTIONAL = ['nginx', 'nginx-rate', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
+const OPTIONAL = ['nginx', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
 
 let out: string;
 let report: BenchReport;
@@ -52,7 +53,8 @@ beforeAll(async () => {
     report = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as BenchReport;
     markdown = readFileSync(join(out, 'latest.md'), 'utf8');
   }
-}, 300_000);
+  // The whole quick run: about a minute alone, several times that while the rest of npm test runs beside it.
+}, 600_000);
 
 afterAll(() => {
   if (out) rmSync(out, { recursive: true, force: true });
@@ -97,7 +99,11 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(27);
+    expect(report.targets).toHaveLength(29);
+    // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
+    const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
+    expect(openLoopTarget?.issue).toBe(17);
+    expect(openLoopTarget?.met).not.toBeNull();
     // What it costs to run (issue 20): start-up, idle RSS and the audit line's size, read from each started proxy.
     for (const id of ['full-warm', 'full-watch']) {
       const facts = report.summaries.find((s) => s.id === id)?.facts;
@@ -105,11 +111,22 @@ describe('npm run bench -- --quick', () => {
       expect(facts?.idleRssBytes, id).toBeGreaterThan(0);
       expect(facts?.auditLineBytes, id).toBeGreaterThan(0);
     }
+    // Scale (issues 17 and 20): the watch holds the stand-in's 10,000 namespaces and the warm-up filled the token cache.
+    const scale = report.summaries.find((s) => s.id === 'scale-10k');
+    expect(scale?.facts.tokenCacheEntries).toBeGreaterThan(0);
+    expect(scale?.facts.watchedNamespaces).toBe(10_001);
+    expect(scale?.facts.rssAfterBytes).toBeGreaterThan(0);
+    expect(report.targets.find((t) => t.target.includes('scale-10k'))?.met).not.toBeNull();
     for (const t of report.targets) expect([true, false, null]).toContain(t.met);
     expect(report.micro.map((m) => m.id)).toEqual([
       'token-cache-hit',
       'token-cache-miss-rs256',
       'token-cache-miss-es256',
+      'token-cache-miss-rs256-concurrent-32',
+      'jwt-verify-jose-rs256',
+      'signature-crypto-rs256',
+      'jwt-verify-jose-es256',
+      'signature-crypto-es256',
       'policy-evaluate-10k',
       'token-cache-memory-100k',
       'classify-table',
@@ -143,6 +160,21 @@ describe('npm run bench -- --quick', () => {
     expect(report.machine.loadAverageDuring.length).toBeGreaterThan(0);
     expect(markdown).toContain('| Scenario | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req |');
     for (const s of report.summaries) expect(markdown).toMatch(new RegExp(`^\\| ${s.id} \\|`, 'm'));
-    expect(markdown).toContain('| Target (issues 7, 20) |');
+    expect(markdown).toContain('| Target | issue | limit | measured | met |');
+  });
+
+  it('runs the open-loop scenarios at half of a measured capacity, timed from the schedule, and renders their table', () => {
+    expect(report.capacity?.rps).toBeGreaterThan(0);
+    expect(report.capacity?.basis).toMatch(/closed-loop throughput/);
+    const half = Math.round((report.capacity?.rps ?? 0) * 0.5);
+    for (const s of report.summaries.filter((x) => x.openLoop !== undefined && x.status === 'measured')) {
+      expect(s.openLoop?.fraction, s.id).toBe(0.5);
+      expect(s.offeredRps, s.id).toBe(half);
+      expect(s.lateStarts, s.id).toBeGreaterThanOrEqual(0);
+      expect(s.lateStarts, s.id).toBeLessThanOrEqual(s.requests);
+    }
+    expect(markdown).toContain(`| Target | 50 % (${half} req/s) |`);
+    for (const id of ['passthrough-tuned', 'full-warm'])
+      expect(markdown).toMatch(new RegExp(`^\\| ${id} \\| [\\d.]+ / [\\d.]+ / [\\d.]+`, 'm'));
   });
 });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import type { Percentiles } from '../../bench/load.js';
-import { median, renderMarkdown, summarize, type ReportInput, type RunSample } from '../../bench/report.js';
+import { median, renderMarkdown, summarize, type ReportInput, type RunSample, type ScenarioInfo } from '../../bench/report.js';
 
 const lat = (p50: number, p99: number): Percentiles => ({ p50, p99, p999: p99 + 1, max: p99 + 2, mean: p50 });
 
@@ -46,16 +46,33 @@ const input = (samples: RunSample[], unavailable: Record<string, string> = {}): 
     'passthrough-default',
     'passthrough-tuned',
     'full-warm',
-    'passthrough-tuned-rate',
-    'full-warm-rate',
+    'passthrough-tuned-rate50',
+    'full-warm-rate50',
     'audit-relaxed',
     'audit-strict-sqlite',
     'audit-strict-postgres',
-  ].map((id) => ({
-    id,
-    title: id,
-    kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
-  })),
+  ]
+    .map((id): ScenarioInfo => ({
+      id,
+      title: id,
+      kind: id.startsWith('full') || id.startsWith('audit') ? ('proxy' as const) : ('baseline' as const),
+      ...(id.endsWith('-rate50') ? { openLoop: { of: id.slice(0, -'-rate50'.length), fraction: 0.5 } } : {}),
+    }))
+    .concat([
+      {
+        id: 'peer-caddy',
+        title: 'Caddy',
+        kind: 'proxy',
+        command: 'caddy run --config $DIR/Caddyfile --adapter caddyfile',
+        note: 'No access log (its default)',
+      },
+      {
+        id: 'peer-kube-rbac-proxy',
+        title: 'kube-rbac-proxy',
+        kind: 'proxy',
+        command: 'go install github.com/brancz/kube-rbac-proxy@v0.21.0',
+      },
+    ]),
   samples,
   unavailable,
   failures: {},
@@ -92,8 +109,8 @@ describe('benchmark report', () => {
         sample('passthrough-default', 0, 400, 2000),
         sample('passthrough-tuned', 0, 160, 2500, 2000),
         sample('full-warm', 0, 200, 2000, 4000),
-        sample('passthrough-tuned-rate', 0, 300, 1000, 5000),
-        sample('full-warm-rate', 0, 450, 1000, 5900),
+        sample('passthrough-tuned-rate50', 0, 300, 1000, 5000),
+        sample('full-warm-rate50', 0, 450, 1000, 5900),
       ]),
     );
     const full = report.summaries.find((s) => s.id === 'full-warm');
@@ -103,10 +120,11 @@ describe('benchmark report', () => {
     expect(met['Full path ÷ nginx proxy_pass, CPU per request']).toBe(true);
     expect(met['Full path ÷ tuned passthrough, CPU per request']).toBe(true);
     // Below saturation (fixed rate) the gap is 0.9 ms: met; at saturation 2 ms: not met. Each compares its own pair.
-    expect(met['Full path p99 − tuned passthrough p99, 50 connections, fixed rate (open loop)']).toBe(true);
+    expect(met["Full path p99 − tuned passthrough p99, open loop at 50 % of nginx's capacity"]).toBe(true);
+    expect(report.targets.find((t) => t.target.includes('open loop at 50 %'))?.issue).toBe(17);
     expect(met['Full path p99 − tuned passthrough p99, 50 connections, closed loop (at saturation)']).toBe(false);
     // A fixed-rate scenario's ×tuned is to the passthrough at the same rate.
-    expect(report.summaries.find((s) => s.id === 'full-warm-rate')?.ratios.cpuVsPassthroughTuned).toBe(1.5);
+    expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.ratios.cpuVsPassthroughTuned).toBe(1.5);
     expect(met['Token-cache miss, RS256 verification']).toBe(false);
     expect(met['100,000 cached tokens, heap']).toBe(true);
     expect(met['Strict audit on SQLite ÷ relaxed audit, throughput']).toBeNull();
@@ -165,5 +183,39 @@ describe('benchmark report', () => {
     const markdown = renderMarkdown(report);
     expect(markdown).toMatch(/^\| audit-strict-postgres \| not available: PostgreSQL is not installed \|/m);
     expect(markdown).toMatch(/^\| full-warm \| 2000 \| 1\.00 \| 2\.00 \|/m);
+  });
+
+  it('renders the open-loop table (one row per target, p50 / p99 / p99.9 at each fraction of the stated capacity), flagging a rate the target could not keep', () => {
+    const late = { ...sample('full-warm-rate50', 0, 450, 1000, 5900), offeredRps: 1000, lateStarts: 400 };
+    const report = summarize({
+      ...input([{ ...sample('passthrough-tuned-rate50', 0, 300, 1000, 5000), offeredRps: 1000, lateStarts: 0 }, late]),
+      capacity: { rps: 2000, basis: "nginx proxy_pass's closed-loop throughput" },
+    });
+    expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.offeredRps).toBe(1000);
+    expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.lateStarts).toBe(400);
+    const markdown = renderMarkdown(report);
+    expect(markdown).toContain("Rates are fractions of 2000 req/s, nginx proxy_pass's closed-loop throughput.");
+    expect(markdown).toContain('| Target | 50 % (1000 req/s) |');
+    expect(markdown).toMatch(/^\| passthrough-tuned \| 1\.00 \/ 5\.00 \/ 5\.00 \|$/m);
+    expect(markdown).toMatch(/^\| full-warm \| 1\.00 \/ 5\.90 \/ 5\.90 \(10 % late\) \|$/m);
+  });
+
+  it('renders the peers with the exact command each ran with, and an unavailable one with its reason and no figure', () => {
+    const report = summarize(
+      input([sample('nginx', 0, 50, 5000), sample('peer-caddy', 0, 100, 4000)], {
+        'peer-kube-rbac-proxy': 'go install github.com/brancz/kube-rbac-proxy@v0.21.0 failed: 403 Forbidden',
+      }),
+    );
+    const markdown = renderMarkdown(report);
+    expect(markdown).toMatch(
+      /^\| peer-caddy \| 4000 \| 2\.00 \| 100 \| 2\.00× \| `caddy run --config \$DIR\/Caddyfile --adapter caddyfile` \| No access log \(its default\) \|$/m,
+    );
+    expect(markdown).toMatch(/^\| peer-kube-rbac-proxy \| not available: go install .* failed: 403 Forbidden(?: \| ){4}`go install /m);
+  });
+
+  it('tags each target with the issue that set it, in the targets table', () => {
+    const report = summarize(input([sample('full-warm', 0, 200, 2000)]));
+    expect(report.targets.every((t) => typeof t.issue === 'number')).toBe(true);
+    expect(renderMarkdown(report)).toMatch(/^\| Full path \(warm cache\), proxy CPU per request \| 7 \| ≤ 250 µs \| 200 µs \| yes \|$/m);
   });
 });

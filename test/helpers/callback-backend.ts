@@ -10,7 +10,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
-import { listenLoopback, type LoopbackServer } from '../../src/standins/loopback.js';
+import { listenLoopback, type LoopbackServer } from '../../dev/standins/loopback.js';
 
 export interface BackendRequest {
   readonly method: string;

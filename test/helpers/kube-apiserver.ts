@@ -29,7 +29,7 @@ import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { stringify } from 'yaml';
-import { freeLoopbackPort } from '../../src/standins/loopback.js';
+import { freeLoopbackPort } from '../../dev/standins/loopback.js';
 
 export const KUBE_VERSION = 'v1.34.2';
 export const API_AUDIENCE = 'kube-vertex-proxy';

@@ -13,7 +13,7 @@ import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import { freeLoopbackPort } from '../../src/standins/loopback.js';
+import { freeLoopbackPort } from '../../dev/standins/loopback.js';
 
 export interface TestPostgres {
   /** `postgres://postgres@127.0.0.1:PORT/postgres` */

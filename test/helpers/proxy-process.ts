@@ -14,6 +14,8 @@ import type { AuditRecord } from '../../src/audit/record.js';
 
 export const REPO_ROOT = resolve(import.meta.dirname, '../..');
 export const CLI = join(REPO_ROOT, 'dist', 'cli.js');
+/** What `npm start` runs: the embedded default with the stand-ins (dev/cli.ts, built by `npm run build:dev`). */
+export const DEV_CLI = join(REPO_ROOT, 'dist-dev', 'dev', 'cli.js');
 
 export interface AuditEntry extends Record<string, unknown> {
   kubeVertexProxy: AuditRecord;

@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createConnection } from 'node:net';
-import { freeLoopbackPort } from '../../src/standins/loopback.js';
+import { freeLoopbackPort } from '../../dev/standins/loopback.js';
 
 export interface TestRedis {
   /** `redis://127.0.0.1:PORT` */

@@ -4,9 +4,9 @@
  * configured against them.
  */
 import { request } from 'node:http';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
-import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../src/standins/metadata.js';
-import { startVertexStandIn, type VertexStandIn, type VertexStandInOptions } from '../../src/standins/vertex.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../dev/standins/metadata.js';
+import { startVertexStandIn, type VertexStandIn, type VertexStandInOptions } from '../../dev/standins/vertex.js';
 import { startProxyProcess, type ProxyProcess } from './proxy-process.js';
 
 export const PROJECT = 'demo-project';

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { StoredRecord } from '../../src/audit/store.js';
 import { IAP_AUDIENCE, startIapStandIn, type IapStandIn } from '../helpers/iap.js';
 import { runCli, startProxyProcess, writeConfig } from '../helpers/proxy-process.js';
-import { metadataEnv } from '../../src/standins/metadata.js';
+import { metadataEnv } from '../../dev/standins/metadata.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const RULES = [

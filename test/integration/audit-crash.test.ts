@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterAll, describe, expect, it } from 'vitest';
-import { metadataEnv } from '../../src/standins/metadata.js';
+import { metadataEnv } from '../../dev/standins/metadata.js';
 import { runCli, startProxyProcess, writeConfig, type ProxyProcess } from '../helpers/proxy-process.js';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 

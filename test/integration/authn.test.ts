@@ -3,7 +3,7 @@
  * real proxy process and a loopback issuer.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { AUDIENCE, PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 
 let world: World;

@@ -7,7 +7,7 @@
  */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../helpers/callback-backend.js';
 import { runCli, writeConfig, type AuditEntry } from '../helpers/proxy-process.js';
 import { chunkedBody, PREDICT_PATH, rawRequest, startWorld, type World } from '../helpers/world.js';

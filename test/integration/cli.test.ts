@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 import { CLI, runCli, writeConfig } from '../helpers/proxy-process.js';
 import { DEFAULT_RULES, PREDICT_PATH, PROJECT, LOCATION } from '../helpers/world.js';
 
@@ -266,5 +266,21 @@ describe('kube-vertex-proxy can-i', () => {
     expect(job.code).toBe(0);
     expect(job.stdout).toContain('  conditions: only if the job in the request body satisfies the conditions.jobs of ml-training');
     expect(job.stdout).toContain('  dry-run:    tight-gpus would allow only if the job satisfies its conditions.jobs');
+  });
+});
+
+describe('usage errors', () => {
+  it.each([
+    [['serve', '--bogus'], 'serve: '],
+    [['serve'], 'serve: --config FILE is required'],
+    [['check', '--bogus'], 'check: '],
+    [['can-i', '--config', 'x', '--as', 'nobody', 'GET', '/'], 'can-i: --as: "nobody" is not system:serviceaccount:NAMESPACE:NAME'],
+    [['dev', '--bogus'], 'dev: '],
+    [['audit', 'query', '--decision', 'maybe'], 'audit query: decision must be "allow" or "deny"\nUsage:'],
+    [['audit', 'query', '--proxy', 'not a url'], 'audit query: --proxy must be a URL'],
+  ])('%j: the command and the problem on stderr, exit 2', async (argv, stderr) => {
+    const result = await runCli(argv);
+    expect(result.stderr.startsWith(stderr), result.stderr).toBe(true);
+    expect(result.code).toBe(2);
   });
 });

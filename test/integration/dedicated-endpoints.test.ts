@@ -10,7 +10,7 @@
  * Google's shared host does.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startVertexStandIn, type VertexStandIn } from '../../dev/standins/vertex.js';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const DEDICATED = '4242';

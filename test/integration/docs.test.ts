@@ -1,8 +1,7 @@
 /**
  * The docs tell the truth, by test:
  * - every shell block marked ```sh runnable``` in README.md and docs/*.md runs
- *   against the embedded default (`kube-vertex-proxy dev`, what `npm start`
- *   runs), from the clone as a reader would type it (`npx kube-vertex-proxy`),
+ *   against the embedded default (dev/cli.ts, what `npm start` runs), from the clone as a reader would type it (`npx kube-vertex-proxy`),
  *   and exits as the block says (0, or `expect-exit=N`);
  * - every metric, config field (dotted paths and the keys of config-shaped
  *   YAML examples), CLI flag and error code the docs name exists in the code;
@@ -15,10 +14,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BEGIN, END, newestResultFile, renderBenchmarkBlock, type ResultFile } from '../../bench/docs.js';
+import {
+  BEGIN,
+  END,
+  newestResultFile,
+  README_BEGIN,
+  README_END,
+  renderBenchmarkBlock,
+  readmeBlockFor,
+  type ResultFile,
+} from '../../bench/docs.js';
 import { AUDIT_READ_PERMISSION } from '../../src/audit/settings.js';
 import { ConfigError, parseConfig } from '../../src/config/load.js';
-import { CLI, REPO_ROOT } from '../helpers/proxy-process.js';
+import { ERROR_CODES } from '../../src/errors.js';
+import { DEV_CLI, REPO_ROOT } from '../helpers/proxy-process.js';
 import { runToolAsync } from '../helpers/tools.js';
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
@@ -67,13 +76,13 @@ describe('runnable shell blocks, against the embedded default', () => {
 
   beforeAll(async () => {
     dir = join(mkdtempSync(join(tmpdir(), 'kvp-docs-')), '.kvp-dev');
-    dev = spawn(process.execPath, [CLI, 'dev', '--dir', dir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    dev = spawn(process.execPath, [DEV_CLI, '--dir', dir], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     dev.stdout!.on('data', (c: Buffer) => (out += c.toString()));
     dev.stderr!.on('data', () => undefined);
     const deadline = Date.now() + 60_000;
     while (!(out.includes('is running on its embedded default') && existsSync(join(dir, 'env.sh')))) {
-      if (Date.now() > deadline || dev.exitCode !== null) throw new Error(`kube-vertex-proxy dev did not start:\n${out}`);
+      if (Date.now() > deadline || dev.exitCode !== null) throw new Error(`npm start (dist-dev/dev/cli.js) did not start:\n${out}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }, 90_000);
@@ -131,11 +140,11 @@ describe('names in the docs exist in the code', () => {
   });
 
   it('every error code', () => {
-    const errors = read('src/errors.ts');
     const named = PAGES.flatMap((p) => [...p.text.matchAll(/\bERR_[A-Z0-9_]+\*?/g)].map((m) => ({ page: p.path, code: m[0] })));
     expect(named.length).toBeGreaterThan(3);
     // `ERR_AUTHN_*` names a family: at least one code must start so.
-    const exists = (code: string) => (code.endsWith('_*') ? errors.includes(`'${code.slice(0, -1)}`) : errors.includes(`'${code}'`));
+    const codes = Object.keys(ERROR_CODES);
+    const exists = (code: string) => (code.endsWith('_*') ? codes.some((c) => c.startsWith(code.slice(0, -1))) : codes.includes(code));
     expect(named.filter(({ code }) => !exists(code))).toEqual([]);
   });
 
@@ -147,7 +156,7 @@ describe('names in the docs exist in the code', () => {
       check: flagsIn(read('src/cli/check.ts')),
       'can-i': flagsIn(read('src/cli/can-i.ts')),
       audit: flagsIn(read('src/cli/audit.ts')),
-      dev: flagsIn(read('src/cli/dev.ts')),
+      dev: flagsIn(read('dev/cli.ts')),
       bench: flagsIn(read('bench/run.ts')),
       setup: new Set([...read('deploy/gcloud/setup.sh').matchAll(/^\s+--([a-z-]+)\)/gm)].map((m) => m[1]!)),
     };
@@ -157,10 +166,10 @@ describe('names in the docs exist in the code', () => {
       // A command and its arguments run to the end of the line, with `\` continuing it.
       const joined = text.replace(/\\\n\s*/g, ' ');
       for (const m of joined.matchAll(
-        /(?:kube-vertex-proxy|dist\/cli\.js) (serve|check|can-i|audit|dev)\b([^\n`]*)|npm run bench -- ([^\n`]*)|deploy\/gcloud\/setup\.sh([^\n`]*)/g,
+        /(?:kube-vertex-proxy|dist\/cli\.js) (serve|check|can-i|audit)\b([^\n`]*)|npm run bench -- ([^\n`]*)|deploy\/gcloud\/setup\.sh([^\n`]*)|npm start -- ([^\n`]*)/g,
       )) {
-        const command = m[1] ?? (m[3] !== undefined ? 'bench' : 'setup');
-        const rest = m[2] ?? m[3] ?? m[4] ?? '';
+        const command = m[1] ?? (m[3] !== undefined ? 'bench' : m[5] !== undefined ? 'dev' : 'setup');
+        const rest = m[2] ?? m[3] ?? m[4] ?? m[5] ?? '';
         for (const flag of rest.matchAll(/(?:^|[\s[])--([a-z][a-z-]*)/g)) {
           checked += 1;
           if (!known[command]!.has(flag[1]!)) unknown.push(`${page}: ${command} --${flag[1]}`);
@@ -328,6 +337,13 @@ describe('the benchmark page', () => {
     const page = read('docs/benchmark.md');
     const generated = page.slice(page.indexOf(BEGIN), page.indexOf(END) + END.length);
     expect(generated).toBe(renderBenchmarkBlock(report, relativeFile));
+  });
+
+  it("and the README's targets table is the same run's, as `npm run bench:docs` renders it", () => {
+    const readme = read('README.md');
+    const generated = readme.slice(readme.indexOf(README_BEGIN), readme.indexOf(README_END) + README_END.length);
+    expect(generated).toBe(readmeBlockFor(REPO_ROOT));
+    expect(generated).toContain(`(${newestResultFile(REPO_ROOT).slice(REPO_ROOT.length + 1)})`);
   });
 
   it('and no other page repeats benchmark numbers by hand (README links to it)', () => {

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { freeLoopbackPort } from '../../src/standins/loopback.js';
+import { freeLoopbackPort } from '../../dev/standins/loopback.js';
 import { API_AUDIENCE, START_TIMEOUT_MS, startKubeApiServer, type KubeApiServer } from '../helpers/kube-apiserver.js';
 import { until } from '../helpers/poll.js';
 import { runCli, writeConfig } from '../helpers/proxy-process.js';

@@ -1,6 +1,6 @@
 /**
  * What a real API server cannot be made to do on demand, against the
- * loopback stand-in (src/standins/kube-api.ts) and the real proxy process:
+ * loopback stand-in (dev/standins/kube-api.ts) and the real proxy process:
  * cut a namespace watch mid-stream while the server stays up and changes go
  * on. Everything else about namespace labels runs against a real
  * kube-apiserver: kube-apiserver-labels.test.ts and
@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
 import { PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 import { until } from '../helpers/poll.js';
 

@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
 import { AUDIENCE, PREDICT_PATH, startWorld, type World } from '../helpers/world.js';
 import { metric } from '../helpers/poll.js';
 

@@ -7,7 +7,7 @@
  * resumes by itself when Redis is back.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { metadataEnv } from '../../src/standins/metadata.js';
+import { metadataEnv } from '../../dev/standins/metadata.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startTestRedis, type TestRedis } from '../helpers/redis.js';
 import { awayFromMinuteEdge, expectLimitRefusal, metricValue } from '../helpers/limits.js';

@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { builtinModules } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
-import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../src/standins/metadata.js';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../dev/standins/metadata.js';
+import { startVertexStandIn, type VertexStandIn } from '../../dev/standins/vertex.js';
 import { REPO_ROOT, startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT } from '../helpers/world.js';
 
@@ -143,7 +143,7 @@ describe('the production artifact, installed into an empty folder and started fr
   it('contains every production dependency and no devDependency (checked against the lockfile)', () => {
     for (const name of Object.keys(pkg.dependencies)) expect(existsSync(join(app, 'node_modules', name)), name).toBe(true);
     // A devDependency may also be a production dependency's dependency (@types/node is one of
-    // @kubernetes/client-node's), so "dev-only" is the lockfile's word, not package.json's.
+    // google-gax's via protobufjs), so "dev-only" is the lockfile's word, not package.json's.
     for (const name of ['node', 'typescript', 'vitest', 'fast-check'])
       expect(existsSync(join(app, 'node_modules', name)), name).toBe(false);
     const lock = JSON.parse(readFileSync(join(REPO_ROOT, 'package-lock.json'), 'utf8')) as Lockfile;

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DASHBOARD_ROWS } from '../../src/metrics/dashboard.js';
-import { freeLoopbackPort } from '../../src/standins/loopback.js';
+import { freeLoopbackPort } from '../../dev/standins/loopback.js';
 import { startOtlpReceiver, type OtlpReceiver } from '../helpers/otlp-receiver.js';
 import { until } from '../helpers/poll.js';
 import { REPO_ROOT } from '../helpers/proxy-process.js';

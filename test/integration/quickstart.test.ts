@@ -1,6 +1,6 @@
 /**
- * The README's first command: `npm start` runs `kube-vertex-proxy dev`, the
- * embedded default. `--once` runs its demonstration and exits.
+ * The README's first command: `npm start` runs dev/cli.ts (built to
+ * dist-dev/), the embedded default. `--once` runs its demonstration and exits.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
@@ -8,13 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { auditRecordOfEntry } from '../../src/audit/cloud-logging.js';
-import { CLI } from '../helpers/proxy-process.js';
+import { DEV_CLI } from '../helpers/proxy-process.js';
 
 describe('the embedded default (npm start)', () => {
   it('shows an allowed predict, a denied one, their audit lines and the commands to try', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-dev-'));
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
-      const child = spawn(process.execPath, [CLI, 'dev', '--once', '--dir', dir], {
+      const child = spawn(process.execPath, [DEV_CLI, '--once', '--dir', dir], {
         env: { PATH: process.env.PATH ?? '', HOME: dir },
         stdio: ['ignore', 'pipe', 'pipe'],
       });

@@ -6,7 +6,7 @@
  * other callers go out as the proxy's own identity.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../../src/standins/iam-credentials.js';
+import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../../dev/standins/iam-credentials.js';
 import { DEFAULT_RULES, PREDICT_PATH, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const TEAM_ML = `team-ml@${PROJECT}.iam.gserviceaccount.com`;

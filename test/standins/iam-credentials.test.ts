@@ -1,6 +1,6 @@
 /** The IAM Credentials stand-in speaks generateAccessToken's real request, answer and refusal. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../../src/standins/iam-credentials.js';
+import { startIamCredentialsStandIn, type IamCredentialsStandIn } from '../../dev/standins/iam-credentials.js';
 
 let iam: IamCredentialsStandIn;
 beforeAll(async () => {

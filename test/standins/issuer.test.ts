@@ -1,12 +1,14 @@
 /**
  * The issuer stand-in against jose, the verifier the proxy uses: Kubernetes
  * tokens through OIDC discovery, Google ID tokens through the v3 certs, key
- * rotation, and the exact header/claim/document shapes of wire-formats §1, §5.
+ * rotation, and the exact header/claim/document shapes of the Kubernetes
+ * (https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/) and Google
+ * (https://developers.google.com/identity/openid-connect/openid-connect) issuers.
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../dev/standins/issuer.js';
 
 const AUDIENCE = 'kube-vertex-proxy';
 

@@ -1,17 +1,19 @@
 /**
- * The Kubernetes API stand-in, driven by the real @kubernetes/client-node
- * (through the proxy's own informer and TokenReview modules): lists, watch
- * streams with history and resume, 410 relists, outages.
+ * The Kubernetes API stand-in, driven by the proxy's own Kubernetes client
+ * (src/identity/kube-client.ts, through its informer and permission check):
+ * lists, watch streams with history and resume, 410 relists, outages. The
+ * same client runs against a real kube-apiserver in
+ * test/integration/kube-apiserver*.test.ts.
  */
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthenticationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KubeApiError, type KubeList, type KubeObject } from '../../src/identity/kube-client.js';
 import { loadKubeConfig } from '../../src/identity/kube-config.js';
 import { createWatchLabelSource, type WatchLabelSource } from '../../src/identity/namespace-watch.js';
 import { createPermissionCheck, requiredPermissions } from '../../src/identity/permissions.js';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../src/standins/kube-api.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
 
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -21,7 +23,7 @@ async function until(check: () => boolean, what: string, timeoutMs = 10_000): Pr
   }
 }
 
-describe('Kubernetes API stand-in through client-node', () => {
+describe("Kubernetes API stand-in through the proxy's client", () => {
   let api: KubeApiStandIn;
   let kubeconfig: string;
   beforeAll(async () => {
@@ -32,20 +34,26 @@ describe('Kubernetes API stand-in through client-node', () => {
   afterAll(() => api.close());
 
   it('serves a NamespaceList with a resourceVersion and a 404 Status for an unknown namespace', async () => {
-    const { kubeConfig } = loadKubeConfig(kubeconfig, {});
-    const core = kubeConfig.makeApiClient(CoreV1Api);
-    const list = await core.listNamespace();
+    const { client } = loadKubeConfig(kubeconfig, {});
+    const list = await client.get<KubeList<KubeObject>>('/api/v1/namespaces', 2000);
     expect(list.metadata?.resourceVersion).toMatch(/^\d+$/);
     expect(list.items.map((n) => n.metadata?.labels)).toEqual([{ 'kubernetes.io/metadata.name': 'ml', team: 'ml' }]);
-    await expect(core.readNamespace({ name: 'nope' })).rejects.toMatchObject({ code: 404 });
+    const missing = client.get('/api/v1/namespaces/nope', 2000);
+    await expect(missing).rejects.toBeInstanceOf(KubeApiError);
+    await expect(missing).rejects.toMatchObject({ statusCode: 404, reason: 'NotFound' });
+    await client.close();
   });
 
   it('answers TokenReview with 201 and the failure shape without `authenticated`', async () => {
-    const { kubeConfig } = loadKubeConfig(kubeconfig, {});
-    const auth = kubeConfig.makeApiClient(AuthenticationV1Api);
-    const review = await auth.createTokenReview({ body: { spec: { token: 'not-a-jwt', audiences: ['kube-vertex-proxy'] } } });
+    const { client } = loadKubeConfig(kubeconfig, {});
+    const review = await client.post<{ status?: { authenticated?: boolean; error?: string } }>(
+      '/apis/authentication.k8s.io/v1/tokenreviews',
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token: 'not-a-jwt', audiences: ['kube-vertex-proxy'] } },
+      2000,
+    );
     expect(review.status?.authenticated).toBeUndefined();
     expect(review.status?.error).toMatch(/^\[invalid bearer token, /);
+    await client.close();
   });
 
   it('refuses a caller without the API token (401 Status)', async () => {
@@ -57,12 +65,14 @@ describe('Kubernetes API stand-in through client-node', () => {
   describe('the namespace informer', () => {
     let source: WatchLabelSource;
     beforeAll(async () => {
-      const { kubeConfig } = loadKubeConfig(kubeconfig, {});
-      source = createWatchLabelSource({ kubeConfig, maxStalenessMs: 60_000, apiTimeoutMs: 2000, backoffInitialMs: 50 });
+      const { client } = loadKubeConfig(kubeconfig, {});
+      source = createWatchLabelSource({ client, maxStalenessMs: 60_000, apiTimeoutMs: 2000, backoffInitialMs: 50 });
       await source.start();
       await until(() => source.ready(), 'first sync');
     });
-    afterAll(() => source.stop());
+    afterAll(() => {
+      source.stop();
+    });
 
     it('syncs, follows relabels and deletions', async () => {
       expect(source.labelsOf('ml')).toEqual({ 'kubernetes.io/metadata.name': 'ml', team: 'ml' });
@@ -103,15 +113,15 @@ describe('Kubernetes API stand-in through client-node', () => {
   });
 });
 
-describe('the permission check through client-node', () => {
+describe("the permission check through the proxy's client", () => {
   it('is ready once the API server allows every permission, and not ready (with the error) while it cannot ask', async () => {
     const api = await startKubeApiStandIn();
-    const { kubeConfig } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-kube-'))), {});
+    const { client } = loadKubeConfig(api.writeKubeconfig(mkdtempSync(join(tmpdir(), 'kvp-kube-'))), {});
     const errors: unknown[] = [];
     try {
       await api.stop();
       const check = createPermissionCheck({
-        kubeConfig,
+        client,
         permissions: requiredPermissions({ namespaceLabels: 'watch', tokenReview: true, uidRevocation: 'off' }),
         timeoutMs: 2000,
         backoffInitialMs: 50,

@@ -7,7 +7,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import { GoogleAuth, gcpMetadata } from 'google-auth-library';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { metadataEnv, parseIdentityQuery, startMetadataServer, type MetadataStandIn } from '../../src/standins/metadata.js';
+import { metadataEnv, parseIdentityQuery, startMetadataServer, type MetadataStandIn } from '../../dev/standins/metadata.js';
 
 const CLOUD_PLATFORM = 'https://www.googleapis.com/auth/cloud-platform';
 

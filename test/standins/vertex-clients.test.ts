@@ -8,7 +8,7 @@
 import { v1 } from '@google-cloud/aiplatform';
 import { OAuth2Client } from 'google-auth-library';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startVertexStandIn, type VertexStandIn } from '../../dev/standins/vertex.js';
 
 const PROJECT = 'demo-project';
 const LOCATION = 'us-central1';

@@ -5,7 +5,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { startVertexStandIn, type VertexStandIn } from '../../src/standins/vertex.js';
+import { startVertexStandIn, type VertexStandIn } from '../../dev/standins/vertex.js';
 
 const BASE = '/v1/projects/demo-project/locations/us-central1';
 const MODEL = `${BASE}/publishers/google/models/gemini-2.5-flash`;

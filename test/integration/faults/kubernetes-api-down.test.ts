@@ -11,7 +11,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../../src/standins/kube-api.js';
+import { startKubeApiStandIn, type KubeApiStandIn } from '../../../dev/standins/kube-api.js';
 import { until } from '../../helpers/poll.js';
 import { AUDIENCE, LOCATION, PREDICT_PATH, PROJECT, startWorld, type World } from '../../helpers/world.js';
 

@@ -8,9 +8,9 @@
  * service resumes by itself, without a restart.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
-import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../../src/standins/metadata.js';
-import { startVertexStandIn, type VertexStandIn } from '../../../src/standins/vertex.js';
+import { startIssuer, type IssuerStandIn } from '../../../dev/standins/issuer.js';
+import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../../../dev/standins/metadata.js';
+import { startVertexStandIn, type VertexStandIn } from '../../../dev/standins/vertex.js';
 import { until } from '../../helpers/poll.js';
 import { startProxyProcess, type ProxyProcess } from '../../helpers/proxy-process.js';
 import { AUDIENCE, DEFAULT_RULES, LOCATION, PREDICT_PATH, PROJECT } from '../../helpers/world.js';

@@ -8,7 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { listenLoopback, type LoopbackServer } from '../../../src/standins/loopback.js';
+import { listenLoopback, type LoopbackServer } from '../../../dev/standins/loopback.js';
 import { DEFAULT_RULES, PREDICT_PATH, PROJECT, LOCATION, startWorld, type World } from '../../helpers/world.js';
 
 // Real processes on a shared machine: waits are bounded by the polls below, not by the default 30 s.

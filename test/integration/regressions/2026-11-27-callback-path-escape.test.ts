@@ -7,7 +7,7 @@
  * raw path, nothing reaches any backend, and the refusal is audited.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../../dev/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../../helpers/callback-backend.js';
 import { rawRequest, startWorld, type World } from '../../helpers/world.js';
 

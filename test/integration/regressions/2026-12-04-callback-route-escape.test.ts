@@ -13,7 +13,7 @@
  * assertion names its own audience.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../../dev/standins/issuer.js';
 import { startCallbackBackend, type CallbackBackend } from '../../helpers/callback-backend.js';
 import { rawRequest, startWorld, type World } from '../../helpers/world.js';
 

@@ -11,7 +11,7 @@
  * a wildcard over the customer's own project domain is still accepted.
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
+import { startIssuer, type IssuerStandIn } from '../../../dev/standins/issuer.js';
 import { runCli, writeConfig } from '../../helpers/proxy-process.js';
 import { LOCATION, PROJECT } from '../../helpers/world.js';
 

@@ -15,8 +15,8 @@
 import type { IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { listenLoopback, type LoopbackServer } from '../../../src/standins/loopback.js';
-import { startIssuer, type IssuerStandIn } from '../../../src/standins/issuer.js';
+import { listenLoopback, type LoopbackServer } from '../../../dev/standins/loopback.js';
+import { startIssuer, type IssuerStandIn } from '../../../dev/standins/issuer.js';
 import { until } from '../../helpers/poll.js';
 import { PREDICT_PATH, startWorld, type World } from '../../helpers/world.js';
 

@@ -1,6 +1,7 @@
 /**
- * Vertex AI REST stand-in on loopback (wire-formats §4, §8.5;
- * vertex-operations.md). It answers the data-plane and job methods the proxy
+ * Vertex AI REST stand-in on loopback (the REST reference:
+ * https://cloud.google.com/vertex-ai/docs/reference/rest; the methods in
+ * docs/vertex-operations.md). It answers the data-plane and job methods the proxy
  * forwards, in the real JSON shapes (lowerCamelCase, int64 as strings,
  * Timestamps as RFC 3339 with microseconds, enums by name), and records every
  * request it receives so tests can check what the proxy sent upstream.
@@ -40,9 +41,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { classify } from '../vertex/classify.js';
-import type { Operation } from '../vertex/operation.js';
-import { RPCS } from '../vertex/operations.generated.js';
+import { classify } from '../../src/vertex/classify.js';
+import type { Operation } from '../../src/vertex/operation.js';
+import { RPCS } from '../../src/vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';
 
@@ -729,7 +730,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
     verb: string,
   ): Route {
     const [service, rpc] = RPC[verb] ?? ['PredictionService', verb];
-    // v1beta1 keeps CountTokens in PredictionService (vertex-operations §4.1).
+    // v1beta1 keeps CountTokens in PredictionService:
+    // https://github.com/googleapis/googleapis/blob/master/google/cloud/aiplatform/v1beta1/prediction_service.proto
     const actualService = verb === 'countTokens' && version === 'v1beta1' ? 'PredictionService' : service;
     return {
       rpc: `google.cloud.aiplatform.${version}.${actualService}.${rpc}`,
@@ -798,7 +800,7 @@ interface Route {
   readonly chat?: true;
 }
 
-/** The real 401 (vertex-operations §4.1), naming the RPC that was called. */
+/** Vertex AI's 401 (https://cloud.google.com/apis/design/errors), naming the RPC that was called. */
 function unauthenticated(rpc: string): StandInError {
   return {
     status: 'UNAUTHENTICATED',

@@ -1,11 +1,17 @@
 /**
- * `kube-vertex-proxy dev` (what `npm start` runs): the embedded default. Starts
- * loopback stand-ins for the cluster's token issuer, the GKE metadata server
- * and Vertex AI, writes a config for them, starts the real proxy from it as
- * its own process (`serve --config`, exactly as in a cluster), then shows an
- * allowed and a denied predict and prints the commands to try more.
+ * The embedded default, what `npm start` runs (`node dist-dev/dev/cli.js`,
+ * built by `npm run build:dev` from dev/tsconfig.json). Starts loopback
+ * stand-ins for the cluster's token issuer, the GKE metadata server and
+ * Vertex AI (dev/standins/), writes a config for them, starts the real proxy
+ * from it as its own process (`dist/cli.js serve --config`, the production
+ * build, exactly as in a cluster), then shows an allowed and a denied predict
+ * and prints the commands to try more.
  *
- * `--once` runs the demonstration and exits (used by the tests).
+ * Lives outside src/ so that neither dist/ nor the image holds the stand-ins
+ * (one of them mints tokens any proxy configured for it would accept).
+ *
+ * `--once` runs the demonstration and exits (used by the tests); `--dir`
+ * names the folder for the config, tokens and env.sh (default `.kvp-dev`).
  *
  * @module
  */
@@ -15,16 +21,16 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { stringify } from 'yaml';
-import { startIssuer } from '../standins/issuer.js';
-import { metadataEnv, startMetadataServer } from '../standins/metadata.js';
-import { startVertexStandIn } from '../standins/vertex.js';
-import { parse, UsageError } from './args.js';
+import { startIssuer } from './standins/issuer.js';
+import { metadataEnv, startMetadataServer } from './standins/metadata.js';
+import { startVertexStandIn } from './standins/vertex.js';
+import { parse, UsageError } from '../src/cli/args.js';
 
 const PROJECT = 'demo-project';
 const LOCATION = 'us-central1';
 const AUDIENCE = 'kube-vertex-proxy';
 
-export async function runDev(argv: string[]): Promise<number> {
+async function runDev(argv: string[]): Promise<number> {
   let once = false;
   let dir: string;
   try {
@@ -33,7 +39,7 @@ export async function runDev(argv: string[]): Promise<number> {
     dir = resolve(values.dir ?? '.kvp-dev');
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`dev: ${error.message}\n`);
+      process.stderr.write(`npm start: ${error.message}\n`);
       return 2;
     }
     throw error;
@@ -75,7 +81,8 @@ export async function runDev(argv: string[]): Promise<number> {
     })}`,
   );
 
-  const child = spawn(process.execPath, [resolve(import.meta.dirname, '..', 'cli.js'), 'serve', '--config', configPath], {
+  // dist-dev/dev/cli.js → the production build's dist/cli.js in the same clone.
+  const child = spawn(process.execPath, [resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js'), 'serve', '--config', configPath], {
     env: {
       ...process.env,
       ...metadataEnv(metadata),
@@ -117,7 +124,7 @@ export async function runDev(argv: string[]): Promise<number> {
   // For commands typed in another terminal (and the README's runnable blocks): `. .kvp-dev/env.sh`.
   writeFileSync(
     join(dir, 'env.sh'),
-    `# Written by \`npm start\` (kube-vertex-proxy dev) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
+    `# Written by \`npm start\` (dev/cli.ts) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
   );
 
   const allowed = issuer.mintKubernetesToken({
@@ -198,3 +205,13 @@ async function waitReady(admin: string): Promise<void> {
   }
   throw new Error('the proxy did not become ready within 30 s');
 }
+
+runDev(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`npm start: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,5 +1,5 @@
 /**
- * Google's JSON error envelope as the stand-ins send it (wire-formats §4.5):
+ * Google's JSON error envelope as the stand-ins send it (https://cloud.google.com/apis/design/errors):
  * `{"error":{"code":HTTP,"message":…,"status":CANONICAL,"details":[…]}}` with
  * `Content-Type: application/json; charset=UTF-8`. `details` is omitted when
  * empty, as in the real 404s.
@@ -7,7 +7,7 @@
  * @module
  */
 import type { ServerResponse } from 'node:http';
-import { GOOGLE_ERROR_CONTENT_TYPE, GOOGLE_STATUS, type GoogleStatus } from '../errors.js';
+import { GOOGLE_ERROR_CONTENT_TYPE, GOOGLE_STATUS, type GoogleStatus } from '../../src/errors.js';
 
 export interface StandInError {
   readonly status: GoogleStatus;

@@ -1,6 +1,7 @@
 /**
  * A Kubernetes API server stand-in on loopback: the subset the proxy uses,
- * in the real JSON (wire-formats.md §2), driven in tests through the real
+ * in the real JSON (https://kubernetes.io/docs/reference/using-api/api-concepts/,
+ * https://kubernetes.io/docs/reference/kubernetes-api/authentication-resources/token-review-v1/), driven in tests through the real
  * `@kubernetes/client-node`.
  *
  * - `GET /api/v1/namespaces[/NAME]`, `GET /api/v1/serviceaccounts`,

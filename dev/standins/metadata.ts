@@ -1,5 +1,7 @@
 /**
- * GKE metadata server stand-in on loopback (wire-formats §3.1, §3.5): what a
+ * GKE metadata server stand-in on loopback
+ * (https://cloud.google.com/compute/docs/metadata/querying-metadata,
+ * https://cloud.google.com/kubernetes-engine/docs/concepts/workload-identity): what a
  * pod with Workload Identity sees at `http://metadata.google.internal/computeMetadata/v1/`.
  *
  * - Every request needs `Metadata-Flavor: Google`, else 403 with the real body
@@ -232,7 +234,8 @@ export async function startMetadataServer(options: MetadataServerOptions = {}): 
       );
       return;
     }
-    // format=standard (the GCE default) leaves out email and email_verified (§5).
+    // format=standard (the GCE default) leaves out email and email_verified:
+    // https://cloud.google.com/compute/docs/instances/verifying-instance-identity#request_signature
     const full = format === 'full';
     const token = idTokenIssuer.mintGoogleIdToken({
       email: gsaEmail,

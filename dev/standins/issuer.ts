@@ -2,15 +2,19 @@
  * OIDC issuer stand-in on loopback: the GKE cluster issuer that signs
  * Kubernetes projected service-account tokens, or Google's ID-token issuer.
  *
- * Wire formats follow `reference/wire-formats.md`:
- * - `kubernetes` (§1.1, §1.2, §1.5, §1.6): discovery at
+ * Wire formats:
+ * - `kubernetes` (service-account tokens,
+ *   https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/;
+ *   issuer discovery,
+ *   https://kubernetes.io/docs/tasks/configure-pod-container/configure-service-account/#service-account-issuer-discovery;
+ *   GKE's, https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters/getJwks): discovery at
  *   `{issuer}/.well-known/openid-configuration` in GKE's shape, JWKS at
  *   `{issuer}/jwks` as `application/jwk-set+json`, `Cache-Control: public,
  *   max-age=3600`, keys written in go-jose field order; `kid` =
  *   base64url(SHA-256(SPKI DER)); token header `{alg, kid}` with no `typ`;
  *   claims as kube-apiserver writes them for a custom audience (alphabetical,
  *   `aud` always an array, `iat = nbf`, `exp = iat + expiresIn`, no `warnafter`).
- * - `google` (§5): discovery whose `jwks_uri` is `{origin}/oauth2/v3/certs`, the
+ * - `google` (https://developers.google.com/identity/openid-connect/openid-connect): discovery whose `jwks_uri` is `{origin}/oauth2/v3/certs`, the
  *   v3 certs document with 40-hex `kid`s and `Cache-Control: public,
  *   max-age=21600, must-revalidate, no-transform`; token header
  *   `{alg: RS256, kid, typ: JWT}`; claims `aud, azp, email, email_verified, exp,
@@ -217,7 +221,8 @@ export async function startIssuer(options: IssuerOptions): Promise<IssuerStandIn
   function discoveryDocument(): Record<string, unknown> {
     const algs = [...new Set(keys.map((k) => k.alg))].sort();
     if (kind === 'kubernetes') {
-      // GKE's document (§1.6): upstream's five fields plus claims_supported and grant_types.
+      // GKE's document (projects.locations.clusters.well-known/getOpenid-configuration): upstream's five fields plus
+      // claims_supported and grant_types.
       return {
         issuer,
         jwks_uri: jwksUri,
