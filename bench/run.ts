@@ -23,7 +23,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, cpus, tmpdir, totalmem } from 'node:os';
+import { availableParallelism, cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -35,6 +35,7 @@ import { freeLoopbackPort } from '../dev/standins/loopback.js';
 import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../dev/standins/metadata.js';
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
+import type { AuditScaleResult } from './audit-scale.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
@@ -77,6 +78,8 @@ interface Options {
   readonly capacity: number | undefined;
   /** Build (once) and run the peers: oauth2-proxy, kube-rbac-proxy, Caddy. */
   readonly peers: boolean;
+  /** Records in the audit-scale store (`--audit-records`). */
+  readonly auditScaleRecords: number;
 }
 
 function parseOptions(): Options {
@@ -95,6 +98,7 @@ function parseOptions(): Options {
       peers: { type: 'boolean', default: false },
       'node-flags': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
+      'audit-records': { type: 'string' },
     },
   });
   const quick = values.quick;
@@ -115,6 +119,7 @@ function parseOptions(): Options {
     peers: values.peers,
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
+    auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
   };
 }
 
@@ -1157,6 +1162,27 @@ function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): strin
   return `${tokens.join('\n')}\n`;
 }
 
+/** Audit reads on a store of `records` entries (bench/audit-scale.ts), in a process of its own, against SQLite and a throw-away PostgreSQL. */
+async function runAuditScaleStep(world: World, records: number, log: (line: string) => void): Promise<AuditScaleResult[]> {
+  log(`audit reads at scale (${records.toLocaleString('en-US')} records)`);
+  const postgres = await startPostgres(world);
+  try {
+    const args = [join(BENCH_DIST, 'audit-scale.js'), '--records', String(records)];
+    if (typeof postgres !== 'string') args.push('--postgres', postgres.url);
+    // PostgreSQL runs on the proxy core; the generator and the reads on the other.
+    const child = startProcess(core(world, LOAD_CORE), [NODE, ...args], { env: { PATH: process.env.PATH ?? '', HOME: homedir() } });
+    child.child.stderr?.on('data', (c: Buffer) => process.stderr.write(c));
+    let stdout = '';
+    child.child.stdout?.on('data', (c: Buffer) => (stdout += c.toString()));
+    const code = await child.exited;
+    if (code !== 0) throw new Error(`audit-scale failed (${code}): ${child.stderr().slice(-2000)}`);
+    const results = JSON.parse(stdout.trim().split('\n').pop() as string) as AuditScaleResult[];
+    return results.map((r) => (r.store === 'postgres' && typeof postgres === 'string' ? { ...r, unavailable: postgres } : r));
+  } finally {
+    if (typeof postgres !== 'string') await postgres.stop();
+  }
+}
+
 /**
  * nginx's capacity on this machine: its closed-loop throughput over the
  * benchmark's connections, measured once before the rounds (issue 17: the
@@ -1329,6 +1355,9 @@ async function main(): Promise<void> {
 
   log('micro-benchmarks');
   const micro = runMicro(world);
+  // Opt-in in the full run (`--only …,audit-scale`): building 10 million records takes minutes (PostgreSQL every run); --quick runs it small.
+  const runScale = (options.quick && options.only === undefined) || options.only?.includes('audit-scale') === true;
+  const auditScale = runScale ? await runAuditScaleStep(world, options.auditScaleRecords, log) : undefined;
 
   const report: BenchReport = summarize({
     startedAt: startedAt.toISOString(),
@@ -1370,6 +1399,7 @@ async function main(): Promise<void> {
     unavailable,
     failures,
     micro,
+    ...(auditScale === undefined ? {} : { auditScale }),
     ...(world.capacity === undefined ? {} : { capacity: world.capacity }),
   });
 

@@ -158,6 +158,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
           batch: metrics.auditBatch,
           refused: metrics.auditRefused,
           dropped: metrics.auditDropped,
+          decisionCommit: metrics.auditDecisionCommit,
         });
 
   const flood = auditTrail === undefined ? undefined : new FloodAggregator({ emit: (record) => auditTrail.recordFinal(record) });

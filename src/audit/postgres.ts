@@ -16,29 +16,18 @@ import { readFile } from 'node:fs/promises';
 import pg from 'pg';
 import {
   GroupCommitter,
-  addedColumnStatements,
-  toUsageSummaryRow,
-  usageSummarySql,
   INSERT_COLUMNS,
+  POSTGRES_SQL,
   closesDecision,
-  decodeCursor,
-  encodeCursor,
   insertValues,
   legacyMarkerIndex,
-  legacyMigrationStatements,
+  migrationPlan,
   openTable,
-  parseRecord,
   pruneOpenStatement,
-  queryConditions,
-  recordsSql,
-  rowToEntry,
-  schemaStatements,
-  verifyPaged,
-  type AuditQuery,
+  storeReads,
   type AuditStore,
-  type RecordPage,
+  type Dialect,
   type StoreHooks,
-  type SummaryRow,
 } from './store.js';
 
 export interface PostgresStoreOptions extends StoreHooks {
@@ -89,14 +78,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
             const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [
               legacyMarkerIndex(table),
             ]);
-            for (const statement of schemaStatements(table, 'postgres')) await client.query(statement);
             const existing = await client.query<{ column_name: string }>(
               'SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()',
               [table],
             );
-            for (const statement of addedColumnStatements(table, 'postgres', new Set(existing.rows.map((r) => r.column_name))))
+            const columns = new Set(existing.rows.map((r) => r.column_name));
+            for (const statement of migrationPlan(table, POSTGRES_SQL, { legacy: rows[0]?.legacy === true, columns }))
               await client.query(statement);
-            if (rows[0]?.legacy === true) for (const statement of legacyMigrationStatements(table)) await client.query(statement);
             await client.query('COMMIT');
           } catch (error) {
             await client.query('ROLLBACK').catch(() => undefined);
@@ -165,8 +153,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     onBatch: (size, seconds, ok) => options.onBatch?.('postgres', size, seconds, ok),
   });
 
-  const conditions = (query: AuditQuery, before?: number) => queryConditions(query, before, (n) => `$${n}`);
-
   try {
     await ensureSchema();
     healthy = true;
@@ -185,55 +171,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   }, PROBE_INTERVAL_MS);
   probe.unref();
 
+  const dialect: Dialect = { ...POSTGRES_SQL, all: async (sql, params) => (await run(sql, [...params])).rows };
+
   return {
     kind: 'postgres',
     append: (entries) => committer.submit(entries),
-    async query(query, limit, cursor): Promise<RecordPage> {
-      const { where, params, param } = conditions(query, cursor === undefined ? undefined : decodeCursor(cursor));
-      const sql = `${recordsSql(table, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
-      const { rows } = await run<{ id: string; phase: 'decision' | 'final'; record: string }>(sql, params);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        records: page.map((r) => parseRecord(r.record, r.phase)),
-        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
-      };
-    },
-    async summary(query): Promise<SummaryRow[]> {
-      const { where, params } = conditions(query);
-      const { rows } = await run<{ principal: string | null; permission: string | null; decision: string; count: string }>(
-        `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(table, 'e.principal, e.permission, e.decision', where)}) r GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`,
-        params,
-      );
-      return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
-    },
-    async usageSummary(query, groupBy) {
-      const { where, params } = conditions(query);
-      const { rows } = await run<Record<string, unknown>>(usageSummarySql(table, groupBy, where), params);
-      return rows.map((r) => toUsageSummaryRow(r, groupBy));
-    },
-    verify(range = {}) {
-      return verifyPaged(
-        async (after, limit, { from, to }) => {
-          const conditions: string[] = [];
-          const params: unknown[] = [];
-          if (after !== undefined) {
-            const w = `$${params.push(after.writer)}`;
-            conditions.push(`(writer COLLATE "C" > ${w} OR (writer = ${w} AND seq > $${params.push(after.seq)}))`);
-          }
-          if (from !== undefined) conditions.push(`written_ms >= $${params.push(from)}`);
-          if (to !== undefined) conditions.push(`written_ms < $${params.push(to)}`);
-          const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-          const { rows } = await run<Record<string, unknown>>(
-            `SELECT * FROM ${table} ${where} ORDER BY writer COLLATE "C", seq LIMIT $${params.push(limit)}`,
-            params,
-          );
-          return rows.map(rowToEntry);
-        },
-        range,
-        async () => (await run<{ id: string }>(`SELECT id FROM ${openTable(table)}`, [])).rows.map((r) => Number(r.id)),
-      );
-    },
+    ...storeReads(dialect, table),
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;
       for (;;) {

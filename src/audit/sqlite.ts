@@ -23,31 +23,19 @@ import { DatabaseSync } from 'node:sqlite';
 import { Worker } from 'node:worker_threads';
 import {
   GroupCommitter,
-  addedColumnStatements,
-  toUsageSummaryRow,
-  usageSummarySql,
   INSERT_COLUMNS,
+  SQLITE_SQL,
   closesDecision,
-  decodeCursor,
-  encodeCursor,
   insertValues,
   legacyMarkerIndex,
-  legacyMigrationStatements,
+  migrationPlan,
   openTable,
-  parseRecord,
   pruneOpenStatement,
-  queryConditions,
-  recordsSql,
-  rowToEntry,
-  schemaStatements,
-  verifyPaged,
-  type AuditQuery,
+  storeReads,
   type AuditStore,
   type ChainLink,
-  type RecordPage,
+  type Dialect,
   type StoreHooks,
-  type SummaryRow,
-  type VerifyResult,
 } from './store.js';
 
 const TABLE = 'audit_entries';
@@ -171,10 +159,8 @@ function migrate(db: DatabaseSync): void {
   db.exec('BEGIN IMMEDIATE');
   try {
     const legacy = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`).get(legacyMarkerIndex(TABLE)) !== undefined;
-    for (const statement of schemaStatements(TABLE, 'sqlite')) db.exec(statement);
     const columns = new Set((db.prepare(`PRAGMA table_info(${TABLE})`).all() as Array<{ name: string }>).map((c) => c.name));
-    for (const statement of addedColumnStatements(TABLE, 'sqlite', columns)) db.exec(statement);
-    if (legacy) for (const statement of legacyMigrationStatements(TABLE)) db.exec(statement);
+    for (const statement of migrationPlan(TABLE, SQLITE_SQL, { legacy, columns })) db.exec(statement);
     db.exec('COMMIT');
   } catch (error) {
     if (db.isTransaction) db.exec('ROLLBACK');
@@ -204,15 +190,13 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
 
   const writer = options.readOnly === true ? undefined : startWriter(options.path);
   let healthy = true;
-  // node:sqlite is synchronous behind the async store interface; `async` keeps a throw a rejection.
-  /* eslint-disable @typescript-eslint/require-await */
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,
-    loadHead: async () => {
+    loadHead: () => {
       const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
         { seq: number | bigint; hash: string } | undefined;
-      return row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink);
+      return Promise.resolve(row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink));
     },
     write: async (entries) => {
       if (writer === undefined) throw new Error('the audit store is open read-only');
@@ -244,62 +228,15 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
   }, 2000);
   probe.unref();
 
-  const conditions = (query: AuditQuery, before?: number) => {
-    const c = queryConditions(query, before, (n) => `?${n}`);
-    return { ...c, params: c.params as SqlValue[] };
+  const dialect: Dialect = {
+    ...SQLITE_SQL,
+    all: (sql, params) => Promise.resolve(db.prepare(sql).all(...(params as SqlValue[]))),
   };
 
   return {
     kind: 'sqlite',
     append: (entries) => committer.submit(entries),
-    async query(query, limit, cursor): Promise<RecordPage> {
-      const { where, params, param } = conditions(query, cursor === undefined ? undefined : decodeCursor(cursor));
-      const sql = `${recordsSql(TABLE, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
-      const rows = db.prepare(sql).all(...params) as Array<{ id: number | bigint; phase: 'decision' | 'final'; record: string }>;
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
-      return {
-        records: page.map((r) => parseRecord(r.record, r.phase)),
-        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
-      };
-    },
-    async summary(query): Promise<SummaryRow[]> {
-      const { where, params } = conditions(query);
-      const rows = db
-        .prepare(
-          `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`,
-        )
-        .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number | bigint }>;
-      return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
-    },
-    async usageSummary(query, groupBy) {
-      const { where, params } = conditions(query);
-      const rows = db.prepare(usageSummarySql(TABLE, groupBy, where)).all(...params) as Array<Record<string, unknown>>;
-      return rows.map((r) => toUsageSummaryRow(r, groupBy));
-    },
-    verify(range = {}): Promise<VerifyResult> {
-      return verifyPaged(
-        async (after, limit, { from, to }) => {
-          const conditions: string[] = [];
-          const params: SqlValue[] = [];
-          if (after !== undefined) {
-            conditions.push('(writer > ? OR (writer = ? AND seq > ?))');
-            params.push(after.writer, after.writer, after.seq);
-          }
-          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- never interpolate anything but a number into SQL
-          if (from !== undefined) conditions.push(`written_ms >= ${Number(from)}`);
-          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- as above
-          if (to !== undefined) conditions.push(`written_ms < ${Number(to)}`);
-          const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-          const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<
-            Record<string, unknown>
-          >;
-          return rows.map(rowToEntry);
-        },
-        range,
-        async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number | bigint }>).map((r) => Number(r.id)),
-      );
-    },
+    ...storeReads(dialect, TABLE),
     async deleteOlderThan(beforeMs, batch) {
       let total = 0;
       if (writer === undefined) throw new Error('the audit store is open read-only');
@@ -318,5 +255,4 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
       if (db.isOpen) db.close();
     },
   };
-  /* eslint-enable @typescript-eslint/require-await */
 }

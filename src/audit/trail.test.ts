@@ -48,9 +48,10 @@ describe('audit trail', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('strict mode: a store that cannot take the decision entry rejects it and counts a refusal', async () => {
+  it('strict mode: a store that cannot take the decision entry rejects it and counts a refusal; every commit wait is timed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-trail-'));
     let refused = 0;
+    const commits: Array<[number, boolean]> = [];
     const trail = await openAuditTrail(
       {
         durability: 'strict',
@@ -63,7 +64,12 @@ describe('audit trail', () => {
         maxQueue: 10,
       },
       pino({ level: 'silent' }),
-      { batch: () => undefined, refused: () => (refused += 1), dropped: () => undefined },
+      {
+        batch: () => undefined,
+        refused: () => (refused += 1),
+        dropped: () => undefined,
+        decisionCommit: (seconds, ok) => commits.push([seconds, ok]),
+      },
     );
     await trail.recordDecision(record(1));
     // A record that cannot be stored (a circular value cannot be serialized) stands in for a failing store.
@@ -71,6 +77,8 @@ describe('audit trail', () => {
     broken.self = broken;
     await expect(trail.recordDecision(broken as unknown as AuditRecord)).rejects.toThrow();
     expect(refused).toBe(1);
+    expect(commits.map(([, ok]) => ok)).toEqual([true, false]);
+    for (const [seconds] of commits) expect(seconds).toBeGreaterThan(0);
     await trail.close();
     rmSync(dir, { recursive: true, force: true });
   });

@@ -23,6 +23,8 @@ export interface AuditTrailMetrics {
   batch(store: AuditStore['kind'], size: number, seconds: number, ok: boolean): void;
   refused(): void;
   dropped(count: number): void;
+  /** Strict mode: one decision entry's wait until every store committed it (or one failed). */
+  decisionCommit?(seconds: number, ok: boolean): void;
 }
 
 export interface AuditTrail {
@@ -152,9 +154,15 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
     durability: settings.durability,
     async recordDecision(record) {
       pending += 1;
+      const started = process.hrtime.bigint();
+      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
       try {
-        await Promise.all(stores.map((store) => store.append([{ phase: 'decision', record }])));
+        await (stores.length === 1
+          ? (stores[0] as AuditStore).append([{ phase: 'decision', record }])
+          : Promise.all(stores.map((store) => store.append([{ phase: 'decision', record }]))));
+        metrics.decisionCommit?.(seconds(), true);
       } catch (error) {
+        metrics.decisionCommit?.(seconds(), false);
         metrics.refused();
         throw error;
       } finally {

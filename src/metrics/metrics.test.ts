@@ -87,6 +87,7 @@ describe('metrics exposition', () => {
     metrics.auditDropped(2);
     metrics.identityRefresh('team-ml@p.iam.gserviceaccount.com', 'success');
     metrics.endpointLookup('dedicated');
+    metrics.auditDecisionCommit(0.0015, true);
     const text = await registry.metrics();
     if (process.env.UPDATE_GOLDEN === '1') writeFileSync(GOLDEN, text);
     expect(text).toBe(readFileSync(GOLDEN, 'utf8'));

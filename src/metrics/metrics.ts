@@ -49,6 +49,8 @@ export interface ProxyMetrics {
   identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
   /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
   endpointLookup(result: 'dedicated' | 'shared' | 'error'): void;
+  /** Strict mode: how long a request waited for its decision entry to be committed to every store, and whether it was. */
+  auditDecisionCommit(this: void, seconds: number, ok: boolean): void;
 }
 
 export function createMetrics(registry: Registry, sources: MetricSources, options: MetricOptions = {}): ProxyMetrics {
@@ -245,6 +247,14 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
     registers,
   });
 
+  const auditDecisionCommit = new Histogram({
+    name: `${METRIC_PREFIX}audit_decision_commit_duration_seconds`,
+    help: 'Strict durability: how long an allowed request waited for its decision entry to be committed to every audit store (shared group commit included), by outcome (ok | error).',
+    labelNames: ['outcome'] as const,
+    buckets: [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
+    registers,
+  });
+
   return {
     endpointLookup(result) {
       endpointLookups.inc({ result });
@@ -263,6 +273,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
     },
     auditDropped(count) {
       auditDropped.inc(count);
+    },
+    auditDecisionCommit(seconds, ok) {
+      auditDecisionCommit.observe({ outcome: ok ? 'ok' : 'error' }, seconds);
     },
     observeRecord(record) {
       // Callbacks have no Vertex AI operation: their route prefix (a bounded set from the config) stands in.

@@ -99,7 +99,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(21);
+    expect(report.targets).toHaveLength(33);
     // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
     const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
     expect(openLoopTarget?.issue).toBe(17);
@@ -135,6 +135,24 @@ describe('npm run bench -- --quick', () => {
       'usage-meter-sse-200',
     ]);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
+  });
+
+  it("reads a generated audit store of each kind at scale: a principal's day, a week's summary, a day's verify of the real chain", () => {
+    const sqlite = report.auditScale?.find((a) => a.store === 'sqlite');
+    expect(sqlite?.records).toBe(10_000);
+    expect(sqlite?.queryRecords).toBeGreaterThan(0);
+    // Seven of the ten days, every record final.
+    expect(sqlite?.summaryRecords).toBeGreaterThan(6_000);
+    expect(sqlite?.summaryRecords).toBeLessThan(8_000);
+    expect(sqlite?.verifyOk).toBe(true);
+    expect(sqlite?.verifyEntries).toBeGreaterThan(0);
+    const postgres = report.auditScale?.find((a) => a.store === 'postgres');
+    if (postgres?.unavailable === undefined) {
+      expect(postgres?.verifyOk).toBe(true);
+      expect(postgres?.summaryRecords).toBe(sqlite?.summaryRecords);
+      expect(postgres?.queryRecords).toBe(sqlite?.queryRecords);
+    }
+    expect(markdown).toContain('| Audit reads at scale |');
   });
 
   it('names the machine and the load it ran under, and renders one table row per scenario', () => {

@@ -159,6 +159,51 @@ describe('benchmark report', () => {
     expect(byTarget['SSE time to first byte p50 − nginx p50 (sse-200)']).toMatchObject({ measured: '1.6 ms', met: false });
   });
 
+  it('checks strict audit CPU against relaxed and PostgreSQL against SQLite, and the audit reads at scale per million entries', () => {
+    const report = summarize({
+      ...input([
+        sample('audit-relaxed', 0, 200, 1000),
+        sample('audit-strict-sqlite', 0, 270, 900),
+        sample('audit-strict-postgres', 0, 340, 800),
+      ]),
+      auditScale: [
+        {
+          store: 'sqlite',
+          records: 10_000_000,
+          queryMs: 40,
+          queryRecords: 1000,
+          summaryMs: 2500,
+          summaryRecords: 7e6,
+          verifyMs: 20_000,
+          verifyEntries: 1e6,
+          verifyOk: true,
+        },
+        {
+          store: 'postgres',
+          records: 10_000_000,
+          queryMs: 250,
+          queryRecords: 1000,
+          summaryMs: 1500,
+          summaryRecords: 7e6,
+          verifyMs: 10_000,
+          verifyEntries: 250_000,
+          verifyOk: true,
+        },
+      ],
+    });
+    const measured = Object.fromEntries(report.targets.map((t) => [t.target, [t.measured, t.met]]));
+    expect(measured['Strict audit on SQLite ÷ relaxed audit (both stdout + SQLite), CPU per request']).toEqual(['1.35×', true]);
+    expect(measured['Strict audit on PostgreSQL ÷ strict on SQLite, proxy CPU per request']).toEqual(['1.26×', false]);
+    expect(measured["Audit query, one principal's day, sqlite (10M records)"]).toEqual(['40 ms', true]);
+    expect(measured["Audit query, one principal's day, postgres (10M records)"]).toEqual(['250 ms', false]);
+    expect(measured['Audit summary over a week, sqlite (10M records)']).toEqual(['2500 ms', false]);
+    expect(measured['Audit summary over a week, postgres (10M records)']).toEqual(['1500 ms', true]);
+    expect(measured["Audit verify, per 1 million entries (one day's chains), sqlite (10M records)"]).toEqual(['20 s', true]);
+    // 250,000 entries in 10 s: 40 s per million.
+    expect(measured["Audit verify, per 1 million entries (one day's chains), postgres (10M records)"]).toEqual(['40 s', false]);
+    expect(renderMarkdown(report)).toContain('| sqlite | 10,000,000 |');
+  });
+
   it('keeps a scenario that could not run in the report, with its reason, in the table too', () => {
     const report = summarize(input([sample('full-warm', 0, 200, 2000)], { 'audit-strict-postgres': 'PostgreSQL is not installed' }));
     const pg = report.summaries.find((s) => s.id === 'audit-strict-postgres');

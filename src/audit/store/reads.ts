@@ -1,0 +1,113 @@
+/**
+ * The read side of an audit store — query, summaries, verify — written once
+ * over a {@link Dialect}: a backend supplies how to run a statement, and
+ * gets the same answers as every other backend.
+ *
+ * @module
+ */
+import type { Dialect } from './dialect.js';
+import {
+  decodeCursor,
+  encodeCursor,
+  openTable,
+  parseRecord,
+  queryConditions,
+  recordsSql,
+  rowToEntry,
+  summarySql,
+  toSummaryRow,
+  toUsageSummaryRow,
+  usageSummarySql,
+} from './sql.js';
+import type { AuditStore, EntryPhase, RecordPage, StoredEntry } from './types.js';
+import { verifyPaged, type EntryPager } from './verify.js';
+
+export type StoreReads = Pick<AuditStore, 'query' | 'summary' | 'usageSummary' | 'verify'>;
+
+export function storeReads(dialect: Dialect, table: string): StoreReads {
+  const pager: EntryPager = async (after, limit, { from, to }) => {
+    const params: unknown[] = [];
+    const param = (value: unknown) => dialect.placeholder(params.push(value));
+    const conditions: string[] = [];
+    if (after !== undefined) {
+      const w = param(after.writer);
+      conditions.push(`(writer${dialect.byteOrder} > ${w} OR (writer = ${w} AND seq > ${param(after.seq)}))`);
+    }
+    if (from !== undefined) conditions.push(`written_ms >= ${param(from)}`);
+    if (to !== undefined) conditions.push(`written_ms < ${param(to)}`);
+    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
+    const rows = await dialect.all(
+      `SELECT * FROM ${table} ${where} ORDER BY writer${dialect.byteOrder}, seq LIMIT ${param(limit)}`,
+      params,
+    );
+    return rows.map(rowToEntry);
+  };
+
+  /**
+   * Verify of a written-time range: each writer's first and last seq in the
+   * range (from the written_chain index alone), then that stretch of each
+   * chain in seq order through the (writer, seq) key — never the entries
+   * before or after the range.
+   */
+  const rangedPager = (range: { from?: number; to?: number }): EntryPager => {
+    let bounds: Array<{ writer: string; lo: number; hi: number }> | undefined;
+    const timeConditions = (param: (value: unknown) => string) => [
+      ...(range.from === undefined ? [] : [`written_ms >= ${param(range.from)}`]),
+      ...(range.to === undefined ? [] : [`written_ms < ${param(range.to)}`]),
+    ];
+    return async (after, limit) => {
+      if (bounds === undefined) {
+        const params: unknown[] = [];
+        const where = timeConditions((value) => dialect.placeholder(params.push(value))).join(' AND ');
+        const rows = await dialect.all(
+          `SELECT writer, MIN(seq) AS lo, MAX(seq) AS hi FROM ${table} WHERE ${where} GROUP BY writer ORDER BY writer${dialect.byteOrder}`,
+          params,
+        );
+        bounds = rows.map((r) => ({ writer: String(r.writer), lo: Number(r.lo), hi: Number(r.hi) }));
+      }
+      const out: StoredEntry[] = [];
+      let index = after === undefined ? 0 : bounds.findIndex((b) => b.writer === after.writer);
+      let from = after?.seq;
+      while (index >= 0 && index < bounds.length && out.length < limit) {
+        const b = bounds[index] as { writer: string; lo: number; hi: number };
+        const params: unknown[] = [];
+        const param = (value: unknown) => dialect.placeholder(params.push(value));
+        const seq = from === undefined ? `seq >= ${param(b.lo)}` : `seq > ${param(from)}`;
+        const where = [`writer = ${param(b.writer)}`, seq, `seq <= ${param(b.hi)}`, ...timeConditions(param)].join(' AND ');
+        const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(limit - out.length)}`, params);
+        out.push(...rows.map(rowToEntry));
+        index += 1;
+        from = undefined;
+      }
+      return out;
+    };
+  };
+
+  return {
+    async query(query, limit, cursor): Promise<RecordPage> {
+      const { where, params, param } = queryConditions(query, cursor === undefined ? undefined : decodeCursor(cursor), dialect);
+      const sql = `${recordsSql(table, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
+      const rows = await dialect.all(sql, params);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        records: page.map((r) => parseRecord(String(r.record), r.phase as EntryPhase)),
+        nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
+      };
+    },
+    async summary(query) {
+      const { where, params } = queryConditions(query, undefined, dialect);
+      return (await dialect.all(summarySql(table, where), params)).map(toSummaryRow);
+    },
+    async usageSummary(query, groupBy) {
+      const { where, params } = queryConditions(query, undefined, dialect);
+      return (await dialect.all(usageSummarySql(table, groupBy, where), params)).map((r) => toUsageSummaryRow(r, groupBy));
+    },
+    verify(range = {}) {
+      const ranged = range.from !== undefined || range.to !== undefined;
+      return verifyPaged(ranged ? rangedPager(range) : pager, range, async () =>
+        (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)),
+      );
+    },
+  };
+}
