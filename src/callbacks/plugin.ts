@@ -33,7 +33,7 @@ import { downstreamResponseHeaders } from '../forward/header-policy.js';
 import { upstreamFailure } from '../forward/upstream-errors.js';
 import { watchBodyProgress } from '../forward/body-progress.js';
 import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
-import { commitDecision } from '../audit/durability-plugin.js';
+import { commitDecision } from '../audit-commit/plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
 import type { AssertionSigner } from './assertion.js';
 import { callbackRequestHeaders } from './header-policy.js';

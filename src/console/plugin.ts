@@ -48,7 +48,7 @@ import type { NamespaceLabelSource } from '../identity/labels.js';
 import { identityPlugin } from '../identity/plugin.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from '../policy/decision.js';
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { TimeBucket } from './chart.js';
 import { IAP_ASSERTION_HEADER, type IapVerifier } from './iap.js';

@@ -41,7 +41,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classify } from '../vertex/classify.js';
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 import { RPCS } from '../vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';

@@ -6,11 +6,11 @@
  */
 import fp from 'fastify-plugin';
 import { ProxyError } from '../errors.js';
-import type { CompiledPolicy } from './compile.js';
-import { actionOf, type Decision } from './decision.js';
-import type { Operation } from '../vertex/operation.js';
-import { allowCandidates, dryRunByUrl } from './job-decision.js';
-import { jobKindOf } from './job-spec.js';
+import type { CompiledPolicy } from '../policy/compile.js';
+import { actionOf, type Decision } from '../policy/decision.js';
+import type { Operation } from '../vertex/operation-types.js';
+import { allowCandidates, dryRunByUrl } from '../policy/job-decision.js';
+import { jobKindOf } from '../policy/job-spec.js';
 
 export interface AuthorizePluginOptions {
   /** The policy in force (a function so a reload can swap it between requests). */

@@ -7,7 +7,7 @@
  */
 import fp from 'fastify-plugin';
 import { checkRequestHeaders } from '../forward/header-policy.js';
-import { resolveOperation, type VertexScope } from './scope.js';
+import { resolveOperation, type VertexScope } from '../vertex/scope.js';
 
 export const classifyPlugin = fp<VertexScope>(
   async (app, scope) => {
