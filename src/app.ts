@@ -40,7 +40,7 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
 import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
-import { authorizePlugin } from './authorize/plugin.js';
+import { authorizePlugin, classifiedOperation, createPolicyRules } from './authorize/plugin.js';
 import { classifyPlugin } from './classify/plugin.js';
 import { createBodyResourcesRule } from './vertex/body-resources.js';
 import type { EndpointHosts } from './vertex/endpoint-hosts.js';
@@ -50,7 +50,7 @@ import type { BodyRule } from './inspect/body-rule.js';
 import { inspectPlugin } from './inspect/plugin.js';
 import { jobConditionsRule } from './policy/job-body-rule.js';
 import { jobLabelsRule } from './attribution/job-labels.js';
-import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
+import { auditApiOperation, auditQueryRoutes, auditReadClassifier } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
@@ -145,6 +145,11 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   // Every request on the data port, whatever its route, gets a context and one audit record.
   await app.register(auditPlugin, { startAudit });
   const inFlight = deps.inFlight ?? new InFlightLimiter(settings.server.maxInFlightPerCaller);
+  // One policy, applied alike by every family's authorize step (stale-label rule included).
+  const policyRules = createPolicyRules({
+    policy: deps.policy,
+    ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
+  });
 
   // Cluster → Vertex AI. The steps' hooks are scoped to this context, so other
   // routes on the data port (audit API, callbacks) compose their own steps.
@@ -159,10 +164,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       locations: settings.vertex.locations,
       upstreamFor: settings.vertex.upstreamFor,
     });
-    await scope.register(authorizePlugin, {
-      policy: deps.policy,
-      ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
-    });
+    await scope.register(authorizePlugin({ classifier: classifiedOperation, rules: policyRules }));
     // Rate limits, concurrency and token budgets: refused before the body is read.
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
@@ -202,7 +204,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   await app.register(async function auditApi(scope) {
     await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
     await scope.register(identityPlugin, { labels: deps.labels });
-    await scope.register(auditAccessPlugin, { policy: deps.policy });
+    await scope.register(authorizePlugin({ classifier: auditReadClassifier(auditApiOperation), rules: policyRules }));
     await scope.register(auditQueryRoutes, { store: deps.auditTrail?.queryStore });
   });
 
@@ -212,6 +214,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       ...deps.console,
       store: deps.auditTrail?.queryStore,
       policy: deps.policy,
+      policyRules,
       verifier: deps.verifier,
       labels: deps.labels,
     });

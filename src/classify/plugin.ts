@@ -6,7 +6,7 @@
  * @module
  */
 import fp from 'fastify-plugin';
-import { checkRequestHeaders } from '../forward/header-policy.js';
+import { checkRequestHeaders } from '../lib/request-guard.js';
 import { resolveOperation, type VertexScope } from '../vertex/scope.js';
 
 export const classifyPlugin = fp<VertexScope>(
