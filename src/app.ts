@@ -9,9 +9,11 @@
  * the order they are registered below. Only inspect (a `preParsing` hook)
  * reads a body, and only for the operations one of its rules asks for; the
  * strict audit commit (`preHandler`) follows it, so a body refusal is part of
- * the decision record. Each route family (Vertex AI, and
- * later the audit API and callbacks) is its own encapsulated context with its
- * own steps; only the audit step is shared by all.
+ * the decision record. Each route family (Vertex AI, the audit API and
+ * console, callbacks) is its own encapsulated context with its own steps;
+ * the audit step is shared by all, and each family registers the one
+ * authorize step (src/authorize/) with its own classifier. The request flow
+ * and each step's refusals: docs/architecture.md.
  *
  * @module
  */
