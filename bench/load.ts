@@ -257,11 +257,11 @@ if (process.send !== undefined) {
     run(message.spec).then(
       (result) => {
         send({ type: 'result', result });
-        process.disconnect?.();
+        (process.disconnect as (() => void) | undefined)?.(); // undefined when not started with an IPC channel
       },
       (error: unknown) => {
         send({ type: 'error', message: (error as Error).stack ?? String(error) });
-        process.disconnect?.();
+        (process.disconnect as (() => void) | undefined)?.(); // undefined when not started with an IPC channel
       },
     );
   });

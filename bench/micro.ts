@@ -92,7 +92,7 @@ async function verifierFor(algorithm: IssuerAlgorithm) {
   return {
     verifier,
     mint,
-    async close() {
+    close: async () => {
       verifier.stop();
       await issuer.close();
     },
@@ -186,7 +186,8 @@ function classification(quick: boolean): MicroResult {
   const cpuBefore = process.cpuUsage();
   const perOpUs = timeLoop(ops, 5, (i) => {
     const [method, url] = requests[i % requests.length] as (typeof requests)[number];
-    if (classify(method, url).spec !== undefined) classified++;
+    classify(method, url);
+    classified++;
   });
   const cpu = process.cpuUsage(cpuBefore);
   const cpuPerOpUs = Math.round(((cpu.user + cpu.system) / (ops * 5)) * 1000) / 1000;
@@ -385,7 +386,7 @@ async function usageMeterSse(quick: boolean): Promise<MicroResult> {
 }
 
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-const quick = values.quick ?? false;
+const quick = values.quick;
 const results: MicroResult[] = [];
 results.push(await cacheHit(quick));
 results.push(await cacheMiss('RS256', quick));

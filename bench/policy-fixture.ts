@@ -43,7 +43,7 @@ export function generatePolicy(ruleCount: number, namespaceCount: number): Gener
           subjects: { serviceAccounts: [`${ns}/*`] },
           permissions: ['predict', 'generate'],
           resources: [`projects/${POLICY_PROJECT}/locations/${POLICY_LOCATION}/**`],
-        } as PolicyRule);
+        });
         break;
       case 4:
       case 5:
@@ -54,14 +54,14 @@ export function generatePolicy(ruleCount: number, namespaceCount: number): Gener
           subjects: { namespaceSelector: { matchLabels: { team: `team-${i % 500}`, env: 'prod' } } },
           permissions: ['predict'],
           resources: [`projects/${POLICY_PROJECT}/locations/*/endpoints/*`],
-        } as PolicyRule);
+        });
         break;
       case 7:
       case 8:
-        rules.push({ id, effect: 'allow', subjects: { namespaces: [ns] }, permissions: ['read'] } as PolicyRule);
+        rules.push({ id, effect: 'allow', subjects: { namespaces: [ns] }, permissions: ['read'] });
         break;
       default:
-        rules.push({ id, effect: 'deny', subjects: { serviceAccounts: [`${ns}/intern`] }, permissions: ['*'] } as PolicyRule);
+        rules.push({ id, effect: 'deny', subjects: { serviceAccounts: [`${ns}/intern`] }, permissions: ['*'] });
     }
   }
   // The last namespace with a service-account rule: its rule is among the last ones written.

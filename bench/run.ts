@@ -88,7 +88,7 @@ function parseOptions(): Options {
       'no-pin': { type: 'boolean', default: false },
     },
   });
-  const quick = values.quick ?? false;
+  const quick = values.quick;
   const seconds = (text: string | undefined, fallback: number) =>
     text === undefined ? fallback : Math.round(Number.parseFloat(text) * (text.endsWith('ms') ? 1 : 1000));
   return {
@@ -99,11 +99,11 @@ function parseOptions(): Options {
     warmupMs: seconds(values.warmup, quick ? 250 : 4000),
     connections: Number(values.connections),
     only: values.only?.split(',').map((s) => s.trim()),
-    outDir: resolve(values.out ?? 'bench-results'),
+    outDir: resolve(values.out),
     profileDir: values.profile === undefined ? undefined : resolve(values.profile),
     bigTokenCount: Number(values.tokens ?? (quick ? 2000 : 100_000)),
     ratePerSecond: Number(values.rate),
-    noPin: values['no-pin'] ?? false,
+    noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
   };
 }
@@ -146,7 +146,7 @@ function startProcess(
   args: readonly string[],
   options: { env?: NodeJS.ProcessEnv; stdout?: number | 'pipe'; ipc?: boolean } = {},
 ): Started {
-  const command = core === undefined ? args[0]! : 'taskset';
+  const command = core === undefined ? (args[0] ?? '') : 'taskset';
   const argv = core === undefined ? args.slice(1) : ['-c', String(core), ...args];
   const child = spawn(command, argv, {
     env: options.env ?? process.env,
@@ -177,13 +177,15 @@ async function stopProcess(p: Started, signal: NodeJS.Signals = 'SIGTERM'): Prom
 function firstJsonLine<T>(p: Started, what: string, timeoutMs = 30_000): Promise<T> {
   return new Promise((resolveLine, reject) => {
     const timer = setTimeout(() => reject(new Error(`${what}: no start line within ${timeoutMs} ms\n${p.stderr()}`)), timeoutMs);
-    const lines = createInterface({ input: p.child.stdout! });
+    const stdout = p.child.stdout;
+    if (stdout === null) throw new Error(`${what}: started without a stdout pipe`);
+    const lines = createInterface({ input: stdout });
     lines.once('line', (line) => {
       clearTimeout(timer);
       try {
         resolveLine(JSON.parse(line) as T);
       } catch (error) {
-        reject(error);
+        reject(new Error(`${what}: the start line is not JSON`, { cause: error }));
       }
     });
     void p.exited.then((code) => {
@@ -216,7 +218,7 @@ async function waitForHttp(url: string, p: Started, timeoutMs = 30_000, pollMs =
   let last = '';
   while (Date.now() < deadline) {
     if (p.child.exitCode !== null) throw new Error(`process exited (${p.child.exitCode}) before ${url} answered\n${p.stderr()}`);
-    const response = await fetch(url).catch((e: Error) => ({ status: 0, text: async () => e.message }));
+    const response = await fetch(url).catch((e: unknown) => ({ status: 0, text: () => Promise.resolve((e as Error).message) }));
     if (response.status === 200) return;
     last = `${response.status} ${await response.text()}`.slice(0, 500);
     await new Promise((r) => setTimeout(r, pollMs));
@@ -471,7 +473,7 @@ interface Postgres {
 /** A throw-away local PostgreSQL (the tests' helper, pinned beside the proxy, fsync on), or the one named in KVP_BENCH_POSTGRES_URL. */
 async function startPostgres(world: World): Promise<Postgres | string> {
   const given = process.env.KVP_BENCH_POSTGRES_URL;
-  if (given) return { url: given, stop: async () => undefined };
+  if (given) return { url: given, stop: () => Promise.resolve() };
   try {
     findBinDir();
   } catch {
@@ -632,14 +634,15 @@ function scenarios(world: World): Scenario[] {
       id: 'direct',
       title: "Vertex AI stand-in called directly (no proxy; CPU and peak RSS are the stand-in's, RSS over the whole run)",
       kind: 'baseline',
-      start: async (w) => ({ origin: w.upstream.url, pids: () => [w.upstream.process.child.pid as number], stop: async () => undefined }),
+      start: (w) =>
+        Promise.resolve({ origin: w.upstream.url, pids: () => [w.upstream.process.child.pid as number], stop: () => Promise.resolve() }),
       load: (w) => predictLoad(w, undefined),
     },
     {
       id: 'nginx',
       title: 'nginx proxy_pass (keep-alive upstream, access log on)',
       kind: 'baseline',
-      prepare: async () => (nginxBinary() ? undefined : 'nginx is not installed (apt-get install nginx)'),
+      prepare: () => Promise.resolve(nginxBinary() ? undefined : 'nginx is not installed (apt-get install nginx)'),
       start: (w) => startNginx(w),
       load: (w) => predictLoad(w, undefined),
     },
@@ -833,9 +836,14 @@ function scenarios(world: World): Scenario[] {
 
   // Per-scenario load shapes that differ from the default.
   const byId = new Map(list.map((s) => [s.id, s]));
-  const body = byId.get('body-1mib')!;
+  const scenario = (id: string): Scenario => {
+    const found = byId.get(id);
+    if (found === undefined) throw new Error(`no scenario ${id}`);
+    return found;
+  };
+  const body = scenario('body-1mib');
   byId.set('body-1mib', { ...body, load: (w) => ({ ...predictLoad(w, w.files.warmToken), bodyFile: w.files.bigBody, connections: 10 }) });
-  const sse = byId.get('sse-200')!;
+  const sse = scenario('sse-200');
   byId.set('sse-200', {
     ...sse,
     load: (w) => ({
@@ -848,7 +856,7 @@ function scenarios(world: World): Scenario[] {
       streaming: true,
     }),
   });
-  const pg = byId.get('audit-strict-postgres')!;
+  const pg = scenario('audit-strict-postgres');
   byId.set('audit-strict-postgres', {
     ...pg,
     async prepare(w) {
@@ -860,7 +868,7 @@ function scenarios(world: World): Scenario[] {
       return reason;
     },
   });
-  const limited = byId.get('generate-limits-redis')!;
+  const limited = scenario('generate-limits-redis');
   byId.set('generate-limits-redis', {
     ...limited,
     async prepare(w) {
@@ -900,7 +908,7 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
       durationMs: o.durationMs,
       ...scenario.load(world),
       origin: target.origin,
-    } as LoadSpec;
+    };
     const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], {
       ipc: true,
       env: { PATH: process.env.PATH ?? '' },
@@ -1041,7 +1049,9 @@ async function main(): Promise<void> {
   const all = scenarios(world).filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const unavailable: Record<string, string> = {};
   const runnable: Scenario[] = [];
-  const reasons = await Promise.all(all.map((s) => (s.prepare ? s.prepare(world).catch((e: Error) => e.message) : undefined)));
+  const reasons = await Promise.all(
+    all.map((s) => (s.prepare ? s.prepare(world).catch((e: unknown) => (e as Error).message) : Promise.resolve(undefined))),
+  );
   all.forEach((s, i) => {
     const reason = reasons[i];
     if (reason === undefined) runnable.push(s);

@@ -100,6 +100,8 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   });
 
   const app = Fastify({
+    // Without the cast Fastify's instance takes pino's Logger type and no longer matches FastifyInstance.
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- see above
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     // Hot path: a request that logs nothing does not pay for a pino child logger.
@@ -241,8 +243,9 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
 
 /** The one place an error becomes a response. */
 function sendError(request: FastifyRequest, reply: FastifyReply, error: ProxyError): void {
-  if (request.kvp) request.kvp.failure ??= error;
-  const log = request.log ?? reply.log;
+  // Errors raised before the first hook (routing, parsing) reach here with neither set.
+  if (request.kvp as typeof request.kvp | null) request.kvp.failure ??= error;
+  const log = (request.log as FastifyBaseLogger | undefined) ?? reply.log;
   if (error.httpStatus >= 500) log.error({ err: error.cause ?? error, code: error.code, requestId: request.id }, error.message);
   else log.debug({ code: error.code, reason: error.reason, requestId: request.id }, error.message);
   if (reply.sent || reply.raw.headersSent) {

@@ -240,13 +240,11 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
     readiness: () => [
-      ...verifier
-        .keyStatus()
-        .map((k) => ({
-          name: `issuer:${k.issuer}`,
-          ready: k.ready,
-          detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
-        })),
+      ...verifier.keyStatus().map((k) => ({
+        name: `issuer:${k.issuer}`,
+        ready: k.ready,
+        detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
+      })),
       { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
       // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
       ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),

@@ -94,11 +94,15 @@ export function commitDecision(trail: AuditTrail, request: FastifyRequest): Prom
 }
 
 export const auditDurabilityPlugin = fp<AuditDurabilityOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { trail }) => {
     if (trail?.durability === 'strict') {
       // preHandler, not onRequest: the body checks of the inspect step (preParsing) are part of the decision.
       app.addHook('preHandler', (request, _reply, done) => {
-        if (request.kvp.decision?.allowed !== true) return done();
+        if (request.kvp.decision?.allowed !== true) {
+          done();
+          return;
+        }
         commitDecision(trail, request).then(() => done(), done);
       });
     }

@@ -67,7 +67,7 @@ export function parseFilters(values: Partial<Record<FilterName, string>>, now: n
         query[name] = value;
     }
   }
-  return query as AuditQuery;
+  return query;
 }
 
 const TABLE_COLUMNS = ['time', 'decision', 'status', 'principal', 'operation', 'resource', 'ruleId', 'reason'] as const;
@@ -109,6 +109,7 @@ export type OutputFormat = 'table' | 'json' | 'csv';
 
 function cell(value: unknown): string {
   if (value === undefined || value === null) return '';
+  // eslint-disable-next-line @typescript-eslint/no-base-to-string -- objects are handled on this line
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 

@@ -147,7 +147,7 @@ function startWriter(path: string): WriterThread {
     if (m.ok) p.resolve(m.value ?? 0);
     else p.reject(new Error(m.message ?? 'sqlite write failed'));
   });
-  worker.on('error', (error) => failAll(error));
+  worker.on('error', (error: Error) => failAll(error));
   worker.on('exit', (code) => failAll(new Error(`the SQLite writer thread exited (${code})`)));
   return {
     call(message) {
@@ -204,12 +204,14 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
 
   const writer = options.readOnly === true ? undefined : startWriter(options.path);
   let healthy = true;
+  // node:sqlite is synchronous behind the async store interface; `async` keeps a throw a rejection.
+  /* eslint-disable @typescript-eslint/require-await */
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,
     loadHead: async () => {
       const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
-        { seq: number; hash: string } | undefined;
+        { seq: number | bigint; hash: string } | undefined;
       return row === undefined ? undefined : ({ seq: Number(row.seq), hash: row.hash } satisfies ChainLink);
     },
     write: async (entries) => {
@@ -253,7 +255,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     async query(query, limit, cursor): Promise<RecordPage> {
       const { where, params, param } = conditions(query, cursor === undefined ? undefined : decodeCursor(cursor));
       const sql = `${recordsSql(TABLE, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
-      const rows = db.prepare(sql).all(...params) as Array<{ id: number; phase: 'decision' | 'final'; record: string }>;
+      const rows = db.prepare(sql).all(...params) as Array<{ id: number | bigint; phase: 'decision' | 'final'; record: string }>;
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
@@ -267,7 +269,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
         .prepare(
           `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(TABLE, 'e.principal, e.permission, e.decision', where)}) GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`,
         )
-        .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number }>;
+        .all(...params) as Array<{ principal: string | null; permission: string | null; decision: string; count: number | bigint }>;
       return rows.map((r) => ({ principal: r.principal, permission: r.permission, decision: r.decision, count: Number(r.count) }));
     },
     async usageSummary(query, groupBy) {
@@ -284,7 +286,9 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
             conditions.push('(writer > ? OR (writer = ? AND seq > ?))');
             params.push(after.writer, after.writer, after.seq);
           }
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- never interpolate anything but a number into SQL
           if (from !== undefined) conditions.push(`written_ms >= ${Number(from)}`);
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-conversion -- as above
           if (to !== undefined) conditions.push(`written_ms < ${Number(to)}`);
           const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
           const rows = db.prepare(`SELECT * FROM ${TABLE} ${where} ORDER BY writer, seq LIMIT ?`).all(...params, limit) as Array<
@@ -293,7 +297,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
           return rows.map(rowToEntry);
         },
         range,
-        async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number }>).map((r) => Number(r.id)),
+        async () => (db.prepare(`SELECT id FROM ${openTable(TABLE)}`).all() as Array<{ id: number | bigint }>).map((r) => Number(r.id)),
       );
     },
     async deleteOlderThan(beforeMs, batch) {
@@ -314,4 +318,5 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
       if (db.isOpen) db.close();
     },
   };
+  /* eslint-enable @typescript-eslint/require-await */
 }

@@ -103,7 +103,7 @@ function sqliteBackend(): Backend {
     rows: async (sql) => {
       const db = new DatabaseSync(path);
       try {
-        return db.prepare(sql).all() as Array<Record<string, unknown>>;
+        return db.prepare(sql).all();
       } finally {
         db.close();
       }

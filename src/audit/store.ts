@@ -545,7 +545,7 @@ export function usageSummarySql(table: string, groupBy: readonly SummaryGroup[],
 /** A row of {@link usageSummarySql} (either driver: sums may be strings from PostgreSQL) → UsageSummaryRow. */
 export function toUsageSummaryRow(row: Record<string, unknown>, groupBy: readonly SummaryGroup[]): UsageSummaryRow {
   const out: Record<string, unknown> = {};
-  for (const g of groupBy) out[g] = (row[g] as string | null | undefined) ?? null;
+  for (const g of groupBy) out[g] = row[g] ?? null;
   return {
     ...out,
     requests: Number(row.requests),

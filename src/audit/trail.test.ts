@@ -15,7 +15,15 @@ describe('audit trail', () => {
   it('bounds the queue of records waiting for the store: overflow is dropped, counted and logged', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-trail-'));
     const lines: string[] = [];
-    const logger = pino({}, new Writable({ write: (chunk: Buffer, _e, cb) => (lines.push(chunk.toString()), cb()) }));
+    const logger = pino(
+      {},
+      new Writable({
+        write: (chunk: Buffer, _e, cb) => {
+          lines.push(chunk.toString());
+          cb();
+        },
+      }),
+    );
     const counts = { dropped: 0, written: 0 };
     const settings: AuditSettings = {
       durability: 'relaxed',

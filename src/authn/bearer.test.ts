@@ -23,7 +23,7 @@ describe('parseBearer', () => {
     [['Bearer a.b.c', 'Bearer d.e.f'], 'ERR_AUTHN_MALFORMED_CREDENTIALS'],
   ])('refuses %j with %s and a WWW-Authenticate challenge', (header, code) => {
     try {
-      parseBearer(header as string | undefined);
+      parseBearer(header);
       expect.unreachable();
     } catch (error) {
       expect(error).toBeInstanceOf(ProxyError);

@@ -63,7 +63,7 @@ describe('toKubernetesPrincipal', () => {
       'kubernetes-claim-mismatch',
     ],
   ])('refuses %s', (_title, override, reason) => {
-    expect(code(() => toKubernetesPrincipal({ ...ksa, ...override } as never, 'cluster'))).toBe(reason);
+    expect(code(() => toKubernetesPrincipal({ ...ksa, ...override }, 'cluster'))).toBe(reason);
   });
 });
 

@@ -36,7 +36,7 @@ export function toKubernetesPrincipal(payload: JWTPayload, issuerName: string): 
     );
   const namespace = match[1] as string;
   const serviceAccount = match[3] as string;
-  const claim = payload['kubernetes.io'] as KubernetesClaim | undefined;
+  const claim = payload['kubernetes.io'] as KubernetesClaim | null | undefined;
   if (claim === null || typeof claim !== 'object') {
     throw invalidClaims('The token has no kubernetes.io claim.', 'missing-kubernetes-claim');
   }

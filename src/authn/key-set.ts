@@ -104,6 +104,7 @@ export class IssuerKeySet {
   readonly getKey: JWTVerifyGetKey = async (header, token) => {
     if (!this.#resolver) {
       await this.#refreshIfAllowed();
+      // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- the await above may set it
       if (!this.#resolver) {
         throw new ProxyError('ERR_AUTHN_VERIFIER_UNAVAILABLE', 'UNAVAILABLE', 'issuer keys unavailable', {
           reason: 'issuer-keys-unavailable',
@@ -177,8 +178,8 @@ export class IssuerKeySet {
     const { body, maxAgeMs } = await this.#getJson(this.#jwksUri);
     const keys = (body as { keys?: unknown }).keys;
     if (!Array.isArray(keys)) throw new Error('JWKS has no keys array');
-    const usable = (keys as JWK[]).filter(
-      (k) => k !== null && typeof k === 'object' && ASYMMETRIC_KTY.has(k.kty ?? '') && (k.use === undefined || k.use === 'sig'),
+    const usable = (keys as Array<JWK | null>).filter(
+      (k): k is JWK => k !== null && typeof k === 'object' && ASYMMETRIC_KTY.has(k.kty ?? '') && (k.use === undefined || k.use === 'sig'),
     );
     if (usable.length === 0) throw new Error('JWKS has no usable asymmetric signing keys');
     const jwks: JSONWebKeySet = { keys: usable };

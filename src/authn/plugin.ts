@@ -18,6 +18,7 @@ export interface AuthnPluginOptions {
 }
 
 export const authnPlugin = fp<AuthnPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { verifier, accept }) => {
     const wrongKind = () =>
       unauthenticated(
@@ -30,11 +31,17 @@ export const authnPlugin = fp<AuthnPluginOptions>(
 
     app.addHook('onRequest', (request, _reply, done) => {
       // An earlier step of this context already signed the caller in (the audit console behind IAP).
-      if (request.kvp.principal !== undefined) return done();
+      if (request.kvp.principal !== undefined) {
+        done();
+        return;
+      }
       const candidate = bearerCacheCandidate(request.headers.authorization);
       const cached = candidate === undefined ? undefined : verifier.cached(candidate);
       if (cached !== undefined) {
-        if (cached.kind !== accept) return done(wrongKind());
+        if (cached.kind !== accept) {
+          done(wrongKind());
+          return;
+        }
         request.kvp.principal = cached;
         done();
         return;
@@ -51,16 +58,19 @@ export const authnPlugin = fp<AuthnPluginOptions>(
       verifier.verify(token, span).then(
         (principal) => {
           span?.end();
-          if (principal.kind !== accept) return done(wrongKind());
+          if (principal.kind !== accept) {
+            done(wrongKind());
+            return;
+          }
           request.kvp.principal = principal;
           done();
         },
-        (error: Error) => {
+        (error: unknown) => {
           if (span !== undefined) {
             span.fail(failureDescription(error));
             span.end();
           }
-          done(error);
+          done(error as Error);
         },
       );
     });

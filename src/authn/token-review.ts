@@ -108,7 +108,7 @@ export function check(result: V1TokenReview, principal: KubernetesPrincipal): Pr
   // On failure the API server omits `authenticated` (Go omitempty), so anything but a literal true refuses.
   if (status?.authenticated !== true) return reject(`TokenReview: not authenticated: ${status?.error ?? 'no error given'}`);
   if (status.user?.username !== principal.subject) return reject('TokenReview: user differs from the token subject');
-  const podUid = status.user?.extra?.[POD_UID]?.[0];
+  const podUid = status.user.extra?.[POD_UID]?.[0];
   if (principal.pod !== undefined && podUid !== undefined && podUid !== principal.pod.uid)
     return reject('TokenReview: pod UID differs from the token');
   return undefined;

@@ -59,7 +59,7 @@ export interface Vouched {
 function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
   if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(',') : String(value);
+  const text = Array.isArray(value) ? value.join(',') : value;
   return new Set(
     text
       .split(',')

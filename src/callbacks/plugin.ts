@@ -122,7 +122,10 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     if (length !== undefined) {
       const bytes = Number(length);
       request.kvp.requestBytes = bytes;
-      if (bytes > route.bodyLimitBytes) return done(bodyTooLarge(route.bodyLimitBytes, ROUTE_LIMIT));
+      if (bytes > route.bodyLimitBytes) {
+        done(bodyTooLarge(route.bodyLimitBytes, ROUTE_LIMIT));
+        return;
+      }
     }
     // Signed here, before the body starts to flow, so the handler hands the stream to the forwarder at once.
     signer
@@ -143,7 +146,8 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
       null,
       match === undefined
         ? payload
-        : (watchBodyProgress(
+        : // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
+          (watchBodyProgress(
             request,
             limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT),
             bodyIdleTimeoutMs,

@@ -10,6 +10,7 @@ import { checkRequestHeaders } from '../lib/request-guard.js';
 import { resolveOperation, type VertexScope } from '../vertex/scope.js';
 
 export const classifyPlugin = fp<VertexScope>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, scope) => {
     app.addHook('onRequest', (request, _reply, done) => {
       try {

@@ -154,7 +154,9 @@ async function queryProxy(
     throw new UsageError('--proxy needs --token-file FILE (a Kubernetes service-account token with an audit.read grant)');
   const token = (await readFile(tokenFile, 'utf8')).trim();
   const get = async (path: string, params: URLSearchParams) => {
-    const response = await fetch(`${base.replace(/\/+$/, '')}${path}?${params}`, { headers: { authorization: `Bearer ${token}` } });
+    const response = await fetch(`${base.replace(/\/+$/, '')}${path}?${params.toString()}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     const body = (await response.json()) as Record<string, unknown>;
     if (!response.ok) {
       const error = body.error as { message?: string } | undefined;
@@ -162,7 +164,7 @@ async function queryProxy(
     }
     return body;
   };
-  const params = new URLSearchParams(Object.entries(filters) as Array<[string, string]>);
+  const params = new URLSearchParams(Object.entries<string>(filters));
   if (kind === 'summary') {
     if (groupBy !== undefined) params.set('groupBy', groupBy.join(','));
     const body = await get('/audit/v1/summary', params);

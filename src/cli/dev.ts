@@ -93,7 +93,7 @@ export async function runDev(argv: string[]): Promise<number> {
   };
 
   const ports = await new Promise<{ dataPort: number; adminPort: number } | undefined>((resolvePorts) => {
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       let entry: Record<string, unknown> | undefined;
       try {

@@ -62,7 +62,7 @@ describe('parseConfig', () => {
     expect(Object.isFrozen(settings.config)).toBe(true);
     expect(Object.isFrozen(settings.config.issuers[0])).toBe(true);
     expect(() => {
-      (settings.config.vertex.projects as string[]).push('x');
+      settings.config.vertex.projects.push('x');
     }).toThrow();
   });
 

@@ -139,7 +139,7 @@ export function parseConfig(text: string, source: string): Settings {
   }
   const raw: unknown = document.toJS() ?? {};
   const lineOf = (path: readonly (string | number)[]): number | undefined => {
-    const node = findNode(document.contents as YamlNode | null, path);
+    const node = findNode(document.contents, path);
     return node?.range ? lines.linePos(node.range[0]).line : undefined;
   };
 
@@ -422,11 +422,11 @@ function findNode(root: YamlNode | null, path: readonly (string | number)[]): Ya
   for (const part of path) {
     if (isMap(node)) {
       const pair = node.items.find((item) => (item.key as { value?: unknown } | null)?.value === part);
-      if (!pair) return node as YamlNode;
+      if (!pair) return node;
       node = pair.value ?? pair.key;
     } else if (isSeq(node) && typeof part === 'number') {
       const item = node.items[part];
-      if (item === undefined) return node as YamlNode;
+      if (item === undefined) return node;
       node = item;
     } else {
       return (node as YamlNode | undefined) ?? undefined;

@@ -17,7 +17,7 @@ interface Row {
 
 function typeOf(schema: TSchema): string {
   if (Array.isArray(schema.anyOf)) {
-    const consts = (schema.anyOf as TSchema[]).map((s) => s.const as unknown);
+    const consts = (schema.anyOf as TSchema[]).map((s) => s.const as string | number | boolean | undefined);
     if (consts.every((c) => c !== undefined)) return consts.map((c) => `\`${String(c)}\``).join(' \\| ');
     return (schema.anyOf as TSchema[]).map(typeOf).join(' \\| ');
   }
@@ -35,7 +35,7 @@ function walk(schema: TSchema, path: string, required: boolean, rows: Row[]): vo
       path,
       type: isObject ? 'object' : typeOf(schema),
       defaultValue: schema.default === undefined ? (required ? '*(required)*' : '') : `\`${JSON.stringify(schema.default)}\``,
-      description: String(schema.description ?? ''),
+      description: schema.description ?? '',
     });
   }
   if (isObject) {

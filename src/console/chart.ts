@@ -49,45 +49,21 @@ export function renderTimeline(buckets: readonly TimeBucket[], titleId: string):
     const x = (LEFT + i * slot + (slot - barWidth) / 2).toFixed(1);
     const allowTop = y(b.allow);
     const denyTop = y(b.allow + b.deny);
-    return html`<g
-      ><title>${label(b.from, span)}–${label(b.to, span)} UTC: ${b.allow} allowed, ${b.deny} denied</title>${
-        b.allow > 0
-          ? html`<rect
-              class="bar-allow"
-              x="${x}"
-              y="${allowTop.toFixed(1)}"
-              width="${barWidth.toFixed(1)}"
-              height="${(TOP + plotHeight - allowTop).toFixed(1)}"
-            />`
-          : ''
-      }${b.deny > 0 ? html`<rect class="bar-deny" x="${x}" y="${denyTop.toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(allowTop - denyTop).toFixed(1)}" />` : ''}</g
-    >`;
+    return html`<g><title>${label(b.from, span)}–${label(b.to, span)} UTC: ${b.allow} allowed, ${b.deny} denied</title>${
+      b.allow > 0
+        ? html`<rect class="bar-allow" x="${x}" y="${allowTop.toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(TOP + plotHeight - allowTop).toFixed(1)}"/>`
+        : ''
+    }${b.deny > 0 ? html`<rect class="bar-deny" x="${x}" y="${denyTop.toFixed(1)}" width="${barWidth.toFixed(1)}" height="${(allowTop - denyTop).toFixed(1)}"/>` : ''}</g>`;
   });
   const ticks = [0, max / 2, max].map(
     (v) =>
-      html`<line class="grid" x1="${LEFT}" x2="${WIDTH - 8}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}" /><text
-          class="axis"
-          x="${LEFT - 6}"
-          y="${(y(v) + 4).toFixed(1)}"
-          text-anchor="end"
-          >${v}</text
-        >`,
+      html`<line class="grid" x1="${LEFT}" x2="${WIDTH - 8}" y1="${y(v).toFixed(1)}" y2="${y(v).toFixed(1)}"/><text class="axis" x="${LEFT - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${v}</text>`,
   );
   const every = Math.max(1, Math.ceil(buckets.length / 6));
   const xLabels = buckets.map((b, i) =>
     i % every === 0
-      ? html`<text class="axis" x="${(LEFT + i * slot + slot / 2).toFixed(1)}" y="${HEIGHT - 8}" text-anchor="middle"
-          >${label(b.from, span)}</text
-        >`
+      ? html`<text class="axis" x="${(LEFT + i * slot + slot / 2).toFixed(1)}" y="${HEIGHT - 8}" text-anchor="middle">${label(b.from, span)}</text>`
       : '',
   );
-  return html`<svg
-    class="chart"
-    viewBox="0 0 ${WIDTH} ${HEIGHT}"
-    role="img"
-    aria-labelledby="${titleId}"
-    xmlns="http://www.w3.org/2000/svg"
-  >
-    ${ticks}${bars}${xLabels}
-  </svg>`;
+  return html`<svg class="chart" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-labelledby="${titleId}" xmlns="http://www.w3.org/2000/svg">${ticks}${bars}${xLabels}</svg>`;
 }

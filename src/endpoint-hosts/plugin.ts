@@ -14,16 +14,24 @@ export interface EndpointHostsPluginOptions {
 }
 
 export const endpointHostsPlugin = fp<EndpointHostsPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { endpointHosts }) => {
     if (endpointHosts === undefined) return;
     app.addHook('onRequest', (request, _reply, done) => {
       const operation = request.kvp.operation;
-      if (operation === undefined || request.kvp.decision?.allowed !== true) return done();
+      if (operation === undefined || request.kvp.decision?.allowed !== true) {
+        done();
+        return;
+      }
       const origin = endpointHosts.originFor(operation);
-      if (origin === undefined) return done();
+      if (origin === undefined) {
+        done();
+        return;
+      }
       if (typeof origin === 'string') {
         request.kvp.upstreamBase = origin;
-        return done();
+        done();
+        return;
       }
       origin.then(
         (found) => {

@@ -116,6 +116,7 @@ export function readSmallBodyThen(request: FastifyRequest, reply: FastifyReply, 
  * passes `limit` (no further byte is read), 499 when it broke off early.
  */
 export function readBody(body: NodeJS.ReadableStream, limit: number, done: (error: ProxyError | undefined, bytes?: Buffer) => void): void {
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the request's Readable, typed by its interface
   const stream = body as Readable;
   const chunks: Buffer[] = [];
   let seen = 0;

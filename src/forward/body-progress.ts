@@ -56,7 +56,10 @@ export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.Reada
   // Checked four times per period, so a stall is cut between 1 and 1.25 periods after the last byte.
   const timer = setInterval(
     () => {
-      if (raw.complete || out.destroyed) return stop();
+      if (raw.complete || out.destroyed) {
+        stop();
+        return;
+      }
       const now = socket.bytesRead;
       // Bytes buffered on our side mean the consumer is slow, not the caller.
       if (now !== seen || raw.readableLength > 0 || socket.readableLength > 0 || out.writableLength > 0) {

@@ -48,7 +48,7 @@ const ALLOWED_GOOG_HEADERS = new Set(['x-goog-api-client', 'x-goog-request-param
 function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
   if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(',') : String(value);
+  const text = Array.isArray(value) ? value.join(',') : value;
   // The usual values name only headers that are hop-by-hop anyway: no set to build on every request.
   const lower = text.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return undefined;

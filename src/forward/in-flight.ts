@@ -68,15 +68,19 @@ export interface InFlightPluginOptions {
 
 /** The step, after authentication: one slot per request, returned when its response closes. */
 export const inFlightPlugin = fp<InFlightPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { limiter }) => {
     if (limiter.max === 0) return;
     app.addHook('onRequest', (request, reply, done) => {
       const principal = request.kvp.principal;
-      if (principal === undefined) return done();
+      if (principal === undefined) {
+        done();
+        return;
+      }
       const name = principalName(principal);
       const release = limiter.tryAcquire(name);
       if (release === undefined) {
-        return done(
+        done(
           new ProxyError(
             'ERR_REQUEST_TOO_MANY_IN_FLIGHT',
             'RESOURCE_EXHAUSTED',
@@ -88,6 +92,7 @@ export const inFlightPlugin = fp<InFlightPluginOptions>(
             },
           ),
         );
+        return;
       }
       reply.raw.once('close', release);
       done();

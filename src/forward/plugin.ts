@@ -168,7 +168,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler {
     if (this.#finished) return;
     this.#finished = true;
     if (!this.#started) {
-      this.#reply.send(upstreamFailure(this.#request, error as Error & { code?: string }));
+      this.#reply.send(upstreamFailure(this.#request, error));
       return;
     }
     // The response already started: all that is left is to end it early and say why in the audit record.
@@ -222,7 +222,7 @@ function send(
   request.kvp.upstreamStartedAt = process.hrtime.bigint();
   if (request.kvp.span !== undefined) traceUpstream(request, origin, headers);
   dispatcher.dispatch(
-    { origin, path: request.url, method: request.method as Dispatcher.HttpMethod, headers: headers as Record<string, string>, body },
+    { origin, path: request.url, method: request.method, headers: headers as Record<string, string>, body },
     new UpstreamExchange(request, reply),
   );
 }
@@ -254,7 +254,10 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       if (length !== undefined) {
         const bytes = Number(length);
         request.kvp.requestBytes = bytes;
-        if (bytes > bodyLimitBytes) return done(bodyTooLarge(bodyLimitBytes));
+        if (bytes > bodyLimitBytes) {
+          done(bodyTooLarge(bodyLimitBytes));
+          return;
+        }
       }
       const subject = request.kvp.subject;
       const team = identities === undefined || subject === undefined ? undefined : identities.serviceAccountFor(subject);
@@ -263,7 +266,10 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
         request.kvp.upstreamIdentity = team;
         const teamAuthorization = identities.authorization(team);
         const use = (value: string | undefined): void => {
-          if (value === undefined) return done(identityUnavailable());
+          if (value === undefined) {
+            done(identityUnavailable());
+            return;
+          }
           upstreamAuthorization.set(request, value);
           done();
         };
@@ -274,11 +280,12 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       const authorization = credential.authorization();
       if (authorization === undefined) {
         // Fail closed: without the proxy's own credential nothing is forwarded (and never the caller's).
-        return done(
+        done(
           new ProxyError('ERR_FORWARD_CREDENTIAL_UNAVAILABLE', 'UNAVAILABLE', 'upstream credential unavailable', {
             reason: 'credential-unavailable',
           }),
         );
+        return;
       }
       upstreamAuthorization.set(request, authorization);
       done();
@@ -286,6 +293,7 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
       done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
     });
 

@@ -81,7 +81,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const inner = new Watch(options.kubeConfig);
     const watch: WatchFn = async (path, query, callback, done) => {
       const id = ++this.#openWatch;
-      let ended = false;
+      let ended = false as boolean; // set by the watch callbacks
       let controller: AbortController;
       const finish = (error: unknown) => {
         ended = true;
@@ -113,7 +113,7 @@ export class ResilientInformer<T extends KubernetesObject> {
     const list = async () => {
       options.onRelist?.();
       const result = await options.list();
-      return { ...result, items: (result.items ?? []).map((item) => options.strip(item)) };
+      return { ...result, items: ((result.items as typeof result.items | undefined) ?? []).map((item) => options.strip(item)) };
     };
     // ListWatch(path, watch, listFn, autoStart, …) is exactly what makeInformer builds, with our watch in place of a bare Watch.
     this.#informer = new ListWatch<T>(options.path, { watch } as unknown as Watch, list, false);

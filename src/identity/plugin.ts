@@ -13,6 +13,7 @@ export interface IdentityPluginOptions {
 }
 
 export const identityPlugin = fp<IdentityPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { labels }) => {
     app.addHook('onRequest', (request, _reply, done) => {
       const principal = request.kvp.principal;

@@ -223,7 +223,8 @@ export async function createKubernetesIdentity(settings: Settings, options: Kube
 /** Error text for logs: client-node errors can carry response bodies; keep the name, status and message only. */
 function describeError(error: unknown): string {
   if (!(error instanceof Error)) return String(error);
-  const status = (error as { statusCode?: unknown; code?: unknown }).statusCode ?? (error as { code?: unknown }).code;
-  const cause = (error as { cause?: { code?: unknown } }).cause?.code;
+  const status =
+    (error as { statusCode?: string | number; code?: string | number }).statusCode ?? (error as { code?: string | number }).code;
+  const cause = (error as { cause?: { code?: string | number } }).cause?.code;
   return `${error.name}${status === undefined ? '' : ` ${String(status)}`}: ${error.message.slice(0, 200)}${cause === undefined ? '' : ` (${String(cause)})`}`;
 }

@@ -81,7 +81,7 @@ describe('inspect step', () => {
       payload: '{"model":"forbidden"}',
     });
     expect(res.statusCode).toBe(403);
-    expect(res.json().error).toMatchObject({ status: 'PERMISSION_DENIED', message: 'model: forbidden is not granted' });
+    expect(res.json<{ error: unknown }>().error).toMatchObject({ status: 'PERMISSION_DENIED', message: 'model: forbidden is not granted' });
   });
 
   it('forwards a rewrite only when a rule asks for one', async () => {
@@ -92,7 +92,7 @@ describe('inspect step', () => {
       headers: { 'content-type': 'application/json' },
       payload: '{"model":"label-me"}',
     });
-    expect(JSON.parse(res.json().inspected)).toEqual({ model: 'label-me', labels: { team: 'ml' } });
+    expect(JSON.parse(res.json<{ inspected: string }>().inspected)).toEqual({ model: 'label-me', labels: { team: 'ml' } });
   });
 
   it('refuses bodies over the limit with 413, and non-JSON with 400', async () => {
@@ -111,6 +111,8 @@ describe('inspect step', () => {
       payload: 'model=forbidden',
     });
     expect(text.statusCode).toBe(400);
-    expect(text.json().error.details[0].metadata.code).toBe('ERR_REQUEST_BODY_NOT_JSON');
+    expect(text.json<{ error: { details: Array<{ metadata: { code: string } }> } }>().error.details[0]!.metadata.code).toBe(
+      'ERR_REQUEST_BODY_NOT_JSON',
+    );
   });
 });

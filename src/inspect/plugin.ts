@@ -28,12 +28,16 @@ export interface InspectPluginOptions {
 }
 
 export const inspectPlugin = fp<InspectPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { rules, bodyLimitBytes, bodyIdleTimeoutMs = 0 }) => {
     if (rules.length === 0) return;
     app.addHook('preParsing', (request, _reply, payload, done) => {
       let wanted: BodyRule[] | undefined;
       for (const rule of rules) if (rule.wants(request)) (wanted ??= []).push(rule);
-      if (wanted === undefined) return done(null, payload);
+      if (wanted === undefined) {
+        done(null, payload);
+        return;
+      }
       const rulesForRequest = wanted;
       readBody(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes, (error, bytes) => {
         if (error !== undefined) {

@@ -72,6 +72,7 @@ class LazyChildLogger {
   set level(level: string) {
     this.#real().level = level;
   }
+  /* eslint-disable @typescript-eslint/no-unnecessary-type-assertion -- without the casts tsc rejects spreading into pino's overloads */
   fatal(...args: unknown[]): void {
     (this.#real().fatal as LogFn)(...args);
   }
@@ -90,6 +91,7 @@ class LazyChildLogger {
   trace(...args: unknown[]): void {
     (this.#real().trace as LogFn)(...args);
   }
+  /* eslint-enable @typescript-eslint/no-unnecessary-type-assertion */
   silent(): void {}
   child(bindings: Record<string, unknown>, options?: Record<string, unknown>): Logger {
     return this.#real().child(bindings, options);

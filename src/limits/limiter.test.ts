@@ -23,7 +23,7 @@ const PREDICT: PolicyAction = {
 
 function rules(list: Array<Partial<LimitRule> & { id: string }>) {
   const { limits, problems } = compileLimits(
-    list.map((r) => ({ mode: 'enforce', per: 'namespace', subjects: { namespaces: ['ml'] }, ...r }) as LimitRule),
+    list.map((r) => ({ mode: 'enforce', per: 'namespace', subjects: { namespaces: ['ml'] }, ...r })),
     { knownPermissions: new Set(['aiplatform.endpoints.predict']), projects: ['p'], locations: ['us-central1'] },
   );
   expect(problems).toEqual([]);

@@ -47,7 +47,7 @@ export interface Admission {
   readonly rules: readonly string[];
   readonly dryRunRefusals: readonly string[];
   /** Called once when the response has ended, with the tokens to charge. */
-  settle(tokens: number): void;
+  settle(this: void, tokens: number): void;
 }
 
 export interface LimiterOptions {

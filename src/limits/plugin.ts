@@ -17,12 +17,19 @@ export interface LimitsPluginOptions {
 }
 
 export const limitsPlugin = fp<LimitsPluginOptions>(
+  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
   async (app, { limiter }) => {
     app.addHook('onRequest', (request, reply, done) => {
       const ctx = request.kvp;
-      if (ctx.subject === undefined || ctx.operation === undefined) return done();
+      if (ctx.subject === undefined || ctx.operation === undefined) {
+        done();
+        return;
+      }
       const rules = limiter.applicable(ctx.subject, actionOf(ctx.operation));
-      if (rules.length === 0) return done();
+      if (rules.length === 0) {
+        done();
+        return;
+      }
       // Listening before the store answers: a caller gone meanwhile must still free what its admission took.
       let closed = false;
       let settle: ((tokens: number) => void) | undefined;

@@ -136,7 +136,7 @@ export function compileLimits(rules: readonly LimitRule[], context: PolicyContex
     message: p.message.replaceAll('policy.rules[', 'limits.rules['),
   }));
   const limits = rules.map((rule, i): CompiledLimit => {
-    const list = LIMIT_KINDS.flatMap((kind) => (rule[kind] === undefined ? [] : [{ kind, limit: rule[kind] as number }]));
+    const list = LIMIT_KINDS.flatMap((kind) => (rule[kind] === undefined ? [] : [{ kind, limit: rule[kind] }]));
     if (list.length === 0)
       problems.push({ path: `limits.rules[${i}]`, message: `sets no limit: give at least one of ${LIMIT_KINDS.join(', ')}` });
     return { id: rule.id, enforce: rule.mode !== 'dryRun', per: rule.per, limits: list, matcher: compileRule(asPolicyRule(rule), i) };

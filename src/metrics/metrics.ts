@@ -40,11 +40,11 @@ export interface ProxyMetrics {
   jwksFetch(issuer: string, result: 'success' | 'error'): void;
   credentialRefresh(result: 'success' | 'error'): void;
   /** One audit store transaction: its size, duration and outcome. */
-  auditBatch(store: string, size: number, seconds: number, ok: boolean): void;
+  auditBatch(this: void, store: string, size: number, seconds: number, ok: boolean): void;
   /** A request refused because the audit store could not take its decision record (strict mode). */
-  auditRefused(): void;
+  auditRefused(this: void): void;
   /** Audit records dropped (queue full, or the store stayed unavailable). */
-  auditDropped(count: number): void;
+  auditDropped(this: void, count: number): void;
   /** A refresh of a team identity's impersonated token (vertex.identities; accounts come from the config). */
   identityRefresh(serviceAccount: string, result: 'success' | 'error'): void;
   /** One endpoint lookup (dedicated endpoints): `dedicated`, `shared` or `error`. */
@@ -220,9 +220,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
     ? (histogram, labels, seconds, record) => {
         const exemplarLabels =
           record.traceSampled === true && record.traceId !== undefined ? { trace_id: record.traceId, span_id: record.spanId ?? '' } : {};
-        (histogram as Histogram<string>).observe({ labels, value: seconds, exemplarLabels });
+        (histogram as Histogram).observe({ labels, value: seconds, exemplarLabels });
       }
-    : (histogram, labels, seconds) => (histogram as Histogram<string>).observe(labels, seconds);
+    : (histogram, labels, seconds) => (histogram as Histogram).observe(labels, seconds);
 
   const dryRunDecisions = new Counter({
     name: `${METRIC_PREFIX}policy_dry_run_total`,

@@ -130,6 +130,8 @@ export function canonicalJson(value: unknown): string {
       .map((key) => `${JSON.stringify(key)}:${canonicalJson(record[key])}`);
     return `{${members.join(',')}}`;
   }
+  // JSON.stringify returns undefined for undefined and functions, which its declared type omits.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition
   return JSON.stringify(value) ?? 'null';
 }
 

@@ -217,7 +217,7 @@ export interface IndexStats {
 }
 
 export interface IndexedEvaluator {
-  evaluate(subject: PolicySubject, action: PolicyAction): Decision;
+  evaluate(this: void, subject: PolicySubject, action: PolicyAction): Decision;
   readonly stats: IndexStats;
 }
 
@@ -278,7 +278,7 @@ export function createIndexedEvaluator(rules: readonly CompiledRule[], knownPerm
       let seen = valuesOfKey.get(indexKey.key);
       if (seen === undefined) valuesOfKey.set(indexKey.key, (seen = new Set()));
       let uses = pairUses.get(indexKey.key);
-      if (uses === undefined) pairUses.set(indexKey.key, (uses = new Map()));
+      if (uses === undefined) pairUses.set(indexKey.key, (uses = new Map<string, number>()));
       for (const value of values) {
         seen.add(value);
         uses.set(value, (uses.get(value) ?? 0) + 1);

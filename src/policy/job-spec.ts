@@ -375,7 +375,7 @@ function required(holder: Json, key: string, at: string): Json {
 function optionalArray(value: unknown, at: string): readonly unknown[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw new JobSpecError(at, 'must be a list');
-  return value;
+  return value as unknown[];
 }
 
 function optionalString(value: unknown, at: string): string | undefined {

@@ -143,7 +143,7 @@ export function checkSelector(selector: LabelSelector, path: string, report: (pa
     const op = toOp(expression.operator);
     const values = expression.values ?? [];
     if (op === 'Invalid') {
-      report(`${at}.operator`, `unknown operator "${String(expression.operator)}" (In, NotIn, Exists, DoesNotExist)`);
+      report(`${at}.operator`, `unknown operator "${expression.operator}" (In, NotIn, Exists, DoesNotExist)`);
     } else if ((op === 'In' || op === 'NotIn') && values.length === 0) {
       report(`${at}.values`, `operator ${expression.operator} needs at least one value`);
     } else if ((op === 'Exists' || op === 'DoesNotExist') && values.length > 0) {

@@ -45,7 +45,7 @@ export type MatchKind = (typeof MatchKind)[keyof typeof MatchKind];
 
 const SLASH = 0x2f;
 
-const matcher = (kind: MatchKind, text = '', re: RegExp | undefined = undefined): TextMatcher => ({ kind, text, re });
+const matcher = (kind: MatchKind, text = '', re?: RegExp): TextMatcher => ({ kind, text, re });
 
 /** Stands in for an empty pattern list, which matches nothing ("any of none"). */
 export const MATCH_NOTHING: TextMatcher = matcher(MatchKind.Never);

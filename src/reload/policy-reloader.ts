@@ -98,13 +98,13 @@ export class PolicyReloader {
         labelNames: ['result'] as const,
         registers,
       });
-      const self = this;
+      const lastAttempt = () => this.#lastAttempt;
       new Gauge({
         name: `${METRIC_PREFIX}policy_reload_failing`,
         help: '1 when the last reload attempt was refused as invalid (the policy in force is older than the file).',
         registers,
         collect() {
-          this.set(self.#lastAttempt?.result === 'invalid' ? 1 : 0);
+          this.set(lastAttempt()?.result === 'invalid' ? 1 : 0);
         },
       });
     }

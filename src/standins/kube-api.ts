@@ -214,7 +214,7 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       return fail(`service account UID (${sa.metadata.uid}) does not match claim (${k8s?.serviceaccount?.uid ?? ''})`);
     const extra: Record<string, string[]> = {};
     if (typeof claims.jti === 'string') extra['authentication.kubernetes.io/credential-id'] = [`JTI=${claims.jti}`];
-    if (k8s?.pod) {
+    if (k8s.pod) {
       const pod = stores.pods.get(keyOf(ns, k8s.pod.name ?? ''));
       if (!pod) return fail(`pods "${k8s.pod.name ?? ''}" not found`);
       if (pod.metadata.uid !== k8s.pod.uid) return fail(`pod UID (${pod.metadata.uid}) does not match claim (${k8s.pod.uid ?? ''})`);
@@ -224,7 +224,7 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     return {
       authenticated: true,
       user: {
-        username: `system:serviceaccount:${ns}:${k8s?.serviceaccount?.name ?? ''}`,
+        username: `system:serviceaccount:${ns}:${k8s.serviceaccount.name ?? ''}`,
         uid: sa.metadata.uid,
         groups: ['system:serviceaccounts', `system:serviceaccounts:${ns}`, 'system:authenticated'],
         extra,

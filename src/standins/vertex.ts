@@ -855,7 +855,7 @@ function words(text: string): string[] {
  */
 function splitText(text: string, count: number): string[] {
   const words = text.match(/\s*\S+/g) ?? [];
-  const units = words.length >= count ? words : [...text];
+  const units = words.length >= count ? words : Array.from(text);
   return Array.from({ length: count }, (_, i) =>
     units.slice(Math.floor((i * units.length) / count), Math.floor(((i + 1) * units.length) / count)).join(''),
   );

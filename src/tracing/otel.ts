@@ -11,10 +11,16 @@
  * @module
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Attributes, type Span, type Tracer } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span, type Tracer } from '@opentelemetry/api';
 import { setGlobalErrorHandler, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { defaultResource, detectResources, envDetector, resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  defaultResource,
+  detectResources,
+  resourceAttributesEnvDetector,
+  resourceFromAttributes,
+  serviceNameEnvDetector,
+} from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
   AlwaysOnSampler,
@@ -51,6 +57,7 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
     if (now - lastExportError < EXPORT_ERROR_LOG_INTERVAL_MS) return;
     lastExportError = now;
     logger.warn(
+      // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the exporter rejected with; String() is the fallback
       { error: error instanceof Error ? error.message : String(error) },
       'trace export failed; spans are dropped until the collector answers',
     );
@@ -58,7 +65,7 @@ export function createOtelTracing(settings: TracingSettings, logger: Logger): Tr
 
   const resource = defaultResource()
     .merge(resourceFromAttributes({ 'service.name': SERVICE_NAME }))
-    .merge(detectResources({ detectors: [envDetector] }))
+    .merge(detectResources({ detectors: [resourceAttributesEnvDetector, serviceNameEnvDetector] }))
     .merge(resourceFromAttributes({ ...settings.resourceAttributes }));
   const exporter = new OTLPTraceExporter(settings.url === undefined ? {} : { url: settings.url });
   const provider = new TracerProvider({
@@ -125,7 +132,7 @@ class OtelSpan implements TraceSpan {
   }
 
   setAttributes(attributes: SpanAttributes): void {
-    if (this.sampled) this.#span.setAttributes(attributes as Attributes);
+    if (this.sampled) this.#span.setAttributes(attributes);
   }
 
   fail(description: string): void {
@@ -139,7 +146,7 @@ class OtelSpan implements TraceSpan {
     const context = trace.setSpan(ROOT_CONTEXT, this.#span);
     const span = this.#tracer.startSpan(
       name,
-      { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes as Attributes } : {}) },
+      { kind: kind === 'client' ? SpanKind.CLIENT : SpanKind.INTERNAL, ...(attributes ? { attributes: attributes } : {}) },
       context,
     );
     return new OtelSpan(this.#tracer, span);

@@ -313,6 +313,7 @@ export class JsonScanner {
         else {
           // A key cut by a chunk boundary: rare, so it may cost a string.
           this.#keyPart(buf, i, q);
+          // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- #keyPart may have set it
           this.#lastKey = this.#keyTooLong ? undefined : this.#keyText;
         }
       } else if (this.#capture?.kind === 'string' && this.#depth === this.#capture.depth) {

@@ -40,7 +40,7 @@ export interface UsageMetrics {
   identityLabels(namespace: string | undefined, serviceAccount: string | undefined): Record<string, string>;
   readonly identity: readonly IdentityLabel[];
   /** Counts an observation folded by a guard. */
-  folded(): void;
+  folded(this: void): void;
   readonly maxSeries: number;
 }
 

@@ -57,7 +57,7 @@ export class SseScanner {
           this.#skipSpace = false;
           if (buf[from] === 0x20) from += 1;
         }
-        if (this.#skipSpace === false && !this.#scanning && !this.#decided) {
+        if (!this.#skipSpace && !this.#scanning && !this.#decided) {
           // First payload bytes of this line: a whole line without a wanted key is skipped.
           this.#decided = true;
           this.#scanning = !this.#eventSkipped && (lf === -1 || this.#json.mayMatch(buf, from, end));

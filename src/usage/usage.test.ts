@@ -85,7 +85,7 @@ describe('usage from a generateContent JSON answer', () => {
 describe('usage from streamGenerateContent', () => {
   const events = [
     response('Hel'),
-    response('lo ' + JSON.parse(`"${TRICKY}"`)),
+    response('lo ' + (JSON.parse(`"${TRICKY}"`) as string)),
     response('!', { ...USAGE, candidatesTokenCount: 300, totalTokenCount: 700 }),
     response('', USAGE),
   ];
@@ -112,7 +112,9 @@ describe('usage from streamGenerateContent', () => {
     );
     // Many events in one chunk, the usage in the middle one.
     const many = Buffer.from(
-      [...Array(50).fill(events[0]), events[3], ...Array(50).fill(events[0])].map((e) => `data: ${JSON.stringify(e)}\n\n`).join(''),
+      [...(Array(50).fill(events[0]) as unknown[]), events[3], ...(Array(50).fill(events[0]) as unknown[])]
+        .map((e) => `data: ${JSON.stringify(e)}\n\n`)
+        .join(''),
     );
     expect(meterAll('gemini-sse', many, []).tokens).toEqual(EXPECTED);
   });

@@ -92,8 +92,8 @@ export function fromUsageMetadata(json: unknown): TokenUsage | undefined {
 export function fromOpenAiUsage(json: unknown): TokenUsage | undefined {
   if (typeof json !== 'object' || json === null) return undefined;
   const u = json as Record<string, unknown>;
-  const promptDetails = u.prompt_tokens_details as Record<string, unknown> | undefined;
-  const completionDetails = u.completion_tokens_details as Record<string, unknown> | undefined;
+  const promptDetails = u.prompt_tokens_details as Record<string, unknown> | null | undefined;
+  const completionDetails = u.completion_tokens_details as Record<string, unknown> | null | undefined;
   return withoutUndefined({
     prompt: count(u.prompt_tokens),
     candidates: count(u.completion_tokens),

@@ -107,7 +107,7 @@ export function createEndpointHosts(options: EndpointHostsOptions): EndpointHost
     pending = (lookup as EndpointLookup)(resource, location).then(
       ({ dedicatedEndpointDns }) => {
         inflight.delete(resource);
-        let origin =
+        const origin =
           dedicatedEndpointDns === undefined || dedicatedEndpointDns === ''
             ? undefined
             : dedicatedOrigin(dedicatedEndpointDns, options.protocol);

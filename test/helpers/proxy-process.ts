@@ -84,7 +84,7 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
   let stdout = '';
   let stderr = '';
   const waiters = new Set<() => void>();
-  createInterface({ input: child.stdout! }).on('line', (line) => {
+  createInterface({ input: child.stdout }).on('line', (line) => {
     stdout += `${line}\n`;
     try {
       const parsed = JSON.parse(line) as Record<string, unknown>;
@@ -96,7 +96,7 @@ export async function startProxyProcess(options: StartProxyOptions): Promise<Pro
     }
     for (const w of waiters) w();
   });
-  child.stderr!.on('data', (chunk: Buffer) => {
+  child.stderr.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
   let exitCode: number | null | undefined;

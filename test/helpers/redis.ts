@@ -102,8 +102,14 @@ function send(port: number, args: readonly string[]): Promise<string> {
       const lines = data.split('\r\n');
       if (data.startsWith('$') && lines.length >= 2) {
         const length = Number(lines[0]!.slice(1));
-        if (length === -1) return done('');
-        if (lines.length >= 3) return done(lines[1]!);
+        if (length === -1) {
+          done('');
+          return;
+        }
+        if (lines.length >= 3) {
+          done(lines[1]!);
+          return;
+        }
       } else if (data.includes('\r\n')) {
         done(lines[0]!);
       }

@@ -130,7 +130,7 @@ describe('audit console in Chromium', () => {
     // Export the current filter as CSV: a download, of exactly the rows the filter selects.
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'CSV' }).click()]);
     expect(download.suggestedFilename()).toBe('audit-records.csv');
-    const csv = readFileSync((await download.path()) as string, 'utf8')
+    const csv = readFileSync(await download.path(), 'utf8')
       .trimEnd()
       .split('\n');
     expect(csv[0]).toMatch(/^time,requestId,traceId,principal,namespace,/);

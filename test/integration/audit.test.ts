@@ -216,7 +216,7 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     const records = await waitUntil(() => {
       const all = readSqlite(dbPath);
       const found = [deniedId, failedId, unauthId].map((id) => all.find((r) => r.requestId === id));
-      return found.every((r) => r !== undefined) ? (found as StoredRecord[]) : undefined;
+      return found.every((r) => r !== undefined) ? found : undefined;
     }, 'three records');
     const [denied, failed, unauth] = records as [StoredRecord, StoredRecord, StoredRecord];
     expect(denied).toMatchObject({

@@ -319,7 +319,7 @@ describe('refused callbacks', () => {
       method: 'POST',
       body,
       duplex: 'half',
-    } as RequestInit & { duplex: 'half' });
+    });
     await expectRefused(response, 413, 'ERR_REQUEST_BODY_TOO_LARGE', 'body-too-large', 'allow');
     expect(backend.requests.slice(before).filter((r) => r.body.length > 1024)).toEqual([]);
   });

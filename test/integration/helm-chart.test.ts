@@ -38,13 +38,13 @@ function renderError(args: readonly string[]): string {
   return result.stderr;
 }
 
-const one = <T extends KubeObject>(objects: KubeObject[], kind: string): T => {
+const one = (objects: KubeObject[], kind: string): KubeObject => {
   const found = objects.filter((o) => o.kind === kind);
   expect(
     found.map((o) => o.kind),
     `exactly one ${kind}`,
   ).toEqual([kind]);
-  return found[0] as T;
+  return found[0]!;
 };
 
 interface Container {
@@ -85,7 +85,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
 
   describe.each(VALUE_SETS)('$name', ({ args }) => {
     const objects = render(args);
-    const deployment = one<Deployment>(objects, 'Deployment');
+    const deployment = one(objects, 'Deployment') as Deployment;
     const pod = deployment.spec.template.spec;
     const container = pod.containers[0] as Container;
     const config = configOf(objects);
@@ -301,7 +301,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
         '--set',
         'networkPolicy.egressTargets[0]=10.20.0.5:5432',
       ]);
-      const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
+      const pod = (one(objects, 'Deployment') as Deployment).spec.template.spec;
       const volume = pod.volumes.find((v) => v.secret?.secretName === 'kvp-audit-postgres');
       expect(volume).toBeDefined();
       const mount = pod.containers[0]!.volumeMounts.find((m) => m.name === volume!.name);
@@ -384,7 +384,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
 
     it('mounts the callback assertion key from a Secret and points the config at it', () => {
       const objects = render(['-f', join(CHART, 'ci', 'wif-principal-values.yaml')]);
-      const pod = one<Deployment>(objects, 'Deployment').spec.template.spec;
+      const pod = (one(objects, 'Deployment') as Deployment).spec.template.spec;
       const mount = pod.containers[0]!.volumeMounts.find((m) => m.name === 'callback-assertion-key');
       expect(mount?.readOnly).toBe(true);
       expect(configOf(objects).callbacks.assertion.keyFile).toBe(`${mount!.mountPath}/key.pem`);
@@ -412,7 +412,7 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
 
     it('uses the image digest when one is given, else the tag (default: appVersion)', () => {
-      const image = (args: string[]) => one<Deployment>(render(args), 'Deployment').spec.template.spec.containers[0]!.image;
+      const image = (args: string[]) => (one(render(args), 'Deployment') as Deployment).spec.template.spec.containers[0]!.image;
       const chart = parse(readFileSync(join(CHART, 'Chart.yaml'), 'utf8')) as { appVersion: string };
       expect(image([])).toBe(`ghcr.io/example/kube-vertex-proxy:${chart.appVersion}`);
       expect(image(['--set', `image.digest=sha256:${'a'.repeat(64)}`])).toBe(`ghcr.io/example/kube-vertex-proxy@sha256:${'a'.repeat(64)}`);

@@ -172,7 +172,7 @@ describe('requests refused before policy', () => {
 
   it('refuses a chunked body that grows over the limit with 413', async () => {
     const body = chunkedBody(Array.from({ length: 6 }, () => new Uint8Array(256 * 1024)));
-    const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' });
     expect(response.status).toBe(413);
   });
 });
@@ -197,7 +197,7 @@ describe('request bodies', () => {
     const instances = Array.from({ length: 500 }, (_, i) => ({ feature: i }));
     const bytes = new TextEncoder().encode(JSON.stringify({ instances }));
     const body = chunkedBody(Array.from({ length: Math.ceil(bytes.length / 1000) }, (_, i) => bytes.subarray(i * 1000, i * 1000 + 1000)));
-    const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit);
+    const response = await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' });
     expect(response.status).toBe(200);
     expect(((await response.json()) as { predictions: unknown[] }).predictions).toEqual(instances);
   });

@@ -91,7 +91,7 @@ describe('SIGTERM under load', () => {
     const failed = outcomes.filter((o) => o !== 200);
     expect(failed).toEqual([]);
     expect(outcomes.length).toBeGreaterThan(beforeSignal);
-    // eslint-disable-next-line no-console
+
     console.log(
       `shutdown under load: ${outcomes.length} requests in ${seconds.toFixed(1)} s (${Math.round(outcomes.length / seconds)}/s), ${outcomes.length - beforeSignal} after SIGTERM`,
     );

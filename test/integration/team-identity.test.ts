@@ -40,8 +40,7 @@ afterAll(async () => {
   await iam?.close();
 });
 
-const upstreamAuthorization = (index: number): string | undefined =>
-  world.vertex.requests[index]?.headers.authorization as string | undefined;
+const upstreamAuthorization = (index: number): string | undefined => world.vertex.requests[index]?.headers.authorization;
 
 describe('vertex.identities', () => {
   it("sends a matching caller's calls with the team account's impersonated token, one token for many calls", async () => {

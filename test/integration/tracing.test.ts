@@ -218,7 +218,7 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
       headers: { traceparent: `00-${traceId}-${hex(16)}-01` },
     });
     expect(response.status, await response.clone().text()).toBe(200);
-    const sent = traceparentOf(backend.requests.slice(before).at(-1)!.headers as Record<string, unknown>);
+    const sent = traceparentOf(backend.requests.slice(before).at(-1)!.headers);
     const client = await receiver.waitFor((spans) => spans.find((s) => s.traceId === traceId && s.kind === CLIENT));
     expect(client.name).toBe('POST callback:/callbacks/training');
     expect(sent).toEqual({ traceId, parentId: client.spanId, flags: '01' });

@@ -24,7 +24,9 @@ let hits: string[] = [];
 beforeAll(async () => {
   upstream = await listenLoopback(async (req, res) => {
     hits.push(`${req.method} ${req.url}`);
-    for await (const _ of req) void _;
+    for await (const _ of req) {
+      // drain the request body
+    }
     script(req, res);
   });
   world = await startWorld({

@@ -71,7 +71,7 @@ describe('a 413 does not leave the connection stuck', () => {
 
   it('a fetch client that got a chunked 413 can go on with larger requests', async () => {
     const body = chunkedBody(Array.from({ length: 6 }, () => new Uint8Array(256 * 1024)));
-    expect((await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' } as RequestInit)).status).toBe(413);
+    expect((await world.call(PREDICT_PATH, { method: 'POST', body, duplex: 'half' })).status).toBe(413);
     const instances = Array.from({ length: 1100 }, (_, i) => ({ feature: i, text: `instance-${i}` }));
     for (let i = 0; i < 3; i++) {
       const response = await world.call(PREDICT_PATH, { body: JSON.stringify({ instances }), signal: AbortSignal.timeout(10_000) });
