@@ -47,6 +47,7 @@ export function bytesTargets(get: (id: string) => ScenarioSummary | undefined): 
       limit,
       measured: value === undefined || !Number.isFinite(value) ? 'not measured' : format(value),
       met: value === undefined || !Number.isFinite(value) ? null : ok(value),
+      issue: 17,
     });
   const times = (v: number) => `${String(round2(v))}×`;
   const cpuRatio = (id: string) => {

@@ -26,7 +26,7 @@ import { compilePolicy } from '../src/policy/compile.js';
 import { actionOf } from '../src/policy/decision.js';
 import { startIssuer, type IssuerAlgorithm } from '../dev/standins/issuer.js';
 import { classify } from '../src/vertex/classify.js';
-import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operations.js';
+import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS } from '../src/vertex/operation-table.js';
 import { checkJobConditions, compileJobConditions } from '../src/policy/job-conditions.js';
 import { extractJobFacts } from '../src/policy/job-spec.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';

@@ -9,9 +9,11 @@
  * the order they are registered below. Only inspect (a `preParsing` hook)
  * reads a body, and only for the operations one of its rules asks for; the
  * strict audit commit (`preHandler`) follows it, so a body refusal is part of
- * the decision record. Each route family (Vertex AI, and
- * later the audit API and callbacks) is its own encapsulated context with its
- * own steps; only the audit step is shared by all.
+ * the decision record. Each route family (Vertex AI, the audit API and
+ * console, callbacks) is its own encapsulated context with its own steps;
+ * the audit step is shared by all, and each family registers the one
+ * authorize step (src/authorize/) with its own classifier. The request flow
+ * and each step's refusals: docs/architecture.md.
  *
  * @module
  */
@@ -40,17 +42,17 @@ import type { NamespaceLabelSource } from './identity/labels.js';
 import { identityPlugin } from './identity/plugin.js';
 import { lazyChildLoggerFactory } from './lib/logger.js';
 import type { CompiledPolicy } from './policy/compile.js';
-import { authorizePlugin } from './policy/plugin.js';
-import { classifyPlugin } from './vertex/plugin.js';
+import { authorizePlugin, classifiedOperation, createPolicyRules } from './authorize/plugin.js';
+import { classifyPlugin } from './classify/plugin.js';
 import { createBodyResourcesRule } from './vertex/body-resources.js';
 import type { EndpointHosts } from './vertex/endpoint-hosts.js';
-import { endpointHostsPlugin } from './vertex/endpoint-hosts-plugin.js';
-import { auditDurabilityPlugin } from './audit/durability-plugin.js';
+import { endpointHostsPlugin } from './endpoint-hosts/plugin.js';
+import { auditDurabilityPlugin } from './audit-commit/plugin.js';
 import type { BodyRule } from './inspect/body-rule.js';
 import { inspectPlugin } from './inspect/plugin.js';
 import { jobConditionsRule } from './policy/job-body-rule.js';
 import { jobLabelsRule } from './attribution/job-labels.js';
-import { auditAccessPlugin, auditQueryRoutes } from './audit/query-api.js';
+import { auditApiOperation, auditQueryRoutes, auditReadClassifier } from './audit/query-api.js';
 import type { AuditTrail } from './audit/trail.js';
 import { callbacksPlugin } from './callbacks/plugin.js';
 import type { CallbacksRuntime } from './callbacks/runtime.js';
@@ -147,6 +149,11 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   // Every request on the data port, whatever its route, gets a context and one audit record.
   await app.register(auditPlugin, { startAudit });
   const inFlight = deps.inFlight ?? new InFlightLimiter(settings.server.maxInFlightPerCaller);
+  // One policy, applied alike by every family's authorize step (stale-label rule included).
+  const policyRules = createPolicyRules({
+    policy: deps.policy,
+    ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
+  });
 
   // Cluster → Vertex AI. The steps' hooks are scoped to this context, so other
   // routes on the data port (audit API, callbacks) compose their own steps.
@@ -161,10 +168,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       locations: settings.vertex.locations,
       upstreamFor: settings.vertex.upstreamFor,
     });
-    await scope.register(authorizePlugin, {
-      policy: deps.policy,
-      ...(deps.labelIndependentPolicy ? { labelIndependentPolicy: deps.labelIndependentPolicy } : {}),
-    });
+    await scope.register(authorizePlugin({ classifier: classifiedOperation, rules: policyRules }));
     // Rate limits, concurrency and token budgets: refused before the body is read.
     if (deps.limiter !== undefined) await scope.register(limitsPlugin, { limiter: deps.limiter });
     // Checks that need the request body, in the order they run. With none, bodies stream untouched.
@@ -204,7 +208,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
   await app.register(async function auditApi(scope) {
     await scope.register(authnPlugin, { verifier: deps.verifier, accept: 'kubernetes' });
     await scope.register(identityPlugin, { labels: deps.labels });
-    await scope.register(auditAccessPlugin, { policy: deps.policy });
+    await scope.register(authorizePlugin({ classifier: auditReadClassifier(auditApiOperation), rules: policyRules }));
     await scope.register(auditQueryRoutes, { store: deps.auditTrail?.queryStore });
   });
 
@@ -214,6 +218,7 @@ export async function buildProxyApp(settings: Settings, deps: ProxyDeps): Promis
       ...deps.console,
       store: deps.auditTrail?.queryStore,
       policy: deps.policy,
+      policyRules,
       verifier: deps.verifier,
       labels: deps.labels,
     });

@@ -11,7 +11,7 @@ import type { ProxyError } from './errors.js';
 import type { Decision, PolicySubject } from './policy/decision.js';
 import type { TraceSpan } from './tracing/tracing.js';
 import type { DryRunOutcome, PendingJobCheck } from './policy/job-decision.js';
-import type { Operation } from './vertex/operation.js';
+import type { Operation } from './vertex/operation-types.js';
 import type { ResponseUsage } from './usage/usage.js';
 
 export interface RequestContext {

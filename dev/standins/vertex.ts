@@ -42,7 +42,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { classify } from '../../src/vertex/classify.js';
-import type { Operation } from '../../src/vertex/operation.js';
+import type { Operation } from '../../src/vertex/operation-types.js';
 import { RPCS } from '../../src/vertex/operations.generated.js';
 import { sendGoogleError, statusForHttp, type StandInError } from './google-error.js';
 import { listenLoopback, readBody } from './loopback.js';

@@ -10,10 +10,12 @@
  * as the audit operation (`audit.records.list` / `audit.summary.get` on
  * resource `audit/records` / `audit/summary`, or `audit/namespaces/NS` when
  * the query is filtered to the one namespace NS) → authorize against the
- * policy for the permission `audit.read`. A grant with
+ * policy for the permission `audit.read` (the Vertex AI path's authorize
+ * step with this API's classifier, {@link auditReadClassifier}; the
+ * stale-label rule included). A grant with
  * `resources: ["audit/namespaces/ml"]` thus reads ml's records only. Every call gets its own audit record,
  * like any data-port request. The audit console (src/console/) classifies its
- * pages with the same access step and reads through the same functions
+ * pages with the same classifier and reads through the same functions
  * ({@link queryRecords}, {@link querySummary}).
  *
  * Errors: `ERR_AUDIT_INVALID_QUERY` (400) for a bad filter or page token,
@@ -23,11 +25,9 @@
  * @module
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import fp from 'fastify-plugin';
 import { ProxyError } from '../errors.js';
-import type { CompiledPolicy } from '../policy/compile.js';
-import { denied } from '../policy/plugin.js';
-import type { Operation, OperationSpec } from '../vertex/operation.js';
+import type { PolicyQuestion } from '../authorize/policy-rules.js';
+import type { Operation, OperationSpec } from '../vertex/operation-types.js';
 import { FILTER_NAMES, parseFilters, parseGroupBy, type FilterName } from './query.js';
 import { AUDIT_READ_PERMISSION } from './settings.js';
 import type { RequestContext } from '../request-context.js';
@@ -67,7 +67,6 @@ const DEFAULT_PAGE_SIZE = 100;
 
 export interface AuditApiOptions {
   readonly store: AuditStore | undefined;
-  readonly policy: () => CompiledPolicy;
 }
 
 export function invalid(message: string): ProxyError {
@@ -78,73 +77,36 @@ export function unavailable(cause?: unknown): ProxyError {
   return new ProxyError('ERR_AUDIT_UNAVAILABLE', 'audit store unavailable', { cause, reason: 'audit-store-unavailable' });
 }
 
-/** Classify + authorize for the audit routes: the policy decides who may read the trail. */
-export const auditAccessPlugin = fp<
-  Pick<AuditApiOptions, 'policy'> & { readonly routeOf?: (path: string, method: string) => Operation | undefined }
->(
-  // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
-  async (app, { policy, routeOf }) => {
-    app.addHook('onRequest', (request, _reply, done) => {
-      const path = request.url.split('?', 1)[0] as string;
-      const operation = routeOf === undefined ? ROUTES[path] : routeOf(path, request.method);
-      const { subject, principal } = request.kvp;
-      if (operation === undefined) {
-        done(new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'Unknown audit API method.', { reason: 'unknown-method' }));
-        return;
-      }
-      request.kvp.operation = operation;
-      if (subject === undefined || principal === undefined) {
-        done(new ProxyError('ERR_INTERNAL', 'audit API reached without identity', { reason: 'pipeline-incomplete' }));
-        return;
-      }
-      const current = policy();
-      const evaluate = (resource: string) =>
-        current.evaluate(subject, {
-          operationId: operation.spec.id,
-          permission: operation.spec.permission,
-          groups: operation.spec.groups,
-          resource,
-          project: null,
-          location: null,
-        });
-      // A query filtered to one namespace asks first for that namespace's records
-      // (`audit/namespaces/NS`); a grant of the whole trail (`audit/records`,
-      // `audit/summary`) covers it too, unless a rule denies the namespace.
-      const namespace = scopedNamespace(request.query);
-      let scoped = operation;
-      let decision = evaluate(operation.resource);
-      if (namespace !== undefined) {
-        const resource = namespaceResource(namespace);
-        const forNamespace = evaluate(resource);
-        if (forNamespace.allowed || forNamespace.ruleId !== null || !decision.allowed) {
-          decision = forNamespace;
-          scoped = { ...operation, resource };
-        }
-      }
-      request.kvp.operation = scoped;
-      request.kvp.decision = decision;
-      request.kvp.policyVersion = current.version;
-      if (!decision.allowed) {
-        const refusal = denied(decision, scoped, principal.kind === 'kubernetes' ? principal.subject : principal.email);
-        done(
-          namespace === undefined
-            ? new ProxyError(
-                refusal.code,
-                `${refusal.message} Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.`,
-                {
-                  reason: refusal.reason,
-                  ...(refusal.metadata === undefined ? {} : { metadata: refusal.metadata }),
-                },
-              )
-            : refusal,
-        );
-        return;
-      }
-      done();
-    });
-  },
-  { name: 'kvp-audit-access', fastify: '5.x', dependencies: ['kvp-identity'] },
-);
+/** The audit API's routes → the audit-read operation each is (undefined: not an audit API method). */
+export function auditApiOperation(path: string): Operation | undefined {
+  // Only the GET routes registered below reach the classifier (fastify answers other methods before it).
+  return Object.hasOwn(ROUTES, path) ? ROUTES[path] : undefined;
+}
+
+const NAMESPACE_HINT = 'Grants scoped to namespaces (resources: ["audit/namespaces/NS"]) need the query filtered to one: namespace=NS.';
+
+/**
+ * The classifier of the audit-read routes (this API's, and the console's
+ * with its own `routeOf`), for the authorize step: the policy decides who
+ * may read the trail. A query filtered to one namespace asks first for that
+ * namespace's records (`audit/namespaces/NS`); a grant of the whole trail
+ * (`audit/records`, `audit/summary`) covers it too, unless a rule denies
+ * the namespace.
+ *
+ * @throws ProxyError ERR_REQUEST_UNKNOWN_METHOD (404) for a path or method that is no audit-read route
+ */
+export function auditReadClassifier(
+  routeOf: (path: string, method: string) => Operation | undefined,
+): (request: FastifyRequest) => PolicyQuestion {
+  return (request) => {
+    const operation = routeOf(request.url.split('?', 1)[0] as string, request.method);
+    if (operation === undefined)
+      throw new ProxyError('ERR_REQUEST_UNKNOWN_METHOD', 'Unknown audit API method.', { reason: 'unknown-method' });
+    const namespace = scopedNamespace(request.query);
+    if (namespace === undefined) return { operation, denialHint: NAMESPACE_HINT };
+    return { operation: { ...operation, resource: namespaceResource(namespace) }, broader: operation };
+  };
+}
 
 /** Kubernetes namespace names (RFC 1123 labels): nothing else names a namespace resource. */
 const NAMESPACE_NAME = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -192,7 +154,7 @@ function readParams(request: FastifyRequest): {
 
 /**
  * The one read path of the trail: the query API below and the audit console
- * both read through these, after {@link auditAccessPlugin} allowed the read
+ * both read through these, after the authorize step allowed the read ({@link auditReadClassifier})
  * (`context` carries that decision, so a grant narrower than the whole
  * trail applies to both alike).
  */
@@ -237,9 +199,9 @@ export async function queryUsageSummary(
   }
 }
 
-/** The routes; register inside the context that ran authn, identity and {@link auditAccessPlugin}. */
+/** The routes; register inside the context that ran authn, identity and authorize with {@link auditReadClassifier}. */
 // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done
-export async function auditQueryRoutes(app: FastifyInstance, { store }: Pick<AuditApiOptions, 'store'>): Promise<void> {
+export async function auditQueryRoutes(app: FastifyInstance, { store }: AuditApiOptions): Promise<void> {
   const parse = (request: FastifyRequest) => {
     const params = readParams(request);
     try {

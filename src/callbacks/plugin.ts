@@ -10,7 +10,8 @@
  * - authenticate: the shared `authnPlugin` with `accept: 'google'`: a
  *   Kubernetes token is refused (401) here, as a Google token is on the
  *   Vertex AI routes.
- * - authorize: the route's `callers` (`request.kvp.decision`, 403 otherwise).
+ * - authorize: the shared authorize step; the route's `callers` decide
+ *   (callbacks/caller-rules.ts; `request.kvp.decision`, 403 otherwise).
  * - forward: the caller's credentials stripped, the proxy's signed assertion
  *   added, then the one forwarding path (forward/dispatch.ts) under the
  *   route's body limit and timeout.
@@ -30,9 +31,12 @@ import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { dispatchUpstream } from '../forward/dispatch.js';
 import { watchBodyProgress } from '../forward/body-progress.js';
 import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
-import { commitDecision } from '../audit/durability-plugin.js';
+import { commitDecision } from '../audit-commit/plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
+import { authorizePlugin } from '../authorize/plugin.js';
+import { pipelineIncomplete } from '../authorize/refusals.js';
 import type { AssertionSigner } from './assertion.js';
+import { callerRules } from './caller-rules.js';
 import { callbackRequestHeaders } from './header-policy.js';
 import type { RouteMatch, RouteTable } from './routes.js';
 
@@ -78,43 +82,36 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
   await app.register(authnPlugin, { verifier, accept: 'google' });
   if (inFlight !== undefined) await app.register(inFlightPlugin, { limiter: inFlight });
 
-  // ② authorize: is this caller listed on the route? Then ③ the declared body length, and the assertion.
+  // ② authorize: the shared step, with the route as the question and the route's callers as the rules.
+  await app.register(
+    authorizePlugin({
+      classifier: (request) => {
+        const match = matches.get(request);
+        const principal = request.kvp.principal;
+        if (match === undefined || principal?.kind !== 'google')
+          throw pipelineIncomplete('callback authorization reached without route or identity');
+        const { tokenAudiences, prefix } = match.route;
+        if (tokenAudiences !== undefined && !principal.audiences.some((a) => tokenAudiences.has(a))) {
+          // The issuer accepted the audience, but it names another route: a token for one callback URL is not a pass for all of them.
+          throw unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token audience is not accepted on ${prefix}.`, {
+            reason: 'wrong-audience',
+          });
+        }
+        return match;
+      },
+      rules: callerRules,
+    }),
+  );
+
+  // ③ the declared body length, and the assertion.
   app.addHook('onRequest', (request, _reply, done) => {
     const match = matches.get(request);
     const principal = request.kvp.principal;
-    if (match === undefined || principal === undefined || principal.kind !== 'google') {
-      // Earlier steps guarantee these; refusing keeps a wiring mistake from ever allowing.
-      done(
-        new ProxyError('ERR_INTERNAL', 'callback authorization reached without route or identity', {
-          reason: 'pipeline-incomplete',
-        }),
-      );
+    if (match === undefined || principal?.kind !== 'google' || request.kvp.decision?.allowed !== true) {
+      done(pipelineIncomplete('callback forward reached without an allowed decision'));
       return;
     }
     const { route } = match;
-    if (route.tokenAudiences !== undefined && !principal.audiences.some((a) => route.tokenAudiences?.has(a))) {
-      // The issuer accepted the audience, but it names another route: a token for one callback URL is not a pass for all of them.
-      done(
-        unauthenticated('ERR_AUTHN_INVALID_TOKEN', `The token audience is not accepted on ${route.prefix}.`, { reason: 'wrong-audience' }),
-      );
-      return;
-    }
-    const entry = route.callers.match({ email: principal.email, subject: principal.subject });
-    if (entry === undefined) {
-      request.kvp.decision = { allowed: false, ruleId: null, reason: 'no-matching-rule' };
-      done(
-        new ProxyError(
-          'ERR_AUTHZ_DENIED',
-          `${principal.email} is not allowed to call ${route.prefix}: it is not among the route's callers.`,
-          {
-            reason: 'caller-not-allowed',
-            metadata: { principal: principal.email, route: route.prefix },
-          },
-        ),
-      );
-      return;
-    }
-    request.kvp.decision = { allowed: true, ruleId: `callbacks:${route.prefix}`, reason: 'allowed-by-rule' };
     const length = request.headers['content-length'];
     if (length !== undefined) {
       const bytes = Number(length);

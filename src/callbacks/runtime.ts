@@ -7,7 +7,7 @@
  * @module
  * @throws Error from {@link startCallbacks} when the assertion key file is unusable.
  */
-import { Agent } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import type { Settings } from '../config/load.js';
 import { AssertionSigner, type PublicJwks } from './assertion.js';
 import type { RouteTable } from './routes.js';
@@ -16,7 +16,8 @@ export interface CallbacksRuntime {
   readonly routes: RouteTable;
   readonly signer: AssertionSigner;
   readonly assertionHeader: string;
-  readonly dispatcher: Agent;
+  /** An undici Agent in production; any dispatcher (a MockAgent in tests). */
+  readonly dispatcher: Dispatcher;
   jwks(): PublicJwks;
   close(): Promise<void>;
 }

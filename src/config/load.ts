@@ -15,7 +15,7 @@ import { ConfigSchema, type Config, type IssuerConfig, type PolicyRule, type Tra
 import { parseDuration, parseSize } from './units.js';
 import { deepFreeze } from '../lib/deep-freeze.js';
 import { compilePolicy, type CompiledPolicy } from '../policy/compile.js';
-import { KNOWN_PERMISSIONS } from '../vertex/operations.js';
+import { KNOWN_PERMISSIONS } from '../vertex/operation-table.js';
 import { AUDIT_READ_PERMISSION, deriveAuditSettings, type AuditSettings } from '../audit/settings.js';
 import { createUpstreamResolver, DEFAULT_UPSTREAM_TEMPLATE } from '../vertex/upstream.js';
 import { checkCallbacks, deriveCallbackSettings, type CallbackSettings } from '../callbacks/settings.js';

@@ -7,7 +7,7 @@
  * otherwise the Kubernetes token the page's script sends as a Bearer header;
  * with neither, a GET gets the sign-in page) → authenticate (the Vertex AI
  * path's step, skipped when IAP signed the caller in) → identify → classify
- * and authorize as an `audit.read` operation (the query API's own step) →
+ * and authorize as an `audit.read` operation (the authorize step with the query API's classifier) →
  * the view, which reads the trail through the query API's functions. Every
  * request, page views included, gets its audit record like any other on the
  * data port. The script and stylesheet are served from a sibling context
@@ -34,7 +34,7 @@ import {
   queryRecords,
   querySummary,
   queryUsageSummary,
-  auditAccessPlugin,
+  auditReadClassifier,
   unavailable,
 } from '../audit/query-api.js';
 import { formatRecords, parseTime } from '../audit/query.js';
@@ -46,9 +46,12 @@ import type { PolicyRule } from '../config/schema.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import type { NamespaceLabelSource } from '../identity/labels.js';
 import { identityPlugin } from '../identity/plugin.js';
+import { authorizePlugin } from '../authorize/plugin.js';
+import type { PolicyQuestion } from '../authorize/policy-rules.js';
+import type { AccessRules } from '../authorize/plugin.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import type { Decision } from '../policy/decision.js';
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 import { CONSOLE_ICON, CONSOLE_SCRIPT, CONSOLE_STYLES } from './assets.js';
 import type { TimeBucket } from './chart.js';
 import { IAP_ASSERTION_HEADER, type IapVerifier } from './iap.js';
@@ -70,6 +73,8 @@ import {
 export interface ConsoleOptions {
   readonly store: AuditStore | undefined;
   readonly policy: () => CompiledPolicy;
+  /** The policy's rules as the authorize step applies them (the data port's, stale-label rule included). */
+  readonly policyRules: AccessRules<PolicyQuestion>;
   /** The rules in force, to show the rule that decided a record. */
   readonly rules: () => readonly PolicyRule[];
   readonly verifier: TokenVerifier;
@@ -216,7 +221,7 @@ export const consolePlugin = fp<ConsoleOptions>(
       });
       await scope.register(authnPlugin, { verifier: options.verifier, accept: 'kubernetes' });
       await scope.register(identityPlugin, { labels: options.labels });
-      await scope.register(auditAccessPlugin, { policy: options.policy, routeOf: consoleOperation });
+      await scope.register(authorizePlugin({ classifier: auditReadClassifier(consoleOperation), rules: options.policyRules }));
       await scope.register(consoleRoutes, options);
     });
   },

@@ -4,14 +4,13 @@
  * Requests: the caller's credentials and anything a caller could use to speak
  * for someone else are removed before the proxy adds its own credential
  * (strip first, then assert: the order kube-apiserver and reply-from use).
- * Headers that would swap the Google credential or the billed project are not
- * silently dropped but refused, so a caller learns its request is not what it
- * meant.
+ * Headers that would swap the Google credential or the billed project never
+ * get here: the classify step refuses them (lib/request-guard.ts).
  *
  * @module
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { ProxyError } from '../errors.js';
+import { normalizeHeaderName } from '../lib/request-guard.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones proxies also treat so. */
 const HOP_BY_HOP = new Set([
@@ -44,47 +43,6 @@ const STRIPPED_REQUEST_PREFIXES = ['x-forwarded-', 'x-kvp-', 'x-envoy-', 'x-goog
 
 /** x-goog-* headers a caller may send: SDK telemetry and request routing. Every other x-goog-* is dropped. */
 const ALLOWED_GOOG_HEADERS = new Set(['x-goog-api-client', 'x-goog-request-params']);
-
-/** Headers that would move the call to another credential or project: refused. */
-const REFUSED_REQUEST_HEADERS: Readonly<Record<string, string>> = {
-  'x-goog-user-project': "The x-goog-user-project header is not accepted: quota and billing follow the proxy's own project.",
-  'x-goog-api-key': 'API keys are not accepted: the proxy calls Vertex AI with its own identity.',
-  // Google front ends honour method overrides: a request authorized as a GET could run as a DELETE.
-  'x-http-method-override': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
-  'x-http-method': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
-  'x-method-override': 'HTTP method overrides are not accepted: the method is part of what the policy authorizes.',
-};
-
-/**
- * Refuses headers that would swap the Google credential or billing project.
- * @throws ProxyError ERR_REQUEST_FORBIDDEN_HEADER (400)
- */
-export function checkRequestHeaders(headers: IncomingHttpHeaders): void {
-  for (const name in REFUSED_REQUEST_HEADERS) {
-    if (headers[name] !== undefined) throw forbiddenHeader(name, name);
-  }
-  // Some servers and gateways (CGI-style environments, several WSGI and PHP
-  // stacks) read `x_goog_user_project` as `x-goog-user-project`: a name that
-  // normalises to a refused one is refused too.
-  for (const name in headers) {
-    if (!name.includes('_')) continue;
-    const normalized = normalizeHeaderName(name);
-    if (REFUSED_REQUEST_HEADERS[normalized] !== undefined) throw forbiddenHeader(normalized, name);
-  }
-}
-
-function forbiddenHeader(refused: string, sent: string): ProxyError {
-  const message = REFUSED_REQUEST_HEADERS[refused] as string;
-  return new ProxyError('ERR_REQUEST_FORBIDDEN_HEADER', sent === refused ? message : `${message} (sent as ${sent})`, {
-    reason: 'forbidden-header',
-    metadata: { header: sent.slice(0, 64) },
-  });
-}
-
-/** A header name as lenient servers read it: lower case, `_` as `-`. */
-export function normalizeHeaderName(name: string): string {
-  return name.toLowerCase().replaceAll('_', '-');
-}
 
 /** Header names listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
 function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Set<string> | undefined {

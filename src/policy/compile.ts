@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import { compileCallers } from '../callbacks/callers.js';
 import type { PolicyRule } from '../config/schema.js';
-import { OPERATION_GROUPS } from '../vertex/operation.js';
+import { OPERATION_GROUPS } from '../vertex/operation-types.js';
 import type { Decision, PolicyAction, PolicySubject } from './decision.js';
 import { compileRule, createIndexedEvaluator, permissionEntryKind, type CompiledRule } from './evaluator.js';
 import { jobConditionsProblems } from './job-conditions.js';

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 
 /** The subject side of a policy question. */
 export interface PolicySubject {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { JobConditionsConfig, PolicyRule } from '../config/schema.js';
-import { KNOWN_PERMISSIONS, operationById } from '../vertex/operations.js';
+import { KNOWN_PERMISSIONS, operationById } from '../vertex/operation-table.js';
 import { compilePolicy } from './compile.js';
 import type { PolicyAction } from './decision.js';
 import { checkJobConditions, compileJobConditions, imageName } from './job-conditions.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { extractJobFacts, jobKindOf, JobSpecError, type JobKind } from './job-spec.js';
-import { OPERATIONS } from '../vertex/operations.js';
+import { OPERATIONS } from '../vertex/operation-table.js';
 
 const pool = (
   machineType: string,

@@ -12,7 +12,7 @@
  */
 import type { AuditRecord } from '../audit/record.js';
 import type { RequestContext } from '../request-context.js';
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 import type { SpanAttributes } from './tracing.js';
 
 /** `gen_ai.operation.name` by Vertex AI RPC; other RPCs are not generative calls in the conventions' sense. */

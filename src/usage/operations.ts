@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Operation } from '../vertex/operation.js';
+import type { Operation } from '../vertex/operation-types.js';
 import type { UsageFraming } from './usage.js';
 
 /** Operation ids whose successful responses report token usage. */

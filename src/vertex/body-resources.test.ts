@@ -6,7 +6,7 @@ import { compilePolicy } from '../policy/compile.js';
 import type { PolicySubject } from '../policy/decision.js';
 import { bodyResourceFieldOf, bodyResourceName, checkBodyResource, type BodyResourcesOptions } from './body-resources.js';
 import { classify } from './classify.js';
-import { KNOWN_PERMISSIONS } from './operations.js';
+import { KNOWN_PERMISSIONS } from './operation-table.js';
 
 const LOC = 'projects/my-proj/locations/us-central1';
 const SUBJECT: PolicySubject = { namespace: 'ml', serviceAccount: 'trainer', labels: {} };

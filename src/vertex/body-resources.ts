@@ -19,7 +19,7 @@ import { ProxyError } from '../errors.js';
 import type { BodyRule, InspectedBody } from '../inspect/body-rule.js';
 import type { CompiledPolicy } from '../policy/compile.js';
 import { actionOf, type Decision, type PolicySubject } from '../policy/decision.js';
-import type { Operation } from './operation.js';
+import type { Operation } from './operation-types.js';
 import type { VertexScope } from './scope.js';
 
 /** What kind of resource name a field may hold. */

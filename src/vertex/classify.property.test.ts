@@ -11,8 +11,8 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ProxyError } from '../errors.js';
 import { classify } from './classify.js';
-import type { Operation } from './operation.js';
-import { OPERATION_BINDINGS } from './operations.js';
+import type { Operation } from './operation-types.js';
+import { OPERATION_BINDINGS } from './operation-table.js';
 
 const SAMPLE: Record<string, string> = {
   project: 'my-proj',

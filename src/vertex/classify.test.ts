@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 
 import { ProxyError, toGoogleErrorBody, type ProxyErrorCode } from '../errors.js';
 import { MethodNotAllowedError, classify } from './classify.js';
-import { API_VERSIONS, type ApiVersion } from './operation.js';
-import { OPERATION_BINDINGS, methodNameOf, type OperationBinding } from './operations.js';
+import { API_VERSIONS, type ApiVersion } from './operation-types.js';
+import { OPERATION_BINDINGS, methodNameOf, type OperationBinding } from './operation-table.js';
 
 const LOC = 'projects/my-proj/locations/us-central1';
 

@@ -17,8 +17,8 @@
  */
 
 import { ProxyError } from '../errors.js';
-import type { ApiVersion, Operation, OperationSpec } from './operation.js';
-import { OPERATION_BINDINGS, methodNameOf } from './operations.js';
+import type { ApiVersion, Operation, OperationSpec } from './operation-types.js';
+import { OPERATION_BINDINGS, methodNameOf } from './operation-table.js';
 
 /** A 405: the path is a known method, the HTTP method is not one it answers to. */
 export class MethodNotAllowedError extends ProxyError {

@@ -23,7 +23,7 @@
  *
  * @module
  */
-import type { ApiVersion, HttpMethod, OperationGroup, OperationSpec, PermissionType } from './operation.js';
+import type { ApiVersion, HttpMethod, OperationGroup, OperationSpec, PermissionType } from './operation-types.js';
 import type { GeneratedLroBinding, GeneratedRpc } from './proto-facts.js';
 
 /**

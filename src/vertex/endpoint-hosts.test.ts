@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createEndpointHosts, dedicatedOrigin, type EndpointLookup } from './endpoint-hosts.js';
-import type { Operation } from './operation.js';
+import type { Operation } from './operation-types.js';
 
 const E = 'projects/p/locations/us-central1/endpoints';
 function op(id: string, verb = 'predict'): Operation {

@@ -22,7 +22,7 @@
  * @module
  */
 import type { v1 } from '@google-cloud/aiplatform';
-import type { Operation } from './operation.js';
+import type { Operation } from './operation-types.js';
 
 type EndpointServiceClient = InstanceType<typeof v1.EndpointServiceClient>;
 

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { GENERATED_FILE, renderOperationsSource } from '../../scripts/gen-operations.js';
 import { classify } from './classify.js';
 import { deriveOperationTable } from './derive-operations.js';
-import { OPERATION_BINDINGS } from './operations.js';
+import { OPERATION_BINDINGS } from './operation-table.js';
 import { LRO_BINDINGS, RPCS } from './operations.generated.js';
 import type { GeneratedRpc } from './proto-facts.js';
 

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ApiVersion, HttpMethod } from './operation.js';
+import type { ApiVersion, HttpMethod } from './operation-types.js';
 
 /** One `option (google.api.http)` binding: the HTTP method and the path template as the proto writes it (`/v1/{name=projects/*\/locations/*\/endpoints/*}:predict`). */
 export interface HttpBindingFact {

@@ -10,7 +10,7 @@
  */
 import { ProxyError } from '../errors.js';
 import { classify } from './classify.js';
-import type { Operation } from './operation.js';
+import type { Operation } from './operation-types.js';
 
 export interface VertexScope {
   readonly projects: ReadonlySet<string>;

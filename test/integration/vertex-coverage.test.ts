@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { OPERATION_BINDINGS } from '../../src/vertex/operations.js';
+import { OPERATION_BINDINGS } from '../../src/vertex/operation-table.js';
 import { RPCS } from '../../src/vertex/operations.generated.js';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
-import { OPERATION_GROUPS, type OperationGroup, type OperationSpec, type PermissionType } from './operation.js';
+import { OPERATION_GROUPS, type OperationGroup, type OperationSpec, type PermissionType } from './operation-types.js';
 import { FAMILY_GROUPS } from './derive-operations.js';
-import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS, methodNameOf, operationById } from './operations.js';
+import { KNOWN_PERMISSIONS, OPERATIONS, OPERATION_BINDINGS, methodNameOf, operationById } from './operation-table.js';
 
 type Expected = {
   readonly service: string;

@@ -7,7 +7,7 @@
  * @module
  */
 import fp from 'fastify-plugin';
-import type { EndpointHosts } from './endpoint-hosts.js';
+import type { EndpointHosts } from '../vertex/endpoint-hosts.js';
 
 export interface EndpointHostsPluginOptions {
   readonly endpointHosts: EndpointHosts | undefined;

@@ -23,7 +23,7 @@
  */
 
 import { deriveOperationTable, type OperationBinding } from './derive-operations.js';
-import type { ApiVersion, OperationSpec } from './operation.js';
+import type { ApiVersion, OperationSpec } from './operation-types.js';
 import { LRO_BINDINGS, RPCS } from './operations.generated.js';
 
 export type { OperationBinding } from './derive-operations.js';

@@ -6,8 +6,8 @@
  * @module
  */
 import fp from 'fastify-plugin';
-import { checkRequestHeaders } from '../forward/header-policy.js';
-import { resolveOperation, type VertexScope } from './scope.js';
+import { checkRequestHeaders } from '../lib/request-guard.js';
+import { resolveOperation, type VertexScope } from '../vertex/scope.js';
 
 export const classifyPlugin = fp<VertexScope>(
   // eslint-disable-next-line @typescript-eslint/require-await -- a fastify plugin: async tells fastify when registration is done

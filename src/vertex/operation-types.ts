@@ -1,7 +1,7 @@
 /**
  * What a classified request is: one Vertex AI REST method bound to concrete
  * project, location and resource. Produced by `classify.ts` from the operation
- * table in `operations.ts`; consumed by policy, audit, metrics and forwarding.
+ * table in `operation-table.ts`; consumed by policy, audit, metrics and forwarding.
  *
  * @module
  */

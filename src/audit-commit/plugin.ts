@@ -17,8 +17,8 @@ import type { FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { ProxyError } from '../errors.js';
 import type { RequestContext } from '../request-context.js';
-import { buildAuditRecord } from './record.js';
-import type { AuditTrail } from './trail.js';
+import { buildAuditRecord } from '../audit/record.js';
+import type { AuditTrail } from '../audit/trail.js';
 
 export interface AuditDurabilityOptions {
   /** Undefined when no durable store is configured: then only the response facts are noted. */
