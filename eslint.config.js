@@ -35,6 +35,8 @@ export default tseslint.config(
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
       // `this: void` is unbound-method's documented fix for interface methods that are passed around detached.
       '@typescript-eslint/no-invalid-void-type': ['error', { allowAsThisParameter: true }],
+      // Prettier's printWidth, enforced where Prettier cannot wrap (strings, comments); URLs and regex literals cannot be split.
+      'max-len': ['error', { code: 140, ignoreUrls: true, ignoreRegExpLiterals: true }],
     },
   },
   {

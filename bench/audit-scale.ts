@@ -163,7 +163,9 @@ function* generate(total: number, batch: number): Generator<ChainedEntry[]> {
   }
 }
 
-/** A batch is written at its first record's time: at most a tenth of a day per batch, so "one day" by written time is one day of records. */
+/**
+ * A batch is written at its first record's time: at most a tenth of a day per batch, so "one day" by written time is one day of records.
+ */
 function batchSize(total: number, most: number): number {
   return Math.max(1, Math.min(most, Math.floor(total / DAYS / 10)));
 }
@@ -223,7 +225,9 @@ async function buildPostgres(url: string, table: string, total: number, log: (li
     const types = INSERT_COLUMNS.map((c) =>
       ['seq', 'written_ms', 'time_ms', 'status'].includes(c) || c.endsWith('_tokens') ? 'bigint' : 'text',
     );
-    const sql = `INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
+    const sql =
+      `INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) SELECT * FROM unnest(` +
+      `${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')})`;
     let done = 0;
     for (const entries of generate(total, batchSize(total, 20_000))) {
       const columns: unknown[][] = INSERT_COLUMNS.map(() => []);

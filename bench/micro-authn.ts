@@ -108,7 +108,9 @@ export async function cacheMiss(algorithm: IssuerAlgorithm, quick: boolean): Pro
     const { wallUs, cpuUs } = await measure(tokens, 50, (t) => verifier.verify(t));
     return {
       id: `token-cache-miss-${algorithm.toLowerCase()}`,
-      title: `Token-cache miss, ${algorithm}: full verification (node:crypto signature on the kid's KeyObject, claims, principal), TokenVerifier.verify`,
+      title:
+        `Token-cache miss, ${algorithm}: full verification (node:crypto signature on the kid's KeyObject, claims, ` +
+        `principal), TokenVerifier.verify`,
       perOpUs: wallUs,
       cpuUsPerOp: cpuUs,
       ops: count,

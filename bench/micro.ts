@@ -162,7 +162,9 @@ function classification(quick: boolean): MicroResult {
       const resource = binding.resource.replace(/\{([a-zA-Z]+)\}/g, (_, name: string) =>
         name === 'project' ? POLICY_PROJECT : name === 'location' ? POLICY_LOCATION : `${name}-1234567890`,
       );
-      const path = `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+      const path =
+        `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
+        `${binding.verb === undefined ? '' : `:${binding.verb}`}`;
       return [binding.spec.httpMethod, binding.verb === 'streamGenerateContent' ? `${path}?alt=sse` : path] as const;
     }),
   );

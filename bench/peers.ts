@@ -67,10 +67,13 @@ export const PEERS: readonly Peer[] = [
     goPackage: 'github.com/oauth2-proxy/oauth2-proxy/v7',
     version: 'v7.15.6',
     binary: 'oauth2-proxy',
-    // https://github.com/oauth2-proxy/oauth2-proxy/blob/v7.15.6/pkg/upstream/http.go (transport) and pkg/middleware/jwt_session.go (no cache).
+    // https://github.com/oauth2-proxy/oauth2-proxy/blob/v7.15.6/pkg/upstream/http.go (transport) and pkg/middleware/jwt_session.go (no
+    // cache).
     note:
-      "Upstream transport is a clone of Go's http.DefaultTransport, which keeps at most 2 idle connections per host: at 50 connections most requests open a new upstream connection. " +
-      'Every request verifies the JWT signature (no verified-token cache); one request log line per request (--request-logging defaults to true).',
+      "Upstream transport is a clone of Go's http.DefaultTransport, which keeps at most 2 idle connections per host: at 50 " +
+      'connections most requests open a new upstream connection. ' +
+      ('Every request verifies the JWT signature (no verified-token cache); one request log line per request ' +
+        '(--request-logging defaults to true).'),
     launch: (binary, c) => ({
       argv: [
         binary,
@@ -101,7 +104,8 @@ export const PEERS: readonly Peer[] = [
     binary: 'kube-rbac-proxy',
     note: 'Authenticates and authorizes through the Kubernetes API (TokenReview, SubjectAccessReview); decisions cached.',
     needsKubeApi: true,
-    // Its SubjectAccessReview (https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/subject-access-review-v1/) has no answer in the stand-in yet.
+    // Its SubjectAccessReview (https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/subject-access-review-v1/) has
+    // no answer in the stand-in yet.
     blocked: 'the Kubernetes API stand-in answers no SubjectAccessReview yet: kube-rbac-proxy would refuse every request',
     launch: (binary, c) => ({
       argv: [
@@ -123,13 +127,16 @@ export const PEERS: readonly Peer[] = [
     version: 'v2.11.9',
     binary: 'caddy',
     // https://github.com/caddyserver/caddy/blob/v2.11.9/modules/caddyhttp/reverseproxy/httptransport.go (MaxIdleConnsPerHost = 32).
-    note: 'No access log (its default); keeps up to 32 idle upstream connections per host (its default), fewer than the 50 client connections.',
+    note:
+      'No access log (its default); keeps up to 32 idle upstream connections per host (its default), fewer than the 50 ' +
+      'client connections.',
     launch: (binary, c) => {
       const caddyfile = join(c.dir, 'Caddyfile');
       // admin off and auto_https off: several instances on one machine, plain HTTP on loopback, as the other targets.
       writeFileSync(
         caddyfile,
-        `{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\nhttp://127.0.0.1:${c.port} {\n\treverse_proxy ${new URL(c.upstream).host}\n}\n`,
+        `{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\nhttp://127.0.0.1:${c.port} {\n\treverse_proxy ` +
+          `${new URL(c.upstream).host}\n}\n`,
       );
       return {
         argv: [binary, 'run', '--config', caddyfile, '--adapter', 'caddyfile'],
@@ -168,7 +175,9 @@ export function buildPeer(peer: Peer, log: (line: string) => void): PeerBuild {
   if (result.status === 0 && existsSync(binary)) return { binary, built: true };
   rmSync(dir, { recursive: true, force: true });
   return {
-    reason: `go install ${peer.goPackage}@${peer.version} failed: ${buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`)}`,
+    reason:
+      `go install ${peer.goPackage}@${peer.version} failed: ` +
+      `${buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`)}`,
   };
 }
 

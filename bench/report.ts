@@ -462,9 +462,14 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push('');
   lines.push(
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${(m.memoryBytes / 2 ** 30).toFixed(1)} GiB, Node ${m.node}; ` +
-      `${m.pinned ? 'proxy + upstream pinned to core 0, load generator to core 1 (taskset)' : 'no CPU pinning (taskset or a second core missing)'}; ` +
+      (m.pinned
+        ? 'proxy + upstream pinned to core 0, load generator to core 1 (taskset)'
+        : 'no CPU pinning (taskset or a second core missing)') +
+      '; ' +
       `1-min load average ${la.length > 0 ? `${Math.min(...la).toFixed(2)}–${Math.max(...la).toFixed(2)}` : 'n/a'} during the runs. ` +
-      `${report.settings.rounds} round(s) × ${report.settings.durationMs / 1000} s per scenario after ${report.settings.warmupMs / 1000} s warm-up, interleaved, medians; ${report.settings.connections} connections unless noted.`,
+      (`${report.settings.rounds} round(s) × ${report.settings.durationMs / 1000} s per scenario after ` +
+        `${report.settings.warmupMs / 1000} s warm-up, interleaved, medians; ${report.settings.connections} connections ` +
+        `unless noted.`),
   );
   lines.push('');
   lines.push(...renderOpenLoop(report));
@@ -477,23 +482,31 @@ export function renderMarkdown(report: BenchReport): string {
       );
       continue;
     }
-    const cpu = `${s.cpuUsPerRequest.toFixed(0)}${s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : ''}`;
+    const cpu =
+      `${s.cpuUsPerRequest.toFixed(0)}` +
+      `${s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : ''}`;
     lines.push(
-      `| ${s.id} | ${s.rps} | ${fmtMs(s.latencyUs.p50)} | ${fmtMs(s.latencyUs.p99)} | ${fmtMs(s.latencyUs.p999)} | ${cpu} | ${fmtRatio(s.ratios.cpuVsNginx)} | ${fmtRatio(s.ratios.cpuVsPassthroughDefault)} | ${fmtRatio(s.ratios.cpuVsPassthroughTuned)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${s.errors} |`,
+      `| ${s.id} | ${s.rps} | ${fmtMs(s.latencyUs.p50)} | ${fmtMs(s.latencyUs.p99)} | ${fmtMs(s.latencyUs.p999)} | ${cpu} ` +
+        `| ${fmtRatio(s.ratios.cpuVsNginx)} | ${fmtRatio(s.ratios.cpuVsPassthroughDefault)} | ` +
+        `${fmtRatio(s.ratios.cpuVsPassthroughTuned)} | ${(s.peakRssBytes / 2 ** 20).toFixed(0)} | ${s.errors} |`,
     );
   }
   lines.push('');
   for (const sse of report.summaries.filter((s) => s.ttfbUs !== undefined)) {
     if (sse.ttfbUs === undefined) continue;
     lines.push(
-      `SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`,
+      `SSE (${sse.id}): time to first byte p50 ${fmtMs(sse.ttfbUs.p50)} ms, p99 ${fmtMs(sse.ttfbUs.p99)} ms; ${sse.rps} ` +
+        `streams/s, ${sse.eventsPerSecond ?? 0} events/s delivered; CPU per stream ${sse.cpuUsPerRequest.toFixed(0)} µs.`,
     );
     lines.push('');
   }
   const cache = report.summaries.find((s) => s.id === 'tokens-cycle' && s.status === 'measured');
   if (cache) {
     lines.push(
-      `Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end; over the process's life ${cache.facts.tokenCacheMisses ?? '?'} misses (the warm-up pass that fills it) and ${cache.facts.tokenCacheHits ?? '?'} hits (the measured phase); proxy peak RSS ${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB (includes the garbage of the verification pass).`,
+      `Token cache (${cache.id}): ${cache.facts.tokenCacheEntries ?? '?'} entries at the end; over the process's life ` +
+        `${cache.facts.tokenCacheMisses ?? '?'} misses (the warm-up pass that fills it) and ` +
+        `${cache.facts.tokenCacheHits ?? '?'} hits (the measured phase); proxy peak RSS ` +
+        `${(cache.peakRssBytes / 2 ** 20).toFixed(0)} MiB (includes the garbage of the verification pass).`,
     );
     lines.push('');
   }
@@ -522,7 +535,10 @@ export function renderMarkdown(report: BenchReport): string {
         continue;
       }
       lines.push(
-        `| ${a.store} | ${a.records.toLocaleString('en-US')} | ${a.generateSeconds ?? 0} (0: cached) | ${a.queryMs} ms (${a.queryRecords} records) | ${a.summaryMs} ms (${a.summaryRecords?.toLocaleString('en-US')} records) | ${a.verifyMs} ms (${a.verifyEntries?.toLocaleString('en-US')} entries, ${a.verifyOk === true ? 'intact' : 'BROKEN'}) |`,
+        `| ${a.store} | ${a.records.toLocaleString('en-US')} | ${a.generateSeconds ?? 0} (0: cached) | ${a.queryMs} ms (` +
+          `${a.queryRecords} records) | ${a.summaryMs} ms (${a.summaryRecords?.toLocaleString('en-US')} records) | ` +
+          `${a.verifyMs} ms (${a.verifyEntries?.toLocaleString('en-US')} entries, ` +
+          `${a.verifyOk === true ? 'intact' : 'BROKEN'}) |`,
       );
     }
     lines.push('');
@@ -530,7 +546,10 @@ export function renderMarkdown(report: BenchReport): string {
   lines.push(...renderTargets(report.targets));
   lines.push('');
   lines.push(
-    "CPU µs/req is the target process tree's user+system CPU time during the measured phase divided by the requests it served (robust on a busy machine); the range is min–max over the rounds. ×nginx / ×fhp default / ×tuned are CPU-per-request ratios to those baselines (×tuned of an open-loop scenario: to the tuned passthrough at the same rate).",
+    "CPU µs/req is the target process tree's user+system CPU time during the measured phase divided by the requests it " +
+      'served (robust on a busy machine); the range is min–max over the rounds. ×nginx / ×fhp default / ×tuned are ' +
+      'CPU-per-request ratios to those baselines (×tuned of an open-loop scenario: to the tuned passthrough at the same ' +
+      'rate).',
   );
   lines.push('');
   return `${lines.join('\n')}\n`;
@@ -550,7 +569,8 @@ export function renderTargets(
   const lines = [`| Target | issue | limit |${head} measured | met |`, `|---|---:|---|${previous === undefined ? '' : '---:|'}---:|---|`];
   for (const t of targets)
     lines.push(
-      `| ${t.target} | ${t.issue ?? ''} | ${t.limit} |${previous === undefined ? '' : ` ${before.get(t.target) ?? '–'} |`} ${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`,
+      `| ${t.target} | ${t.issue ?? ''} | ${t.limit} |${previous === undefined ? '' : ` ${before.get(t.target) ?? '–'} |`} ` +
+        `${t.measured} | ${t.met === null ? 'not measured' : t.met ? 'yes' : '**no**'} |`,
     );
   return lines;
 }
@@ -564,8 +584,10 @@ function renderOpenLoop(report: BenchReport): string[] {
   const capacity = report.capacity;
   const rate = (f: number) => (capacity === undefined ? '' : ` (${Math.round(capacity.rps * f)} req/s)`);
   const lines = [
-    `Open loop (fixed rate, wrk2's method): each connection sends on a schedule and a request's latency counts from when it was due, so a slow answer also delays, and is charged to, the requests queued behind it. ` +
-      `Rates are fractions of ${capacity === undefined ? 'the capacity' : `${capacity.rps} req/s, ${capacity.basis}`}. Cells: p50 / p99 / p99.9 ms (share of requests sent behind schedule when above 1 %).`,
+    `Open loop (fixed rate, wrk2's method): each connection sends on a schedule and a request's latency counts from when ` +
+      `it was due, so a slow answer also delays, and is charged to, the requests queued behind it. ` +
+      (`Rates are fractions of ${capacity === undefined ? 'the capacity' : `${capacity.rps} req/s, ${capacity.basis}`}. ` +
+        `Cells: p50 / p99 / p99.9 ms (share of requests sent behind schedule when above 1 %).`),
     '',
     `| Target | ${fractions.map((f) => `${Math.round(f * 100)} %${rate(f)}`).join(' | ')} |`,
     `|---|${fractions.map(() => '---:').join('|')}|`,
@@ -576,7 +598,10 @@ function renderOpenLoop(report: BenchReport): string[] {
       if (s === undefined) return '–';
       if (s.status !== 'measured') return s.status === 'unavailable' ? 'not available' : 'failed';
       const late = s.requests > 0 ? (s.lateStarts ?? 0) / s.requests : 0;
-      return `${fmtMs(s.latencyUs.p50)} / ${fmtMs(s.latencyUs.p99)} / ${fmtMs(s.latencyUs.p999)}${late > 0.01 ? ` (${Math.round(late * 100)} % late)` : ''}`;
+      return (
+        `${fmtMs(s.latencyUs.p50)} / ${fmtMs(s.latencyUs.p99)} / ${fmtMs(s.latencyUs.p999)}` +
+        `${late > 0.01 ? ` (${Math.round(late * 100)} % late)` : ''}`
+      );
     });
     lines.push(`| ${of} | ${cells.join(' | ')} |`);
   }

@@ -241,7 +241,10 @@ async function waitForHttp(url: string, p: Started, timeoutMs = 30_000, pollMs =
   throw new Error(`${url} not ready after ${timeoutMs} ms: ${last}\n${p.stderr()}`);
 }
 
-/** Reads the ports from the proxy's "listening" log line (its stdout goes to a file, not a pipe, to keep the pipe's cost out of the numbers). */
+/**
+ * Reads the ports from the proxy's "listening" log line (its stdout goes to a file, not a pipe, to keep the pipe's cost out of the
+ * numbers).
+ */
 async function waitForListening(stdoutPath: string, p: Started, timeoutMs = 30_000): Promise<{ data: number; admin: number }> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -836,7 +839,8 @@ function scenarios(world: World): Scenario[] {
       },
       (w) => predictLoad(w, w.files.policyToken),
     ),
-    // The chart's defaults: namespace labels from a watch (against the Kubernetes API stand-in, in this process), strict audit to stdout + SQLite.
+    // The chart's defaults: namespace labels from a watch (against the Kubernetes API stand-in, in this process), strict audit to stdout +
+    // SQLite.
     proxyScenario(
       {
         id: 'full-watch',
@@ -972,7 +976,9 @@ function scenarios(world: World): Scenario[] {
     proxyScenario(
       {
         id: 'scale-10k',
-        title: `Full path at scale: namespaceLabels watch of 10,000 namespaces, 1,000 rules, ${o.bigTokenCount.toLocaleString('en-US')} cached tokens`,
+        title:
+          `Full path at scale: namespaceLabels watch of 10,000 namespaces, 1,000 rules, ` +
+          `${o.bigTokenCount.toLocaleString('en-US')} cached tokens`,
         kind: 'proxy',
       },
       (w) => w.esIssuer,
@@ -1162,7 +1168,9 @@ function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): strin
   return `${tokens.join('\n')}\n`;
 }
 
-/** Audit reads on a store of `records` entries (bench/audit-scale.ts), in a process of its own, against SQLite and a throw-away PostgreSQL. */
+/**
+ * Audit reads on a store of `records` entries (bench/audit-scale.ts), in a process of its own, against SQLite and a throw-away PostgreSQL.
+ */
 async function runAuditScaleStep(world: World, records: number, log: (line: string) => void): Promise<AuditScaleResult[]> {
   log(`audit reads at scale (${records.toLocaleString('en-US')} records)`);
   const postgres = await startPostgres(world);
@@ -1211,7 +1219,9 @@ async function measureCapacity(
       if (sample.errors === 0 && sample.rps > 0)
         return {
           rps: sample.rps,
-          basis: `${id === 'nginx' ? "nginx proxy_pass's" : "the tuned passthrough's (nginx not available)"} closed-loop throughput over ${o.connections} connections, measured before the rounds`,
+          basis:
+            `${id === 'nginx' ? "nginx proxy_pass's" : "the tuned passthrough's (nginx not available)"} closed-loop ` +
+            `throughput over ${o.connections} connections, measured before the rounds`,
         };
       problems.push(`${id}: ${sample.errors} errors (${sample.firstError ?? ''})`);
     } catch (error) {
@@ -1343,7 +1353,9 @@ async function main(): Promise<void> {
         const sample = await measure(world, s, round);
         samples.push(sample);
         log(
-          `round ${round + 1}/${maxRounds} ${s.id}: ${sample.rps} rps, ${sample.cpuUsPerRequest.toFixed(0)} µs CPU/req, p99 ${(sample.latencyUs.p99 / 1000).toFixed(2)} ms${sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : ''}`,
+          `round ${round + 1}/${maxRounds} ${s.id}: ${sample.rps} rps, ${sample.cpuUsPerRequest.toFixed(0)} µs CPU/req, ` +
+            `p99 ${(sample.latencyUs.p99 / 1000).toFixed(2)} ` +
+            `ms${sample.errors > 0 ? `, ${sample.errors} errors (${sample.firstError})` : ''}`,
         );
       } catch (error) {
         failures[s.id] = (error as Error).message.split('\n').slice(0, 3).join(' ');
@@ -1355,7 +1367,8 @@ async function main(): Promise<void> {
 
   log('micro-benchmarks');
   const micro = runMicro(world);
-  // Opt-in in the full run (`--only …,audit-scale`): building 10 million records takes minutes (PostgreSQL every run); --quick runs it small.
+  // Opt-in in the full run (`--only …,audit-scale`): building 10 million records takes minutes (PostgreSQL every run); --quick runs it
+  // small.
   const runScale = (options.quick && options.only === undefined) || options.only?.includes('audit-scale') === true;
   const auditScale = runScale ? await runAuditScaleStep(world, options.auditScaleRecords, log) : undefined;
 

@@ -124,7 +124,8 @@ async function runDev(argv: string[]): Promise<number> {
   // For commands typed in another terminal (and the README's runnable blocks): `. .kvp-dev/env.sh`.
   writeFileSync(
     join(dir, 'env.sh'),
-    `# Written by \`npm start\` (dev/cli.ts) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}\nexport KVP_CONFIG=${configPath}\n`,
+    `# Written by \`npm start\` (dev/cli.ts) for this run's ports.\nexport KVP_URL=${base}\nexport KVP_ADMIN_URL=${admin}` +
+      `\nexport KVP_CONFIG=${configPath}\n`,
   );
 
   const allowed = issuer.mintKubernetesToken({

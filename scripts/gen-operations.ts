@@ -24,7 +24,10 @@ import protobuf from 'protobufjs';
 import { deriveOperationTable } from '../src/vertex/derive-operations.js';
 import type { GeneratedLroBinding, GeneratedRpc, HttpBindingFact } from '../src/vertex/proto-facts.js';
 
-/** The clone: the nearest directory above this file with a package.json (this file runs from scripts/ and, compiled, from dist-scripts/scripts/). */
+/**
+ * The clone: the nearest directory above this file with a package.json (this file runs from scripts/ and, compiled, from
+ * dist-scripts/scripts/).
+ */
 function findRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!existsSync(path.join(dir, 'package.json'))) {

@@ -57,7 +57,8 @@ await until(() => revocation.ready() && revocation.describe().pods.objects === n
 after = await settledHeap();
 const podBytes = after - before;
 console.log(
-  `uidRevocation serviceAccountsAndPods: ${n} pods + ${n / 10} service accounts; informer heap ${mib(podBytes)} MiB (${Math.round(podBytes / n)} B per pod, service accounts included)`,
+  `uidRevocation serviceAccountsAndPods: ${n} pods + ${n / 10} service accounts; informer heap ${mib(podBytes)} MiB (` +
+    `${Math.round(podBytes / n)} B per pod, service accounts included)`,
 );
 revocation.stop();
 console.log(`rss at end ${mib(process.memoryUsage().rss)} MiB (includes the stand-in and its event history)`);

@@ -295,7 +295,8 @@ function clientError(error: Error & { code?: string }, socket: Duplex): void {
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') noteConnectionRefusal(socket, refusal);
     const body = JSON.stringify(toGoogleErrorBody(refusal, randomUUID()));
     socket.write(
-      `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      `HTTP/1.1 ${refusal.httpStatus} ${STATUS_CODES[refusal.httpStatus] ?? ''}\r\nContent-Type: ` +
+        `${GOOGLE_ERROR_CONTENT_TYPE}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
   }
   socket.destroy();

@@ -17,7 +17,9 @@ export function errorReference(): string {
   const codes = (Object.keys(ERROR_CODES) as ProxyErrorCode[]).sort();
   const denied = new ProxyError(
     'ERR_AUTHZ_DENIED',
-    "Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/projects/my-proj/locations/us-central1/endpoints/123' for system:serviceaccount:ml:trainer: no policy rule allows it.",
+    "Permission 'aiplatform.endpoints.predict' denied on resource " +
+      "'//aiplatform.googleapis.com/projects/my-proj/locations/us-central1/endpoints/123' for " +
+      'system:serviceaccount:ml:trainer: no policy rule allows it.',
     {
       reason: 'no-matching-rule',
       metadata: {

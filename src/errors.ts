@@ -81,7 +81,8 @@ export const ERROR_CODES = {
     status: 'UNAUTHENTICATED',
     http: 401,
     meaning:
-      'The token failed verification: signature, algorithm, audience, expiry, an unknown signing key, or a revoked service account or pod (the ErrorInfo `reason` in the audit record says which).',
+      'The token failed verification: signature, algorithm, audience, expiry, an unknown signing key, or a revoked service ' +
+      'account or pod (the ErrorInfo `reason` in the audit record says which).',
   },
   ERR_AUTHN_UNTRUSTED_ISSUER: {
     status: 'UNAUTHENTICATED',
@@ -92,7 +93,8 @@ export const ERROR_CODES = {
     status: 'UNAVAILABLE',
     http: 503,
     meaning:
-      "The token could not be checked: the issuer's keys, the TokenReview API or the revocation view is unavailable. Not the caller's fault; nothing is forwarded.",
+      "The token could not be checked: the issuer's keys, the TokenReview API or the revocation view is unavailable. Not " +
+      "the caller's fault; nothing is forwarded.",
   },
   ERR_IDENTITY_INVALID_CLAIMS: {
     status: 'UNAUTHENTICATED',
@@ -145,7 +147,8 @@ export const ERROR_CODES = {
     status: 'INVALID_ARGUMENT',
     http: 400,
     meaning:
-      "A query parameter would replace the proxy's credential, method or billing project (`key`, `access_token`, method or billing overrides).",
+      "A query parameter would replace the proxy's credential, method or billing project (`key`, `access_token`, method or " +
+      'billing overrides).',
   },
   ERR_REQUEST_FORBIDDEN_HEADER: {
     status: 'INVALID_ARGUMENT',
@@ -191,7 +194,8 @@ export const ERROR_CODES = {
     status: 'PERMISSION_DENIED',
     http: 403,
     meaning:
-      'No policy rule allows the caller this permission on this resource (or a deny rule matched; or the caller is not listed on the callback route).',
+      'No policy rule allows the caller this permission on this resource (or a deny rule matched; or the caller is not ' +
+      'listed on the callback route).',
   },
   ERR_FORWARD_CREDENTIAL_UNAVAILABLE: {
     status: 'UNAVAILABLE',
@@ -247,13 +251,15 @@ export const ERROR_CODES = {
     status: 'PERMISSION_DENIED',
     http: 403,
     meaning:
-      'The job in the body does not meet the `conditions.jobs` of the rules that would allow the call (service account, machine and accelerator types, images…); the message names each field, the value found and what is allowed.',
+      'The job in the body does not meet the `conditions.jobs` of the rules that would allow the call (service account, ' +
+      'machine and accelerator types, images…); the message names each field, the value found and what is allowed.',
   },
   ERR_REQUEST_JOB_SPEC_INVALID: {
     status: 'INVALID_ARGUMENT',
     http: 400,
     meaning:
-      'The job in the body cannot be checked against the job conditions (a field of the wrong type, an unknown enum), or its labels are malformed.',
+      'The job in the body cannot be checked against the job conditions (a field of the wrong type, an unknown enum), or ' +
+      'its labels are malformed.',
   },
   ERR_FORWARD_IDENTITY_UNAVAILABLE: {
     status: 'UNAVAILABLE',
@@ -279,7 +285,8 @@ export const ERROR_CODES = {
     status: 'PERMISSION_DENIED',
     http: 403,
     meaning:
-      "A state-changing console request did not come from the console's own page (no console header, or `Sec-Fetch-Site` not `same-origin`).",
+      "A state-changing console request did not come from the console's own page (no console header, or `Sec-Fetch-Site` " +
+      'not `same-origin`).',
   },
 } as const satisfies Record<`ERR_${string}`, ErrorCodeSpec>;
 

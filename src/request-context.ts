@@ -56,7 +56,9 @@ export interface RequestContext {
   limitRefusedBy: string | undefined;
   /** Dry-run limit rules that would have refused this request. */
   limitDryRunRefusals: readonly string[] | undefined;
-  /** Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for). */
+  /**
+   * Set by the inspect step when it read the body whole: exactly the bytes to forward (the caller's, or a rewrite the config asked for).
+   */
   forwardBody: Buffer | undefined;
   /** The request's server span; undefined when tracing is off (every step's tracing code checks this one field). */
   span: TraceSpan | undefined;

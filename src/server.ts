@@ -81,7 +81,8 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     jwksFetchTimeoutMs: settings.authentication.jwksFetchTimeoutMs,
     onJwksFetch: (issuer, result, error) => {
       metrics.jwksFetch(issuer, result);
-      // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without issuers[].caFile).
+      // fetch() says only "fetch failed"; the cause's code names the TLS or network problem (e.g. SELF_SIGNED_CERT_IN_CHAIN without
+      // issuers[].caFile).
       const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause?.code;
       if (result === 'error')
         logger.warn(

@@ -67,7 +67,8 @@ export async function startIamCredentialsStandIn(options: IamCredentialsStandInO
       sendGoogleError(res, {
         status: 'UNAUTHENTICATED',
         message:
-          'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other valid authentication credential.',
+          'Request is missing required authentication credential. Expected OAuth 2 access token, login cookie or other ' +
+          'valid authentication credential.',
       });
       return;
     }

@@ -14,8 +14,8 @@
  *   base64url(SHA-256(SPKI DER)); token header `{alg, kid}` with no `typ`;
  *   claims as kube-apiserver writes them for a custom audience (alphabetical,
  *   `aud` always an array, `iat = nbf`, `exp = iat + expiresIn`, no `warnafter`).
- * - `google` (https://developers.google.com/identity/openid-connect/openid-connect): discovery whose `jwks_uri` is `{origin}/oauth2/v3/certs`, the
- *   v3 certs document with 40-hex `kid`s and `Cache-Control: public,
+ * - `google` (https://developers.google.com/identity/openid-connect/openid-connect): discovery whose `jwks_uri` is
+ *   `{origin}/oauth2/v3/certs`, the v3 certs document with 40-hex `kid`s and `Cache-Control: public,
  *   max-age=21600, must-revalidate, no-transform`; token header
  *   `{alg: RS256, kid, typ: JWT}`; claims `aud, azp, email, email_verified, exp,
  *   iat, iss, sub` with `azp = sub` = a 21-digit id.

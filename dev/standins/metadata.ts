@@ -229,7 +229,9 @@ export async function startMetadataServer(options: MetadataServerOptions = {}): 
       sendText(
         res,
         404,
-        `Your Kubernetes service account (${ksa.namespace}/${ksa.name}) is not annotated with a target Google service account, which is a requirement for retrieving Identity Tokens using Workload Identity. Please add the iam.gke.io/gcp-service-account=[GSA_NAME]@[PROJECT_ID] annotation to your Kubernetes service account.\n`,
+        `Your Kubernetes service account (${ksa.namespace}/${ksa.name}) is not annotated with a target Google service ` +
+          `account, which is a requirement for retrieving Identity Tokens using Workload Identity. Please add the ` +
+          `iam.gke.io/gcp-service-account=[GSA_NAME]@[PROJECT_ID] annotation to your Kubernetes service account.\n`,
         'text/plain; charset=utf-8',
       );
       return;

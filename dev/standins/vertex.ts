@@ -291,10 +291,15 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
         !publisherModels.has(target.id) &&
         !publisherModels.has(`${target.publisher ?? ''}/${target.id}`)
       ) {
-        const name = `projects/${target.project ?? projectNumber}/locations/${target.location ?? 'global'}/publishers/${target.publisher ?? 'google'}/models/${target.id}`;
+        const name =
+          `projects/${target.project ?? projectNumber}/locations/${target.location ?? 'global'}/publishers/` +
+          `${target.publisher ?? 'google'}/models/${target.id}`;
         sendGoogleError(res, {
           status: 'NOT_FOUND',
-          message: `Publisher Model \`${name}\` was not found or your project does not have access to it. Please ensure you are using a valid model version. For more information, see: https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions`,
+          message:
+            `Publisher Model \`${name}\` was not found or your project does not have access to it. Please ensure you are ` +
+            `using a valid model version. For more information, see: ` +
+            `https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions`,
         });
         return;
       }
@@ -805,7 +810,8 @@ function unauthenticated(rpc: string): StandInError {
   return {
     status: 'UNAUTHENTICATED',
     message:
-      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+      'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid ' +
+      'authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
     details: [
       {
         '@type': 'type.googleapis.com/google.rpc.ErrorInfo',

@@ -69,7 +69,8 @@ export function jobLabelsRule(): BodyRule {
         return {
           refuse: new ProxyError(
             'ERR_REQUEST_JOB_SPEC_INVALID',
-            `labels: at most ${MAX_LABELS - 2} labels of the caller's own fit beside the proxy's ${NAMESPACE_LABEL} and ${SERVICE_ACCOUNT_LABEL}.`,
+            `labels: at most ${MAX_LABELS - 2} labels of the caller's own fit beside the proxy's ${NAMESPACE_LABEL} and ` +
+              `${SERVICE_ACCOUNT_LABEL}.`,
             {
               reason: 'job-spec-invalid',
               metadata: { field: 'labels' },

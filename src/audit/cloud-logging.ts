@@ -50,7 +50,10 @@ export interface CloudLoggingOptions {
   readonly format?: 'compact' | 'full';
 }
 
-/** Record fields the compact entry carries in the keys the logging agent lifts (`httpRequest`, trace, labels, `time`), not again in the record. */
+/**
+ * Record fields the compact entry carries in the keys the logging agent lifts (`httpRequest`, trace, labels, `time`), not again in the
+ * record.
+ */
 const LIFTED = [
   'time',
   'traceId',
@@ -204,11 +207,18 @@ export function auditRecordOfEntry(entry: Record<string, unknown>): AuditRecord 
   } as AuditRecord;
 }
 
+/** How the message names a request no Vertex AI operation was classified for. */
+function unclassifiedName(record: AuditRecord): string {
+  return record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`;
+}
+
 function fullEntry(record: AuditRecord, options: CloudLoggingOptions): Record<string, unknown> {
   const statusName = rpcStatusName(record.status);
   const entry: Record<string, unknown> = {
     severity: severityOf(record),
-    message: `${record.decision.toUpperCase()} ${record.operation ?? (record.route === undefined ? `${record.httpMethod} (unclassified)` : `${record.httpMethod} callback ${record.route}`)} ${record.principal ?? '(unauthenticated)'} ${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
+    message:
+      `${record.decision.toUpperCase()} ${record.operation ?? unclassifiedName(record)} ${record.principal ?? '(unauthenticated)'} ` +
+      `${record.status}${record.ruleId === undefined ? '' : ` rule=${record.ruleId}`} reason=${record.reason}`,
     time: record.time,
     'logging.googleapis.com/labels': labelsOf(record),
     httpRequest: { ...httpRequestOf(record), protocol: 'HTTP/1.1' },

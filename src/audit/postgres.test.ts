@@ -34,7 +34,8 @@ function postgresBackend(): ConformanceBackend {
     indexNames: async () =>
       (
         await rows(
-          `SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname LIKE 'audit_entries_%' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'`,
+          `SELECT indexname AS name FROM pg_indexes WHERE tablename = 'audit_entries' AND indexname LIKE 'audit_entries_%' ` +
+            `AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'`,
         )
       ).map((r) => String(r.name)),
     async expectIndexedPlan(sql) {

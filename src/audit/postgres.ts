@@ -22,7 +22,7 @@ import {
   insertValues,
   legacyMarkerIndex,
   migrationPlan,
-  openTable,
+  openDecisionsTableName,
   pruneOpenStatement,
   storeReads,
   type AuditStore,
@@ -137,10 +137,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const closing = entries.filter(closesDecision).map((entry) => entry.columns.request_id);
       const sql =
         `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
-        `opened AS (INSERT INTO ${openTable(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
+        `opened AS (INSERT INTO ${openDecisionsTableName(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
         (closing.length === 0
           ? ' '
-          : `, closed AS (DELETE FROM ${openTable(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
+          : `, closed AS (DELETE FROM ${openDecisionsTableName(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
         'SELECT count(*) FROM ins';
       try {
         await run(sql, params);

@@ -114,7 +114,8 @@ vertex: {projects: [p], locations: [us-central1]}
   });
   it('accepts audit.read as a permission in a policy rule', () => {
     const settings = parseConfig(
-      `${base}policy: {rules: [{id: auditors, effect: allow, subjects: {namespaces: [compliance]}, permissions: [audit.read], resources: ["audit/*"]}]}\n`,
+      `${base}policy: {rules: [{id: auditors, effect: allow, subjects: {namespaces: [compliance]}, permissions: ` +
+        `[audit.read], resources: ["audit/*"]}]}\n`,
       'c.yaml',
     );
     expect(

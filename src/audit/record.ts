@@ -79,7 +79,10 @@ export interface AuditRecord {
   readonly dryRun?: ReadonlyArray<{ readonly rule: string; readonly outcome: 'allow' | 'deny' }> | undefined;
   /** The Google service account the request went upstream as (vertex.identities); absent: the proxy's own identity. */
   readonly upstreamIdentity?: string | undefined;
-  /** The model the call used: `google/gemini-2.5-flash` (publisher model), `endpoints/E`, or the OpenAI-compatible endpoint's `model`. Only for operations that carry usage. */
+  /**
+   * The model the call used: `google/gemini-2.5-flash` (publisher model), `endpoints/E`, or the OpenAI-compatible endpoint's `model`. Only
+   * for operations that carry usage.
+   */
   readonly model?: string | undefined;
   /** The model version the response named. */
   readonly modelVersion?: string | undefined;

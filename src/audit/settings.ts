@@ -75,7 +75,8 @@ export function deriveAuditSettings(
   if (audit.durability === 'strict' && stores.length === 0) {
     add(
       ['audit', 'sinks'],
-      'durability "strict" needs a durable store (a sqlite or postgres sink): stdout alone cannot promise that a record exists before the call is forwarded',
+      'durability "strict" needs a durable store (a sqlite or postgres sink): stdout alone cannot promise that a record ' +
+        'exists before the call is forwarded',
     );
   }
   if (audit.console.enabled && stores.length === 0) {
@@ -96,7 +97,10 @@ export function deriveAuditSettings(
   };
 }
 
-/** The store queries and `audit verify` read: the shared PostgreSQL store when there is one (a per-pod SQLite file sees one replica only), else the first. */
+/**
+ * The store queries and `audit verify` read: the shared PostgreSQL store when there is one (a per-pod SQLite file sees one replica only),
+ * else the first.
+ */
 export function queryStoreOf(settings: AuditSettings): AuditStoreSettings | undefined {
   return settings.stores.find((s) => s.type === 'postgres') ?? settings.stores[0];
 }

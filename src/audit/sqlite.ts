@@ -29,7 +29,7 @@ import {
   insertValues,
   legacyMarkerIndex,
   migrationPlan,
-  openTable,
+  openDecisionsTableName,
   pruneOpenStatement,
   storeReads,
   type AuditStore,
@@ -111,8 +111,8 @@ function startWriter(path: string): WriterThread {
     workerData: {
       path,
       insertSql: `INSERT INTO ${TABLE} (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`,
-      openSql: `INSERT INTO ${openTable(TABLE)} (request_id, id) VALUES (?, last_insert_rowid())`,
-      closeSql: `DELETE FROM ${openTable(TABLE)} WHERE request_id = ?`,
+      openSql: `INSERT INTO ${openDecisionsTableName(TABLE)} (request_id, id) VALUES (?, last_insert_rowid())`,
+      closeSql: `DELETE FROM ${openDecisionsTableName(TABLE)} WHERE request_id = ?`,
       deleteSql: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} WHERE written_ms < ? ORDER BY id LIMIT ?)`,
       pruneSql: pruneOpenStatement(TABLE),
     },
@@ -183,7 +183,8 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     db.exec('PRAGMA case_sensitive_like = ON');
   } catch (error) {
     throw new Error(
-      `cannot open the SQLite audit store at ${options.path}: ${(error as Error).message} (in a container with a read-only root filesystem, set audit.sinks[].path to a mounted volume)`,
+      `cannot open the SQLite audit store at ${options.path}: ${(error as Error).message} (in a container with a read-only ` +
+        `root filesystem, set audit.sinks[].path to a mounted volume)`,
       { cause: error },
     );
   }

@@ -48,7 +48,10 @@ const WAITING_PER_SLOT = 64;
 
 const POD_UID = 'authentication.kubernetes.io/pod-uid';
 
-/** The fields of a TokenReview answer the verdict reads: https://kubernetes.io/docs/reference/kubernetes-api/authentication-resources/token-review-v1/ */
+/**
+ * The fields of a TokenReview answer the verdict reads:
+ * https://kubernetes.io/docs/reference/kubernetes-api/authentication-resources/token-review-v1/
+ */
 export interface TokenReviewAnswer {
   readonly status?: {
     readonly authenticated?: boolean;

@@ -18,7 +18,8 @@ export function denied(decision: Decision, operation: Operation, principalName: 
   const why = decision.ruleId === null ? 'no policy rule allows it' : `denied by policy rule "${decision.ruleId}"`;
   return new ProxyError(
     'ERR_AUTHZ_DENIED',
-    `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: ${why}.${hint === undefined ? '' : ` ${hint}`}`,
+    `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ` +
+      `${principalName}: ${why}.${hint === undefined ? '' : ` ${hint}`}`,
     {
       reason: decision.reason,
       metadata: {
@@ -36,7 +37,8 @@ export function labelsStale(decision: Decision, operation: Operation, principalN
   const age = ageSeconds === null ? 'has not synced yet' : `was last in sync ${ageSeconds}s ago`;
   return new ProxyError(
     'ERR_IDENTITY_LABELS_STALE',
-    `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ${principalName}: the decision depends on namespace labels and the proxy's label view is stale (it ${age}).`,
+    `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${operation.resource}' for ` +
+      `${principalName}: the decision depends on namespace labels and the proxy's label view is stale (it ${age}).`,
     {
       reason: 'labels-stale',
       metadata: {

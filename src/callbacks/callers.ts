@@ -82,7 +82,9 @@ const SHARED_DOMAINS: ReadonlyArray<readonly [test: (domain: string) => boolean,
   [(d) => d === 'gmail.com' || d === 'googlemail.com', 'USER'],
 ];
 
-/** The problem with a wildcard over a shared domain, with the exact form to write instead; undefined when the domain is a customer's own. */
+/**
+ * The problem with a wildcard over a shared domain, with the exact form to write instead; undefined when the domain is a customer's own.
+ */
 export function sharedDomainProblem(local: string, domain: string): string | undefined {
   const shared = SHARED_DOMAINS.find(([test]) => test(domain));
   if (shared === undefined) return undefined;
@@ -94,13 +96,19 @@ export function sharedDomainProblem(local: string, domain: string): string | und
       : placeholder === 'PROJECT_ID'
         ? ' (PROJECT_ID: your project id)'
         : '';
-  return `"*" is not allowed over ${domain}: Google shares that domain between all customers, so the pattern would admit other projects' accounts. Write the exact account instead: "${exact}"${how}, or its unique id`;
+  return (
+    `"*" is not allowed over ${domain}: Google shares that domain between all customers, so the pattern would admit other ` +
+    `projects' accounts. Write the exact account instead: "${exact}"${how}, or its unique id`
+  );
 }
 
 /** Checks one entry; returns a problem message or the compiled form. */
 function compileEntry(entry: string): Compiled | string {
   if (entry.startsWith('principalSet://')) {
-    return 'principalSet:// cannot be checked from an ID token (it does not list the sets a principal belongs to); name the principal (principal://…) or its email';
+    return (
+      'principalSet:// cannot be checked from an ID token (it does not list the sets a principal belongs to); name the ' +
+      'principal (principal://…) or its email'
+    );
   }
   if (entry.startsWith('principal://')) {
     return PRINCIPAL.test(entry) ? { kind: 'principal', entry } : 'a principal must look like principal://iam.googleapis.com/…';

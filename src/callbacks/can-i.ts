@@ -34,10 +34,12 @@ export function canICallback(settings: Settings, asGoogle: string, method: strin
   const lines = [
     entry === undefined ? 'denied' : 'allowed',
     `  caller:    ${asGoogle} (Google ID token${identity.email === '' ? ', by unique id' : ''})`,
-    `  route:     ${route.prefix} (methods ${[...route.methods].join(', ')}; body ≤ ${route.bodyLimitBytes} bytes; timeout ${route.timeoutMs / 1000}s)`,
+    `  route:     ${route.prefix} (methods ${[...route.methods].join(', ')}; body ≤ ${route.bodyLimitBytes} bytes; timeout ` +
+      `${route.timeoutMs / 1000}s)`,
     `  callers:   ${entry === undefined ? `(not listed: ${route.callerEntries.join(', ')})` : `matched by ${entry}`}`,
     `  forwards:  ${method} ${target}`,
-    `  assertion: ${settings.callbacks.assertion.header} (aud ${route.audience}, iss ${settings.callbacks.assertion.issuer}, ${settings.callbacks.assertion.lifetimeSec}s)`,
+    `  assertion: ${settings.callbacks.assertion.header} (aud ${route.audience}, iss ${settings.callbacks.assertion.issuer}` +
+      `, ${settings.callbacks.assertion.lifetimeSec}s)`,
   ];
   write(`${lines.join('\n')}\n`);
   return entry === undefined ? 1 : 0;

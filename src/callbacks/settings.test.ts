@@ -158,7 +158,8 @@ describe('callbacks config', () => {
   it('takes per-route token audiences that a google issuer accepts, and refuses ones none does', () => {
     const ok = parseConfig(
       withCallbacks(
-        '  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: [https://callbacks.example.com] }\n',
+        '  routes:\n    - { prefix: /cb, upstream: http://svc, callers: [a@example.com], tokenAudiences: ' +
+          '[https://callbacks.example.com] }\n',
       ),
       'config.yaml',
     );

@@ -207,7 +207,8 @@ async function runVerify(argv: string[]): Promise<number> {
     }
     const b = result.broken as NonNullable<typeof result.broken>;
     process.stdout.write(
-      `BROKEN: writer ${b.writer}, seq ${b.seq} (row id ${b.id}): ${b.problem}\n${result.entries} entries checked from ${result.writers} writer${result.writers === 1 ? '' : 's'}\n`,
+      `BROKEN: writer ${b.writer}, seq ${b.seq} (row id ${b.id}): ${b.problem}\n${result.entries} entries checked from ` +
+        `${result.writers} writer${result.writers === 1 ? '' : 's'}\n`,
     );
     return 1;
   } finally {

@@ -120,7 +120,8 @@ export async function runCanI(argv: string[]): Promise<number> {
       unknownNamespace = `namespace not found in the Kubernetes API, ${api.server}`;
     } catch (error) {
       process.stderr.write(
-        `can-i: ${(error as Error).message}\ncan-i: kubernetes.namespaceLabels is "watch"; pass --namespace-labels k=v,... to decide without the API server\n`,
+        `can-i: ${(error as Error).message}\ncan-i: kubernetes.namespaceLabels is "watch"; pass --namespace-labels k=v,... ` +
+          `to decide without the API server\n`,
       );
       return 2;
     }
@@ -159,7 +160,9 @@ export async function runCanI(argv: string[]): Promise<number> {
   const candidates = jobKind === undefined ? [] : allowCandidates(settings.policy, decision, subject, actionOf(operation));
   if (candidates.length > 0) {
     lines.push(
-      `  conditions: only if the job in the request body satisfies the conditions.jobs of ${candidates.map((r) => r.id).join(' or ')}${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`,
+      `  conditions: only if the job in the request body satisfies the conditions.jobs of ` +
+        `${candidates.map((r) => r.id).join(' or ')}` +
+        `${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`,
     );
   }
   const dryRun = dryRunByUrl(settings.policy, subject, actionOf(operation), jobKind);
@@ -172,7 +175,8 @@ export async function runCanI(argv: string[]): Promise<number> {
   limits.forEach((rule, i) => {
     const values = rule.limits.map((l) => `${l.kind} ${l.limit}`).join(', ');
     lines.push(
-      `  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ${bucketOf(rule, subject).text}: ${values})`,
+      `  ${i === 0 ? 'limits:    ' : '           '} ${rule.id} (${rule.enforce ? 'enforce' : 'dryRun'}, ` +
+        `${bucketOf(rule, subject).text}: ${values})`,
     );
   });
   process.stdout.write(`${lines.join('\n')}\n`);

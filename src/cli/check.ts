@@ -10,7 +10,9 @@ export async function runCheck(argv: string[]): Promise<number> {
   const settings = await loadOrReport(values.config);
   if (settings === undefined) return 1;
   process.stdout.write(
-    `${settings.source}: OK (${settings.issuers.length} issuer${settings.issuers.length === 1 ? '' : 's'}, ${settings.policy.ruleCount} rule${settings.policy.ruleCount === 1 ? '' : 's'}, policy version ${settings.policy.version.slice(0, 12)})\n`,
+    `${settings.source}: OK (${settings.issuers.length} issuer${settings.issuers.length === 1 ? '' : 's'}, ` +
+      `${settings.policy.ruleCount} rule${settings.policy.ruleCount === 1 ? '' : 's'}, policy version ` +
+      `${settings.policy.version.slice(0, 12)})\n`,
   );
   return 0;
 }

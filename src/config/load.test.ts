@@ -82,7 +82,9 @@ describe('parseConfig', () => {
 
   it('accepts the informer, TokenReview and UID revocation modes and converts their durations', () => {
     const settings = parseConfig(
-      `${minimal}\nkubernetes:\n  namespaceLabels: watch\n  kubeconfig: kube/config\n  maxStaleness: 90s\n  tokenReview: true\n  tokenReviewTtl: 1m\n  tokenReviewConcurrency: 4\n  uidRevocation: serviceAccountsAndPods\nreload:\n  debounce: 250ms\n`,
+      `${minimal}\nkubernetes:\n  namespaceLabels: watch\n  kubeconfig: kube/config\n  maxStaleness: 90s\n  tokenReview: ` +
+        `true\n  tokenReviewTtl: 1m\n  tokenReviewConcurrency: 4\n  uidRevocation: serviceAccountsAndPods\nreload:\n  ` +
+        `debounce: 250ms\n`,
       '/etc/kvp/config.yaml',
     );
     expect(settings.kubernetes).toEqual({
@@ -116,7 +118,8 @@ describe('parseConfig', () => {
   it('refuses the same issuer listed twice', () => {
     const twice = minimal.replace(
       'vertex:',
-      '  - name: cluster\n    type: kubernetes\n    issuer: https://container.googleapis.com/v1/projects/p/locations/l/clusters/c\n    audiences: [x]\nvertex:',
+      '  - name: cluster\n    type: kubernetes\n    issuer: ' +
+        'https://container.googleapis.com/v1/projects/p/locations/l/clusters/c\n    audiences: [x]\nvertex:',
     );
     expect(problems(twice)).toEqual([
       expect.stringContaining('issuers[1].name: duplicate issuer name "cluster"'),
@@ -127,7 +130,8 @@ describe('parseConfig', () => {
   });
 
   it('lists schema problems and the checks that follow them in one run (fix once, not three times)', () => {
-    const text = `${minimal.replace('audiences: [kube-vertex-proxy]', 'audiences: [kube-vertex-proxy]\n  - name: cluster\n    type: kubernetes\n    issuer: https://other.example\n    audiences: [a]')}
+    const secondIssuer = '\n  - name: cluster\n    type: kubernetes\n    issuer: https://other.example\n    audiences: [a]';
+    const text = `${minimal.replace('audiences: [kube-vertex-proxy]', `audiences: [kube-vertex-proxy]${secondIssuer}`)}
 server:
   port: eighty
 kubernetes:

@@ -348,7 +348,8 @@ function inlineSecretWarnings(config: Config, lineOf: (path: (string | number)[]
       path: formatPath(path),
       line: lineOf(path),
       message:
-        'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
+        'WARNING: this PostgreSQL URL carries a password in the config file (in a cluster: in the ConfigMap). Put the URL ' +
+        'in a Secret and name its mounted file with urlFile (helm: auditPostgres.existingSecret).',
     });
   });
   return warnings;
@@ -392,7 +393,8 @@ function schemaProblem(error: ErrorObject, lineOf: (path: (string | number)[]) =
     path.push(missing);
     message = 'is required';
   } else if (error.keyword === 'const' || error.keyword === 'enum') {
-    message = `must be one of ${JSON.stringify((error.params as { allowedValues?: unknown[] }).allowedValues ?? (error.params as { allowedValue: unknown }).allowedValue)}`;
+    const params = error.params as { allowedValues?: unknown[]; allowedValue?: unknown };
+    message = `must be one of ${JSON.stringify(params.allowedValues ?? params.allowedValue)}`;
   } else if (error.keyword === 'anyOf') {
     const members = ((error.parentSchema as { anyOf?: Array<{ const?: unknown }> } | undefined)?.anyOf ?? []).map((m) => m.const);
     message =

@@ -50,26 +50,35 @@ export const ServerSchema = strictObject(
     keepAliveTimeout: Duration('65s', 'Idle keep-alive timeout for client connections (longer than typical client pools).'),
     requestTimeout: Duration(
       '300s',
-      'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
+      'Longest time a client may take to send a whole request (headers and body); a slower one gets 408 and its connection ' +
+        'is closed, and nothing is forwarded. Responses, streams included, are not limited by it. 0s: no limit.',
     ),
     bodyIdleTimeout: Duration(
       '10s',
-      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit (requestTimeout still applies).',
+      'Longest silence while a request body is being received (both route families): a body from which nothing arrives for ' +
+        'this long is cut with 408, its connection closed, and the upstream request it was feeding aborted. 0s: no limit ' +
+        '(requestTimeout still applies).',
     ),
     maxInFlightPerCaller: Type.Integer({
       minimum: 0,
       default: 64,
       description:
-        'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
+        'Most requests one caller (a Kubernetes service account, or a Google identity on callback routes) may have in ' +
+        'flight at once, on every route; more get 429 RESOURCE_EXHAUSTED with Retry-After. Keeps one caller from taking ' +
+        'the whole upstream connection pool (vertex.connectionsPerHost). 0: no cap.',
     }),
     drainPeriod: Duration(
       '0s',
-      "On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart's preStop sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.",
+      'On SIGTERM: how long to keep accepting and serving requests with /readyz already failing, so the endpoint leaves ' +
+        "every Service before the listeners close; then shutdownGrace applies to requests in flight. The chart's preStop " +
+        'sleep (preStopSleepSeconds) does the same before SIGTERM; use one or the other.',
     ),
     readyzDetails: Type.Boolean({
       default: false,
       description:
-        "Whether /readyz on the admin port includes each check's detail (issuer key ids, policy version and reload problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing more.",
+        "Whether /readyz on the admin port includes each check's detail (issuer key ids, policy version and reload " +
+        'problems, label-view state). Off: only names and ready flags, so whoever can reach the admin port learns nothing ' +
+        'more.',
     }),
   },
   'Listeners.',
@@ -92,13 +101,15 @@ export const IssuerSchema = strictObject(
     name: Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', description: 'Short name used in logs and metrics.' }),
     type: Type.Union([Type.Literal('kubernetes'), Type.Literal('google')], {
       description:
-        '`kubernetes`: projected service-account tokens (sub system:serviceaccount:NS:SA + the kubernetes.io claim). `google`: Google-signed ID tokens.',
+        '`kubernetes`: projected service-account tokens (sub system:serviceaccount:NS:SA + the kubernetes.io claim). ' +
+        '`google`: Google-signed ID tokens.',
     }),
     issuer: Type.Optional(
       Type.String({
         minLength: 1,
         description:
-          'Exact `iss` claim value; also the base of OIDC discovery. Required for `kubernetes`; for `google` the default is `https://accounts.google.com`.',
+          'Exact `iss` claim value; also the base of OIDC discovery. Required for `kubernetes`; for `google` the default ' +
+          'is `https://accounts.google.com`.',
       }),
     ),
     audiences: Type.Array(Type.String({ minLength: 1 }), {
@@ -118,7 +129,10 @@ export const IssuerSchema = strictObject(
       Type.String({
         minLength: 1,
         description:
-          "PEM bundle of the CAs trusted for this issuer's discovery and JWKS fetches only (instead of the system CAs), for an issuer served with a private CA such as a self-managed cluster's API server. In a pod the service-account CA, `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, is the usual value. Relative to the config file.",
+          "PEM bundle of the CAs trusted for this issuer's discovery and JWKS fetches only (instead of the system CAs), " +
+          "for an issuer served with a private CA such as a self-managed cluster's API server. In a pod the " +
+          'service-account CA, `/var/run/secrets/kubernetes.io/serviceaccount/ca.crt`, is the usual value. Relative to the ' +
+          'config file.',
       }),
     ),
   },
@@ -201,17 +215,21 @@ export const VertexSchema = strictObject(
     projectNumbers: Type.Record(Type.String({ pattern: '^[a-z][a-z0-9-]{4,28}[a-z0-9]$' }), Type.String({ pattern: '^[0-9]{1,20}$' }), {
       default: {},
       description:
-        'Project id → project number. Vertex AI returns resource names with the project number (`projects/123456789012/…`); with the number known here, calls that use it are accepted and authorized as the project id, so rules are written with ids only.',
+        'Project id → project number. Vertex AI returns resource names with the project number ' +
+        '(`projects/123456789012/…`); with the number known here, calls that use it are accepted and authorized as the ' +
+        'project id, so rules are written with ids only.',
     }),
     locations: Type.Array(Type.String({ pattern: '^[a-z][a-z0-9-]{0,62}$' }), {
       minItems: 1,
       description:
-        'Locations callers may address (e.g. us-central1, europe-west4, global). The location picks the upstream host, so it is checked first.',
+        'Locations callers may address (e.g. us-central1, europe-west4, global). The location picks the upstream host, so ' +
+        'it is checked first.',
     }),
     upstream: Type.String({
       default: 'https://{location}-aiplatform.googleapis.com',
       description:
-        'Upstream base URL. `{location}` is replaced by the validated location (`global` uses aiplatform.googleapis.com; `us`/`eu` the multi-region hosts). A URL without `{location}` sends every location there.',
+        'Upstream base URL. `{location}` is replaced by the validated location (`global` uses aiplatform.googleapis.com; ' +
+        '`us`/`eu` the multi-region hosts). A URL without `{location}` sends every location there.',
     }),
     timeouts: strictObject(
       {
@@ -230,7 +248,8 @@ export const VertexSchema = strictObject(
           serviceAccount: Type.String({
             pattern: '^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9.]*\\.iam\\.gserviceaccount\\.com$',
             description:
-              "Google service account the matching callers' requests go out as (impersonated: the proxy's own identity needs roles/iam.serviceAccountTokenCreator on it).",
+              "Google service account the matching callers' requests go out as (impersonated: the proxy's own identity " +
+              'needs roles/iam.serviceAccountTokenCreator on it).',
           }),
         },
         'A Google identity for the callers that match.',
@@ -238,7 +257,9 @@ export const VertexSchema = strictObject(
       {
         default: [],
         description:
-          "A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller matching none goes out as the proxy's own identity. When a token for the matched account cannot be had, the request gets 503 and nothing is forwarded.",
+          'A Google identity per team, by impersonation (IAM Credentials generateAccessToken). First match wins; a caller ' +
+          "matching none goes out as the proxy's own identity. When a token for the matched account cannot be had, the " +
+          'request gets 503 and nothing is forwarded.',
       },
     ),
     iamCredentialsEndpoint: Type.String({
@@ -251,7 +272,8 @@ export const VertexSchema = strictObject(
       {
         default: {},
         description:
-          "Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint's host or a Private Service Connect address. Wins over `endpointLookup`.",
+          "Endpoint resource name → base URL (origin) its prediction calls go to: a dedicated endpoint's host or a Private " +
+          'Service Connect address. Wins over `endpointLookup`.',
       },
     ),
     endpointLookup: strictObject(
@@ -259,7 +281,8 @@ export const VertexSchema = strictObject(
         enabled: Type.Boolean({
           default: false,
           description:
-            "Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy's own identity) and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.",
+            "Look up each endpoint a prediction call names (EndpointService.GetEndpoint, with the proxy's own identity) " +
+            'and send the calls of endpoints with a dedicated public endpoint to their `dedicatedEndpointDns` host.',
         }),
         ttl: Duration('5m', 'How long a lookup is used; it is refreshed in the background after 80% of it.'),
         maxEntries: Type.Integer({ minimum: 1, default: 10_000, description: 'Endpoints remembered (oldest dropped first).' }),
@@ -277,7 +300,8 @@ export const KubernetesSchema = strictObject(
     namespaceLabels: Type.Union([Type.Literal('static'), Type.Literal('off'), Type.Literal('watch')], {
       default: 'static',
       description:
-        'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` (LIST+WATCH of namespaces from the Kubernetes API, in memory; /readyz waits for the first list).',
+        'Where namespace labels come from: `static` (the map below), `off` (label selectors never match), `watch` ' +
+        '(LIST+WATCH of namespaces from the Kubernetes API, in memory; /readyz waits for the first list).',
     }),
     static: Type.Record(
       Type.String({ pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$' }),
@@ -291,34 +315,44 @@ export const KubernetesSchema = strictObject(
       Type.String({
         minLength: 1,
         description:
-          'kubeconfig file for the Kubernetes API (watch, tokenReview, uidRevocation). Default: the in-cluster config when running in a pod (service-account token and CA), else $KUBECONFIG, else ~/.kube/config.',
+          'kubeconfig file for the Kubernetes API (watch, tokenReview, uidRevocation). Default: the in-cluster config when ' +
+          'running in a pod (service-account token and CA), else $KUBECONFIG, else ~/.kube/config.',
       }),
     ),
     maxStaleness: Duration(
       '5m',
-      'With `watch`: how long the proxy keeps deciding on its last label view while the API server is unreachable. Past it, a request whose decision depends on namespace labels is refused (403, "label view is stale"); decisions that no label can change still go through.',
+      'With `watch`: how long the proxy keeps deciding on its last label view while the API server is unreachable. Past ' +
+        'it, a request whose decision depends on namespace labels is refused (403, "label view is stale"); decisions that no ' +
+        'label can change still go through.',
     ),
     apiTimeout: Duration('10s', 'Timeout of one Kubernetes API call the proxy makes on the request path (TokenReview) or to list objects.'),
     tokenReview: Type.Boolean({
       default: false,
       description:
-        'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is cached with the token for at most tokenReviewTtl.',
+        'Also ask the API server (TokenReview, audiences set) about every token not yet in the verified-token cache, so a ' +
+        'token whose pod or service account was deleted is refused. Costs one API call per new token; the outcome is ' +
+        'cached with the token for at most tokenReviewTtl.',
     }),
     tokenReviewTtl: Duration(
       '2m',
-      'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). This is the revocation delay.',
+      'With tokenReview: how long a reviewed token stays in the cache before it is reviewed again (never past its exp). ' +
+        'This is the revocation delay.',
     ),
     tokenReviewConcurrency: Type.Integer({
       default: 16,
       minimum: 1,
       maximum: 1024,
       description:
-        'With tokenReview: most TokenReview calls in flight at once, so a cold cache in a large cluster does not send one per distinct token at once. Further reviews wait for a free slot (at most apiTimeout, at most 64 per slot); past that the request gets 503 UNAVAILABLE (reason token-review-busy) and may be retried.',
+        'With tokenReview: most TokenReview calls in flight at once, so a cold cache in a large cluster does not send one ' +
+        'per distinct token at once. Further reviews wait for a free slot (at most apiTimeout, at most 64 per slot); past ' +
+        'that the request gets 503 UNAVAILABLE (reason token-review-busy) and may be retried.',
     }),
     uidRevocation: Type.Union([Type.Literal('off'), Type.Literal('serviceAccounts'), Type.Literal('serviceAccountsAndPods')], {
       default: 'off',
       description:
-        'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources cluster-wide.',
+        'Revocation without TokenReview: keep metadata-only informers of ServiceAccounts (and Pods) and refuse, and evict ' +
+        'from the cache, a token whose service account (or pod) UID no longer exists. Needs list/watch on those resources ' +
+        'cluster-wide.',
     }),
   },
   'Kubernetes identity.',
@@ -332,7 +366,8 @@ export const JobConditionsSchema = strictObject(
       Type.Array(Type.String(), {
         minItems: 1,
         description:
-          'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for "no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
+          'Google service accounts the job may run as (email patterns, `*` within the part before `@`). `""` stands for ' +
+          '"no service account given" (Vertex AI then uses a default agent) and must be listed to allow it.',
       }),
     ),
     machineTypes: Type.Optional(
@@ -351,7 +386,8 @@ export const JobConditionsSchema = strictObject(
       Type.Integer({
         minimum: 0,
         description:
-          'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled pools, their maximum replicas).',
+          'Most accelerators the request may book: the sum over all pools of replicas x acceleratorCount (for autoscaled ' +
+          'pools, their maximum replicas).',
       }),
     ),
     maxReplicas: Type.Optional(
@@ -361,14 +397,16 @@ export const JobConditionsSchema = strictObject(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
         description:
-          'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest (`@sha256:…`) on the image is allowed unless the pattern names one.',
+          'Container image patterns: registry and repository path, `*` within one `/` segment; a tag (`:v1`) or digest ' +
+          '(`@sha256:…`) on the image is allowed unless the pattern names one.',
       }),
     ),
     networks: Type.Optional(
       Type.Array(Type.String(), {
         minItems: 1,
         description:
-          'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for "no network given".',
+          'VPC networks the job may peer with (`projects/NUMBER/global/networks/NAME`, patterns allowed). `""` stands for ' +
+          '"no network given".',
       }),
     ),
     requireEncryptionSpec: Type.Optional(
@@ -381,7 +419,8 @@ export const JobConditionsSchema = strictObject(
       }),
     ),
   },
-  'Conditions on the body of job-creating methods. Every condition given must hold; a condition about a field a method does not have is not applied (see docs/policy-guardrails.md).',
+  'Conditions on the body of job-creating methods. Every condition given must hold; a condition about a field a method ' +
+    'does not have is not applied (see docs/policy-guardrails.md).',
 );
 
 export const PolicyRuleSchema = strictObject(
@@ -408,7 +447,9 @@ export const PolicyRuleSchema = strictObject(
           Type.Array(Type.String({ pattern: '^[^@\\s]+@[^@\\s]+$' }), {
             minItems: 1,
             description:
-              'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes matchers above: a subject is either a Google account or a Kubernetes service account.',
+              'Google accounts (auditors signed in to the audit console through Identity-Aware Proxy): emails, or patterns ' +
+              'with `*` before the `@` only (`*@example.com`); case-insensitive. Not combinable with the Kubernetes ' +
+              'matchers above: a subject is either a Google account or a Kubernetes service account.',
           }),
         ),
       },
@@ -417,7 +458,9 @@ export const PolicyRuleSchema = strictObject(
     permissions: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
       description:
-        'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups (`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, `featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
+        'IAM permission names (`aiplatform.endpoints.predict`), patterns (`aiplatform.endpoints.*`, `*`) or groups ' +
+        '(`predict`, `generate`, `embed`, `training`, `read`, `cache`, `tuning`, `vectorSearch`, `rag`, `agents`, ' +
+        '`featureStore`, `datasets`, `deploy`, `evaluate`, `admin`; see docs/vertex-operations.md).',
     }),
     resources: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
@@ -430,7 +473,9 @@ export const PolicyRuleSchema = strictObject(
     mode: Type.Optional(
       Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
         description:
-          '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it never changes a decision.',
+          '`enforce` (the default when left out): the rule decides. `dryRun`: the rule is evaluated and its would-be ' +
+          'outcome recorded (audit field `dryRun`, metric `kube_vertex_proxy_policy_dry_run_total{rule,outcome}`), but it ' +
+          'never changes a decision.',
       }),
     ),
     conditions: Type.Optional(
@@ -458,7 +503,8 @@ export const AuditSinkSchema = Type.Union(
   [
     strictObject(
       { type: Type.Literal('stdout') },
-      "Cloud Logging structured entries on stdout (one JSON line per request), shipped by GKE's logging agent. Not a durable store: it does not count for `strict`.",
+      "Cloud Logging structured entries on stdout (one JSON line per request), shipped by GKE's logging agent. Not a " +
+        'durable store: it does not count for `strict`.',
     ),
     strictObject(
       {
@@ -466,7 +512,8 @@ export const AuditSinkSchema = Type.Union(
         path: Type.String({
           minLength: 1,
           description:
-            'Database file (WAL mode; `-wal`/`-shm` files beside it). A relative path is resolved against the directory of the config file. In a container with a read-only root filesystem, point it at a mounted volume.',
+            'Database file (WAL mode; `-wal`/`-shm` files beside it). A relative path is resolved against the directory of ' +
+            'the config file. In a container with a read-only root filesystem, point it at a mounted volume.',
         }),
       },
       "Embedded SQLite store (Node's built-in `node:sqlite`): one replica only.",
@@ -478,7 +525,8 @@ export const AuditSinkSchema = Type.Union(
           Type.String({
             minLength: 1,
             description:
-              '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it sits in the ConfigMap); use `urlFile` for it.',
+              '`postgres://user@host:5432/db` — a URL with a password here is accepted with a WARNING at every start (it ' +
+              'sits in the ConfigMap); use `urlFile` for it.',
           }),
         ),
         urlFile: Type.Optional(
@@ -488,7 +536,8 @@ export const AuditSinkSchema = Type.Union(
           Type.String({
             pattern: '^[a-z_][a-z0-9_]{0,47}$',
             description:
-              "Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit PostgreSQL's 63 (created, with its indexes, on start). Default: `kvp_audit_records`.",
+              'Table name, at most 48 characters so that the names of its indexes and its `<table>_open` table fit ' +
+              "PostgreSQL's 63 (created, with its indexes, on start). Default: `kvp_audit_records`.",
           }),
         ),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
@@ -504,12 +553,16 @@ export const AuditSchema = strictObject(
     durability: Type.Union([Type.Literal('strict'), Type.Literal('relaxed')], {
       default: 'strict',
       description:
-        "`strict`: an allowed request's decision record is committed to every durable store before the request is forwarded (503 UNAVAILABLE, nothing forwarded, when a store cannot take it), and completed when the response ends. `relaxed`: records are written after the response, batched, through a bounded queue.",
+        "`strict`: an allowed request's decision record is committed to every durable store before the request is " +
+        'forwarded (503 UNAVAILABLE, nothing forwarded, when a store cannot take it), and completed when the response ' +
+        'ends. `relaxed`: records are written after the response, batched, through a bounded queue.',
     }),
     sinks: Type.Array(AuditSinkSchema, {
       default: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }],
       description:
-        'Sinks, all written. `strict` needs at least one durable store (sqlite or postgres); an empty list (relaxed only) writes no audit record at all. Queries and `audit verify` read the postgres store when there is one, else the first store listed.',
+        'Sinks, all written. `strict` needs at least one durable store (sqlite or postgres); an empty list (relaxed only) ' +
+        'writes no audit record at all. Queries and `audit verify` read the postgres store when there is one, else the ' +
+        'first store listed.',
     }),
     replicaId: Type.Optional(
       Type.String({
@@ -529,20 +582,24 @@ export const AuditSchema = strictObject(
       minimum: 1,
       default: 50_000,
       description:
-        'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records are dropped, counted and logged.',
+        'Records waiting to be written after their response (relaxed mode; completions in strict mode). Beyond it records ' +
+        'are dropped, counted and logged.',
     }),
     console: strictObject(
       {
         enabled: Type.Boolean({
           default: false,
           description:
-            "Serve the auditor's console at `/audit/ui/` on the data port (read-only; access by the policy's `audit.read` grants). Needs a durable store.",
+            "Serve the auditor's console at `/audit/ui/` on the data port (read-only; access by the policy's `audit.read` " +
+            'grants). Needs a durable store.',
         }),
         iapAudience: Type.Optional(
           Type.String({
             pattern: '^/projects/[0-9]+/(global/backendServices|apps)/[A-Za-z0-9._-]+$',
             description:
-              "Behind Identity-Aware Proxy: the `aud` of IAP's signed header `x-goog-iap-jwt-assertion` (`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.",
+              "Behind Identity-Aware Proxy: the `aud` of IAP's signed header `x-goog-iap-jwt-assertion` " +
+              '(`/projects/PROJECT_NUMBER/global/backendServices/SERVICE_ID`). When set, a request carrying that header is ' +
+              'signed in as the Google account it names. Without it the header is ignored and only the token sign-in works.',
           }),
         ),
         iapJwksUri: Type.String({
@@ -558,7 +615,12 @@ export const AuditSchema = strictObject(
         format: Type.Union([Type.Literal('compact'), Type.Literal('full')], {
           default: 'compact',
           description:
-            "Shape of the `stdout` sink's line. `compact`: each fact once — severity, time, labels, trace and `httpRequest` (method, path, status, sizes, latency, caller address and agent) in the keys GKE's logging agent lifts, the rest of the record under `kubeVertexProxy` (about a third of `full`'s bytes). `full`: also an `AuditLog`-shaped payload (`methodName`, `resourceName`, `authenticationInfo`, `authorizationInfo`, `requestMetadata`, `status`), a `message`, and the whole record under `kubeVertexProxy`. The durable stores keep every field either way.",
+            "Shape of the `stdout` sink's line. `compact`: each fact once — severity, time, labels, trace and " +
+            "`httpRequest` (method, path, status, sizes, latency, caller address and agent) in the keys GKE's logging " +
+            "agent lifts, the rest of the record under `kubeVertexProxy` (about a third of `full`'s bytes). `full`: also " +
+            'an `AuditLog`-shaped payload (`methodName`, `resourceName`, `authenticationInfo`, `authorizationInfo`, ' +
+            '`requestMetadata`, `status`), a `message`, and the whole record under `kubeVertexProxy`. The durable stores ' +
+            'keep every field either way.',
         }),
       },
       "The `stdout` sink's line (see docs/audit.md for both shapes).",
@@ -577,12 +639,14 @@ export const CallbackRouteSchema = strictObject(
     prefix: Type.String({
       pattern: '^(/[A-Za-z0-9._~-]+)+$',
       description:
-        'Path prefix on the data port (`/callbacks/training`); whole segments, no trailing `/`. A request matches the longest prefix it equals or continues with `/`.',
+        'Path prefix on the data port (`/callbacks/training`); whole segments, no trailing `/`. A request matches the ' +
+        'longest prefix it equals or continues with `/`.',
     }),
     upstream: Type.String({
       minLength: 1,
       description:
-        'The in-cluster Service the route forwards to (`http://trainer.ml.svc.cluster.local:8080`, optionally with a base path). TLS is verified.',
+        'The in-cluster Service the route forwards to (`http://trainer.ml.svc.cluster.local:8080`, optionally with a base ' +
+        'path). TLS is verified.',
     }),
     rewritePrefix: Type.Optional(
       Type.String({
@@ -593,7 +657,12 @@ export const CallbackRouteSchema = strictObject(
     callers: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
       description:
-        "Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own project's domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write `service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id (`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token's `email` or `sub`).",
+        'Who may call: Google service-account emails, email patterns with `*` in the part before `@` over your own ' +
+        "project's domain (`*@my-proj.iam.gserviceaccount.com`; refused over domains Google shares between customers, such " +
+        'as `gcp-sa-*.iam.gserviceaccount.com` or `developer.gserviceaccount.com`: write ' +
+        '`service-PROJECT_NUMBER@gcp-sa-aiplatform.iam.gserviceaccount.com` exactly), a 21-digit account unique id ' +
+        "(`sub`), or a Workload Identity Federation principal (`principal://…`, matched exactly against the token's " +
+        '`email` or `sub`).',
     }),
     methods: Type.Array(Type.Union(CALLBACK_METHODS.map((m) => Type.Literal(m))), {
       minItems: 1,
@@ -606,14 +675,17 @@ export const CallbackRouteSchema = strictObject(
       Type.String({
         minLength: 1,
         description:
-          "The `aud` of the identity assertion the backend receives. Default: the route's `upstream` followed by its `prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.",
+          "The `aud` of the identity assertion the backend receives. Default: the route's `upstream` followed by its " +
+          '`prefix` (`http://trainer.ml.svc:8080/callbacks/training`), so each route has its own.',
       }),
     ),
     tokenAudiences: Type.Optional(
       Type.Array(Type.String({ minLength: 1 }), {
         minItems: 1,
         description:
-          "The `aud` a caller's Google ID token must carry on this route (usually the route's public URL); each must be one of a Google issuer's `audiences`. A token minted for another route is then refused here. Default: any audience the issuer accepts.",
+          "The `aud` a caller's Google ID token must carry on this route (usually the route's public URL); each must be " +
+          "one of a Google issuer's `audiences`. A token minted for another route is then refused here. Default: any " +
+          'audience the issuer accepts.',
       }),
     ),
   },
@@ -633,13 +705,15 @@ export const CallbacksSchema = strictObject(
           Type.String({
             minLength: 1,
             description:
-              'ES256 (P-256) private key: a PKCS#8 PEM or a private JWK (JSON), e.g. from a mounted Secret. Default: a key generated at start (one per process: with several replicas, mount one key so every replica signs with it).',
+              'ES256 (P-256) private key: a PKCS#8 PEM or a private JWK (JSON), e.g. from a mounted Secret. Default: a key ' +
+              'generated at start (one per process: with several replicas, mount one key so every replica signs with it).',
           }),
         ),
         issuer: Type.String({ minLength: 1, default: 'kube-vertex-proxy', description: 'The `iss` of every assertion.' }),
         lifetime: Duration('60s', 'Assertion lifetime (`exp - iat`); at most 10m.'),
       },
-      "The identity assertion the backend receives instead of the caller's token: an ES256 JWT signed by the proxy, public keys at `/.well-known/jwks.json` on the admin port.",
+      "The identity assertion the backend receives instead of the caller's token: an ES256 JWT signed by the proxy, public " +
+        'keys at `/.well-known/jwks.json` on the admin port.',
       {},
     ),
     routes: Type.Array(CallbackRouteSchema, {
@@ -656,13 +730,17 @@ export const TracingSchema = strictObject(
     enabled: Type.Boolean({
       default: false,
       description:
-        'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
+        'Export OpenTelemetry traces (OTLP over HTTP): one server span per request, child spans for token verification on ' +
+        'a cache miss, TokenReview, the strict audit commit and the upstream call, whose `traceparent` is sent on to ' +
+        'Vertex AI and callback backends. Off: the SDK is not even loaded. `OTEL_SDK_DISABLED=true` turns it off too.',
     }),
     endpoint: Type.Optional(
       Type.String({
         pattern: '^https?://',
         description:
-          'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` (used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
+          'OTLP/HTTP base URL of the collector (`/v1/traces` is appended). Default: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` ' +
+          '(used as is) or `OTEL_EXPORTER_OTLP_ENDPOINT`, else `http://localhost:4318`. Exporter headers, timeout, ' +
+          'compression and TLS files come from the standard `OTEL_EXPORTER_OTLP_*` variables.',
       }),
     ),
     sampleRatio: Type.Optional(
@@ -670,13 +748,16 @@ export const TracingSchema = strictObject(
         minimum: 0,
         maximum: 1,
         description:
-          "Share of new traces recorded (by trace id, so every service samples the same traces); a caller's sampled `traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when set, else 0.01.",
+          "Share of new traces recorded (by trace id, so every service samples the same traces); a caller's sampled " +
+          '`traceparent` flag is followed (parent-based). Default: `OTEL_TRACES_SAMPLER`/`OTEL_TRACES_SAMPLER_ARG` when ' +
+          'set, else 0.01.',
       }),
     ),
     resourceAttributes: Type.Record(Type.String({ minLength: 1, maxLength: 255 }), Type.String({ maxLength: 255 }), {
       default: {},
       description:
-        'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from `OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
+        'OpenTelemetry resource attributes (`deployment.environment.name`, `k8s.cluster.name`, …), over those from ' +
+        '`OTEL_RESOURCE_ATTRIBUTES`. `service.name` defaults to `OTEL_SERVICE_NAME`, else `kube-vertex-proxy`.',
     }),
   },
   'OpenTelemetry tracing.',
@@ -693,7 +774,8 @@ export const LimitRuleSchema = strictObject(
     mode: Type.Union([Type.Literal('enforce'), Type.Literal('dryRun')], {
       default: 'enforce',
       description:
-        '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit record), never refused.',
+        '`enforce`: a request over the limit gets 429 RESOURCE_EXHAUSTED. `dryRun`: counted and reported (metric, audit ' +
+        'record), never refused.',
     }),
     subjects: PolicyRuleSchema.properties.subjects,
     permissions: Type.Optional(
@@ -719,13 +801,15 @@ export const LimitRuleSchema = strictObject(
       Type.Integer({
         minimum: 1,
         description:
-          "Tokens (the responses' reported totals) per calendar minute. Checked before forwarding against what is already charged; charged when the response ends.",
+          "Tokens (the responses' reported totals) per calendar minute. Checked before forwarding against what is already " +
+          'charged; charged when the response ends.',
       }),
     ),
     tokensPerDay: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar day (UTC).' })),
     tokensPerMonth: Type.Optional(Type.Integer({ minimum: 1, description: 'Tokens per calendar month (UTC).' })),
   },
-  'A limit: who it is about (policy subjects), which calls it counts (optional policy scope), the bucket, and the limits. Every matching rule applies.',
+  'A limit: who it is about (policy subjects), which calls it counts (optional policy scope), the bucket, and the limits. ' +
+    'Every matching rule applies.',
 );
 
 export const LimitsSchema = strictObject(
@@ -752,7 +836,9 @@ export const LimitsSchema = strictObject(
             onUnavailable: Type.Optional(
               Type.Union([Type.Literal('failClosed'), Type.Literal('failOpen')], {
                 description:
-                  'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by `kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
+                  'While Redis cannot answer: `failClosed` (default) refuses requests that a limit applies to (503 ' +
+                  'UNAVAILABLE), `failOpen` admits them uncounted. Logged once per outage, shown by ' +
+                  '`kube_vertex_proxy_limit_store_available`; enforcement resumes by itself.',
               }),
             ),
             timeout: Type.Optional(
@@ -762,7 +848,8 @@ export const LimitsSchema = strictObject(
               }),
             ),
           },
-          'Counters in Redis (Memorystore for Redis in production), updated atomically by Lua scripts: every replica enforces one shared limit.',
+          'Counters in Redis (Memorystore for Redis in production), updated atomically by Lua scripts: every replica ' +
+            'enforces one shared limit.',
         ),
       ],
       { default: { type: 'memory' }, description: 'Where the counters live.' },
@@ -787,7 +874,8 @@ export const UsageSchema = strictObject(
       minimum: 1,
       default: 500,
       description:
-        'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` (`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
+        'Most label sets per usage metric; beyond it new identities are folded into `namespace="other"` ' +
+        '(`service_account="other"`) and counted by `kube_vertex_proxy_usage_series_folded_total`.',
     }),
   },
   'Token usage accounting (read from Vertex AI responses).',
@@ -799,17 +887,21 @@ export const AttributionSchema = strictObject(
     requestLabels: Type.Boolean({
       default: false,
       description:
-        'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels itself (400).',
+        'Add `labels` `kvp-namespace` and `kvp-service-account` to generateContent/streamGenerateContent bodies (Vertex AI ' +
+        'passes request labels to Cloud Billing). Labels the caller set are kept; a caller may not set `kvp-` labels ' +
+        'itself (400).',
     }),
     jobLabels: Type.Boolean({
       default: false,
       description:
-        "Add the labels `kvp-namespace` and `kvp-service-account` (the caller's) to created jobs, pipelines and endpoints, so billing exports split by team. The forwarded body is then the parsed body plus those labels.",
+        "Add the labels `kvp-namespace` and `kvp-service-account` (the caller's) to created jobs, pipelines and endpoints, " +
+        'so billing exports split by team. The forwarded body is then the parsed body plus those labels.',
     }),
     requestReason: Type.Boolean({
       default: false,
       description:
-        "Send `X-Goog-Request-Reason: <request id>` upstream (the audit record's `requestId`), so Google's records and the audit record can be joined. A caller's own header of that name is never forwarded.",
+        "Send `X-Goog-Request-Reason: <request id>` upstream (the audit record's `requestId`), so Google's records and the " +
+        "audit record can be joined. A caller's own header of that name is never forwarded.",
     }),
   },
   "Attribution in Google's own records: every call reaches Vertex AI under the proxy's identity.",
@@ -830,11 +922,13 @@ export const ConfigSchema = strictObject(
         watch: Type.Boolean({
           default: true,
           description:
-            'Watch the config file (and its directory, so a ConfigMap symlink swap is seen) and reload the policy when it changes. SIGHUP always reloads.',
+            'Watch the config file (and its directory, so a ConfigMap symlink swap is seen) and reload the policy when it ' +
+            'changes. SIGHUP always reloads.',
         }),
         debounce: Duration('500ms', 'Changes closer together than this are read once.'),
       },
-      'Live policy reload. Only `policy` (and `kubernetes.static`) take effect without a restart; other changes are logged and wait for the next start.',
+      'Live policy reload. Only `policy` (and `kubernetes.static`) take effect without a restart; other changes are logged ' +
+        'and wait for the next start.',
       {},
     ),
     audit: AuditSchema,

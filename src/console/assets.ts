@@ -16,6 +16,7 @@
  */
 import { createHash } from 'node:crypto';
 
+/* eslint-disable max-len -- the script and stylesheet below are what the console serves, as written */
 const SCRIPT = String.raw`'use strict';
 (function () {
   var KEY = 'kvp-console-token';
@@ -177,6 +178,7 @@ pre { background: var(--panel); border: 1px solid var(--line); padding: 10px; ov
 .hint { font-size: 13px; color: var(--muted); }
 #status { min-height: 1.5em; margin: 0; font-size: 14px; color: var(--muted); }
 `;
+/* eslint-enable max-len */
 
 function named(base: string, ext: string, text: string): { readonly name: string; readonly body: string } {
   return { name: `${base}.${createHash('sha256').update(text).digest('hex').slice(0, 12)}.${ext}`, body: text };
@@ -188,5 +190,6 @@ export const CONSOLE_STYLES = named('console', 'css', STYLES);
 export const CONSOLE_ICON = named(
   'icon',
   'svg',
-  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f2937"/><path d="M4 8.5l2.5 2.5L12 5.5" stroke="#8ab4f8" stroke-width="2" fill="none"/></svg>',
+  '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#1f2937"/><path ' +
+    'd="M4 8.5l2.5 2.5L12 5.5" stroke="#8ab4f8" stroke-width="2" fill="none"/></svg>',
 );

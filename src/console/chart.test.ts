@@ -33,7 +33,8 @@ describe('html', () => {
   it('escapes every interpolated value unless it is already html', () => {
     const name = '<script>alert("x")</script>';
     expect(html`<p title="${name}">${name}${html`<b>ok</b>`}${[1, html`<i>2</i>`]}${undefined}</p>`.text).toBe(
-      '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;<b>ok</b>1<i>2</i></p>',
+      '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;">' +
+        '&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;<b>ok</b>1<i>2</i></p>',
     );
   });
 });

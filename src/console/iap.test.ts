@@ -87,7 +87,9 @@ describe('IAP assertion check', () => {
 
   it('refuses an unsigned assertion (alg none)', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const unsigned = `${b64({ alg: 'none', kid: 'iap-1' })}.${b64({ iss: IAP_ISSUER, aud: AUDIENCE, sub: 's', email: 'alice@example.com', iat: now, exp: now + 600 })}.`;
+    const unsigned =
+      `${b64({ alg: 'none', kid: 'iap-1' })}.` +
+      `${b64({ iss: IAP_ISSUER, aud: AUDIENCE, sub: 's', email: 'alice@example.com', iat: now, exp: now + 600 })}.`;
     const error = await refusal(verifier.verify(unsigned));
     expect([error.httpStatus, error.code, error.reason]).toEqual([401, 'ERR_AUTHN_INVALID_TOKEN', 'algorithm-not-allowed']);
   });
@@ -97,7 +99,9 @@ describe('IAP assertion check', () => {
     expect([wrongKey.httpStatus, wrongKey.reason]).toEqual([401, 'bad-signature']);
     const [header, , signature] = (await assertion()).split('.');
     const now = Math.floor(Date.now() / 1000);
-    const forged = `${header}.${b64({ iss: IAP_ISSUER, aud: AUDIENCE, sub: 's', email: 'mallory@example.com', iat: now, exp: now + 600 })}.${signature}`;
+    const forged =
+      `${header}.${b64({ iss: IAP_ISSUER, aud: AUDIENCE, sub: 's', email: 'mallory@example.com', iat: now, exp: now + 600 })}` +
+      `.${signature}`;
     expect((await refusal(verifier.verify(forged))).reason).toBe('bad-signature');
   });
 

@@ -28,6 +28,8 @@ export interface Viewer {
 
 type Section = 'search' | 'summary' | 'chain' | undefined;
 
+/* eslint-disable max-len -- the html`` templates from here on are the pages the console serves, kept one element per line as written */
+
 export function page(viewer: Viewer, title: string, section: Section, body: SafeHtml, options: { nav?: boolean } = {}): string {
   const nav = options.nav ?? viewer.auth !== 'none';
   const link = (id: Section, href: string, text: string) =>
@@ -327,3 +329,4 @@ export function errorView(viewer: Viewer, status: number, message: string): stri
 <p><a href="${BASE}/">Back to the records</a></p>`;
   return page(viewer, status === 404 ? 'Not found' : 'Error', undefined, body);
 }
+/* eslint-enable max-len */

@@ -28,7 +28,10 @@ export type KubeAuth =
   | { readonly type: 'basic'; readonly username: string; readonly password: string }
   | { readonly type: 'exec'; readonly exec: ExecConfig };
 
-/** A kubeconfig `exec` credential plugin (e.g. gke-gcloud-auth-plugin): https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins */
+/**
+ * A kubeconfig `exec` credential plugin (e.g. gke-gcloud-auth-plugin):
+ * https://kubernetes.io/docs/reference/access-authn-authz/authentication/#client-go-credential-plugins
+ */
 export interface ExecConfig {
   readonly apiVersion: string;
   readonly command: string;

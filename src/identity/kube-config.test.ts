@@ -103,7 +103,9 @@ describe('what a kubeconfig user may be', () => {
       const plugin = join(dir, 'plugin.sh');
       writeFileSync(
         plugin,
-        '#!/bin/sh\necho "{\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"kind\\":\\"ExecCredential\\",\\"status\\":{\\"token\\":\\"from-$PLUGIN_NAME\\"}}"\n',
+        '#!/bin/sh\necho ' +
+          '"{\\"apiVersion\\":\\"client.authentication.k8s.io/v1\\",\\"kind\\":\\"ExecCredential\\",' +
+          '\\"status\\":{\\"token\\":\\"from-$PLUGIN_NAME\\"}}"\n',
         { mode: 0o755 },
       );
       const cases: Array<[string, string]> = [

@@ -114,7 +114,9 @@ export function createPermissionCheck(options: PermissionCheckOptions): Permissi
       else failures = 0;
     } catch (error) {
       const status = (error as { statusCode?: unknown }).statusCode;
-      lastError = `${(error as Error).name}${typeof status === 'number' ? ` (HTTP ${String(status)})` : ''}: ${(error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`;
+      lastError =
+        `${(error as Error).name}${typeof status === 'number' ? ` (HTTP ${String(status)})` : ''}: ` +
+        `${(error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`;
       const delay = backoff();
       options.onError?.(error, delay);
       schedule(delay);

@@ -43,8 +43,11 @@ export async function readNamespaceLabels(
     const cause = (error as { cause?: { code?: unknown } }).cause?.code;
     const why =
       typeof status === 'number'
-        ? `HTTP ${String(status)}${status === 401 ? ' (the credential was refused)' : status === 403 ? ' (this identity may neither get nor list namespaces)' : ''}`
-        : `${(error as Error).name === 'TimeoutError' ? 'no answer in time' : ((error as Error).message.split('\n')[0]?.slice(0, 200) ?? '')}${typeof cause === 'string' ? ` (${cause})` : ''}`;
+        ? `HTTP ${String(status)}` +
+          (status === 401 ? ' (the credential was refused)' : status === 403 ? ' (this identity may neither get nor list namespaces)' : '')
+        : ((error as Error).name === 'TimeoutError'
+            ? 'no answer in time'
+            : ((error as Error).message.split('\n')[0]?.slice(0, 200) ?? '')) + (typeof cause === 'string' ? ` (${cause})` : '');
     throw new Error(`cannot read namespace "${namespace}" from the Kubernetes API at ${server}: ${why}`, { cause: error });
   }
 }

@@ -224,5 +224,8 @@ function describeError(error: unknown): string {
   const status =
     (error as { statusCode?: string | number; code?: string | number }).statusCode ?? (error as { code?: string | number }).code;
   const cause = (error as { cause?: { code?: string | number } }).cause?.code;
-  return `${error.name}${status === undefined ? '' : ` ${String(status)}`}: ${error.message.slice(0, 200)}${cause === undefined ? '' : ` (${String(cause)})`}`;
+  return (
+    `${error.name}${status === undefined ? '' : ` ${String(status)}`}: ${error.message.slice(0, 200)}` +
+    `${cause === undefined ? '' : ` (${String(cause)})`}`
+  );
 }

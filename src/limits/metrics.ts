@@ -23,7 +23,9 @@ export function createLimitMetrics(registry: Registry, usage: UsageMetrics, stor
   const registers = [registry];
   const decisions = new Counter({
     name: `${METRIC_PREFIX}limit_decisions_total`,
-    help: 'Limit rule decisions, per rule that applied to a request: allowed, refused, dry_run_refused (a dry-run rule would have refused), store_unavailable.',
+    help:
+      'Limit rule decisions, per rule that applied to a request: allowed, refused, dry_run_refused (a dry-run rule would ' +
+      'have refused), store_unavailable.',
     labelNames: ['rule', 'result'] as const,
     registers,
   });

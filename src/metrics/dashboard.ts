@@ -81,7 +81,9 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
         unit: 'percentunit',
         queries: [
           {
-            expr: `sum(${rate('upstream_responses_total', 'status_class=~"5xx|none"')}) / clamp_min(sum(${rate('upstream_responses_total')}), 1e-9)`,
+            expr:
+              `sum(${rate('upstream_responses_total', 'status_class=~"5xx|none"')}) / clamp_min(sum(` +
+              `${rate('upstream_responses_total')}), 1e-9)`,
             legend: '5xx or no answer',
           },
         ],
@@ -126,7 +128,9 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
         unit: 'percentunit',
         queries: [
           {
-            expr: `sum(${rate('token_cache_hits_total')}) / clamp_min(sum(${rate('token_cache_hits_total')}) + sum(${rate('token_cache_misses_total')}), 1e-9)`,
+            expr:
+              `sum(${rate('token_cache_hits_total')}) / clamp_min(sum(${rate('token_cache_hits_total')}) + sum(` +
+              `${rate('token_cache_misses_total')}), 1e-9)`,
             legend: 'hit ratio',
           },
         ],
@@ -252,14 +256,16 @@ export const DASHBOARD_ROWS: readonly RowSpec[] = [
       {
         title: 'Limit decisions',
         description:
-          'Requests counted by limit rules, by rule and result (admitted, refused, dry-run refusals, store unavailable); present when limits are configured.',
+          'Requests counted by limit rules, by rule and result (admitted, refused, dry-run refusals, store unavailable); ' +
+          'present when limits are configured.',
         unit: 'reqps',
         queries: [{ expr: `sum by (rule, result) (${rate('limit_decisions_total')})`, legend: '{{rule}} {{result}}' }],
       },
       {
         title: 'Limit store available',
         description:
-          '1 while the limit store (Redis, or memory) answers; 0 during an outage (requests a limit applies to are refused or admitted uncounted, per onUnavailable).',
+          '1 while the limit store (Redis, or memory) answers; 0 during an outage (requests a limit applies to are refused ' +
+          'or admitted uncounted, per onUnavailable).',
         unit: 'bool',
         queries: [{ expr: `min(${m('limit_store_available')})`, legend: 'available' }],
       },

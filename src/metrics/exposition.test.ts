@@ -26,21 +26,24 @@ describe('createExposition', () => {
     return { registry, render: createExposition(registry) };
   }
 
-  it('serves OpenMetrics with exemplars when asked, and Prometheus text with the counter names intact otherwise, even interleaved', async () => {
-    const { render } = setup();
-    const [om, text, om2, text2] = await Promise.all([render(true), render(false), render(true), render(false)]);
-    for (const r of [om, om2]) {
-      expect(r.contentType).toBe(Registry.OPENMETRICS_CONTENT_TYPE);
-      expect(r.body).toContain('# TYPE x_requests counter');
-      expect(r.body).toContain('x_requests_total 1');
-      expect(r.body).toMatch(/x_seconds_bucket\{le="1"\} 1 # \{trace_id="a{32}"\} 0\.5 /);
-      expect(r.body.endsWith('# EOF\n')).toBe(true);
-    }
-    for (const r of [text, text2]) {
-      expect(r.contentType).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
-      expect(r.body).toContain('# TYPE x_requests_total counter');
-      expect(r.body).not.toContain('trace_id');
-      expect(r.body).not.toContain('# EOF');
-    }
-  });
+  it(
+    'serves OpenMetrics with exemplars when asked, and Prometheus text with the counter names intact otherwise, even ' + 'interleaved',
+    async () => {
+      const { render } = setup();
+      const [om, text, om2, text2] = await Promise.all([render(true), render(false), render(true), render(false)]);
+      for (const r of [om, om2]) {
+        expect(r.contentType).toBe(Registry.OPENMETRICS_CONTENT_TYPE);
+        expect(r.body).toContain('# TYPE x_requests counter');
+        expect(r.body).toContain('x_requests_total 1');
+        expect(r.body).toMatch(/x_seconds_bucket\{le="1"\} 1 # \{trace_id="a{32}"\} 0\.5 /);
+        expect(r.body.endsWith('# EOF\n')).toBe(true);
+      }
+      for (const r of [text, text2]) {
+        expect(r.contentType).toBe(Registry.PROMETHEUS_CONTENT_TYPE);
+        expect(r.body).toContain('# TYPE x_requests_total counter');
+        expect(r.body).not.toContain('trace_id');
+        expect(r.body).not.toContain('# EOF');
+      }
+    },
+  );
 });

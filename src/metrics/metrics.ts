@@ -196,7 +196,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
 
   const overheadDuration = new Histogram({
     name: `${METRIC_PREFIX}overhead_duration_seconds`,
-    help: "The proxy's own share of a forwarded request: its latency minus the upstream's (authentication, policy, the strict audit commit, forwarding).",
+    help:
+      "The proxy's own share of a forwarded request: its latency minus the upstream's (authentication, policy, the strict " +
+      'audit commit, forwarding).',
     labelNames: ['direction', 'operation'] as const,
     buckets: LATENCY_BUCKETS,
     registers,
@@ -204,7 +206,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
   });
   const upstreamResponses = new Counter({
     name: `${METRIC_PREFIX}upstream_responses_total`,
-    help: 'Responses from the upstream (Vertex AI, or a callback backend) by direction, operation and status class; `none` when no response came (unreachable, timeout).',
+    help:
+      'Responses from the upstream (Vertex AI, or a callback backend) by direction, operation and status class; `none` when ' +
+      'no response came (unreachable, timeout).',
     labelNames: ['direction', 'operation', 'status_class'] as const,
     registers,
   });
@@ -249,7 +253,9 @@ export function createMetrics(registry: Registry, sources: MetricSources, option
 
   const auditDecisionCommit = new Histogram({
     name: `${METRIC_PREFIX}audit_decision_commit_duration_seconds`,
-    help: 'Strict durability: how long an allowed request waited for its decision entry to be committed to every audit store (shared group commit included), by outcome (ok | error).',
+    help:
+      'Strict durability: how long an allowed request waited for its decision entry to be committed to every audit store ' +
+      '(shared group commit included), by outcome (ok | error).',
     labelNames: ['outcome'] as const,
     buckets: [0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5],
     registers,

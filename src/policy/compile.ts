@@ -157,14 +157,16 @@ function checkRules(rules: readonly PolicyRule[], context: PolicyContext): Polic
     if (serviceAccounts === undefined && namespaces === undefined && namespaceSelector === undefined && googleEmails === undefined) {
       report(
         `${at}.subjects`,
-        'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. serviceAccounts: ["*/*"])',
+        'names no subject: give serviceAccounts, namespaces or namespaceSelector (a rule for everyone must say so, e.g. ' +
+          'serviceAccounts: ["*/*"])',
       );
     }
     if (googleEmails !== undefined) {
       if (serviceAccounts !== undefined || namespaces !== undefined || namespaceSelector !== undefined) {
         report(
           `${at}.subjects.googleEmails`,
-          'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a Kubernetes service account, never both (write two rules)',
+          'cannot be combined with serviceAccounts, namespaces or namespaceSelector: a subject is a Google account or a ' +
+            'Kubernetes service account, never both (write two rules)',
         );
       }
       checkNonEmpty(googleEmails, `${at}.subjects.googleEmails`, report);

@@ -772,31 +772,35 @@ describe('a policy of 10,000 rules over 10,000 namespaces', () => {
 // ---------------------------------------------------------------- rule order
 
 describe('rule order', () => {
-  it('does not change any decision: allowed and reason are the same for every permutation, and the rule named is a matching rule of that effect', () => {
-    fc.assert(
-      fc.property(
-        rulesArb.chain((rules) =>
-          fc.tuple(fc.constant(rules), fc.shuffledSubarray(rules, { minLength: rules.length, maxLength: rules.length })),
-        ),
-        fc.array(fc.tuple(subjectArb, actionArb), { minLength: 1, maxLength: 20 }),
-        ([rules, shuffled], questions) => {
-          const original = compile(rules);
-          const reordered = compile(shuffled);
-          for (const [who, what] of questions) {
-            const a = original.evaluate(who, what);
-            const b = reordered.evaluate(who, what);
-            expect(b.allowed).toBe(a.allowed);
-            expect(b.reason).toBe(a.reason);
-            expect(b.ruleId === null).toBe(a.ruleId === null);
-            if (b.ruleId !== null) {
-              const named = shuffled.find((r) => r.id === b.ruleId) as PolicyRule;
-              expect(named.effect).toBe(b.allowed ? 'allow' : 'deny');
-              expect(referenceRuleMatches(named, who, what)).toBe(true);
+  it(
+    'does not change any decision: allowed and reason are the same for every permutation, and the rule named is a matching ' +
+      'rule of that effect',
+    () => {
+      fc.assert(
+        fc.property(
+          rulesArb.chain((rules) =>
+            fc.tuple(fc.constant(rules), fc.shuffledSubarray(rules, { minLength: rules.length, maxLength: rules.length })),
+          ),
+          fc.array(fc.tuple(subjectArb, actionArb), { minLength: 1, maxLength: 20 }),
+          ([rules, shuffled], questions) => {
+            const original = compile(rules);
+            const reordered = compile(shuffled);
+            for (const [who, what] of questions) {
+              const a = original.evaluate(who, what);
+              const b = reordered.evaluate(who, what);
+              expect(b.allowed).toBe(a.allowed);
+              expect(b.reason).toBe(a.reason);
+              expect(b.ruleId === null).toBe(a.ruleId === null);
+              if (b.ruleId !== null) {
+                const named = shuffled.find((r) => r.id === b.ruleId) as PolicyRule;
+                expect(named.effect).toBe(b.allowed ? 'allow' : 'deny');
+                expect(referenceRuleMatches(named, who, what)).toBe(true);
+              }
             }
-          }
-        },
-      ),
-      { numRuns: 500 },
-    );
-  });
+          },
+        ),
+        { numRuns: 500 },
+      );
+    },
+  );
 });

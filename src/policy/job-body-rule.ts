@@ -64,7 +64,8 @@ export function jobConditionsRule(): BodyRule {
       return {
         refuse: new ProxyError(
           'ERR_AUTHZ_JOB_CONDITIONS',
-          `Permission '${operation?.spec.permission ?? ''}' denied on resource '//aiplatform.googleapis.com/${operation?.resource ?? ''}' for ${who}: ${listed.join('; ')}${more}.`,
+          `Permission '${operation?.spec.permission ?? ''}' denied on resource '//aiplatform.googleapis.com/` +
+            `${operation?.resource ?? ''}' for ${who}: ${listed.join('; ')}${more}.`,
           {
             reason: 'job-conditions-failed',
             metadata: {

@@ -53,12 +53,14 @@ describe('checkJobConditions', () => {
     [
       'another service account',
       job({ serviceAccount: 'admin@my-proj.iam.gserviceaccount.com' }),
-      'jobSpec.serviceAccount: "admin@my-proj.iam.gserviceaccount.com" is not allowed by rule ml-training (allowed: trainer@my-proj.iam.gserviceaccount.com)',
+      'jobSpec.serviceAccount: "admin@my-proj.iam.gserviceaccount.com" is not allowed by rule ml-training (allowed: ' +
+        'trainer@my-proj.iam.gserviceaccount.com)',
     ],
     [
       'no service account',
       job({ serviceAccount: undefined }),
-      'jobSpec.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only trainer@my-proj.iam.gserviceaccount.com',
+      'jobSpec.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only ' +
+        'trainer@my-proj.iam.gserviceaccount.com',
     ],
     [
       'another machine type',
@@ -78,7 +80,8 @@ describe('checkJobConditions', () => {
     [
       'too many accelerators across two pools',
       job({ workerPoolSpecs: [pool(), pool({ replicaCount: '2' }, { acceleratorCount: 2 })] }),
-      'jobSpec.workerPoolSpecs[0]: 1 x 1 + jobSpec.workerPoolSpecs[1]: 2 x 2: 5 accelerators in total exceeds 4 allowed by rule ml-training',
+      'jobSpec.workerPoolSpecs[0]: 1 x 1 + jobSpec.workerPoolSpecs[1]: 2 x 2: 5 accelerators in total exceeds 4 allowed by ' +
+        'rule ml-training',
     ],
     [
       'too many replicas',
@@ -88,17 +91,20 @@ describe('checkJobConditions', () => {
     [
       'an image from another registry',
       job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'docker.io/library/python:3.12' } })] }),
-      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ' +
+        'ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
     ],
     [
       'an image one level down',
       job({ workerPoolSpecs: [pool({ containerSpec: { imageUri: 'us-docker.pkg.dev/my-proj/training/x/y:1' } })] }),
-      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "us-docker.pkg.dev/my-proj/training/x/y:1" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "us-docker.pkg.dev/my-proj/training/x/y:1" is not allowed by ' +
+        'rule ml-training (allowed: us-docker.pkg.dev/my-proj/training/*)',
     ],
     [
       'another network',
       job({ network: 'projects/123456789012/global/networks/default' }),
-      'jobSpec.network: "projects/123456789012/global/networks/default" is not allowed by rule ml-training (allowed: projects/123456789012/global/networks/ml)',
+      'jobSpec.network: "projects/123456789012/global/networks/default" is not allowed by rule ml-training (allowed: ' +
+        'projects/123456789012/global/networks/ml)',
     ],
     [
       'no CMEK',

@@ -65,7 +65,9 @@ export function jobConditionsProblems(conditions: JobConditionsConfig, at: strin
     if (pattern !== '' && !/^[^@\s]+@[^@\s*]+$/.test(pattern)) {
       problems.push({
         path: `${at}.serviceAccounts[${i}]`,
-        message: `"${pattern}" is not a service-account email pattern (NAME@PROJECT.iam.gserviceaccount.com, "*" only before the "@"; "" for "none given")`,
+        message:
+          `"${pattern}" is not a service-account email pattern (NAME@PROJECT.iam.gserviceaccount.com, "*" only before the ` +
+          `"@"; "" for "none given")`,
       });
     }
   });
@@ -171,7 +173,8 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
       } else {
         const terms = booking.map(
           (p) =>
-            `${p.path}: ${p.replicas.value} x ${p.acceleratorCount.value}${p.parallel.value === 1 ? '' : ` x ${p.parallel.value} parallel trials`}`,
+            `${p.path}: ${p.replicas.value} x ` +
+            `${p.acceleratorCount.value}${p.parallel.value === 1 ? '' : ` x ${p.parallel.value} parallel trials`}`,
         );
         const path = booking[0]?.path ?? '';
         out.push({
@@ -200,7 +203,9 @@ export function checkJobConditions(conditions: CompiledJobConditions, facts: Job
     if (missing.length > 0) {
       out.push({
         path: facts.labels.path,
-        message: `${facts.labels.path}: missing label${missing.length === 1 ? '' : 's'} ${missing.map((k) => JSON.stringify(k)).join(', ')} required by ${by}`,
+        message:
+          `${facts.labels.path}: missing label${missing.length === 1 ? '' : 's'} ` +
+          `${missing.map((k) => JSON.stringify(k)).join(', ')} required by ${by}`,
       });
     }
   }

@@ -23,7 +23,10 @@ import type { JobFacts, JobKind } from './job-spec.js';
 /** One dry-run rule's verdict on one request. */
 export interface DryRunOutcome {
   readonly rule: string;
-  /** What the rule would have decided: a dry-run deny that matches says `deny`; a dry-run allow says `allow`, or `deny` when the job fails its conditions. */
+  /**
+   * What the rule would have decided: a dry-run deny that matches says `deny`; a dry-run allow says `allow`, or `deny` when the job fails
+   * its conditions.
+   */
   readonly outcome: 'allow' | 'deny';
 }
 

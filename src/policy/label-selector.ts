@@ -109,7 +109,9 @@ export function labelKeyProblem(key: string): string | undefined {
     const prefix = parts[0] ?? '';
     if (prefix === '') return `label key "${key}" has an empty prefix before "/"`;
     if (prefix.length > PREFIX_MAX || !DNS_SUBDOMAIN.test(prefix)) {
-      return `label key prefix "${prefix}" must be a DNS subdomain (lowercase alphanumerics, "-" and ".", at most ${PREFIX_MAX} characters)`;
+      return (
+        `label key prefix "${prefix}" must be a DNS subdomain (lowercase alphanumerics, "-" and ".", at most ${PREFIX_MAX} ` + `characters)`
+      );
     }
   }
   if (name === '') return `label key "${key}" has an empty name`;

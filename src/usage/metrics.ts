@@ -62,7 +62,9 @@ export function createUsageMetrics(registry: Registry, options: UsageMetricsOpti
   });
   const requests = new Counter({
     name: `${METRIC_PREFIX}model_requests_total`,
-    help: 'Calls of operations that report usage (generateContent, streamGenerateContent, chat completions, embeddings), by model and HTTP status code.',
+    help:
+      'Calls of operations that report usage (generateContent, streamGenerateContent, chat completions, embeddings), by ' +
+      'model and HTTP status code.',
     labelNames: ['model', 'code', ...identity],
     registers,
   });

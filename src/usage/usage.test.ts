@@ -203,25 +203,28 @@ describe('usage from embedding predictions', () => {
 });
 
 describe('JsonScanner', () => {
-  it('captures strings, numbers, literals and containers at the requested depth (one value at a time: nothing inside a captured one)', () => {
-    const seen: Array<[string, string]> = [];
-    const scanner = new JsonScanner(
-      [
-        { key: 'a', depth: 1 },
-        { key: 'b', depth: 1 },
-        { key: 'c', depth: 'any' },
-      ],
-      (k, v) => seen.push([k, v]),
-    );
-    scanner.push(Buffer.from('{"a":"x\\"y","b": 12.5e3 ,"z":{"c":true,"a":1},"c":[1,{"c":null}]}'));
-    scanner.end();
-    expect(seen).toEqual([
-      ['a', '"x\\"y"'],
-      ['b', '12.5e3'],
-      ['c', 'true'],
-      ['c', '[1,{"c":null}]'],
-    ]);
-  });
+  it(
+    'captures strings, numbers, literals and containers at the requested depth (one value at a time: nothing inside a ' + 'captured one)',
+    () => {
+      const seen: Array<[string, string]> = [];
+      const scanner = new JsonScanner(
+        [
+          { key: 'a', depth: 1 },
+          { key: 'b', depth: 1 },
+          { key: 'c', depth: 'any' },
+        ],
+        (k, v) => seen.push([k, v]),
+      );
+      scanner.push(Buffer.from('{"a":"x\\"y","b": 12.5e3 ,"z":{"c":true,"a":1},"c":[1,{"c":null}]}'));
+      scanner.end();
+      expect(seen).toEqual([
+        ['a', '"x\\"y"'],
+        ['b', '12.5e3'],
+        ['c', 'true'],
+        ['c', '[1,{"c":null}]'],
+      ]);
+    },
+  );
 });
 
 describe('chargeableTokens', () => {

@@ -172,7 +172,8 @@ export function checkBodyResource(
   const refuse = (why: string, rule?: string | null): ProxyError =>
     new ProxyError(
       'ERR_AUTHZ_BODY_RESOURCE_DENIED',
-      `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${normalized}' named in the request body field "${field.field}": ${why}.`,
+      `Permission '${operation.spec.permission}' denied on resource '//aiplatform.googleapis.com/${normalized}' named in ` +
+        `the request body field "${field.field}": ${why}.`,
       {
         reason: 'body-resource-denied',
         metadata: { field: field.field, permission: operation.spec.permission, resource: normalized, ...(rule ? { rule } : {}) },

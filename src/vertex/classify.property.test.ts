@@ -34,7 +34,9 @@ const PATHS = OPERATION_BINDINGS.flatMap((binding) => {
     method: binding.spec.httpMethod,
     spec: binding.spec,
     resource,
-    path: `/${version}/${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`,
+    path:
+      `/${version}/${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
+      `${binding.verb === undefined ? '' : `:${binding.verb}`}`,
   }));
 });
 

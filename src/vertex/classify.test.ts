@@ -46,7 +46,10 @@ function fill(template: string): string {
 
 function pathOf(binding: OperationBinding, version: ApiVersion): string {
   if (binding.resource === '') return `/${version}:${binding.verb ?? ''}`;
-  return `/${version}/${fill(binding.resource)}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+  return (
+    `/${version}/${fill(binding.resource)}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
+    `${binding.verb === undefined ? '' : `:${binding.verb}`}`
+  );
 }
 
 const GENERATED = OPERATION_BINDINGS.flatMap((binding) =>
@@ -762,54 +765,58 @@ describe('classify: properties', () => {
     fc.assert(fc.property(anyMethod, hostilePath, checkOutcome), { numRuns: 10000 });
   });
 
-  it('refuses every query in which URLSearchParams, or a split on ";", finds a name that normalizes to key, access_token, oauth_token or httpMethod', () => {
-    const forbidden = new Set(['key', 'accesstoken', 'oauthtoken', 'httpmethod']);
-    const normalize = (name: string): string => name.replace(/[^A-Za-z0-9]/g, '').toLowerCase();
-    const piece = fc.oneof(
-      fc.constantFrom(
-        'key',
-        'KEY',
-        'k%65y',
-        '%6B%65%79',
-        'k%2565y',
-        '$key',
-        'access_token',
-        'access%5Ftoken',
-        'oauth_token',
-        '$httpMethod',
-        'alt',
-        '$alt',
-        'json',
-        'sse',
-        'enum-encoding',
-        'int',
-        'monkey',
-        'keys',
-        'ke',
-        'y',
-      ),
-      fc.constantFrom('=', '&', ';', '%3B', '%3D', '%26', '+', '%', '$', '-', '_'),
-      fc.string({ maxLength: 4 }),
-    );
-    fc.assert(
-      fc.property(fc.array(piece, { maxLength: 10 }), (pieces) => {
-        const query = pieces.join('');
-        if (query.includes('#')) return;
-        const expected =
-          [...new URLSearchParams(query).keys()].some((name) => forbidden.has(normalize(name))) ||
-          query.split(/[&;]/).some((pair) => forbidden.has(normalize(decodeURIComponentLenient(pair.split('=')[0] ?? ''))));
-        let refused = false;
-        try {
-          classify('POST', `${E}/1:predict?${query}`);
-        } catch (error) {
-          expect(error).toBeInstanceOf(ProxyError);
-          refused = (error as ProxyError).code === 'ERR_REQUEST_FORBIDDEN_PARAMETER';
-        }
-        if (expected) expect(refused).toBe(true);
-      }),
-      { numRuns: 5000 },
-    );
-  });
+  it(
+    'refuses every query in which URLSearchParams, or a split on ";", finds a name that normalizes to key, access_token, ' +
+      'oauth_token or httpMethod',
+    () => {
+      const forbidden = new Set(['key', 'accesstoken', 'oauthtoken', 'httpmethod']);
+      const normalize = (name: string): string => name.replace(/[^A-Za-z0-9]/g, '').toLowerCase();
+      const piece = fc.oneof(
+        fc.constantFrom(
+          'key',
+          'KEY',
+          'k%65y',
+          '%6B%65%79',
+          'k%2565y',
+          '$key',
+          'access_token',
+          'access%5Ftoken',
+          'oauth_token',
+          '$httpMethod',
+          'alt',
+          '$alt',
+          'json',
+          'sse',
+          'enum-encoding',
+          'int',
+          'monkey',
+          'keys',
+          'ke',
+          'y',
+        ),
+        fc.constantFrom('=', '&', ';', '%3B', '%3D', '%26', '+', '%', '$', '-', '_'),
+        fc.string({ maxLength: 4 }),
+      );
+      fc.assert(
+        fc.property(fc.array(piece, { maxLength: 10 }), (pieces) => {
+          const query = pieces.join('');
+          if (query.includes('#')) return;
+          const expected =
+            [...new URLSearchParams(query).keys()].some((name) => forbidden.has(normalize(name))) ||
+            query.split(/[&;]/).some((pair) => forbidden.has(normalize(decodeURIComponentLenient(pair.split('=')[0] ?? ''))));
+          let refused = false;
+          try {
+            classify('POST', `${E}/1:predict?${query}`);
+          } catch (error) {
+            expect(error).toBeInstanceOf(ProxyError);
+            refused = (error as ProxyError).code === 'ERR_REQUEST_FORBIDDEN_PARAMETER';
+          }
+          if (expected) expect(refused).toBe(true);
+        }),
+        { numRuns: 5000 },
+      );
+    },
+  );
 
   it('classifies every binding filled with arbitrary well-formed ids to that binding, with those ids in the resource', () => {
     const idChars = fc.constantFrom(...Array.from('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_@~.'));
@@ -835,7 +842,9 @@ describe('classify: properties', () => {
             name === 'project' ? project : name === 'location' ? location : ids++ === 0 ? id1 : id2,
           );
           const wire = encodeAt ? resource.replaceAll('@', '%40') : resource;
-          const url = `/${version}${wire === '' ? '' : '/'}${wire}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+          const url =
+            `/${version}${wire === '' ? '' : '/'}${wire}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
+            `${binding.verb === undefined ? '' : `:${binding.verb}`}`;
           const op = classify(binding.spec.httpMethod, url);
           expect(op.spec).toBe(binding.spec);
           expect(op.resource).toBe(resource);

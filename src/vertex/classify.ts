@@ -45,7 +45,10 @@ type ParamKind = 'project' | 'location' | 'id';
 
 /** Raw path characters: unreserved, `@`, `:` (verb) and `/`. `%` is handled separately. */
 const PATH_CHAR = new Uint8Array(128);
-/** Characters a percent-escape may stand for: the ones allowed in an id, except `.` (never needed encoded; `%2E%2E` is the classic traversal). */
+/**
+ * Characters a percent-escape may stand for: the ones allowed in an id, except `.` (never needed encoded; `%2E%2E` is the classic
+ * traversal).
+ */
 const ESCAPABLE = new Uint8Array(128);
 for (const ch of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_~@') {
   PATH_CHAR[ch.charCodeAt(0)] = 1;
@@ -164,7 +167,8 @@ function invalidPath(message: string, reason = 'invalid-path'): ProxyError {
 function unknownMethod(httpMethod: string, path: string, hint = ''): ProxyError {
   return new ProxyError(
     'ERR_REQUEST_UNKNOWN_METHOD',
-    `Unknown Vertex AI method ${quote(`${httpMethod} ${path}`)}${hint}. The proxy forwards only the Vertex AI v1 and v1beta1 REST methods it knows.`,
+    `Unknown Vertex AI method ${quote(`${httpMethod} ${path}`)}${hint}. The proxy forwards only the Vertex AI v1 and ` +
+      `v1beta1 REST methods it knows.`,
   );
 }
 
@@ -207,7 +211,8 @@ function checkPathChars(path: string): string {
       const decoded = hi * 16 + lo;
       if (ESCAPABLE[decoded] !== 1) {
         throw invalidPath(
-          `Percent-escape ${quote(escape)} (${describeChar(decoded)}) is not allowed in the path: only escapes of letters, digits, "-", "_", "~" and "@" are accepted`,
+          `Percent-escape ${quote(escape)} (${describeChar(decoded)}) is not allowed in the path: only escapes of letters, ` +
+            `digits, "-", "_", "~" and "@" are accepted`,
           'forbidden-escape',
         );
       }
@@ -281,7 +286,9 @@ function forbiddenParameter(raw: string, forbidden: number): ProxyError {
   const display = FORBIDDEN_QUERY_NAMES[forbidden]?.[1] ?? 'key';
   return new ProxyError(
     'ERR_REQUEST_FORBIDDEN_PARAMETER',
-    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own credential, method and billing project, and API keys, access tokens, method or billing overrides in the URL would replace them`,
+    `Query parameter ${quote(raw)} (read as ${quote(display)}) is not allowed: the proxy calls Vertex AI with its own ` +
+      `credential, method and billing project, and API keys, access tokens, method or billing overrides in the URL would ` +
+      `replace them`,
   );
 }
 

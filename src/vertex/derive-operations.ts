@@ -493,7 +493,8 @@ export function deriveOperationTable(rpcs: readonly GeneratedRpc[], lroBindings:
         }
         if (permission === undefined) {
           problems.push(
-            `${where}: no permission can be derived for "${id}"; add it to PERMISSION_EXCEPTIONS with the permission ${PERMISSION_REFERENCE} documents`,
+            `${where}: no permission can be derived for "${id}"; add it to PERMISSION_EXCEPTIONS with the permission ` +
+              `${PERMISSION_REFERENCE} documents`,
           );
           permission = '';
         }

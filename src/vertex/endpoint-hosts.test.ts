@@ -40,32 +40,35 @@ describe('dedicatedOrigin', () => {
 });
 
 describe('createEndpointHosts', () => {
-  it('only prediction calls of endpoints move; pinned hosts win; lookups cached for the ttl, refreshed in the background after 80%', async () => {
-    let now = 0;
-    const { lookup, calls } = fakeLookup({ '1': 'one.example.goog', '2': undefined });
-    const hosts = createEndpointHosts({
-      pinned: new Map([[`${E}/9`, 'https://psc.internal']]),
-      lookup,
-      ttlMs: 1000,
-      maxEntries: 10,
-      timeoutMs: 1000,
-      protocol: 'https:',
-      now: () => now,
-    });
-    expect(hosts.originFor(op('1', 'get'))).toBeUndefined();
-    expect(hosts.originFor(op('9'))).toBe('https://psc.internal');
-    expect(await hosts.originFor(op('1'))).toBe('https://one.example.goog');
-    expect(await hosts.originFor(op('2'))).toBeUndefined();
-    expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
-    expect(calls).toHaveLength(2);
-    now = 850; // past 80%: the cached answer is used and a refresh starts
-    expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
-    expect(calls).toHaveLength(3);
-    await new Promise((r) => setTimeout(r, 0));
-    now = 1500; // the refreshed entry (fetched at 850) is still fresh
-    expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
-    expect(calls).toHaveLength(3);
-  });
+  it(
+    'only prediction calls of endpoints move; pinned hosts win; lookups cached for the ttl, refreshed in the background ' + 'after 80%',
+    async () => {
+      let now = 0;
+      const { lookup, calls } = fakeLookup({ '1': 'one.example.goog', '2': undefined });
+      const hosts = createEndpointHosts({
+        pinned: new Map([[`${E}/9`, 'https://psc.internal']]),
+        lookup,
+        ttlMs: 1000,
+        maxEntries: 10,
+        timeoutMs: 1000,
+        protocol: 'https:',
+        now: () => now,
+      });
+      expect(hosts.originFor(op('1', 'get'))).toBeUndefined();
+      expect(hosts.originFor(op('9'))).toBe('https://psc.internal');
+      expect(await hosts.originFor(op('1'))).toBe('https://one.example.goog');
+      expect(await hosts.originFor(op('2'))).toBeUndefined();
+      expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
+      expect(calls).toHaveLength(2);
+      now = 850; // past 80%: the cached answer is used and a refresh starts
+      expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
+      expect(calls).toHaveLength(3);
+      await new Promise((r) => setTimeout(r, 0));
+      now = 1500; // the refreshed entry (fetched at 850) is still fresh
+      expect(hosts.originFor(op('1'))).toBe('https://one.example.goog');
+      expect(calls).toHaveLength(3);
+    },
+  );
 
   it('never routes to a looked-up host outside the allowed domain', async () => {
     const { lookup } = fakeLookup({ '5': 'attacker.example.com', '6': '6.us-central1-1.prediction.vertexai.goog' });

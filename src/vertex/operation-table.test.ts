@@ -378,10 +378,14 @@ describe('operation groups', () => {
     expect(idsIn('embed')).toEqual(['publisherModels.embedContent']);
   });
 
-  it('training = every method of customJobs, trainingPipelines, pipelineJobs, hyperparameterTuningJobs and their operations, nothing else', () => {
-    const trainingCollections = ['customJobs', 'trainingPipelines', 'pipelineJobs', 'hyperparameterTuningJobs'];
-    expect(idsIn('training')).toEqual(ids.filter((id) => trainingCollections.includes(id.split('.')[0] ?? '')).sort());
-  });
+  it(
+    'training = every method of customJobs, trainingPipelines, pipelineJobs, hyperparameterTuningJobs and their operations, ' +
+      'nothing else',
+    () => {
+      const trainingCollections = ['customJobs', 'trainingPipelines', 'pipelineJobs', 'hyperparameterTuningJobs'];
+      expect(idsIn('training')).toEqual(ids.filter((id) => trainingCollections.includes(id.split('.')[0] ?? '')).sort());
+    },
+  );
 
   // Changed from "every GET": the protos have one GET that starts a long-running change (RestoreDatasetVersion).
   it('read = every GET method except those that start a long-running operation, plus operations wait', () => {

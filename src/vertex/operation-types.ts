@@ -37,7 +37,11 @@ export type ApiVersion = (typeof API_VERSIONS)[number];
 
 /** One row of the static operation table. */
 export interface OperationSpec {
-  /** Stable id `<collection>.<rpc>` in lowerCamelCase, e.g. `endpoints.predict`, `publisherModels.generateContent`, `customJobs.create`; long-running operations nested under a parent are `<parent>.operations.<rpc>` (`endpoints.operations.get`). Bounded set: safe as a metric label. */
+  /**
+   * Stable id `<collection>.<rpc>` in lowerCamelCase, e.g. `endpoints.predict`, `publisherModels.generateContent`, `customJobs.create`;
+   * long-running operations nested under a parent are `<parent>.operations.<rpc>` (`endpoints.operations.get`). Bounded set: safe as a
+   * metric label.
+   */
   readonly id: string;
   /** gRPC service, e.g. `PredictionService` (the audit `methodName` is `google.cloud.aiplatform.{version}.{service}.{rpc}`). */
   readonly service: string;
@@ -76,9 +80,14 @@ export interface Operation {
   readonly project: string | null;
   /** Location from the path; null for the location-less forms. */
   readonly location: string | null;
-  /** The resource name the call is about, without the `:verb`: `projects/P/locations/L/endpoints/E`, or the collection for create/list (`projects/P/locations/L/customJobs`). */
+  /**
+   * The resource name the call is about, without the `:verb`: `projects/P/locations/L/endpoints/E`, or the collection for create/list
+   * (`projects/P/locations/L/customJobs`).
+   */
   readonly resource: string;
-  /** `google.cloud.aiplatform.{version}.{service}.{rpc}` (`google.longrunning.Operations.{rpc}` for LROs), as Cloud Audit Logs writes it. */
+  /**
+   * `google.cloud.aiplatform.{version}.{service}.{rpc}` (`google.longrunning.Operations.{rpc}` for LROs), as Cloud Audit Logs writes it.
+   */
   readonly methodName: string;
   /**
    * Only for a path outside `projects/*\/locations/*` (express mode, which the

@@ -6,7 +6,10 @@
  */
 import type { ApiVersion, HttpMethod } from './operation-types.js';
 
-/** One `option (google.api.http)` binding: the HTTP method and the path template as the proto writes it (`/v1/{name=projects/*\/locations/*\/endpoints/*}:predict`). */
+/**
+ * One `option (google.api.http)` binding: the HTTP method and the path template as the proto writes it
+ * (`/v1/{name=projects/*\/locations/*\/endpoints/*}:predict`).
+ */
 export interface HttpBindingFact {
   readonly method: HttpMethod | 'PUT';
   readonly path: string;

@@ -26,7 +26,10 @@ export interface ScopedOperation {
   readonly upstream: string;
 }
 
-/** Classifies `method rawUrl` and checks its scope. `onClassified` sees the operation even when the scope check then refuses it (for the audit record). */
+/**
+ * Classifies `method rawUrl` and checks its scope. `onClassified` sees the operation even when the scope check then refuses it (for the
+ * audit record).
+ */
 export function resolveOperation(
   method: string,
   rawUrl: string,
@@ -51,10 +54,13 @@ export function resolveOperation(
     const instead =
       operation.scopedForm === null
         ? ' This method has no projects/PROJECT/locations/LOCATION form, so the proxy does not serve it.'
-        : ` Use /${operation.version}/${scopedPath(operation.scopedForm ?? 'projects/{project}/locations/{location}/...', operation.resource)} instead.`;
+        : ` Use ` +
+          `/${operation.version}/` +
+          `${scopedPath(operation.scopedForm ?? 'projects/{project}/locations/{location}/...', operation.resource)} instead.`;
     throw new ProxyError(
       'ERR_REQUEST_PROJECT_REQUIRED',
-      `${operation.spec.rpc} must be called with a project and location in the path (projects/PROJECT/locations/LOCATION/...); Vertex AI express mode paths are not served.${instead}`,
+      `${operation.spec.rpc} must be called with a project and location in the path ` +
+        `(projects/PROJECT/locations/LOCATION/...); Vertex AI express mode paths are not served.${instead}`,
       { reason: 'project-required' },
     );
   }

@@ -77,23 +77,27 @@ describe('npm run bench -- --quick', () => {
     expect(report.failures).toEqual({});
   });
 
-  it('gives each measured scenario requests, rates, ordered latency percentiles, CPU per request and peak memory, with no failed requests', () => {
-    for (const s of report.summaries.filter((x) => x.status === 'measured')) {
-      expect(s.requests, s.id).toBeGreaterThan(0);
-      expect(s.errors, `${s.id} errors`).toBe(0);
-      expect(Number.isFinite(s.rps) && s.rps > 0, s.id).toBe(true);
-      expect(s.latencyUs.p50, s.id).toBeGreaterThan(0);
-      expect(s.latencyUs.p50, s.id).toBeLessThanOrEqual(s.latencyUs.p99);
-      expect(s.latencyUs.p99, s.id).toBeLessThanOrEqual(s.latencyUs.p999);
-      expect(Number.isFinite(s.cpuUsPerRequest) && s.cpuUsPerRequest >= 0, s.id).toBe(true);
-      expect(s.peakRssBytes, s.id).toBeGreaterThan(0);
-    }
-    const sse = report.summaries.find((s) => s.id === 'sse-200');
-    expect(sse?.ttfbUs?.p50).toBeGreaterThan(0);
-    expect(sse?.eventsPerSecond).toBeGreaterThan(0);
-    const cycle = report.summaries.find((s) => s.id === 'tokens-cycle');
-    expect(cycle?.facts.tokenCacheEntries).toBeGreaterThan(0);
-  });
+  it(
+    'gives each measured scenario requests, rates, ordered latency percentiles, CPU per request and peak memory, with no ' +
+      'failed requests',
+    () => {
+      for (const s of report.summaries.filter((x) => x.status === 'measured')) {
+        expect(s.requests, s.id).toBeGreaterThan(0);
+        expect(s.errors, `${s.id} errors`).toBe(0);
+        expect(Number.isFinite(s.rps) && s.rps > 0, s.id).toBe(true);
+        expect(s.latencyUs.p50, s.id).toBeGreaterThan(0);
+        expect(s.latencyUs.p50, s.id).toBeLessThanOrEqual(s.latencyUs.p99);
+        expect(s.latencyUs.p99, s.id).toBeLessThanOrEqual(s.latencyUs.p999);
+        expect(Number.isFinite(s.cpuUsPerRequest) && s.cpuUsPerRequest >= 0, s.id).toBe(true);
+        expect(s.peakRssBytes, s.id).toBeGreaterThan(0);
+      }
+      const sse = report.summaries.find((s) => s.id === 'sse-200');
+      expect(sse?.ttfbUs?.p50).toBeGreaterThan(0);
+      expect(sse?.eventsPerSecond).toBeGreaterThan(0);
+      const cycle = report.summaries.find((s) => s.id === 'tokens-cycle');
+      expect(cycle?.facts.tokenCacheEntries).toBeGreaterThan(0);
+    },
+  );
 
   it('states the ratios to the passthrough baselines and checks every target of the issue', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');

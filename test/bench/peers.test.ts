@@ -63,9 +63,13 @@ describe('bench/peers.ts', () => {
 
   it("reports a failed build in the go tool's words, without the module proxy's address", () => {
     const stderr =
-      'go: downloading example.com/x v1.0.0\ngo: github.com/brancz/kube-rbac-proxy@v0.21.0: github.com/brancz/kube-rbac-proxy@v0.21.0: reading https://proxy.example/github.com/brancz/kube-rbac-proxy/@v/v0.21.0.info: 403 Forbidden\n\tserver response: This module version is not available.\n';
+      'go: downloading example.com/x v1.0.0\ngo: github.com/brancz/kube-rbac-proxy@v0.21.0: ' +
+      'github.com/brancz/kube-rbac-proxy@v0.21.0: reading ' +
+      'https://proxy.example/github.com/brancz/kube-rbac-proxy/@v/v0.21.0.info: 403 Forbidden\n\tserver response: This ' +
+      'module version is not available.\n';
     expect(buildFailure(stderr)).toBe(
-      'go: github.com/brancz/kube-rbac-proxy@v0.21.0: the module proxy answered 403 Forbidden server response: This module version is not available.',
+      'go: github.com/brancz/kube-rbac-proxy@v0.21.0: the module proxy answered 403 Forbidden server response: This module ' +
+        'version is not available.',
     );
     expect(buildFailure('# pkg\n./main.go:1:1: syntax error\n')).toBe('# pkg ./main.go:1:1: syntax error');
   });

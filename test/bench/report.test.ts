@@ -214,20 +214,24 @@ describe('benchmark report', () => {
     expect(markdown).toMatch(/^\| full-warm \| 2000 \| 1\.00 \| 2\.00 \|/m);
   });
 
-  it('renders the open-loop table (one row per target, p50 / p99 / p99.9 at each fraction of the stated capacity), flagging a rate the target could not keep', () => {
-    const late = { ...sample('full-warm-rate50', 0, 450, 1000, 5900), offeredRps: 1000, lateStarts: 400 };
-    const report = summarize({
-      ...input([{ ...sample('passthrough-tuned-rate50', 0, 300, 1000, 5000), offeredRps: 1000, lateStarts: 0 }, late]),
-      capacity: { rps: 2000, basis: "nginx proxy_pass's closed-loop throughput" },
-    });
-    expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.offeredRps).toBe(1000);
-    expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.lateStarts).toBe(400);
-    const markdown = renderMarkdown(report);
-    expect(markdown).toContain("Rates are fractions of 2000 req/s, nginx proxy_pass's closed-loop throughput.");
-    expect(markdown).toContain('| Target | 50 % (1000 req/s) |');
-    expect(markdown).toMatch(/^\| passthrough-tuned \| 1\.00 \/ 5\.00 \/ 5\.00 \|$/m);
-    expect(markdown).toMatch(/^\| full-warm \| 1\.00 \/ 5\.90 \/ 5\.90 \(10 % late\) \|$/m);
-  });
+  it(
+    'renders the open-loop table (one row per target, p50 / p99 / p99.9 at each fraction of the stated capacity), flagging a ' +
+      'rate the target could not keep',
+    () => {
+      const late = { ...sample('full-warm-rate50', 0, 450, 1000, 5900), offeredRps: 1000, lateStarts: 400 };
+      const report = summarize({
+        ...input([{ ...sample('passthrough-tuned-rate50', 0, 300, 1000, 5000), offeredRps: 1000, lateStarts: 0 }, late]),
+        capacity: { rps: 2000, basis: "nginx proxy_pass's closed-loop throughput" },
+      });
+      expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.offeredRps).toBe(1000);
+      expect(report.summaries.find((s) => s.id === 'full-warm-rate50')?.lateStarts).toBe(400);
+      const markdown = renderMarkdown(report);
+      expect(markdown).toContain("Rates are fractions of 2000 req/s, nginx proxy_pass's closed-loop throughput.");
+      expect(markdown).toContain('| Target | 50 % (1000 req/s) |');
+      expect(markdown).toMatch(/^\| passthrough-tuned \| 1\.00 \/ 5\.00 \/ 5\.00 \|$/m);
+      expect(markdown).toMatch(/^\| full-warm \| 1\.00 \/ 5\.90 \/ 5\.90 \(10 % late\) \|$/m);
+    },
+  );
 
   it('renders the peers with the exact command each ran with, and an unavailable one with its reason and no figure', () => {
     const report = summarize(

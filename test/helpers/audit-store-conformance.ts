@@ -189,16 +189,19 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       );
     });
 
-    it('shows one record per request: the final entry replaces the decision entry, an orphaned decision stays visible as incomplete', async () => {
-      await store.append([{ phase: 'decision', record: record(0, { requestId: 'strict-1', status: 0, decision: 'allow' }) }]);
-      await store.append([{ phase: 'decision', record: record(0, { requestId: 'strict-2', status: 0, decision: 'allow' }) }]);
-      await store.append([{ phase: 'final', record: record(0, { requestId: 'strict-1', status: 200, decision: 'allow' }) }]);
-      const one = (await all(store, {}, 1000)).records.filter((r) => r.requestId.startsWith('strict-'));
-      expect(one.map((r) => [r.requestId, r.complete, r.status]).sort()).toEqual([
-        ['strict-1', true, 200],
-        ['strict-2', false, 0],
-      ]);
-    });
+    it(
+      'shows one record per request: the final entry replaces the decision entry, an orphaned decision stays visible as ' + 'incomplete',
+      async () => {
+        await store.append([{ phase: 'decision', record: record(0, { requestId: 'strict-1', status: 0, decision: 'allow' }) }]);
+        await store.append([{ phase: 'decision', record: record(0, { requestId: 'strict-2', status: 0, decision: 'allow' }) }]);
+        await store.append([{ phase: 'final', record: record(0, { requestId: 'strict-1', status: 200, decision: 'allow' }) }]);
+        const one = (await all(store, {}, 1000)).records.filter((r) => r.requestId.startsWith('strict-'));
+        expect(one.map((r) => [r.requestId, r.complete, r.status]).sort()).toEqual([
+          ['strict-1', true, 200],
+          ['strict-2', false, 0],
+        ]);
+      },
+    );
 
     it('answers a filtered query from a final-only index and the open list, not by scanning entries', async () => {
       const where = whereClause({ principal: 'system:serviceaccount:ml:trainer' }, () => `'system:serviceaccount:ml:trainer'`);
@@ -224,7 +227,8 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       });
       // …or in the stored record as well: the hash no longer matches.
       await backend.exec(
-        `UPDATE audit_entries SET record = replace(record, '"decision":"deny"', '"decision":"allow"') WHERE writer = 'replica-a' AND seq = 501`,
+        `UPDATE audit_entries SET record = replace(record, '"decision":"deny"', '"decision":"allow"') WHERE writer = ` +
+          `'replica-a' AND seq = 501`,
       );
       expect(await store.verify()).toMatchObject({
         ok: false,
@@ -234,7 +238,8 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
 
     it('finds a deleted row as a gap in the chain', async () => {
       await backend.exec(
-        `UPDATE audit_entries SET decision = 'deny', record = replace(record, '"decision":"allow"', '"decision":"deny"') WHERE writer = 'replica-a' AND seq = 501`,
+        `UPDATE audit_entries SET decision = 'deny', record = replace(record, '"decision":"allow"', '"decision":"deny"') ` +
+          `WHERE writer = 'replica-a' AND seq = 501`,
       );
       expect((await store.verify()).ok).toBe(true);
       await backend.exec(`DELETE FROM audit_entries WHERE writer = 'replica-a' AND seq = 1000`);

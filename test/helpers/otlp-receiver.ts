@@ -149,7 +149,8 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           cleanup();
           reject(
             new Error(
-              `timed out waiting for spans; received ${spans.length}: ${spans.map((s) => s.name).join(', ')}; refused: ${refused.join(', ')}`,
+              `timed out waiting for spans; received ${spans.length}: ${spans.map((s) => s.name).join(', ')}; refused: ` +
+                `${refused.join(', ')}`,
             ),
           );
         }, timeoutMs);

@@ -48,7 +48,8 @@ export function findBinDir(): string {
   const version = versions[0];
   if (version === undefined) {
     throw new Error(
-      'PostgreSQL is not installed: the PostgreSQL audit-store tests need its server binaries (/usr/lib/postgresql/*/bin/initdb). Install them with `apt-get install postgresql` (`.ci/run` does this).',
+      'PostgreSQL is not installed: the PostgreSQL audit-store tests need its server binaries ' +
+        '(/usr/lib/postgresql/*/bin/initdb). Install them with `apt-get install postgresql` (`.ci/run` does this).',
     );
   }
   return join(root, version, 'bin');

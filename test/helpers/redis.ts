@@ -25,7 +25,8 @@ export function findRedisServer(): string {
   const path = result.stdout.trim();
   if (result.status === 0 && path !== '') return path;
   throw new Error(
-    'redis-server is not installed: the shared-limit tests need it. Install it with `apt-get install redis-server` (scripts/test-prerequisites.sh does).',
+    'redis-server is not installed: the shared-limit tests need it. Install it with `apt-get install redis-server` ' +
+      '(scripts/test-prerequisites.sh does).',
   );
 }
 

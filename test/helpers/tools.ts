@@ -104,6 +104,7 @@ export function findPythonExamplesInterpreter(): string {
     : undefined;
   if (probe?.status === 0) return python;
   throw new Error(
-    `no Python with google-cloud-aiplatform and google-genai at ${venv}: create it with \`python3 -m venv ${venv} && ${venv}/bin/pip install google-cloud-aiplatform==2.7.0 google-genai==2.34.0\` (.ci/run does)`,
+    `no Python with google-cloud-aiplatform and google-genai at ${venv}: create it with \`python3 -m venv ${venv} && ` +
+      `${venv}/bin/pip install google-cloud-aiplatform==2.7.0 google-genai==2.34.0\` (.ci/run does)`,
   );
 }

@@ -23,30 +23,33 @@ afterAll(async () => {
 });
 
 describe('attribution', () => {
-  it('labels generateContent with the caller, leaving everything else in the body as sent; the request reason names the audit record', async () => {
-    const body = {
-      contents: [{ role: 'user', parts: [{ text: 'Ünïcode "quotes" and \\\\ backslashes' }] }],
-      generationConfig: { temperature: 0.25, topK: 3, stopSequences: ['\n\n'] },
-      safetySettings: [{ category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'BLOCK_ONLY_HIGH' }],
-      labels: { team: 'ranking', env: '' },
-    };
-    world.vertex.reset();
-    const response = await world.call(`${MODEL}:streamGenerateContent?alt=sse`, {
-      body: JSON.stringify(body),
-      token: world.token('ml', 'trainer'),
-    });
-    expect(response.status).toBe(200);
-    await response.text();
-    const received = world.vertex.requests.find((r) => r.url.includes(':streamGenerateContent'));
-    expect(received).toBeDefined();
-    expect(JSON.parse(received!.body!.toString())).toEqual({
-      ...body,
-      labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' },
-    });
-    expect(Number(received!.headers['content-length'])).toBe(received!.body!.length);
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
-    expect(received!.headers['x-goog-request-reason']).toBe(entry.kubeVertexProxy.requestId);
-  });
+  it(
+    'labels generateContent with the caller, leaving everything else in the body as sent; the request reason names the audit ' + 'record',
+    async () => {
+      const body = {
+        contents: [{ role: 'user', parts: [{ text: 'Ünïcode "quotes" and \\\\ backslashes' }] }],
+        generationConfig: { temperature: 0.25, topK: 3, stopSequences: ['\n\n'] },
+        safetySettings: [{ category: 'HARM_CATEGORY_HATE_SPEECH', threshold: 'BLOCK_ONLY_HIGH' }],
+        labels: { team: 'ranking', env: '' },
+      };
+      world.vertex.reset();
+      const response = await world.call(`${MODEL}:streamGenerateContent?alt=sse`, {
+        body: JSON.stringify(body),
+        token: world.token('ml', 'trainer'),
+      });
+      expect(response.status).toBe(200);
+      await response.text();
+      const received = world.vertex.requests.find((r) => r.url.includes(':streamGenerateContent'));
+      expect(received).toBeDefined();
+      expect(JSON.parse(received!.body!.toString())).toEqual({
+        ...body,
+        labels: { team: 'ranking', env: '', 'kvp-namespace': 'ml', 'kvp-service-account': 'trainer' },
+      });
+      expect(Number(received!.headers['content-length'])).toBe(received!.body!.length);
+      const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.operation === 'publisherModels.streamGenerateContent');
+      expect(received!.headers['x-goog-request-reason']).toBe(entry.kubeVertexProxy.requestId);
+    },
+  );
 
   it('refuses a caller-set kvp- label, forwarding nothing', async () => {
     world.vertex.reset();

@@ -114,7 +114,8 @@ describe('strict durability survives SIGKILL', () => {
     const cutOff = (
       final
         .prepare(
-          "SELECT request_id FROM audit_entries d WHERE phase = 'decision' AND NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = d.request_id AND f.phase = 'final')",
+          "SELECT request_id FROM audit_entries d WHERE phase = 'decision' AND NOT EXISTS (SELECT 1 FROM audit_entries f " +
+            "WHERE f.request_id = d.request_id AND f.phase = 'final')",
         )
         .all() as Array<{ request_id: string }>
     )
@@ -124,7 +125,8 @@ describe('strict durability survives SIGKILL', () => {
       .map((r) => r.request_id)
       .sort();
     final.close();
-    // (Nearly always some; how many depends on where the kill landed, and none is possible: the store tests cover the open list deterministically.)
+    // (Nearly always some; how many depends on where the kill landed, and none is possible: the store tests cover the open list
+    // deterministically.)
     expect(listed).toEqual(cutOff);
     const query = await runCli(['audit', 'query', '--config', configPath, '--decision', 'allow', '--format', 'json']);
     expect(query.code).toBe(0);

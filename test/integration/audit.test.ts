@@ -28,7 +28,8 @@ function readSqlite(path: string): StoredRecord[] {
   const db = new DatabaseSync(path, { readOnly: true });
   const rows = db
     .prepare(
-      "SELECT record, phase FROM audit_entries WHERE phase = 'final' OR NOT EXISTS (SELECT 1 FROM audit_entries f WHERE f.request_id = audit_entries.request_id AND f.phase = 'final')",
+      "SELECT record, phase FROM audit_entries WHERE phase = 'final' OR NOT EXISTS (SELECT 1 FROM audit_entries f WHERE " +
+        "f.request_id = audit_entries.request_id AND f.phase = 'final')",
     )
     .all() as Array<{ record: string; phase: string }>;
   db.close();
@@ -131,86 +132,100 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     expect(entries.find((e) => e.kubeVertexProxy.requestId === jobId)!.kubeVertexProxy.longRunningName).toBe(created.name);
   });
 
-  it('records an allowed call with who, what, the rule, the policy version, latencies and sizes — in SQLite and PostgreSQL alike', async () => {
-    const expected = {
-      requestId: allowedId,
-      principal: 'system:serviceaccount:ml:trainer',
-      namespace: 'ml',
-      namespaceLabels: { team: 'ml' },
-      pod: 'trainer-0',
-      operation: 'endpoints.predict',
-      permission: 'aiplatform.endpoints.predict',
-      resource: `projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`,
-      project: PROJECT,
-      location: LOCATION,
-      decision: 'allow',
-      ruleId: 'ml-predict',
-      reason: 'allowed-by-rule',
-      status: 200,
-      upstreamStatus: 200,
-      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
-      userAgent: 'audit-test/1',
-      clientIp: '127.0.0.1',
-      complete: true,
-    };
-    const fromSqlite = await waitUntil(() => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete), 'the sqlite record');
-    expect(fromSqlite).toMatchObject(expected);
-    expect(fromSqlite.policyVersion).toMatch(/^[0-9a-f]{64}$/);
-    expect(fromSqlite.latencyMs).toBeGreaterThan(0);
-    expect(fromSqlite.upstreamLatencyMs).toBeGreaterThan(0);
-    expect(fromSqlite.requestBytes).toBeGreaterThan(0);
-    expect(fromSqlite.responseBytes).toBeGreaterThan(0);
+  it(
+    'records an allowed call with who, what, the rule, the policy version, latencies and sizes — in SQLite and PostgreSQL ' + 'alike',
+    async () => {
+      const expected = {
+        requestId: allowedId,
+        principal: 'system:serviceaccount:ml:trainer',
+        namespace: 'ml',
+        namespaceLabels: { team: 'ml' },
+        pod: 'trainer-0',
+        operation: 'endpoints.predict',
+        permission: 'aiplatform.endpoints.predict',
+        resource: `projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`,
+        project: PROJECT,
+        location: LOCATION,
+        decision: 'allow',
+        ruleId: 'ml-predict',
+        reason: 'allowed-by-rule',
+        status: 200,
+        upstreamStatus: 200,
+        traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+        userAgent: 'audit-test/1',
+        clientIp: '127.0.0.1',
+        complete: true,
+      };
+      const fromSqlite = await waitUntil(
+        () => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete),
+        'the sqlite record',
+      );
+      expect(fromSqlite).toMatchObject(expected);
+      expect(fromSqlite.policyVersion).toMatch(/^[0-9a-f]{64}$/);
+      expect(fromSqlite.latencyMs).toBeGreaterThan(0);
+      expect(fromSqlite.upstreamLatencyMs).toBeGreaterThan(0);
+      expect(fromSqlite.requestBytes).toBeGreaterThan(0);
+      expect(fromSqlite.responseBytes).toBeGreaterThan(0);
 
-    const client = new pg.Client({ connectionString: postgres.url });
-    await client.connect();
-    try {
-      const row = await waitUntil(async () => {
-        const { rows } = await client.query<{ record: string }>("SELECT record FROM it_records WHERE request_id = $1 AND phase = 'final'", [
+      const client = new pg.Client({ connectionString: postgres.url });
+      await client.connect();
+      try {
+        const row = await waitUntil(async () => {
+          const { rows } = await client.query<{ record: string }>(
+            "SELECT record FROM it_records WHERE request_id = $1 AND phase = 'final'",
+            [allowedId],
+          );
+          return rows[0];
+        }, 'the postgres record');
+        expect(JSON.parse(row.record)).toEqual(
+          JSON.parse(JSON.stringify(fromSqlite, (k, v: unknown) => (k === 'complete' ? undefined : v))),
+        );
+        // Strict mode: the decision entry came first, in both stores.
+        const { rows } = await client.query<{ phase: string }>('SELECT phase FROM it_records WHERE request_id = $1 ORDER BY seq', [
           allowedId,
         ]);
-        return rows[0];
-      }, 'the postgres record');
-      expect(JSON.parse(row.record)).toEqual(JSON.parse(JSON.stringify(fromSqlite, (k, v: unknown) => (k === 'complete' ? undefined : v))));
-      // Strict mode: the decision entry came first, in both stores.
-      const { rows } = await client.query<{ phase: string }>('SELECT phase FROM it_records WHERE request_id = $1 ORDER BY seq', [
-        allowedId,
-      ]);
-      expect(rows.map((r) => r.phase)).toEqual(['decision', 'final']);
-    } finally {
-      await client.end();
-    }
-  });
+        expect(rows.map((r) => r.phase)).toEqual(['decision', 'final']);
+      } finally {
+        await client.end();
+      }
+    },
+  );
 
-  it('writes each fact once on stdout (compact, the default), and the line carries the stored record but the fields left to the store', async () => {
-    const line = world.proxy
-      .stdoutText()
-      .split('\n')
-      .find((l) => l.includes(allowedId) && l.includes('"kubeVertexProxy"'))!;
-    const raw = JSON.parse(line) as Record<string, unknown>;
-    // The principal and the resource once each (the full line has them four and three times).
-    expect(line.split('system:serviceaccount:ml:trainer').length - 1).toBe(1);
-    // The resource once as a field (the request path, in httpRequest, contains it too).
-    expect(JSON.stringify(raw.kubeVertexProxy).split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(1);
-    expect(line.split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(2);
-    expect(Object.keys(raw).sort()).toEqual([
-      'httpRequest',
-      'kubeVertexProxy',
-      'logging.googleapis.com/labels',
-      'logging.googleapis.com/spanId',
-      'logging.googleapis.com/trace',
-      'logging.googleapis.com/trace_sampled',
-      'severity',
-      'time',
-    ]);
-    const stored = await waitUntil(() => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete), 'the sqlite record');
-    const { complete: _complete, ...record } = stored;
-    const expected: Record<string, unknown> = { ...record };
-    for (const key of COMPACT_OMITS) delete expected[key];
-    expect(auditRecordOfEntry(raw)).toEqual(expected);
-    // One line per request on stdout, in strict mode too (the decision entry goes to the stores only).
-    expect(world.proxy.audit().filter((e) => e.kubeVertexProxy.requestId === allowedId)).toHaveLength(1);
-    expect(record.policyVersion).toMatch(/^[0-9a-f]{64}$/);
-  });
+  it(
+    'writes each fact once on stdout (compact, the default), and the line carries the stored record but the fields left to ' + 'the store',
+    async () => {
+      const line = world.proxy
+        .stdoutText()
+        .split('\n')
+        .find((l) => l.includes(allowedId) && l.includes('"kubeVertexProxy"'))!;
+      const raw = JSON.parse(line) as Record<string, unknown>;
+      // The principal and the resource once each (the full line has them four and three times).
+      expect(line.split('system:serviceaccount:ml:trainer').length - 1).toBe(1);
+      // The resource once as a field (the request path, in httpRequest, contains it too).
+      expect(JSON.stringify(raw.kubeVertexProxy).split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(
+        1,
+      );
+      expect(line.split(`projects/${PROJECT}/locations/${LOCATION}/endpoints/1234567890`).length - 1).toBe(2);
+      expect(Object.keys(raw).sort()).toEqual([
+        'httpRequest',
+        'kubeVertexProxy',
+        'logging.googleapis.com/labels',
+        'logging.googleapis.com/spanId',
+        'logging.googleapis.com/trace',
+        'logging.googleapis.com/trace_sampled',
+        'severity',
+        'time',
+      ]);
+      const stored = await waitUntil(() => readSqlite(dbPath).find((r) => r.requestId === allowedId && r.complete), 'the sqlite record');
+      const { complete: _complete, ...record } = stored;
+      const expected: Record<string, unknown> = { ...record };
+      for (const key of COMPACT_OMITS) delete expected[key];
+      expect(auditRecordOfEntry(raw)).toEqual(expected);
+      // One line per request on stdout, in strict mode too (the decision entry goes to the stores only).
+      expect(world.proxy.audit().filter((e) => e.kubeVertexProxy.requestId === allowedId)).toHaveLength(1);
+      expect(record.policyVersion).toMatch(/^[0-9a-f]{64}$/);
+    },
+  );
 
   it('records denied, failed and unauthenticated calls with the same fields', async () => {
     const records = await waitUntil(() => {
@@ -271,7 +286,8 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     await noToken.text();
 
     const response = await world.call(
-      `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1`,
+      `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}` +
+        `&permission=aiplatform.endpoints.*&decision=allow&pageSize=1`,
       { token: auditor },
     );
     expect(response.status).toBe(200);
@@ -280,7 +296,8 @@ describe('audit records in every sink (strict: SQLite + PostgreSQL + stdout)', (
     expect(page.nextPageToken).toBeDefined();
     const next = (await (
       await world.call(
-        `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}&permission=aiplatform.endpoints.*&decision=allow&pageSize=1&pageToken=${page.nextPageToken}`,
+        `/audit/v1/records?principal=${encodeURIComponent('system:serviceaccount:ml:*')}` +
+          `&permission=aiplatform.endpoints.*&decision=allow&pageSize=1&pageToken=${page.nextPageToken}`,
         { token: auditor },
       )
     ).json()) as { records: StoredRecord[] };

@@ -160,33 +160,38 @@ esac
     expect(runSetup([]).status).toBe(2);
   });
 
-  it('--team-identity NAMESPACE=GSA: the team account gets the role, the proxy Token Creator on that account only, the chart the mapping', () => {
-    const { status, calls, stdout } = runSetup([
-      '--project',
-      'acme-ml',
-      '--team-identity',
-      'ml=team-ml',
-      '--team-identity',
-      'web=web-calls@acme-ml.iam.gserviceaccount.com',
-    ]);
-    expect(status).toBe(0);
-    expect(
-      mutating(calls)
-        .filter((c) => c.slice(0, 3).join(' ') === 'iam service-accounts create')
-        .map((c) => c[3]),
-    ).toEqual(['vertex-proxy', 'team-ml', 'web-calls']);
-    const proxy = 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com';
-    expect(granted(calls).slice(2)).toEqual([
-      { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:team-ml@acme-ml.iam.gserviceaccount.com' },
-      { on: 'team-ml@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
-      { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:web-calls@acme-ml.iam.gserviceaccount.com' },
-      { on: 'web-calls@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
-    ]);
-    expect(stdout).toContain(
-      '--set teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com --set teamIdentities.web=web-calls@acme-ml.iam.gserviceaccount.com',
-    );
-    expect(runSetup(['--project', 'acme-ml', '--team-identity', 'no-equals-sign']).status).toBe(2);
-  });
+  it(
+    '--team-identity NAMESPACE=GSA: the team account gets the role, the proxy Token Creator on that account only, the chart ' +
+      'the mapping',
+    () => {
+      const { status, calls, stdout } = runSetup([
+        '--project',
+        'acme-ml',
+        '--team-identity',
+        'ml=team-ml',
+        '--team-identity',
+        'web=web-calls@acme-ml.iam.gserviceaccount.com',
+      ]);
+      expect(status).toBe(0);
+      expect(
+        mutating(calls)
+          .filter((c) => c.slice(0, 3).join(' ') === 'iam service-accounts create')
+          .map((c) => c[3]),
+      ).toEqual(['vertex-proxy', 'team-ml', 'web-calls']);
+      const proxy = 'serviceAccount:vertex-proxy@acme-ml.iam.gserviceaccount.com';
+      expect(granted(calls).slice(2)).toEqual([
+        { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:team-ml@acme-ml.iam.gserviceaccount.com' },
+        { on: 'team-ml@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
+        { on: 'acme-ml', role: 'roles/aiplatform.user', member: 'serviceAccount:web-calls@acme-ml.iam.gserviceaccount.com' },
+        { on: 'web-calls@acme-ml.iam.gserviceaccount.com', role: 'roles/iam.serviceAccountTokenCreator', member: proxy },
+      ]);
+      expect(stdout).toContain(
+        '--set teamIdentities.ml=team-ml@acme-ml.iam.gserviceaccount.com ' +
+          '--set teamIdentities.web=web-calls@acme-ml.iam.gserviceaccount.com',
+      );
+      expect(runSetup(['--project', 'acme-ml', '--team-identity', 'no-equals-sign']).status).toBe(2);
+    },
+  );
 });
 
 describe('example caller manifests', () => {

@@ -369,7 +369,8 @@ describe('helm chart helm/kube-vertex-proxy', () => {
           '--set',
           'config.callbacks.routes[0].upstream=https://10.1.2.3',
           '--set-json',
-          'config.callbacks.routes[1]={"prefix":"/callbacks/eval","upstream":"http://eval.example.com:9000","callers":["a@p.iam.gserviceaccount.com"]}',
+          'config.callbacks.routes[1]={"prefix":"/callbacks/eval","upstream":"http://eval.example.com:9000",' +
+            '"callers":["a@p.iam.gserviceaccount.com"]}',
           '--set-json',
           'networkPolicy.peersByHost={"eval.example.com":[{"ipBlock":{"cidr":"192.168.5.0/24"}}]}',
         ]),
@@ -533,7 +534,8 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       cpSync(CHART, copy, { recursive: true });
       writeFileSync(
         join(copy, 'templates', 'zz-notes.yaml'),
-        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "kube-vertex-proxy/templates/NOTES.txt" . | toJson }}\n',
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include ' +
+          '"kube-vertex-proxy/templates/NOTES.txt" . | toJson }}\n',
       );
       const result = runTool(helm, [
         'template',

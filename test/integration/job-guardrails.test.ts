@@ -107,7 +107,9 @@ async function post(
 describe('job conditions on a CustomJob', () => {
   it('allows a job within every condition and forwards its bytes exactly', async () => {
     // Odd spacing and key order: what goes upstream is the caller's bytes, not a re-serialisation.
-    const text = `{ "displayName":"train",\n  "labels": {"team":"ml"}, "encryptionSpec": {"kmsKeyName": "${KEY}"},\n  "jobSpec": {"serviceAccount":"${TRAINER}", "network":"${NETWORK}",
+    const text =
+      `{ "displayName":"train",\n  "labels": {"team":"ml"}, "encryptionSpec": {"kmsKeyName": "${KEY}"},\n` +
+      `  "jobSpec": {"serviceAccount":"${TRAINER}", "network":"${NETWORK}",
       "workerPoolSpecs":[${JSON.stringify(pool())}, ${JSON.stringify(pool({ acceleratorCount: 3 }))}]}}`;
     const before = world.vertex.requests.length;
     const response = await world.call(`${LOC}/customJobs`, { body: text });
@@ -149,7 +151,8 @@ describe('job conditions on a CustomJob', () => {
     [
       'too many accelerators across two pools',
       customJob({ workerPoolSpecs: [pool({ acceleratorCount: 2 }), pool({ acceleratorCount: 2 }, { replicaCount: '2' })] }),
-      'jobSpec.workerPoolSpecs[0]: 1 x 2 + jobSpec.workerPoolSpecs[1]: 2 x 2: 6 accelerators in total exceeds 4 allowed by rule ml-training',
+      'jobSpec.workerPoolSpecs[0]: 1 x 2 + jobSpec.workerPoolSpecs[1]: 2 x 2: 6 accelerators in total exceeds 4 allowed by ' +
+        'rule ml-training',
     ],
     [
       'too many replicas',
@@ -159,7 +162,8 @@ describe('job conditions on a CustomJob', () => {
     [
       'an image from another registry',
       customJob({ workerPoolSpecs: [pool({}, { containerSpec: { imageUri: 'docker.io/library/python:3.12' } })] }),
-      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/demo-project/training/*)',
+      'jobSpec.workerPoolSpecs[0].containerSpec.imageUri: "docker.io/library/python:3.12" is not allowed by rule ' +
+        'ml-training (allowed: us-docker.pkg.dev/demo-project/training/*)',
     ],
     ['a missing label', customJob({}, { labels: { owner: 'me' } }), 'labels: missing label "team" required by rule ml-training'],
     [
@@ -171,7 +175,8 @@ describe('job conditions on a CustomJob', () => {
     const result = await post(world, `${LOC}/customJobs`, job);
     expect(result).toMatchObject({ status: 403, forwarded: false, error: { code: 403, status: 'PERMISSION_DENIED' } });
     expect(result.error?.message).toBe(
-      `Permission 'aiplatform.customJobs.create' denied on resource '//aiplatform.googleapis.com/projects/${PROJECT}/locations/${LOCATION}/customJobs' for system:serviceaccount:ml:trainer: ${message}.`,
+      `Permission 'aiplatform.customJobs.create' denied on resource '//aiplatform.googleapis.com/projects/${PROJECT}` +
+        `/locations/${LOCATION}/customJobs' for system:serviceaccount:ml:trainer: ${message}.`,
     );
   });
 
@@ -320,7 +325,8 @@ describe('job conditions on the other job-creating methods', () => {
           dedicatedResources: { machineSpec: { machineType: 'n1-highmem-96' }, minReplicaCount: 1 },
         },
       },
-      'deployedModel.dedicatedResources.machineSpec.machineType: "n1-highmem-96" is not allowed by rule ml-training (allowed: g2-standard-*)',
+      'deployedModel.dedicatedResources.machineSpec.machineType: "n1-highmem-96" is not allowed by rule ml-training ' +
+        '(allowed: g2-standard-*)',
     ],
     [
       'endpoints:mutateDeployedModel',
@@ -337,7 +343,8 @@ describe('job conditions on the other job-creating methods', () => {
         deployedModel: { id: '1', dedicatedResources: { machineSpec: { machineType: 'g2-standard-4' }, minReplicaCount: 1 } },
         updateMask: 'dedicatedResources',
       },
-      `deployedModel.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training allows only ${TRAINER}`,
+      `deployedModel.serviceAccount: not given (Vertex AI would run it as a default service agent); rule ml-training ` +
+        `allows only ${TRAINER}`,
     ],
     [
       'models:upload',
@@ -351,7 +358,8 @@ describe('job conditions on the other job-creating methods', () => {
           encryptionSpec: { kmsKeyName: KEY },
         },
       },
-      'model.containerSpec.imageUri: "ghcr.io/x/serve:1" is not allowed by rule ml-training (allowed: us-docker.pkg.dev/demo-project/training/*)',
+      'model.containerSpec.imageUri: "ghcr.io/x/serve:1" is not allowed by rule ml-training (allowed: ' +
+        'us-docker.pkg.dev/demo-project/training/*)',
     ],
     [
       'nasJobs',
@@ -366,7 +374,8 @@ describe('job conditions on the other job-creating methods', () => {
           multiTrialAlgorithmSpec: { searchTrialSpec: { searchTrialJobSpec: spec(), maxTrialCount: 8, maxParallelTrialCount: 5 } },
         },
       }),
-      'nasJobSpec.multiTrialAlgorithmSpec.searchTrialSpec.searchTrialJobSpec.workerPoolSpecs[0]: 1 x 1 x 5 parallel trials: 5 accelerators in total exceeds 4 allowed by rule ml-training',
+      'nasJobSpec.multiTrialAlgorithmSpec.searchTrialSpec.searchTrialJobSpec.workerPoolSpecs[0]: 1 x 1 x 5 parallel ' +
+        'trials: 5 accelerators in total exceeds 4 allowed by rule ml-training',
     ],
     [
       'persistentResources',

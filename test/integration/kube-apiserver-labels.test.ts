@@ -193,60 +193,64 @@ describe('can-i with namespaceLabels: watch reads the labels from the API server
     expect(result.stdout).toContain('"team":"ml"} (from the Kubernetes API');
   });
 
-  it("with an identity that may list namespaces but not get them (the proxy's own role), asks with a narrowed LIST; with neither, exits 2", async () => {
-    await api.createNamespace('identities');
-    await api.createServiceAccount('identities', 'lister');
-    await api.createServiceAccount('identities', 'nobody');
-    await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRole',
-      metadata: { name: 'namespace-lister' },
-      rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list'] }],
-    });
-    await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
-      apiVersion: 'rbac.authorization.k8s.io/v1',
-      kind: 'ClusterRoleBinding',
-      metadata: { name: 'namespace-lister' },
-      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'namespace-lister' },
-      subjects: [{ kind: 'ServiceAccount', name: 'lister', namespace: 'identities' }],
-    });
-    const lister = api.writeKubeconfig(await api.createToken('identities', 'lister'));
-    const allowed = await runCli([
-      'can-i',
-      '--config',
-      configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
-      '--as',
-      'system:serviceaccount:ml:trainer',
-      'POST',
-      PREDICT_PATH,
-    ]);
-    expect(allowed.code).toBe(0);
-    expect(allowed.stdout).toContain('"team":"ml"} (from the Kubernetes API');
-    const unknown = await runCli([
-      'can-i',
-      '--config',
-      configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
-      '--as',
-      'system:serviceaccount:nowhere:x',
-      'POST',
-      PREDICT_PATH,
-    ]);
-    expect(unknown.code).toBe(1);
-    expect(unknown.stdout).toContain('namespace not found in the Kubernetes API');
+  it(
+    "with an identity that may list namespaces but not get them (the proxy's own role), asks with a narrowed LIST; with " +
+      'neither, exits 2',
+    async () => {
+      await api.createNamespace('identities');
+      await api.createServiceAccount('identities', 'lister');
+      await api.createServiceAccount('identities', 'nobody');
+      await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterroles', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
+        metadata: { name: 'namespace-lister' },
+        rules: [{ apiGroups: [''], resources: ['namespaces'], verbs: ['list'] }],
+      });
+      await api.apply('/apis/rbac.authorization.k8s.io/v1/clusterrolebindings', {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRoleBinding',
+        metadata: { name: 'namespace-lister' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'namespace-lister' },
+        subjects: [{ kind: 'ServiceAccount', name: 'lister', namespace: 'identities' }],
+      });
+      const lister = api.writeKubeconfig(await api.createToken('identities', 'lister'));
+      const allowed = await runCli([
+        'can-i',
+        '--config',
+        configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
+        '--as',
+        'system:serviceaccount:ml:trainer',
+        'POST',
+        PREDICT_PATH,
+      ]);
+      expect(allowed.code).toBe(0);
+      expect(allowed.stdout).toContain('"team":"ml"} (from the Kubernetes API');
+      const unknown = await runCli([
+        'can-i',
+        '--config',
+        configWith({ namespaceLabels: 'watch', kubeconfig: lister }),
+        '--as',
+        'system:serviceaccount:nowhere:x',
+        'POST',
+        PREDICT_PATH,
+      ]);
+      expect(unknown.code).toBe(1);
+      expect(unknown.stdout).toContain('namespace not found in the Kubernetes API');
 
-    const nobody = api.writeKubeconfig(await api.createToken('identities', 'nobody'));
-    const refused = await runCli([
-      'can-i',
-      '--config',
-      configWith({ namespaceLabels: 'watch', kubeconfig: nobody }),
-      '--as',
-      'system:serviceaccount:ml:trainer',
-      'POST',
-      PREDICT_PATH,
-    ]);
-    expect(refused.code).toBe(2);
-    expect(refused.stderr).toContain('HTTP 403 (this identity may neither get nor list namespaces)');
-  });
+      const nobody = api.writeKubeconfig(await api.createToken('identities', 'nobody'));
+      const refused = await runCli([
+        'can-i',
+        '--config',
+        configWith({ namespaceLabels: 'watch', kubeconfig: nobody }),
+        '--as',
+        'system:serviceaccount:ml:trainer',
+        'POST',
+        PREDICT_PATH,
+      ]);
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toContain('HTTP 403 (this identity may neither get nor list namespaces)');
+    },
+  );
 
   it('exits 2 with a clear message when the API server cannot be reached or refuses the credential', async () => {
     const port = await freeLoopbackPort();

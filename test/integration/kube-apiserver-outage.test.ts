@@ -136,7 +136,8 @@ describe('etcd compaction past the watch', () => {
 
 describe('a proxy started while the API server is down', () => {
   it(
-    'is not ready (issuer keys, permissions, label view all wait on the API server), refuses meanwhile, and becomes ready once it is up, without a restart',
+    'is not ready (issuer keys, permissions, label view all wait on the API server), refuses meanwhile, and becomes ready ' +
+      'once it is up, without a restart',
     async () => {
       await api.stop();
       const late = await startWorld({

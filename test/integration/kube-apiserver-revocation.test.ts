@@ -141,33 +141,36 @@ describe('UID revocation', () => {
     await world?.close();
   });
 
-  it('refuses a cached token once its service account is deleted and recreated under the same name; a token of the new one passes', async () => {
-    await api.createPod('ml', 'trainer-0', 'trainer');
-    const token = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
-    expect(await predict(world, token)).toBe(200);
-    expect(await predict(world, token)).toBe(200);
+  it(
+    'refuses a cached token once its service account is deleted and recreated under the same name; a token of the new one ' + 'passes',
+    async () => {
+      await api.createPod('ml', 'trainer-0', 'trainer');
+      const token = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
+      expect(await predict(world, token)).toBe(200);
+      expect(await predict(world, token)).toBe(200);
 
-    const ADDED = 'kube_vertex_proxy_informer_events_total{resource="serviceaccounts",type="ADDED"}';
-    const addedBefore = (await metric(world, ADDED)) ?? 0;
-    await api.deleteServiceAccount('ml', 'trainer');
-    await api.createServiceAccount('ml', 'trainer');
-    await until(
-      async () => ((await metric(world, 'kube_vertex_proxy_revocation_evictions_total')) ?? 0) >= 1 || undefined,
-      'the DELETED event to evict the cached token',
-    );
-    const refused = await world.call(PREDICT_PATH, { token, body: predictBody });
-    expect(refused.status).toBe(401);
-    expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('service account no longer exists');
-    expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'service-account-deleted')).kubeVertexProxy.status).toBe(
-      401,
-    );
+      const ADDED = 'kube_vertex_proxy_informer_events_total{resource="serviceaccounts",type="ADDED"}';
+      const addedBefore = (await metric(world, ADDED)) ?? 0;
+      await api.deleteServiceAccount('ml', 'trainer');
+      await api.createServiceAccount('ml', 'trainer');
+      await until(
+        async () => ((await metric(world, 'kube_vertex_proxy_revocation_evictions_total')) ?? 0) >= 1 || undefined,
+        'the DELETED event to evict the cached token',
+      );
+      const refused = await world.call(PREDICT_PATH, { token, body: predictBody });
+      expect(refused.status).toBe(401);
+      expect(((await refused.json()) as { error: { message: string } }).error.message).toContain('service account no longer exists');
+      expect((await world.proxy.waitForAudit((e) => e.kubeVertexProxy.reason === 'service-account-deleted')).kubeVertexProxy.status).toBe(
+        401,
+      );
 
-    // The pod names its service account by name, so a token for the recreated one binds to it again. It is sent
-    // once the view holds the new object (a refusal before that would be remembered as a bad token for negativeTtl).
-    await until(async () => ((await metric(world, ADDED)) ?? 0) > addedBefore || undefined, 'the recreated service account in the view');
-    const renewed = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
-    expect(await predict(world, renewed)).toBe(200);
-  });
+      // The pod names its service account by name, so a token for the recreated one binds to it again. It is sent
+      // once the view holds the new object (a refusal before that would be remembered as a bad token for negativeTtl).
+      await until(async () => ((await metric(world, ADDED)) ?? 0) > addedBefore || undefined, 'the recreated service account in the view');
+      const renewed = await api.createToken('ml', 'trainer', { pod: 'trainer-0' });
+      expect(await predict(world, renewed)).toBe(200);
+    },
+  );
 
   it('refuses a cached token once its pod is deleted', async () => {
     await api.createPod('ml', 'scorer-0', 'scorer');

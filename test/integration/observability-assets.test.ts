@@ -41,7 +41,8 @@ describe('PromQL helpers', () => {
   it('reads the metric names of an expression, not its functions, labels, ranges or keywords', () => {
     expect(
       metricNames(
-        'sum by (le, operation) (rate(a_bucket{x="y{z}", job=~"$job"}[$__rate_interval])) / on (job) group_left (pod) b_total and c offset 5m > 1e-9 or histogram_quantile(0.5, d)',
+        'sum by (le, operation) (rate(a_bucket{x="y{z}", job=~"$job"}[$__rate_interval])) / on (job) group_left (pod) ' +
+          'b_total and c offset 5m > 1e-9 or histogram_quantile(0.5, d)',
       ),
     ).toEqual(['a_bucket', 'b_total', 'c', 'd']);
   });
@@ -142,46 +143,50 @@ describe('generated and shipped', () => {
     expect(readFileSync(DOC, 'utf8')).toContain(panelTable());
   });
 
-  it('the chart renders the dashboard ConfigMap and the PrometheusRule from these files (valid Kubernetes objects), and neither by default', async () => {
-    const helm = findHelm();
-    const render = (args: string[]) => {
-      const result = runTool(helm, ['template', 'kvp', CHART, '--namespace', 'vertex-system', ...args]);
-      expect(result.status, result.stderr).toBe(0);
-      return parseKubeYaml(result.stdout);
-    };
-    const defaults = render([]);
-    expect(
-      defaults.filter((o) => o.kind === 'PrometheusRule' || (o.kind === 'ConfigMap' && o.metadata?.name?.endsWith('-dashboard'))),
-    ).toEqual([]);
+  it(
+    'the chart renders the dashboard ConfigMap and the PrometheusRule from these files (valid Kubernetes objects), and ' +
+      'neither by default',
+    async () => {
+      const helm = findHelm();
+      const render = (args: string[]) => {
+        const result = runTool(helm, ['template', 'kvp', CHART, '--namespace', 'vertex-system', ...args]);
+        expect(result.status, result.stderr).toBe(0);
+        return parseKubeYaml(result.stdout);
+      };
+      const defaults = render([]);
+      expect(
+        defaults.filter((o) => o.kind === 'PrometheusRule' || (o.kind === 'ConfigMap' && o.metadata?.name?.endsWith('-dashboard'))),
+      ).toEqual([]);
 
-    const on = render([
-      '--set',
-      'grafanaDashboard.enabled=true',
-      '--set',
-      'grafanaDashboard.folder=Vertex AI',
-      '--set',
-      'prometheusRule.enabled=true',
-    ]);
-    await validateKubeObjects(on);
-    const dashboard = on.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'kvp-kube-vertex-proxy-dashboard') as unknown as {
-      metadata: { labels: Record<string, string> };
-      data: Record<string, string>;
-    };
-    expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
-    expect((dashboard.metadata as { annotations?: Record<string, string> }).annotations?.grafana_folder).toBe('Vertex AI');
-    expect(JSON.parse(dashboard.data['kube-vertex-proxy.json'] as string)).toEqual(buildDashboard());
-    const rule = on.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile };
-    expect(rule.spec).toEqual(rules);
+      const on = render([
+        '--set',
+        'grafanaDashboard.enabled=true',
+        '--set',
+        'grafanaDashboard.folder=Vertex AI',
+        '--set',
+        'prometheusRule.enabled=true',
+      ]);
+      await validateKubeObjects(on);
+      const dashboard = on.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'kvp-kube-vertex-proxy-dashboard') as unknown as {
+        metadata: { labels: Record<string, string> };
+        data: Record<string, string>;
+      };
+      expect(dashboard.metadata.labels.grafana_dashboard).toBe('1');
+      expect((dashboard.metadata as { annotations?: Record<string, string> }).annotations?.grafana_folder).toBe('Vertex AI');
+      expect(JSON.parse(dashboard.data['kube-vertex-proxy.json'] as string)).toEqual(buildDashboard());
+      const rule = on.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile };
+      expect(rule.spec).toEqual(rules);
 
-    const published = render([
-      '--set',
-      'prometheusRule.enabled=true',
-      '--set',
-      'prometheusRule.runbookBaseUrl=https://example.com/runbooks.md',
-    ]);
-    const urls = (published.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile }).spec.groups[0]!.rules.map(
-      (r) => r.annotations?.runbook_url,
-    );
-    expect(urls).toEqual(alerts.map((r) => `https://example.com/runbooks.md#${(r.alert as string).toLowerCase()}`));
-  });
+      const published = render([
+        '--set',
+        'prometheusRule.enabled=true',
+        '--set',
+        'prometheusRule.runbookBaseUrl=https://example.com/runbooks.md',
+      ]);
+      const urls = (published.find((o) => o.kind === 'PrometheusRule') as unknown as { spec: RuleFile }).spec.groups[0]!.rules.map(
+        (r) => r.annotations?.runbook_url,
+      );
+      expect(urls).toEqual(alerts.map((r) => `https://example.com/runbooks.md#${(r.alert as string).toLowerCase()}`));
+    },
+  );
 });

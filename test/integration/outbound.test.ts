@@ -217,23 +217,27 @@ describe('request bodies', () => {
     },
   );
 
-  it('a body that stops short of its Content-Length (the caller went away) is not forwarded; the record says 499 client-aborted', async () => {
-    const before = world.vertex.requests.length;
-    const token = world.token('ml', 'short-body');
-    const socket = connect(world.proxy.dataPort, '127.0.0.1');
-    await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-    socket.write(
-      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
-    );
-    // The caller goes away with 985 bytes still owed.
-    await new Promise((r) => setTimeout(r, 100));
-    socket.destroy();
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:short-body');
-    // Nothing was answered: 499 (CANCELLED), not node's default 200.
-    expect(entry.kubeVertexProxy).toMatchObject({ decision: 'allow', status: 499, reason: 'client-aborted', requestBytes: 1000 });
-    expect(entry.kubeVertexProxy['upstreamStatus']).toBeUndefined();
-    expect(world.vertex.requests.length).toBe(before);
-  });
+  it(
+    'a body that stops short of its Content-Length (the caller went away) is not forwarded; the record says 499 ' + 'client-aborted',
+    async () => {
+      const before = world.vertex.requests.length;
+      const token = world.token('ml', 'short-body');
+      const socket = connect(world.proxy.dataPort, '127.0.0.1');
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      socket.write(
+        `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${token}\r\nContent-Type: ` +
+          `application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
+      );
+      // The caller goes away with 985 bytes still owed.
+      await new Promise((r) => setTimeout(r, 100));
+      socket.destroy();
+      const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:short-body');
+      // Nothing was answered: 499 (CANCELLED), not node's default 200.
+      expect(entry.kubeVertexProxy).toMatchObject({ decision: 'allow', status: 499, reason: 'client-aborted', requestBytes: 1000 });
+      expect(entry.kubeVertexProxy['upstreamStatus']).toBeUndefined();
+      expect(world.vertex.requests.length).toBe(before);
+    },
+  );
 });
 
 describe('the generative path', () => {

@@ -168,53 +168,59 @@ describe('the production artifact, installed into an empty folder and started fr
     expect(bad).toEqual([]);
   });
 
-  it('serves an allowed and a denied call with Node 24 from the installed folder, drains on SIGTERM, and writes only to its data volume', async () => {
-    expect(process.versions.node.split('.')[0]).toBe('24');
-    issuer = await startIssuer({ kind: 'kubernetes' });
-    metadata = await startMetadataServer({ projectId: PROJECT });
-    vertex = await startVertexStandIn();
-    proxy = await startProxyProcess({
-      cli: join(app, 'dist', 'cli.js'),
-      cwd: app,
-      env: { ...metadataEnv(metadata), HOME: home },
-      config: {
-        server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, shutdownGrace: '2s' },
-        issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
-        vertex: { projects: [PROJECT], locations: [LOCATION], upstream: vertex.url },
-        kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
-        policy: { rules: DEFAULT_RULES },
-        // As the chart configures it: the audit store on the data volume, the only writable place besides /tmp.
-        audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(data, 'audit.db') }] },
-      },
-    });
-    const call = (serviceAccount: string) =>
-      fetch(`${proxy!.dataUrl}${PREDICT_PATH}`, {
-        method: 'POST',
-        headers: {
-          authorization: `Bearer ${issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` })}`,
-          'content-type': 'application/json',
+  it(
+    'serves an allowed and a denied call with Node 24 from the installed folder, drains on SIGTERM, and writes only to its ' +
+      'data volume',
+    async () => {
+      expect(process.versions.node.split('.')[0]).toBe('24');
+      issuer = await startIssuer({ kind: 'kubernetes' });
+      metadata = await startMetadataServer({ projectId: PROJECT });
+      vertex = await startVertexStandIn();
+      proxy = await startProxyProcess({
+        cli: join(app, 'dist', 'cli.js'),
+        cwd: app,
+        env: { ...metadataEnv(metadata), HOME: home },
+        config: {
+          server: { host: '127.0.0.1', port: 0, adminHost: '127.0.0.1', adminPort: 0, shutdownGrace: '2s' },
+          issuers: [{ name: 'cluster', type: 'kubernetes', issuer: issuer.issuer, audiences: [AUDIENCE] }],
+          vertex: { projects: [PROJECT], locations: [LOCATION], upstream: vertex.url },
+          kubernetes: { namespaceLabels: 'static', static: { ml: { team: 'ml' } } },
+          policy: { rules: DEFAULT_RULES },
+          // As the chart configures it: the audit store on the data volume, the only writable place besides /tmp.
+          audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(data, 'audit.db') }] },
         },
-        body: JSON.stringify({ instances: [{ x: 1 }] }),
       });
+      const call = (serviceAccount: string) =>
+        fetch(`${proxy!.dataUrl}${PREDICT_PATH}`, {
+          method: 'POST',
+          headers: {
+            authorization:
+              `Bearer ` +
+              `${issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` })}`,
+            'content-type': 'application/json',
+          },
+          body: JSON.stringify({ instances: [{ x: 1 }] }),
+        });
 
-    const allowed = await call('trainer');
-    expect(allowed.status).toBe(200);
-    expect(await allowed.json()).toHaveProperty('predictions');
-    const denied = await call('intern');
-    expect(denied.status).toBe(403);
-    expect(((await denied.json()) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
-    expect(vertex.requests).toHaveLength(1);
-    const deniedRecord = await proxy.waitForAudit((e) => e.kubeVertexProxy.serviceAccount === 'intern');
-    expect(deniedRecord.kubeVertexProxy).toMatchObject({ decision: 'deny', ruleId: 'no-intern', status: 403 });
+      const allowed = await call('trainer');
+      expect(allowed.status).toBe(200);
+      expect(await allowed.json()).toHaveProperty('predictions');
+      const denied = await call('intern');
+      expect(denied.status).toBe(403);
+      expect(((await denied.json()) as { error: { status: string } }).error.status).toBe('PERMISSION_DENIED');
+      expect(vertex.requests).toHaveLength(1);
+      const deniedRecord = await proxy.waitForAudit((e) => e.kubeVertexProxy.serviceAccount === 'intern');
+      expect(deniedRecord.kubeVertexProxy).toMatchObject({ decision: 'deny', ruleId: 'no-intern', status: 403 });
 
-    expect(await proxy.stop('SIGTERM')).toBe(0);
-    proxy = undefined;
-    const after = snapshot(app);
-    for (const [path, stamp] of snapshot(home)) after.set(`HOME/${path}`, stamp);
-    expect(after).toEqual(before);
-    // What it did write went to the mounted data volume.
-    expect(existsSync(join(data, 'audit.db'))).toBe(true);
-  });
+      expect(await proxy.stop('SIGTERM')).toBe(0);
+      proxy = undefined;
+      const after = snapshot(app);
+      for (const [path, stamp] of snapshot(home)) after.set(`HOME/${path}`, stamp);
+      expect(after).toEqual(before);
+      // What it did write went to the mounted data volume.
+      expect(existsSync(join(data, 'audit.db'))).toBe(true);
+    },
+  );
 });
 
 /** path → size:mtime of every file and folder under root. */

@@ -99,7 +99,12 @@ describe('a real Prometheus scraping the proxy (tracing on)', () => {
     }, 'the proxy target up');
     expect(target.lastError).toBe('');
     const exemplars = await until(async () => {
-      const url = `${prometheusUrl}/api/v1/query_exemplars?${new URLSearchParams({ query: 'kube_vertex_proxy_request_duration_seconds_bucket', start: String(Date.now() / 1000 - 300), end: String(Date.now() / 1000 + 60) }).toString()}`;
+      const query = new URLSearchParams({
+        query: 'kube_vertex_proxy_request_duration_seconds_bucket',
+        start: String(Date.now() / 1000 - 300),
+        end: String(Date.now() / 1000 + 60),
+      });
+      const url = `${prometheusUrl}/api/v1/query_exemplars?${query.toString()}`;
       const answer = (await (await fetch(url)).json()) as { data: Array<{ exemplars: Array<{ labels: Record<string, string> }> }> };
       const all = answer.data.flatMap((series) => series.exemplars);
       return all.some((e) => e.labels.trace_id === traceId) ? all : undefined;

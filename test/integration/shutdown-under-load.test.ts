@@ -45,67 +45,83 @@ afterAll(async () => {
 });
 
 describe('SIGTERM under load', () => {
-  it('fails readiness at once, serves through the drain, finishes in-flight requests, flushes the store, exits 0; nothing fails, every forwarded request has its record', async () => {
-    const tokens = Array.from({ length: CLIENTS }, (_, i) => world.token('ml', `load-${i}`));
-    const outcomes: Array<number | string> = [];
-    let sending = true;
-    const started = Date.now();
-    const clients = tokens.map(async (token) => {
-      while (sending) {
-        try {
-          const response = await fetch(`${world.proxy.dataUrl}${PREDICT_PATH}`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-            body: '{"instances":[{"x":1}]}',
-          });
-          await response.arrayBuffer();
-          outcomes.push(response.status);
-        } catch (error) {
-          outcomes.push(`error: ${(error as Error).message}`);
+  it(
+    'fails readiness at once, serves through the drain, finishes in-flight requests, flushes the store, exits 0; nothing ' +
+      'fails, every forwarded request has its record',
+    async () => {
+      const tokens = Array.from({ length: CLIENTS }, (_, i) => world.token('ml', `load-${i}`));
+      const outcomes: Array<number | string> = [];
+      let sending = true;
+      const started = Date.now();
+      const clients = tokens.map(async (token) => {
+        while (sending) {
+          try {
+            const response = await fetch(`${world.proxy.dataUrl}${PREDICT_PATH}`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+              body: '{"instances":[{"x":1}]}',
+            });
+            await response.arrayBuffer();
+            outcomes.push(response.status);
+          } catch (error) {
+            outcomes.push(`error: ${(error as Error).message}`);
+          }
         }
+      });
+
+      // Steady load first.
+      await new Promise((r) => setTimeout(r, 1500));
+      const beforeSignal = outcomes.length;
+      const exited = new Promise<number | null>((resolve) => world.proxy.child.once('exit', (code) => resolve(code)));
+      world.proxy.child.kill('SIGTERM');
+
+      // Readiness fails at once (long before the 2 s drain is over).
+      let readyz = 0;
+      for (let i = 0; i < 40 && readyz !== 503; i++) {
+        readyz = (await fetch(`${world.proxy.adminUrl}/readyz`)).status;
+        if (readyz !== 503) await new Promise((r) => setTimeout(r, 25));
       }
-    });
+      expect(readyz).toBe(503);
 
-    // Steady load first.
-    await new Promise((r) => setTimeout(r, 1500));
-    const beforeSignal = outcomes.length;
-    const exited = new Promise<number | null>((resolve) => world.proxy.child.once('exit', (code) => resolve(code)));
-    world.proxy.child.kill('SIGTERM');
+      // The clients keep sending for a while, as they would until the endpoint is removed everywhere; then stop.
+      await new Promise((r) => setTimeout(r, 1000));
+      sending = false;
+      await Promise.all(clients);
+      const code = await exited;
+      const seconds = (Date.now() - started) / 1000;
 
-    // Readiness fails at once (long before the 2 s drain is over).
-    let readyz = 0;
-    for (let i = 0; i < 40 && readyz !== 503; i++) {
-      readyz = (await fetch(`${world.proxy.adminUrl}/readyz`)).status;
-      if (readyz !== 503) await new Promise((r) => setTimeout(r, 25));
-    }
-    expect(readyz).toBe(503);
+      expect(code).toBe(0);
+      const failed = outcomes.filter((o) => o !== 200);
+      expect(failed).toEqual([]);
+      expect(outcomes.length).toBeGreaterThan(beforeSignal);
 
-    // The clients keep sending for a while, as they would until the endpoint is removed everywhere; then stop.
-    await new Promise((r) => setTimeout(r, 1000));
-    sending = false;
-    await Promise.all(clients);
-    const code = await exited;
-    const seconds = (Date.now() - started) / 1000;
+      console.log(
+        `shutdown under load: ${outcomes.length} requests in ${seconds.toFixed(1)} s (` +
+          `${Math.round(outcomes.length / seconds)}/s), ${outcomes.length - beforeSignal} after SIGTERM`,
+      );
 
-    expect(code).toBe(0);
-    const failed = outcomes.filter((o) => o !== 200);
-    expect(failed).toEqual([]);
-    expect(outcomes.length).toBeGreaterThan(beforeSignal);
-
-    console.log(
-      `shutdown under load: ${outcomes.length} requests in ${seconds.toFixed(1)} s (${Math.round(outcomes.length / seconds)}/s), ${outcomes.length - beforeSignal} after SIGTERM`,
-    );
-
-    // Every request Vertex AI saw is in the store, complete (final entry written before exit).
-    expect(world.vertex.requests.length).toBe(outcomes.length);
-    const result = await runCli(['audit', 'query', '--config', configPath, '--decision', 'allow', '--limit', '100000', '--format', 'json']);
-    expect(result.stderr).toBe('');
-    const records = result.stdout
-      .trim()
-      .split('\n')
-      .map((l) => JSON.parse(l) as StoredRecord)
-      .filter((r) => r.principal?.startsWith('system:serviceaccount:ml:load-'));
-    expect(records).toHaveLength(outcomes.length);
-    expect(records.every((r) => r.complete && r.status === 200 && r.upstreamStatus === 200)).toBe(true);
-  });
+      // Every request Vertex AI saw is in the store, complete (final entry written before exit).
+      expect(world.vertex.requests.length).toBe(outcomes.length);
+      const result = await runCli([
+        'audit',
+        'query',
+        '--config',
+        configPath,
+        '--decision',
+        'allow',
+        '--limit',
+        '100000',
+        '--format',
+        'json',
+      ]);
+      expect(result.stderr).toBe('');
+      const records = result.stdout
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as StoredRecord)
+        .filter((r) => r.principal?.startsWith('system:serviceaccount:ml:load-'));
+      expect(records).toHaveLength(outcomes.length);
+      expect(records.every((r) => r.complete && r.status === 200 && r.upstreamStatus === 200)).toBe(true);
+    },
+  );
 });

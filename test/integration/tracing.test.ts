@@ -99,94 +99,101 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
     });
   }
 
-  it("exports a server span under the caller's traceparent, with verify → TokenReview, audit commit and the Vertex AI client span as children", async () => {
-    const callerTrace = hex(32);
-    const callerSpan = hex(16);
-    const token = boundToken();
-    const before = world.vertex.requests.length;
-    const response = await world.call(GENERATE_PATH, {
-      token,
-      body: GENERATE_BODY,
-      headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: 'vendor=abc' },
-    });
-    expect(response.status).toBe(200);
+  it(
+    "exports a server span under the caller's traceparent, with verify → TokenReview, audit commit and the Vertex AI client " +
+      'span as children',
+    async () => {
+      const callerTrace = hex(32);
+      const callerSpan = hex(16);
+      const token = boundToken();
+      const before = world.vertex.requests.length;
+      const response = await world.call(GENERATE_PATH, {
+        token,
+        body: GENERATE_BODY,
+        headers: { traceparent: `00-${callerTrace}-${callerSpan}-01`, tracestate: 'vendor=abc' },
+      });
+      expect(response.status).toBe(200);
 
-    const server = await receiver.waitFor((spans) => spans.find((s) => s.traceId === callerTrace && s.kind === SERVER));
-    const inTrace = await receiver.waitFor((spans) => {
-      const found = spans.filter((s) => s.traceId === callerTrace);
-      return found.length >= 5 ? found : undefined;
-    });
-    expect(server.parentSpanId).toBe(callerSpan);
-    expect(server.name).toBe('POST publisherModels.generateContent');
-    expect(server.scope).toBe('kube-vertex-proxy');
-    expect(server.resource['service.name']).toBe('kube-vertex-proxy');
-    expect(server.resource['deployment.environment.name']).toBe('test');
-    expect(server.resource['k8s.cluster.name']).toBe('it');
-    expect(server.attributes).toMatchObject({
-      'http.request.method': 'POST',
-      'http.response.status_code': 200,
-      'kvp.operation': 'publisherModels.generateContent',
-      'kvp.permission': 'aiplatform.endpoints.predict',
-      'kvp.resource': `projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.0-flash`,
-      'kvp.decision': 'allow',
-      'kvp.rule': 'ml-predict',
-      'kvp.principal.namespace': 'ml',
-    });
-    expect(server.status).not.toBe(ERROR);
+      const server = await receiver.waitFor((spans) => spans.find((s) => s.traceId === callerTrace && s.kind === SERVER));
+      const inTrace = await receiver.waitFor((spans) => {
+        const found = spans.filter((s) => s.traceId === callerTrace);
+        return found.length >= 5 ? found : undefined;
+      });
+      expect(server.parentSpanId).toBe(callerSpan);
+      expect(server.name).toBe('POST publisherModels.generateContent');
+      expect(server.scope).toBe('kube-vertex-proxy');
+      expect(server.resource['service.name']).toBe('kube-vertex-proxy');
+      expect(server.resource['deployment.environment.name']).toBe('test');
+      expect(server.resource['k8s.cluster.name']).toBe('it');
+      expect(server.attributes).toMatchObject({
+        'http.request.method': 'POST',
+        'http.response.status_code': 200,
+        'kvp.operation': 'publisherModels.generateContent',
+        'kvp.permission': 'aiplatform.endpoints.predict',
+        'kvp.resource': `projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.0-flash`,
+        'kvp.decision': 'allow',
+        'kvp.rule': 'ml-predict',
+        'kvp.principal.namespace': 'ml',
+      });
+      expect(server.status).not.toBe(ERROR);
 
-    const byName = (name: string) => inTrace.find((s) => s.name === name) as ReceivedSpan;
-    const verify = byName('kvp.authn.verify');
-    const review = byName('kvp.authn.token_review');
-    const commit = byName('kvp.audit.commit');
-    const upstream = byName('generate_content gemini-2.0-flash');
-    for (const span of [verify, review, commit, upstream]) expect(span, JSON.stringify(inTrace.map((s) => s.name))).toBeDefined();
-    expect(verify).toMatchObject({ parentSpanId: server.spanId, kind: INTERNAL });
-    expect(review).toMatchObject({ parentSpanId: verify.spanId, kind: CLIENT });
-    expect(commit).toMatchObject({ parentSpanId: server.spanId, kind: INTERNAL });
-    expect(upstream).toMatchObject({ parentSpanId: server.spanId, kind: CLIENT });
-    expect(upstream.attributes).toMatchObject({
-      'gen_ai.system': 'gcp.vertex_ai',
-      'gen_ai.operation.name': 'generate_content',
-      'gen_ai.request.model': 'gemini-2.0-flash',
-      'http.response.status_code': 200,
-    });
-    // The usage the stand-in reported (usageMetadata), read as the response passed.
-    expect(Number(upstream.attributes['gen_ai.usage.input_tokens'])).toBeGreaterThan(0);
-    expect(Number(upstream.attributes['gen_ai.usage.output_tokens'])).toBeGreaterThan(0);
+      const byName = (name: string) => inTrace.find((s) => s.name === name) as ReceivedSpan;
+      const verify = byName('kvp.authn.verify');
+      const review = byName('kvp.authn.token_review');
+      const commit = byName('kvp.audit.commit');
+      const upstream = byName('generate_content gemini-2.0-flash');
+      for (const span of [verify, review, commit, upstream]) expect(span, JSON.stringify(inTrace.map((s) => s.name))).toBeDefined();
+      expect(verify).toMatchObject({ parentSpanId: server.spanId, kind: INTERNAL });
+      expect(review).toMatchObject({ parentSpanId: verify.spanId, kind: CLIENT });
+      expect(commit).toMatchObject({ parentSpanId: server.spanId, kind: INTERNAL });
+      expect(upstream).toMatchObject({ parentSpanId: server.spanId, kind: CLIENT });
+      expect(upstream.attributes).toMatchObject({
+        'gen_ai.system': 'gcp.vertex_ai',
+        'gen_ai.operation.name': 'generate_content',
+        'gen_ai.request.model': 'gemini-2.0-flash',
+        'http.response.status_code': 200,
+      });
+      // The usage the stand-in reported (usageMetadata), read as the response passed.
+      expect(Number(upstream.attributes['gen_ai.usage.input_tokens'])).toBeGreaterThan(0);
+      expect(Number(upstream.attributes['gen_ai.usage.output_tokens'])).toBeGreaterThan(0);
 
-    // Vertex AI got the same trace, with the proxy's client span as parent, and the caller's tracestate.
-    const received = world.vertex.requests.slice(before).at(-1)!;
-    expect(traceparentOf(received.headers)).toEqual({ traceId: callerTrace, parentId: upstream.spanId, flags: '01' });
-    expect(received.headers.tracestate).toBe('vendor=abc');
+      // Vertex AI got the same trace, with the proxy's client span as parent, and the caller's tracestate.
+      const received = world.vertex.requests.slice(before).at(-1)!;
+      expect(traceparentOf(received.headers)).toEqual({ traceId: callerTrace, parentId: upstream.spanId, flags: '01' });
+      expect(received.headers.tracestate).toBe('vendor=abc');
 
-    // The audit record names the proxy's span in the caller's trace.
-    const audit = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.traceId === callerTrace);
-    expect(audit.kubeVertexProxy.spanId).toBe(server.spanId);
-    expect(audit['logging.googleapis.com/spanId']).toBe(server.spanId);
+      // The audit record names the proxy's span in the caller's trace.
+      const audit = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.traceId === callerTrace);
+      expect(audit.kubeVertexProxy.spanId).toBe(server.spanId);
+      expect(audit['logging.googleapis.com/spanId']).toBe(server.spanId);
 
-    // No credential in any span.
-    const exported = JSON.stringify(receiver.spans, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
-    expect(exported).not.toContain(token);
-    expect(exported).not.toContain(token.split('.')[2] as string);
-    expect(exported).not.toContain('hello');
-  });
+      // No credential in any span.
+      const exported = JSON.stringify(receiver.spans, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v));
+      expect(exported).not.toContain(token);
+      expect(exported).not.toContain(token.split('.')[2] as string);
+      expect(exported).not.toContain('hello');
+    },
+  );
 
-  it('a cached token costs no verification span; a request without traceparent starts a new trace that still reaches Vertex AI', async () => {
-    const token = boundToken();
-    expect((await world.call(PREDICT_PATH, { token, body: '{}' })).status).toBe(200);
-    const before = world.vertex.requests.length;
-    expect((await world.call(PREDICT_PATH, { token, body: '{}' })).status).toBe(200);
-    const sent = traceparentOf(world.vertex.requests.slice(before).at(-1)!.headers);
-    expect(sent?.flags).toBe('01');
-    const spans = await receiver.waitFor((all) => {
-      const found = all.filter((s) => s.traceId === sent?.traceId);
-      return found.some((s) => s.kind === SERVER) ? found : undefined;
-    });
-    const server = spans.find((s) => s.kind === SERVER)!;
-    expect(server.parentSpanId).toBeUndefined();
-    expect(spans.map((s) => s.name).sort()).toEqual(['POST endpoints.predict', 'POST endpoints.predict', 'kvp.audit.commit'].sort());
-    expect(spans.find((s) => s.kind === CLIENT)?.spanId).toBe(sent?.parentId);
-  });
+  it(
+    'a cached token costs no verification span; ' + 'a request without traceparent starts a new trace that still reaches Vertex AI',
+    async () => {
+      const token = boundToken();
+      expect((await world.call(PREDICT_PATH, { token, body: '{}' })).status).toBe(200);
+      const before = world.vertex.requests.length;
+      expect((await world.call(PREDICT_PATH, { token, body: '{}' })).status).toBe(200);
+      const sent = traceparentOf(world.vertex.requests.slice(before).at(-1)!.headers);
+      expect(sent?.flags).toBe('01');
+      const spans = await receiver.waitFor((all) => {
+        const found = all.filter((s) => s.traceId === sent?.traceId);
+        return found.some((s) => s.kind === SERVER) ? found : undefined;
+      });
+      const server = spans.find((s) => s.kind === SERVER)!;
+      expect(server.parentSpanId).toBeUndefined();
+      expect(spans.map((s) => s.name).sort()).toEqual(['POST endpoints.predict', 'POST endpoints.predict', 'kvp.audit.commit'].sort());
+      expect(spans.find((s) => s.kind === CLIENT)?.spanId).toBe(sent?.parentId);
+    },
+  );
 
   it('a denied request is a server span with the decision, no upstream span, and not an error', async () => {
     const traceId = hex(32);
@@ -240,7 +247,8 @@ describe('tracing on (sampleRatio 1): one trace per request, joined to the calle
     const text = await om.text();
     expect(text.endsWith('# EOF\n')).toBe(true);
     const exemplar = new RegExp(
-      `^kube_vertex_proxy_request_duration_seconds_bucket\\{le="[^"]+",direction="outbound",operation="endpoints.predict"\\} \\d+ # \\{trace_id="${traceId}",span_id="[0-9a-f]{16}"\\} [0-9.e-]+ [0-9.]+$`,
+      `^kube_vertex_proxy_request_duration_seconds_bucket\\{le="[^"]+",direction="outbound",operation="endpoints.predict"\\} ` +
+        `\\d+ # \\{trace_id="${traceId}",span_id="[0-9a-f]{16}"\\} [0-9.e-]+ [0-9.]+$`,
       'm',
     );
     expect(text).toMatch(exemplar);

@@ -46,7 +46,9 @@ function casesFor(scoped: boolean): Case[] {
   ).flatMap((binding) =>
     binding.versions.map((version) => ({
       method: binding.spec.httpMethod,
-      path: `/${version}${binding.resource === '' ? '' : '/'}${fill(binding.resource)}${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`,
+      path:
+        `/${version}${binding.resource === '' ? '' : '/'}${fill(binding.resource)}` +
+        `${binding.suffix === undefined ? '' : `/${binding.suffix}`}${binding.verb === undefined ? '' : `:${binding.verb}`}`,
       methodName: `${version} ${binding.spec.serviceByVersion?.[version] ?? binding.spec.service} ${binding.spec.rpc}`,
     })),
   );

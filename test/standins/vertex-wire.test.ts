@@ -153,7 +153,8 @@ describe('Vertex AI stand-in on the wire', () => {
       error: {
         code: 401,
         message:
-          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
+          'Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid ' +
+          'authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project.',
         status: 'UNAUTHENTICATED',
         details: [
           {

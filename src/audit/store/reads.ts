@@ -9,7 +9,7 @@ import type { Dialect } from './dialect.js';
 import {
   decodeCursor,
   encodeCursor,
-  openTable,
+  openDecisionsTableName,
   parseRecord,
   queryConditions,
   recordsSql,
@@ -106,7 +106,7 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     verify(range = {}) {
       const ranged = range.from !== undefined || range.to !== undefined;
       return verifyPaged(ranged ? rangedPager(range) : pager, range, async () =>
-        (await dialect.all(`SELECT id FROM ${openTable(table)}`, [])).map((r) => Number(r.id)),
+        (await dialect.all(`SELECT id FROM ${openDecisionsTableName(table)}`, [])).map((r) => Number(r.id)),
       );
     },
   };

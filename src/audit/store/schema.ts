@@ -12,7 +12,7 @@
  * @module
  */
 import type { SqlDialect } from './dialect.js';
-import { openTable } from './sql.js';
+import { openDecisionsTableName } from './sql.js';
 import { TOKEN_COLUMNS } from './types.js';
 
 /** Columns added after the first schemas (usage): created with new tables, added to old ones by {@link addedColumnStatements}. */
@@ -74,7 +74,8 @@ export const FINAL_INDEXES = [
 export function schemaStatements(table: string, dialect: SqlDialect): string[] {
   return [
     `CREATE TABLE IF NOT EXISTS ${table} (${tableColumns(dialect)})`,
-    `CREATE TABLE IF NOT EXISTS ${openTable(table)} (request_id TEXT NOT NULL, id ${dialect.bigint} NOT NULL, PRIMARY KEY (request_id, id))${dialect.keyedTableSuffix}`,
+    `CREATE TABLE IF NOT EXISTS ${openDecisionsTableName(table)} (request_id TEXT NOT NULL, id ${dialect.bigint} NOT NULL, PRIMARY KEY ` +
+      `(request_id, id))${dialect.keyedTableSuffix}`,
     ...FINAL_INDEXES.map(([name, columns]) => `CREATE INDEX IF NOT EXISTS ${table}_${name} ON ${table} (${columns}) WHERE phase = 'final'`),
     // Retention's range, and verify's of a time range: each writer's first and last seq in it, from the index alone.
     `CREATE INDEX IF NOT EXISTS ${table}_written_chain ON ${table} (written_ms, writer, seq)`,
@@ -97,7 +98,8 @@ export function legacyMarkerIndex(table: string): string {
  */
 export function legacyMigrationStatements(table: string): string[] {
   return [
-    `INSERT INTO ${openTable(table)} (request_id, id) SELECT e.request_id, e.id FROM ${table} e WHERE e.phase = 'decision' AND NOT EXISTS (SELECT 1 FROM ${table} f WHERE f.request_id = e.request_id AND f.phase = 'final')`,
+    `INSERT INTO ${openDecisionsTableName(table)} (request_id, id) SELECT e.request_id, e.id FROM ${table} e WHERE e.phase = 'decision' ` +
+      `AND NOT EXISTS (SELECT 1 FROM ${table} f WHERE f.request_id = e.request_id AND f.phase = 'final')`,
     ...['time', 'principal', 'namespace', 'permission', 'resource', 'rule', 'request'].map(
       (name) => `DROP INDEX IF EXISTS ${table}_${name}`,
     ),
@@ -121,5 +123,5 @@ export function migrationPlan(table: string, dialect: SqlDialect, state: SchemaS
 
 /** After retention deleted entries: open rows whose decision entry is gone. */
 export function pruneOpenStatement(table: string): string {
-  return `DELETE FROM ${openTable(table)} WHERE NOT EXISTS (SELECT 1 FROM ${table} e WHERE e.id = ${openTable(table)}.id)`;
+  return `DELETE FROM ${openDecisionsTableName(table)} WHERE NOT EXISTS (SELECT 1 FROM ${table} e WHERE e.id = ${openDecisionsTableName(table)}.id)`;
 }

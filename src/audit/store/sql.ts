@@ -26,8 +26,8 @@ import {
   type UsageSummaryRow,
 } from './types.js';
 
-/** The table listing decision entries whose final entry is not written yet. */
-export function openTable(table: string): string {
+/** The name of the table listing decision entries whose final entry is not written yet (`<table>_open`). */
+export function openDecisionsTableName(table: string): string {
   return `${table}_open`;
 }
 
@@ -81,12 +81,19 @@ export function queryConditions(query: AuditQuery, before: number | undefined, d
  * which both databases answer by merging the two ordered branches.
  */
 export function recordsSql(table: string, columns: string, where: string): string {
-  return `SELECT ${columns} FROM ${table} e WHERE e.phase = 'final' AND ${where} UNION ALL SELECT ${columns} FROM ${openTable(table)} o JOIN ${table} e ON e.id = o.id WHERE ${where}`;
+  return (
+    `SELECT ${columns} FROM ${table} e WHERE e.phase = 'final' AND ${where} UNION ALL SELECT ${columns} FROM ` +
+    `${openDecisionsTableName(table)} o JOIN ${table} e ON e.id = o.id WHERE ${where}`
+  );
 }
 
 /** Counts by principal × permission × decision, biggest first. */
 export function summarySql(table: string, where: string): string {
-  return `SELECT principal, permission, decision, COUNT(*) AS count FROM (${recordsSql(table, 'e.principal, e.permission, e.decision', where)}) r GROUP BY principal, permission, decision ORDER BY count DESC, principal, permission, decision`;
+  return (
+    `SELECT principal, permission, decision, COUNT(*) AS count FROM ` +
+    `(${recordsSql(table, 'e.principal, e.permission, e.decision', where)}) r GROUP BY principal, permission, decision ORDER ` +
+    `BY count DESC, principal, permission, decision`
+  );
 }
 
 /** A row of {@link summarySql} (either driver: the count may be a string from PostgreSQL) → SummaryRow. */
@@ -110,7 +117,10 @@ export function usageSummarySql(table: string, groupBy: readonly SummaryGroup[],
   const inner = [...groups.map((g) => `e.${g}`), ...TOKEN_COLUMNS.map(([c]) => `e.${c}`)].join(', ');
   const sums = TOKEN_COLUMNS.map(([c]) => `COALESCE(SUM(${c}), 0) AS ${c}`).join(', ');
   const list = groups.join(', ');
-  return `SELECT ${list}, COUNT(*) AS requests, ${sums} FROM (${recordsSql(table, inner, where)}) r GROUP BY ${list} ORDER BY total_tokens DESC, requests DESC, ${list}`;
+  return (
+    `SELECT ${list}, COUNT(*) AS requests, ${sums} FROM (${recordsSql(table, inner, where)}) r GROUP BY ${list} ORDER BY ` +
+    `total_tokens DESC, requests DESC, ${list}`
+  );
 }
 
 /** A row of {@link usageSummarySql} (either driver: sums may be strings from PostgreSQL) → UsageSummaryRow. */

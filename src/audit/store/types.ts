@@ -99,7 +99,9 @@ export interface AuditQuery {
   readonly to?: number;
 }
 
-/** A record as read back: `complete` is false for a decision entry whose request never got its final entry (the process died mid-request). */
+/**
+ * A record as read back: `complete` is false for a decision entry whose request never got its final entry (the process died mid-request).
+ */
 export type StoredRecord = AuditRecord & { readonly complete: boolean };
 
 export interface RecordPage {

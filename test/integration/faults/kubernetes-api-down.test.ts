@@ -59,31 +59,34 @@ async function status(path: string, token: string, method = 'POST'): Promise<num
 }
 
 describe('the Kubernetes API server is down', () => {
-  it('cached tokens keep working, new ones get 503, label decisions stop after maxStaleness, name decisions go on; all recovers', async () => {
-    const reviewed = bound('trainer');
-    expect(await status(PREDICT_PATH, reviewed)).toBe(200);
-    expect(await status(READ_PATH, reviewed, 'GET')).toBe(200);
+  it(
+    'cached tokens keep working, new ones get 503, label decisions stop after maxStaleness, name decisions go on; all ' + 'recovers',
+    async () => {
+      const reviewed = bound('trainer');
+      expect(await status(PREDICT_PATH, reviewed)).toBe(200);
+      expect(await status(READ_PATH, reviewed, 'GET')).toBe(200);
 
-    await api.stop();
-    // A cached, reviewed token: still served (label view still fresh).
-    expect(await status(PREDICT_PATH, reviewed)).toBe(200);
-    // A new token cannot be reviewed: 503, nothing forwarded.
-    const forwarded = world.vertex.requests.length;
-    const fresh = await world.call(PREDICT_PATH, { token: bound('newcomer'), body: '{}' });
-    expect(fresh.status).toBe(503);
-    expect(((await fresh.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
-    expect(world.vertex.requests.length).toBe(forwarded);
+      await api.stop();
+      // A cached, reviewed token: still served (label view still fresh).
+      expect(await status(PREDICT_PATH, reviewed)).toBe(200);
+      // A new token cannot be reviewed: 503, nothing forwarded.
+      const forwarded = world.vertex.requests.length;
+      const fresh = await world.call(PREDICT_PATH, { token: bound('newcomer'), body: '{}' });
+      expect(fresh.status).toBe(503);
+      expect(((await fresh.json()) as { error: { status: string } }).error.status).toBe('UNAVAILABLE');
+      expect(world.vertex.requests.length).toBe(forwarded);
 
-    // Past maxStaleness: the label-based grant (ml-predict) is refused, the name-based one (ml-read) is not.
-    await until(async () => ((await status(PREDICT_PATH, reviewed)) === 403 ? true : undefined), 'the label view to go stale');
-    const entry = await world.proxy.waitForAudit(
-      (e) => e.kubeVertexProxy.status === 403 && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer',
-    );
-    expect(entry.kubeVertexProxy.reason).toBe('labels-stale');
-    expect(await status(READ_PATH, reviewed, 'GET')).toBe(200);
+      // Past maxStaleness: the label-based grant (ml-predict) is refused, the name-based one (ml-read) is not.
+      await until(async () => ((await status(PREDICT_PATH, reviewed)) === 403 ? true : undefined), 'the label view to go stale');
+      const entry = await world.proxy.waitForAudit(
+        (e) => e.kubeVertexProxy.status === 403 && e.kubeVertexProxy.principal === 'system:serviceaccount:ml:trainer',
+      );
+      expect(entry.kubeVertexProxy.reason).toBe('labels-stale');
+      expect(await status(READ_PATH, reviewed, 'GET')).toBe(200);
 
-    await api.restart();
-    await until(async () => ((await status(PREDICT_PATH, reviewed)) === 200 ? true : undefined), 'the label view to recover');
-    await until(async () => ((await status(PREDICT_PATH, bound('newcomer'))) === 200 ? true : undefined), 'reviews to work again');
-  });
+      await api.restart();
+      await until(async () => ((await status(PREDICT_PATH, reviewed)) === 200 ? true : undefined), 'the label view to recover');
+      await until(async () => ((await status(PREDICT_PATH, bound('newcomer'))) === 200 ? true : undefined), 'reviews to work again');
+    },
+  );
 });

@@ -46,7 +46,8 @@ describe('a 413 does not leave the connection stuck', () => {
     const socket = await open();
     const done = readUntilClosed(socket, 10_000);
     socket.write(
-      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: ` +
+        `application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
     );
     const chunk = 'x'.repeat(256 * 1024);
     // 1.5 MiB against the 1 MiB limit, and the caller keeps the connection open.
@@ -61,7 +62,8 @@ describe('a 413 does not leave the connection stuck', () => {
     const socket = await open();
     const done = readUntilClosed(socket, 10_000);
     socket.write(
-      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: application/json\r\nContent-Length: ${10 * 1024 * 1024 * 1024}\r\n\r\n{`,
+      `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${world.token()}\r\nContent-Type: ` +
+        `application/json\r\nContent-Length: ${10 * 1024 * 1024 * 1024}\r\n\r\n{`,
     );
     const { text, closed } = await done;
     expect(text).toMatch(/^HTTP\/1\.1 413 /);

@@ -51,7 +51,8 @@ describe('a client too slow to send its request', () => {
     const token = world.token('ml', 'slowloris');
     const { text, closed, elapsedMs } = await exchange((socket) => {
       socket.write(
-        `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
+        `POST ${PREDICT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: ` +
+          `application/json\r\nContent-Length: 1000\r\n\r\n{"instances":[`,
       );
       // …and then nothing more, with the connection held open.
     }, 10_000);

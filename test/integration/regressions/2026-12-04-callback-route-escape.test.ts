@@ -65,20 +65,24 @@ function post(path: string, email: string) {
 }
 
 describe('callback route escape', () => {
-  it('controls: the worker reaches /callbacks/ops, the admin reaches /callbacks/ops/admin, and each assertion names its own route as audience', async () => {
-    const worker = await post('/callbacks/ops/jobs/1', WORKER);
-    expect(worker.status).toBe(200);
-    const workerSeen = backend.requests.at(-1)!;
-    expect(workerSeen.url).toBe('/callbacks/ops/jobs/1');
-    const admin = await post('/callbacks/ops/admin/reset', ADMIN);
-    expect(admin.status).toBe(200);
-    const adminSeen = backend.requests.at(-1)!;
-    expect(adminSeen.url).toBe('/callbacks/ops/admin/reset');
-    const audOf = (r: typeof workerSeen) => ('claims' in r.assertion ? r.assertion.claims.aud : r.assertion.error);
-    expect(audOf(workerSeen)).toBe(`${backend.url}/callbacks/ops`);
-    expect(audOf(adminSeen)).toBe(`${backend.url}/callbacks/ops/admin`);
-    expect(audOf(workerSeen)).not.toBe(audOf(adminSeen));
-  });
+  it(
+    'controls: the worker reaches /callbacks/ops, the admin reaches /callbacks/ops/admin, and each assertion names its own ' +
+      'route as audience',
+    async () => {
+      const worker = await post('/callbacks/ops/jobs/1', WORKER);
+      expect(worker.status).toBe(200);
+      const workerSeen = backend.requests.at(-1)!;
+      expect(workerSeen.url).toBe('/callbacks/ops/jobs/1');
+      const admin = await post('/callbacks/ops/admin/reset', ADMIN);
+      expect(admin.status).toBe(200);
+      const adminSeen = backend.requests.at(-1)!;
+      expect(adminSeen.url).toBe('/callbacks/ops/admin/reset');
+      const audOf = (r: typeof workerSeen) => ('claims' in r.assertion ? r.assertion.claims.aud : r.assertion.error);
+      expect(audOf(workerSeen)).toBe(`${backend.url}/callbacks/ops`);
+      expect(audOf(adminSeen)).toBe(`${backend.url}/callbacks/ops/admin`);
+      expect(audOf(workerSeen)).not.toBe(audOf(adminSeen));
+    },
+  );
 
   it('the worker is refused on the admin route itself (control)', async () => {
     expect((await post('/callbacks/ops/admin/reset', WORKER)).status).toBe(403);

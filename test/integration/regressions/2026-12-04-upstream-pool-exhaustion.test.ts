@@ -93,7 +93,8 @@ async function stalledUpload(path: string, token: string): Promise<Exchange> {
     socket.once('close', () => resolve(text));
   });
   socket.write(
-    `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: ` +
+      `application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
   );
   socket.write('e\r\n{"instances":[\r\n');
   return { socket, answer };
@@ -104,46 +105,50 @@ function statusOf(text: string): number {
 }
 
 describe('one caller cannot exhaust the upstream pool', () => {
-  it('caps the caller at maxInFlightPerCaller (429), serves another caller meanwhile, and cuts stalled bodies with 408 and an aborted upstream request', async () => {
-    const attacker = world.token('ml', 'uploader');
-    const uploads: Exchange[] = [];
-    for (let i = 0; i < POOL + 4; i++) uploads.push(await stalledUpload(PREDICT_PATH, attacker));
+  it(
+    'caps the caller at maxInFlightPerCaller (429), serves another caller meanwhile, and cuts stalled bodies with 408 and an ' +
+      'aborted upstream request',
+    async () => {
+      const attacker = world.token('ml', 'uploader');
+      const uploads: Exchange[] = [];
+      for (let i = 0; i < POOL + 4; i++) uploads.push(await stalledUpload(PREDICT_PATH, attacker));
 
-    // Everything past the cap is refused at once, with 429 and Retry-After.
-    const refusals = uploads.slice(CAP);
-    const refusedTexts = await Promise.all(refusals.map((u) => u.answer));
-    for (const text of refusedTexts) {
-      expect(statusOf(text)).toBe(429);
-      expect(text.toLowerCase()).toContain('retry-after: 1');
-      expect(text).toContain('ERR_REQUEST_TOO_MANY_IN_FLIGHT');
-    }
-    // The admitted ones are upstream, stalled.
-    await until(() => seen.filter((s) => !s.ended).length >= CAP || undefined, 'the admitted uploads to reach the upstream');
+      // Everything past the cap is refused at once, with 429 and Retry-After.
+      const refusals = uploads.slice(CAP);
+      const refusedTexts = await Promise.all(refusals.map((u) => u.answer));
+      for (const text of refusedTexts) {
+        expect(statusOf(text)).toBe(429);
+        expect(text.toLowerCase()).toContain('retry-after: 1');
+        expect(text).toContain('ERR_REQUEST_TOO_MANY_IN_FLIGHT');
+      }
+      // The admitted ones are upstream, stalled.
+      await until(() => seen.filter((s) => !s.ended).length >= CAP || undefined, 'the admitted uploads to reach the upstream');
 
-    // Meanwhile another caller is served: the pool still has room.
-    const victim = await world.call(PREDICT_PATH, { token: world.token('ml', 'victim'), body: '{"instances":[]}' });
-    expect(victim.status).toBe(200);
+      // Meanwhile another caller is served: the pool still has room.
+      const victim = await world.call(PREDICT_PATH, { token: world.token('ml', 'victim'), body: '{"instances":[]}' });
+      expect(victim.status).toBe(200);
 
-    // The stalled bodies are cut with 408 and their upstream requests aborted.
-    const cut = await Promise.all(uploads.slice(0, CAP).map((u) => u.answer));
-    for (const text of cut) {
-      expect(statusOf(text)).toBe(408);
-      expect(text).toContain('ERR_REQUEST_TIMEOUT');
-    }
-    await until(
-      () => seen.filter((s) => s.url.startsWith('/v1/') && s.aborted).length >= CAP || undefined,
-      'the upstream to see the stalled requests aborted',
-    );
-    const entries = await until(() => {
-      const found = world.proxy.audit().filter((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:uploader');
-      return found.length >= POOL + 4 ? found : undefined;
-    }, 'audit records of every upload');
-    expect(entries.filter((e) => e.kubeVertexProxy.status === 429)).toHaveLength(POOL + 4 - CAP);
-    expect(entries.filter((e) => e.kubeVertexProxy.status === 408 && e.kubeVertexProxy.reason === 'body-idle-timeout')).toHaveLength(CAP);
+      // The stalled bodies are cut with 408 and their upstream requests aborted.
+      const cut = await Promise.all(uploads.slice(0, CAP).map((u) => u.answer));
+      for (const text of cut) {
+        expect(statusOf(text)).toBe(408);
+        expect(text).toContain('ERR_REQUEST_TIMEOUT');
+      }
+      await until(
+        () => seen.filter((s) => s.url.startsWith('/v1/') && s.aborted).length >= CAP || undefined,
+        'the upstream to see the stalled requests aborted',
+      );
+      const entries = await until(() => {
+        const found = world.proxy.audit().filter((e) => e.kubeVertexProxy.principal === 'system:serviceaccount:ml:uploader');
+        return found.length >= POOL + 4 ? found : undefined;
+      }, 'audit records of every upload');
+      expect(entries.filter((e) => e.kubeVertexProxy.status === 429)).toHaveLength(POOL + 4 - CAP);
+      expect(entries.filter((e) => e.kubeVertexProxy.status === 408 && e.kubeVertexProxy.reason === 'body-idle-timeout')).toHaveLength(CAP);
 
-    // The slots were given back: the same caller is served again.
-    expect((await world.call(PREDICT_PATH, { token: attacker, body: '{"instances":[]}' })).status).toBe(200);
-  });
+      // The slots were given back: the same caller is served again.
+      expect((await world.call(PREDICT_PATH, { token: attacker, body: '{"instances":[]}' })).status).toBe(200);
+    },
+  );
 
   it('a body the inspect step reads whole (generateContent) stalls under the same timeout, and nothing is forwarded', async () => {
     const before = seen.length;
