@@ -483,8 +483,8 @@ export function renderMarkdown(report: BenchReport): string {
       continue;
     }
     const cpu =
-      `${s.cpuUsPerRequest.toFixed(0)}` +
-      `${s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : ''}`;
+      s.cpuUsPerRequest.toFixed(0) +
+      (s.runs > 1 ? ` (${s.cpuUsPerRequestRange[0].toFixed(0)}–${s.cpuUsPerRequestRange[1].toFixed(0)})` : '');
     lines.push(
       `| ${s.id} | ${s.rps} | ${fmtMs(s.latencyUs.p50)} | ${fmtMs(s.latencyUs.p99)} | ${fmtMs(s.latencyUs.p999)} | ${cpu} ` +
         `| ${fmtRatio(s.ratios.cpuVsNginx)} | ${fmtRatio(s.ratios.cpuVsPassthroughDefault)} | ` +
@@ -600,7 +600,7 @@ function renderOpenLoop(report: BenchReport): string[] {
       const late = s.requests > 0 ? (s.lateStarts ?? 0) / s.requests : 0;
       return (
         `${fmtMs(s.latencyUs.p50)} / ${fmtMs(s.latencyUs.p99)} / ${fmtMs(s.latencyUs.p999)}` +
-        `${late > 0.01 ? ` (${Math.round(late * 100)} % late)` : ''}`
+        (late > 0.01 ? ` (${Math.round(late * 100)} % late)` : '')
       );
     });
     lines.push(`| ${of} | ${cells.join(' | ')} |`);

@@ -135,12 +135,11 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       // A decision and its own final entry are never in one batch (the final is written after the response,
       // the decision before forwarding), so the DELETE not seeing this statement's INSERT is harmless.
       const closing = entries.filter(closesDecision).map((entry) => entry.columns.request_id);
+      const open = openDecisionsTableName(table);
       const sql =
         `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
-        `opened AS (INSERT INTO ${openDecisionsTableName(table)} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
-        (closing.length === 0
-          ? ' '
-          : `, closed AS (DELETE FROM ${openDecisionsTableName(table)} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
+        `opened AS (INSERT INTO ${open} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
+        (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${open} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
         'SELECT count(*) FROM ins';
       try {
         await run(sql, params);

@@ -16,8 +16,7 @@ type Encoding = 'ieee-p1363' | 'der';
 /** A compact JWS over fixed claims, signed as RFC 7518 says for `alg` (ES*: raw R || S unless `der`). */
 function jws(alg: string, pair: Pair, options: { encoding?: Encoding; claims?: object } = {}): string {
   const input =
-    `${b64u(JSON.stringify({ alg, kid: 'k1' }))}.` +
-    `${b64u(JSON.stringify(options.claims ?? { sub: 'system:serviceaccount:ml:trainer' }))}`;
+    `${b64u(JSON.stringify({ alg, kid: 'k1' }))}.` + b64u(JSON.stringify(options.claims ?? { sub: 'system:serviceaccount:ml:trainer' }));
   const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`;
   const key = alg.startsWith('PS')
     ? { key: pair.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }

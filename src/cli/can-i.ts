@@ -161,7 +161,7 @@ export async function runCanI(argv: string[]): Promise<number> {
   if (candidates.length > 0) {
     lines.push(
       `  conditions: only if the job in the request body satisfies the conditions.jobs of ` +
-        `${candidates.map((r) => r.id).join(' or ')}` +
+        candidates.map((r) => r.id).join(' or ') +
         `${candidates.at(-1)?.jobConditions === undefined ? ' (the last has none)' : ''}; can-i does not see a body`,
     );
   }

@@ -116,7 +116,7 @@ export function createPermissionCheck(options: PermissionCheckOptions): Permissi
       const status = (error as { statusCode?: unknown }).statusCode;
       lastError =
         `${(error as Error).name}${typeof status === 'number' ? ` (HTTP ${String(status)})` : ''}: ` +
-        `${(error as Error).message.split('\n')[0]?.slice(0, 200) ?? ''}`;
+        ((error as Error).message.split('\n')[0]?.slice(0, 200) ?? '');
       const delay = backoff();
       options.onError?.(error, delay);
       schedule(delay);

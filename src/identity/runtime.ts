@@ -226,6 +226,6 @@ function describeError(error: unknown): string {
   const cause = (error as { cause?: { code?: string | number } }).cause?.code;
   return (
     `${error.name}${status === undefined ? '' : ` ${String(status)}`}: ${error.message.slice(0, 200)}` +
-    `${cause === undefined ? '' : ` (${String(cause)})`}`
+    (cause === undefined ? '' : ` (${String(cause)})`)
   );
 }

@@ -36,7 +36,7 @@ const PATHS = OPERATION_BINDINGS.flatMap((binding) => {
     resource,
     path:
       `/${version}/${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
-      `${binding.verb === undefined ? '' : `:${binding.verb}`}`,
+      (binding.verb === undefined ? '' : `:${binding.verb}`),
   }));
 });
 

@@ -48,7 +48,7 @@ function pathOf(binding: OperationBinding, version: ApiVersion): string {
   if (binding.resource === '') return `/${version}:${binding.verb ?? ''}`;
   return (
     `/${version}/${fill(binding.resource)}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
-    `${binding.verb === undefined ? '' : `:${binding.verb}`}`
+    (binding.verb === undefined ? '' : `:${binding.verb}`)
   );
 }
 
@@ -844,7 +844,7 @@ describe('classify: properties', () => {
           const wire = encodeAt ? resource.replaceAll('@', '%40') : resource;
           const url =
             `/${version}${wire === '' ? '' : '/'}${wire}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
-            `${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+            (binding.verb === undefined ? '' : `:${binding.verb}`);
           const op = classify(binding.spec.httpMethod, url);
           expect(op.spec).toBe(binding.spec);
           expect(op.resource).toBe(resource);

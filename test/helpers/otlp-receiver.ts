@@ -150,7 +150,7 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
           reject(
             new Error(
               `timed out waiting for spans; received ${spans.length}: ${spans.map((s) => s.name).join(', ')}; refused: ` +
-                `${refused.join(', ')}`,
+                refused.join(', '),
             ),
           );
         }, timeoutMs);

@@ -196,7 +196,7 @@ describe('the production artifact, installed into an empty folder and started fr
           headers: {
             authorization:
               `Bearer ` +
-              `${issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` })}`,
+              issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` }),
             'content-type': 'application/json',
           },
           body: JSON.stringify({ instances: [{ x: 1 }] }),

@@ -123,5 +123,6 @@ export function migrationPlan(table: string, dialect: SqlDialect, state: SchemaS
 
 /** After retention deleted entries: open rows whose decision entry is gone. */
 export function pruneOpenStatement(table: string): string {
-  return `DELETE FROM ${openDecisionsTableName(table)} WHERE NOT EXISTS (SELECT 1 FROM ${table} e WHERE e.id = ${openDecisionsTableName(table)}.id)`;
+  const open = openDecisionsTableName(table);
+  return `DELETE FROM ${open} WHERE NOT EXISTS (SELECT 1 FROM ${table} e WHERE e.id = ${open}.id)`;
 }
