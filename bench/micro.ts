@@ -164,7 +164,7 @@ function classification(quick: boolean): MicroResult {
       );
       const path =
         `/${version}${resource === '' ? '' : '/'}${resource}${binding.suffix === undefined ? '' : `/${binding.suffix}`}` +
-        `${binding.verb === undefined ? '' : `:${binding.verb}`}`;
+        (binding.verb === undefined ? '' : `:${binding.verb}`);
       return [binding.spec.httpMethod, binding.verb === 'streamGenerateContent' ? `${path}?alt=sse` : path] as const;
     }),
   );

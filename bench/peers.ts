@@ -176,8 +176,7 @@ export function buildPeer(peer: Peer, log: (line: string) => void): PeerBuild {
   rmSync(dir, { recursive: true, force: true });
   return {
     reason:
-      `go install ${peer.goPackage}@${peer.version} failed: ` +
-      `${buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`)}`,
+      `go install ${peer.goPackage}@${peer.version} failed: ` + buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`),
   };
 }
 

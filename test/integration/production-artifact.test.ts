@@ -190,13 +190,13 @@ describe('the production artifact, installed into an empty folder and started fr
           audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: join(data, 'audit.db') }] },
         },
       });
+      const tokenFor = (serviceAccount: string) =>
+        issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` });
       const call = (serviceAccount: string) =>
         fetch(`${proxy!.dataUrl}${PREDICT_PATH}`, {
           method: 'POST',
           headers: {
-            authorization:
-              `Bearer ` +
-              issuer.mintKubernetesToken({ namespace: 'ml', serviceAccount, audience: AUDIENCE, podName: `${serviceAccount}-0` }),
+            authorization: `Bearer ${tokenFor(serviceAccount)}`,
             'content-type': 'application/json',
           },
           body: JSON.stringify({ instances: [{ x: 1 }] }),
