@@ -275,7 +275,8 @@ describe('usage errors', () => {
     [['serve'], 'serve: --config FILE is required'],
     [['check', '--bogus'], 'check: '],
     [['can-i', '--config', 'x', '--as', 'nobody', 'GET', '/'], 'can-i: --as: "nobody" is not system:serviceaccount:NAMESPACE:NAME'],
-    [['dev', '--bogus'], 'dev: '],
+    // The dev command lives in dev/ (npm start), not in the installed CLI.
+    [['dev', '--bogus'], 'kube-vertex-proxy: "dev" is not part of the installed proxy'],
     [['audit', 'query', '--decision', 'maybe'], 'audit query: decision must be "allow" or "deny"\nUsage:'],
     [['audit', 'query', '--proxy', 'not a url'], 'audit query: --proxy must be a URL'],
   ])('%j: the command and the problem on stderr, exit 2', async (argv, stderr) => {
