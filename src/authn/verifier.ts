@@ -330,23 +330,11 @@ function remembered(refusal: ProxyError): ProxyError {
   return shared;
 }
 
-/** jose and fetch failures → the caller-facing refusal. */
+/** Key-selection (jose) and fetch failures → the caller-facing refusal. */
 function toRefusal(error: unknown): ProxyError {
   if (error instanceof ProxyError) return error;
   const invalid = (message: string, reason: string) => unauthenticated('ERR_AUTHN_INVALID_TOKEN', message, { reason, cause: error });
-  if (error instanceof joseErrors.JWTExpired) return invalid('The token has expired.', 'token-expired');
-  if (error instanceof joseErrors.JWTClaimValidationFailed) {
-    switch (error.claim) {
-      case 'aud':
-        return invalid('The token audience is not accepted by this proxy.', 'wrong-audience');
-      case 'iss':
-        return invalid('The token issuer is not trusted by this proxy.', 'untrusted-issuer');
-      case 'nbf':
-        return invalid('The token is not valid yet.', 'token-not-yet-valid');
-      default:
-        return invalid(`The token claim "${error.claim}" is missing or invalid.`, 'invalid-claim');
-    }
-  }
+  // Registered claims are checked by jwt.ts (ProxyErrors above); jose now only selects and imports keys.
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return invalid('The token algorithm is not accepted.', 'algorithm-not-allowed');
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return invalid('The token signature is invalid.', 'bad-signature');
   if (error instanceof joseErrors.JWKSNoMatchingKey) return invalid('The token was signed with an unknown key.', 'unknown-signing-key');
