@@ -11,18 +11,8 @@
  * @module
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'proxy-authenticate',
-  'proxy-authorization',
-]);
+// One hop-by-hop rule for both route families (RFC 9110 §7.6.1).
+import { connectionListed, HOP_BY_HOP } from '../forward/header-policy.js';
 
 const STRIPPED = new Set([
   'authorization',
@@ -54,18 +44,6 @@ export interface Vouched {
   readonly assertion: string;
   readonly callerEmail: string;
   readonly requestId: string;
-}
-
-function connectionListed(headers: IncomingHttpHeaders): Set<string> | undefined {
-  const value = headers.connection;
-  if (value === undefined) return undefined;
-  const text = Array.isArray(value) ? value.join(',') : value;
-  return new Set(
-    text
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter((t) => t !== ''),
-  );
 }
 
 /** The headers forwarded to the backend. `host` is set by the forwarder. */

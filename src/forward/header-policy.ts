@@ -13,7 +13,7 @@ import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import { normalizeHeaderName } from '../lib/request-guard.js';
 
 /** RFC 9110 §7.6.1 hop-by-hop headers, plus the non-standard ones proxies also treat so. */
-const HOP_BY_HOP = new Set([
+export const HOP_BY_HOP: ReadonlySet<string> = new Set([
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -45,7 +45,7 @@ const STRIPPED_REQUEST_PREFIXES = ['x-forwarded-', 'x-kvp-', 'x-envoy-', 'x-goog
 const ALLOWED_GOOG_HEADERS = new Set(['x-goog-api-client', 'x-goog-request-params']);
 
 /** Header names listed in `Connection` are hop-by-hop too (RFC 9110 §7.6.1). */
-function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Set<string> | undefined {
+export function connectionListed(headers: IncomingHttpHeaders | OutgoingHttpHeaders): Set<string> | undefined {
   const value = headers.connection;
   if (value === undefined) return undefined;
   const text = Array.isArray(value) ? value.join(',') : value;
