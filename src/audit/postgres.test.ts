@@ -1,8 +1,9 @@
 import pg from 'pg';
-import { afterAll, beforeAll, expect } from 'vitest';
-import { describeAuditStoreConformance, type ConformanceBackend } from '../../test/helpers/audit-store-conformance.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeAuditStoreConformance, record, type ConformanceBackend } from '../../test/helpers/audit-store-conformance.js';
+import { until } from '../../test/helpers/poll.js';
 import { startTestPostgres, type TestPostgres } from '../../test/helpers/postgres.js';
-import { openPostgresStore } from './postgres.js';
+import { ChainPredecessorFailed, openPostgresStore } from './postgres.js';
 
 let postgres: TestPostgres | undefined;
 beforeAll(async () => {
@@ -51,3 +52,89 @@ function postgresBackend(): ConformanceBackend {
 }
 
 describeAuditStoreConformance('postgres', postgresBackend);
+
+describe('PostgreSQL store: pipelined group commit', () => {
+  const requestIds = async (table: string): Promise<string[]> => {
+    const client = new pg.Client({ connectionString: (postgres as TestPostgres).url });
+    await client.connect();
+    try {
+      return (await client.query<{ request_id: string }>(`SELECT request_id FROM ${table} ORDER BY writer, seq`)).rows.map(
+        (r) => r.request_id,
+      );
+    } finally {
+      await client.end();
+    }
+  };
+
+  it('rolls back the batch in flight behind one the server refused, acknowledges neither, and continues the chain', async () => {
+    const table = `audit_${Math.random().toString(36).slice(2, 10)}`;
+    const store = await openPostgresStore({ url: (postgres as TestPostgres).url, table, maxConnections: 4, writer: 'w', maxBatch: 500 });
+    try {
+      await store.append([{ phase: 'final', record: record(0) }]);
+      // PostgreSQL refuses a NUL in a text column: this batch fails in the server, after the next one has started.
+      const refused = store.append([{ phase: 'final', record: record(1, { principal: 'bad\u0000principal' }) }]);
+      await new Promise((resolve) => setImmediate(resolve));
+      const behind = store.append([{ phase: 'final', record: record(2) }]);
+      await expect(refused).rejects.toThrow(/0x00/);
+      // Chained onto the refused batch, so never committed: it fails with that batch as its cause.
+      await expect(behind).rejects.toBeInstanceOf(ChainPredecessorFailed);
+      await expect(behind).rejects.toMatchObject({ cause: expect.objectContaining({ message: expect.stringMatching(/0x00/) }) as unknown });
+      await store.append([{ phase: 'final', record: record(3) }]);
+      expect(await requestIds(table)).toEqual(['req-0', 'req-3']);
+      expect(await store.verify()).toMatchObject({ ok: true, entries: 2 });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it(
+    'loses no acknowledged record when the server stops under a stream of appends, and the chain verifies after it is back',
+    { timeout: 60_000 },
+    async () => {
+      const server = await startTestPostgres({ fsync: false });
+      const table = 'audit_stopped';
+      const store = await openPostgresStore({ url: server.url, table, maxConnections: 4, writer: 'w', maxBatch: 50 });
+      const acked: string[] = [];
+      let failed = 0;
+      let next = 0;
+      let running = true;
+      // Sixteen callers appending back to back, as concurrent requests would: batches are in flight together.
+      const callers = Array.from({ length: 16 }, async () => {
+        while (running) {
+          const i = next++;
+          try {
+            await store.append([{ phase: 'final', record: record(i) }]);
+            acked.push(`req-${i}`);
+          } catch {
+            failed += 1;
+            await new Promise((resolve) => setTimeout(resolve, 5));
+          }
+        }
+      });
+      try {
+        await until(() => acked.length >= 500, '500 acknowledged appends');
+        await server.pause();
+        const ackedBeforeStart = acked.length;
+        await until(() => failed > 0, 'an append refused while the server is down');
+        await server.start();
+        await until(() => acked.length >= ackedBeforeStart + 500, '500 more acknowledged appends after the restart', 30_000);
+        running = false;
+        await Promise.all(callers);
+        const client = new pg.Client({ connectionString: server.url });
+        await client.connect();
+        const stored = new Set(
+          (await client.query<{ request_id: string }>(`SELECT request_id FROM ${table}`)).rows.map((r) => r.request_id),
+        );
+        await client.end();
+        // No record acknowledged that is not committed.
+        expect(acked.filter((id) => !stored.has(id))).toEqual([]);
+        expect(await store.verify()).toMatchObject({ ok: true, writers: 1 });
+      } finally {
+        running = false;
+        await Promise.all(callers);
+        await store.close();
+        await server.stop();
+      }
+    },
+  );
+});

@@ -1,7 +1,11 @@
 /**
  * The shared audit store: PostgreSQL (Cloud SQL in production) through `pg`.
  * Every replica writes its own hash chain into one table; one multi-row
- * INSERT per group commit (a single statement is its own transaction).
+ * INSERT per group commit. Group commits are pipelined: while one batch's
+ * commit is in flight, the next batch is inserted on another connection in
+ * a transaction of its own, whose COMMIT is sent only once the batch before
+ * it has committed (and which is rolled back if that one failed), so the
+ * chain is committed in order (at most `pipelineDepth` batches in flight).
  *
  * In: the connection URL (or a file holding it, e.g. a mounted Secret), the
  * table name, the writer id. Out: an {@link AuditStore}. The schema (table
@@ -26,6 +30,7 @@ import {
   pruneOpenStatement,
   storeReads,
   type AuditStore,
+  type ChainedEntry,
   type Dialect,
   type StoreHooks,
 } from './store.js';
@@ -37,6 +42,8 @@ export interface PostgresStoreOptions extends StoreHooks {
   readonly maxConnections: number;
   readonly writer: string;
   readonly maxBatch: number;
+  /** Group-commit batches in flight at once (default {@link DEFAULT_PIPELINE_DEPTH}; never more than `maxConnections`). */
+  readonly pipelineDepth?: number | undefined;
   /** Called with errors that belong to no caller (idle connection lost, schema setup at start). */
   readonly onError?: (error: unknown) => void;
   /** Create the table and indexes (default true). The CLI reads with what exists: an auditor's role may be read-only. */
@@ -46,8 +53,19 @@ export interface PostgresStoreOptions extends StoreHooks {
 /** While unhealthy, how often a trivial query checks whether the server is back (readiness must recover without traffic). */
 const PROBE_INTERVAL_MS = 2000;
 
+/** Two batches in flight: the next one is inserted while the previous one's commit waits for the server's WAL flush. */
+export const DEFAULT_PIPELINE_DEPTH = 2;
+
 /** Any fixed 64-bit key: serializes schema setup between replicas starting at once. */
 const MIGRATION_LOCK = 0x6b7670_61756474;
+
+/** A batch rolled back because the batch before it, whose chain it continues, failed (its `cause`). */
+export class ChainPredecessorFailed extends Error {
+  constructor(cause: unknown) {
+    super('audit batch not committed: the batch before it (whose hash chain it continues) failed', { cause });
+    this.name = 'ChainPredecessorFailed';
+  }
+}
 
 export async function openPostgresStore(options: PostgresStoreOptions): Promise<AuditStore> {
   const url = options.url ?? (await readFile(options.urlFile as string, 'utf8')).trim();
@@ -107,9 +125,86 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     return pool.query<R>(sql, params);
   };
 
+  /** One multi-row INSERT for the batch, with the open-list changes it implies, as one statement. */
+  const batchStatement = (entries: readonly ChainedEntry[]): { sql: string; params: unknown[] } => {
+    const params: unknown[] = [];
+    const tuples = entries.map((entry) => {
+      const values = insertValues(entry);
+      const placeholders = values.map((value) => `$${params.push(value)}`);
+      return `(${placeholders.join(', ')})`;
+    });
+    // A decision and its own final entry are never in one batch, nor in two batches in flight together (the final is
+    // written after the response, the decision committed before forwarding), so the DELETE not seeing an INSERT of
+    // this statement or of an uncommitted batch is harmless.
+    const closing = entries.filter(closesDecision).map((entry) => entry.columns.request_id);
+    const open = openDecisionsTableName(table);
+    const sql =
+      `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
+      `opened AS (INSERT INTO ${open} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
+      (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${open} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
+      'SELECT count(*) FROM ins';
+    return { sql, params };
+  };
+
+  /**
+   * The newest batch's INSERT (settled or not). Batches insert in chain order, so a writer's row ids follow its
+   * chain (queries page newest first by id): a pipelined batch sends its INSERT only once the batch before it has
+   * inserted, while that one's commit may still wait for the disk.
+   */
+  let lastInsert: Promise<unknown> = Promise.resolve();
+
+  /**
+   * A batch that continues the chain of one still in flight: inserted in a transaction of its own once that one has
+   * inserted, committed only once it has committed, rolled back (and rejected) if it failed. Its insert (parse,
+   * index updates, WAL records) overlaps the previous commit's wait for the WAL flush; commits stay in chain order,
+   * so a failure never leaves a later batch committed after a hole.
+   */
+  const writeAfter = async (sql: string, params: unknown[], previous: Promise<void>): Promise<void> => {
+    const insertedBefore = lastInsert;
+    let inserted!: (ok: boolean) => void;
+    const mine = new Promise<void>((resolve, reject) => {
+      inserted = (ok) => (ok ? resolve() : reject(new Error('not inserted')));
+    });
+    // Handled here: with no batch after this one, nobody else awaits it.
+    mine.catch(() => undefined);
+    lastInsert = mine;
+    let client: pg.PoolClient | undefined;
+    try {
+      await ensureSchema();
+      client = await pool.connect();
+      await client.query('BEGIN');
+      const insertFailed = await insertedBefore.then(
+        () => false,
+        () => true,
+      );
+      // The batch before was not even inserted: this one's chain has nothing to continue; `previous` says why.
+      if (!insertFailed) {
+        await client.query(sql, params);
+        inserted(true);
+      }
+      const failed = await previous.then(
+        () => undefined,
+        (error: unknown) => error ?? new Error('unknown failure'),
+      );
+      if (failed !== undefined) {
+        await client.query('ROLLBACK');
+        throw new ChainPredecessorFailed(failed);
+      }
+      if (insertFailed) throw new Error('the previous audit batch was not inserted, yet committed');
+      await client.query('COMMIT');
+    } catch (error) {
+      inserted(false);
+      // Not given back to the pool: a connection that failed mid-transaction may hold it open (or be broken).
+      client?.release(true);
+      throw error;
+    }
+    client.release();
+  };
+
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,
+    maxInFlight: Math.min(options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH, options.maxConnections),
     loadHead: async () => {
       let rows: Array<{ seq: string; hash: string }>;
       try {
@@ -124,28 +219,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       const row = rows[0];
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
     },
-    write: async (entries) => {
-      const params: unknown[] = [];
-      const tuples = entries.map((entry) => {
-        const values = insertValues(entry);
-        const placeholders = values.map((value) => `$${params.push(value)}`);
-        return `(${placeholders.join(', ')})`;
-      });
-      // One statement, so one transaction: the entries and the open-list changes they imply commit together.
-      // A decision and its own final entry are never in one batch (the final is written after the response,
-      // the decision before forwarding), so the DELETE not seeing this statement's INSERT is harmless.
-      const closing = entries.filter(closesDecision).map((entry) => entry.columns.request_id);
-      const open = openDecisionsTableName(table);
-      const sql =
-        `WITH ins AS (INSERT INTO ${table} (${INSERT_COLUMNS.join(', ')}) VALUES ${tuples.join(', ')} RETURNING id, phase, request_id), ` +
-        `opened AS (INSERT INTO ${open} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
-        (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${open} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
-        'SELECT count(*) FROM ins';
+    write: async (entries, previous) => {
+      const { sql, params } = batchStatement(entries);
       try {
-        await run(sql, params);
+        // Nothing in flight before it: one statement, which is its own transaction (one round trip).
+        if (previous === undefined) {
+          lastInsert = run(sql, params);
+          await lastInsert;
+        } else await writeAfter(sql, params, previous);
         healthy = true;
       } catch (error) {
-        healthy = false;
+        // The batch before failed, not this one: that failure already said whether the store is healthy.
+        if (!(error instanceof ChainPredecessorFailed)) healthy = false;
         throw error;
       }
     },

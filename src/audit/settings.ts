@@ -24,6 +24,8 @@ export type AuditStoreSettings =
       readonly urlFile: string | undefined;
       readonly table: string;
       readonly maxConnections: number;
+      /** Group-commit batches in flight at once (undefined: the store's default). */
+      readonly pipelineDepth: number | undefined;
     };
 
 export interface AuditSettings {
@@ -68,6 +70,7 @@ export function deriveAuditSettings(
           urlFile: sink.urlFile === undefined ? undefined : resolve(configDir, sink.urlFile),
           table: sink.table ?? 'kvp_audit_records',
           maxConnections: sink.maxConnections ?? 4,
+          pipelineDepth: sink.pipelineDepth,
         });
         break;
     }

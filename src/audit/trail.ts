@@ -56,6 +56,7 @@ export async function openStore(
     urlFile: settings.urlFile,
     table: settings.table,
     maxConnections: settings.maxConnections,
+    pipelineDepth: settings.pipelineDepth,
     writer,
     maxBatch,
     ...hooks,

@@ -541,6 +541,16 @@ export const AuditSinkSchema = Type.Union(
           }),
         ),
         maxConnections: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, description: 'Connection pool size. Default: 4.' })),
+        pipelineDepth: Type.Optional(
+          Type.Integer({
+            minimum: 1,
+            maximum: 8,
+            description:
+              'Group-commit batches in flight at once: the next batch is inserted while the previous one commits, and ' +
+              'committed only after it (rolled back if it failed). 1: one batch at a time. At most `maxConnections`. ' +
+              'Default: 2.',
+          }),
+        ),
       },
       'PostgreSQL store (Cloud SQL in production), shared by every replica.',
     ),

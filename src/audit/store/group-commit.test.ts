@@ -4,6 +4,58 @@ import { GENESIS_HASH, entryProblem } from './chain.js';
 import { GroupCommitter } from './group-commit.js';
 import type { ChainedEntry } from './types.js';
 
+/** Every stored entry links to the one before it, from the genesis hash: no gap, no reordering. */
+function expectWholeChain(stored: readonly ChainedEntry[]): void {
+  expect(stored.map((e) => e.seq)).toEqual(Array.from({ length: stored.length }, (_, i) => i + 1));
+  if (stored.length > 0) expect(stored[0]?.prevHash).toBe(GENESIS_HASH);
+  stored.forEach((entry, i) => {
+    expect(entryProblem({ ...entry, id: i + 1 }, i === 0 ? undefined : { ...(stored[i - 1] as ChainedEntry), id: i })).toBeUndefined();
+  });
+}
+
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * A store whose batches the test commits or fails by hand, and which keeps the pipelining contract: a batch becomes
+ * durable only after the batch before it did, and never when that one failed.
+ */
+function manualStore() {
+  const stored: ChainedEntry[] = [];
+  const batches: Array<{ entries: ChainedEntry[]; commit: () => void; fail: (error: Error) => void }> = [];
+  let inFlight = 0;
+  let maxInFlight = 0;
+  const headReads: number[] = [];
+  return {
+    stored,
+    batches,
+    headReads,
+    maxInFlight: () => maxInFlight,
+    loadHead: () => {
+      headReads.push(inFlight);
+      const last = stored[stored.length - 1];
+      return Promise.resolve(last === undefined ? undefined : { seq: last.seq, hash: last.hash });
+    },
+    write: (entries: ChainedEntry[], previous: Promise<void> | undefined) => {
+      inFlight += 1;
+      maxInFlight = Math.max(maxInFlight, inFlight);
+      let decide!: (error: Error | undefined) => void;
+      const own = new Promise<Error | undefined>((resolve) => (decide = resolve));
+      batches.push({ entries, commit: () => decide(undefined), fail: (error) => decide(error) });
+      return (async () => {
+        try {
+          const error = await own;
+          if (error !== undefined) throw error;
+          // The commit waits for the previous batch's; a failed previous batch rolls this one back.
+          await previous;
+          stored.push(...entries);
+        } finally {
+          inFlight -= 1;
+        }
+      })();
+    },
+  };
+}
+
 describe('GroupCommitter', () => {
   it('shares one write among everything submitted meanwhile, and a failed write leaves no hole in the chain', async () => {
     const stored: ChainedEntry[] = [];
@@ -35,11 +87,103 @@ describe('GroupCommitter', () => {
     await expect(committer.submit([{ phase: 'final', record: record(300) }])).rejects.toThrow('disk full');
     await committer.submit([{ phase: 'final', record: record(301) }]);
     await committer.idle();
-    expect(stored.map((e) => e.seq)).toEqual(Array.from({ length: 251 }, (_, i) => i + 1));
-    expect(stored[0]?.prevHash).toBe(GENESIS_HASH);
-    stored.forEach((entry, i) => {
-      expect(entryProblem({ ...entry, id: i + 1 }, i === 0 ? undefined : { ...(stored[i - 1] as ChainedEntry), id: i })).toBeUndefined();
-    });
+    expectWholeChain(stored);
+    expect(stored).toHaveLength(251);
     expect(JSON.parse(stored[250]?.recordJson ?? '{}')).toMatchObject({ requestId: 'req-301' });
+  });
+
+  it('pipelined: starts the next batch while the previous one is in flight, at most maxInFlight, chained in submit order', async () => {
+    const store = manualStore();
+    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, maxInFlight: 2, loadHead: store.loadHead, write: store.write });
+    const done: Array<Promise<void>> = [];
+    // Three turns: the first two each start a batch at once, the third waits for room.
+    for (let turn = 0; turn < 3; turn++) {
+      done.push(committer.submit([{ phase: 'final', record: record(turn) }]));
+      await nextTurn();
+    }
+    expect(store.batches).toHaveLength(2);
+    // The second batch's chain continues the first's although the first has not committed.
+    expect(store.batches[1]?.entries[0]?.prevHash).toBe(store.batches[0]?.entries[0]?.hash);
+    store.batches[1]?.commit();
+    await nextTurn();
+    // Committed in order: the second waits for the first.
+    expect(store.stored).toEqual([]);
+    store.batches[0]?.commit();
+    await Promise.all(done.slice(0, 2));
+    await nextTurn();
+    expect(store.batches).toHaveLength(3);
+    store.batches[2]?.commit();
+    await Promise.all(done);
+    await committer.idle();
+    expect(store.maxInFlight()).toBe(2);
+    expect(store.stored.map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId)).toEqual(['req-0', 'req-1', 'req-2']);
+    expectWholeChain(store.stored);
+  });
+
+  it.each([
+    { failing: 0, label: 'the first' },
+    { failing: 1, label: 'a middle' },
+  ])(
+    'pipelined: when $label batch in flight fails, it and every later batch in flight fail, nothing acknowledged is missing, ' +
+      'and what was queued is chained onto the stored head once nothing is in flight',
+    async ({ failing }) => {
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, maxInFlight: 3, loadHead: store.loadHead, write: store.write });
+      const outcomes = new Map<string, 'acked' | 'failed'>();
+      const submit = (i: number) => {
+        void committer.submit([{ phase: 'final', record: record(i) }]).then(
+          () => outcomes.set(`req-${i}`, 'acked'),
+          () => outcomes.set(`req-${i}`, 'failed'),
+        );
+      };
+      // Three batches in flight, and one more queued behind them.
+      for (let i = 0; i < 4; i++) {
+        submit(i);
+        await nextTurn();
+      }
+      expect(store.batches).toHaveLength(3);
+      store.batches.forEach((batch, i) => (i === failing ? batch.fail(new Error('connection lost')) : batch.commit()));
+      await nextTurn();
+      await nextTurn();
+      // The queued record went in a fresh batch, chained onto what the store holds, read once nothing was in flight.
+      expect(store.batches).toHaveLength(4);
+      expect(store.headReads).toEqual([0, 0]);
+      store.batches[3]?.commit();
+      await committer.idle();
+
+      const expected = Array.from({ length: 3 }, (_, i) => (i < failing ? 'acked' : 'failed'));
+      expect([0, 1, 2].map((i) => outcomes.get(`req-${i}`))).toEqual(expected);
+      expect(outcomes.get('req-3')).toBe('acked');
+      const stored = store.stored.map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId);
+      // Acknowledged ⇔ stored: nothing acknowledged is lost, nothing failed was kept.
+      expect(stored).toEqual([...outcomes].filter(([, o]) => o === 'acked').map(([id]) => id));
+      expectWholeChain(store.stored);
+    },
+  );
+
+  it('pipelined: a batch that fails while the one before it is still in flight waits for that one before the head is read', async () => {
+    const store = manualStore();
+    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, maxInFlight: 2, loadHead: store.loadHead, write: store.write });
+    const first = committer.submit([{ phase: 'final', record: record(0) }]);
+    await nextTurn();
+    const second = committer.submit([{ phase: 'final', record: record(1) }]);
+    await nextTurn();
+    const third = committer.submit([{ phase: 'final', record: record(2) }]);
+    await nextTurn();
+    // The second fails on its own (its insert was refused) while the first is still in flight.
+    store.batches[1]?.fail(new Error('insert refused'));
+    await expect(second).rejects.toThrow('insert refused');
+    await nextTurn();
+    // Not yet: the first may still commit and move the head.
+    expect(store.batches).toHaveLength(2);
+    store.batches[0]?.commit();
+    await first;
+    await nextTurn();
+    expect(store.batches).toHaveLength(3);
+    store.batches[2]?.commit();
+    await third;
+    expect(store.headReads).toEqual([0, 0]);
+    expectWholeChain(store.stored);
+    expect(store.stored).toHaveLength(2);
   });
 });

@@ -1,9 +1,18 @@
 /**
- * Group commit: callers `submit` entries and wait; while one transaction
- * runs, everything that arrives queues up and goes into the next one — one
- * transaction, one fsync, many decisions. Hashes are computed at flush time
- * from the chain head, and the head only moves when the transaction
- * committed, so a failed batch leaves no gap.
+ * Group commit: callers `submit` entries and wait; while a transaction runs,
+ * everything that arrives queues up and goes into the next one — one
+ * transaction, one fsync, many decisions. Hashes are computed when a batch
+ * starts, from the chain head, so the chain order is exactly the order in
+ * which entries were submitted.
+ *
+ * Pipelining (`maxInFlight` > 1, PostgreSQL): the next batch may start while
+ * the previous one's commit is in flight. Its chain continues the previous
+ * batch's, so the store must not commit it before the previous one has
+ * committed, and must not commit it at all if that one failed: `write` is
+ * handed the previous batch's outcome for that. A failed batch therefore
+ * fails its own callers and every later batch in flight; the head is then
+ * read again from the store once nothing is in flight, and what is still
+ * queued is chained onto it, so a failure leaves no gap.
  *
  * @module
  */
@@ -21,10 +30,17 @@ interface Pending {
 export interface GroupCommitOptions {
   readonly writer: string;
   readonly maxBatch: number;
-  /** The chain head as stored (read lazily, and again after a failed batch). */
+  /** Batches in flight at once (default 1: the next batch starts when the previous one has committed or failed). */
+  readonly maxInFlight?: number;
+  /** The chain head as stored (read lazily, and again after a failed batch once nothing is in flight). */
   readonly loadHead: () => Promise<ChainLink | undefined>;
-  /** Writes one batch in one transaction; resolves once it is durable. */
-  readonly write: (entries: ChainedEntry[]) => Promise<void>;
+  /**
+   * Writes one batch in one transaction; resolves once it is durable. `previous` is the commit of the batch before
+   * this one when that one is still in flight (pipelining; always undefined when `maxInFlight` is 1): this batch
+   * must not become durable before `previous` resolves, and must not become durable at all, and reject, if it
+   * rejects.
+   */
+  readonly write: (entries: ChainedEntry[], previous: Promise<void> | undefined) => Promise<void>;
   /** How a flush is started (default: a microtask, so everything submitted in this turn of the event loop joins). */
   readonly schedule?: (run: () => void) => void;
   readonly onBatch?: (size: number, seconds: number, ok: boolean) => void;
@@ -32,15 +48,22 @@ export interface GroupCommitOptions {
 
 export class GroupCommitter {
   readonly #pending: Pending[] = [];
-  #flushing = false;
-  #idleWaiters: Array<() => void> = [];
-  #head: ChainLink | undefined;
   readonly #options: GroupCommitOptions;
   readonly #schedule: (run: () => void) => void;
+  readonly #maxInFlight: number;
+  #scheduled = false;
+  #inFlight = 0;
+  #loadingHead = false;
+  /** The commit of the newest batch in flight: the next batch chains onto it. */
+  #tail: Promise<void> | undefined;
+  /** The head after the newest batch started; undefined: not known (at start, after a failure), read from the store. */
+  #head: { readonly link: ChainLink | undefined } | undefined;
+  #idleWaiters: Array<() => void> = [];
 
   constructor(options: GroupCommitOptions) {
     this.#options = options;
     this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
+    this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
   }
 
   submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
@@ -51,40 +74,106 @@ export class GroupCommitter {
           this.#pending.push({ phase: entry.phase, record: entry.record, resolve, reject });
         }),
     );
-    if (!this.#flushing) {
-      this.#flushing = true;
-      this.#schedule(() => void this.#flush());
+    if (!this.#scheduled && this.#inFlight < this.#maxInFlight && !this.#loadingHead) {
+      this.#scheduled = true;
+      this.#schedule(() => {
+        this.#scheduled = false;
+        this.#pump();
+      });
     }
     return entries.length === 1 ? (done[0] as Promise<void>) : Promise.all(done).then(() => undefined);
   }
 
   /** Resolves when everything submitted so far has been committed or failed. */
   idle(): Promise<void> {
-    if (!this.#flushing) return Promise.resolve();
+    if (this.#isIdle()) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  async #flush(): Promise<void> {
-    const { writer, maxBatch, loadHead, write, onBatch } = this.#options;
-    while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, maxBatch);
-      const started = process.hrtime.bigint();
-      const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-      try {
-        // Read the head lazily and again after a failure: another process may have written since (restart on the same store).
-        this.#head ??= await loadHead();
-        const chained = chainEntries(this.#head, writer, Date.now(), batch);
-        await write(chained.entries);
-        this.#head = chained.head;
+  #isIdle(): boolean {
+    return this.#pending.length === 0 && this.#inFlight === 0 && !this.#loadingHead && !this.#scheduled;
+  }
+
+  /** Starts batches while there is room in flight and the head is known. */
+  #pump(): void {
+    while (this.#pending.length > 0 && this.#inFlight < this.#maxInFlight && !this.#loadingHead) {
+      if (this.#head === undefined) {
+        // Read only once nothing is in flight: a batch still in flight may yet commit (or fail) and move the head.
+        if (this.#inFlight === 0) this.#readHead();
+        break;
+      }
+      this.#start(this.#head.link, this.#pending.splice(0, this.#options.maxBatch));
+    }
+    this.#settleIdle();
+  }
+
+  #readHead(): void {
+    this.#loadingHead = true;
+    // Another process may have written since (a restart on the same store), so the head comes from the store.
+    this.#options.loadHead().then(
+      (link) => {
+        this.#loadingHead = false;
+        this.#head = { link };
+        this.#pump();
+      },
+      (error: unknown) => {
+        this.#loadingHead = false;
+        // The store cannot even be read: the next batch fails with that, as its write would.
+        const batch = this.#pending.splice(0, this.#options.maxBatch);
+        this.#options.onBatch?.(batch.length, 0, false);
+        for (const item of batch) item.reject(error);
+        this.#pump();
+      },
+    );
+  }
+
+  #start(head: ChainLink | undefined, batch: Pending[]): void {
+    const { writer, write, onBatch } = this.#options;
+    const started = process.hrtime.bigint();
+    let chained: ReturnType<typeof chainEntries>;
+    try {
+      chained = chainEntries(head, writer, Date.now(), batch);
+    } catch (error) {
+      // A record that cannot be serialized: nothing was written and the head has not moved.
+      onBatch?.(batch.length, 0, false);
+      for (const item of batch) item.reject(error);
+      return;
+    }
+    const previous = this.#tail;
+    this.#head = { link: chained.head };
+    this.#inFlight += 1;
+    let commit: Promise<void>;
+    try {
+      commit = write(chained.entries, previous);
+    } catch (error) {
+      commit = Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+    this.#tail = commit;
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    commit.then(
+      () => {
         onBatch?.(batch.length, seconds(), true);
         for (const item of batch) item.resolve();
-      } catch (error) {
+        this.#finished(commit);
+      },
+      (error: unknown) => {
+        // Every later batch in flight is chained onto this one and fails with it; the head is read again after them.
         this.#head = undefined;
         onBatch?.(batch.length, seconds(), false);
         for (const item of batch) item.reject(error);
-      }
-    }
-    this.#flushing = false;
+        this.#finished(commit);
+      },
+    );
+  }
+
+  #finished(commit: Promise<void>): void {
+    this.#inFlight -= 1;
+    if (this.#tail === commit) this.#tail = undefined;
+    this.#pump();
+  }
+
+  #settleIdle(): void {
+    if (!this.#isIdle() || this.#idleWaiters.length === 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();
