@@ -15,6 +15,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { Pool } from 'undici';
 
 export interface LoadSpec {
@@ -72,6 +73,21 @@ export interface LoadResult {
    * Many of them mean the target could not keep up with the rate.
    */
   readonly lateStarts?: number;
+  /** What the load generator itself did meanwhile: a stalled generator adds its stall to every latency it measures. */
+  readonly generator?: GeneratorHealth;
+}
+
+/** The load generator's own delays during the measured phase. */
+export interface GeneratorHealth {
+  /** Its event loop's delay (how late it ran what was due), µs: p99 and max. */
+  readonly loopDelayP99Us: number;
+  readonly loopDelayMaxUs: number;
+  /** Its garbage collector's pauses: count, longest, total. */
+  readonly gcPauses: number;
+  readonly gcPauseMaxUs: number;
+  readonly gcPauseTotalMs: number;
+  /** Its own CPU time per request, µs. */
+  readonly cpuUsPerRequest: number;
 }
 
 export interface Percentiles {
@@ -164,6 +180,11 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
 
   // Open loop: connection i sends at begin + (i / connections + k) × interval.
   const interval = spec.ratePerSecond === undefined ? 0 : (spec.connections * 1000) / spec.ratePerSecond;
+  // One headers object for a fixed token (every open-loop scenario): no per-request allocation for it.
+  const fixedHeaders: Record<string, string> | undefined =
+    (phase.tokens === undefined || phase.tokens.length === 0) && spec.token !== undefined
+      ? { ...spec.headers, authorization: `Bearer ${spec.token}` }
+      : undefined;
 
   async function worker(index: number): Promise<void> {
     let intended = begin + (index * interval) / spec.connections;
@@ -172,21 +193,27 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
       if (interval > 0) {
         if (intended >= deadline) return;
         const now = performance.now();
-        if (intended > now) await new Promise((r) => setTimeout(r, intended - now));
+        // Timers fire on whole milliseconds of the loop's clock, possibly late: the request is timed from when it
+        // actually went out, so our own timer's lateness is not charged to the target (the generator's loop delay is
+        // reported beside it). Whole-millisecond delays share Node's timer lists (one list per distinct duration): a
+        // fractional delay would make a list, and a priority-queue insertion, per request.
+        if (intended > now) await sleep(Math.ceil(intended - now));
         // Behind schedule because the previous answer came late: the wait
         // counts (coordinated omission, as wrk2 corrects it:
-        // https://github.com/giltene/wrk2#acknowledgements). A timer of ours
-        // firing late does not: that is the load generator's delay, not the target's.
+        // https://github.com/giltene/wrk2#acknowledgements).
         else {
           from = intended;
           if (record) lateStarts++;
         }
         intended += interval;
       }
-      const token = takeToken();
-      if (token === undefined) return;
+      let headers = fixedHeaders;
+      if (headers === undefined) {
+        const token = takeToken();
+        if (token === undefined) return;
+        headers = { ...spec.headers, authorization: `Bearer ${token}` };
+      }
       started++;
-      const headers: Record<string, string> = { ...spec.headers, authorization: `Bearer ${token}` };
       const t0 = from ?? performance.now();
       try {
         const res = await pool.request({ method: spec.method, path: spec.path, headers, ...(body ? { body } : {}) });
@@ -216,8 +243,10 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     }
   }
 
+  const health = record ? watchGenerator() : undefined;
   await Promise.all(Array.from({ length: spec.connections }, (_, i) => worker(i)));
   const elapsedMs = performance.now() - begin;
+  const generator = health?.stop(requests);
   return {
     requests,
     errors,
@@ -229,6 +258,47 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     bytesIn,
     ...(firstError === undefined ? {} : { firstError }),
     ...(spec.ratePerSecond === undefined ? {} : { offeredRps: spec.ratePerSecond, lateStarts }),
+    ...(generator === undefined ? {} : { generator }),
+  };
+}
+
+const LOOP_SAMPLE_MS = 5;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Watches this process while it measures: event-loop delay, GC pauses, CPU time. */
+function watchGenerator(): { stop(requests: number): GeneratorHealth } {
+  // A sample every 5 ms: 600 a measured phase of 3 s, without waking the loop every millisecond (which costs CPU).
+  const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+  loop.enable();
+  let gcPauses = 0;
+  let gcMaxMs = 0;
+  let gcTotalMs = 0;
+  const gc = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gcPauses += 1;
+      gcTotalMs += entry.duration;
+      gcMaxMs = Math.max(gcMaxMs, entry.duration);
+    }
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  const cpu = process.cpuUsage();
+  return {
+    stop(requests) {
+      loop.disable();
+      gc.disconnect();
+      const used = process.cpuUsage(cpu);
+      const round = (v: number) => Math.round(v * 10) / 10;
+      return {
+        // The histogram records the time between its timer's callbacks: the sampling period is not delay.
+        loopDelayP99Us: round(Math.max(0, loop.percentile(99) / 1000 - LOOP_SAMPLE_MS * 1000)),
+        loopDelayMaxUs: round(Math.max(0, loop.max / 1000 - LOOP_SAMPLE_MS * 1000)),
+        gcPauses,
+        gcPauseMaxUs: round(gcMaxMs * 1000),
+        gcPauseTotalMs: round(gcTotalMs),
+        cpuUsPerRequest: requests > 0 ? round((used.user + used.system) / requests) : 0,
+      };
+    },
   };
 }
 

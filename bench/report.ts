@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LoadResult, Percentiles } from './load.js';
+import type { GeneratorHealth, LoadResult, Percentiles } from './load.js';
 import type { AuditScaleResult } from './audit-scale.js';
 import type { MicroResult } from './micro.js';
 import { bytesTargets, NGINX_TWINS } from './bytes.js';
@@ -18,8 +18,11 @@ export interface ScenarioInfo {
   readonly command?: string;
   /** What dominates a figure (e.g. a peer's default), printed beside it. */
   readonly note?: string;
-  /** Open-loop variant: the closed-loop scenario it runs at a fixed rate, and the fraction of the measured capacity. */
-  readonly openLoop?: { readonly of: string; readonly fraction: number };
+  /**
+   * Open-loop variant: the closed-loop scenario it runs at a fixed rate, and the fraction of the measured capacity:
+   * the run's (nginx's), or with `capacityOf` that scenario's own (strict audit at half of relaxed audit's).
+   */
+  readonly openLoop?: { readonly of: string; readonly fraction: number; readonly capacityOf?: string };
 }
 
 export interface RunSample extends LoadResult {
@@ -48,6 +51,8 @@ export interface ScenarioSummary extends ScenarioInfo {
   /** Open loop: the fixed rate asked for (req/s), and requests sent behind schedule over all rounds. */
   readonly offeredRps?: number;
   readonly lateStarts?: number;
+  /** The load generator's own delays (medians over the rounds; the maxima are the worst round's). */
+  readonly generator?: GeneratorHealth;
   readonly cpuUsPerRequest: number;
   /** min–max over the rounds. */
   readonly cpuUsPerRequestRange: [number, number];
@@ -111,6 +116,8 @@ export interface ReportInput {
    * loop, measured at the start of the run (absent when no open-loop scenario ran).
    */
   readonly capacity?: { readonly rps: number; readonly basis: string };
+  /** Scenarios' own capacities that open-loop rates are fractions of (`openLoop.capacityOf`), by scenario id. */
+  readonly capacityOf?: Readonly<Record<string, { readonly rps: number; readonly basis: string }>>;
 }
 
 export interface BenchReport extends Omit<ReportInput, 'scenarios'> {
@@ -166,6 +173,7 @@ export function summarize(input: ReportInput): BenchReport {
     const ttfb = runs.flatMap((r) => (r.ttfbUs ? [r.ttfbUs] : []));
     const events = runs.flatMap((r) => (r.eventsPerSecond === undefined ? [] : [r.eventsPerSecond]));
     const offered = runs.flatMap((r) => (r.offeredRps === undefined ? [] : [r.offeredRps]));
+    const generator = runs.flatMap((r) => (r.generator === undefined ? [] : [r.generator]));
     const last = runs[runs.length - 1] as RunSample;
     return {
       ...info,
@@ -180,6 +188,18 @@ export function summarize(input: ReportInput): BenchReport {
       ...(events.length > 0 ? { eventsPerSecond: Math.round(median(events)) } : {}),
       ...(offered.length > 0
         ? { offeredRps: Math.round(median(offered)), lateStarts: runs.reduce((n, r) => n + (r.lateStarts ?? 0), 0) }
+        : {}),
+      ...(generator.length > 0
+        ? {
+            generator: {
+              loopDelayP99Us: round1(median(generator.map((g) => g.loopDelayP99Us))),
+              loopDelayMaxUs: round1(Math.max(...generator.map((g) => g.loopDelayMaxUs))),
+              gcPauses: Math.round(median(generator.map((g) => g.gcPauses))),
+              gcPauseMaxUs: round1(Math.max(...generator.map((g) => g.gcPauseMaxUs))),
+              gcPauseTotalMs: round1(median(generator.map((g) => g.gcPauseTotalMs))),
+              cpuUsPerRequest: round1(median(generator.map((g) => g.cpuUsPerRequest))),
+            },
+          }
         : {}),
       cpuUsPerRequest: round1(median(cpu)),
       cpuUsPerRequestRange: [round1(Math.min(...cpu)), round1(Math.max(...cpu))],
@@ -202,7 +222,12 @@ export function summarize(input: ReportInput): BenchReport {
   const summaries = base.map((s): ScenarioSummary => {
     if (s.status !== 'measured') return s;
     // Open-loop (fixed-rate) scenarios compare with the passthrough at the same rate: CPU per request rises as batching falls.
-    const tuned = s.openLoop ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction)) : tunedClosed;
+    // At a fraction of another scenario's capacity no passthrough ran at the same rate: no ×tuned.
+    const tuned = s.openLoop
+      ? s.openLoop.capacityOf === undefined
+        ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction))
+        : undefined
+      : tunedClosed;
     return {
       ...s,
       ratios: {
@@ -217,9 +242,12 @@ export function summarize(input: ReportInput): BenchReport {
   return { ...rest, summaries, targets: checkTargets(new Map(summaries.map((s) => [s.id, s])), input.micro, input.auditScale) };
 }
 
-/** The id of a scenario's open-loop variant at a fraction of the capacity: `full-warm-rate50`. */
-export function openLoopId(of: string, fraction: number): string {
-  return `${of}-rate${Math.round(fraction * 100)}`;
+/**
+ * The id of a scenario's open-loop variant at a fraction of the capacity: `full-warm-rate50`; at a fraction of
+ * another scenario's capacity: `audit-strict-sqlite-rate50-of-audit-relaxed`.
+ */
+export function openLoopId(of: string, fraction: number, capacityOf?: string): string {
+  return `${of}-rate${Math.round(fraction * 100)}${capacityOf === undefined ? '' : `-of-${capacityOf}`}`;
 }
 
 /** The issue's targets, each with what was measured (null: not measured in this run). */
@@ -424,6 +452,23 @@ export function checkTargets(
     times,
     17,
   );
+  // Below saturation (issue 17): what committing the decision record before forwarding adds to a request's latency,
+  // both durabilities at one fixed rate, half of what relaxed audit handles closed loop.
+  const relaxedHalf = get(openLoopId('audit-relaxed', 0.5, 'audit-relaxed'));
+  for (const [id, name] of [
+    ['audit-strict-sqlite', 'SQLite'],
+    ['audit-strict-postgres', 'PostgreSQL'],
+  ] as const) {
+    const strictHalf = get(openLoopId(id, 0.5, 'audit-relaxed'));
+    add(
+      `Strict audit on ${name} p99 − relaxed audit p99, open loop at 50 % of relaxed audit's capacity`,
+      '≤ 2 ms',
+      strictHalf && relaxedHalf ? (strictHalf.latencyUs.p99 - relaxedHalf.latencyUs.p99) / 1000 : undefined,
+      (v) => v <= 2,
+      (v) => `${round2(v)} ms`,
+      17,
+    );
+  }
   // Audit reads at scale (issue 17): what an auditor waits for on a store of millions of records.
   const ms = (v: number) => `${Math.round(v)} ms`;
   for (const store of ['sqlite', 'postgres'] as const) {
@@ -575,37 +620,67 @@ export function renderTargets(
   return lines;
 }
 
-/** Open-loop latency, one row per target, one column per fraction of the capacity. */
+/** Open-loop latency, one row per target, one column per fraction of the capacity; a table per capacity. */
 function renderOpenLoop(report: BenchReport): string[] {
   const variants = report.summaries.filter((s) => s.openLoop !== undefined);
   if (variants.length === 0) return [];
-  const fractions = [...new Set(variants.map((s) => s.openLoop?.fraction ?? 0))].sort((a, b) => a - b);
-  const targets = [...new Set(variants.map((s) => s.openLoop?.of ?? ''))];
+  const table = (group: readonly ScenarioSummary[], capacity: { readonly rps: number } | undefined): string[] => {
+    const fractions = [...new Set(group.map((s) => s.openLoop?.fraction ?? 0))].sort((a, b) => a - b);
+    const targets = [...new Set(group.map((s) => s.openLoop?.of ?? ''))];
+    const rate = (f: number) => (capacity === undefined ? '' : ` (${Math.round(capacity.rps * f)} req/s)`);
+    const rows = [
+      `| Target | ${fractions.map((f) => `${Math.round(f * 100)} %${rate(f)}`).join(' | ')} |`,
+      `|---|${fractions.map(() => '---:').join('|')}|`,
+    ];
+    for (const of of targets) {
+      const cells = fractions.map((f) => {
+        const s = group.find((v) => v.openLoop?.of === of && v.openLoop.fraction === f);
+        if (s === undefined) return '–';
+        if (s.status !== 'measured') return s.status === 'unavailable' ? 'not available' : 'failed';
+        const late = s.requests > 0 ? (s.lateStarts ?? 0) / s.requests : 0;
+        return (
+          `${fmtMs(s.latencyUs.p50)} / ${fmtMs(s.latencyUs.p99)} / ${fmtMs(s.latencyUs.p999)}` +
+          (late > 0.01 ? ` (${Math.round(late * 100)} % late)` : '')
+        );
+      });
+      rows.push(`| ${of} | ${cells.join(' | ')} |`);
+    }
+    return [...rows, ''];
+  };
+  const lines: string[] = [];
+  const main = variants.filter((s) => s.openLoop?.capacityOf === undefined);
   const capacity = report.capacity;
-  const rate = (f: number) => (capacity === undefined ? '' : ` (${Math.round(capacity.rps * f)} req/s)`);
-  const lines = [
+  lines.push(
     `Open loop (fixed rate, wrk2's method): each connection sends on a schedule and a request's latency counts from when ` +
       `it was due, so a slow answer also delays, and is charged to, the requests queued behind it. ` +
       (`Rates are fractions of ${capacity === undefined ? 'the capacity' : `${capacity.rps} req/s, ${capacity.basis}`}. ` +
         `Cells: p50 / p99 / p99.9 ms (share of requests sent behind schedule when above 1 %).`),
     '',
-    `| Target | ${fractions.map((f) => `${Math.round(f * 100)} %${rate(f)}`).join(' | ')} |`,
-    `|---|${fractions.map(() => '---:').join('|')}|`,
-  ];
-  for (const of of targets) {
-    const cells = fractions.map((f) => {
-      const s = variants.find((v) => v.openLoop?.of === of && v.openLoop.fraction === f);
-      if (s === undefined) return '–';
-      if (s.status !== 'measured') return s.status === 'unavailable' ? 'not available' : 'failed';
-      const late = s.requests > 0 ? (s.lateStarts ?? 0) / s.requests : 0;
-      return (
-        `${fmtMs(s.latencyUs.p50)} / ${fmtMs(s.latencyUs.p99)} / ${fmtMs(s.latencyUs.p999)}` +
-        (late > 0.01 ? ` (${Math.round(late * 100)} % late)` : '')
-      );
-    });
-    lines.push(`| ${of} | ${cells.join(' | ')} |`);
+  );
+  if (main.length > 0) lines.push(...table(main, capacity));
+  for (const capacityOf of new Set(variants.flatMap((s) => (s.openLoop?.capacityOf === undefined ? [] : [s.openLoop.capacityOf])))) {
+    const own = report.capacityOf?.[capacityOf];
+    lines.push(
+      `At fractions of ${own === undefined ? `${capacityOf}'s capacity (not measured)` : `${own.rps} req/s, ${own.basis}`}:`,
+      '',
+      ...table(
+        variants.filter((s) => s.openLoop?.capacityOf === capacityOf),
+        own,
+      ),
+    );
   }
-  lines.push('');
+  // The generator's own stalls are in every latency it measures: stated, so a tail it caused is not blamed on a target.
+  const health = variants.flatMap((s) => (s.generator === undefined ? [] : [s.generator]));
+  if (health.length > 0) {
+    const fmt = (us: number) => (us / 1000).toFixed(2);
+    lines.push(
+      `Load generator during these runs (worst scenario): event-loop delay p99 ` +
+        `${fmt(Math.max(...health.map((g) => g.loopDelayP99Us)))} ms, max ${fmt(Math.max(...health.map((g) => g.loopDelayMaxUs)))} ` +
+        `ms; longest GC pause ${fmt(Math.max(...health.map((g) => g.gcPauseMaxUs)))} ms; ` +
+        `${Math.max(...health.map((g) => g.cpuUsPerRequest)).toFixed(0)} µs of its CPU per request.`,
+      '',
+    );
+  }
   return lines;
 }
 

@@ -233,6 +233,64 @@ describe('benchmark report', () => {
     },
   );
 
+  it(
+    "judges strict audit's p99 against relaxed audit's at half of relaxed audit's own capacity, in a table of its own, and " +
+      "states the load generator's own delays",
+    () => {
+      const relaxedOf = { openLoop: { of: 'audit-relaxed', fraction: 0.5, capacityOf: 'audit-relaxed' } };
+      const at = (of: string): ScenarioInfo => ({
+        id: `${of}-rate50-of-audit-relaxed`,
+        title: of,
+        kind: 'proxy',
+        openLoop: { ...relaxedOf.openLoop, of },
+      });
+      const health = {
+        loopDelayP99Us: 300,
+        loopDelayMaxUs: 2500,
+        gcPauses: 3,
+        gcPauseMaxUs: 800,
+        gcPauseTotalMs: 1.5,
+        cpuUsPerRequest: 40,
+      };
+      const openSample = (id: string, p99: number) => ({
+        ...sample(id, 0, 300, 1500, p99),
+        offeredRps: 1500,
+        lateStarts: 0,
+        generator: health,
+      });
+      const base = input([
+        openSample('audit-relaxed-rate50-of-audit-relaxed', 3000),
+        openSample('audit-strict-sqlite-rate50-of-audit-relaxed', 4500),
+        openSample('audit-strict-postgres-rate50-of-audit-relaxed', 5500),
+      ]);
+      const report = summarize({
+        ...base,
+        scenarios: [...base.scenarios, at('audit-relaxed'), at('audit-strict-sqlite'), at('audit-strict-postgres')],
+        capacityOf: { 'audit-relaxed': { rps: 3000, basis: "audit-relaxed's closed-loop throughput" } },
+      });
+      const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
+      expect(byTarget["Strict audit on SQLite p99 − relaxed audit p99, open loop at 50 % of relaxed audit's capacity"]).toMatchObject({
+        measured: '1.5 ms',
+        met: true,
+        issue: 17,
+      });
+      expect(byTarget["Strict audit on PostgreSQL p99 − relaxed audit p99, open loop at 50 % of relaxed audit's capacity"]).toMatchObject({
+        measured: '2.5 ms',
+        met: false,
+        issue: 17,
+      });
+      // No passthrough ran at that rate: no ×tuned ratio against one at another rate.
+      expect(report.summaries.find((s) => s.id === 'audit-relaxed-rate50-of-audit-relaxed')?.ratios.cpuVsPassthroughTuned).toBeUndefined();
+      const markdown = renderMarkdown(report);
+      expect(markdown).toContain("At fractions of 3000 req/s, audit-relaxed's closed-loop throughput:");
+      expect(markdown).toMatch(/^\| audit-strict-sqlite \| 1\.00 \/ 4\.50 \/ 4\.50 \|$/m);
+      expect(markdown).toContain(
+        'Load generator during these runs (worst scenario): event-loop delay p99 0.30 ms, max 2.50 ms; longest GC pause 0.80 ms; ' +
+          '40 µs of its CPU per request.',
+      );
+    },
+  );
+
   it('renders the peers with the exact command each ran with, and an unavailable one with its reason and no figure', () => {
     const report = summarize(
       input([sample('nginx', 0, 50, 5000), sample('peer-caddy', 0, 100, 4000)], {
