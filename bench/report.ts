@@ -653,8 +653,10 @@ function renderOpenLoop(report: BenchReport): string[] {
   lines.push(
     `Open loop (fixed rate, wrk2's method): each connection sends on a schedule and a request's latency counts from when ` +
       `it was due, so a slow answer also delays, and is charged to, the requests queued behind it. ` +
-      (`Rates are fractions of ${capacity === undefined ? 'the capacity' : `${capacity.rps} req/s, ${capacity.basis}`}. ` +
-        `Cells: p50 / p99 / p99.9 ms (share of requests sent behind schedule when above 1 %).`),
+      (main.length === 0
+        ? ''
+        : `Rates are fractions of ${capacity === undefined ? 'the capacity' : `${capacity.rps} req/s, ${capacity.basis}`}. `) +
+      `Cells: p50 / p99 / p99.9 ms (share of requests sent behind schedule when above 1 %).`,
     '',
   );
   if (main.length > 0) lines.push(...table(main, capacity));

@@ -27,7 +27,8 @@ function postgresBackend(): ConformanceBackend {
     }
   };
   return {
-    open: (writer = 'replica-a') => openPostgresStore({ url: url(), table, maxConnections: 4, writer, maxBatch: 500 }),
+    // Pipelined (not the default), so the whole suite runs through the pipelined path too.
+    open: (writer = 'replica-a') => openPostgresStore({ url: url(), table, maxConnections: 4, writer, maxBatch: 500, pipelineDepth: 2 }),
     exec: async (sql) => {
       await rows(sql);
     },
@@ -68,7 +69,14 @@ describe('PostgreSQL store: pipelined group commit', () => {
 
   it('rolls back the batch in flight behind one the server refused, acknowledges neither, and continues the chain', async () => {
     const table = `audit_${Math.random().toString(36).slice(2, 10)}`;
-    const store = await openPostgresStore({ url: (postgres as TestPostgres).url, table, maxConnections: 4, writer: 'w', maxBatch: 500 });
+    const store = await openPostgresStore({
+      url: (postgres as TestPostgres).url,
+      table,
+      maxConnections: 4,
+      writer: 'w',
+      maxBatch: 500,
+      pipelineDepth: 2,
+    });
     try {
       await store.append([{ phase: 'final', record: record(0) }]);
       // PostgreSQL refuses a NUL in a text column: this batch fails in the server, after the next one has started.
@@ -93,33 +101,33 @@ describe('PostgreSQL store: pipelined group commit', () => {
     async () => {
       const server = await startTestPostgres({ fsync: false });
       const table = 'audit_stopped';
-      const store = await openPostgresStore({ url: server.url, table, maxConnections: 4, writer: 'w', maxBatch: 50 });
+      const store = await openPostgresStore({ url: server.url, table, maxConnections: 4, writer: 'w', maxBatch: 50, pipelineDepth: 2 });
       const acked: string[] = [];
       let failed = 0;
       let next = 0;
-      let running = true;
-      // Sixteen callers appending back to back, as concurrent requests would: batches are in flight together.
-      const callers = Array.from({ length: 16 }, async () => {
-        while (running) {
+      const outstanding: Array<Promise<void>> = [];
+      // Eight appends every millisecond, not waiting for them (requests keep arriving while commits are in flight):
+      // the queue grows behind each commit, so batches start behind batches still committing.
+      const producer = setInterval(() => {
+        for (let k = 0; k < 8; k++) {
           const i = next++;
-          try {
-            await store.append([{ phase: 'final', record: record(i) }]);
-            acked.push(`req-${i}`);
-          } catch {
-            failed += 1;
-            await new Promise((resolve) => setTimeout(resolve, 5));
-          }
+          outstanding.push(
+            store.append([{ phase: 'final', record: record(i) }]).then(
+              () => void acked.push(`req-${i}`),
+              () => void (failed += 1),
+            ),
+          );
         }
-      });
+      }, 1);
       try {
-        await until(() => acked.length >= 500, '500 acknowledged appends');
+        await until(() => acked.length >= 2000, '2000 acknowledged appends');
         await server.pause();
         const ackedBeforeStart = acked.length;
         await until(() => failed > 0, 'an append refused while the server is down');
         await server.start();
-        await until(() => acked.length >= ackedBeforeStart + 500, '500 more acknowledged appends after the restart', 30_000);
-        running = false;
-        await Promise.all(callers);
+        await until(() => acked.length >= ackedBeforeStart + 2000, '2000 more acknowledged appends after the restart', 30_000);
+        clearInterval(producer);
+        await Promise.all(outstanding);
         const client = new pg.Client({ connectionString: server.url });
         await client.connect();
         const stored = new Set(
@@ -130,8 +138,8 @@ describe('PostgreSQL store: pipelined group commit', () => {
         expect(acked.filter((id) => !stored.has(id))).toEqual([]);
         expect(await store.verify()).toMatchObject({ ok: true, writers: 1 });
       } finally {
-        running = false;
-        await Promise.all(callers);
+        clearInterval(producer);
+        await Promise.all(outstanding);
         await store.close();
         await server.stop();
       }

@@ -546,9 +546,9 @@ export const AuditSinkSchema = Type.Union(
             minimum: 1,
             maximum: 8,
             description:
-              'Group-commit batches in flight at once: the next batch is inserted while the previous one commits, and ' +
-              'committed only after it (rolled back if it failed). 1: one batch at a time. At most `maxConnections`. ' +
-              'Default: 2.',
+              'Group-commit batches in flight at once: once as many records wait as the batch being committed holds, the ' +
+              'next batch is inserted while it commits, and committed only after it (rolled back if it failed). 1: one ' +
+              'batch at a time (the default). At most `maxConnections`. Default: 1.',
           }),
         ),
       },

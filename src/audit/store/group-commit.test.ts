@@ -120,6 +120,26 @@ describe('GroupCommitter', () => {
     expectWholeChain(store.stored);
   });
 
+  it('pipelined: behind a batch in flight, the next one starts only once as many entries wait as that batch holds', async () => {
+    const store = manualStore();
+    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, maxInFlight: 2, loadHead: store.loadHead, write: store.write });
+    const submit = (i: number) => committer.submit([{ phase: 'final', record: record(i) }]);
+    const done = [submit(0), submit(1), submit(2)];
+    await nextTurn();
+    expect(store.batches.map((b) => b.entries.length)).toEqual([3]);
+    done.push(submit(3), submit(4));
+    await nextTurn();
+    // Two waiting behind three in flight: they wait for more, or for the batch in flight.
+    expect(store.batches).toHaveLength(1);
+    done.push(submit(5));
+    await nextTurn();
+    expect(store.batches.map((b) => b.entries.length)).toEqual([3, 3]);
+    store.batches[0]?.commit();
+    store.batches[1]?.commit();
+    await Promise.all(done);
+    expectWholeChain(store.stored);
+  });
+
   it.each([
     { failing: 0, label: 'the first' },
     { failing: 1, label: 'a middle' },

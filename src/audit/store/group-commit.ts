@@ -6,7 +6,8 @@
  * which entries were submitted.
  *
  * Pipelining (`maxInFlight` > 1, PostgreSQL): the next batch may start while
- * the previous one's commit is in flight. Its chain continues the previous
+ * the previous one's commit is in flight, once as many entries wait as that
+ * one holds. Its chain continues the previous
  * batch's, so the store must not commit it before the previous one has
  * committed, and must not commit it at all if that one failed: `write` is
  * handed the previous batch's outcome for that. A failed batch therefore
@@ -54,6 +55,8 @@ export class GroupCommitter {
   #scheduled = false;
   #inFlight = 0;
   #loadingHead = false;
+  /** How many entries the newest batch started holds. */
+  #tailSize = 0;
   /** The commit of the newest batch in flight: the next batch chains onto it. */
   #tail: Promise<void> | undefined;
   /** The head after the newest batch started; undefined: not known (at start, after a failure), read from the store. */
@@ -102,7 +105,13 @@ export class GroupCommitter {
         if (this.#inFlight === 0) this.#readHead();
         break;
       }
-      this.#start(this.#head.link, this.#pending.splice(0, this.#options.maxBatch));
+      // Behind a batch in flight, the next one starts only once as many entries wait as that batch holds (the queue
+      // grows faster than batches commit). Sooner, it would commit a few entries at the cost of a whole commit of its
+      // own, and leave the batch after it as large as without pipelining: fewer entries per commit, so less throughput.
+      if (this.#inFlight > 0 && this.#pending.length < this.#tailSize) break;
+      const batch = this.#pending.splice(0, this.#options.maxBatch);
+      this.#tailSize = batch.length;
+      this.#start(this.#head.link, batch);
     }
     this.#settleIdle();
   }
