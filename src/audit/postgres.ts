@@ -63,6 +63,8 @@ export const DEFAULT_PIPELINE_DEPTH = 1;
 /** Any fixed 64-bit key: serializes schema setup between replicas starting at once. */
 const MIGRATION_LOCK = 0x6b7670_61756474;
 
+const ignoreLostConnection = (): void => undefined;
+
 /** A batch rolled back because the batch before it, whose chain it continues, failed (its `cause`). */
 export class ChainPredecessorFailed extends Error {
   constructor(cause: unknown) {
@@ -176,6 +178,10 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     try {
       await ensureSchema();
       client = await pool.connect();
+      // The pool listens for errors only on idle clients. This one waits between its statements (for the batch before
+      // it): a connection lost meanwhile would emit 'error' with no listener and end the process. Its next statement
+      // fails instead, and says so.
+      client.on('error', ignoreLostConnection);
       await client.query('BEGIN');
       const insertFailed = await insertedBefore.then(
         () => false,
@@ -198,10 +204,12 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       await client.query('COMMIT');
     } catch (error) {
       inserted(false);
+      client?.off('error', ignoreLostConnection);
       // Not given back to the pool: a connection that failed mid-transaction may hold it open (or be broken).
       client?.release(true);
       throw error;
     }
+    client.off('error', ignoreLostConnection);
     client.release();
   };
 
