@@ -5,6 +5,12 @@
  * CPU per request compares moving the same bytes. Their targets (issue 17,
  * "bytes at the speed of bytes") are checked here too.
  *
+ * Each also has a tuned-passthrough twin (the project's own forwarding on
+ * fastify, no checks: bench/passthrough.ts `--mode tuned`) moving the same
+ * bytes: the Node.js floor the full path is compared with (`×tuned`), since
+ * much of what a Node.js process spends per byte (socket reads, buffers, the
+ * garbage collector) is there with no check at all.
+ *
  * @module
  */
 import type { ScenarioSummary, TargetCheck } from './report.js';
@@ -13,6 +19,12 @@ import type { ScenarioSummary, TargetCheck } from './report.js';
 export const NGINX_TWINS: ReadonlyMap<string, string> = new Map([
   ['body-1mib', 'nginx-body-1mib'],
   ['sse-200', 'nginx-sse-200'],
+]);
+
+/** The byte-moving scenarios, each with the id of its tuned-passthrough twin. */
+export const PASSTHROUGH_TWINS: ReadonlyMap<string, string> = new Map([
+  ['body-1mib', 'passthrough-tuned-body-1mib'],
+  ['sse-200', 'passthrough-tuned-sse-200'],
 ]);
 
 interface TwinnableScenario {
@@ -26,12 +38,26 @@ interface TwinnableScenario {
  * each twin with the load of the scenario it mirrors. Empty when a scenario is missing.
  */
 export function nginxTwins<S extends TwinnableScenario>(nginx: S | undefined, byId: ReadonlyMap<string, S>): S[] {
-  if (nginx === undefined) return [];
+  return twinsOf(nginx, byId, NGINX_TWINS, 'nginx proxy_pass');
+}
+
+/** The tuned passthrough's twins of the byte-moving scenarios (see the module comment). */
+export function passthroughTwins<S extends TwinnableScenario>(tuned: S | undefined, byId: ReadonlyMap<string, S>): S[] {
+  return twinsOf(tuned, byId, PASSTHROUGH_TWINS, 'Tuned passthrough (no checks)');
+}
+
+function twinsOf<S extends TwinnableScenario>(
+  target: S | undefined,
+  byId: ReadonlyMap<string, S>,
+  ids: ReadonlyMap<string, string>,
+  name: string,
+): S[] {
+  if (target === undefined) return [];
   const twins: S[] = [];
-  for (const [id, twin] of NGINX_TWINS) {
+  for (const [id, twin] of ids) {
     const mirrored = byId.get(id);
     if (mirrored === undefined) continue;
-    twins.push({ ...nginx, id: twin, title: `nginx proxy_pass, the same work as ${id}`, load: mirrored.load });
+    twins.push({ ...target, id: twin, title: `${name}, the same work as ${id}`, load: mirrored.load });
   }
   return twins;
 }

@@ -8,7 +8,7 @@
 import type { LoadResult, Percentiles } from './load.js';
 import type { AuditScaleResult } from './audit-scale.js';
 import type { MicroResult } from './micro.js';
-import { bytesTargets, NGINX_TWINS } from './bytes.js';
+import { bytesTargets, NGINX_TWINS, PASSTHROUGH_TWINS } from './bytes.js';
 
 export interface ScenarioInfo {
   readonly id: string;
@@ -196,13 +196,22 @@ export function summarize(input: ReportInput): BenchReport {
   };
   const nginx = measured('nginx');
   // The byte-moving scenarios compare with nginx doing the same work (bench/bytes.ts).
-  const nginxFor = (id: string) => (NGINX_TWINS.has(id) ? measured(NGINX_TWINS.get(id) as string) : nginx);
+  // A `--baseline` run's `<id>@base` compares with the same baselines as `<id>`.
+  const nginxFor = (id: string) => {
+    const of = id.replace(/@base$/, '');
+    return NGINX_TWINS.has(of) ? measured(NGINX_TWINS.get(of) as string) : nginx;
+  };
   const fhp = measured('passthrough-default');
   const tunedClosed = measured('passthrough-tuned');
   const summaries = base.map((s): ScenarioSummary => {
     if (s.status !== 'measured') return s;
     // Open-loop (fixed-rate) scenarios compare with the passthrough at the same rate: CPU per request rises as batching falls.
-    const tuned = s.openLoop ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction)) : tunedClosed;
+    // The byte-moving scenarios compare with the passthrough moving the same bytes.
+    const tuned = s.openLoop
+      ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction))
+      : PASSTHROUGH_TWINS.has(s.id.replace(/@base$/, ''))
+        ? measured(PASSTHROUGH_TWINS.get(s.id.replace(/@base$/, '')) as string)
+        : tunedClosed;
     return {
       ...s,
       ratios: {
