@@ -139,6 +139,7 @@ describe('npm run bench -- --quick', () => {
       'tracing-1pct',
       'job-body-64k',
       'usage-meter-sse-200',
+      'inspect-body-1mib',
     ]);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
   });
