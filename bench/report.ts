@@ -8,7 +8,7 @@
 import type { LoadResult, Percentiles } from './load.js';
 import type { AuditScaleResult } from './audit-scale.js';
 import type { MicroResult } from './micro.js';
-import { bytesTargets, NGINX_TWINS, PASSTHROUGH_TWINS } from './bytes.js';
+import { bytesTargets, NGINX_TWINS, PASSTHROUGH_TWINS, twinOf } from './bytes.js';
 
 export interface ScenarioInfo {
   readonly id: string;
@@ -198,8 +198,8 @@ export function summarize(input: ReportInput): BenchReport {
   // The byte-moving scenarios compare with nginx doing the same work (bench/bytes.ts).
   // A `--baseline` run's `<id>@base` compares with the same baselines as `<id>`.
   const nginxFor = (id: string) => {
-    const of = id.replace(/@base$/, '');
-    return NGINX_TWINS.has(of) ? measured(NGINX_TWINS.get(of) as string) : nginx;
+    const twin = twinOf(NGINX_TWINS, id);
+    return twin === undefined ? nginx : measured(twin);
   };
   const fhp = measured('passthrough-default');
   const tunedClosed = measured('passthrough-tuned');
@@ -209,9 +209,9 @@ export function summarize(input: ReportInput): BenchReport {
     // The byte-moving scenarios compare with the passthrough moving the same bytes.
     const tuned = s.openLoop
       ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction))
-      : PASSTHROUGH_TWINS.has(s.id.replace(/@base$/, ''))
-        ? measured(PASSTHROUGH_TWINS.get(s.id.replace(/@base$/, '')) as string)
-        : tunedClosed;
+      : twinOf(PASSTHROUGH_TWINS, s.id) === undefined
+        ? tunedClosed
+        : measured(twinOf(PASSTHROUGH_TWINS, s.id) as string);
     return {
       ...s,
       ratios: {

@@ -44,7 +44,7 @@ import type { AuditScaleResult } from './audit-scale.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
-import { NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins } from './bytes.js';
+import { fixedRateId, NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins, SSE_FIXED_RATE, SSE_FIXED_RATE_OF } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -1086,6 +1086,21 @@ function scenarios(world: World): Scenario[] {
     const of = [...PASSTHROUGH_TWINS].find(([, id]) => id === twin.id)?.[0] ?? '';
     const nginxTwin = list.findIndex((s) => s.id === NGINX_TWINS.get(of));
     list.splice((nginxTwin === -1 ? list.findIndex((s) => s.id === of) : nginxTwin) + 1, 0, twin);
+    byId.set(twin.id, twin);
+  }
+  // The SSE scenarios again at a fixed rate (bench/bytes.ts SSE_FIXED_RATE): time to first byte below saturation.
+  for (const id of SSE_FIXED_RATE_OF) {
+    const of = byId.get(id);
+    if (of === undefined) continue;
+    const twin: Scenario = {
+      ...of,
+      id: fixedRateId(id),
+      title: `${id} open loop at a fixed ${SSE_FIXED_RATE} streams/s over 10 connections`,
+      load: (w) => ({ ...of.load(w), ratePerSecond: SSE_FIXED_RATE }),
+    };
+    // The cleanup belongs to the scenario itself.
+    delete twin.cleanup;
+    list.splice(list.findIndex((s) => s.id === id) + 1, 0, twin);
     byId.set(twin.id, twin);
   }
   // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.

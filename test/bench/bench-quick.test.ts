@@ -29,13 +29,23 @@ const ALWAYS = [
   'body-1mib',
   'passthrough-tuned-body-1mib',
   'sse-200',
+  'sse-200-at50',
   'passthrough-tuned-sse-200',
+  'passthrough-tuned-sse-200-at50',
   'tokens-cycle',
   'full-watch',
   'scale-10k',
 ];
 /** Scenarios that depend on the machine (nginx, PostgreSQL) or on features of the build. */
-const OPTIONAL = ['nginx', 'nginx-body-1mib', 'nginx-sse-200', 'audit-relaxed', 'audit-strict-sqlite', 'audit-strict-postgres'];
+const OPTIONAL = [
+  'nginx',
+  'nginx-body-1mib',
+  'nginx-sse-200',
+  'nginx-sse-200-at50',
+  'audit-relaxed',
+  'audit-strict-sqlite',
+  'audit-strict-postgres',
+];
 
 let out: string;
 let report: BenchReport;
@@ -105,7 +115,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(33);
+    expect(report.targets).toHaveLength(34);
     // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
     const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
     expect(openLoopTarget?.issue).toBe(17);

@@ -140,7 +140,16 @@ describe('benchmark report', () => {
       ...base,
       scenarios: [
         ...base.scenarios,
-        ...['body-1mib', 'nginx-body-1mib', 'passthrough-tuned-body-1mib', 'sse-200', 'nginx-sse-200', 'body-1mib@base'].map((id) => ({
+        ...[
+          'body-1mib',
+          'nginx-body-1mib',
+          'passthrough-tuned-body-1mib',
+          'sse-200',
+          'nginx-sse-200',
+          'body-1mib@base',
+          'sse-200-at50',
+          'nginx-sse-200-at50',
+        ].map((id) => ({
           id,
           title: id,
           kind: 'proxy' as const,
@@ -155,6 +164,8 @@ describe('benchmark report', () => {
         sample('passthrough-tuned-body-1mib', 0, 2000, 50),
         streaming('sse-200', 500, 2600),
         streaming('nginx-sse-200', 100, 1000),
+        streaming('sse-200-at50', 800, 1500),
+        streaming('nginx-sse-200-at50', 200, 1000),
       ],
     });
     // ×nginx and ×tuned of a byte-moving scenario are to its twins, not to nginx's or the passthrough's small request;
@@ -164,10 +175,16 @@ describe('benchmark report', () => {
     expect(ratios('body-1mib@base')).toMatchObject({ cpuVsNginx: 3, cpuVsPassthroughTuned: 2.25 });
     // Without its passthrough twin in the run there is no ×tuned (never the small request's).
     expect(ratios('sse-200')).toEqual({ cpuVsNginx: 5 });
+    // The fixed-rate run compares with nginx's fixed-rate run.
+    expect(ratios('sse-200-at50')).toEqual({ cpuVsNginx: 4 });
     const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
     expect(byTarget['1 MiB request echoed back (body-1mib) ÷ nginx, CPU per request']).toMatchObject({ measured: '2×', met: true });
     expect(byTarget['SSE stream of 200 events (sse-200) ÷ nginx, CPU per stream']).toMatchObject({ measured: '5×', met: false });
     expect(byTarget['SSE time to first byte p50 − nginx p50 (sse-200)']).toMatchObject({ measured: '1.6 ms', met: false });
+    expect(byTarget['SSE time to first byte p50 − nginx p50, open loop at 50 streams/s (sse-200-at50)']).toMatchObject({
+      measured: '0.5 ms',
+      met: true,
+    });
   });
 
   it('checks strict audit CPU against relaxed and PostgreSQL against SQLite, and the audit reads at scale per million entries', () => {
