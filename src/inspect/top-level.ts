@@ -90,7 +90,12 @@ export function readTopLevelMembers(bytes: Buffer, keys: ReadonlySet<string>): R
   }
   if (skipSpace(bytes, i) !== n) return undefined;
   const members = Object.create(null) as Record<string, unknown>;
-  for (const [key, { start, end }] of found) members[key] = JSON.parse(bytes.toString('utf8', start, end));
+  try {
+    for (const [key, { start, end }] of found) members[key] = JSON.parse(bytes.toString('utf8', start, end));
+  } catch {
+    // Cannot happen for a value the grammar above accepted; if it did, the whole parse decides (and refuses).
+    return undefined;
+  }
   return members;
 }
 
