@@ -35,6 +35,7 @@ import { pino } from 'pino';
 import { createOtelTracing } from '../src/tracing/otel.js';
 import { resolveTracingSettings, type TracingSettings } from '../src/tracing/settings.js';
 import { createUsageMeter } from '../src/usage/usage.js';
+import { readTopLevelMembers } from '../src/inspect/top-level.js';
 import { startVertexStandIn } from '../dev/standins/vertex.js';
 
 export interface MicroResult {
@@ -373,6 +374,49 @@ async function usageMeterSse(quick: boolean): Promise<MicroResult> {
   };
 }
 
+/**
+ * The inspect step on a 1 MiB generateContent body (one inline image) whose
+ * only rule is the body-resource check of `cachedContent`: what it costs now
+ * (top-level.ts: the body checked byte by byte, only `cachedContent` parsed)
+ * and what `JSON.parse` of the whole body cost before, in CPU time per body.
+ */
+function inspectBigBody(quick: boolean): MicroResult {
+  const bytes = Buffer.from(
+    JSON.stringify({
+      contents: [
+        { role: 'user', parts: [{ text: 'Describe this.' }, { inlineData: { mimeType: 'image/png', data: 'QUJD'.repeat(256 * 1024) } }] },
+      ],
+      cachedContent: 'cachedContents/c1',
+    }),
+  );
+  const members = new Set(['model', 'cachedContent', 'baseModel', 'deployedModel']);
+  const ops = quick ? 20 : 400;
+  const cpuPer = (body: () => unknown): number => {
+    for (let i = 0; i < ops / 4; i++) body();
+    const per: number[] = [];
+    for (let r = 0; r < 3; r++) {
+      const before = process.cpuUsage();
+      for (let i = 0; i < ops; i++) body();
+      const used = process.cpuUsage(before);
+      per.push((used.user + used.system) / ops);
+    }
+    return Math.round(median(per));
+  };
+  const read = () => {
+    if (readTopLevelMembers(bytes, members)?.cachedContent !== 'cachedContents/c1') throw new Error('cachedContent not read');
+  };
+  const perOpUs = cpuPer(read);
+  const parseUs = cpuPer(() => (JSON.parse(bytes.toString('utf8')) as { cachedContent: string }).cachedContent);
+  return {
+    id: 'inspect-body-1mib',
+    title: 'Inspect step, 1 MiB generateContent body, body-resource rule: top-level members read (CPU µs per body)',
+    perOpUs,
+    ops,
+    bytes: bytes.length,
+    note: `JSON.parse of the whole body, as before: ${parseUs} µs`,
+  };
+}
+
 const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
 const quick = values.quick;
 const results: MicroResult[] = [];
@@ -388,4 +432,5 @@ results.push(classification(quick));
 results.push(await tracingPerRequest(quick));
 results.push(jobBodyCheck(quick));
 results.push(await usageMeterSse(quick));
+results.push(inspectBigBody(quick));
 process.stdout.write(`${JSON.stringify(results)}\n`);

@@ -8,7 +8,7 @@
 import type { GeneratorHealth, LoadResult, Percentiles } from './load.js';
 import type { AuditScaleResult } from './audit-scale.js';
 import type { MicroResult } from './micro.js';
-import { bytesTargets, NGINX_TWINS } from './bytes.js';
+import { bytesTargets, NGINX_TWINS, PASSTHROUGH_TWINS, twinOf } from './bytes.js';
 
 export interface ScenarioInfo {
   readonly id: string;
@@ -216,18 +216,26 @@ export function summarize(input: ReportInput): BenchReport {
   };
   const nginx = measured('nginx');
   // The byte-moving scenarios compare with nginx doing the same work (bench/bytes.ts).
-  const nginxFor = (id: string) => (NGINX_TWINS.has(id) ? measured(NGINX_TWINS.get(id) as string) : nginx);
+  // A `--baseline` run's `<id>@base` compares with the same baselines as `<id>`.
+  const nginxFor = (id: string) => {
+    const twin = twinOf(NGINX_TWINS, id);
+    return twin === undefined ? nginx : measured(twin);
+  };
   const fhp = measured('passthrough-default');
   const tunedClosed = measured('passthrough-tuned');
   const summaries = base.map((s): ScenarioSummary => {
     if (s.status !== 'measured') return s;
     // Open-loop (fixed-rate) scenarios compare with the passthrough at the same rate: CPU per request rises as batching falls.
     // At a fraction of another scenario's capacity no passthrough ran at the same rate: no ×tuned.
+    // The byte-moving scenarios compare with the passthrough moving the same bytes.
+    const twin = twinOf(PASSTHROUGH_TWINS, s.id);
     const tuned = s.openLoop
       ? s.openLoop.capacityOf === undefined
         ? measured(openLoopId('passthrough-tuned', s.openLoop.fraction))
         : undefined
-      : tunedClosed;
+      : twin === undefined
+        ? tunedClosed
+        : measured(twin);
     return {
       ...s,
       ratios: {

@@ -1,7 +1,12 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to
- * plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin] [--baseline DIR]`: what the proxy costs per
+ * request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
+ *
+ * `--only` names scenarios (and `micro`, `audit-scale` for those parts; without `micro` the micro-benchmarks are skipped).
+ * `--baseline DIR` (before → after of a change): DIR is another checkout of the project, built (`npm run build &&
+ * npm run build:bench`); every selected proxy and passthrough scenario also runs as `<id>@base` with DIR's build, in
+ * the same interleaved rounds.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
  * `dist/cli.js serve --config FILE`, NODE_ENV=production, logging at info,
@@ -39,7 +44,7 @@ import type { AuditScaleResult } from './audit-scale.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
-import { NGINX_TWINS, nginxTwins } from './bytes.js';
+import { fixedRateId, NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins, SSE_FIXED_RATE, SSE_FIXED_RATE_OF } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
@@ -80,6 +85,8 @@ interface Options {
   readonly peers: boolean;
   /** Records in the audit-scale store (`--audit-records`). */
   readonly auditScaleRecords: number;
+  /** Another built checkout whose proxy and passthrough also run, as `<id>@base` (`--baseline`). */
+  readonly baseline: string | undefined;
 }
 
 function parseOptions(): Options {
@@ -99,6 +106,7 @@ function parseOptions(): Options {
       'node-flags': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
   const quick = values.quick;
@@ -120,6 +128,7 @@ function parseOptions(): Options {
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
+    baseline: values.baseline === undefined ? undefined : resolve(values.baseline),
   };
 }
 
@@ -285,6 +294,8 @@ interface World {
   capacity?: { rps: number; basis: string };
   /** Other scenarios' capacities that open-loop rates are fractions of (`openLoop.capacityOf`), measured before the rounds. */
   readonly capacityOf: Map<string, { rps: number; basis: string }>;
+  /** The build a target runs from: this checkout's, or `--baseline`'s for the `@base` twins. */
+  readonly build?: { readonly cli: string; readonly benchDist: string };
 }
 
 interface BenchFiles {
@@ -386,10 +397,12 @@ async function startProxyTarget(
   const nodeFlags = [
     ...CHART_NODE_FLAGS,
     ...world.options.nodeFlags,
-    ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
+    ...(world.options.profileDir
+      ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, world.build === undefined ? name : `${name}@base`)]
+      : []),
   ];
   const spawnedAt = performance.now();
-  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, world.build?.cli ?? CLI, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
   });
@@ -430,13 +443,14 @@ async function startProxyTarget(
 }
 
 async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
+  const profileName = `passthrough-${mode}${world.build === undefined ? '' : '@base'}`;
   const nodeFlags = [
     ...world.options.nodeFlags,
-    ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, `passthrough-${mode}`)] : []),
+    ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, profileName)] : []),
   ];
   const proc = startProcess(
     core(world, PROXY_CORE),
-    [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url],
+    [NODE, ...nodeFlags, join(world.build?.benchDist ?? BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url],
     {
       env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
     },
@@ -1104,6 +1118,28 @@ function scenarios(world: World): Scenario[] {
     list.splice(list.findIndex((s) => NGINX_TWINS.get(s.id) === twin.id) + 1, 0, twin);
     byId.set(twin.id, twin);
   }
+  // And the tuned passthrough moving the same bytes (the Node.js floor), after the nginx twin.
+  for (const twin of passthroughTwins(byId.get('passthrough-tuned'), byId)) {
+    const of = [...PASSTHROUGH_TWINS].find(([, id]) => id === twin.id)?.[0] ?? '';
+    const nginxTwin = list.findIndex((s) => s.id === NGINX_TWINS.get(of));
+    list.splice((nginxTwin === -1 ? list.findIndex((s) => s.id === of) : nginxTwin) + 1, 0, twin);
+    byId.set(twin.id, twin);
+  }
+  // The SSE scenarios again at a fixed rate (bench/bytes.ts SSE_FIXED_RATE): time to first byte below saturation.
+  for (const id of SSE_FIXED_RATE_OF) {
+    const of = byId.get(id);
+    if (of === undefined) continue;
+    const twin: Scenario = {
+      ...of,
+      id: fixedRateId(id),
+      title: `${id} open loop at a fixed ${SSE_FIXED_RATE} streams/s over 10 connections`,
+      load: (w) => ({ ...of.load(w), ratePerSecond: SSE_FIXED_RATE }),
+    };
+    // The cleanup belongs to the scenario itself.
+    delete twin.cleanup;
+    list.splice(list.findIndex((s) => s.id === id) + 1, 0, twin);
+    byId.set(twin.id, twin);
+  }
   // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.
   const peers = o.peers ? peerScenarios() : [];
   // The same targets at fixed fractions of the capacity (open loop): what each adds to
@@ -1144,6 +1180,28 @@ function scenarios(world: World): Scenario[] {
     }),
     ...peers.flatMap((p) => [p, ...openLoop(p, [0.5])]),
   ];
+}
+
+/**
+ * The same scenario run from another build (`--baseline DIR`), as `<id>@base`:
+ * only targets this checkout builds (the proxy and the passthroughs), never
+ * nginx, the stand-in or the peers.
+ */
+function baselineTwin(scenario: Scenario, dir: string): Scenario[] {
+  if (scenario.kind !== 'proxy' && !scenario.id.startsWith('passthrough-')) return [];
+  if (PEERS.some((p) => p.id === scenario.id)) return [];
+  const build = { cli: join(dir, 'dist', 'cli.js'), benchDist: join(dir, 'dist-bench', 'bench') };
+  if (!existsSync(build.cli) || !existsSync(join(build.benchDist, 'passthrough.js')))
+    throw new Error(`--baseline ${dir}: no dist/cli.js or dist-bench/bench/passthrough.js (npm run build && npm run build:bench there)`);
+  const twin: Scenario = {
+    ...scenario,
+    id: `${scenario.id}@base`,
+    title: `${scenario.title} [--baseline build]`,
+    start: (world) => scenario.start({ ...world, build }),
+  };
+  // The cleanup (and what prepare started) belongs to the scenario itself.
+  delete twin.cleanup;
+  return [twin];
 }
 
 // ───────────────────────── one measured run ─────────────────────────
@@ -1395,7 +1453,8 @@ async function main(): Promise<void> {
   };
 
   const every = scenarios(world);
-  const all = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
+  const chosen = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
+  const all = options.baseline === undefined ? chosen : chosen.flatMap((s) => [s, ...baselineTwin(s, options.baseline as string)]);
   const unavailable: Record<string, string> = {};
   const runnable: Scenario[] = [];
   const reasons = await Promise.all(
@@ -1455,8 +1514,10 @@ async function main(): Promise<void> {
   }
   for (const s of all) await s.cleanup?.();
 
-  log('micro-benchmarks');
-  const micro = runMicro(world);
+  // `--only` without `micro` skips them: a run of a few scenarios (a before → after) does not wait for them.
+  const runMicros = options.only === undefined || options.only.includes('micro');
+  if (runMicros) log('micro-benchmarks');
+  const micro = runMicros ? runMicro(world) : [];
   // Opt-in in the full run (`--only …,audit-scale`): building 10 million records takes minutes (PostgreSQL every run); --quick runs it
   // small.
   const runScale = (options.quick && options.only === undefined) || options.only?.includes('audit-scale') === true;

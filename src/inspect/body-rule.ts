@@ -14,7 +14,12 @@ import type { ProxyError } from '../errors.js';
 export interface InspectedBody {
   /** The bytes the caller sent. Forwarded exactly, unless a rule rewrites. */
   readonly bytes: Buffer;
-  /** `JSON.parse(bytes)`. Rules read it; only `rewrite` may change (a copy of) it. */
+  /**
+   * `JSON.parse(bytes)`; or, when every rule that wanted the body names its
+   * {@link BodyRule.topLevelMembers}, an object (without prototype) holding
+   * just those members of it, each exactly as `JSON.parse` gives it. Rules
+   * read it; only `rewrite` may change (a copy of the whole body) it.
+   */
   readonly json: unknown;
 }
 
@@ -37,4 +42,12 @@ export interface BodyRule {
   wants(request: FastifyRequest): boolean;
   /** Runs once per request it wanted, in registration order. May note facts on `request.kvp`. */
   inspect(request: FastifyRequest, body: InspectedBody): BodyVerdict;
+  /**
+   * The only members of the body's top-level object `inspect` reads (its
+   * `rewrite` still gets the whole body). When every rule wanting a body
+   * names them, the body is checked for well-formed JSON but not parsed
+   * beyond them (inspect.ts): a generateContent body's inline data is never
+   * turned into JavaScript strings. Absent: `json` is the whole parse.
+   */
+  readonly topLevelMembers?: readonly string[];
 }

@@ -83,6 +83,54 @@ describe('inspectBody', () => {
     expect(seen).toEqual([{}]);
   });
 
+  it('gives rules that name their top-level members just those (as JSON.parse reads them); a rewrite still gets the whole body', () => {
+    const bytes = Buffer.from('{"contents":[{"parts":[{"text":"hi"}]}],"labels":{"a":"1"},"cachedContent":"c1","cachedContent":"c2"}');
+    const seen: unknown[] = [];
+    const labels: BodyRule = {
+      ...rule('labels', (body) => {
+        seen.push({ ...(body.json as object) });
+        return { rewrite: (json) => void ((json.labels as Record<string, string>).b = '2') };
+      }),
+      topLevelMembers: ['labels'],
+    };
+    const cached: BodyRule = {
+      ...rule('cached', (body) => void seen.push({ ...(body.json as object) })),
+      topLevelMembers: ['cachedContent'],
+    };
+    const result = inspectBody(request, bytes, JSON_TYPE, [labels, cached]);
+    expect(seen).toEqual([
+      { labels: { a: '1' }, cachedContent: 'c2' },
+      { labels: { a: '1' }, cachedContent: 'c2' },
+    ]);
+    expect('forward' in result && JSON.parse(result.forward.toString())).toEqual({
+      contents: [{ parts: [{ text: 'hi' }] }],
+      labels: { a: '1', b: '2' },
+      cachedContent: 'c2',
+    });
+  });
+
+  it('parses the whole body when one of the rules reads all of it', () => {
+    const bytes = Buffer.from('{"labels":{"a":"1"},"x":true}');
+    const seen: unknown[] = [];
+    const named: BodyRule = { ...rule('named', (body) => void seen.push(body.json)), topLevelMembers: ['labels'] };
+    inspectBody(request, bytes, JSON_TYPE, [named, rule('whole', (body) => void seen.push(body.json))]);
+    expect(seen).toEqual([
+      { labels: { a: '1' }, x: true },
+      { labels: { a: '1' }, x: true },
+    ]);
+  });
+
+  it('refuses a malformed body in the same words whether or not the rules name their members', () => {
+    for (const text of ['{"labels":{"a":"1"},}', '[{"labels":{}}]', '{"labels":"\\u00"}', '{"labels":1} x']) {
+      const whole = inspectBody(request, Buffer.from(text), JSON_TYPE, [rule('whole', () => undefined)]);
+      const named = inspectBody(request, Buffer.from(text), JSON_TYPE, [
+        { ...rule('named', () => undefined), topLevelMembers: ['labels'] },
+      ]);
+      expect('refuse' in whole, text).toBe(true);
+      expect(named, text).toEqual(whole);
+    }
+  });
+
   it('knows JSON content types', () => {
     expect(isJsonContentType('application/json')).toBe(true);
     expect(isJsonContentType('Application/JSON; charset=UTF-8')).toBe(true);

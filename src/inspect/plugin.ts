@@ -13,7 +13,6 @@
  * @throws ProxyError ERR_REQUEST_BODY_TOO_LARGE (413), ERR_REQUEST_BODY_INCOMPLETE (499),
  *   ERR_REQUEST_BODY_NOT_JSON (400), ERR_REQUEST_BODY_INVALID (400), and whatever a rule refuses with
  */
-import { Readable } from 'node:stream';
 import fp from 'fastify-plugin';
 import type { BodyRule } from './body-rule.js';
 import { readBody } from '../forward/body-limit.js';
@@ -39,7 +38,8 @@ export const inspectPlugin = fp<InspectPluginOptions>(
         return;
       }
       const rulesForRequest = wanted;
-      readBody(watchBodyProgress(request, payload, bodyIdleTimeoutMs), bodyLimitBytes, (error, bytes) => {
+      const stream = watchBodyProgress(request, payload, bodyIdleTimeoutMs);
+      readBody(stream, bodyLimitBytes, (error, bytes) => {
         if (error !== undefined) {
           request.kvp.failure ??= error;
           done(error);
@@ -54,8 +54,9 @@ export const inspectPlugin = fp<InspectPluginOptions>(
           return;
         }
         request.kvp.forwardBody = result.forward;
-        // The content parser still wants a stream; the forwarder sends `forwardBody`.
-        done(null, Readable.from([]) as unknown as typeof payload);
+        // The content parser still wants a stream: the one just read to its end (the forwarder sends `forwardBody`).
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the request stream, by its interface
+        done(null, stream as typeof payload);
       });
     });
   },

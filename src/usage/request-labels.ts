@@ -55,6 +55,8 @@ function invalid(message: string, code: 'ERR_REQUEST_RESERVED_LABEL' | 'ERR_REQU
 export function createRequestLabelsRule(): BodyRule {
   return {
     name: 'request-labels',
+    // The caller's labels are all it reads; the rewrite gets the whole body.
+    topLevelMembers: ['labels'],
     wants(request: FastifyRequest): boolean {
       const { operation, principal } = request.kvp;
       return operation !== undefined && principal?.kind === 'kubernetes' && LABELLED_OPERATIONS.has(operation.spec.id);

@@ -47,6 +47,9 @@ export const BODY_RESOURCE_FIELDS: ReadonlyMap<string, BodyResourceField> = new 
   ['endpoints.deployModel', { field: 'deployedModel.model', path: ['deployedModel', 'model'], kinds: ['model'] }],
 ]);
 
+/** The top-level members those fields are in: all the rule reads of a body. */
+const BODY_RESOURCE_TOP_LEVEL: readonly string[] = [...new Set([...BODY_RESOURCE_FIELDS.values()].map((f) => f.path[0] as string))];
+
 /** The endpoint id Vertex AI reserves for OpenAI-compatible chat with a model chosen in the body. */
 const OPENAPI_ENDPOINT = '/endpoints/openapi';
 
@@ -199,6 +202,7 @@ export function checkBodyResource(
 export function createBodyResourcesRule(options: BodyResourcesOptions): BodyRule {
   return {
     name: 'body-resources',
+    topLevelMembers: BODY_RESOURCE_TOP_LEVEL,
     wants(request: FastifyRequest): boolean {
       const { operation, decision } = request.kvp;
       return operation !== undefined && decision?.allowed === true && bodyResourceFieldOf(operation) !== undefined;

@@ -27,7 +27,11 @@ const ALWAYS = [
   'miss-es256',
   'policy-10k',
   'body-1mib',
+  'passthrough-tuned-body-1mib',
   'sse-200',
+  'sse-200-at50',
+  'passthrough-tuned-sse-200',
+  'passthrough-tuned-sse-200-at50',
   'tokens-cycle',
   'full-watch',
   'scale-10k',
@@ -37,6 +41,7 @@ const OPTIONAL = [
   'nginx',
   'nginx-body-1mib',
   'nginx-sse-200',
+  'nginx-sse-200-at50',
   'audit-relaxed',
   'audit-strict-sqlite',
   'audit-strict-postgres',
@@ -114,7 +119,7 @@ describe('npm run bench -- --quick', () => {
     const full = report.summaries.find((s) => s.id === 'full-warm');
     expect(full?.ratios.cpuVsPassthroughDefault).toBeGreaterThan(0);
     expect(full?.ratios.cpuVsPassthroughTuned).toBeGreaterThan(0);
-    expect(report.targets).toHaveLength(35);
+    expect(report.targets).toHaveLength(36);
     // Issue 17's open-loop target is judged in the quick run too (met or not: timings are never asserted).
     const openLoopTarget = report.targets.find((t) => t.target.startsWith('Full path p99 − tuned passthrough p99, open loop at 50 %'));
     expect(openLoopTarget?.issue).toBe(17);
@@ -148,6 +153,7 @@ describe('npm run bench -- --quick', () => {
       'tracing-1pct',
       'job-body-64k',
       'usage-meter-sse-200',
+      'inspect-body-1mib',
     ]);
     for (const m of report.micro) expect(Number.isFinite(m.perOpUs ?? m.bytes), m.id).toBe(true);
   });

@@ -140,23 +140,51 @@ describe('benchmark report', () => {
       ...base,
       scenarios: [
         ...base.scenarios,
-        ...['body-1mib', 'nginx-body-1mib', 'sse-200', 'nginx-sse-200'].map((id) => ({ id, title: id, kind: 'proxy' as const })),
+        ...[
+          'body-1mib',
+          'nginx-body-1mib',
+          'passthrough-tuned-body-1mib',
+          'sse-200',
+          'nginx-sse-200',
+          'body-1mib@base',
+          'sse-200-at50',
+          'nginx-sse-200-at50',
+        ].map((id) => ({
+          id,
+          title: id,
+          kind: 'proxy' as const,
+        })),
       ],
       samples: [
         sample('nginx', 0, 20, 5000),
+        sample('passthrough-tuned', 0, 50, 5000),
         sample('body-1mib', 0, 3000, 50),
+        sample('body-1mib@base', 0, 4500, 50),
         sample('nginx-body-1mib', 0, 1500, 50),
+        sample('passthrough-tuned-body-1mib', 0, 2000, 50),
         streaming('sse-200', 500, 2600),
         streaming('nginx-sse-200', 100, 1000),
+        streaming('sse-200-at50', 800, 1500),
+        streaming('nginx-sse-200-at50', 200, 1000),
       ],
     });
-    // ×nginx of a byte-moving scenario is to its twin, not to nginx's small request.
-    expect(report.summaries.find((s) => s.id === 'body-1mib')?.ratios.cpuVsNginx).toBe(2);
-    expect(report.summaries.find((s) => s.id === 'sse-200')?.ratios.cpuVsNginx).toBe(5);
+    // ×nginx and ×tuned of a byte-moving scenario are to its twins, not to nginx's or the passthrough's small request;
+    // a --baseline build's twin compares with the same ones.
+    const ratios = (id: string) => report.summaries.find((s) => s.id === id)?.ratios;
+    expect(ratios('body-1mib')).toMatchObject({ cpuVsNginx: 2, cpuVsPassthroughTuned: 1.5 });
+    expect(ratios('body-1mib@base')).toMatchObject({ cpuVsNginx: 3, cpuVsPassthroughTuned: 2.25 });
+    // Without its passthrough twin in the run there is no ×tuned (never the small request's).
+    expect(ratios('sse-200')).toEqual({ cpuVsNginx: 5 });
+    // The fixed-rate run compares with nginx's fixed-rate run.
+    expect(ratios('sse-200-at50')).toEqual({ cpuVsNginx: 4 });
     const byTarget = Object.fromEntries(report.targets.map((t) => [t.target, t]));
     expect(byTarget['1 MiB request echoed back (body-1mib) ÷ nginx, CPU per request']).toMatchObject({ measured: '2×', met: true });
     expect(byTarget['SSE stream of 200 events (sse-200) ÷ nginx, CPU per stream']).toMatchObject({ measured: '5×', met: false });
     expect(byTarget['SSE time to first byte p50 − nginx p50 (sse-200)']).toMatchObject({ measured: '1.6 ms', met: false });
+    expect(byTarget['SSE time to first byte p50 − nginx p50, open loop at 50 streams/s (sse-200-at50)']).toMatchObject({
+      measured: '0.5 ms',
+      met: true,
+    });
   });
 
   it('checks strict audit CPU against relaxed and PostgreSQL against SQLite, and the audit reads at scale per million entries', () => {
