@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to
- * plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin] [--baseline [NAME=]DIR,…]`: what the
+ * proxy costs per request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by
+ * side in one run.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
  * `dist/cli.js serve --config FILE`, NODE_ENV=production, logging at info,
@@ -16,6 +17,13 @@
  * the tuned passthrough's when nginx is missing, or `--capacity N`); the
  * `*-rate25/50/75` scenarios then run at those fractions of it. Diagnostic
  * scenarios (`full-no-audit-line`) run only when named in `--only`.
+ *
+ * `--baseline [NAME=]DIR[,…]` (built checkouts of other commits, e.g. `git
+ * worktree`s): every selected `full-*` scenario runs again as `<id>@NAME`
+ * (NAME defaults to `baseline`) with that checkout's `dist/cli.js`, in the
+ * same rounds, with the same harness, flags and load, so a change's cost is
+ * measured against its parent side by side rather than across runs on a
+ * shared machine.
  *
  * @module
  */
@@ -80,6 +88,8 @@ interface Options {
   readonly peers: boolean;
   /** Records in the audit-scale store (`--audit-records`). */
   readonly auditScaleRecords: number;
+  /** `--baseline [NAME=]DIR,…`: other builds' CLIs the `full-*` scenarios also run with (as `<id>@NAME`). */
+  readonly baselines: readonly { readonly name: string; readonly cli: string }[];
 }
 
 function parseOptions(): Options {
@@ -99,6 +109,7 @@ function parseOptions(): Options {
       'node-flags': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
+      baseline: { type: 'string' },
     },
   });
   const quick = values.quick;
@@ -120,6 +131,13 @@ function parseOptions(): Options {
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
+    baselines: (values.baseline?.split(',') ?? []).map((entry) => {
+      const at = entry.indexOf('=');
+      return {
+        name: at === -1 ? 'baseline' : entry.slice(0, at),
+        cli: join(resolve(at === -1 ? entry : entry.slice(at + 1)), 'dist', 'cli.js'),
+      };
+    }),
   };
 }
 
@@ -344,9 +362,9 @@ function hasConfigKey(key: string): boolean {
 }
 
 /** `kube-vertex-proxy check`: the problems this build has with a config, or undefined when it is accepted. */
-function checkConfig(path: string): Promise<string | undefined> {
+function checkConfig(path: string, cli = CLI): Promise<string | undefined> {
   return new Promise((resolveCheck) => {
-    const child = spawn(NODE, [CLI, 'check', '--config', path], {
+    const child = spawn(NODE, [cli, 'check', '--config', path], {
       env: { PATH: process.env.PATH ?? '', HOME: tmpdir() },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -373,6 +391,7 @@ async function startProxyTarget(
   name: string,
   config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>,
   issuer: IssuerStandIn,
+  cli = CLI,
 ): Promise<Target> {
   const dir = mkdtempSync(join(world.work, `${name}-`));
   // Port 0: the proxy picks free ports and prints them; choosing ports here and
@@ -387,7 +406,7 @@ async function startProxyTarget(
     ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
   ];
   const spawnedAt = performance.now();
-  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, cli, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
   });
@@ -607,6 +626,8 @@ interface Scenario extends ScenarioInfo {
   readonly openLoop?: { readonly of: string; readonly fraction: number };
   /** What dominates its figure (printed in the report). */
   readonly note?: string;
+  /** The same scenario run with another build's CLI (`--baseline`), as `<id>@<name>`; only the proxy's own scenarios have it. */
+  readonly baseline?: (name: string, cli: string) => Scenario;
   cleanup?(): Promise<void>;
 }
 
@@ -642,6 +663,14 @@ function proxyScenario(
       : {}),
     start: (world) => startProxyTarget(world, info.id, (d, dir) => config(d, dir, world), issuer(world)),
     load,
+    baseline: (name, cli) => ({
+      ...info,
+      id: `${info.id}@${name}`,
+      title: `${info.title} — build ${name} (${cli})`,
+      start: (world) => startProxyTarget(world, `${info.id}@${name}`, (d, dir) => config(d, dir, world), issuer(world), cli),
+      load,
+      ...(rest.rounds === undefined ? {} : { rounds: rest.rounds }),
+    }),
     ...rest,
   };
 }
@@ -1067,6 +1096,12 @@ function scenarios(world: World): Scenario[] {
     list.splice(list.findIndex((s) => NGINX_TWINS.get(s.id) === twin.id) + 1, 0, twin);
     byId.set(twin.id, twin);
   }
+  // `--baseline`: each full-path scenario again with the other build, next to it in every round.
+  for (const s of list.filter((t) => t.id.startsWith('full-'))) {
+    const twins = o.baselines.flatMap(({ name, cli }) => (byId.get(s.id) ?? s).baseline?.(name, cli) ?? []);
+    list.splice(list.findIndex((t) => t.id === s.id) + 1, 0, ...twins);
+    for (const twin of twins) byId.set(twin.id, twin);
+  }
   // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.
   const peers = o.peers ? peerScenarios() : [];
   // The same targets at fixed fractions of the capacity (open loop): what each adds to
@@ -1248,7 +1283,8 @@ async function main(): Promise<void> {
   const cores = availableParallelism();
   const pinned = !options.noPin && pinningAvailable(cores);
   const log = (line: string) => process.stderr.write(`[bench] ${line}\n`);
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first`);
+  for (const cli of [CLI, ...options.baselines.map((b) => b.cli)])
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
   mkdirSync(options.outDir, { recursive: true });
   const work = mkdtempSync(join(tmpdir(), 'kvp-bench-'));
   undoOnAbort.add(() => rmSync(work, { recursive: true, force: true }));
@@ -1319,7 +1355,8 @@ async function main(): Promise<void> {
   };
 
   const every = scenarios(world);
-  const all = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
+  // A baseline twin runs when the scenario it repeats does.
+  const all = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id.replace(/@.*$/, ''))));
   const unavailable: Record<string, string> = {};
   const runnable: Scenario[] = [];
   const reasons = await Promise.all(
