@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin] [--baseline [NAME=]DIR,…]`: what the
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin] [--baseline NAME=DIR,…]`: what the
  * proxy costs per request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by
  * side in one run.
  *
@@ -18,9 +18,10 @@
  * `*-rate25/50/75` scenarios then run at those fractions of it. Diagnostic
  * scenarios (`full-no-audit-line`) run only when named in `--only`.
  *
- * `--baseline [NAME=]DIR[,…]` (built checkouts of other commits, e.g. `git
- * worktree`s): every selected `full-*` scenario runs again as `<id>@NAME`
- * (NAME defaults to `baseline`) with that checkout's `dist/cli.js`, in the
+ * `--baseline [NAME=]DIR[#--v8-flag…][,…]` (built checkouts of other commits,
+ * e.g. `git worktree`s, or this one with other V8 flags): every selected
+ * `full-*` scenario runs again as `<id>@NAME` (NAME defaults to `baseline`)
+ * with that checkout's `dist/cli.js` and those flags last, in the
  * same rounds, with the same harness, flags and load, so a change's cost is
  * measured against its parent side by side rather than across runs on a
  * shared machine.
@@ -89,7 +90,15 @@ interface Options {
   /** Records in the audit-scale store (`--audit-records`). */
   readonly auditScaleRecords: number;
   /** `--baseline [NAME=]DIR,…`: other builds' CLIs the `full-*` scenarios also run with (as `<id>@NAME`). */
-  readonly baselines: readonly { readonly name: string; readonly cli: string }[];
+  readonly baselines: readonly Baseline[];
+}
+
+/** A build (and V8 flags) the full-path scenarios also run with: `--baseline NAME=DIR[#--flag…]`. */
+interface Baseline {
+  readonly name: string;
+  readonly cli: string;
+  /** After the chart's and `--node-flags`: the same build with another setting (e.g. `#--max-semi-space-size=16`). */
+  readonly nodeFlags: readonly string[];
 }
 
 function parseOptions(): Options {
@@ -133,10 +142,8 @@ function parseOptions(): Options {
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
     baselines: (values.baseline?.split(',') ?? []).map((entry) => {
       const at = entry.indexOf('=');
-      return {
-        name: at === -1 ? 'baseline' : entry.slice(0, at),
-        cli: join(resolve(at === -1 ? entry : entry.slice(at + 1)), 'dist', 'cli.js'),
-      };
+      const [dir = '', ...flags] = (at === -1 ? entry : entry.slice(at + 1)).split('#');
+      return { name: at === -1 ? 'baseline' : entry.slice(0, at), cli: join(resolve(dir), 'dist', 'cli.js'), nodeFlags: flags };
     }),
   };
 }
@@ -391,7 +398,7 @@ async function startProxyTarget(
   name: string,
   config: (defaults: Record<string, unknown>, dir: string) => Record<string, unknown>,
   issuer: IssuerStandIn,
-  cli = CLI,
+  build: { readonly cli: string; readonly nodeFlags: readonly string[] } = { cli: CLI, nodeFlags: [] },
 ): Promise<Target> {
   const dir = mkdtempSync(join(world.work, `${name}-`));
   // Port 0: the proxy picks free ports and prints them; choosing ports here and
@@ -403,10 +410,11 @@ async function startProxyTarget(
   const nodeFlags = [
     ...CHART_NODE_FLAGS,
     ...world.options.nodeFlags,
+    ...build.nodeFlags,
     ...(world.options.profileDir ? ['--cpu-prof', '--cpu-prof-dir', join(world.options.profileDir, name)] : []),
   ];
   const spawnedAt = performance.now();
-  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, cli, 'serve', '--config', configPath], {
+  const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, build.cli, 'serve', '--config', configPath], {
     env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
     stdout,
   });
@@ -627,7 +635,7 @@ interface Scenario extends ScenarioInfo {
   /** What dominates its figure (printed in the report). */
   readonly note?: string;
   /** The same scenario run with another build's CLI (`--baseline`), as `<id>@<name>`; only the proxy's own scenarios have it. */
-  readonly baseline?: (name: string, cli: string) => Scenario;
+  readonly baseline?: (baseline: Baseline) => Scenario;
   cleanup?(): Promise<void>;
 }
 
@@ -663,11 +671,11 @@ function proxyScenario(
       : {}),
     start: (world) => startProxyTarget(world, info.id, (d, dir) => config(d, dir, world), issuer(world)),
     load,
-    baseline: (name, cli) => ({
+    baseline: ({ name, cli, nodeFlags }) => ({
       ...info,
       id: `${info.id}@${name}`,
-      title: `${info.title} — build ${name} (${cli})`,
-      start: (world) => startProxyTarget(world, `${info.id}@${name}`, (d, dir) => config(d, dir, world), issuer(world), cli),
+      title: `${info.title} — build ${name} (${[cli, ...nodeFlags].join(' ')})`,
+      start: (world) => startProxyTarget(world, `${info.id}@${name}`, (d, dir) => config(d, dir, world), issuer(world), { cli, nodeFlags }),
       load,
       ...(rest.rounds === undefined ? {} : { rounds: rest.rounds }),
     }),
@@ -1098,7 +1106,7 @@ function scenarios(world: World): Scenario[] {
   }
   // `--baseline`: each full-path scenario again with the other build, next to it in every round.
   for (const s of list.filter((t) => t.id.startsWith('full-'))) {
-    const twins = o.baselines.flatMap(({ name, cli }) => (byId.get(s.id) ?? s).baseline?.(name, cli) ?? []);
+    const twins = o.baselines.flatMap((b) => (byId.get(s.id) ?? s).baseline?.(b) ?? []);
     list.splice(list.findIndex((t) => t.id === s.id) + 1, 0, ...twins);
     for (const twin of twins) byId.set(twin.id, twin);
   }
