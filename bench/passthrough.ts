@@ -4,8 +4,8 @@
  *
  * - `--mode default`: `@fastify/http-proxy` as its README shows it, all defaults.
  * - `--mode tuned`: the project's own forwarding code and settings
- *   (@fastify/http-proxy's routes with `dispatchUpstream` from
- *   src/forward/dispatch.ts as its handler, over the undici pool from
+ *   (the routes of src/forward/routes.ts with `dispatchUpstream` from
+ *   src/forward/dispatch.ts as their handler, over the undici pool from
  *   src/forward/agent.ts, the same header filtering), still with no checks:
  *   the floor the full path is compared with.
  *
@@ -19,6 +19,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import { createUpstreamAgent } from '../src/forward/agent.js';
 import { upstreamRequestHeaders } from '../src/forward/header-policy.js';
 import { dispatchUpstream } from '../src/forward/dispatch.js';
+import { registerForwardRoutes } from '../src/forward/routes.js';
 import { newRequestContext } from '../src/request-context.js';
 
 const { values } = parseArgs({
@@ -34,20 +35,14 @@ if (values.mode === 'tuned') {
     request.kvp = newRequestContext();
     done();
   });
-  // The same registration as src/forward/plugin.ts: @fastify/http-proxy's routes, its handler calling the one forwarding path.
-  await app.register(proxy, {
-    upstream: '',
-    globalAgent: true,
-    disableCache: true,
-    replyOptions: { getUpstream: () => upstream },
-    handler: (request: FastifyRequest, reply: FastifyReply) => {
-      dispatchUpstream(dispatcher, request, reply, {
-        origin: upstream,
-        path: request.url,
-        headers: upstreamRequestHeaders(request.headers, 'Bearer passthrough'),
-        ownCredential: true,
-      });
-    },
+  // The same registration as src/forward/plugin.ts: the forwarding routes, their handler calling the one forwarding path.
+  registerForwardRoutes(app, ['/', '/*'], (request: FastifyRequest, reply: FastifyReply) => {
+    dispatchUpstream(dispatcher, request, reply, {
+      origin: upstream,
+      path: request.url,
+      headers: upstreamRequestHeaders(request.headers, 'Bearer passthrough'),
+      ownCredential: true,
+    });
   });
 } else {
   await app.register(proxy, { upstream });

@@ -21,14 +21,14 @@
  *   ERR_REQUEST_METHOD_NOT_ALLOWED (405), ERR_AUTHN_* (401), ERR_AUTHZ_DENIED (403),
  *   ERR_REQUEST_BODY_TOO_LARGE (413), ERR_FORWARD_UPSTREAM_UNREACHABLE (502), ERR_FORWARD_UPSTREAM_TIMEOUT (504)
  */
-import proxy from '@fastify/http-proxy';
-import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Dispatcher } from 'undici';
 import { authnPlugin } from '../authn/plugin.js';
 import type { TokenVerifier } from '../authn/verifier.js';
 import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { dispatchUpstream } from '../forward/dispatch.js';
+import { registerForwardRoutes } from '../forward/routes.js';
 import { watchBodyProgress } from '../forward/body-progress.js';
 import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
 import { commitDecision } from '../audit-commit/plugin.js';
@@ -180,18 +180,12 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
     });
   };
 
-  // @fastify/http-proxy owns the routes: `prefix` and `prefix/*` of every
-  // route (`/prefix/*` also matches `/prefix/`), with its default methods on
-  // each, so a method a route does not allow gets this context's 405, not
-  // another route family's; its pass-through parser leaves every body a
-  // stream, whatever its type. `globalAgent`: see forward/plugin.ts.
-  app.removeAllContentTypeParsers();
-  await app.register(proxy, {
-    upstream: '',
-    globalAgent: true,
-    disableCache: true,
-    routes: routes.routes.flatMap((route) => [route.prefix, `${route.prefix}/*`]),
-    replyOptions: { getUpstream: (request: FastifyRequest<RouteGenericInterface, RawServerBase>) => request.kvp.upstreamBase as string },
-    handler: forward,
-  });
+  // `prefix` and `prefix/*` of every route (`/prefix/*` also matches
+  // `/prefix/`), with every forwarded method on each, so a method a route does
+  // not allow gets this context's 405, not another route family's.
+  registerForwardRoutes(
+    app,
+    routes.routes.flatMap((route) => [route.prefix, `${route.prefix}/*`]),
+    forward,
+  );
 }

@@ -14,8 +14,7 @@
  *   ERR_FORWARD_IDENTITY_UNAVAILABLE (503), and what dispatch.ts answers (502, 504)
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import proxy from '@fastify/http-proxy';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Dispatcher } from 'undici';
 import { ProxyError } from '../errors.js';
@@ -24,6 +23,7 @@ import type { UpstreamCredential } from './credentials.js';
 import type { TeamIdentities } from './identities.js';
 import { bodyTooLarge, limitChunkedBody } from './body-limit.js';
 import { dispatchUpstream } from './dispatch.js';
+import { registerForwardRoutes } from './routes.js';
 import { upstreamRequestHeaders } from './header-policy.js';
 import { watchBodyProgress } from './body-progress.js';
 import { vertexSpanStart } from '../tracing/attributes.js';
@@ -50,7 +50,7 @@ function identityUnavailable(): ProxyError {
 }
 
 export const forwardPlugin = fp<ForwardPluginOptions>(
-  async (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0, identities, requestReason = false }) => {
+  (app, { credential, dispatcher, bodyLimitBytes, bodyIdleTimeoutMs = 0, identities, requestReason = false }, registered) => {
     const upstreamAuthorization = new WeakMap<FastifyRequest, string>();
 
     app.addHook('onRequest', (request, _reply, done) => {
@@ -121,23 +121,9 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
       });
     };
 
-    // @fastify/http-proxy owns the routes (its default methods: every one a
-    // Vertex AI method uses) and leaves request bodies as streams (its
-    // pass-through content-type parser; fastify's own text/plain parser is
-    // removed first, or a text/plain rawPredict body would be read into a
-    // string and never forwarded); its `handler` option sends them the
-    // one forwarding way, dispatch.ts. `upstream: ''` with `getUpstream` is its
-    // per-request upstream; `globalAgent` keeps the reply-from it registers
-    // from creating a connection pool of its own (never used: the handler
-    // replaces `reply.from`).
-    app.removeAllContentTypeParsers();
-    await app.register(proxy, {
-      upstream: '',
-      globalAgent: true,
-      disableCache: true,
-      replyOptions: { getUpstream: (request: FastifyRequest<RouteGenericInterface, RawServerBase>) => request.kvp.upstreamBase as string },
-      handler: forward,
-    });
+    // Every path (classification already refused what is not a Vertex AI method), every method a Vertex AI method uses.
+    registerForwardRoutes(app, ['/', '/*'], forward);
+    registered();
   },
   { name: 'kvp-forward', fastify: '5.x', dependencies: ['kvp-authorize'] },
 );
