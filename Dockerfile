@@ -43,7 +43,7 @@ LABEL org.opencontainers.image.title="kube-vertex-proxy" \
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--enable-source-maps --max-semi-space-size=4"
+    NODE_OPTIONS="--max-semi-space-size=4"
 WORKDIR /app
 COPY --from=prod-deps /src/package.json ./package.json
 COPY --from=prod-deps /src/node_modules ./node_modules

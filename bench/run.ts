@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin]`: what the proxy costs per request, next to
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--proxy-env "NAME=value ..."] [--no-pin]`: what the proxy costs per request, next to
  * plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
@@ -72,6 +72,8 @@ interface Options {
   readonly bigTokenCount: number;
   /** Extra Node.js flags for the proxy and passthrough processes (experiments: GC settings). */
   readonly nodeFlags: readonly string[];
+  /** Extra environment for the proxy and passthrough processes (experiments: glibc malloc tunables), `NAME=value` pairs. */
+  readonly proxyEnv: Readonly<Record<string, string>>;
   /** Do not pin processes to cores even where taskset exists. */
   readonly noPin: boolean;
   /** The capacity (req/s) the open-loop rates are fractions of; measured (nginx, closed loop) when absent. */
@@ -97,6 +99,7 @@ function parseOptions(): Options {
       capacity: { type: 'string' },
       peers: { type: 'boolean', default: false },
       'node-flags': { type: 'string' },
+      'proxy-env': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
     },
@@ -119,6 +122,12 @@ function parseOptions(): Options {
     peers: values.peers,
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
+    proxyEnv: Object.fromEntries(
+      (values['proxy-env']?.split(' ').filter((pair) => pair.includes('=')) ?? []).map((pair) => [
+        pair.slice(0, pair.indexOf('=')),
+        pair.slice(pair.indexOf('=') + 1),
+      ]),
+    ),
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
   };
 }
@@ -398,7 +407,7 @@ async function startProxyTarget(
   ];
   const spawnedAt = performance.now();
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
+    env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production', ...world.options.proxyEnv },
     stdout,
   });
   closeSync(stdout);
@@ -446,7 +455,7 @@ async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promis
     core(world, PROXY_CORE),
     [NODE, ...nodeFlags, join(BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url],
     {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...world.options.proxyEnv },
     },
   );
   const { port } = await firstJsonLine<{ port: number }>(proc, `passthrough ${mode}`);
