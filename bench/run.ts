@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--proxy-env "NAME=value ..."] [--no-pin]`: what the proxy costs per request, next to
- * plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--proxy-env "NAME=value ..."] [--no-pin]`:
+ * what the proxy costs per request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side
+ * by side in one run.
  *
  * Every scenario starts its target fresh (the real proxy as users start it:
  * `dist/cli.js serve --config FILE`, NODE_ENV=production, logging at info,
