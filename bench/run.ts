@@ -310,8 +310,7 @@ interface BenchFiles {
 
 /**
  * The Node.js flags the helm chart starts the proxy with (its NODE_OPTIONS: the deployment template's format filled in from
- * values.yaml), so the proxy is measured as it runs in a cluster (`--enable-source-maps` included: the parsed source maps are
- * some 3 MiB of idle memory). `--node-flags` come after them and win.
+ * values.yaml), so the proxy is measured as it runs in a cluster. `--node-flags` come after them and win.
  */
 const CHART_NODE_FLAGS: readonly string[] = (() => {
   const chart = join(REPO, 'helm', 'kube-vertex-proxy');
@@ -325,6 +324,16 @@ const CHART_NODE_FLAGS: readonly string[] = (() => {
     .replace(/%d/g, () => args[next++] ?? '')
     .split(' ')
     .filter((flag) => flag !== '');
+})();
+/** The environment the chart's deployment adds for glibc (`mallocTrimThresholdBytes`; none when the value is 0). */
+const CHART_PROXY_ENV: Readonly<Record<string, string>> = (() => {
+  const chart = join(REPO, 'helm', 'kube-vertex-proxy');
+  const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  const template = readFileSync(join(chart, 'templates', 'deployment.yaml'), 'utf8');
+  const match = /name: GLIBC_TUNABLES\s+value: \{\{ printf "([^"]+)" \(int \.Values\.(\w+)\) \| quote \}\}/.exec(template);
+  if (match === null) throw new Error('bench: GLIBC_TUNABLES not found in the chart deployment template (bench/run.ts reads it)');
+  const value = Number(values[match[2] as string] ?? 0);
+  return value === 0 ? {} : { GLIBC_TUNABLES: (match[1] as string).replace('%d', String(value)) };
 })();
 const PROXY_CORE = 0;
 /** Namespaces the Kubernetes API stand-in serves in the scale scenario. */
@@ -408,7 +417,14 @@ async function startProxyTarget(
   ];
   const spawnedAt = performance.now();
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production', ...world.options.proxyEnv },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...metadataEnv(world.metadata),
+      HOME: dir,
+      NODE_ENV: 'production',
+      ...CHART_PROXY_ENV,
+      ...world.options.proxyEnv,
+    },
     stdout,
   });
   closeSync(stdout);
