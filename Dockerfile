@@ -42,8 +42,10 @@ LABEL org.opencontainers.image.title="kube-vertex-proxy" \
 # No package manager at run time: nothing is installed there, and less to patch.
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
            /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack
+# The chart's defaults (helm/kube-vertex-proxy/values.yaml: maxSemiSpaceMiB, mallocTrimThresholdBytes).
 ENV NODE_ENV=production \
-    NODE_OPTIONS="--enable-source-maps --max-semi-space-size=4"
+    NODE_OPTIONS="--max-semi-space-size=4" \
+    GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072
 WORKDIR /app
 COPY --from=prod-deps /src/package.json ./package.json
 COPY --from=prod-deps /src/node_modules ./node_modules

@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick] [--rounds N] [--duration 5s] [--only a,b]
- * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--no-pin] [--baseline DIR]`: what the proxy costs per
- * request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured side by side in one run.
+ * [--profile DIR] [--capacity N] [--peers] [--node-flags "..."] [--proxy-env "NAME=value ..."] [--no-pin] [--baseline DIR]`:
+ * what the proxy costs per request, next to plain reverse proxies and (with `--peers`) other identity-aware proxies, measured
+ * side by side in one run.
  *
  * `--only` names scenarios (and `micro`, `audit-scale` for those parts; without `micro` the micro-benchmarks are skipped).
  * `--baseline DIR` (before → after of a change): DIR is another checkout of the project, built (`npm run build &&
@@ -77,6 +78,8 @@ interface Options {
   readonly bigTokenCount: number;
   /** Extra Node.js flags for the proxy and passthrough processes (experiments: GC settings). */
   readonly nodeFlags: readonly string[];
+  /** Extra environment for the proxy and passthrough processes (experiments: glibc malloc tunables), `NAME=value` pairs. */
+  readonly proxyEnv: Readonly<Record<string, string>>;
   /** Do not pin processes to cores even where taskset exists. */
   readonly noPin: boolean;
   /** The capacity (req/s) the open-loop rates are fractions of; measured (nginx, closed loop) when absent. */
@@ -104,6 +107,7 @@ function parseOptions(): Options {
       capacity: { type: 'string' },
       peers: { type: 'boolean', default: false },
       'node-flags': { type: 'string' },
+      'proxy-env': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
       baseline: { type: 'string' },
@@ -127,6 +131,12 @@ function parseOptions(): Options {
     peers: values.peers,
     noPin: values['no-pin'],
     nodeFlags: values['node-flags']?.split(' ').filter((f) => f !== '') ?? [],
+    proxyEnv: Object.fromEntries(
+      (values['proxy-env']?.split(' ').filter((pair) => pair.includes('=')) ?? []).map((pair) => [
+        pair.slice(0, pair.indexOf('=')),
+        pair.slice(pair.indexOf('=') + 1),
+      ]),
+    ),
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
     baseline: values.baseline === undefined ? undefined : resolve(values.baseline),
   };
@@ -312,12 +322,31 @@ interface BenchFiles {
 }
 
 /**
- * The V8 flags the helm chart starts the proxy with (its NODE_OPTIONS, from values.yaml): the proxy is measured as it
- * runs in a cluster. `--node-flags` come after them and win.
+ * The Node.js flags the helm chart starts the proxy with (its NODE_OPTIONS: the deployment template's format filled in from
+ * values.yaml), so the proxy is measured as it runs in a cluster. `--node-flags` come after them and win.
  */
 const CHART_NODE_FLAGS: readonly string[] = (() => {
-  const values = parse(readFileSync(join(REPO, 'helm', 'kube-vertex-proxy', 'values.yaml'), 'utf8')) as Record<string, unknown>;
-  return [`--max-old-space-size=${String(values.maxHeapMiB)}`, `--max-semi-space-size=${String(values.maxSemiSpaceMiB)}`];
+  const chart = join(REPO, 'helm', 'kube-vertex-proxy');
+  const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  const template = readFileSync(join(chart, 'templates', 'deployment.yaml'), 'utf8');
+  const match = /name: NODE_OPTIONS\s+value: \{\{ printf "([^"]+)"((?: \(int \.Values\.\w+\))+) \| quote \}\}/.exec(template);
+  if (match === null) throw new Error('bench: NODE_OPTIONS not found in the chart deployment template (bench/run.ts reads it)');
+  const args = [...(match[2] as string).matchAll(/\.Values\.(\w+)/g)].map((m) => String(values[m[1] as string]));
+  let next = 0;
+  return (match[1] as string)
+    .replace(/%d/g, () => args[next++] ?? '')
+    .split(' ')
+    .filter((flag) => flag !== '');
+})();
+/** The environment the chart's deployment adds for glibc (`mallocTrimThresholdBytes`; none when the value is 0). */
+const CHART_PROXY_ENV: Readonly<Record<string, string>> = (() => {
+  const chart = join(REPO, 'helm', 'kube-vertex-proxy');
+  const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+  const template = readFileSync(join(chart, 'templates', 'deployment.yaml'), 'utf8');
+  const match = /name: GLIBC_TUNABLES\s+value: \{\{ printf "([^"]+)" \(int \.Values\.(\w+)\) \| quote \}\}/.exec(template);
+  if (match === null) throw new Error('bench: GLIBC_TUNABLES not found in the chart deployment template (bench/run.ts reads it)');
+  const value = Number(values[match[2] as string] ?? 0);
+  return value === 0 ? {} : { GLIBC_TUNABLES: (match[1] as string).replace('%d', String(value)) };
 })();
 const PROXY_CORE = 0;
 /** Namespaces the Kubernetes API stand-in serves in the scale scenario. */
@@ -403,7 +432,14 @@ async function startProxyTarget(
   ];
   const spawnedAt = performance.now();
   const proc = startProcess(core(world, PROXY_CORE), [NODE, ...nodeFlags, world.build?.cli ?? CLI, 'serve', '--config', configPath], {
-    env: { PATH: process.env.PATH ?? '', ...metadataEnv(world.metadata), HOME: dir, NODE_ENV: 'production' },
+    env: {
+      PATH: process.env.PATH ?? '',
+      ...metadataEnv(world.metadata),
+      HOME: dir,
+      NODE_ENV: 'production',
+      ...CHART_PROXY_ENV,
+      ...world.options.proxyEnv,
+    },
     stdout,
   });
   closeSync(stdout);
@@ -452,7 +488,7 @@ async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promis
     core(world, PROXY_CORE),
     [NODE, ...nodeFlags, join(world.build?.benchDist ?? BENCH_DIST, 'passthrough.js'), '--mode', mode, '--upstream', world.upstream.url],
     {
-      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production' },
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...world.options.proxyEnv },
     },
   );
   const { port } = await firstJsonLine<{ port: number }>(proc, `passthrough ${mode}`);

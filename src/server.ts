@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { buildAdminApp } from './admin/app.js';
+import { buildAdminApp, type ReadinessCheck } from './admin/app.js';
 import { buildProxyApp } from './app.js';
 import { startCallbacks } from './callbacks/runtime.js';
 import { toCloudLoggingEntry } from './audit/cloud-logging.js';
@@ -30,6 +30,7 @@ import { createMetrics } from './metrics/metrics.js';
 import { createIapVerifier } from './console/iap.js';
 import { createTracing } from './tracing/tracing.js';
 import { startLimits, type LimitRuntime } from './limits/runtime.js';
+import { releaseStartupMemoryWhenReady } from './lib/startup-memory.js';
 import { createUsageMetrics } from './usage/metrics.js';
 
 export interface RunningProxy {
@@ -225,35 +226,36 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     endpointHosts,
     limiter: limits?.limiter,
   });
+  const readiness = (): ReadinessCheck[] => [
+    ...verifier.keyStatus().map((k) => ({
+      name: `issuer:${k.issuer}`,
+      ready: k.ready,
+      detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
+    })),
+    { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
+    // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
+    ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
+    ...(endpointLookupClient === undefined ? [] : [{ name: 'endpoint-lookup', ready: endpointLookupClient.ready(), detail: {} }]),
+    ...kube.readiness(),
+    // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
+    { name: 'policy', ready: true, detail: { ...reloader.status() } },
+    ...(auditTrail === undefined
+      ? []
+      : [
+          {
+            name: 'audit-store',
+            ready: auditTrail.healthy(),
+            detail: { durability: auditTrail.durability, stores: settings.audit.stores.map((s) => s.type) },
+          },
+        ]),
+  ];
   const adminApp = await buildAdminApp({
     logger,
     registry,
     shuttingDown: () => shuttingDown,
     readyzDetails: settings.server.readyzDetails,
     ...(callbacks === undefined ? {} : { jwks: () => callbacks.jwks() }),
-    readiness: () => [
-      ...verifier.keyStatus().map((k) => ({
-        name: `issuer:${k.issuer}`,
-        ready: k.ready,
-        detail: { keyIds: k.keyIds, ageSeconds: k.ageMs === undefined ? null : Math.round(k.ageMs / 1000) },
-      })),
-      { name: 'google-credential', ready: credential.ready(), detail: credential.describe() },
-      // Not a readiness condition: one team's missing grant must not take every team's proxy out of service.
-      ...(identities === undefined ? [] : [{ name: 'team-identities', ready: true, detail: { accounts: identities.describe() } }]),
-      ...(endpointLookupClient === undefined ? [] : [{ name: 'endpoint-lookup', ready: endpointLookupClient.ready(), detail: {} }]),
-      ...kube.readiness(),
-      // An invalid new file never makes the proxy unready (the old policy serves); the detail says what was refused.
-      { name: 'policy', ready: true, detail: { ...reloader.status() } },
-      ...(auditTrail === undefined
-        ? []
-        : [
-            {
-              name: 'audit-store',
-              ready: auditTrail.healthy(),
-              detail: { durability: auditTrail.durability, stores: settings.audit.stores.map((s) => s.type) },
-            },
-          ]),
-    ],
+    readiness,
   });
 
   // Keys and the first token are fetched in the background; /readyz says when they are in hand.
@@ -267,6 +269,17 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
   await proxyApp.listen({ host: settings.server.host, port: settings.server.port });
   // Loading the client library takes seconds of CPU: after the ports are open, not before (/readyz waits for it).
   endpointLookupClient?.start();
+  // What start-up allocated and no longer needs goes back to the system once, when the proxy first turns ready (lib/startup-memory.ts).
+  const stopReleaseWatch = releaseStartupMemoryWhenReady({
+    ready: () => !shuttingDown && readiness().every((check) => check.ready),
+    onReleased: (released) =>
+      logger.info(
+        released === undefined
+          ? {}
+          : { rssBeforeMiB: mib(released.rssBefore), rssAfterMiB: mib(released.rssAfter), ms: Math.round(released.ms) },
+        released === undefined ? 'start-up memory: no memory-reducing collection in this V8' : 'start-up memory released',
+      ),
+  });
 
   const dataAddress = proxyApp.server.address() as AddressInfo;
   const adminAddress = adminApp.server.address() as AddressInfo;
@@ -278,6 +291,7 @@ export async function startProxy(settings: Settings, options: StartOptions): Pro
     async close() {
       // Readiness fails from here on; requests are still accepted and served for the drain period.
       shuttingDown = true;
+      stopReleaseWatch();
       if (settings.server.drainPeriodMs > 0) {
         logger.info({ drainPeriodMs: settings.server.drainPeriodMs }, 'draining: /readyz fails, still serving');
         await new Promise((resolve) => setTimeout(resolve, settings.server.drainPeriodMs));
@@ -315,4 +329,8 @@ async function closeWithGrace(app: FastifyInstance, graceMs: number, logger: Log
     app.server.closeAllConnections();
     await closed;
   }
+}
+
+function mib(bytes: number): number {
+  return Math.round((bytes / 2 ** 20) * 10) / 10;
 }

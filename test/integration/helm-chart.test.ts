@@ -283,6 +283,27 @@ describe('helm chart helm/kube-vertex-proxy', () => {
     });
   });
 
+  describe('the runtime environment', () => {
+    const envOf = (objects: KubeObject[]) =>
+      Object.fromEntries(
+        (
+          (one(objects, 'Deployment') as Deployment).spec.template.spec.containers[0] as Container & {
+            env: Array<{ name: string; value: string }>;
+          }
+        ).env.map((e) => [e.name, e.value]),
+      );
+
+    it('sets the V8 heap and young generation from the values, and glibc malloc trim threshold unless it is 0', () => {
+      expect(envOf(render([]))).toMatchObject({
+        NODE_OPTIONS: '--max-old-space-size=256 --max-semi-space-size=4',
+        GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=131072',
+      });
+      const off = envOf(render(['--set', 'mallocTrimThresholdBytes=0', '--set', 'maxSemiSpaceMiB=16']));
+      expect(off.NODE_OPTIONS).toBe('--max-old-space-size=256 --max-semi-space-size=16');
+      expect(off).not.toHaveProperty('GLIBC_TUNABLES');
+    });
+  });
+
   describe('Google identity, audit store and callbacks settings', () => {
     it('annotates the ServiceAccount for Workload Identity, or not at all for a WIF principal', () => {
       const gke = render(['-f', join(CHART, 'ci', 'gke-workload-identity-values.yaml')]);
