@@ -542,14 +542,14 @@ export function renderMarkdown(report: BenchReport): string {
           ? `${a.generateSeconds ?? 0} s`
           : `${a.builtSeconds} s (${a.loadSeconds ?? 0} + ${a.migrateSeconds ?? 0})${a.generateSeconds === 0 ? ', cached' : ''}`;
       const first = (v: number | undefined) => (v === undefined ? '' : `, first run ${v} ms`);
-      lines.push(
-        `| ${a.store} | ${a.records.toLocaleString('en-US')} | ${built} | ` +
-          `${a.diskBytes === undefined ? '–' : `${(a.diskBytes / 2 ** 30).toFixed(1)} GiB`} | ` +
-          `${a.rollupRows?.toLocaleString('en-US') ?? '–'} | ` +
-          `${a.queryMs} ms (${a.queryRecords?.toLocaleString('en-US')} records, median of 3${first(a.queryFirstMs)}) | ` +
-          `${a.summaryMs} ms (${a.summaryRecords?.toLocaleString('en-US')} records, median of 3${first(a.summaryFirstMs)}) | ` +
-          `${a.verifyMs} ms (${a.verifyEntries?.toLocaleString('en-US')} entries, ${a.verifyOk === true ? 'intact' : 'BROKEN'}) |`,
-      );
+      // Process CPU of the reads: the whole cost for SQLite, the client's share for PostgreSQL.
+      const cpu = (v: number | undefined) => (v === undefined ? '' : `; CPU ${v} ms${a.store === 'postgres' ? ' client' : ''}`);
+      const n = (v: number | undefined) => v?.toLocaleString('en-US') ?? '–';
+      const query = `${a.queryMs} ms (${n(a.queryRecords)} records, median of 3${first(a.queryFirstMs)}${cpu(a.queryCpuMs)})`;
+      const summary = `${a.summaryMs} ms (${n(a.summaryRecords)} records, median of 3${first(a.summaryFirstMs)}${cpu(a.summaryCpuMs)})`;
+      const verify = `${a.verifyMs} ms (${n(a.verifyEntries)} entries, ${a.verifyOk === true ? 'intact' : 'BROKEN'}${cpu(a.verifyCpuMs)})`;
+      const disk = a.diskBytes === undefined ? '–' : `${(a.diskBytes / 2 ** 30).toFixed(1)} GiB`;
+      lines.push(`| ${a.store} | ${n(a.records)} | ${built} | ${disk} | ${n(a.rollupRows)} | ${query} | ${summary} | ${verify} |`);
     }
     lines.push('');
   }
