@@ -329,7 +329,7 @@ export function* generate(total: number, batch: number): Generator<Array<Array<s
 }
 
 /** A principal about tenth in activity (a busy service account), and its day. */
-function queryTarget(): { principal: string; day: { from: number; to: number } } {
+export function queryTarget(): { principal: string; day: { from: number; to: number } } {
   const { principals } = population();
   return { principal: (principals[9] as Principal).principal, day: { from: T0 + 8 * DAY, to: T0 + 9 * DAY } };
 }
@@ -464,7 +464,7 @@ async function timed<T>(run: () => Promise<T>): Promise<{ value: T; ms: number; 
 }
 
 /** The three reads, timed: query and summary three times each (median, and the first run apart), verify once. */
-async function measureReads(store: AuditStore): Promise<Partial<AuditScaleResult>> {
+export async function measureReads(store: AuditStore): Promise<Partial<AuditScaleResult>> {
   const { principal, day } = queryTarget();
   const queries = [];
   for (let run = 0; run < 3; run++) {

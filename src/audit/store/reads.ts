@@ -19,7 +19,7 @@ import {
   toUsageSummaryRow,
   usageSummarySql,
 } from './sql.js';
-import { rollupSummarySql, rollupUsageSummarySql } from './rollup.js';
+import { rollupSummarySql, rollupTableName, rollupUsageSummarySql } from './rollup.js';
 import type { AuditStore, EntryPhase, RecordPage, StoredEntry } from './types.js';
 import { verifyPaged, type EntryPager } from './verify.js';
 
@@ -90,6 +90,22 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     };
   };
 
+  /**
+   * Whether the rollup exists: a reader that does not migrate (the CLI, read-only) may meet a store the proxy has not upgraded
+   * yet, and then counts the entries. Created and filled in one transaction, so once it exists it is complete; only that is cached.
+   */
+  let rollupSeen = false;
+  const hasRollup = async (): Promise<boolean> => {
+    if (rollupSeen) return true;
+    try {
+      await dialect.all(`SELECT 1 FROM ${rollupTableName(table)} LIMIT 1`, []);
+      rollupSeen = true;
+    } catch {
+      // No rollup table (yet).
+    }
+    return rollupSeen;
+  };
+
   return {
     async query(query, limit, cursor): Promise<RecordPage> {
       const { where, params, param } = queryConditions(query, cursor === undefined ? undefined : decodeCursor(cursor), dialect);
@@ -108,14 +124,14 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     // Summaries: through the hourly rollup when it can answer (rollup.ts), else from the entries; the same rows either way.
     async summary(query) {
       const rolled = parameters(dialect);
-      const sql = rollupSummarySql(table, query, rolled.param);
+      const sql = (await hasRollup()) ? rollupSummarySql(table, query, rolled.param) : undefined;
       if (sql !== undefined) return (await dialect.all(sql, rolled.params)).map(toSummaryRow);
       const { where, params } = queryConditions(query, undefined, dialect);
       return (await dialect.all(summarySql(table, where), params)).map(toSummaryRow);
     },
     async usageSummary(query, groupBy) {
       const rolled = parameters(dialect);
-      const sql = rollupUsageSummarySql(table, groupBy, query, rolled.param);
+      const sql = (await hasRollup()) ? rollupUsageSummarySql(table, groupBy, query, rolled.param) : undefined;
       if (sql !== undefined) return (await dialect.all(sql, rolled.params)).map((r) => toUsageSummaryRow(r, groupBy));
       const { where, params } = queryConditions(query, undefined, dialect);
       return (await dialect.all(usageSummarySql(table, groupBy, where), params)).map((r) => toUsageSummaryRow(r, groupBy));
