@@ -580,19 +580,29 @@ export function renderMarkdown(report: BenchReport): string {
   }
   lines.push('');
   if (report.auditScale !== undefined && report.auditScale.length > 0) {
-    lines.push('| Audit reads at scale | records | build s | query: 1 principal, 1 day | summary: 1 week | verify: 1 day |');
-    lines.push('|---|---:|---:|---:|---:|---:|');
+    lines.push(
+      '| Audit reads at scale | records | build (load + indexes and rollup) | on disk | rollup rows | query: 1 principal, 1 day | ' +
+        'summary: 1 week | verify: 1 day |',
+    );
+    lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
     for (const a of report.auditScale) {
       if (a.unavailable !== undefined) {
-        lines.push(`| ${a.store} | not available: ${escapeCell(a.unavailable)} | | | | |`);
+        lines.push(`| ${a.store} | not available: ${escapeCell(a.unavailable)} | | | | | | |`);
         continue;
       }
-      lines.push(
-        `| ${a.store} | ${a.records.toLocaleString('en-US')} | ${a.generateSeconds ?? 0} (0: cached) | ${a.queryMs} ms (` +
-          `${a.queryRecords} records) | ${a.summaryMs} ms (${a.summaryRecords?.toLocaleString('en-US')} records) | ` +
-          `${a.verifyMs} ms (${a.verifyEntries?.toLocaleString('en-US')} entries, ` +
-          `${a.verifyOk === true ? 'intact' : 'BROKEN'}) |`,
-      );
+      const built =
+        a.builtSeconds === undefined
+          ? `${a.generateSeconds ?? 0} s`
+          : `${a.builtSeconds} s (${a.loadSeconds ?? 0} + ${a.migrateSeconds ?? 0})${a.generateSeconds === 0 ? ', cached' : ''}`;
+      const first = (v: number | undefined) => (v === undefined ? '' : `, first run ${v} ms`);
+      // Process CPU of the reads: the whole cost for SQLite, the client's share for PostgreSQL.
+      const cpu = (v: number | undefined) => (v === undefined ? '' : `; CPU ${v} ms${a.store === 'postgres' ? ' client' : ''}`);
+      const n = (v: number | undefined) => v?.toLocaleString('en-US') ?? '–';
+      const query = `${a.queryMs} ms (${n(a.queryRecords)} records, median of 3${first(a.queryFirstMs)}${cpu(a.queryCpuMs)})`;
+      const summary = `${a.summaryMs} ms (${n(a.summaryRecords)} records, median of 3${first(a.summaryFirstMs)}${cpu(a.summaryCpuMs)})`;
+      const verify = `${a.verifyMs} ms (${n(a.verifyEntries)} entries, ${a.verifyOk === true ? 'intact' : 'BROKEN'}${cpu(a.verifyCpuMs)})`;
+      const disk = a.diskBytes === undefined ? '–' : `${(a.diskBytes / 2 ** 30).toFixed(1)} GiB`;
+      lines.push(`| ${a.store} | ${n(a.records)} | ${built} | ${disk} | ${n(a.rollupRows)} | ${query} | ${summary} | ${verify} |`);
     }
     lines.push('');
   }

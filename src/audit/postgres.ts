@@ -28,6 +28,7 @@ import {
   migrationPlan,
   openDecisionsTableName,
   pruneOpenStatement,
+  rollupTableName,
   storeReads,
   type AuditStore,
   type ChainedEntry,
@@ -59,6 +60,12 @@ const PROBE_INTERVAL_MS = 2000;
  * raise throughput; it is for a server whose commit wait is the network and its disk, not CPU.
  */
 export const DEFAULT_PIPELINE_DEPTH = 1;
+
+/** A statement without the pool's 10 s read timeout (pg reads `query_timeout` from the query config; its types omit it). */
+function longQuery(text: string): pg.QueryConfig {
+  const config: pg.QueryConfig & { query_timeout: number } = { text, query_timeout: 3_600_000 };
+  return config;
+}
 
 /** Any fixed 64-bit key: serializes schema setup between replicas starting at once. */
 const MIGRATION_LOCK = 0x6b7670_61756474;
@@ -99,16 +106,23 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           // One transaction (PostgreSQL DDL is transactional): a failed upgrade leaves the old schema whole.
           await client.query('BEGIN');
           try {
-            const { rows } = await client.query<{ legacy: boolean }>('SELECT to_regclass($1) IS NOT NULL AS legacy', [
-              legacyMarkerIndex(table),
-            ]);
+            const { rows } = await client.query<{ legacy: boolean; rollup: boolean }>(
+              'SELECT to_regclass($1) IS NOT NULL AS legacy, to_regclass($2) IS NOT NULL AS rollup',
+              [legacyMarkerIndex(table), rollupTableName(table)],
+            );
             const existing = await client.query<{ column_name: string }>(
               'SELECT column_name FROM information_schema.columns WHERE table_name = $1 AND table_schema = current_schema()',
               [table],
             );
             const columns = new Set(existing.rows.map((r) => r.column_name));
-            for (const statement of migrationPlan(table, POSTGRES_SQL, { legacy: rows[0]?.legacy === true, columns }))
-              await client.query(statement);
+            for (const statement of migrationPlan(table, POSTGRES_SQL, {
+              legacy: rows[0]?.legacy === true,
+              columns,
+              rollup: rows[0]?.rollup === true,
+            }))
+              // An hour, not the pool's 10 s: filling the rollup of an existing store reads every entry once (minutes at tens
+              // of millions; pg takes 0 as "the pool's").
+              await client.query(longQuery(statement));
             await client.query('COMMIT');
           } catch (error) {
             await client.query('ROLLBACK').catch(() => undefined);

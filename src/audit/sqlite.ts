@@ -31,6 +31,7 @@ import {
   migrationPlan,
   openDecisionsTableName,
   pruneOpenStatement,
+  rollupTableName,
   storeReads,
   type AuditStore,
   type ChainLink,
@@ -175,7 +176,8 @@ function migrate(db: DatabaseSync): void {
   try {
     const legacy = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?`).get(legacyMarkerIndex(TABLE)) !== undefined;
     const columns = new Set((db.prepare(`PRAGMA table_info(${TABLE})`).all() as Array<{ name: string }>).map((c) => c.name));
-    for (const statement of migrationPlan(TABLE, SQLITE_SQL, { legacy, columns })) db.exec(statement);
+    const rollup = db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(rollupTableName(TABLE)) !== undefined;
+    for (const statement of migrationPlan(TABLE, SQLITE_SQL, { legacy, columns, rollup })) db.exec(statement);
     db.exec('COMMIT');
   } catch (error) {
     if (db.isTransaction) db.exec('ROLLBACK');

@@ -11,7 +11,18 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuditRecord } from '../../src/audit/record.js';
-import { recordsSql, whereClause, type AuditQuery, type AuditStore, type StoredRecord } from '../../src/audit/store.js';
+import {
+  recordsSql,
+  summarySql,
+  toSummaryRow,
+  toUsageSummaryRow,
+  usageSummarySql,
+  whereClause,
+  type AuditQuery,
+  type AuditStore,
+  type StoredRecord,
+  type SummaryGroup,
+} from '../../src/audit/store.js';
 
 const T0 = Date.parse('2026-11-01T00:00:00.000Z');
 const MINUTE = 60_000;
@@ -81,6 +92,59 @@ async function all(store: AuditStore, query: AuditQuery, pageSize: number): Prom
 const N = 3000;
 const expected = (predicate: (i: number, r: AuditRecord) => boolean) =>
   Array.from({ length: N }, (_, i) => i).filter((i) => predicate(i, record(i))).length;
+
+/** A query's conditions with the values inlined as SQL literals (for {@link ConformanceBackend.rows}, which takes no parameters). */
+function literalWhere(query: AuditQuery): string {
+  return whereClause(query, (v) => (typeof v === 'number' ? String(v) : `'${String(v).replaceAll("'", "''")}'`));
+}
+
+/**
+ * Summaries the store gives (through its hourly rollup where it can) equal the ones computed from the entries alone, row for row
+ * and in the same order, for each query.
+ */
+async function expectSummariesFromEntries(store: AuditStore, backend: ConformanceBackend, queries: readonly AuditQuery[]): Promise<void> {
+  const groupings: SummaryGroup[][] = [['principal'], ['namespace', 'model'], ['model']];
+  for (const query of queries) {
+    const label = JSON.stringify(query);
+    const fromEntries = (await backend.rows(summarySql('audit_entries', literalWhere(query)))).map(toSummaryRow);
+    expect(await store.summary(query), label).toEqual(fromEntries);
+    for (const groupBy of groupings) {
+      const usage = (await backend.rows(usageSummarySql('audit_entries', groupBy, literalWhere(query)))).map((r) =>
+        toUsageSummaryRow(r, groupBy),
+      );
+      expect(await store.usageSummary(query, groupBy), `${label} by ${groupBy.join(',')}`).toEqual(usage);
+    }
+  }
+}
+
+/** Ranges that start and end inside hours (as a UTC+05:30 day or hour does), on hour boundaries, open at either end, or inside one hour. */
+function rollupQueries(t0: number): AuditQuery[] {
+  const HOUR = 60 * MINUTE;
+  return [
+    {},
+    { from: t0, to: t0 + 10 * HOUR },
+    { from: t0 + 30 * MINUTE, to: t0 + 10 * HOUR + 30 * MINUTE },
+    { from: t0 + 7 * MINUTE, to: t0 + 2 * HOUR + 5 * MINUTE },
+    { from: t0 + 45 * MINUTE },
+    { to: t0 + 90 * MINUTE },
+    { from: t0 + 10 * MINUTE, to: t0 + 50 * MINUTE },
+    { from: t0 + 60 * MINUTE, to: t0 + 61 * MINUTE },
+    { principal: 'system:serviceaccount:ml:trainer', from: t0 + 30 * MINUTE, to: t0 + 20 * HOUR },
+    { permission: 'aiplatform.endpoints.*', decision: 'allow', from: t0 + 90 * MINUTE },
+    { namespace: 'web', decision: 'deny' },
+    { principal: 'system:serviceaccount:*:etl', to: t0 + 5 * HOUR + 1 },
+    // Filters the rollup lacks: answered from the entries.
+    { operation: 'endpoints.predict', from: t0 + 30 * MINUTE, to: t0 + 5 * HOUR },
+    { status: 403 },
+  ];
+}
+
+/** Takes the hourly rollup (table and triggers) away, as a store written before it has none. */
+async function dropRollup(backend: ConformanceBackend, kind: AuditStore['kind']): Promise<void> {
+  for (const trigger of ['audit_entries_hourly_ins', 'audit_entries_hourly_del'])
+    await backend.exec(kind === 'postgres' ? `DROP TRIGGER ${trigger} ON audit_entries` : `DROP TRIGGER ${trigger}`);
+  await backend.exec('DROP TABLE audit_entries_hourly');
+}
 
 export interface ConformanceBackend {
   /** A fresh, empty store's handle; `open` may be called again (restart) and with another writer id (a second replica). */
@@ -209,6 +273,16 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       await backend.expectIndexedPlan(sql);
     });
 
+    it('answers summaries from the hourly rollup exactly as from the entries: any range, in-flight requests included', async () => {
+      // In flight: 'strict-2' (the test before) is a decision entry without its final entry, counted from the open list.
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
+      const rollupRows = await backend.rows('SELECT COUNT(*) AS n, SUM(requests) AS requests FROM audit_entries_hourly');
+      // The rollup holds every final entry, in fewer rows than entries.
+      const finals = await backend.rows(`SELECT COUNT(*) AS n FROM audit_entries WHERE phase = 'final'`);
+      expect(Number(rollupRows[0]?.requests)).toBe(Number(finals[0]?.n));
+      expect(Number(rollupRows[0]?.n)).toBeLessThan(Number(finals[0]?.n));
+    });
+
     it('verifies the hash chain, continues it after a restart, and finds an edited row', async () => {
       expect(await store.verify()).toMatchObject({ ok: true, writers: 1, entries: N + 3 });
       await store.close();
@@ -256,6 +330,8 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       expect(deleted).toBe(11);
       const result = await store.verify();
       expect(result.broken?.problem ?? '').toContain('sequence gap'); // the row deleted in the previous test
+      // Retention's deletes leave the rollup equal to the entries that remain.
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
     });
     it('sums requests and tokens grouped by namespace and model (usage summary), over a range, biggest first', async () => {
       const U0 = T0 + 100_000 * MINUTE;
@@ -412,6 +488,8 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       await store.append([final('old-1'), final('old-2')]);
       await store.close();
       stores.length = 0;
+      // That store had no rollup either (it sums the usage columns).
+      await dropRollup(backend, store.kind);
       for (const column of [
         'model',
         'prompt_tokens',
@@ -446,6 +524,27 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
         ok: false,
         broken: { problem: expect.stringContaining('column total_tokens') as unknown },
       });
+    });
+
+    it('fills the hourly rollup when it upgrades a store written before it, and keeps it up to date from then on', async () => {
+      let store = await open();
+      await store.append(Array.from({ length: 300 }, (_, i) => ({ phase: 'final' as const, record: record(i) })));
+      await store.append([decision('roll-1'), decision('roll-2')]);
+      await dropRollup(backend, store.kind);
+      // A reader that meets a store without the rollup (the CLI does not migrate) counts the entries.
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
+      await store.close();
+      stores.length = 0;
+      store = await open();
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
+      await store.append([final('roll-1'), { phase: 'final', record: record(301) }]);
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
+      expect(await store.verify()).toMatchObject({ ok: true });
+      // Opening again does not count the entries twice.
+      await store.close();
+      stores.length = 0;
+      store = await open();
+      await expectSummariesFromEntries(store, backend, rollupQueries(T0));
     });
 
     it("verifies a written-time range: each writer's entries written in it, and an edit inside it", async () => {

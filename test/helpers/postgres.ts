@@ -6,10 +6,10 @@
  * `postgres` user (via `setpriv`, util-linux) in a directory it owns. The
  * server is our child process (`setpriv` and `taskset` exec in place), so
  * whoever started it can always stop it. `stop()` ends the server and
- * removes the directory.
+ * removes the directory (a kept `directory` stays).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -35,6 +35,13 @@ export interface TestPostgresOptions {
   readonly onProcess?: (child: ChildProcess) => void;
   /** Told the temp directory once it exists (the benchmark removes it when interrupted). */
   readonly onDirectory?: (dir: string) => void;
+  /**
+   * A directory to keep instead of a temp one (the benchmark's cached audit store): the cluster is created there when it has
+   * none, and `stop()` leaves it. The postgres user must be able to reach it when running as root.
+   */
+  readonly directory?: string;
+  /** More server settings (`-c name=value`). */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 /** @throws Error naming the package to install when the server binaries are missing. */
@@ -62,9 +69,14 @@ const asPostgres = (command: string, args: string[]): [string, string[]] =>
 
 export async function startTestPostgres(options: TestPostgresOptions = {}): Promise<TestPostgres> {
   const bin = findBinDir();
-  const dir = mkdtempSync(join(tmpdir(), 'kvp-pg-'));
+  const keep = options.directory !== undefined;
+  const dir = options.directory ?? mkdtempSync(join(tmpdir(), 'kvp-pg-'));
+  if (keep) mkdirSync(dir, { recursive: true });
   options.onDirectory?.(dir);
   const data = join(dir, 'data');
+  const remove = () => {
+    if (!keep) rmSync(dir, { recursive: true, force: true });
+  };
   if (asRoot) {
     const ids = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
     const gids = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
@@ -82,9 +94,11 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
     'UTF8',
     '--locale=C',
   ]);
-  const init = spawnSync(initCmd, initArgs, { encoding: 'utf8' });
+  // A kept directory that already holds a cluster is used as it is.
+  const existing = existsSync(join(data, 'PG_VERSION'));
+  const init = existing ? { status: 0, stderr: '', stdout: '' } : spawnSync(initCmd, initArgs, { encoding: 'utf8' });
   if (init.status !== 0) {
-    rmSync(dir, { recursive: true, force: true });
+    remove();
     throw new Error(`initdb failed (${init.status}): ${init.stderr || init.stdout}`);
   }
   const port = await freeLoopbackPort();
@@ -108,6 +122,7 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
       'max_connections=200',
       '-c',
       'shared_buffers=64MB',
+      ...Object.entries(options.settings ?? {}).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
     ]);
     child =
       options.cpuCore === undefined
@@ -147,7 +162,7 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
   } catch (error) {
     // A server that never answered may still be running: stop it, and leave nothing behind.
     await halt();
-    rmSync(dir, { recursive: true, force: true });
+    remove();
     throw error;
   }
   return {
@@ -157,7 +172,7 @@ export async function startTestPostgres(options: TestPostgresOptions = {}): Prom
     start,
     async stop() {
       await halt();
-      rmSync(dir, { recursive: true, force: true });
+      remove();
     },
   };
 }

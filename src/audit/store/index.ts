@@ -23,6 +23,7 @@ export * from './chain.js';
 export * from './dialect.js';
 export * from './group-commit.js';
 export * from './reads.js';
+export * from './rollup.js';
 export * from './schema.js';
 export * from './sql.js';
 export * from './verify.js';

@@ -19,10 +19,17 @@ import {
   toUsageSummaryRow,
   usageSummarySql,
 } from './sql.js';
+import { rollupSummarySql, rollupTableName, rollupUsageSummarySql } from './rollup.js';
 import type { AuditStore, EntryPhase, RecordPage, StoredEntry } from './types.js';
 import { verifyPaged, type EntryPager } from './verify.js';
 
 export type StoreReads = Pick<AuditStore, 'query' | 'summary' | 'usageSummary' | 'verify'>;
+
+/** A fresh parameter list and the function that adds to it. */
+function parameters(dialect: Pick<Dialect, 'placeholder'>) {
+  const params: unknown[] = [];
+  return { params, param: (value: unknown) => dialect.placeholder(params.push(value)) };
+}
 
 export function storeReads(dialect: Dialect, table: string): StoreReads {
   const pager: EntryPager = async (after, limit, { from, to }) => {
@@ -83,10 +90,29 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     };
   };
 
+  /**
+   * Whether the rollup exists: a reader that does not migrate (the CLI, read-only) may meet a store the proxy has not upgraded
+   * yet, and then counts the entries. Created and filled in one transaction, so once it exists it is complete; only that is cached.
+   */
+  let rollupSeen = false;
+  const hasRollup = async (): Promise<boolean> => {
+    if (rollupSeen) return true;
+    try {
+      await dialect.all(`SELECT 1 FROM ${rollupTableName(table)} LIMIT 1`, []);
+      rollupSeen = true;
+    } catch {
+      // No rollup table (yet).
+    }
+    return rollupSeen;
+  };
+
   return {
     async query(query, limit, cursor): Promise<RecordPage> {
       const { where, params, param } = queryConditions(query, cursor === undefined ? undefined : decodeCursor(cursor), dialect);
-      const sql = `${recordsSql(table, 'e.id, e.phase, e.record', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
+      // The page's ids first, from the filter index alone (SQLite: the row id is in every index), then only their records:
+      // sorting the matches by id must not carry every matching record along.
+      const ids = `${recordsSql(table, 'e.id', where)} ORDER BY 1 DESC LIMIT ${param(limit + 1)}`;
+      const sql = `SELECT e.id, e.phase, e.record FROM ${table} e WHERE e.id IN (${ids}) ORDER BY e.id DESC`;
       const rows = await dialect.all(sql, params);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
@@ -95,11 +121,18 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
         nextCursor: rows.length > limit && last !== undefined ? encodeCursor(Number(last.id)) : undefined,
       };
     },
+    // Summaries: through the hourly rollup when it can answer (rollup.ts), else from the entries; the same rows either way.
     async summary(query) {
+      const rolled = parameters(dialect);
+      const sql = (await hasRollup()) ? rollupSummarySql(table, query, rolled.param) : undefined;
+      if (sql !== undefined) return (await dialect.all(sql, rolled.params)).map(toSummaryRow);
       const { where, params } = queryConditions(query, undefined, dialect);
       return (await dialect.all(summarySql(table, where), params)).map(toSummaryRow);
     },
     async usageSummary(query, groupBy) {
+      const rolled = parameters(dialect);
+      const sql = (await hasRollup()) ? rollupUsageSummarySql(table, groupBy, query, rolled.param) : undefined;
+      if (sql !== undefined) return (await dialect.all(sql, rolled.params)).map((r) => toUsageSummaryRow(r, groupBy));
       const { where, params } = queryConditions(query, undefined, dialect);
       return (await dialect.all(usageSummarySql(table, groupBy, where), params)).map((r) => toUsageSummaryRow(r, groupBy));
     },

@@ -12,6 +12,7 @@
  * @module
  */
 import type { SqlDialect } from './dialect.js';
+import { rollupStatements } from './rollup.js';
 import { openDecisionsTableName } from './sql.js';
 import { TOKEN_COLUMNS } from './types.js';
 
@@ -110,6 +111,8 @@ export function legacyMigrationStatements(table: string): string[] {
 export interface SchemaState {
   readonly legacy: boolean;
   readonly columns: ReadonlySet<string>;
+  /** Whether the hourly rollup table exists (`rollup.ts`); without it, the migration creates it and fills it from the entries. */
+  readonly rollup: boolean;
 }
 
 /** Every statement that brings a store from `state` to the current schema, in order (one transaction). */
@@ -118,7 +121,8 @@ export function migrationPlan(table: string, dialect: SqlDialect, state: SchemaS
   // A new table is created with every column; an old one gets what it lacks.
   const added = state.columns.size === 0 ? [] : addedColumnStatements(table, dialect, state.columns);
   const retired = RETIRED_INDEXES.map((name) => `DROP INDEX IF EXISTS ${table}_${name}`);
-  return [...created, ...added, ...(state.legacy ? legacyMigrationStatements(table) : []), ...retired];
+  const rollup = state.rollup ? [] : rollupStatements(table, dialect, state.columns.size > 0);
+  return [...created, ...added, ...(state.legacy ? legacyMigrationStatements(table) : []), ...retired, ...rollup];
 }
 
 /** After retention deleted entries: open rows whose decision entry is gone. */

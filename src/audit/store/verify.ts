@@ -39,7 +39,6 @@ export async function verifyPaged(
   const PAGE = 5000;
   const settled = Date.now() - SETTLED_MS;
   const open = range.from === undefined && range.to === undefined && openList !== undefined ? new Set(await openList()) : undefined;
-  let after: { writer: string; seq: number } | undefined;
   let previous: StoredEntry | undefined;
   let writers = 0;
   let entries = 0;
@@ -58,8 +57,17 @@ export async function verifyPaged(
     }
     return undefined;
   };
+  let next = page(undefined, PAGE, range);
   for (;;) {
-    const rows = await page(after, PAGE, range);
+    const rows = await next;
+    // The next page is read while this one is hashed (PostgreSQL: the server works while this process does).
+    const full = rows.length === PAGE;
+    if (full) {
+      const last = rows[rows.length - 1] as StoredEntry;
+      next = page({ writer: last.writer, seq: last.seq }, PAGE, range);
+      // Not awaited when a broken link ends the walk early; its failure then matters to no one.
+      next.catch(() => undefined);
+    }
     for (const entry of rows) {
       if (previous?.writer !== entry.writer) {
         const problem = open === undefined ? undefined : unlisted();
@@ -85,8 +93,6 @@ export async function verifyPaged(
       }
       previous = entry;
     }
-    if (rows.length < PAGE) return (open === undefined ? undefined : unlisted()) ?? { ok: true, writers, entries };
-    const last = rows[rows.length - 1] as StoredEntry;
-    after = { writer: last.writer, seq: last.seq };
+    if (!full) return (open === undefined ? undefined : unlisted()) ?? { ok: true, writers, entries };
   }
 }
