@@ -593,6 +593,8 @@ async function sqliteResult(records: number, key: string, log: (line: string) =>
 
 export async function runAuditScale(options: {
   readonly records: number;
+  /** Records in the PostgreSQL store when not `records` (`--postgres-records`: its build is the slow one). */
+  readonly postgresRecords?: number;
   readonly postgresUrl: string | undefined;
   /** Which stores (`--stores sqlite,postgres`, the default: both; one alone to build or measure it by hand). */
   readonly stores?: readonly string[];
@@ -605,12 +607,19 @@ export async function runAuditScale(options: {
   const stores = options.stores ?? ['sqlite', 'postgres'];
   if (stores.includes('sqlite')) results.push(await sqliteResult(records, key, log));
   if (!stores.includes('postgres')) return results;
-  if (options.postgresUrl !== undefined) {
+  return [...results, ...(await postgresResults(options.postgresRecords ?? records, options.postgresUrl, log))];
+}
+
+/** The PostgreSQL store of `records` records (built once, cached), or at the caller's server. */
+async function postgresResults(records: number, postgresUrl: string | undefined, log: (line: string) => void): Promise<AuditScaleResult[]> {
+  const results: AuditScaleResult[] = [];
+  const key = `${records}-${cacheKey(records)}`;
+  if (postgresUrl !== undefined) {
     // A server of the caller's: built into every run (nothing to cache it in).
     const table = 'audit_scale';
     log(`audit-scale: building the PostgreSQL store of ${records.toLocaleString('en-US')} records at the given URL`);
-    const info = await buildPostgres(options.postgresUrl, table, records, log);
-    results.push(await postgresResult(options.postgresUrl, table, records, info, info));
+    const info = await buildPostgres(postgresUrl, table, records, log);
+    results.push(await postgresResult(postgresUrl, table, records, info, info));
     return results;
   }
   try {
@@ -648,11 +657,19 @@ export async function runAuditScale(options: {
   return results;
 }
 
-/** The standalone entry: `node audit-scale.js --records N [--postgres URL]`; one JSON line on stdout. */
+/** The standalone entry: `node audit-scale.js --records N [--postgres-records N] [--postgres URL]`; one JSON line on stdout. */
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { records: { type: 'string' }, postgres: { type: 'string' }, stores: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      records: { type: 'string' },
+      'postgres-records': { type: 'string' },
+      postgres: { type: 'string' },
+      stores: { type: 'string' },
+    },
+  });
   const results = await runAuditScale({
     records: Number(values.records ?? 10_000_000),
+    ...(values['postgres-records'] === undefined ? {} : { postgresRecords: Number(values['postgres-records']) }),
     postgresUrl: values.postgres,
     stores: (values.stores ?? 'sqlite,postgres').split(','),
     log: (line) => process.stderr.write(`[bench] ${line}\n`),

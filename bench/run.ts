@@ -86,6 +86,8 @@ interface Options {
   readonly capacity: number | undefined;
   /** Build (once) and run the peers: oauth2-proxy, kube-rbac-proxy, Caddy. */
   readonly peers: boolean;
+  /** Records in the audit-scale PostgreSQL store when not `auditScaleRecords` (`--audit-records-postgres`). */
+  readonly auditScaleRecordsPostgres: number | undefined;
   /** Records in the audit-scale store (`--audit-records`). */
   readonly auditScaleRecords: number;
   /** Another built checkout whose proxy and passthrough also run, as `<id>@base` (`--baseline`). */
@@ -110,6 +112,7 @@ function parseOptions(): Options {
       'proxy-env': { type: 'string' },
       'no-pin': { type: 'boolean', default: false },
       'audit-records': { type: 'string' },
+      'audit-records-postgres': { type: 'string' },
       baseline: { type: 'string' },
     },
   });
@@ -138,6 +141,7 @@ function parseOptions(): Options {
       ]),
     ),
     auditScaleRecords: Number(values['audit-records'] ?? (quick ? 10_000 : 10_000_000)),
+    auditScaleRecordsPostgres: values['audit-records-postgres'] === undefined ? undefined : Number(values['audit-records-postgres']),
     baseline: values.baseline === undefined ? undefined : resolve(values.baseline),
   };
 }
@@ -1313,9 +1317,15 @@ function mintTokens(issuer: IssuerStandIn, count: number, prefix: string): strin
  * store built once and cached outside the clone (PostgreSQL in a cluster of its own); with KVP_BENCH_POSTGRES_URL, built into that
  * server every run.
  */
-async function runAuditScaleStep(world: World, records: number, log: (line: string) => void): Promise<AuditScaleResult[]> {
+async function runAuditScaleStep(
+  world: World,
+  records: number,
+  postgresRecords: number | undefined,
+  log: (line: string) => void,
+): Promise<AuditScaleResult[]> {
   log(`audit reads at scale (${records.toLocaleString('en-US')} records)`);
   const args = [join(BENCH_DIST, 'audit-scale.js'), '--records', String(records)];
+  if (postgresRecords !== undefined) args.push('--postgres-records', String(postgresRecords));
   const given = process.env.KVP_BENCH_POSTGRES_URL;
   if (given) args.push('--postgres', given);
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', HOME: homedir() };
@@ -1558,7 +1568,9 @@ async function main(): Promise<void> {
   const micro = runMicros ? runMicro(world) : [];
   // In every run unless --only leaves it out: the stores are cached, so only the first run builds them (minutes); --quick runs it small.
   const runScale = options.only === undefined || options.only.includes('audit-scale');
-  const auditScale = runScale ? await runAuditScaleStep(world, options.auditScaleRecords, log) : undefined;
+  const auditScale = runScale
+    ? await runAuditScaleStep(world, options.auditScaleRecords, options.auditScaleRecordsPostgres, log)
+    : undefined;
 
   const report: BenchReport = summarize({
     startedAt: startedAt.toISOString(),
