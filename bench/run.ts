@@ -674,6 +674,19 @@ const predictLoad = (world: World, token: string | undefined) => ({
   ...(token === undefined ? { token: 'x.y.z' } : { token }),
 });
 
+/**
+ * The predict load over the big token file, round and round: one full pass in the warm-up fills the cache, then the
+ * measured phase goes round it again.
+ */
+const cyclingTokensLoad = (world: World, count: number) => ({
+  ...predictLoad(world, undefined),
+  tokensFile: world.files.bigTokens,
+  warmupTokensFile: world.files.bigTokens,
+  cycleTokens: true,
+  warmupMaxRequests: count,
+  warmupMs: 600_000,
+});
+
 function proxyScenario(
   info: ScenarioInfo,
   issuer: (w: World) => IssuerStandIn,
@@ -1049,15 +1062,7 @@ function scenarios(world: World): Scenario[] {
       },
       (w) => w.esIssuer,
       (d) => ({ ...d, authentication: { tokenCache: { maxEntries: o.bigTokenCount } } }),
-      (w) => ({
-        ...predictLoad(w, undefined),
-        tokensFile: w.files.bigTokens,
-        warmupTokensFile: w.files.bigTokens,
-        cycleTokens: true,
-        // One full pass fills the cache; then the measured phase goes round it again.
-        warmupMaxRequests: o.bigTokenCount,
-        warmupMs: 600_000,
-      }),
+      (w) => cyclingTokensLoad(w, o.bigTokenCount),
       { rounds: 1 },
     ),
     // Scale (issues 17 and 20): the chart's watch against 10,000 labelled namespaces, 1,000 rules, and the token cache
@@ -1080,14 +1085,7 @@ function scenarios(world: World): Scenario[] {
           policy: { rules: [...big.rules, ...(d.policy as { rules: unknown[] }).rules] },
         };
       },
-      (w) => ({
-        ...predictLoad(w, undefined),
-        tokensFile: w.files.bigTokens,
-        warmupTokensFile: w.files.bigTokens,
-        cycleTokens: true,
-        warmupMaxRequests: o.bigTokenCount,
-        warmupMs: 600_000,
-      }),
+      (w) => cyclingTokensLoad(w, o.bigTokenCount),
       {
         rounds: 1,
         async prepare() {
