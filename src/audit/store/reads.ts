@@ -10,6 +10,7 @@ import {
   decodeCursor,
   encodeCursor,
   openDecisionsTableName,
+  parameters,
   parseRecord,
   queryConditions,
   recordsSql,
@@ -25,16 +26,9 @@ import { verifyPaged, type EntryPager } from './verify.js';
 
 export type StoreReads = Pick<AuditStore, 'query' | 'summary' | 'usageSummary' | 'verify'>;
 
-/** A fresh parameter list and the function that adds to it. */
-function parameters(dialect: Pick<Dialect, 'placeholder'>) {
-  const params: unknown[] = [];
-  return { params, param: (value: unknown) => dialect.placeholder(params.push(value)) };
-}
-
 export function storeReads(dialect: Dialect, table: string): StoreReads {
   const pager: EntryPager = async (after, limit, { from, to }) => {
-    const params: unknown[] = [];
-    const param = (value: unknown) => dialect.placeholder(params.push(value));
+    const { params, param } = parameters(dialect);
     const conditions: string[] = [];
     if (after !== undefined) {
       const w = param(after.writer);
@@ -64,8 +58,8 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     ];
     return async (after, limit) => {
       if (bounds === undefined) {
-        const params: unknown[] = [];
-        const where = timeConditions((value) => dialect.placeholder(params.push(value))).join(' AND ');
+        const { params, param } = parameters(dialect);
+        const where = timeConditions(param).join(' AND ');
         const rows = await dialect.all(
           `SELECT writer, MIN(seq) AS lo, MAX(seq) AS hi FROM ${table} WHERE ${where} GROUP BY writer ORDER BY writer${dialect.byteOrder}`,
           params,
@@ -77,8 +71,7 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
       let from = after?.seq;
       while (index >= 0 && index < bounds.length && out.length < limit) {
         const b = bounds[index] as { writer: string; lo: number; hi: number };
-        const params: unknown[] = [];
-        const param = (value: unknown) => dialect.placeholder(params.push(value));
+        const { params, param } = parameters(dialect);
         const seq = from === undefined ? `seq >= ${param(b.lo)}` : `seq > ${param(from)}`;
         const where = [`writer = ${param(b.writer)}`, seq, `seq <= ${param(b.hi)}`, ...timeConditions(param)].join(' AND ');
         const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(limit - out.length)}`, params);

@@ -60,14 +60,19 @@ export function whereClause(query: AuditQuery, param: (value: unknown) => string
   return parts.length === 0 ? '1 = 1' : parts.join(' AND ');
 }
 
+/** A fresh parameter list and `param`, which adds a value to it and returns its placeholder. */
+export function parameters(dialect: Pick<SqlDialect, 'placeholder'>): { params: unknown[]; param: (value: unknown) => string } {
+  const params: unknown[] = [];
+  return { params, param: (value: unknown) => dialect.placeholder(params.push(value)) };
+}
+
 /**
  * A query's filters plus the page cursor (`e.id < …`), with numbered
  * placeholders because {@link recordsSql} uses the conditions in both of its
  * branches. `param` adds more parameters.
  */
 export function queryConditions(query: AuditQuery, before: number | undefined, dialect: Pick<SqlDialect, 'placeholder'>) {
-  const params: unknown[] = [];
-  const param = (value: unknown) => dialect.placeholder(params.push(value));
+  const { params, param } = parameters(dialect);
   let where = whereClause(query, param);
   if (before !== undefined) where += ` AND e.id < ${param(before)}`;
   return { where, params, param };
