@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface PeerContext {
@@ -46,13 +46,22 @@ export interface Peer {
   /** The Go package `go install` builds, and its pinned version. */
   readonly goPackage: string;
   readonly version: string;
+  /**
+   * Build with `go build` inside the module's own source (fetched with `go mod download MODULE@VERSION`, its go.mod, replace
+   * directives and go.sum as released) instead of `go install`: for a module whose version list the module proxy refuses, which
+   * `go install PKG@VERSION` asks for (to look for a deprecation notice) even when the version itself is served.
+   */
+  readonly buildFromModule?: string;
   readonly binary: string;
   /** What dominates its figure, as measured or read in its source. */
   readonly note: string;
+  /**
+   * Removes the caller's `Authorization` header once it has authenticated it and sends none of its own: its upstream is the
+   * stand-in that answers without one (else every request would be the stand-in's 401, less work than the answer measured).
+   */
+  readonly forwardsNoAuthorization?: boolean;
   /** Needs the Kubernetes API stand-in (TokenReview, SubjectAccessReview). */
   readonly needsKubeApi?: boolean;
-  /** Why it cannot run here even when built (reported instead of a figure). */
-  readonly blocked?: string;
   launch(binary: string, context: PeerContext): PeerLaunch;
 }
 
@@ -99,14 +108,20 @@ export const PEERS: readonly Peer[] = [
     id: 'peer-kube-rbac-proxy',
     name: 'kube-rbac-proxy',
     title: 'kube-rbac-proxy: TokenReview + SubjectAccessReview against the Kubernetes API stand-in, cached',
-    goPackage: 'github.com/brancz/kube-rbac-proxy',
-    version: 'v0.21.0',
+    goPackage: 'github.com/brancz/kube-rbac-proxy/cmd/kube-rbac-proxy',
+    // The newest version the module proxy serves here: it refuses v0.20.x and v0.21.0 (403), and the module's version list.
+    version: 'v0.19.1',
+    buildFromModule: 'github.com/brancz/kube-rbac-proxy',
     binary: 'kube-rbac-proxy',
-    note: 'Authenticates and authorizes through the Kubernetes API (TokenReview, SubjectAccessReview); decisions cached.',
+    // cmd/kube-rbac-proxy/app/transport.go sets MaxIdleConns 100 but not MaxIdleConnsPerHost (Go's default: 2);
+    // pkg/authn/delegating.go caches TokenReviews 2 min, pkg/authz/auth.go SubjectAccessReviews 5 min (allowed).
+    note:
+      'Authenticates (TokenReview, cached 2 min) and authorizes (SubjectAccessReview of the path and verb, allowed answers cached ' +
+      "5 min) through the Kubernetes API stand-in. Its upstream transport keeps Go's default of 2 idle connections per host, " +
+      'fewer than the 50 connections of the load, so many requests open a new upstream connection.',
     needsKubeApi: true,
-    // Its SubjectAccessReview (https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/subject-access-review-v1/) has
-    // no answer in the stand-in yet.
-    blocked: 'the Kubernetes API stand-in answers no SubjectAccessReview yet: kube-rbac-proxy would refuse every request',
+    // Its token authenticator (k8s.io/apiserver's bearertoken) deletes the header after authenticating it.
+    forwardsNoAuthorization: true,
     launch: (binary, c) => ({
       argv: [
         binary,
@@ -116,7 +131,8 @@ export const PEERS: readonly Peer[] = [
         `--auth-token-audiences=${c.audience}`,
       ],
       env: {},
-      readyPath: '/healthz',
+      // Its /healthz is served on the secure proxy-endpoints port only; any answer (401 here) means it is up.
+      readyPath: '/',
     }),
   },
   {
@@ -166,18 +182,49 @@ export function buildPeer(peer: Peer, log: (line: string) => void): PeerBuild {
   const go = spawnSync('go', ['version'], { encoding: 'utf8' });
   if (go.status !== 0) return { reason: `Go is not installed (go install ${peer.goPackage}@${peer.version} builds it)` };
   mkdirSync(dir, { recursive: true });
-  log(`building ${peer.name} ${peer.version} (go install ${peer.goPackage}@${peer.version}), once`);
-  const result = spawnSync('go', ['install', `${peer.goPackage}@${peer.version}`], {
-    encoding: 'utf8',
-    env: { ...process.env, GOBIN: dir, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim() },
-    maxBuffer: 1 << 26,
-  });
+  log(`building ${peer.name} ${peer.version} (${buildCommand(peer)}), once`);
+  const env = { ...process.env, GOBIN: dir, GOFLAGS: `${process.env.GOFLAGS ?? ''} -buildvcs=false`.trim() };
+  const result =
+    peer.buildFromModule === undefined
+      ? spawnSync('go', ['install', `${peer.goPackage}@${peer.version}`], { encoding: 'utf8', env, maxBuffer: 1 << 26 })
+      : buildInModuleSource(peer, peer.buildFromModule, binary, env);
   if (result.status === 0 && existsSync(binary)) return { binary, built: true };
   rmSync(dir, { recursive: true, force: true });
   return {
-    reason:
-      `go install ${peer.goPackage}@${peer.version} failed: ` + buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`),
+    reason: `${buildCommand(peer)} failed: ` + buildFailure(`${result.stderr}${result.error ? result.error.message : ''}`),
   };
+}
+
+/** How the peer is built, as the report prints it. */
+export function buildCommand(peer: Peer): string {
+  if (peer.buildFromModule === undefined) return `go install ${peer.goPackage}@${peer.version}`;
+  const subdirectory = peer.goPackage.slice(peer.buildFromModule.length) || '/';
+  return `go build .${subdirectory} in the source of ${peer.buildFromModule}@${peer.version} (go mod download)`;
+}
+
+/** `go mod download -json MODULE@VERSION`, then `go build` of the package in a writable copy of that source. */
+function buildInModuleSource(peer: Peer, module: string, binary: string, env: NodeJS.ProcessEnv): SpawnSyncReturns<string> {
+  const download = spawnSync('go', ['mod', 'download', '-json', `${module}@${peer.version}`], {
+    encoding: 'utf8',
+    env,
+    maxBuffer: 1 << 26,
+  });
+  if (download.status !== 0) return { ...download, stderr: `${download.stderr}${download.stdout}` };
+  const source = (JSON.parse(download.stdout) as { Dir?: string }).Dir;
+  if (source === undefined) return { ...download, status: 1, stderr: `go mod download named no source directory for ${module}` };
+  // The module cache is read-only; go build writes nothing into the source, but a copy keeps the cache untouched either way.
+  const work = mkdtempSync(join(tmpdir(), `peer-${peer.name}-`));
+  try {
+    cpSync(source, work, { recursive: true });
+    return spawnSync('go', ['build', '-o', binary, `.${peer.goPackage.slice(module.length)}`], {
+      cwd: work,
+      encoding: 'utf8',
+      env,
+      maxBuffer: 1 << 26,
+    });
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 /**

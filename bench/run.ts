@@ -42,12 +42,13 @@ import { metadataEnv, startMetadataServer, type MetadataStandIn } from '../dev/s
 import type { LoadResult, LoadSpec } from './load.js';
 import type { MicroResult } from './micro.js';
 import type { AuditScaleResult } from './audit-scale.js';
+import { makeServingCertificates } from '../test/helpers/certificates.js';
 import { findBinDir, startTestPostgres } from '../test/helpers/postgres.js';
 import { findRedisServer, startTestRedis, type TestRedis } from '../test/helpers/redis.js';
 import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixture.js';
 import { fixedRateId, NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins, SSE_FIXED_RATE, SSE_FIXED_RATE_OF } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
-import { buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
+import { buildCommand, buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -300,7 +301,8 @@ interface World {
   readonly rsIssuer: IssuerStandIn;
   readonly esIssuer: IssuerStandIn;
   readonly metadata: MetadataStandIn;
-  upstream: { url: string; process: Started };
+  /** The Vertex AI stand-in; `anonymousUrl` also answers requests without `Authorization` (see bench/upstream.ts). */
+  upstream: { url: string; anonymousUrl: string; process: Started };
   readonly files: BenchFiles;
   /** An OTLP/HTTP receiver that accepts and discards spans (the tracing scenario's collector). */
   readonly otlpSink: string;
@@ -764,10 +766,11 @@ async function waitForAnswer(url: string, p: Started, timeoutMs = 30_000): Promi
 async function startPeer(world: World, peer: Peer, binary: string, kubeconfig: (dir: string) => string): Promise<Target> {
   const dir = mkdtempSync(join(world.work, `${peer.name}-`));
   const port = await freeLoopbackPort();
+  const upstream = peer.forwardsNoAuthorization === true ? world.upstream.anonymousUrl : world.upstream.url;
   const launch = peer.launch(binary, {
     dir,
     port,
-    upstream: world.upstream.url,
+    upstream,
     issuer: world.rsIssuer.issuer,
     audience: AUDIENCE,
     kubeconfig: peer.needsKubeApi ? kubeconfig(dir) : join(dir, 'no-kubeconfig'),
@@ -777,7 +780,7 @@ async function startPeer(world: World, peer: Peer, binary: string, kubeconfig: (
     printableCommand(launch, [
       [dir, '$DIR'],
       [`127.0.0.1:${port}`, '127.0.0.1:$PORT'],
-      [world.upstream.url, '$VERTEX_STAND_IN'],
+      [upstream, '$VERTEX_STAND_IN'],
       [world.rsIssuer.issuer, '$ISSUER'],
     ]),
   );
@@ -800,6 +803,20 @@ async function startPeer(world: World, peer: Peer, binary: string, kubeconfig: (
   };
 }
 
+/**
+ * The warm token's service account and pod, with the UIDs it carries (a TokenReview checks both still exist), and RBAC that lets
+ * that service account `create` (POST) on Vertex AI's paths: what a peer authorizing through the Kubernetes API needs to forward.
+ */
+function admitWarmToken(kubeApi: KubeApiStandIn, token: string): void {
+  const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as {
+    'kubernetes.io': { namespace: string; serviceaccount: { name: string; uid: string }; pod: { name: string; uid: string } };
+  };
+  const { namespace, serviceaccount, pod } = claims['kubernetes.io'];
+  kubeApi.addServiceAccount(namespace, serviceaccount.name, serviceaccount.uid);
+  kubeApi.addPod(namespace, pod.name, serviceaccount.name, pod.uid);
+  kubeApi.grant({ user: `system:serviceaccount:${namespace}:${serviceaccount.name}`, verbs: ['create'], nonResourceURLs: ['/v1/*'] });
+}
+
 function peerScenarios(): Scenario[] {
   let kubeApi: KubeApiStandIn | undefined;
   return PEERS.map((peer): Scenario => ({
@@ -807,17 +824,20 @@ function peerScenarios(): Scenario[] {
     title: `${peer.title} (${peer.name} ${peer.version})`,
     kind: 'proxy',
     note: peer.note,
-    async prepare() {
+    async prepare(world) {
       let build = peerBuilds.get(peer.id);
       if (build === undefined) {
         build = buildPeer(peer, (line) => process.stderr.write(`[bench] ${line}\n`));
         peerBuilds.set(peer.id, build);
       }
       if ('reason' in build) return build.reason;
-      if (peer.blocked !== undefined) return peer.blocked;
       if (peer.needsKubeApi && kubeApi === undefined) {
-        kubeApi = await startKubeApiStandIn();
+        // Over HTTPS: client-go (kube-rbac-proxy) sends the kubeconfig's token to an https:// server only.
+        const certs = makeServingCertificates(mkdtempSync(join(world.work, 'kube-api-tls-')), 'kube-api-stand-in');
+        const read = (path: string) => readFileSync(path, 'utf8');
+        kubeApi = await startKubeApiStandIn({ tls: { key: read(certs.key), cert: read(certs.cert), ca: read(certs.ca) } });
         kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
+        admitWarmToken(kubeApi, world.files.warmToken);
       }
       return undefined;
     },
@@ -1441,7 +1461,7 @@ async function main(): Promise<void> {
   const upstreamProcess = startProcess(pinned ? PROXY_CORE : undefined, [NODE, join(BENCH_DIST, 'upstream.js'), '--stream-chunks', '200'], {
     env: { PATH: process.env.PATH ?? '' },
   });
-  const { url } = await firstJsonLine<{ url: string }>(upstreamProcess, 'Vertex AI stand-in');
+  const { url, anonymousUrl } = await firstJsonLine<{ url: string; anonymousUrl: string }>(upstreamProcess, 'Vertex AI stand-in');
 
   const file = (name: string, content: string | Buffer) => {
     const path = join(work, name);
@@ -1492,7 +1512,7 @@ async function main(): Promise<void> {
     rsIssuer,
     esIssuer,
     metadata,
-    upstream: { url, process: upstreamProcess },
+    upstream: { url, anonymousUrl, process: upstreamProcess },
     files,
     otlpSink: otlpSink.url,
     capacityOf: new Map(),
@@ -1595,8 +1615,7 @@ async function main(): Promise<void> {
       const build = peerBuilds.get(s.openLoop?.of ?? s.id);
       const peer = PEERS.find((p) => p.id === (s.openLoop?.of ?? s.id));
       // A peer that ran: its exact command line; one that could not be built: the build command that failed.
-      const command =
-        peerCommands.get(s.openLoop?.of ?? s.id) ?? (build && peer ? `go install ${peer.goPackage}@${peer.version}` : undefined);
+      const command = peerCommands.get(s.openLoop?.of ?? s.id) ?? (build && peer ? buildCommand(peer) : undefined);
       return {
         id: s.id,
         title: s.title,

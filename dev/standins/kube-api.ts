@@ -19,6 +19,15 @@
  *   signature is not checked here (the proxy has already checked it).
  * - `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews`: always
  *   allowed (the stand-in's one identity may do everything).
+ * - `POST /apis/authorization.k8s.io/v1/subjectaccessreviews`
+ *   (https://kubernetes.io/docs/reference/kubernetes-api/authorization-resources/subject-access-review-v1/):
+ *   allowed when a rule given with `grant()` matches the spec's user or one
+ *   of its groups, its verb, and its `nonResourceAttributes.path` or
+ *   `resourceAttributes` (RBAC's matching: `*` for any, a trailing `*` on a
+ *   non-resource URL for a prefix); otherwise `allowed: false`, as RBAC
+ *   answers when no role grants it. A spec the API server's validation
+ *   refuses (both or neither kind of attributes, no user and no group) is
+ *   422 `Invalid` with its message.
  * - Every request needs `Authorization: Bearer <apiToken>` (401 Status otherwise).
  *
  * Test controls: create/relabel/delete namespaces, service accounts and
@@ -71,6 +80,10 @@ export interface KubeApiStandIn {
   readonly apiToken: string;
   /** Every request: method, path, watch flag, Accept header. */
   readonly requests: Array<{ method: string; path: string; watch: boolean; resourceVersion: string | null; accept: string | undefined }>;
+  /** Every SubjectAccessReview received: who, which attributes, the answer. */
+  readonly subjectAccessReviews: Array<{ user: string; verb: string; path?: string; resource?: string; allowed: boolean }>;
+  /** Grants a subject a verb on non-resource URLs or resources (an RBAC role and its binding, in one). */
+  grant(rule: AccessRule): void;
   /** Audiences of every TokenReview received (the token itself is not kept). */
   readonly tokenReviews: Array<{ audiences: readonly string[]; authenticated: boolean }>;
   /** A slow API server: each TokenReview is answered this much later (default 0). */
@@ -81,9 +94,10 @@ export interface KubeApiStandIn {
   writeKubeconfig(dir: string): string;
   setNamespace(name: string, labels?: Record<string, string>): StoredObject;
   deleteNamespace(name: string): void;
-  addServiceAccount(namespace: string, name: string): string;
+  /** Returns the object's UID (`uid` to match one a token already carries). */
+  addServiceAccount(namespace: string, name: string, uid?: string): string;
   deleteServiceAccount(namespace: string, name: string): void;
-  addPod(namespace: string, name: string, serviceAccount?: string): string;
+  addPod(namespace: string, name: string, serviceAccount?: string, uid?: string): string;
   deletePod(namespace: string, name: string): void;
   uidOf(resource: Resource, namespace: string, name: string): string | undefined;
   /** Forgets the event history: any watch resumed from an older RV gets 410. */
@@ -100,7 +114,68 @@ export interface KubeApiStandIn {
   close(): Promise<void>;
 }
 
-export async function startKubeApiStandIn(options: { apiToken?: string } = {}): Promise<KubeApiStandIn> {
+/** One grant: an RBAC rule bound to a user or a group. `*` in a list matches anything. */
+export interface AccessRule {
+  readonly user?: string;
+  readonly group?: string;
+  readonly verbs: readonly string[];
+  /** Paths, a trailing `*` for a prefix (RBAC's `nonResourceURLs`). */
+  readonly nonResourceURLs?: readonly string[];
+  readonly apiGroups?: readonly string[];
+  readonly resources?: readonly string[];
+  /** Namespaces the rule applies in (a RoleBinding's); absent: every namespace (a ClusterRoleBinding's). */
+  readonly namespaces?: readonly string[];
+}
+
+interface AccessSpec {
+  user?: string;
+  groups?: string[];
+  nonResourceAttributes?: { path?: string; verb?: string };
+  resourceAttributes?: { namespace?: string; verb?: string; group?: string; resource?: string };
+}
+
+const anyOf = (list: readonly string[] | undefined, value: string) => list !== undefined && (list.includes('*') || list.includes(value));
+
+/** The API server's validation of a review's spec (k8s.io/kubernetes/pkg/apis/authorization/validation), as its message says it. */
+function invalidAccessSpec(spec: AccessSpec): string | undefined {
+  if (spec.resourceAttributes !== undefined && spec.nonResourceAttributes !== undefined)
+    return 'spec.nonResourceAttributes: Invalid value: "object": cannot be specified in combination with resourceAttributes';
+  if (spec.resourceAttributes === undefined && spec.nonResourceAttributes === undefined)
+    return 'spec.resourceAttributes: Invalid value: "null": exactly one of nonResourceAttributes or resourceAttributes must be specified';
+  if ((spec.user ?? '') === '' && (spec.groups ?? []).length === 0)
+    return 'spec.user: Invalid value: "": at least one of user or group must be specified';
+  return undefined;
+}
+
+/** RBAC's matching of one rule against one review (k8s.io/kubernetes/plugin/pkg/auth/authorizer/rbac: RuleAllows). */
+export function ruleAllows(rule: AccessRule, spec: AccessSpec): boolean {
+  const subject =
+    (rule.user !== undefined && rule.user === spec.user) || (rule.group !== undefined && (spec.groups ?? []).includes(rule.group));
+  if (!subject) return false;
+  const nonResource = spec.nonResourceAttributes;
+  if (nonResource !== undefined) {
+    const path = nonResource.path ?? '';
+    return (
+      anyOf(rule.verbs, nonResource.verb ?? '') &&
+      (rule.nonResourceURLs ?? []).some((u) => u === '*' || u === path || (u.endsWith('*') && path.startsWith(u.slice(0, -1))))
+    );
+  }
+  const r = spec.resourceAttributes;
+  if (r === undefined) return false;
+  const inNamespace = rule.namespaces === undefined || (r.namespace !== undefined && rule.namespaces.includes(r.namespace));
+  return inNamespace && anyOf(rule.verbs, r.verb ?? '') && anyOf(rule.apiGroups, r.group ?? '') && anyOf(rule.resources, r.resource ?? '');
+}
+
+export interface KubeApiStandInOptions {
+  readonly apiToken?: string;
+  /**
+   * Serve HTTPS (PEM key and certificate; `ca` signs it and goes into the kubeconfig). Needed by client-go callers such as
+   * kube-rbac-proxy: loading a kubeconfig, client-go sends the user's token only to an `https://` server.
+   */
+  readonly tls?: { readonly key: string; readonly cert: string; readonly ca: string };
+}
+
+export async function startKubeApiStandIn(options: KubeApiStandInOptions = {}): Promise<KubeApiStandIn> {
   const apiToken = options.apiToken ?? `kube-api-token-${randomUUID()}`;
   let rv = 1000;
   /** Oldest RV a watch may resume from. */
@@ -110,6 +185,8 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
   const watches = new Set<OpenWatch>();
   const requests: KubeApiStandIn['requests'] = [];
   const tokenReviews: KubeApiStandIn['tokenReviews'] = [];
+  const subjectAccessReviews: KubeApiStandIn['subjectAccessReviews'] = [];
+  const rules: AccessRule[] = [];
   let tokenReviewDelayMs = 0;
   let reviewing = 0;
   let maxReviewing = 0;
@@ -278,6 +355,34 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       });
       return;
     }
+    if (req.method === 'POST' && url.pathname === '/apis/authorization.k8s.io/v1/subjectaccessreviews') {
+      const body = JSON.parse((await readBody(req)).toString('utf8')) as { spec?: AccessSpec };
+      const spec = body.spec ?? {};
+      const invalid = invalidAccessSpec(spec);
+      if (invalid !== undefined) {
+        sendJson(res, 422, status(422, 'Invalid', `SubjectAccessReview.authorization.k8s.io "" is invalid: ${invalid}`));
+        return;
+      }
+      const allowed = rules.some((rule) => ruleAllows(rule, spec));
+      subjectAccessReviews.push({
+        user: spec.user ?? '',
+        verb: spec.nonResourceAttributes?.verb ?? spec.resourceAttributes?.verb ?? '',
+        ...(spec.nonResourceAttributes?.path === undefined ? {} : { path: spec.nonResourceAttributes.path }),
+        ...(spec.resourceAttributes?.resource === undefined ? {} : { resource: spec.resourceAttributes.resource }),
+        allowed,
+      });
+      sendJson(res, 201, {
+        kind: 'SubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        metadata: { creationTimestamp: null },
+        spec,
+        // RBAC names what allowed it; a denial by no rule carries no reason.
+        status: allowed
+          ? { allowed: true, reason: 'RBAC: allowed by ClusterRoleBinding "stand-in" of ClusterRole "stand-in"' }
+          : { allowed: false },
+      });
+      return;
+    }
     const match = /^\/api\/v1\/(namespaces|serviceaccounts|pods)(?:\/([^/]+))?$/.exec(url.pathname);
     if (req.method !== 'GET' || !match) {
       sendJson(res, 404, status(404, 'NotFound', 'the server could not find the requested resource'));
@@ -295,7 +400,8 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     else sendJson(res, 200, listOf(resource, req.headers.accept));
   };
 
-  let server: LoopbackServer = await listenLoopback(handler);
+  const tls = options.tls === undefined ? {} : { tls: { key: options.tls.key, cert: options.tls.cert } };
+  let server: LoopbackServer = await listenLoopback(handler, tls);
   const port = server.port;
   const now = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -305,6 +411,10 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
     apiToken,
     requests,
     tokenReviews,
+    subjectAccessReviews,
+    grant(rule) {
+      rules.push(rule);
+    },
     setTokenReviewDelay(ms: number) {
       tokenReviewDelayMs = ms;
     },
@@ -323,7 +433,9 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
           '  cluster:',
           `    server: ${server.url}`,
           // client-node refuses a plain-http server unless TLS verification is explicitly off (there is no TLS to verify).
-          '    insecure-skip-tls-verify: true',
+          options.tls === undefined
+            ? '    insecure-skip-tls-verify: true'
+            : `    certificate-authority-data: ${Buffer.from(options.tls.ca).toString('base64')}`,
           'users:',
           '- name: proxy',
           '  user:',
@@ -359,8 +471,7 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       return put('namespaces', object);
     },
     deleteNamespace: (name) => remove('namespaces', undefined, name),
-    addServiceAccount(namespace, name) {
-      const uid = randomUUID();
+    addServiceAccount(namespace, name, uid = randomUUID()) {
       put('serviceaccounts', {
         kind: 'ServiceAccount',
         apiVersion: 'v1',
@@ -369,8 +480,7 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       return uid;
     },
     deleteServiceAccount: (namespace, name) => remove('serviceaccounts', namespace, name),
-    addPod(namespace, name, serviceAccount = 'default') {
-      const uid = randomUUID();
+    addPod(namespace, name, serviceAccount = 'default', uid = randomUUID()) {
       put('pods', {
         kind: 'Pod',
         apiVersion: 'v1',
@@ -418,7 +528,7 @@ export async function startKubeApiStandIn(options: { apiToken?: string } = {}): 
       await server.close();
     },
     async restart() {
-      server = await listenLoopback(handler, { port });
+      server = await listenLoopback(handler, { port, ...tls });
     },
     close() {
       watches.clear();

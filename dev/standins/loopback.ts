@@ -1,7 +1,8 @@
 /**
- * The listener every stand-in runs on: plain HTTP/1.1 bound to a loopback
- * address (127.0.0.1, port 0 unless a port is given), with a `close()` that
- * does not wait for keep-alive sockets or requests a test left hanging.
+ * The listener every stand-in runs on: HTTP/1.1 (plain, or over TLS when a
+ * certificate is given) bound to a loopback address (127.0.0.1, port 0 unless
+ * a port is given), with a `close()` that does not wait for keep-alive
+ * sockets or requests a test left hanging.
  *
  * Stand-ins only ever listen on loopback: they mint tokens and hand out
  * credentials-shaped strings, and must never be reachable from another host.
@@ -9,11 +10,12 @@
  * @module
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import { createServer as createTcpServer, isIP, type AddressInfo } from 'node:net';
 
 export interface LoopbackServer {
   readonly server: Server;
-  /** `http://127.0.0.1:PORT` (no trailing slash). */
+  /** `http://127.0.0.1:PORT` (`https://` with TLS; no trailing slash). */
   readonly url: string;
   readonly host: string;
   readonly port: number;
@@ -26,6 +28,8 @@ export interface LoopbackOptions {
   readonly host?: string;
   /** Default 0 (the kernel picks a free port). */
   readonly port?: number;
+  /** Serve HTTPS with this key and certificate (PEM). */
+  readonly tls?: { readonly key: string | Buffer; readonly cert: string | Buffer };
 }
 
 export type RequestHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
@@ -40,7 +44,7 @@ export async function listenLoopback(handler: RequestHandler, options: LoopbackO
   if (!isLoopbackAddress(host)) {
     throw new TypeError(`stand-ins listen on loopback only, got host ${JSON.stringify(host)}`);
   }
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     Promise.resolve()
       .then(() => handler(req, res))
       .catch((error: unknown) => {
@@ -53,7 +57,8 @@ export async function listenLoopback(handler: RequestHandler, options: LoopbackO
           res.destroy(error instanceof Error ? error : undefined);
         }
       });
-  });
+  };
+  const server: Server = options.tls === undefined ? createServer(listener) : createTlsServer(options.tls, listener);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {
@@ -62,7 +67,7 @@ export async function listenLoopback(handler: RequestHandler, options: LoopbackO
     });
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${port}`;
   let closing: Promise<void> | undefined;
   return {
     server,

@@ -59,6 +59,12 @@ export interface VertexStandInOptions {
    * answers the real 401. A missing or non-Bearer header is always refused.
    */
   readonly requireAuthorization?: (authorization: string) => boolean;
+  /**
+   * Answers a request that carries no `Authorization` header instead of refusing it: the upstream of a front proxy that
+   * authenticates its callers, strips their token and adds no credential of its own (kube-rbac-proxy, a benchmark peer).
+   * Default false. A header that is present is still checked.
+   */
+  readonly acceptMissingAuthorization?: boolean;
   /** Wait before sending response headers, for every request. Default 0. */
   readonly delayResponseMs?: number;
   /** Number of messages a streaming method sends. Default 3. */
@@ -241,7 +247,8 @@ export async function startVertexStandIn(options: VertexStandInOptions = {}): Pr
 
     const authorization = req.headers.authorization;
     const bearer = authorization !== undefined && /^Bearer \S+$/i.test(authorization);
-    if (!bearer || (standIn.requireAuthorization !== undefined && !standIn.requireAuthorization(authorization))) {
+    const anonymous = authorization === undefined && options.acceptMissingAuthorization === true;
+    if (!anonymous && (!bearer || (standIn.requireAuthorization !== undefined && !standIn.requireAuthorization(authorization)))) {
       sendGoogleError(res, unauthenticated(route.rpc));
       return;
     }

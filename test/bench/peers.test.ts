@@ -1,13 +1,13 @@
 /**
  * The peers' definitions (bench/peers.ts): the command lines they run with,
  * how a failed build is reported, and where builds are cached. Building and
- * running them is `npm run bench -- --peers` (minutes of `go install`), not a test.
+ * running them is `npm run bench -- --peers` (minutes of `go install` or `go build`), not a test.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { buildFailure, PEERS, peersCacheDir, printableCommand, type PeerContext } from '../../bench/peers.js';
+import { buildCommand, buildFailure, PEERS, peersCacheDir, printableCommand, type PeerContext } from '../../bench/peers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kvp-peers-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,6 +50,19 @@ describe('bench/peers.ts', () => {
     ]);
     expect(printed.startsWith('oauth2-proxy --http-address=127.0.0.1:$PORT --upstream=$VERTEX_STAND_IN/ ')).toBe(true);
     expect(printed).toContain('--extra-jwt-issuers=$ISSUER=kube-vertex-proxy');
+  });
+
+  it('builds kube-rbac-proxy inside its module source (the proxy refuses its version list) and runs it against the stand-in', () => {
+    const krp = peer('peer-kube-rbac-proxy');
+    expect(buildCommand(krp)).toBe(
+      'go build ./cmd/kube-rbac-proxy in the source of github.com/brancz/kube-rbac-proxy@v0.19.1 (go mod download)',
+    );
+    expect(buildCommand(peer('peer-caddy'))).toBe('go install github.com/caddyserver/caddy/v2/cmd/caddy@v2.11.9');
+    const launch = krp.launch('/cache/kube-rbac-proxy', context);
+    expect(launch.argv).toContain(`--kubeconfig=${context.kubeconfig}`);
+    expect(launch.argv).toContain(`--auth-token-audiences=${context.audience}`);
+    expect(launch.argv).toContain(`--upstream=${context.upstream}/`);
+    expect(krp.needsKubeApi).toBe(true);
   });
 
   it("runs Caddy's reverse_proxy from a Caddyfile with the admin API and automatic HTTPS off", () => {

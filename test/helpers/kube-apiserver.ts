@@ -22,7 +22,7 @@
  * `compact()` compacts etcd's history; `close()` stops both and removes the
  * directory.
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -30,6 +30,7 @@ import { join } from 'node:path';
 import { Agent, fetch } from 'undici';
 import { stringify } from 'yaml';
 import { freeLoopbackPort } from '../../dev/standins/loopback.js';
+import { makeServingCertificates } from './certificates.js';
 
 export const KUBE_VERSION = 'v1.34.2';
 export const API_AUDIENCE = 'kube-vertex-proxy';
@@ -114,22 +115,6 @@ function findEtcd(): string {
   throw new Error("etcd not found: install it with `apt-get install etcd-server` (npm test's pretest does)");
 }
 
-/** A CA and a serving certificate for 127.0.0.1 and localhost, made with openssl. */
-function makeCertificates(dir: string): { ca: string; cert: string; key: string } {
-  const ca = join(dir, 'ca.crt');
-  const caKey = join(dir, 'ca.key');
-  const cert = join(dir, 'apiserver.crt');
-  const key = join(dir, 'apiserver.key');
-  const run = (args: string[]) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', caKey, '-out', ca, '-days', '2', '-subj', '/CN=kvp-test-ca']);
-  const csr = join(dir, 'apiserver.csr');
-  run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', csr, '-subj', '/CN=kube-apiserver']);
-  const ext = join(dir, 'apiserver.ext');
-  writeFileSync(ext, 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
-  run(['x509', '-req', '-in', csr, '-CA', ca, '-CAkey', caKey, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext]);
-  return { ca, cert, key };
-}
-
 async function stopProcess(child: ChildProcess | undefined): Promise<void> {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -147,7 +132,7 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
   const url = `https://127.0.0.1:${port}`;
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
   const adminToken = randomBytes(24).toString('hex');
-  const certs = makeCertificates(dir);
+  const certs = makeServingCertificates(dir, 'kube-apiserver');
   const saKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
   writeFileSync(join(dir, 'sa.key'), saKey.privateKey.export({ type: 'pkcs8', format: 'pem' }));
   writeFileSync(join(dir, 'sa.pub'), saKey.publicKey.export({ type: 'spki', format: 'pem' }));

@@ -5,7 +5,7 @@
  * same client runs against a real kube-apiserver in
  * test/integration/kube-apiserver*.test.ts.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,7 +13,8 @@ import { KubeApiError, type KubeList, type KubeObject } from '../../src/identity
 import { loadKubeConfig } from '../../src/identity/kube-config.js';
 import { createWatchLabelSource, type WatchLabelSource } from '../../src/identity/namespace-watch.js';
 import { createPermissionCheck, requiredPermissions } from '../../src/identity/permissions.js';
-import { startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
+import { makeServingCertificates } from '../helpers/certificates.js';
+import { ruleAllows, startKubeApiStandIn, type KubeApiStandIn } from '../../dev/standins/kube-api.js';
 
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -144,6 +145,79 @@ describe("the permission check through the proxy's client", () => {
         3,
       );
       check.stop();
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('SubjectAccessReview (what kube-rbac-proxy asks, in the benchmark)', () => {
+  const user = 'system:serviceaccount:ml:trainer';
+  const groups = ['system:serviceaccounts', 'system:serviceaccounts:ml', 'system:authenticated'];
+
+  it("matches RBAC's rules: subject by user or group, verb, non-resource URL prefix, resource in a namespace", () => {
+    const predict = { user, groups, nonResourceAttributes: { path: '/v1/projects/p/models:predict', verb: 'create' } };
+    expect(ruleAllows({ user, verbs: ['create'], nonResourceURLs: ['/v1/*'] }, predict)).toBe(true);
+    expect(ruleAllows({ group: 'system:serviceaccounts:ml', verbs: ['*'], nonResourceURLs: ['*'] }, predict)).toBe(true);
+    expect(ruleAllows({ user, verbs: ['get'], nonResourceURLs: ['/v1/*'] }, predict)).toBe(false);
+    expect(ruleAllows({ user, verbs: ['create'], nonResourceURLs: ['/v1'] }, predict)).toBe(false);
+    expect(ruleAllows({ user: 'system:serviceaccount:ml:other', verbs: ['*'], nonResourceURLs: ['*'] }, predict)).toBe(false);
+    const list = { user, groups, resourceAttributes: { namespace: 'ml', verb: 'list', group: '', resource: 'pods' } };
+    expect(ruleAllows({ user, verbs: ['list'], apiGroups: [''], resources: ['pods'], namespaces: ['ml'] }, list)).toBe(true);
+    expect(ruleAllows({ user, verbs: ['list'], apiGroups: [''], resources: ['pods'], namespaces: ['other'] }, list)).toBe(false);
+    expect(ruleAllows({ user, verbs: ['list'], apiGroups: ['apps'], resources: ['pods'] }, list)).toBe(false);
+  });
+
+  it('answers allowed / not allowed in the API shape, records each review, and refuses an invalid spec with 422', async () => {
+    const api = await startKubeApiStandIn();
+    try {
+      api.grant({ user, verbs: ['create'], nonResourceURLs: ['/v1/*'] });
+      const review = async (spec: Record<string, unknown>, token = api.apiToken) =>
+        fetch(`${api.url}/apis/authorization.k8s.io/v1/subjectaccessreviews`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+          body: JSON.stringify({ apiVersion: 'authorization.k8s.io/v1', kind: 'SubjectAccessReview', spec }),
+        });
+      const allowed = await review({ user, groups, nonResourceAttributes: { path: '/v1/x:predict', verb: 'create' } });
+      expect(allowed.status).toBe(201);
+      expect(await allowed.json()).toMatchObject({
+        kind: 'SubjectAccessReview',
+        apiVersion: 'authorization.k8s.io/v1',
+        spec: { user, nonResourceAttributes: { path: '/v1/x:predict', verb: 'create' } },
+        status: { allowed: true },
+      });
+      const denied = await review({ user, groups, nonResourceAttributes: { path: '/metrics', verb: 'get' } });
+      expect(((await denied.json()) as { status: unknown }).status).toEqual({ allowed: false });
+      const invalid = await review({ user, groups });
+      expect(invalid.status).toBe(422);
+      expect(await invalid.json()).toMatchObject({ kind: 'Status', reason: 'Invalid', code: 422 });
+      expect((await review({ user, groups, nonResourceAttributes: { path: '/', verb: 'get' } }, 'wrong')).status).toBe(401);
+      expect(api.subjectAccessReviews).toEqual([
+        { user, verb: 'create', path: '/v1/x:predict', allowed: true },
+        { user, verb: 'get', path: '/metrics', allowed: false },
+      ]);
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('Kubernetes API stand-in over HTTPS', () => {
+  it('serves TLS with a certificate its kubeconfig names the CA of, and the client verifies it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvp-kube-tls-'));
+    const certs = makeServingCertificates(dir, 'kube-api-stand-in');
+    const read = (path: string) => readFileSync(path, 'utf8');
+    const api = await startKubeApiStandIn({ tls: { key: read(certs.key), cert: read(certs.cert), ca: read(certs.ca) } });
+    try {
+      api.setNamespace('ml', { team: 'ml' });
+      expect(api.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const kubeconfig = api.writeKubeconfig(dir);
+      expect(readFileSync(kubeconfig, 'utf8')).not.toContain('insecure-skip-tls-verify');
+      const { client } = loadKubeConfig(kubeconfig, {});
+      const list = await client.get<KubeList<KubeObject>>('/api/v1/namespaces', 2000);
+      expect(list.items.map((n) => n.metadata?.name)).toEqual(['ml']);
+      // Without the CA the certificate is not trusted: the connection fails, no answer is read.
+      await expect(fetch(`${api.url}/api/v1/namespaces`, { headers: { authorization: `Bearer ${api.apiToken}` } })).rejects.toThrow();
     } finally {
       await api.close();
     }

@@ -170,6 +170,18 @@ describe('Vertex AI stand-in on the wire', () => {
     expect((await post(`${MODEL}:countTokens`, GENERATE_BODY, { authorization: 'Bearer other' })).status).toBe(401);
   });
 
+  it('with acceptMissingAuthorization answers a request without the header, and still checks one that is present', async () => {
+    const open = await startVertexStandIn({ acceptMissingAuthorization: true, requireAuthorization: (h) => h === 'Bearer good' });
+    try {
+      const url = `${open.url}/v1beta1/projects/p/locations/l/endpoints/1:countTokens`;
+      expect((await fetch(url, { method: 'POST', body: GENERATE_BODY })).status).toBe(200);
+      expect((await fetch(url, { method: 'POST', body: GENERATE_BODY, headers: { authorization: 'Bearer bad' } })).status).toBe(401);
+      expect((await fetch(url, { method: 'POST', body: GENERATE_BODY, headers: { authorization: 'Basic x' } })).status).toBe(401);
+    } finally {
+      await open.close();
+    }
+  });
+
   it('answers unknown paths and wrong methods with the NOT_FOUND envelope', async () => {
     for (const [method, path] of [
       ['POST', `${BASE}/endpoints/1:fooBar`],
