@@ -572,6 +572,33 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       expect(await a.verify({ from: base + 3 * MINUTE })).toMatchObject({ ok: true, entries: 5 });
     });
 
+    it('verifies a time range and the whole store past one page (5,000 entries): each entry once, across pages and writers', async () => {
+      const a = await open();
+      const b = await backend.open('replica-b');
+      stores.push(b);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const base = Date.now() - 10 * MINUTE;
+      const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, k) => final(`${prefix}-${k}`));
+      vi.setSystemTime(base);
+      await a.append(batch('before', 4));
+      vi.setSystemTime(base + MINUTE);
+      for (let k = 0; k < 11; k++) await a.append(batch(`a-${k}`, 500));
+      await b.append(batch('b', 7));
+      vi.setSystemTime(base + 2 * MINUTE);
+      await a.append(batch('after', 3));
+      vi.useRealTimers();
+      expect(await a.verify({ from: base + MINUTE, to: base + 2 * MINUTE })).toMatchObject({ ok: true, writers: 2, entries: 5507 });
+      expect(await a.verify({ from: base })).toMatchObject({ ok: true, writers: 2, entries: 5514 });
+      expect(await a.verify()).toMatchObject({ ok: true, writers: 2, entries: 5514 });
+      // An edit on the second page of the range (replica-a's seq 4 + 5,200) is found there.
+      await backend.exec(`UPDATE audit_entries SET record = replace(record, '"a-10-199"', '"a-10-198"') WHERE request_id = 'a-10-199'`);
+      expect(await a.verify({ from: base + MINUTE, to: base + 2 * MINUTE })).toMatchObject({
+        ok: false,
+        broken: { writer: 'replica-a', seq: 5204, problem: expect.stringContaining('hash does not match') as unknown },
+      });
+      expect(await a.verify()).toMatchObject({ ok: false, broken: { writer: 'replica-a', seq: 5204 } });
+    });
+
     it('upgrades a store of the previous indexes (f_time, written) to the summary and chain indexes', async () => {
       let store = await open();
       await store.append([final('prev-1')]);

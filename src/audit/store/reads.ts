@@ -27,57 +27,69 @@ import { verifyPaged, type EntryPager } from './verify.js';
 export type StoreReads = Pick<AuditStore, 'query' | 'summary' | 'usageSummary' | 'verify'>;
 
 export function storeReads(dialect: Dialect, table: string): StoreReads {
-  const pager: EntryPager = async (after, limit, { from, to }) => {
-    const { params, param } = parameters(dialect);
-    const conditions: string[] = [];
-    if (after !== undefined) {
-      const w = param(after.writer);
-      conditions.push(`(writer${dialect.byteOrder} > ${w} OR (writer = ${w} AND seq > ${param(after.seq)}))`);
-    }
-    if (from !== undefined) conditions.push(`written_ms >= ${param(from)}`);
-    if (to !== undefined) conditions.push(`written_ms < ${param(to)}`);
-    const where = conditions.length === 0 ? '' : `WHERE ${conditions.join(' AND ')}`;
-    const rows = await dialect.all(
-      `SELECT * FROM ${table} ${where} ORDER BY writer${dialect.byteOrder}, seq LIMIT ${param(limit)}`,
-      params,
-    );
-    return rows.map(rowToEntry);
-  };
-
   /**
-   * Verify of a written-time range: each writer's first and last seq in the
-   * range (from the written_chain index alone), then that stretch of each
-   * chain in seq order through the (writer, seq) key — never the entries
-   * before or after the range.
+   * verify's pages: one writer's chain after the other, each in seq order
+   * through the (writer, seq) key, a page never more than that key's range
+   * scan. Of a written-time range: each writer's first and last seq in the
+   * range (from the written_chain index alone), then that stretch of its
+   * chain — never the entries before or after the range; entries of the
+   * stretch written outside the range (a clock set back) are left out here,
+   * not in SQL. Of the whole store: the writers (one index look-up each),
+   * then each whole chain. A single keyset over (writer, seq) with the
+   * time conditions, or ordered by writer in byte order, is what PostgreSQL
+   * answers by reading and sorting everything after the key for every page.
    */
-  const rangedPager = (range: { from?: number; to?: number }): EntryPager => {
-    let bounds: Array<{ writer: string; lo: number; hi: number }> | undefined;
-    const timeConditions = (param: (value: unknown) => string) => [
-      ...(range.from === undefined ? [] : [`written_ms >= ${param(range.from)}`]),
-      ...(range.to === undefined ? [] : [`written_ms < ${param(range.to)}`]),
-    ];
-    return async (after, limit) => {
-      if (bounds === undefined) {
-        const { params, param } = parameters(dialect);
-        const where = timeConditions(param).join(' AND ');
-        const rows = await dialect.all(
-          `SELECT writer, MIN(seq) AS lo, MAX(seq) AS hi FROM ${table} WHERE ${where} GROUP BY writer ORDER BY writer${dialect.byteOrder}`,
-          params,
+  const chainPager = (range: { from?: number; to?: number }): EntryPager => {
+    const ranged = range.from !== undefined || range.to !== undefined;
+    let stretches: Array<{ writer: string; lo?: number; hi?: number }> | undefined;
+    const inRange = (entry: StoredEntry) =>
+      (range.from === undefined || entry.writtenMs >= range.from) && (range.to === undefined || entry.writtenMs < range.to);
+    const findStretches = async () => {
+      const { params, param } = parameters(dialect);
+      if (!ranged) {
+        const writers = await dialect.all(
+          `WITH RECURSIVE w(writer) AS (SELECT MIN(writer) FROM ${table} UNION ALL SELECT (SELECT MIN(writer) FROM ${table} ` +
+            `WHERE writer > w.writer) FROM w WHERE w.writer IS NOT NULL) SELECT writer FROM w WHERE writer IS NOT NULL ` +
+            `ORDER BY writer${dialect.byteOrder}`,
+          [],
         );
-        bounds = rows.map((r) => ({ writer: String(r.writer), lo: Number(r.lo), hi: Number(r.hi) }));
+        return writers.map((r) => ({ writer: String(r.writer) }));
       }
+      const where = [
+        ...(range.from === undefined ? [] : [`written_ms >= ${param(range.from)}`]),
+        ...(range.to === undefined ? [] : [`written_ms < ${param(range.to)}`]),
+      ].join(' AND ');
+      const rows = await dialect.all(
+        `SELECT writer, MIN(seq) AS lo, MAX(seq) AS hi FROM ${table} WHERE ${where} GROUP BY writer ORDER BY writer${dialect.byteOrder}`,
+        params,
+      );
+      return rows.map((r) => ({ writer: String(r.writer), lo: Number(r.lo), hi: Number(r.hi) }));
+    };
+    return async (after, limit) => {
+      stretches ??= await findStretches();
       const out: StoredEntry[] = [];
-      let index = after === undefined ? 0 : bounds.findIndex((b) => b.writer === after.writer);
+      let index = after === undefined ? 0 : stretches.findIndex((b) => b.writer === after.writer);
       let from = after?.seq;
-      while (index >= 0 && index < bounds.length && out.length < limit) {
-        const b = bounds[index] as { writer: string; lo: number; hi: number };
+      while (index >= 0 && index < stretches.length && out.length < limit) {
+        const b = stretches[index] as { writer: string; lo?: number; hi?: number };
         const { params, param } = parameters(dialect);
-        const seq = from === undefined ? `seq >= ${param(b.lo)}` : `seq > ${param(from)}`;
-        const where = [`writer = ${param(b.writer)}`, seq, `seq <= ${param(b.hi)}`, ...timeConditions(param)].join(' AND ');
-        const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(limit - out.length)}`, params);
-        out.push(...rows.map(rowToEntry));
-        index += 1;
-        from = undefined;
+        const conditions = [`writer = ${param(b.writer)}`];
+        if (from !== undefined) conditions.push(`seq > ${param(from)}`);
+        else if (b.lo !== undefined) conditions.push(`seq >= ${param(b.lo)}`);
+        if (b.hi !== undefined) conditions.push(`seq <= ${param(b.hi)}`);
+        const wanted = limit - out.length;
+        const where = conditions.join(' AND ');
+        const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(wanted)}`, params);
+        for (const row of rows) {
+          const entry = rowToEntry(row);
+          if (inRange(entry)) out.push(entry);
+          from = entry.seq;
+        }
+        // Fewer than asked for: this writer's stretch is done. Otherwise (all asked for read, some maybe left out) read on.
+        if (rows.length < wanted) {
+          index += 1;
+          from = undefined;
+        }
       }
       return out;
     };
@@ -130,8 +142,7 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
       return (await dialect.all(usageSummarySql(table, groupBy, where), params)).map((r) => toUsageSummaryRow(r, groupBy));
     },
     verify(range = {}) {
-      const ranged = range.from !== undefined || range.to !== undefined;
-      return verifyPaged(ranged ? rangedPager(range) : pager, range, async () =>
+      return verifyPaged(chainPager(range), range, async () =>
         (await dialect.all(`SELECT id FROM ${openDecisionsTableName(table)}`, [])).map((r) => Number(r.id)),
       );
     },
