@@ -10,6 +10,7 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import { ProxyError } from '../errors.js';
+import { bodyIdle } from './body-progress.js';
 
 export function bodyTooLarge(limit: number, where = ''): ProxyError {
   return new ProxyError('ERR_REQUEST_BODY_TOO_LARGE', `Request body exceeds the limit of ${limit} bytes${where}.`, {
@@ -117,22 +118,33 @@ export function readSmallBodyThen(
  * Reads a body whole into one buffer, for every step that needs it whole (the
  * forwarder's small bodies, the inspect step's bodies). `done` runs once:
  * with the bytes, or with the refusal that ended the body — 413 as soon as it
- * passes `limit` (no further byte is read), 499 when it broke off early.
+ * passes `limit` (no further byte is read), 499 when it broke off early, 408
+ * (`bodyIdle`) when `idleMs` is set and nothing arrived for that long (the
+ * body-progress timeout of body-progress.ts, without its pass-through stream:
+ * this read takes every byte as it arrives, so a byte read is progress).
  */
-export function readBody(body: NodeJS.ReadableStream, limit: number, done: (error: ProxyError | undefined, bytes?: Buffer) => void): void {
+export function readBody(
+  body: NodeJS.ReadableStream,
+  limit: number,
+  done: (error: ProxyError | undefined, bytes?: Buffer) => void,
+  idleMs = 0,
+): void {
   // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the request's Readable, typed by its interface
   const stream = body as Readable;
   const chunks: Buffer[] = [];
   let seen = 0;
   let settled = false;
+  let idle: NodeJS.Timeout | undefined;
   const settle = (error: ProxyError | undefined, bytes?: Buffer) => {
     if (settled) return;
     settled = true;
+    if (idle !== undefined) clearTimeout(idle);
     // 'error' stays attached: a late error on the caller's socket must not become an unhandled 'error' event.
     stream.off('data', onData).off('end', onEnd).off('close', onClose);
     done(error, bytes);
   };
   const onData = (chunk: Buffer) => {
+    idle?.refresh();
     seen += chunk.length;
     if (seen > limit) {
       // Read no further: the refusal closes the connection (bodyTooLarge says `Connection: close`).
@@ -146,6 +158,14 @@ export function readBody(body: NodeJS.ReadableStream, limit: number, done: (erro
   const onError = (error: Error) => settle(error instanceof ProxyError ? error : bodyIncomplete(error));
   const onClose = () => settle(bodyIncomplete(new Error('request body closed before its end')));
   stream.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose);
+  if (idleMs > 0) {
+    idle = setTimeout(() => {
+      // Read no further: the 408 closes the connection (bodyIdle says `Connection: close`).
+      stream.pause();
+      settle(bodyIdle(idleMs));
+    }, idleMs);
+    idle.unref();
+  }
   // The body may have been paused explicitly (backpressure upstream of us); a 'data' listener alone would not resume it.
   stream.resume();
 }

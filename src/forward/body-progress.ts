@@ -10,6 +10,8 @@
  * taken: a body waiting for a slow upstream (bytes buffered on our side) is not
  * idle. Bodies already complete when the pipeline reaches this step (small
  * bodies that came with the headers) cost nothing: no stream, no timer.
+ * A body read whole (`readBody` with `idleMs`, the inspect step) is watched
+ * by the read itself: one timer, no pass-through stream.
  *
  * @module
  * @returns ERR_REQUEST_TIMEOUT (408) on the body stream and in `request.kvp.failure`
@@ -29,18 +31,25 @@ export function bodyIdle(idleMs: number): ProxyError {
 }
 
 /**
+ * Whether a body-progress timeout of `idleMs` has anything to watch: it is on,
+ * and the request declares a body that has not arrived whole yet.
+ */
+export function bodyStillToCome(request: Pick<FastifyRequest, 'raw' | 'headers'>, idleMs: number): boolean {
+  return (
+    idleMs !== 0 &&
+    !request.raw.complete &&
+    (request.headers['content-length'] !== undefined || request.headers['transfer-encoding'] !== undefined)
+  );
+}
+
+/**
  * The body stream to hand on: the payload itself when nothing more is to
  * come (or the timeout is off), else the payload through a pass-through that
  * fails once the caller has sent nothing for `idleMs`.
  */
 export function watchBodyProgress(request: FastifyRequest, payload: NodeJS.ReadableStream, idleMs: number): NodeJS.ReadableStream {
+  if (!bodyStillToCome(request, idleMs)) return payload;
   const raw = request.raw;
-  if (
-    idleMs === 0 ||
-    raw.complete ||
-    (request.headers['content-length'] === undefined && request.headers['transfer-encoding'] === undefined)
-  )
-    return payload;
   const socket = raw.socket;
   const out = new PassThrough();
   // An error raised before the forwarder listens must not be an unhandled 'error' event.

@@ -16,7 +16,7 @@
 import fp from 'fastify-plugin';
 import type { BodyRule } from './body-rule.js';
 import { readBody } from '../forward/body-limit.js';
-import { watchBodyProgress } from '../forward/body-progress.js';
+import { bodyStillToCome } from '../forward/body-progress.js';
 import { inspectBody } from './inspect.js';
 
 export interface InspectPluginOptions {
@@ -38,26 +38,31 @@ export const inspectPlugin = fp<InspectPluginOptions>(
         return;
       }
       const rulesForRequest = wanted;
-      const stream = watchBodyProgress(request, payload, bodyIdleTimeoutMs);
-      readBody(stream, bodyLimitBytes, (error, bytes) => {
-        if (error !== undefined) {
-          request.kvp.failure ??= error;
-          done(error);
-          return;
-        }
-        const body = bytes as Buffer;
-        request.kvp.requestBytes = body.length;
-        const result = inspectBody(request, body, request.headers['content-type'], rulesForRequest);
-        if ('refuse' in result) {
-          request.kvp.failure = result.refuse;
-          done(result.refuse);
-          return;
-        }
-        request.kvp.forwardBody = result.forward;
-        // The content parser still wants a stream: the one just read to its end (the forwarder sends `forwardBody`).
-        // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- the request stream, by its interface
-        done(null, stream as typeof payload);
-      });
+      // The read watches the body's progress itself (no pass-through stream and interval per request).
+      const idleMs = bodyStillToCome(request, bodyIdleTimeoutMs) ? bodyIdleTimeoutMs : 0;
+      readBody(
+        payload,
+        bodyLimitBytes,
+        (error, bytes) => {
+          if (error !== undefined) {
+            request.kvp.failure ??= error;
+            done(error);
+            return;
+          }
+          const body = bytes as Buffer;
+          request.kvp.requestBytes = body.length;
+          const result = inspectBody(request, body, request.headers['content-type'], rulesForRequest);
+          if ('refuse' in result) {
+            request.kvp.failure = result.refuse;
+            done(result.refuse);
+            return;
+          }
+          request.kvp.forwardBody = result.forward;
+          // The content parser still wants a stream: the one just read to its end (the forwarder sends `forwardBody`).
+          done(null, payload);
+        },
+        idleMs,
+      );
     });
   },
   { name: 'kvp-inspect', fastify: '5.x', dependencies: ['kvp-authorize'] },

@@ -53,12 +53,25 @@ interface Capture {
 interface Target {
   readonly key: string;
   readonly bytes: Buffer;
-  /** `"key"`, as it appears in the JSON text. */
-  readonly quoted: Buffer;
+  /** `key"`: the quoted name as it appears in the JSON text, without its opening quote (see {@link nextQuotedName}). */
+  readonly tail: Buffer;
   depth: number | 'any';
   active: boolean;
-  /** In the chunk {@link JsonScanner.mayMatch} last searched: where `quoted` next occurs (-1 none, -2 not searched yet). */
+  /** In the chunk {@link JsonScanner.mayMatch} last searched: where `"key"` next occurs (-1 none, -2 not searched yet). */
   nextHit: number;
+}
+
+/**
+ * Where `"` + `tail` (a quoted name: `tail` is the name and its closing
+ * quote) next occurs in `buf` at or after `from`, or -1. The search is for
+ * `tail` and then checks the byte before it: a needle that starts with a
+ * quote, the commonest byte of JSON, made `Buffer#indexOf` about twenty
+ * times slower (11.7 µs against 0.56 µs over a 36 KB stream of 200 events).
+ */
+export function nextQuotedName(buf: Buffer, tail: Buffer, from: number): number {
+  let at = buf.indexOf(tail, from + 1);
+  while (at !== -1 && buf[at - 1] !== QUOTE) at = buf.indexOf(tail, at + 1);
+  return at === -1 ? -1 : at - 1;
 }
 
 export class JsonScanner {
@@ -87,7 +100,7 @@ export class JsonScanner {
     this.#targets = targets.map((t) => ({
       key: t.key,
       bytes: Buffer.from(t.key, 'latin1'),
-      quoted: Buffer.from(`"${t.key}"`, 'latin1'),
+      tail: Buffer.from(`${t.key}"`, 'latin1'),
       depth: t.depth,
       active: true,
       nextHit: -2,
@@ -115,8 +128,8 @@ export class JsonScanner {
     for (const t of this.#targets) {
       if (!t.active) continue;
       // The next occurrence in this chunk is remembered, so many lines of one chunk cost one pass over it.
-      if (t.nextHit !== -1 && t.nextHit < from) t.nextHit = buf.indexOf(t.quoted, from);
-      if (t.nextHit !== -1 && t.nextHit + t.quoted.length <= to && (first === -1 || t.nextHit < first)) first = t.nextHit;
+      if (t.nextHit !== -1 && t.nextHit < from) t.nextHit = nextQuotedName(buf, t.tail, from);
+      if (t.nextHit !== -1 && t.nextHit + 1 + t.tail.length <= to && (first === -1 || t.nextHit < first)) first = t.nextHit;
     }
     return first;
   }

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { JsonScanner, MAX_CAPTURE_BYTES } from './json-scanner.js';
+import { JsonScanner, MAX_CAPTURE_BYTES, nextQuotedName } from './json-scanner.js';
 import { chargeableTokens, createUsageMeter, type UsageFraming } from './usage.js';
 
 const USAGE = {
@@ -225,6 +225,27 @@ describe('JsonScanner', () => {
       ]);
     },
   );
+});
+
+describe('nextQuotedName', () => {
+  it('finds exactly where the quoted name starts at or after from, as a search for the quoted name would', () => {
+    const tail = Buffer.from('key"');
+    fc.assert(
+      fc.property(fc.array(fc.constantFrom('"', 'k', 'e', 'y', 'x', ':'), { maxLength: 40 }), fc.nat(41), (chars, start) => {
+        const buf = Buffer.from(chars.join(''), 'latin1');
+        const from = Math.min(start, buf.length);
+        expect(nextQuotedName(buf, tail, from)).toBe(buf.indexOf('"key"', from, 'latin1'));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('does not count a name whose opening quote lies before from, or a longer name ending the same', () => {
+    const tail = Buffer.from('usageMetadata"');
+    expect(nextQuotedName(Buffer.from('{"usageMetadata":1}'), tail, 1)).toBe(1);
+    expect(nextQuotedName(Buffer.from('{"usageMetadata":1}'), tail, 2)).toBe(-1);
+    expect(nextQuotedName(Buffer.from('{"xusageMetadata":1,"usageMetadata":2}'), tail, 0)).toBe(20);
+  });
 });
 
 describe('chargeableTokens', () => {
