@@ -1244,6 +1244,14 @@ function baselineTwin(scenario: Scenario, dir: string): Scenario[] {
 
 // ───────────────────────── one measured run ─────────────────────────
 
+/**
+ * The load generator's own Node.js flags. A young generation of 64 MiB: undici allocates a few KiB per request, and with
+ * the default (16 MiB) the generator scavenged every few hundred requests and promoted what was in flight at that
+ * moment, whose old-generation collections then paused it for milliseconds, charged to whatever it was timing.
+ * `--expose-gc`: it collects once between warm-up and the measured phase (bench/load.ts).
+ */
+const GENERATOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64', '--expose-gc'];
+
 async function measure(world: World, scenario: Scenario, round: number): Promise<RunSample> {
   const target = await scenario.start(world);
   const o = world.options;
@@ -1255,7 +1263,7 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
       ...scenario.load(world),
       origin: target.origin,
     };
-    const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], {
+    const load = startProcess(core(world, LOAD_CORE), [NODE, ...GENERATOR_NODE_FLAGS, join(BENCH_DIST, 'load.js')], {
       ipc: true,
       env: { PATH: process.env.PATH ?? '' },
     });
@@ -1550,7 +1558,8 @@ async function main(): Promise<void> {
             (sample.generator === undefined || sample.offeredRps === undefined
               ? ''
               : ` (generator: loop delay p99 ${(sample.generator.loopDelayP99Us / 1000).toFixed(2)} ms, longest GC ` +
-                `${(sample.generator.gcPauseMaxUs / 1000).toFixed(2)} ms, ${sample.lateStarts ?? 0} late starts)`),
+                `${(sample.generator.gcPauseMaxUs / 1000).toFixed(2)} ms, ${sample.lateStarts ?? 0} late starts, send lag p99 ` +
+                `${((sample.generator.sendLagP99Us ?? 0) / 1000).toFixed(2)} ms; p50 ${(sample.latencyUs.p50 / 1000).toFixed(2)} ms)`),
         );
       } catch (error) {
         failures[s.id] = (error as Error).message.split('\n').slice(0, 3).join(' ');

@@ -61,6 +61,13 @@ const PROBE_INTERVAL_MS = 2000;
  */
 export const DEFAULT_PIPELINE_DEPTH = 1;
 
+/**
+ * Batches of up to this many entries use a prepared statement (one per size and per shape, with or without closed
+ * decisions): at most twice this many per connection, each parsed on first use. Larger batches, rarer and where the
+ * parse is a small share of the work, are sent as text.
+ */
+const PREPARED_BATCH_SIZES = 32;
+
 /** A statement without the pool's 10 s read timeout (pg reads `query_timeout` from the query config; its types omit it). */
 function longQuery(text: string): pg.QueryConfig {
   const config: pg.QueryConfig & { query_timeout: number } = { text, query_timeout: 3_600_000 };
@@ -140,13 +147,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     });
     return schemaReady;
   };
-  const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> => {
+  const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[], name?: string): Promise<pg.QueryResult<R>> => {
     await ensureSchema();
-    return pool.query<R>(sql, params);
+    return name === undefined ? pool.query<R>(sql, params) : pool.query<R>({ name, text: sql, values: params });
   };
 
-  /** One multi-row INSERT for the batch, with the open-list changes it implies, as one statement. */
-  const batchStatement = (entries: readonly ChainedEntry[]): { sql: string; params: unknown[] } => {
+  /**
+   * One multi-row INSERT for the batch, with the open-list changes it implies, as one statement. Its text depends only
+   * on the number of entries and on whether any closes a decision: up to {@link PREPARED_BATCH_SIZES} entries it is a
+   * named statement, parsed and planned once per connection instead of once per batch (the server's CPU, which under
+   * load is what a small batch waits for).
+   */
+  const batchStatement = (entries: readonly ChainedEntry[]): { sql: string; params: unknown[]; name: string | undefined } => {
     const params: unknown[] = [];
     const tuples = entries.map((entry) => {
       const values = insertValues(entry);
@@ -163,7 +175,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       `opened AS (INSERT INTO ${open} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
       (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${open} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
       'SELECT count(*) FROM ins';
-    return { sql, params };
+    const name =
+      entries.length <= PREPARED_BATCH_SIZES ? `kvp_audit_batch_${entries.length}_${closing.length === 0 ? 'o' : 'c'}` : undefined;
+    return { sql, params, name };
   };
 
   /**
@@ -179,7 +193,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
    * index updates, WAL records) overlaps the previous commit's wait for the WAL flush; commits stay in chain order,
    * so a failure never leaves a later batch committed after a hole.
    */
-  const writeAfter = async (sql: string, params: unknown[], previous: Promise<void>): Promise<void> => {
+  const writeAfter = async (sql: string, params: unknown[], name: string | undefined, previous: Promise<void>): Promise<void> => {
     const insertedBefore = lastInsert;
     let inserted!: (ok: boolean) => void;
     const mine = new Promise<void>((resolve, reject) => {
@@ -203,7 +217,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
       // The batch before was not even inserted: this one's chain has nothing to continue; `previous` says why.
       if (!insertFailed) {
-        await client.query(sql, params);
+        await (name === undefined ? client.query(sql, params) : client.query({ name, text: sql, values: params }));
         inserted(true);
       }
       const failed = await previous.then(
@@ -246,13 +260,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
     },
     write: async (entries, previous) => {
-      const { sql, params } = batchStatement(entries);
+      const { sql, params, name } = batchStatement(entries);
       try {
         // Nothing in flight before it: one statement, which is its own transaction (one round trip).
         if (previous === undefined) {
-          lastInsert = run(sql, params);
+          lastInsert = run(sql, params, name);
           await lastInsert;
-        } else await writeAfter(sql, params, previous);
+        } else await writeAfter(sql, params, name, previous);
         healthy = true;
       } catch (error) {
         // The batch before failed, not this one: that failure already said whether the store is healthy.

@@ -140,6 +140,41 @@ describe('GroupCommitter', () => {
     expectWholeChain(store.stored);
   });
 
+  it('eager: behind a batch in flight, the entries of each turn are handed over at once, chained in submit order', async () => {
+    const store = manualStore();
+    const committer = new GroupCommitter({
+      writer: 'w',
+      maxBatch: 100,
+      maxInFlight: 3,
+      eager: true,
+      loadHead: store.loadHead,
+      write: store.write,
+    });
+    const submit = (i: number) => committer.submit([{ phase: 'final', record: record(i) }]);
+    const done = [submit(0), submit(1), submit(2)];
+    await nextTurn();
+    done.push(submit(3));
+    await nextTurn();
+    done.push(submit(4), submit(5));
+    await nextTurn();
+    // One entry behind three in flight goes over by itself (the store joins it to its next transaction).
+    expect(store.batches.map((b) => b.entries.length)).toEqual([3, 1, 2]);
+    done.push(submit(6));
+    await nextTurn();
+    // maxInFlight still bounds it.
+    expect(store.batches).toHaveLength(3);
+    store.batches.forEach((b) => b.commit());
+    await Promise.all(done.slice(0, 6));
+    await nextTurn();
+    store.batches[3]?.commit();
+    await Promise.all(done);
+    expect(store.maxInFlight()).toBe(3);
+    expect(store.stored.map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId)).toEqual(
+      Array.from({ length: 7 }, (_, i) => `req-${i}`),
+    );
+    expectWholeChain(store.stored);
+  });
+
   it.each([
     { failing: 0, label: 'the first' },
     { failing: 1, label: 'a middle' },

@@ -7,7 +7,7 @@
  *
  * Pipelining (`maxInFlight` > 1, PostgreSQL): the next batch may start while
  * the previous one's commit is in flight, once as many entries wait as that
- * one holds. Its chain continues the previous
+ * one holds (or at once, `eager`). Its chain continues the previous
  * batch's, so the store must not commit it before the previous one has
  * committed, and must not commit it at all if that one failed: `write` is
  * handed the previous batch's outcome for that. A failed batch therefore
@@ -33,6 +33,13 @@ export interface GroupCommitOptions {
   readonly maxBatch: number;
   /** Batches in flight at once (default 1: the next batch starts when the previous one has committed or failed). */
   readonly maxInFlight?: number;
+  /**
+   * Hand a batch over as soon as it is formed, even behind batches in flight (default false: behind one in flight, only
+   * once as many entries wait as that one holds). For a store that itself joins the batches queued behind its
+   * transaction into the next one (SQLite's writer thread): a batch handed over early costs it no commit of its own,
+   * and the next transaction starts the moment the last one commits, not once this thread has heard of it.
+   */
+  readonly eager?: boolean;
   /** The chain head as stored (read lazily, and again after a failed batch once nothing is in flight). */
   readonly loadHead: () => Promise<ChainLink | undefined>;
   /**
@@ -45,6 +52,11 @@ export interface GroupCommitOptions {
   /** How a flush is started (default: a microtask, so everything submitted in this turn of the event loop joins). */
   readonly schedule?: (run: () => void) => void;
   readonly onBatch?: (size: number, seconds: number, ok: boolean) => void;
+  /**
+   * A batch failed before `write` was called (the head could not be read, a record could not be serialized). Default:
+   * `onBatch(size, 0, false)`; a store that counts its transactions itself (SQLite's writer) has only these from here.
+   */
+  readonly onUnwritten?: (size: number) => void;
 }
 
 export class GroupCommitter {
@@ -52,6 +64,7 @@ export class GroupCommitter {
   readonly #options: GroupCommitOptions;
   readonly #schedule: (run: () => void) => void;
   readonly #maxInFlight: number;
+  readonly #eager: boolean;
   #scheduled = false;
   #inFlight = 0;
   #loadingHead = false;
@@ -67,6 +80,7 @@ export class GroupCommitter {
     this.#options = options;
     this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
+    this.#eager = options.eager === true;
   }
 
   submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
@@ -108,7 +122,7 @@ export class GroupCommitter {
       // Behind a batch in flight, the next one starts only once as many entries wait as that batch holds (the queue
       // grows faster than batches commit). Sooner, it would commit a few entries at the cost of a whole commit of its
       // own, and leave the batch after it as large as without pipelining: fewer entries per commit, so less throughput.
-      if (this.#inFlight > 0 && this.#pending.length < this.#tailSize) break;
+      if (this.#inFlight > 0 && !this.#eager && this.#pending.length < this.#tailSize) break;
       const batch = this.#pending.splice(0, this.#options.maxBatch);
       this.#tailSize = batch.length;
       this.#start(this.#head.link, batch);
@@ -129,7 +143,7 @@ export class GroupCommitter {
         this.#loadingHead = false;
         // The store cannot even be read: the next batch fails with that, as its write would.
         const batch = this.#pending.splice(0, this.#options.maxBatch);
-        this.#options.onBatch?.(batch.length, 0, false);
+        this.#unwritten(batch.length);
         for (const item of batch) item.reject(error);
         this.#pump();
       },
@@ -144,7 +158,7 @@ export class GroupCommitter {
       chained = chainEntries(head, writer, Date.now(), batch);
     } catch (error) {
       // A record that cannot be serialized: nothing was written and the head has not moved.
-      onBatch?.(batch.length, 0, false);
+      this.#unwritten(batch.length);
       for (const item of batch) item.reject(error);
       return;
     }
@@ -173,6 +187,11 @@ export class GroupCommitter {
         this.#finished(commit);
       },
     );
+  }
+
+  #unwritten(size: number): void {
+    if (this.#options.onUnwritten !== undefined) this.#options.onUnwritten(size);
+    else this.#options.onBatch?.(size, 0, false);
   }
 
   #finished(commit: Promise<void>): void {
