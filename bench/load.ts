@@ -90,8 +90,8 @@ export interface GeneratorHealth {
   /** Its own CPU time per request, µs. */
   readonly cpuUsPerRequest: number;
   /**
-   * Open loop: how late it sent requests after their due time, µs (p99, max) — its timer and its stalls; the latency,
-   * timed from the due time, includes it.
+   * Open loop: how late it sent requests that had a connection free at their due time, µs (p99, max) — its timer and
+   * its own stalls; the latency, timed from the due time, includes it.
    */
   readonly sendLagP99Us?: number;
   readonly sendLagMaxUs?: number;
@@ -432,8 +432,9 @@ function runOpenLoop(
           options.headers = headers;
         }
         if (record) {
+          // Late for want of a connection: the target's doing. Otherwise any lateness is the generator's own.
           if (starved === next) lateStarts++;
-          sendLagUs.push((now - due) * 1000);
+          else sendLagUs.push((now - due) * 1000);
         }
         slot.due = due;
         next++;
