@@ -51,6 +51,8 @@ export interface SqliteStoreOptions extends StoreHooks {
   readonly path: string;
   readonly writer: string;
   readonly maxBatch: number;
+  /** Final entries wait up to this long for a decision entry to share a commit with (strict mode; GroupCommitter). */
+  readonly lingerMs?: number;
   /** Open for queries and verify only (the CLI). */
   readonly readOnly?: boolean;
 }
@@ -308,6 +310,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     // batch goes over at once, so a transaction starts as soon as the one before it has committed.
     eager: true,
     maxInFlight: WRITER_QUEUE_BATCHES,
+    lingerMs: options.lingerMs ?? 0,
     loadHead: () => {
       const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
         { seq: number | bigint; hash: string } | undefined;

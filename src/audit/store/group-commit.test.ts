@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { record } from '../../../test/helpers/audit-store-conformance.js';
 import { GENESIS_HASH, entryProblem } from './chain.js';
+import { until } from '../../../test/helpers/poll.js';
 import { GroupCommitter } from './group-commit.js';
 import type { ChainedEntry } from './types.js';
 
@@ -172,6 +173,47 @@ describe('GroupCommitter', () => {
     expect(store.stored.map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId)).toEqual(
       Array.from({ length: 7 }, (_, i) => `req-${i}`),
     );
+    expectWholeChain(store.stored);
+  });
+
+  it('lingering: final entries wait for a decision entry and share its batch, in submit order; a decision never waits', async () => {
+    const store = manualStore();
+    // Long enough that only a decision can end the wait within this test.
+    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, lingerMs: 60_000, loadHead: store.loadHead, write: store.write });
+    const finals = [committer.submit([{ phase: 'final', record: record(0) }])];
+    await nextTurn();
+    finals.push(committer.submit([{ phase: 'final', record: record(1) }]));
+    await nextTurn();
+    expect(store.batches).toHaveLength(0);
+    const decision = committer.submit([{ phase: 'decision', record: record(2) }]);
+    await nextTurn();
+    expect(store.batches.map((b) => b.entries.map((e) => [e.phase, e.seq]))).toEqual([
+      [
+        ['final', 1],
+        ['final', 2],
+        ['decision', 3],
+      ],
+    ]);
+    store.batches[0]?.commit();
+    await Promise.all([...finals, decision]);
+    // A decision behind a batch in flight starts the next batch as soon as that one is done, finals queued meanwhile with it.
+    const late = committer.submit([{ phase: 'decision', record: record(3) }]);
+    await nextTurn();
+    expect(store.batches).toHaveLength(2);
+    store.batches[1]?.commit();
+    await late;
+    expectWholeChain(store.stored);
+  });
+
+  it('lingering: final entries alone are written once the oldest has waited lingerMs', async () => {
+    const store = manualStore();
+    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, lingerMs: 5, loadHead: store.loadHead, write: store.write });
+    const finals = [0, 1, 2].map((i) => committer.submit([{ phase: 'final', record: record(i) }]));
+    await until(() => store.batches.length === 1, 'the lingering finals written');
+    expect(store.batches[0]?.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
+    store.batches[0]?.commit();
+    await Promise.all(finals);
+    await committer.idle();
     expectWholeChain(store.stored);
   });
 

@@ -23,6 +23,8 @@ import type { ChainedEntry, ChainLink, EntryPhase } from './types.js';
 
 interface Pending {
   readonly phase: EntryPhase;
+  /** When it was submitted (performance.now()): how long a final entry has lingered. */
+  readonly at: number;
   readonly record: AuditRecord;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
@@ -40,6 +42,13 @@ export interface GroupCommitOptions {
    * and the next transaction starts the moment the last one commits, not once this thread has heard of it.
    */
   readonly eager?: boolean;
+  /**
+   * Final entries wait up to this long (ms) for a decision entry to share a commit with; a decision entry is written at
+   * once with every final queued before it (default 0: every entry at once). Strict mode: a request waits for its
+   * decision entry only, and with finals committed on their own a decision often found the store busy with a
+   * transaction of finals, then waited for its own; lingering, the finals ride along with the next decision.
+   */
+  readonly lingerMs?: number;
   /** The chain head as stored (read lazily, and again after a failed batch once nothing is in flight). */
   readonly loadHead: () => Promise<ChainLink | undefined>;
   /**
@@ -65,6 +74,10 @@ export class GroupCommitter {
   readonly #schedule: (run: () => void) => void;
   readonly #maxInFlight: number;
   readonly #eager: boolean;
+  readonly #lingerMs: number;
+  /** Decision entries waiting (they end any linger). */
+  #urgent = 0;
+  #lingerTimer: NodeJS.Timeout | undefined;
   #scheduled = false;
   #inFlight = 0;
   #loadingHead = false;
@@ -81,14 +94,17 @@ export class GroupCommitter {
     this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
     this.#eager = options.eager === true;
+    this.#lingerMs = Math.max(0, options.lingerMs ?? 0);
   }
 
   submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
+    const at = performance.now();
     const done = entries.map(
       (entry) =>
         new Promise<void>((resolve, reject) => {
-          this.#pending.push({ phase: entry.phase, record: entry.record, resolve, reject });
+          this.#pending.push({ phase: entry.phase, at, record: entry.record, resolve, reject });
+          if (entry.phase === 'decision') this.#urgent += 1;
         }),
     );
     if (!this.#scheduled && this.#inFlight < this.#maxInFlight && !this.#loadingHead) {
@@ -122,12 +138,42 @@ export class GroupCommitter {
       // Behind a batch in flight, the next one starts only once as many entries wait as that batch holds (the queue
       // grows faster than batches commit). Sooner, it would commit a few entries at the cost of a whole commit of its
       // own, and leave the batch after it as large as without pipelining: fewer entries per commit, so less throughput.
+      if (!this.#due()) {
+        this.#linger();
+        break;
+      }
       if (this.#inFlight > 0 && !this.#eager && this.#pending.length < this.#tailSize) break;
-      const batch = this.#pending.splice(0, this.#options.maxBatch);
+      const batch = this.#take();
       this.#tailSize = batch.length;
       this.#start(this.#head.link, batch);
     }
     this.#settleIdle();
+  }
+
+  /** Whether the queue should be written now: a decision waits in it, it fills a batch, or its oldest final has lingered enough. */
+  #due(): boolean {
+    if (this.#lingerMs === 0 || this.#urgent > 0 || this.#pending.length >= this.#options.maxBatch) return true;
+    const oldest = this.#pending[0];
+    return oldest === undefined || performance.now() - oldest.at >= this.#lingerMs;
+  }
+
+  /** Wakes the pump when the oldest final entry has lingered enough (unless a decision comes first). */
+  #linger(): void {
+    if (this.#lingerTimer !== undefined) return;
+    const oldest = this.#pending[0];
+    if (oldest === undefined) return;
+    const wait = Math.max(1, Math.ceil(this.#lingerMs - (performance.now() - oldest.at)));
+    this.#lingerTimer = setTimeout(() => {
+      this.#lingerTimer = undefined;
+      this.#pump();
+    }, wait);
+  }
+
+  /** The next batch off the queue. */
+  #take(): Pending[] {
+    const batch = this.#pending.splice(0, this.#options.maxBatch);
+    for (const item of batch) if (item.phase === 'decision') this.#urgent -= 1;
+    return batch;
   }
 
   #readHead(): void {
@@ -142,7 +188,7 @@ export class GroupCommitter {
       (error: unknown) => {
         this.#loadingHead = false;
         // The store cannot even be read: the next batch fails with that, as its write would.
-        const batch = this.#pending.splice(0, this.#options.maxBatch);
+        const batch = this.#take();
         this.#unwritten(batch.length);
         for (const item of batch) item.reject(error);
         this.#pump();
