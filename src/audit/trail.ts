@@ -60,14 +60,16 @@ export async function openStore(
     pipelineDepth: settings.pipelineDepth,
     writer,
     maxBatch,
-    lingerMs,
+    // Not on PostgreSQL: with one batch in flight and the server on a loaded core, finals held back left the store idle
+    // until a decision came, whose batch then went out small; in the one measurement (bench/commit-latency.ts) that
+    // meant more transactions and more CPU per request, not less.
     ...hooks,
   });
 }
 
 const RETRY_DELAY_MS = 1000;
 /**
- * Strict mode: how long a final entry waits for a decision entry to share its commit (GroupCommitter's `lingerMs`).
+ * Strict mode on SQLite: how long a final entry waits for a decision entry to share its commit (GroupCommitter's `lingerMs`).
  * Under load a decision comes within a millisecond or two and the finals ride with it instead of taking a commit of
  * their own that the next decision would wait behind; idle, a final is committed this much later.
  */
