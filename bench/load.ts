@@ -16,7 +16,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { Pool, type Dispatcher } from 'undici';
 
 export interface LoadSpec {
   readonly origin: string;
@@ -68,9 +68,10 @@ export interface LoadResult {
   /** Open loop only: the rate asked for, requests per second. */
   readonly offeredRps?: number;
   /**
-   * Open loop only: requests that went out behind their schedule because the
-   * previous answer on their connection came late (timed from the schedule).
-   * Many of them mean the target could not keep up with the rate.
+   * Open loop only: requests that went out behind their schedule because every
+   * connection was still waiting for an answer at their due time (timed from
+   * the schedule, as every request). Many of them mean the target could not
+   * keep up with the rate.
    */
   readonly lateStarts?: number;
   /** What the load generator itself did meanwhile: a stalled generator adds its stall to every latency it measures. */
@@ -88,6 +89,12 @@ export interface GeneratorHealth {
   readonly gcPauseTotalMs: number;
   /** Its own CPU time per request, µs. */
   readonly cpuUsPerRequest: number;
+  /**
+   * Open loop: how late it sent requests that had a connection free at their due time, µs (p99, max) — its timer and
+   * its own stalls; the latency, timed from the due time, includes it.
+   */
+  readonly sendLagP99Us?: number;
+  readonly sendLagMaxUs?: number;
 }
 
 export interface Percentiles {
@@ -164,7 +171,6 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
   let events = 0;
   let firstError: string | undefined;
   let nextToken = 0;
-  let lateStarts = 0;
   const begin = performance.now();
   const deadline = begin + phase.durationMs;
 
@@ -178,43 +184,35 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     return list[nextToken++];
   };
 
-  // Open loop: connection i sends at begin + (i / connections + k) × interval.
-  const interval = spec.ratePerSecond === undefined ? 0 : (spec.connections * 1000) / spec.ratePerSecond;
-  // One headers object for a fixed token (every open-loop scenario): no per-request allocation for it.
-  const fixedHeaders: Record<string, string> | undefined =
-    (phase.tokens === undefined || phase.tokens.length === 0) && spec.token !== undefined
-      ? { ...spec.headers, authorization: `Bearer ${spec.token}` }
-      : undefined;
+  // Open loop: its own pacer (below), which keeps a schedule of its own rather than one per connection.
+  if (spec.ratePerSecond !== undefined) {
+    const fixed = fixedHeaders(spec, phase);
+    const health = record ? watchGenerator() : undefined;
+    const open = await runOpenLoop(pool, spec, body, phase, record, fixed ?? (() => headersWithToken(spec, takeToken())));
+    const elapsedMs = performance.now() - begin;
+    const generator = health?.stop(open.requests, open.sendLagUs);
+    return {
+      requests: open.requests,
+      errors: open.errors,
+      statuses: open.statuses,
+      elapsedMs: Math.round(elapsedMs),
+      rps: Math.round((open.requests / elapsedMs) * 1000),
+      latencyUs: percentiles(open.latency.values),
+      ...(spec.streaming ? { ttfbUs: percentiles(open.ttfb.values), eventsPerSecond: Math.round((open.events / elapsedMs) * 1000) } : {}),
+      bytesIn: open.bytesIn,
+      ...(open.firstError === undefined ? {} : { firstError: open.firstError }),
+      offeredRps: spec.ratePerSecond,
+      lateStarts: open.lateStarts,
+      ...(generator === undefined ? {} : { generator }),
+    };
+  }
 
-  async function worker(index: number): Promise<void> {
-    let intended = begin + (index * interval) / spec.connections;
+  async function worker(): Promise<void> {
     while (performance.now() < deadline && started < phase.maxRequests) {
-      let from: number | undefined;
-      if (interval > 0) {
-        if (intended >= deadline) return;
-        const now = performance.now();
-        // Timers fire on whole milliseconds of the loop's clock, possibly late: the request is timed from when it
-        // actually went out, so our own timer's lateness is not charged to the target (the generator's loop delay is
-        // reported beside it). Whole-millisecond delays share Node's timer lists (one list per distinct duration): a
-        // fractional delay would make a list, and a priority-queue insertion, per request.
-        if (intended > now) await sleep(Math.ceil(intended - now));
-        // Behind schedule because the previous answer came late: the wait
-        // counts (coordinated omission, as wrk2 corrects it:
-        // https://github.com/giltene/wrk2#acknowledgements).
-        else {
-          from = intended;
-          if (record) lateStarts++;
-        }
-        intended += interval;
-      }
-      let headers = fixedHeaders;
-      if (headers === undefined) {
-        const token = takeToken();
-        if (token === undefined) return;
-        headers = { ...spec.headers, authorization: `Bearer ${token}` };
-      }
+      const headers = fixed ?? headersWithToken(spec, takeToken());
+      if (headers === undefined) return;
       started++;
-      const t0 = from ?? performance.now();
+      const t0 = performance.now();
       try {
         const res = await pool.request({ method: spec.method, path: spec.path, headers, ...(body ? { body } : {}) });
         let first = 0;
@@ -242,9 +240,10 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
       }
     }
   }
+  const fixed = fixedHeaders(spec, phase);
 
   const health = record ? watchGenerator() : undefined;
-  await Promise.all(Array.from({ length: spec.connections }, (_, i) => worker(i)));
+  await Promise.all(Array.from({ length: spec.connections }, () => worker()));
   const elapsedMs = performance.now() - begin;
   const generator = health?.stop(requests);
   return {
@@ -257,17 +256,204 @@ async function runPhase(pool: Pool, spec: LoadSpec, body: Buffer | undefined, ph
     ...(spec.streaming ? { ttfbUs: percentiles(ttfb.values), eventsPerSecond: Math.round((events / elapsedMs) * 1000) } : {}),
     bytesIn,
     ...(firstError === undefined ? {} : { firstError }),
-    ...(spec.ratePerSecond === undefined ? {} : { offeredRps: spec.ratePerSecond, lateStarts }),
     ...(generator === undefined ? {} : { generator }),
   };
 }
 
+/** One headers object for a fixed token (every open-loop scenario): no per-request allocation for it. */
+function fixedHeaders(spec: LoadSpec, phase: Phase): Record<string, string> | undefined {
+  return (phase.tokens === undefined || phase.tokens.length === 0) && spec.token !== undefined
+    ? { ...spec.headers, authorization: `Bearer ${spec.token}` }
+    : undefined;
+}
+
+function headersWithToken(spec: LoadSpec, token: string | undefined): Record<string, string> | undefined {
+  return token === undefined ? undefined : { ...spec.headers, authorization: `Bearer ${token}` };
+}
+
+interface OpenLoopOutcome {
+  readonly requests: number;
+  readonly errors: number;
+  readonly statuses: Record<string, number>;
+  readonly latency: Samples;
+  readonly ttfb: Samples;
+  readonly sendLagUs: Samples;
+  readonly bytesIn: number;
+  readonly events: number;
+  readonly lateStarts: number;
+  readonly firstError: string | undefined;
+}
+
+/**
+ * Below this much time to the next scheduled send the pacer polls (`setImmediate`, which also polls the sockets)
+ * instead of arming a timer: libuv's timers count whole milliseconds of a clock read once per loop turn, so a
+ * timer may fire up to a millisecond early or late, and every millisecond of lateness is charged to the target.
+ */
+const SPIN_MS = 2;
+
+/**
+ * Open loop as wrk2 runs it: request n is due at begin + n / rate, whatever happened to the requests before it, and its
+ * latency is timed from when it was due, not from when it went out (coordinated omission:
+ * https://github.com/giltene/wrk2#acknowledgements). So the generator's own lateness (its GC, its event loop) is charged
+ * too; it is reported beside (`sendLag`). One schedule for the whole pool, not one per connection: a request whose due
+ * time comes goes out on any idle connection, so a slow answer delays only its own request, as with independent
+ * callers; it waits (and counts as a late start) only when all connections are busy. Per request the pacer allocates no
+ * closure or promise: a fixed set of handler objects (one per connection) goes to undici's `dispatch`.
+ */
+function runOpenLoop(
+  pool: Pool,
+  spec: LoadSpec,
+  body: Buffer | undefined,
+  phase: Phase,
+  record: boolean,
+  headersFor: Record<string, string> | (() => Record<string, string> | undefined),
+): Promise<OpenLoopOutcome> {
+  const rate = spec.ratePerSecond as number;
+  const gapMs = 1000 / rate;
+  const latency = new Samples();
+  const ttfb = new Samples();
+  const sendLagUs = new Samples();
+  const statusCounts = new Uint32Array(600);
+  let requests = 0;
+  let errors = 0;
+  let bytesIn = 0;
+  let events = 0;
+  let lateStarts = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  let inFlight = 0;
+  let stopped = false;
+  let armed = false;
+  /** The index of a request that found every connection busy at its due time. */
+  let starved = -1;
+  const begin = performance.now();
+  const deadline = begin + phase.durationMs;
+  const streaming = spec.streaming === true;
+
+  return new Promise<OpenLoopOutcome>((resolveAll) => {
+    let finished = false;
+    const finish = (): void => {
+      // A dispatch that fails at once answers inside pump, which may then finish twice.
+      if (finished) return;
+      finished = true;
+      const statuses: Record<string, number> = {};
+      statusCounts.forEach((count, code) => {
+        if (count > 0) statuses[String(code)] = count;
+      });
+      resolveAll({ requests, errors, statuses, latency, ttfb, sendLagUs, bytesIn, events, lateStarts, firstError });
+    };
+
+    class Slot implements Dispatcher.DispatchHandler {
+      due = 0;
+      first = 0;
+      status = 0;
+      onRequestStart(): void {
+        // nothing to note: the request's time was fixed by its schedule
+      }
+      onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number): void {
+        this.status = statusCode;
+      }
+      onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+        if (this.first === 0) this.first = performance.now();
+        bytesIn += chunk.length;
+        if (streaming) events += countEvents(chunk);
+      }
+      onResponseEnd(): void {
+        const t1 = performance.now();
+        requests++;
+        const code = Math.min(this.status, 599);
+        statusCounts[code] = (statusCounts[code] ?? 0) + 1;
+        if (this.status >= 300) {
+          errors++;
+          firstError ??= `HTTP ${this.status}`;
+        }
+        if (record) {
+          latency.push((t1 - this.due) * 1000);
+          if (streaming) ttfb.push(((this.first || t1) - this.due) * 1000);
+        }
+        this.done();
+      }
+      onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+        requests++;
+        errors++;
+        firstError ??= error.message;
+        this.done();
+      }
+      done(): void {
+        this.first = 0;
+        this.status = 0;
+        inFlight--;
+        idle.push(this);
+        pump();
+      }
+    }
+    const idle: Slot[] = Array.from({ length: spec.connections }, () => new Slot());
+    const options: Dispatcher.DispatchOptions = {
+      method: spec.method,
+      path: spec.path,
+      headers: typeof headersFor === 'function' ? {} : headersFor,
+      ...(body ? { body } : {}),
+    };
+
+    const wake = (): void => {
+      armed = false;
+      pump();
+    };
+
+    function pump(): void {
+      while (!stopped) {
+        const due = begin + next * gapMs;
+        if (due >= deadline || next >= phase.maxRequests) {
+          stopped = true;
+          break;
+        }
+        const now = performance.now();
+        if (due > now) {
+          if (!armed) {
+            armed = true;
+            const wait = due - now;
+            if (wait >= SPIN_MS) setTimeout(wake, Math.floor(wait) - 1);
+            else setImmediate(wake);
+          }
+          return;
+        }
+        const slot = idle.pop();
+        if (slot === undefined) {
+          starved = next;
+          return; // the next answer to come in calls pump again
+        }
+        if (typeof headersFor === 'function') {
+          const headers = headersFor();
+          if (headers === undefined) {
+            idle.push(slot);
+            stopped = true;
+            break;
+          }
+          options.headers = headers;
+        }
+        if (record) {
+          // Late for want of a connection: the target's doing. Otherwise any lateness is the generator's own.
+          if (starved === next) lateStarts++;
+          else sendLagUs.push((now - due) * 1000);
+        }
+        slot.due = due;
+        next++;
+        inFlight++;
+        pool.dispatch(options, slot);
+      }
+      if (inFlight === 0) finish();
+    }
+
+    pump();
+  });
+}
+
 const LOOP_SAMPLE_MS = 5;
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const sendLag = (p: Percentiles) => ({ sendLagP99Us: p.p99, sendLagMaxUs: p.max });
 
 /** Watches this process while it measures: event-loop delay, GC pauses, CPU time. */
-function watchGenerator(): { stop(requests: number): GeneratorHealth } {
+function watchGenerator(): { stop(requests: number, sendLagUs?: Samples): GeneratorHealth } {
   // A sample every 5 ms: 600 a measured phase of 3 s, without waking the loop every millisecond (which costs CPU).
   const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   loop.enable();
@@ -284,7 +470,7 @@ function watchGenerator(): { stop(requests: number): GeneratorHealth } {
   gc.observe({ entryTypes: ['gc'] });
   const cpu = process.cpuUsage();
   return {
-    stop(requests) {
+    stop(requests, sendLagUs) {
       loop.disable();
       gc.disconnect();
       const used = process.cpuUsage(cpu);
@@ -297,6 +483,7 @@ function watchGenerator(): { stop(requests: number): GeneratorHealth } {
         gcPauseMaxUs: round(gcMaxMs * 1000),
         gcPauseTotalMs: round(gcTotalMs),
         cpuUsPerRequest: requests > 0 ? round((used.user + used.system) / requests) : 0,
+        ...(sendLagUs === undefined ? {} : sendLag(percentiles(sendLagUs.values))),
       };
     },
   };
@@ -317,6 +504,8 @@ async function run(spec: LoadSpec): Promise<LoadResult> {
         false,
       );
     }
+    // The warm-up's garbage collected now, not in the middle of the measured phase (the flag is set by bench/run.ts).
+    (globalThis as { gc?: () => void }).gc?.();
     send({ type: 'warm' });
     await new Promise<void>((resolve) => {
       process.once('message', () => resolve());

@@ -198,6 +198,12 @@ export function summarize(input: ReportInput): BenchReport {
               gcPauseMaxUs: round1(Math.max(...generator.map((g) => g.gcPauseMaxUs))),
               gcPauseTotalMs: round1(median(generator.map((g) => g.gcPauseTotalMs))),
               cpuUsPerRequest: round1(median(generator.map((g) => g.cpuUsPerRequest))),
+              ...(generator.every((g) => g.sendLagP99Us !== undefined)
+                ? {
+                    sendLagP99Us: round1(median(generator.map((g) => g.sendLagP99Us ?? 0))),
+                    sendLagMaxUs: round1(Math.max(...generator.map((g) => g.sendLagMaxUs ?? 0))),
+                  }
+                : {}),
             },
           }
         : {}),
@@ -669,7 +675,7 @@ function renderOpenLoop(report: BenchReport): string[] {
   const main = variants.filter((s) => s.openLoop?.capacityOf === undefined);
   const capacity = report.capacity;
   lines.push(
-    `Open loop (fixed rate, wrk2's method): each connection sends on a schedule and a request's latency counts from when ` +
+    `Open loop (fixed rate, wrk2's method): requests are sent on a fixed schedule and a request's latency counts from when ` +
       `it was due, so a slow answer also delays, and is charged to, the requests queued behind it. ` +
       (main.length === 0
         ? ''
@@ -697,7 +703,11 @@ function renderOpenLoop(report: BenchReport): string[] {
       `Load generator during these runs (worst scenario): event-loop delay p99 ` +
         `${fmt(Math.max(...health.map((g) => g.loopDelayP99Us)))} ms, max ${fmt(Math.max(...health.map((g) => g.loopDelayMaxUs)))} ` +
         `ms; longest GC pause ${fmt(Math.max(...health.map((g) => g.gcPauseMaxUs)))} ms; ` +
-        `${Math.max(...health.map((g) => g.cpuUsPerRequest)).toFixed(0)} µs of its CPU per request.`,
+        `${Math.max(...health.map((g) => g.cpuUsPerRequest)).toFixed(0)} µs of its CPU per request` +
+        (health.some((g) => g.sendLagP99Us !== undefined)
+          ? `; its own lateness in sending (a connection free) p99 ${fmt(Math.max(...health.map((g) => g.sendLagP99Us ?? 0)))} ms, ` +
+            `max ${fmt(Math.max(...health.map((g) => g.sendLagMaxUs ?? 0)))} ms.`
+          : '.'),
       '',
     );
   }

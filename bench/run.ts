@@ -475,6 +475,7 @@ async function startProxyTarget(
           : {}),
         tokenCacheHits: value('kube_vertex_proxy_token_cache_hits_total'),
         tokenCacheMisses: value('kube_vertex_proxy_token_cache_misses_total'),
+        ...auditFacts(text),
       };
     },
     async stop() {
@@ -482,6 +483,41 @@ async function startProxyTarget(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Strict audit's own figures from /metrics, since the process started (warm-up included): the decision-commit wait
+ * (mean, and the upper bounds of the buckets holding its median and p99) and the store transactions (count, mean
+ * entries, mean duration). Absent without audit stores.
+ */
+function auditFacts(text: string): Record<string, number> {
+  const facts: Record<string, number> = {};
+  const sample = (name: string, labels: string) =>
+    [...text.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\S+)$`, 'gm'))]
+      .filter((m) => (m[1] ?? '').includes(labels))
+      .map((m) => ({ labels: m[1] ?? '', value: Number(m[2]) }));
+  const commit = 'kube_vertex_proxy_audit_decision_commit_duration_seconds';
+  const count = sample(`${commit}_count`, 'outcome="ok"')[0]?.value ?? 0;
+  if (count > 0) {
+    facts.decisionCommits = count;
+    facts.decisionCommitMeanUs = Math.round(((sample(`${commit}_sum`, 'outcome="ok"')[0]?.value ?? 0) / count) * 1e6);
+    const buckets = sample(`${commit}_bucket`, 'outcome="ok"').map((b) => ({ le: Number(/le="([^"]+)"/.exec(b.labels)?.[1]), n: b.value }));
+    const upper = (q: number) => (buckets.find((b) => b.n >= q * count)?.le ?? Number.NaN) * 1e6;
+    facts.decisionCommitP50BucketUs = upper(0.5);
+    facts.decisionCommitP99BucketUs = upper(0.99);
+  }
+  for (const store of ['sqlite', 'postgres']) {
+    const label = `store="${store}"`;
+    const transactions = sample('kube_vertex_proxy_audit_batch_size_count', label)[0]?.value ?? 0;
+    if (transactions === 0) continue;
+    facts[`${store}Transactions`] = transactions;
+    facts[`${store}EntriesPerTransaction`] =
+      Math.round(((sample('kube_vertex_proxy_audit_batch_size_sum', label)[0]?.value ?? 0) / transactions) * 100) / 100;
+    facts[`${store}TransactionMeanUs`] = Math.round(
+      ((sample('kube_vertex_proxy_audit_write_duration_seconds_sum', label)[0]?.value ?? 0) / transactions) * 1e6,
+    );
+  }
+  return facts;
 }
 
 async function startPassthrough(world: World, mode: 'default' | 'tuned'): Promise<Target> {
@@ -1264,6 +1300,14 @@ function baselineTwin(scenario: Scenario, dir: string): Scenario[] {
 
 // ───────────────────────── one measured run ─────────────────────────
 
+/**
+ * The load generator's own Node.js flags. A young generation of 64 MiB: undici allocates a few KiB per request, and with
+ * the default (16 MiB) the generator scavenged every few hundred requests and promoted what was in flight at that
+ * moment, whose old-generation collections then paused it for milliseconds, charged to whatever it was timing.
+ * `--expose-gc`: it collects once between warm-up and the measured phase (bench/load.ts).
+ */
+const GENERATOR_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=64', '--expose-gc'];
+
 async function measure(world: World, scenario: Scenario, round: number): Promise<RunSample> {
   const target = await scenario.start(world);
   const o = world.options;
@@ -1275,7 +1319,7 @@ async function measure(world: World, scenario: Scenario, round: number): Promise
       ...scenario.load(world),
       origin: target.origin,
     };
-    const load = startProcess(core(world, LOAD_CORE), [NODE, join(BENCH_DIST, 'load.js')], {
+    const load = startProcess(core(world, LOAD_CORE), [NODE, ...GENERATOR_NODE_FLAGS, join(BENCH_DIST, 'load.js')], {
       ipc: true,
       env: { PATH: process.env.PATH ?? '' },
     });
@@ -1570,7 +1614,8 @@ async function main(): Promise<void> {
             (sample.generator === undefined || sample.offeredRps === undefined
               ? ''
               : ` (generator: loop delay p99 ${(sample.generator.loopDelayP99Us / 1000).toFixed(2)} ms, longest GC ` +
-                `${(sample.generator.gcPauseMaxUs / 1000).toFixed(2)} ms, ${sample.lateStarts ?? 0} late starts)`),
+                `${(sample.generator.gcPauseMaxUs / 1000).toFixed(2)} ms, ${sample.lateStarts ?? 0} late starts, send lag p99 ` +
+                `${((sample.generator.sendLagP99Us ?? 0) / 1000).toFixed(2)} ms; p50 ${(sample.latencyUs.p50 / 1000).toFixed(2)} ms)`),
         );
       } catch (error) {
         failures[s.id] = (error as Error).message.split('\n').slice(0, 3).join(' ');
@@ -1578,7 +1623,10 @@ async function main(): Promise<void> {
       }
     }
   }
-  for (const s of all) await s.cleanup?.();
+  // Every scenario's, not only those that ran: an open-loop variant has no cleanup of its own (its closed-loop scenario's
+  // stops what their shared prepare started), so a run of the variant alone would otherwise leave that running (and
+  // never exit). Each cleanup stops only what was started.
+  for (const s of every) await s.cleanup?.();
 
   // `--only` without `micro` skips them: a run of a few scenarios (a before → after) does not wait for them.
   const runMicros = options.only === undefined || options.only.includes('micro');

@@ -67,6 +67,39 @@ describe('PostgreSQL store: pipelined group commit', () => {
     }
   };
 
+  it('writes batches of every shape (prepared up to 32 entries, text beyond; with and without closed decisions), twice over', async () => {
+    const table = `audit_${Math.random().toString(36).slice(2, 10)}`;
+    // One connection: the second pass reuses the statements the first prepared on it.
+    const store = await openPostgresStore({ url: (postgres as TestPostgres).url, table, maxConnections: 1, writer: 'w', maxBatch: 500 });
+    try {
+      let i = 0;
+      const allowed = (pass: number, size: number, k: number) => {
+        i += i % 5 === 4 ? 2 : 1; // record(i) denies every fifth: decisions here are allowed, so their finals close them
+        return record(i, { requestId: `p${pass}-${size}-${k}` });
+      };
+      let written = 0;
+      for (let pass = 0; pass < 2; pass++) {
+        for (const size of [1, 2, 31, 32, 33, 40]) {
+          const records = Array.from({ length: size }, (_, k) => allowed(pass, size, k));
+          await store.append(records.map((r) => ({ phase: 'decision' as const, record: r })));
+          await store.append(records.map((r) => ({ phase: 'final' as const, record: r })));
+          written += 2 * size;
+        }
+      }
+      expect(await store.verify()).toMatchObject({ ok: true, entries: written });
+      const client = new pg.Client({ connectionString: (postgres as TestPostgres).url });
+      await client.connect();
+      try {
+        // Every decision was closed by its final entry.
+        expect((await client.query(`SELECT count(*)::int AS n FROM ${table}_open`)).rows).toEqual([{ n: 0 }]);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('rolls back the batch in flight behind one the server refused, acknowledges neither, and continues the chain', async () => {
     const table = `audit_${Math.random().toString(36).slice(2, 10)}`;
     const store = await openPostgresStore({

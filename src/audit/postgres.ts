@@ -43,6 +43,8 @@ export interface PostgresStoreOptions extends StoreHooks {
   readonly maxConnections: number;
   readonly writer: string;
   readonly maxBatch: number;
+  /** Final entries wait up to this long for a decision entry to share a commit with (strict mode; GroupCommitter). */
+  readonly lingerMs?: number;
   /** Group-commit batches in flight at once (default {@link DEFAULT_PIPELINE_DEPTH}; never more than `maxConnections`). */
   readonly pipelineDepth?: number | undefined;
   /** Called with errors that belong to no caller (idle connection lost, schema setup at start). */
@@ -60,6 +62,13 @@ const PROBE_INTERVAL_MS = 2000;
  * raise throughput; it is for a server whose commit wait is the network and its disk, not CPU.
  */
 export const DEFAULT_PIPELINE_DEPTH = 1;
+
+/**
+ * Batches of up to this many entries use a prepared statement (one per size and per shape, with or without closed
+ * decisions): at most twice this many per connection, each parsed on first use. Larger batches, rarer and where the
+ * parse is a small share of the work, are sent as text.
+ */
+const PREPARED_BATCH_SIZES = 32;
 
 /** A statement without the pool's 10 s read timeout (pg reads `query_timeout` from the query config; its types omit it). */
 function longQuery(text: string): pg.QueryConfig {
@@ -140,13 +149,18 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     });
     return schemaReady;
   };
-  const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[]): Promise<pg.QueryResult<R>> => {
+  const run = async <R extends pg.QueryResultRow>(sql: string, params: unknown[], name?: string): Promise<pg.QueryResult<R>> => {
     await ensureSchema();
-    return pool.query<R>(sql, params);
+    return name === undefined ? pool.query<R>(sql, params) : pool.query<R>({ name, text: sql, values: params });
   };
 
-  /** One multi-row INSERT for the batch, with the open-list changes it implies, as one statement. */
-  const batchStatement = (entries: readonly ChainedEntry[]): { sql: string; params: unknown[] } => {
+  /**
+   * One multi-row INSERT for the batch, with the open-list changes it implies, as one statement. Its text depends only
+   * on the number of entries and on whether any closes a decision: up to {@link PREPARED_BATCH_SIZES} entries it is a
+   * named statement, parsed and planned once per connection instead of once per batch (the server's CPU, which under
+   * load is what a small batch waits for).
+   */
+  const batchStatement = (entries: readonly ChainedEntry[]): { sql: string; params: unknown[]; name: string | undefined } => {
     const params: unknown[] = [];
     const tuples = entries.map((entry) => {
       const values = insertValues(entry);
@@ -163,7 +177,9 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       `opened AS (INSERT INTO ${open} (request_id, id) SELECT request_id, id FROM ins WHERE phase = 'decision')` +
       (closing.length === 0 ? ' ' : `, closed AS (DELETE FROM ${open} WHERE request_id = ANY($${params.push(closing)}::text[])) `) +
       'SELECT count(*) FROM ins';
-    return { sql, params };
+    const name =
+      entries.length <= PREPARED_BATCH_SIZES ? `kvp_audit_batch_${entries.length}_${closing.length === 0 ? 'o' : 'c'}` : undefined;
+    return { sql, params, name };
   };
 
   /**
@@ -179,7 +195,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
    * index updates, WAL records) overlaps the previous commit's wait for the WAL flush; commits stay in chain order,
    * so a failure never leaves a later batch committed after a hole.
    */
-  const writeAfter = async (sql: string, params: unknown[], previous: Promise<void>): Promise<void> => {
+  const writeAfter = async (sql: string, params: unknown[], name: string | undefined, previous: Promise<void>): Promise<void> => {
     const insertedBefore = lastInsert;
     let inserted!: (ok: boolean) => void;
     const mine = new Promise<void>((resolve, reject) => {
@@ -203,7 +219,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       );
       // The batch before was not even inserted: this one's chain has nothing to continue; `previous` says why.
       if (!insertFailed) {
-        await client.query(sql, params);
+        await (name === undefined ? client.query(sql, params) : client.query({ name, text: sql, values: params }));
         inserted(true);
       }
       const failed = await previous.then(
@@ -231,6 +247,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     writer: options.writer,
     maxBatch: options.maxBatch,
     maxInFlight: Math.min(options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH, options.maxConnections),
+    lingerMs: options.lingerMs ?? 0,
     loadHead: async () => {
       let rows: Array<{ seq: string; hash: string }>;
       try {
@@ -246,13 +263,13 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return row === undefined ? undefined : { seq: Number(row.seq), hash: row.hash };
     },
     write: async (entries, previous) => {
-      const { sql, params } = batchStatement(entries);
+      const { sql, params, name } = batchStatement(entries);
       try {
         // Nothing in flight before it: one statement, which is its own transaction (one round trip).
         if (previous === undefined) {
-          lastInsert = run(sql, params);
+          lastInsert = run(sql, params, name);
           await lastInsert;
-        } else await writeAfter(sql, params, previous);
+        } else await writeAfter(sql, params, name, previous);
         healthy = true;
       } catch (error) {
         // The batch before failed, not this one: that failure already said whether the store is healthy.
