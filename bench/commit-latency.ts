@@ -1,6 +1,6 @@
 /**
  * `node dist-bench/bench/commit-latency.js [--builds DIR,DIR] [--store sqlite|postgres] [--rate 700] [--seconds 3]
- * [--busy-us 500] [--rounds 3] [--linger-ms 5]`: strict audit's decision commit alone, in one process on one core (run it under
+ * [--busy-us 500] [--rounds 3]`: strict audit's decision commit alone, in one process on one core (run it under
  * `taskset -c N`), before → after a change. Each build (a checkout with `dist/`, default this one) opens a fresh store;
  * requests arrive on a fixed schedule, each first takes `--busy-us` of this thread's CPU (standing in for the proxy's
  * own work per request, which the writer thread or the server competes with on the core), then appends its decision
@@ -31,15 +31,12 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     'busy-us': { type: 'string', default: '500' },
     rounds: { type: 'string', default: '3' },
-    // As the proxy opens its stores in strict mode (src/audit/trail.ts); a build without the option ignores it.
-    'linger-ms': { type: 'string', default: '5' },
   },
 });
 const builds = values.builds.split(',').map((d) => resolve(d));
 const rate = Number(values.rate);
 const seconds = Number(values.seconds);
 const busyUs = Number(values['busy-us']);
-const lingerMs = Number(values['linger-ms']);
 
 function auditRecord(i: number): AuditRecord {
   return {
@@ -151,7 +148,7 @@ async function openBuild(dir: string, where: { path: string } | { url: string; t
     const { openSqliteStore } = (await import(
       pathToFileURL(join(dir, 'dist/audit/sqlite.js')).href
     )) as typeof import('../src/audit/sqlite.js');
-    return openSqliteStore({ path: where.path, writer: 'bench', maxBatch: 500, lingerMs, onBatch: (_k, _s, _t, ok) => ok && onBatch() });
+    return openSqliteStore({ path: where.path, writer: 'bench', maxBatch: 500, onBatch: (_k, _s, _t, ok) => ok && onBatch() });
   }
   const { openPostgresStore } = (await import(
     pathToFileURL(join(dir, 'dist/audit/postgres.js')).href
@@ -162,7 +159,6 @@ async function openBuild(dir: string, where: { path: string } | { url: string; t
     maxConnections: 10,
     writer: 'bench',
     maxBatch: 500,
-    lingerMs,
     onBatch: (_k, _s, _t, ok) => ok && onBatch(),
   });
 }

@@ -43,8 +43,6 @@ export interface PostgresStoreOptions extends StoreHooks {
   readonly maxConnections: number;
   readonly writer: string;
   readonly maxBatch: number;
-  /** Final entries wait up to this long for a decision entry to share a commit with (strict mode; GroupCommitter). */
-  readonly lingerMs?: number;
   /** Group-commit batches in flight at once (default {@link DEFAULT_PIPELINE_DEPTH}; never more than `maxConnections`). */
   readonly pipelineDepth?: number | undefined;
   /** Called with errors that belong to no caller (idle connection lost, schema setup at start). */
@@ -247,7 +245,6 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     writer: options.writer,
     maxBatch: options.maxBatch,
     maxInFlight: Math.min(options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH, options.maxConnections),
-    lingerMs: options.lingerMs ?? 0,
     loadHead: async () => {
       let rows: Array<{ seq: string; hash: string }>;
       try {

@@ -47,9 +47,8 @@ export async function openStore(
   writer: string,
   maxBatch: number,
   hooks: StoreHooks & { onError?: (error: unknown) => void },
-  lingerMs = 0,
 ): Promise<AuditStore> {
-  if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, lingerMs, ...hooks });
+  if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, ...hooks });
   // The PostgreSQL client is loaded only with a PostgreSQL sink.
   const { openPostgresStore } = await import('./postgres.js');
   return openPostgresStore({
@@ -60,20 +59,11 @@ export async function openStore(
     pipelineDepth: settings.pipelineDepth,
     writer,
     maxBatch,
-    // Not on PostgreSQL: with one batch in flight and the server on a loaded core, finals held back left the store idle
-    // until a decision came, whose batch then went out small; in the one measurement (bench/commit-latency.ts) that
-    // meant more transactions and more CPU per request, not less.
     ...hooks,
   });
 }
 
 const RETRY_DELAY_MS = 1000;
-/**
- * Strict mode on SQLite: how long a final entry waits for a decision entry to share its commit (GroupCommitter's `lingerMs`).
- * Under load a decision comes within a millisecond or two and the finals ride with it instead of taking a commit of
- * their own that the next decision would wait behind; idle, a final is committed this much later.
- */
-const STRICT_FINAL_LINGER_MS = 5;
 const RETENTION_BATCH = 5000;
 
 export async function openAuditTrail(settings: AuditSettings, logger: Logger, metrics: AuditTrailMetrics): Promise<AuditTrail> {
@@ -81,17 +71,11 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
   try {
     for (const store of settings.stores) {
       stores.push(
-        await openStore(
-          store,
-          settings.replicaId,
-          settings.maxBatch,
-          {
-            onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
-            onError: (error) =>
-              logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
-          },
-          settings.durability === 'strict' ? STRICT_FINAL_LINGER_MS : 0,
-        ),
+        await openStore(store, settings.replicaId, settings.maxBatch, {
+          onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
+          onError: (error) =>
+            logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
+        }),
       );
     }
   } catch (error) {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { record } from '../../../test/helpers/audit-store-conformance.js';
 import { GENESIS_HASH, entryProblem } from './chain.js';
-import { until } from '../../../test/helpers/poll.js';
 import { GroupCommitter } from './group-commit.js';
 import type { ChainedEntry } from './types.js';
 
@@ -138,82 +137,6 @@ describe('GroupCommitter', () => {
     store.batches[0]?.commit();
     store.batches[1]?.commit();
     await Promise.all(done);
-    expectWholeChain(store.stored);
-  });
-
-  it('eager: behind a batch in flight, the entries of each turn are handed over at once, chained in submit order', async () => {
-    const store = manualStore();
-    const committer = new GroupCommitter({
-      writer: 'w',
-      maxBatch: 100,
-      maxInFlight: 3,
-      eager: true,
-      loadHead: store.loadHead,
-      write: store.write,
-    });
-    const submit = (i: number) => committer.submit([{ phase: 'final', record: record(i) }]);
-    const done = [submit(0), submit(1), submit(2)];
-    await nextTurn();
-    done.push(submit(3));
-    await nextTurn();
-    done.push(submit(4), submit(5));
-    await nextTurn();
-    // One entry behind three in flight goes over by itself (the store joins it to its next transaction).
-    expect(store.batches.map((b) => b.entries.length)).toEqual([3, 1, 2]);
-    done.push(submit(6));
-    await nextTurn();
-    // maxInFlight still bounds it.
-    expect(store.batches).toHaveLength(3);
-    store.batches.forEach((b) => b.commit());
-    await Promise.all(done.slice(0, 6));
-    await nextTurn();
-    store.batches[3]?.commit();
-    await Promise.all(done);
-    expect(store.maxInFlight()).toBe(3);
-    expect(store.stored.map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId)).toEqual(
-      Array.from({ length: 7 }, (_, i) => `req-${i}`),
-    );
-    expectWholeChain(store.stored);
-  });
-
-  it('lingering: final entries wait for a decision entry and share its batch, in submit order; a decision never waits', async () => {
-    const store = manualStore();
-    // Long enough that only a decision can end the wait within this test.
-    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, lingerMs: 60_000, loadHead: store.loadHead, write: store.write });
-    const finals = [committer.submit([{ phase: 'final', record: record(0) }])];
-    await nextTurn();
-    finals.push(committer.submit([{ phase: 'final', record: record(1) }]));
-    await nextTurn();
-    expect(store.batches).toHaveLength(0);
-    const decision = committer.submit([{ phase: 'decision', record: record(2) }]);
-    await nextTurn();
-    expect(store.batches.map((b) => b.entries.map((e) => [e.phase, e.seq]))).toEqual([
-      [
-        ['final', 1],
-        ['final', 2],
-        ['decision', 3],
-      ],
-    ]);
-    store.batches[0]?.commit();
-    await Promise.all([...finals, decision]);
-    // A decision behind a batch in flight starts the next batch as soon as that one is done, finals queued meanwhile with it.
-    const late = committer.submit([{ phase: 'decision', record: record(3) }]);
-    await nextTurn();
-    expect(store.batches).toHaveLength(2);
-    store.batches[1]?.commit();
-    await late;
-    expectWholeChain(store.stored);
-  });
-
-  it('lingering: final entries alone are written once the oldest has waited lingerMs', async () => {
-    const store = manualStore();
-    const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, lingerMs: 5, loadHead: store.loadHead, write: store.write });
-    const finals = [0, 1, 2].map((i) => committer.submit([{ phase: 'final', record: record(i) }]));
-    await until(() => store.batches.length === 1, 'the lingering finals written');
-    expect(store.batches[0]?.entries.map((e) => e.seq)).toEqual([1, 2, 3]);
-    store.batches[0]?.commit();
-    await Promise.all(finals);
-    await committer.idle();
     expectWholeChain(store.stored);
   });
 

@@ -7,7 +7,7 @@
  *
  * Pipelining (`maxInFlight` > 1, PostgreSQL): the next batch may start while
  * the previous one's commit is in flight, once as many entries wait as that
- * one holds (or at once, `eager`). Its chain continues the previous
+ * one holds. Its chain continues the previous
  * batch's, so the store must not commit it before the previous one has
  * committed, and must not commit it at all if that one failed: `write` is
  * handed the previous batch's outcome for that. A failed batch therefore
@@ -23,8 +23,6 @@ import type { ChainedEntry, ChainLink, EntryPhase } from './types.js';
 
 interface Pending {
   readonly phase: EntryPhase;
-  /** When it was submitted (performance.now()): how long a final entry has lingered. */
-  readonly at: number;
   readonly record: AuditRecord;
   readonly resolve: () => void;
   readonly reject: (error: unknown) => void;
@@ -35,20 +33,6 @@ export interface GroupCommitOptions {
   readonly maxBatch: number;
   /** Batches in flight at once (default 1: the next batch starts when the previous one has committed or failed). */
   readonly maxInFlight?: number;
-  /**
-   * Hand a batch over as soon as it is formed, even behind batches in flight (default false: behind one in flight, only
-   * once as many entries wait as that one holds). For a store that itself joins the batches queued behind its
-   * transaction into the next one (SQLite's writer thread): a batch handed over early costs it no commit of its own,
-   * and the next transaction starts the moment the last one commits, not once this thread has heard of it.
-   */
-  readonly eager?: boolean;
-  /**
-   * Final entries wait up to this long (ms) for a decision entry to share a commit with; a decision entry is written at
-   * once with every final queued before it (default 0: every entry at once). Strict mode: a request waits for its
-   * decision entry only, and with finals committed on their own a decision often found the store busy with a
-   * transaction of finals, then waited for its own; lingering, the finals ride along with the next decision.
-   */
-  readonly lingerMs?: number;
   /** The chain head as stored (read lazily, and again after a failed batch once nothing is in flight). */
   readonly loadHead: () => Promise<ChainLink | undefined>;
   /**
@@ -61,11 +45,6 @@ export interface GroupCommitOptions {
   /** How a flush is started (default: a microtask, so everything submitted in this turn of the event loop joins). */
   readonly schedule?: (run: () => void) => void;
   readonly onBatch?: (size: number, seconds: number, ok: boolean) => void;
-  /**
-   * A batch failed before `write` was called (the head could not be read, a record could not be serialized). Default:
-   * `onBatch(size, 0, false)`; a store that counts its transactions itself (SQLite's writer) has only these from here.
-   */
-  readonly onUnwritten?: (size: number) => void;
 }
 
 export class GroupCommitter {
@@ -73,11 +52,6 @@ export class GroupCommitter {
   readonly #options: GroupCommitOptions;
   readonly #schedule: (run: () => void) => void;
   readonly #maxInFlight: number;
-  readonly #eager: boolean;
-  readonly #lingerMs: number;
-  /** Decision entries waiting (they end any linger). */
-  #urgent = 0;
-  #lingerTimer: NodeJS.Timeout | undefined;
   #scheduled = false;
   #inFlight = 0;
   #loadingHead = false;
@@ -93,18 +67,14 @@ export class GroupCommitter {
     this.#options = options;
     this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
-    this.#eager = options.eager === true;
-    this.#lingerMs = Math.max(0, options.lingerMs ?? 0);
   }
 
   submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
     if (entries.length === 0) return Promise.resolve();
-    const at = performance.now();
     const done = entries.map(
       (entry) =>
         new Promise<void>((resolve, reject) => {
-          this.#pending.push({ phase: entry.phase, at, record: entry.record, resolve, reject });
-          if (entry.phase === 'decision') this.#urgent += 1;
+          this.#pending.push({ phase: entry.phase, record: entry.record, resolve, reject });
         }),
     );
     if (!this.#scheduled && this.#inFlight < this.#maxInFlight && !this.#loadingHead) {
@@ -138,42 +108,12 @@ export class GroupCommitter {
       // Behind a batch in flight, the next one starts only once as many entries wait as that batch holds (the queue
       // grows faster than batches commit). Sooner, it would commit a few entries at the cost of a whole commit of its
       // own, and leave the batch after it as large as without pipelining: fewer entries per commit, so less throughput.
-      if (!this.#due()) {
-        this.#linger();
-        break;
-      }
-      if (this.#inFlight > 0 && !this.#eager && this.#pending.length < this.#tailSize) break;
-      const batch = this.#take();
+      if (this.#inFlight > 0 && this.#pending.length < this.#tailSize) break;
+      const batch = this.#pending.splice(0, this.#options.maxBatch);
       this.#tailSize = batch.length;
       this.#start(this.#head.link, batch);
     }
     this.#settleIdle();
-  }
-
-  /** Whether the queue should be written now: a decision waits in it, it fills a batch, or its oldest final has lingered enough. */
-  #due(): boolean {
-    if (this.#lingerMs === 0 || this.#urgent > 0 || this.#pending.length >= this.#options.maxBatch) return true;
-    const oldest = this.#pending[0];
-    return oldest === undefined || performance.now() - oldest.at >= this.#lingerMs;
-  }
-
-  /** Wakes the pump when the oldest final entry has lingered enough (unless a decision comes first). */
-  #linger(): void {
-    if (this.#lingerTimer !== undefined) return;
-    const oldest = this.#pending[0];
-    if (oldest === undefined) return;
-    const wait = Math.max(1, Math.ceil(this.#lingerMs - (performance.now() - oldest.at)));
-    this.#lingerTimer = setTimeout(() => {
-      this.#lingerTimer = undefined;
-      this.#pump();
-    }, wait);
-  }
-
-  /** The next batch off the queue. */
-  #take(): Pending[] {
-    const batch = this.#pending.splice(0, this.#options.maxBatch);
-    for (const item of batch) if (item.phase === 'decision') this.#urgent -= 1;
-    return batch;
   }
 
   #readHead(): void {
@@ -188,8 +128,8 @@ export class GroupCommitter {
       (error: unknown) => {
         this.#loadingHead = false;
         // The store cannot even be read: the next batch fails with that, as its write would.
-        const batch = this.#take();
-        this.#unwritten(batch.length);
+        const batch = this.#pending.splice(0, this.#options.maxBatch);
+        this.#options.onBatch?.(batch.length, 0, false);
         for (const item of batch) item.reject(error);
         this.#pump();
       },
@@ -204,7 +144,7 @@ export class GroupCommitter {
       chained = chainEntries(head, writer, Date.now(), batch);
     } catch (error) {
       // A record that cannot be serialized: nothing was written and the head has not moved.
-      this.#unwritten(batch.length);
+      onBatch?.(batch.length, 0, false);
       for (const item of batch) item.reject(error);
       return;
     }
@@ -233,11 +173,6 @@ export class GroupCommitter {
         this.#finished(commit);
       },
     );
-  }
-
-  #unwritten(size: number): void {
-    if (this.#options.onUnwritten !== undefined) this.#options.onUnwritten(size);
-    else this.#options.onBatch?.(size, 0, false);
   }
 
   #finished(commit: Promise<void>): void {
