@@ -43,6 +43,8 @@ export interface PostgresStoreOptions extends StoreHooks {
   readonly maxConnections: number;
   readonly writer: string;
   readonly maxBatch: number;
+  /** How long records no request waits on may wait for company in a transaction (GroupCommitOptions.delayMs; default 0). */
+  readonly commitDelayMs?: number;
   /** Group-commit batches in flight at once (default {@link DEFAULT_PIPELINE_DEPTH}; never more than `maxConnections`). */
   readonly pipelineDepth?: number | undefined;
   /** Called with errors that belong to no caller (idle connection lost, schema setup at start). */
@@ -244,6 +246,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,
+    delayMs: options.commitDelayMs ?? 0,
     maxInFlight: Math.min(options.pipelineDepth ?? DEFAULT_PIPELINE_DEPTH, options.maxConnections),
     loadHead: async () => {
       let rows: Array<{ seq: string; hash: string }>;

@@ -38,6 +38,8 @@ export interface AuditSettings {
   readonly retentionMs: number;
   readonly retentionIntervalMs: number;
   readonly maxBatch: number;
+  /** How long records no request waits on (relaxed records, strict completions) may wait to share a transaction. */
+  readonly commitDelayMs: number;
   readonly maxQueue: number;
   /** The auditor's console (`/audit/ui/`). */
   readonly console?: { readonly enabled: boolean; readonly iapAudience: string | undefined; readonly iapJwksUri: string };
@@ -94,6 +96,7 @@ export function deriveAuditSettings(
     retentionMs: parseDuration(audit.retention),
     retentionIntervalMs: Math.max(1000, parseDuration(audit.retentionInterval)),
     maxBatch: audit.maxBatch,
+    commitDelayMs: parseDuration(audit.commitDelay),
     maxQueue: audit.maxQueue,
     console: { enabled: audit.console.enabled, iapAudience: audit.console.iapAudience, iapJwksUri: audit.console.iapJwksUri },
     stdoutFormat: audit.stdout.format,

@@ -45,6 +45,8 @@ export interface SqliteStoreOptions extends StoreHooks {
   readonly path: string;
   readonly writer: string;
   readonly maxBatch: number;
+  /** How long records no request waits on may wait for company in a transaction (GroupCommitOptions.delayMs; default 0). */
+  readonly commitDelayMs?: number;
   /** Open for queries and verify only (the CLI). */
   readonly readOnly?: boolean;
 }
@@ -211,6 +213,7 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
   const committer = new GroupCommitter({
     writer: options.writer,
     maxBatch: options.maxBatch,
+    delayMs: options.commitDelayMs ?? 0,
     loadHead: () => {
       const row = db.prepare(`SELECT seq, hash FROM ${TABLE} WHERE writer = ? ORDER BY seq DESC LIMIT 1`).get(options.writer) as
         { seq: number | bigint; hash: string } | undefined;

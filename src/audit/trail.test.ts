@@ -33,6 +33,7 @@ describe('audit trail', () => {
       retentionMs: 0,
       retentionIntervalMs: 3_600_000,
       maxBatch: 100,
+      commitDelayMs: 10,
       maxQueue: 10,
     };
     const trail = await openAuditTrail(settings, logger, {
@@ -61,6 +62,7 @@ describe('audit trail', () => {
         retentionMs: 0,
         retentionIntervalMs: 3_600_000,
         maxBatch: 100,
+        commitDelayMs: 10,
         maxQueue: 10,
       },
       pino({ level: 'silent' }),
@@ -93,6 +95,7 @@ describe('audit trail', () => {
       retentionMs: 0,
       retentionIntervalMs: 3_600_000,
       maxBatch: 100,
+      commitDelayMs: 10,
       maxQueue: 100,
     };
     const silent = pino({ level: 'silent' });

@@ -45,10 +45,10 @@ export interface AuditTrail {
 export async function openStore(
   settings: AuditStoreSettings,
   writer: string,
-  maxBatch: number,
+  batching: { readonly maxBatch: number; readonly commitDelayMs: number },
   hooks: StoreHooks & { onError?: (error: unknown) => void },
 ): Promise<AuditStore> {
-  if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, maxBatch, ...hooks });
+  if (settings.type === 'sqlite') return openSqliteStore({ path: settings.path, writer, ...batching, ...hooks });
   // The PostgreSQL client is loaded only with a PostgreSQL sink.
   const { openPostgresStore } = await import('./postgres.js');
   return openPostgresStore({
@@ -58,7 +58,7 @@ export async function openStore(
     maxConnections: settings.maxConnections,
     pipelineDepth: settings.pipelineDepth,
     writer,
-    maxBatch,
+    ...batching,
     ...hooks,
   });
 }
@@ -71,7 +71,7 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
   try {
     for (const store of settings.stores) {
       stores.push(
-        await openStore(store, settings.replicaId, settings.maxBatch, {
+        await openStore(store, settings.replicaId, { maxBatch: settings.maxBatch, commitDelayMs: settings.commitDelayMs }, {
           onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
           onError: (error) =>
             logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),

@@ -29,7 +29,7 @@ import { ProxyError, toProxyError, unauthenticated } from '../errors.js';
 import { bodyTooLarge, limitChunkedBody } from '../forward/body-limit.js';
 import { dispatchUpstream } from '../forward/dispatch.js';
 import { registerForwardRoutes } from '../forward/routes.js';
-import { watchBodyProgress } from '../forward/body-progress.js';
+import { handOnBody } from '../forward/body-progress.js';
 import { InFlightLimiter, inFlightPlugin } from '../forward/in-flight.js';
 import { commitDecision } from '../audit-commit/plugin.js';
 import type { AuditTrail } from '../audit/trail.js';
@@ -136,16 +136,13 @@ export async function callbacksPlugin(app: FastifyInstance, options: CallbacksPl
 
   app.addHook('preParsing', (request, _reply, payload, done) => {
     const match = matches.get(request);
-    done(
-      null,
-      match === undefined
-        ? payload
-        : // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
-          (watchBodyProgress(
-            request,
-            limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT),
-            bodyIdleTimeoutMs,
-          ) as typeof payload),
+    if (match === undefined) {
+      done(null, payload);
+      return;
+    }
+    handOnBody(request, limitChunkedBody(request, payload, match.route.bodyLimitBytes, ROUTE_LIMIT), bodyIdleTimeoutMs, (error, body) =>
+      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
+      done(error, body as typeof payload),
     );
   });
 

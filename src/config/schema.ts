@@ -588,6 +588,13 @@ export const AuditSchema = strictObject(
       default: 500,
       description: 'Most records in one transaction (one multi-row insert).',
     }),
+    commitDelay: Duration(
+      '10ms',
+      'How long a record no request waits on (every record in `relaxed` mode; the completion of a `strict` record) may wait ' +
+        'for others to share its transaction in the durable stores. Below saturation a commit is shorter than the gap between ' +
+        'requests, so without it each record is a transaction and an fsync of its own. A `strict` decision record never ' +
+        'waits: it starts a transaction at once and takes the waiting records along. `0ms`: no wait.',
+    ),
     maxQueue: Type.Integer({
       minimum: 1,
       default: 50_000,

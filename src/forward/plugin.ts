@@ -25,7 +25,7 @@ import { bodyTooLarge, limitChunkedBody } from './body-limit.js';
 import { dispatchUpstream } from './dispatch.js';
 import { registerForwardRoutes } from './routes.js';
 import { upstreamRequestHeaders } from './header-policy.js';
-import { watchBodyProgress } from './body-progress.js';
+import { handOnBody } from './body-progress.js';
 import { vertexSpanStart } from '../tracing/attributes.js';
 import { usageFraming } from '../usage/operations.js';
 import { createUsageMeter, type UsageMeter } from '../usage/usage.js';
@@ -97,8 +97,10 @@ export const forwardPlugin = fp<ForwardPluginOptions>(
 
     // A Content-Length body is bounded by the check above; only chunked bodies need counting.
     app.addHook('preParsing', (request, _reply, payload, done) => {
-      // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
-      done(null, watchBodyProgress(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs) as typeof payload);
+      handOnBody(request, limitChunkedBody(request, payload, bodyLimitBytes), bodyIdleTimeoutMs, (error, body) =>
+        // eslint-disable-next-line @typescript-eslint/no-unsafe-class-instance-assignment -- a stream typed by its interface
+        done(error, body as typeof payload),
+      );
     });
 
     const forward = (request: FastifyRequest, reply: FastifyReply): void => {

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { record } from '../../../test/helpers/audit-store-conformance.js';
 import { GENESIS_HASH, entryProblem } from './chain.js';
 import { GroupCommitter } from './group-commit.js';
@@ -205,5 +205,106 @@ describe('GroupCommitter', () => {
     expect(store.headReads).toEqual([0, 0]);
     expectWholeChain(store.stored);
     expect(store.stored).toHaveLength(2);
+  });
+
+  describe('commit delay', () => {
+    // Only the delay's timer is faked: microtasks and setImmediate (nextTurn) run as they do in production.
+    const fakeDelay = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    afterEach(() => {
+      vi.useRealTimers();
+    });
+    const final = (n: number) => ({ phase: 'final' as const, record: record(n) });
+    const decision = (n: number) => ({ phase: 'decision' as const, record: record(n) });
+    const requestIds = (entries: readonly ChainedEntry[] | undefined) =>
+      (entries ?? []).map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId);
+
+    it('entries no caller waits on wait for the delay and then share one batch', async () => {
+      fakeDelay();
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 10, loadHead: store.loadHead, write: store.write });
+      const done = [0, 1, 2].map((n) => committer.submit([final(n)]));
+      await nextTurn();
+      await nextTurn();
+      expect(store.batches).toHaveLength(0);
+      vi.advanceTimersByTime(9);
+      await nextTurn();
+      expect(store.batches).toHaveLength(0);
+      vi.advanceTimersByTime(1);
+      await nextTurn();
+      expect(store.batches.map((b) => requestIds(b.entries))).toEqual([['req-0', 'req-1', 'req-2']]);
+      store.batches[0]?.commit();
+      await Promise.all(done);
+      expectWholeChain(store.stored);
+    });
+
+    it('a decision starts a batch at once and takes the waiting entries along; no timer is left behind', async () => {
+      fakeDelay();
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 1000, loadHead: store.loadHead, write: store.write });
+      const waiting = [committer.submit([final(0)]), committer.submit([final(1)])];
+      await nextTurn();
+      expect(store.batches).toHaveLength(0);
+      const decided = committer.submit([decision(2)]);
+      await nextTurn();
+      expect(store.batches.map((b) => requestIds(b.entries))).toEqual([['req-0', 'req-1', 'req-2']]);
+      expect(vi.getTimerCount()).toBe(0);
+      store.batches[0]?.commit();
+      await Promise.all([...waiting, decided]);
+      expectWholeChain(store.stored);
+    });
+
+    it('a full batch starts without waiting', async () => {
+      fakeDelay();
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 3, delayMs: 1000, loadHead: store.loadHead, write: store.write });
+      const done = committer.submit([final(0), final(1), final(2), final(3)]);
+      await nextTurn();
+      // Three go at once; the fourth waits for company (or the delay).
+      expect(store.batches.map((b) => requestIds(b.entries))).toEqual([['req-0', 'req-1', 'req-2']]);
+      store.batches[0]?.commit();
+      await nextTurn();
+      expect(store.batches).toHaveLength(1);
+      vi.advanceTimersByTime(1000);
+      await nextTurn();
+      expect(store.batches.map((b) => requestIds(b.entries))).toEqual([['req-0', 'req-1', 'req-2'], ['req-3']]);
+      store.batches[1]?.commit();
+      await done;
+      expectWholeChain(store.stored);
+    });
+
+    it('entries that arrive while a batch is in flight wait out their delay from arrival, not from that commit', async () => {
+      fakeDelay();
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 10, loadHead: store.loadHead, write: store.write });
+      const first = committer.submit([decision(0)]);
+      await nextTurn();
+      expect(store.batches).toHaveLength(1);
+      const later = committer.submit([final(1)]);
+      vi.advanceTimersByTime(10);
+      await nextTurn();
+      // The delay is over but the store takes one batch at a time: the next starts when the first has committed.
+      expect(store.batches).toHaveLength(1);
+      store.batches[0]?.commit();
+      await first;
+      await nextTurn();
+      expect(store.batches.map((b) => requestIds(b.entries))).toEqual([['req-0'], ['req-1']]);
+      store.batches[1]?.commit();
+      await later;
+      expectWholeChain(store.stored);
+    });
+
+    it('idle() does not wait out the delay (closing a store writes what is queued at once)', async () => {
+      fakeDelay();
+      const store = manualStore();
+      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 60_000, loadHead: store.loadHead, write: store.write });
+      const done = committer.submit([final(0)]);
+      const idle = committer.idle();
+      await nextTurn();
+      expect(store.batches).toHaveLength(1);
+      store.batches[0]?.commit();
+      await Promise.all([done, idle]);
+      expect(vi.getTimerCount()).toBe(0);
+      expect(store.stored).toHaveLength(1);
+    });
   });
 });

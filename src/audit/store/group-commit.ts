@@ -15,6 +15,14 @@
  * read again from the store once nothing is in flight, and what is still
  * queued is chained onto it, so a failure leaves no gap.
  *
+ * Commit delay (`delayMs` > 0): entries no caller waits on (phase `final`: a
+ * relaxed record, a strict record's completion) wait up to `delayMs` for
+ * company before a batch starts, as Kafka's `linger.ms` does. Without it,
+ * below saturation each request's record was a transaction (and an fsync) of
+ * its own, because a commit takes less time than the gap between requests. A
+ * decision entry (its request waits for the commit), a full batch, or
+ * `idle()` starts the batch at once, and the entries waiting go with it.
+ *
  * @module
  */
 import type { AuditRecord } from '../record.js';
@@ -42,6 +50,8 @@ export interface GroupCommitOptions {
    * rejects.
    */
   readonly write: (entries: ChainedEntry[], previous: Promise<void> | undefined) => Promise<void>;
+  /** How long entries no caller waits on may wait for a batch (default 0: a batch starts in the turn they arrive). */
+  readonly delayMs?: number;
   /** How a flush is started (default: a microtask, so everything submitted in this turn of the event loop joins). */
   readonly schedule?: (run: () => void) => void;
   readonly onBatch?: (size: number, seconds: number, ok: boolean) => void;
@@ -52,7 +62,13 @@ export class GroupCommitter {
   readonly #options: GroupCommitOptions;
   readonly #schedule: (run: () => void) => void;
   readonly #maxInFlight: number;
+  readonly #delayMs: number;
   #scheduled = false;
+  /** A decision entry is queued: its request waits, so the next batch starts without delay. */
+  #urgent = false;
+  /** The commit delay of the entries queued has passed (or `idle()` asked for them). */
+  #delayOver = false;
+  #delayTimer: NodeJS.Timeout | undefined;
   #inFlight = 0;
   #loadingHead = false;
   /** How many entries the newest batch started holds. */
@@ -67,6 +83,7 @@ export class GroupCommitter {
     this.#options = options;
     this.#schedule = options.schedule ?? ((run) => queueMicrotask(run));
     this.#maxInFlight = Math.max(1, options.maxInFlight ?? 1);
+    this.#delayMs = Math.max(0, options.delayMs ?? 0);
   }
 
   submit(entries: ReadonlyArray<{ phase: EntryPhase; record: AuditRecord }>): Promise<void> {
@@ -77,24 +94,52 @@ export class GroupCommitter {
           this.#pending.push({ phase: entry.phase, record: entry.record, resolve, reject });
         }),
     );
-    if (!this.#scheduled && this.#inFlight < this.#maxInFlight && !this.#loadingHead) {
-      this.#scheduled = true;
-      this.#schedule(() => {
-        this.#scheduled = false;
-        this.#pump();
-      });
-    }
+    if (entries.some((entry) => entry.phase === 'decision')) this.#urgent = true;
+    this.#kick();
     return entries.length === 1 ? (done[0] as Promise<void>) : Promise.all(done).then(() => undefined);
   }
 
   /** Resolves when everything submitted so far has been committed or failed. */
   idle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
+    // Whoever waits for idle (closing the store) must not wait out the commit delay.
+    this.#delayOver = true;
+    this.#kick();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /** Whether the entries queued may start a batch now rather than wait for company. */
+  #due(): boolean {
+    return this.#delayMs === 0 || this.#urgent || this.#delayOver || this.#pending.length >= this.#options.maxBatch;
+  }
+
+  /** Starts a batch in this turn when one is due and there is room for it; else waits out the commit delay. */
+  #kick(): void {
+    if (this.#scheduled || this.#pending.length === 0) return;
+    // The delay runs from the first entry's arrival, also while a batch is in flight.
+    if (!this.#due()) {
+      this.#armDelay();
+      return;
+    }
+    if (this.#inFlight >= this.#maxInFlight || this.#loadingHead) return;
+    this.#scheduled = true;
+    this.#schedule(() => {
+      this.#scheduled = false;
+      this.#pump();
+    });
+  }
+
+  #armDelay(): void {
+    if (this.#delayTimer !== undefined) return;
+    this.#delayTimer = setTimeout(() => {
+      this.#delayTimer = undefined;
+      this.#delayOver = true;
+      this.#kick();
+    }, this.#delayMs);
+  }
+
   #isIdle(): boolean {
-    return this.#pending.length === 0 && this.#inFlight === 0 && !this.#loadingHead && !this.#scheduled;
+    return this.#pending.length === 0 && this.#inFlight === 0 && !this.#loadingHead && !this.#scheduled && this.#delayTimer === undefined;
   }
 
   /** Starts batches while there is room in flight and the head is known. */
@@ -109,9 +154,18 @@ export class GroupCommitter {
       // grows faster than batches commit). Sooner, it would commit a few entries at the cost of a whole commit of its
       // own, and leave the batch after it as large as without pipelining: fewer entries per commit, so less throughput.
       if (this.#inFlight > 0 && this.#pending.length < this.#tailSize) break;
+      if (!this.#due()) break;
       const batch = this.#pending.splice(0, this.#options.maxBatch);
       this.#tailSize = batch.length;
+      // What is left (more than a batch holds) has waited as long as what was taken.
+      this.#urgent = this.#pending.some((item) => item.phase === 'decision');
+      if (this.#pending.length === 0) this.#delayOver = false;
       this.#start(this.#head.link, batch);
+    }
+    if (this.#pending.length > 0 && !this.#due()) this.#armDelay();
+    if (this.#pending.length === 0 && this.#delayTimer !== undefined) {
+      clearTimeout(this.#delayTimer);
+      this.#delayTimer = undefined;
     }
     this.#settleIdle();
   }
