@@ -1300,7 +1300,8 @@ function scenarios(world: World): Scenario[] {
  */
 function baselineTwin(scenario: Scenario, dir: string): Scenario[] {
   if (scenario.kind !== 'proxy' && !scenario.id.startsWith('passthrough-')) return [];
-  if (PEERS.some((p) => p.id === scenario.id)) return [];
+  // A peer's open-loop variant too: the peer is the same binary in both builds.
+  if (PEERS.some((p) => p.id === (scenario.openLoop?.of ?? scenario.id))) return [];
   const build = { cli: join(dir, 'dist', 'cli.js'), benchDist: join(dir, 'dist-bench', 'bench') };
   if (!existsSync(build.cli) || !existsSync(join(build.benchDist, 'passthrough.js')))
     throw new Error(`--baseline ${dir}: no dist/cli.js or dist-bench/bench/passthrough.js (npm run build && npm run build:bench there)`);
