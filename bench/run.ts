@@ -49,6 +49,7 @@ import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixtur
 import { fixedRateId, NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins, SSE_FIXED_RATE, SSE_FIXED_RATE_OF } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { buildCommand, buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
+import { sharedService } from './shared-service.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -853,40 +854,42 @@ function admitWarmToken(kubeApi: KubeApiStandIn, token: string): void {
   kubeApi.grant({ user: `system:serviceaccount:${namespace}:${serviceaccount.name}`, verbs: ['create'], nonResourceURLs: ['/v1/*'] });
 }
 
-function peerScenarios(): Scenario[] {
-  let kubeApi: KubeApiStandIn | undefined;
+function peerScenarios(world: World): Scenario[] {
+  // One for every peer that needs it (and its open-loop variant, prepared at the same time).
+  const kubeApi = sharedService(
+    async () => {
+      // Over HTTPS: client-go (kube-rbac-proxy) sends the kubeconfig's token to an https:// server only.
+      const certs = makeServingCertificates(mkdtempSync(join(world.work, 'kube-api-tls-')), 'kube-api-stand-in');
+      const read = (path: string) => readFileSync(path, 'utf8');
+      const api = await startKubeApiStandIn({ tls: { key: read(certs.key), cert: read(certs.cert), ca: read(certs.ca) } });
+      api.setNamespace('ml', { team: 'ml', env: 'prod' });
+      admitWarmToken(api, world.files.warmToken);
+      return api;
+    },
+    (api) => api.close(),
+  );
   return PEERS.map((peer): Scenario => ({
     id: peer.id,
     title: `${peer.title} (${peer.name} ${peer.version})`,
     kind: 'proxy',
     note: peer.note,
-    async prepare(world) {
+    async prepare() {
       let build = peerBuilds.get(peer.id);
       if (build === undefined) {
         build = buildPeer(peer, (line) => process.stderr.write(`[bench] ${line}\n`));
         peerBuilds.set(peer.id, build);
       }
       if ('reason' in build) return build.reason;
-      if (peer.needsKubeApi && kubeApi === undefined) {
-        // Over HTTPS: client-go (kube-rbac-proxy) sends the kubeconfig's token to an https:// server only.
-        const certs = makeServingCertificates(mkdtempSync(join(world.work, 'kube-api-tls-')), 'kube-api-stand-in');
-        const read = (path: string) => readFileSync(path, 'utf8');
-        kubeApi = await startKubeApiStandIn({ tls: { key: read(certs.key), cert: read(certs.cert), ca: read(certs.ca) } });
-        kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
-        admitWarmToken(kubeApi, world.files.warmToken);
-      }
+      if (peer.needsKubeApi) await kubeApi.get();
       return undefined;
     },
     start(world) {
       const build = peerBuilds.get(peer.id);
       if (build === undefined || 'reason' in build) throw new Error(`${peer.name} is not built`);
-      return startPeer(world, peer, build.binary, (dir) => kubeApi?.writeKubeconfig(dir) ?? join(dir, 'no-kubeconfig'));
+      return startPeer(world, peer, build.binary, (dir) => kubeApi.current?.writeKubeconfig(dir) ?? join(dir, 'no-kubeconfig'));
     },
     load: (w) => predictLoad(w, w.files.warmToken),
-    async cleanup() {
-      await kubeApi?.close();
-      kubeApi = undefined;
-    },
+    cleanup: () => kubeApi.stop(),
   }));
 }
 
@@ -900,8 +903,15 @@ function scenarios(world: World): Scenario[] {
       (w) => predictLoad(w, w.files.warmToken),
       { checkFirst: audit !== undefined },
     );
-  let postgres: Postgres | undefined;
-  let postgresStarting: Promise<Postgres | string> | undefined;
+  // One PostgreSQL server for every scenario that writes to it (they run one at a time).
+  const postgres = sharedService(
+    async () => {
+      const started = await startPostgres(world);
+      if (typeof started === 'string') throw new Error(started);
+      return started;
+    },
+    (server) => server.stop(),
+  );
   const strictPostgres = (id: string, title: string, pipelineDepth: number | undefined): Scenario =>
     proxyScenario(
       { id, title, kind: 'proxy' },
@@ -914,7 +924,7 @@ function scenarios(world: World): Scenario[] {
             { type: 'stdout' },
             {
               type: 'postgres',
-              url: postgres?.url ?? 'postgres://postgres@127.0.0.1:1/postgres',
+              url: postgres.current?.url ?? 'postgres://postgres@127.0.0.1:1/postgres',
               ...(pipelineDepth === undefined ? {} : { pipelineDepth }),
             },
           ],
@@ -923,17 +933,36 @@ function scenarios(world: World): Scenario[] {
       (w) => predictLoad(w, w.files.warmToken),
       {
         checkFirst: true,
-        async cleanup() {
-          const started = await postgresStarting;
-          postgresStarting = undefined;
-          postgres = undefined;
-          if (started !== undefined && typeof started !== 'string') await started.stop();
-        },
+        cleanup: () => postgres.stop(),
       },
     );
-  let redis: TestRedis | undefined;
-  let kubeApi: KubeApiStandIn | undefined;
-  let scaleKubeApi: KubeApiStandIn | undefined;
+  const redis = sharedService(
+    async () => {
+      const started = await startRedis();
+      if (typeof started === 'string') throw new Error(started);
+      return started;
+    },
+    (server) => server.stop(),
+  );
+  const kubeApi = sharedService(
+    async () => {
+      const api = await startKubeApiStandIn();
+      api.setNamespace('ml', { team: 'ml', env: 'prod' });
+      // A cluster's worth of other namespaces, so the informer's cache is not empty.
+      for (let i = 0; i < 200; i++) api.setNamespace(`team-${i}`, { team: `team-${i}` });
+      return api;
+    },
+    (api) => api.close(),
+  );
+  const scaleKubeApi = sharedService(
+    async () => {
+      const api = await startKubeApiStandIn();
+      api.setNamespace('ml', { team: 'ml', env: 'prod' });
+      for (const [name, labels] of Object.entries(generatePolicy(0, SCALE_NAMESPACES).namespaces)) api.setNamespace(name, labels);
+      return api;
+    },
+    (api) => api.close(),
+  );
   const list: Scenario[] = [
     {
       id: 'direct',
@@ -1017,22 +1046,16 @@ function scenarios(world: World): Scenario[] {
       (w) => w.rsIssuer,
       (d, dir) => ({
         ...d,
-        kubernetes: { namespaceLabels: 'watch', kubeconfig: kubeApi?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
+        kubernetes: { namespaceLabels: 'watch', kubeconfig: kubeApi.current?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
         audit: { durability: 'strict', sinks: [{ type: 'stdout' }, { type: 'sqlite', path: 'audit.db' }] },
       }),
       (w) => predictLoad(w, w.files.warmToken),
       {
         async prepare() {
-          kubeApi = await startKubeApiStandIn();
-          kubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
-          // A cluster's worth of other namespaces, so the informer's cache is not empty.
-          for (let i = 0; i < 200; i++) kubeApi.setNamespace(`team-${i}`, { team: `team-${i}` });
+          await kubeApi.get();
           return undefined;
         },
-        async cleanup() {
-          await kubeApi?.close();
-          kubeApi = undefined;
-        },
+        cleanup: () => kubeApi.stop(),
       },
     ),
     fullPath('audit-relaxed', 'Audit relaxed: stdout + SQLite, written after the response in batches', {
@@ -1080,7 +1103,7 @@ function scenarios(world: World): Scenario[] {
         ...d,
         limits: {
           // A generous timeout: on a loaded benchmark machine a slow answer would count as an outage (503), not as cost.
-          store: { type: 'redis', url: redis?.url ?? 'redis://127.0.0.1:1', keyPrefix: 'kvp-bench:', timeout: '2s' },
+          store: { type: 'redis', url: redis.current?.url ?? 'redis://127.0.0.1:1', keyPrefix: 'kvp-bench:', timeout: '2s' },
           rules: [
             {
               id: 'bench-tokens',
@@ -1102,10 +1125,7 @@ function scenarios(world: World): Scenario[] {
       {
         checkFirst: true,
         optIn: true,
-        async cleanup() {
-          await redis?.stop();
-          redis = undefined;
-        },
+        cleanup: () => redis.stop(),
       },
     ),
     fullPath('body-1mib', 'Full path, 1 MiB JSON request body (echoed back by the stand-in), 10 connections'),
@@ -1137,7 +1157,10 @@ function scenarios(world: World): Scenario[] {
         return {
           ...d,
           authentication: { tokenCache: { maxEntries: o.bigTokenCount } },
-          kubernetes: { namespaceLabels: 'watch', kubeconfig: scaleKubeApi?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig') },
+          kubernetes: {
+            namespaceLabels: 'watch',
+            kubeconfig: scaleKubeApi.current?.writeKubeconfig(dir) ?? join(dir, 'missing-kubeconfig'),
+          },
           policy: { rules: [...big.rules, ...(d.policy as { rules: unknown[] }).rules] },
         };
       },
@@ -1145,16 +1168,10 @@ function scenarios(world: World): Scenario[] {
       {
         rounds: 1,
         async prepare() {
-          scaleKubeApi = await startKubeApiStandIn();
-          scaleKubeApi.setNamespace('ml', { team: 'ml', env: 'prod' });
-          for (const [name, labels] of Object.entries(generatePolicy(0, SCALE_NAMESPACES).namespaces))
-            scaleKubeApi.setNamespace(name, labels);
+          await scaleKubeApi.get();
           return undefined;
         },
-        async cleanup() {
-          await scaleKubeApi?.close();
-          scaleKubeApi = undefined;
-        },
+        cleanup: () => scaleKubeApi.stop(),
       },
     ),
   ];
@@ -1181,17 +1198,17 @@ function scenarios(world: World): Scenario[] {
       streaming: true,
     }),
   });
-  // One PostgreSQL server for every scenario that writes to it (they run one at a time), started by the first to prepare.
+  // The PostgreSQL server, started by the first to prepare, then the check of the config that uses it.
   for (const id of ['audit-strict-postgres', 'audit-strict-postgres-pipelined']) {
     const pg = scenario(id);
     byId.set(id, {
       ...pg,
       async prepare(w) {
-        postgresStarting ??= startPostgres(w);
-        const started = await postgresStarting;
-        if (typeof started === 'string') return started;
-        postgres = started;
-        return pg.prepare?.(w);
+        const problem = await postgres.get().then(
+          () => undefined,
+          (error: unknown) => (error as Error).message,
+        );
+        return problem ?? pg.prepare?.(w);
       },
     });
   }
@@ -1199,12 +1216,12 @@ function scenarios(world: World): Scenario[] {
   byId.set('generate-limits-redis', {
     ...limited,
     async prepare(w) {
-      const started = await startRedis();
-      if (typeof started === 'string') return started;
-      redis = started;
-      const reason = await limited.prepare?.(w);
-      if (reason !== undefined) await limited.cleanup?.();
-      return reason;
+      const problem = await redis.get().then(
+        () => undefined,
+        (error: unknown) => (error as Error).message,
+      );
+      // When the check refuses the config, Redis stays up until the end-of-run cleanups: a `--baseline` twin shares it.
+      return problem ?? limited.prepare?.(w);
     },
   });
   // nginx doing the same work as the byte-moving scenarios, each listed after the one it mirrors (bench/bytes.ts).
@@ -1235,7 +1252,7 @@ function scenarios(world: World): Scenario[] {
     byId.set(twin.id, twin);
   }
   // The peers run in the same rounds as nginx and the full path, closed loop and at 50 % open loop.
-  const peers = o.peers ? peerScenarios() : [];
+  const peers = o.peers ? peerScenarios(world) : [];
   // The same targets at fixed fractions of the capacity (open loop): what each adds to
   // a request's latency when it is not saturated.
   const fractions = o.quick ? [0.5] : OPEN_LOOP_FRACTIONS;
@@ -1283,7 +1300,8 @@ function scenarios(world: World): Scenario[] {
  */
 function baselineTwin(scenario: Scenario, dir: string): Scenario[] {
   if (scenario.kind !== 'proxy' && !scenario.id.startsWith('passthrough-')) return [];
-  if (PEERS.some((p) => p.id === scenario.id)) return [];
+  // A peer's open-loop variant too: the peer is the same binary in both builds.
+  if (PEERS.some((p) => p.id === (scenario.openLoop?.of ?? scenario.id))) return [];
   const build = { cli: join(dir, 'dist', 'cli.js'), benchDist: join(dir, 'dist-bench', 'bench') };
   if (!existsSync(build.cli) || !existsSync(join(build.benchDist, 'passthrough.js')))
     throw new Error(`--baseline ${dir}: no dist/cli.js or dist-bench/bench/passthrough.js (npm run build && npm run build:bench there)`);
@@ -1703,6 +1721,12 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
 }
 try {
   await main();
+  // Every cleanup has run, so the process ends here. Should something still be open (a stand-in started twice, one
+  // not stopped), this says what instead of a silent hang; unref'd, the timer itself keeps nothing alive.
+  setTimeout(() => {
+    const open = process.getActiveResourcesInfo().join(', ');
+    process.stderr.write(`[bench] the report is written but the runner is still running (a cleanup is missing), open: ${open}\n`);
+  }, 10_000).unref();
 } catch (error) {
   process.stderr.write(`[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
   await abandonRun();
