@@ -36,6 +36,8 @@ export interface InformerOptions<T extends KubeObject> {
   /** API path watched, e.g. `/api/v1/namespaces`. */
   readonly path: string;
   readonly list: () => Promise<KubeList<T>>;
+  /** Bounds the wait for a WATCH's answer, as `list` bounds a LIST (kubernetes.apiTimeout). */
+  readonly watchOpenTimeoutMs: number;
   /** Reduces an object to what the caller needs before it is cached. */
   readonly strip: (object: T) => T;
   readonly onChange: (change: InformerChange, object: T) => void;
@@ -208,6 +210,7 @@ export class ResilientInformer<T extends KubeObject> {
         // A watch that ended on its own (its timeout, the server closing it) resumes from where it was at once.
         else void this.#run();
       },
+      this.#options.watchOpenTimeoutMs,
     );
     if (this.#stopped || generation !== this.#generation) {
       watch.stop();
@@ -245,12 +248,8 @@ export class ResilientInformer<T extends KubeObject> {
   #failed(error: unknown): void {
     this.#watchClosed();
     if (this.#stopped) return;
-    const initial = this.#options.backoffInitialMs ?? 1000;
-    const max = this.#options.backoffMaxMs ?? 10_000;
-    const base = Math.min(max, initial * 2 ** Math.min(this.#failures, 16));
+    const delay = backoffDelayMs(this.#failures, this.#options.backoffInitialMs ?? 1000, this.#options.backoffMaxMs ?? 10_000);
     this.#failures++;
-    // Jitter keeps a fleet of replicas from reconnecting in lockstep after an API server restart.
-    const delay = Math.round(base / 2 + Math.random() * (base / 2));
     this.#options.onError?.(error, delay);
     if (this.#restartTimer) clearTimeout(this.#restartTimer);
     const generation = this.#generation;
@@ -262,6 +261,18 @@ export class ResilientInformer<T extends KubeObject> {
     }, delay);
     this.#restartTimer.unref();
   }
+}
+
+/**
+ * The wait before the next attempt after `failures` failures in a row
+ * (0 for the first): `initialMs` doubling per failure up to `maxMs`, then a
+ * uniformly random point in the upper half of that, so never more than
+ * `maxMs`. Jitter keeps a fleet of replicas from reconnecting in lockstep
+ * after an API server restart. `random` is Math.random's range, [0, 1).
+ */
+export function backoffDelayMs(failures: number, initialMs: number, maxMs: number, random: () => number = Math.random): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(failures, 16));
+  return Math.round(base / 2 + random() * (base / 2));
 }
 
 /**

@@ -77,8 +77,16 @@ export interface KubeClient {
    * Opens a WATCH; resolves once the API server answered 200 (the stream is
    * open), rejects with KubeApiError otherwise. Events arrive one per line;
    * `done` runs once when the stream ends (undefined) or fails (the error).
+   * With `openTimeoutMs`, rejects with a TimeoutError when the answer has not
+   * come by then (the open stream itself is bounded by its `timeoutSeconds`).
    */
-  watch(path: string, query: Record<string, string>, onEvent: WatchEventHandler, done: (error?: unknown) => void): Promise<OpenedWatch>;
+  watch(
+    path: string,
+    query: Record<string, string>,
+    onEvent: WatchEventHandler,
+    done: (error?: unknown) => void,
+    openTimeoutMs?: number,
+  ): Promise<OpenedWatch>;
   close(): Promise<void>;
 }
 
@@ -144,10 +152,7 @@ export function createKubeClient(connection: KubeConnection): KubeClient {
       });
       return (await response.body.json()) as T;
     } catch (error) {
-      if (signal.aborted)
-        throw Object.assign(new Error(`${method} ${path.split('?')[0] ?? path} timed out after ${String(timeoutMs)} ms`), {
-          name: 'TimeoutError',
-        });
+      if (signal.aborted) throw timeoutError(method, path, timeoutMs);
       throw error;
     }
   };
@@ -156,15 +161,26 @@ export function createKubeClient(connection: KubeConnection): KubeClient {
     server: connection.server,
     get: (path, timeoutMs, accept) => json('GET', path, timeoutMs, accept),
     post: (path, body, timeoutMs) => json('POST', path, timeoutMs, undefined, body),
-    async watch(path, query, onEvent, done) {
+    async watch(path, query, onEvent, done, openTimeoutMs) {
       const controller = new AbortController();
       const timeoutSeconds = Number(query.timeoutSeconds ?? 0);
       const params = new URLSearchParams({ ...query, watch: 'true' });
-      const response = await call('GET', `${path}?${params.toString()}`, {
-        signal: controller.signal,
-        // A watch is quiet between events; only one silent past its own timeout (plus a grace) is dead.
-        bodyTimeout: timeoutSeconds > 0 ? timeoutSeconds * 1000 + WATCH_SILENCE_GRACE_MS : 0,
-      });
+      // Without it, an API server that accepts the connection and never answers (still starting, or a dead
+      // backend behind a load balancer) would hold the informer for undici's headersTimeout, 300 s, before it retries.
+      const opening = openTimeoutMs === undefined ? undefined : setTimeout(() => controller.abort(), openTimeoutMs);
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await call('GET', `${path}?${params.toString()}`, {
+          signal: controller.signal,
+          // A watch is quiet between events; only one silent past its own timeout (plus a grace) is dead.
+          bodyTimeout: timeoutSeconds > 0 ? timeoutSeconds * 1000 + WATCH_SILENCE_GRACE_MS : 0,
+        });
+      } catch (error) {
+        if (controller.signal.aborted && openTimeoutMs !== undefined) throw timeoutError('WATCH', path, openTimeoutMs);
+        throw error;
+      } finally {
+        clearTimeout(opening);
+      }
       let stopped = false;
       let finished = false;
       const finish = (error?: unknown) => {
@@ -202,6 +218,12 @@ export function createKubeClient(connection: KubeConnection): KubeClient {
     },
     close: () => agent.close(),
   };
+}
+
+function timeoutError(method: string, path: string, timeoutMs: number): Error {
+  return Object.assign(new Error(`${method} ${path.split('?')[0] ?? path} timed out after ${String(timeoutMs)} ms`), {
+    name: 'TimeoutError',
+  });
 }
 
 /** The Authorization header for each call (undefined: none), refreshed as its source requires. */

@@ -59,6 +59,7 @@ export function createWatchLabelSource(options: WatchLabelSourceOptions): WatchL
     client: options.client,
     path: '/api/v1/namespaces',
     list: () => options.client.get<KubeList<KubeObject>>('/api/v1/namespaces', options.apiTimeoutMs),
+    watchOpenTimeoutMs: options.apiTimeoutMs,
     // Only the name, labels and resourceVersion are kept: no annotations, no managedFields.
     strip: (ns) => ({
       metadata: {

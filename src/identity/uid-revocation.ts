@@ -90,6 +90,7 @@ export function createUidRevocation(options: UidRevocationOptions): UidRevocatio
       client: options.client,
       path: `/api/v1/${resource}`,
       list: () => listMetadata(options.client, `/api/v1/${resource}`, options.apiTimeoutMs),
+      watchOpenTimeoutMs: options.apiTimeoutMs,
       strip: stripMetadata,
       onChange: (change, object) => {
         const uid = object.metadata?.uid;

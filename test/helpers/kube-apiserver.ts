@@ -82,6 +82,8 @@ export interface KubeApiServer {
   stop(): Promise<void>;
   /** Starts the API server again on the same port and waits for /readyz. */
   start(): Promise<void>;
+  /** etcd's current revision (what the next write's resourceVersion will be greater than). */
+  revision(): Promise<number>;
   /** Compacts etcd's history up to its current revision; returns that revision. */
   compact(): Promise<number>;
   /** Stops both processes and removes the directory. */
@@ -312,6 +314,13 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     throw error;
   }
 
+  const etcdRevision = async () => {
+    const range = (await (
+      await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })
+    ).json()) as { header: { revision: string } };
+    return Number(range.header.revision);
+  };
+
   let kubeconfigs = 0;
   const server: KubeApiServer = {
     url,
@@ -434,11 +443,9 @@ export async function startKubeApiServer(options: KubeApiServerOptions = {}): Pr
     async start() {
       await startApiServer();
     },
+    revision: etcdRevision,
     async compact() {
-      const range = (await (
-        await fetch(`${etcdUrl}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('/').toString('base64') }) })
-      ).json()) as { header: { revision: string } };
-      const revision = Number(range.header.revision);
+      const revision = await etcdRevision();
       const response = await fetch(`${etcdUrl}/v3/kv/compaction`, {
         method: 'POST',
         body: JSON.stringify({ revision: String(revision), physical: true }),

@@ -111,13 +111,21 @@ describe('etcd compaction past the watch', () => {
     async () => {
       const listsBefore = (await metric(world, LISTS)) ?? 0;
       const errorsBefore = (await metric(world, 'kube_vertex_proxy_informer_events_total{resource="namespaces",type="ERROR"}')) ?? 0;
-      // Writes the namespace watch does not see (another resource) move etcd's revision past the watch's resourceVersion.
+      // etcd reports a watch as compacted only when the revision it resumes from (its resourceVersion + 1) is older than
+      // the compaction, so it takes two writes the namespace watch does not see (another resource) past the watch's
+      // resourceVersion, which is at most `before`. With one, the 410 depended on the API server writing to etcd itself
+      // meanwhile (its graceful stop removes its master lease, when that runs in time): without such a write the
+      // watch resumed with no 410, and this test waited for a relist that never came.
+      const before = await api.revision();
       await api.createServiceAccount('ml', 'bystander');
+      await api.deleteServiceAccount('ml', 'bystander');
       await api.stop();
-      await api.compact();
+      expect(await api.compact()).toBeGreaterThanOrEqual(before + 2);
       await api.start();
       // A namespace created after the compaction is granted once the informer has listed and watches again.
       await api.createNamespace('after-compaction', { team: 'ml' });
+      // Bounded by the product: the informer's next attempt comes within its backoff ceiling (10 s) of the API server
+      // answering, that WATCH answers within apiTimeout (10 s), and its 410 makes it list at once.
       await until(async () => ((await metric(world, LISTS)) ?? 0) > listsBefore || undefined, 'a relist after 410 Gone', 60_000);
       expect((await metric(world, 'kube_vertex_proxy_informer_events_total{resource="namespaces",type="ERROR"}')) ?? 0).toBeGreaterThan(
         errorsBefore,
