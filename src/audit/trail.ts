@@ -71,11 +71,16 @@ export async function openAuditTrail(settings: AuditSettings, logger: Logger, me
   try {
     for (const store of settings.stores) {
       stores.push(
-        await openStore(store, settings.replicaId, { maxBatch: settings.maxBatch, commitDelayMs: settings.commitDelayMs }, {
-          onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
-          onError: (error) =>
-            logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
-        }),
+        await openStore(
+          store,
+          settings.replicaId,
+          { maxBatch: settings.maxBatch, commitDelayMs: settings.commitDelayMs },
+          {
+            onBatch: (kind, size, seconds, ok) => metrics.batch(kind, size, seconds, ok),
+            onError: (error) =>
+              logger.warn({ store: store.type, error: (error as Error).message }, 'audit store unreachable; retrying on the next write'),
+          },
+        ),
       );
     }
   } catch (error) {
