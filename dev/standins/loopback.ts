@@ -9,6 +9,8 @@
  *
  * @module
  */
+import { randomInt } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
 import { createServer as createTcpServer, isIP, type AddressInfo } from 'node:net';
@@ -99,10 +101,56 @@ function isLoopbackAddress(host: string): boolean {
 
 /**
  * A loopback port that was free a moment ago, for programs that must be told
- * their port (PostgreSQL, nginx). It can be taken by someone else before the
- * program binds it: whatever can listen on port 0 and report its port should.
+ * their port (PostgreSQL, Redis, etcd, kube-apiserver, nginx). It can be taken
+ * by someone else before the program binds it: whatever can listen on port 0
+ * and report its port should.
+ *
+ * Where the system says where its ephemeral port range starts (Linux), the
+ * port comes from below it. Listening on port 0 hands out a port from inside
+ * that range, which is also where the kernel takes the local port of every
+ * outgoing connection: with a test suite's parallel workers opening
+ * connections, one of them took such a port before kube-apiserver could bind
+ * it ("bind: address already in use"). Below the range only another program
+ * choosing a fixed port can collide, and the port is checked free first.
  */
-export function freeLoopbackPort(): Promise<number> {
+export async function freeLoopbackPort(): Promise<number> {
+  const rangeStart = ephemeralRangeStart();
+  if (rangeStart !== undefined && rangeStart - FIXED_PORTS_FROM >= 1000) {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const port = FIXED_PORTS_FROM + randomInt(rangeStart - FIXED_PORTS_FROM);
+      // Two calls before either port is bound (etcd's and kube-apiserver's) must not get the same one.
+      if (recentlyHandedOut.includes(port) || !(await canListen(port))) continue;
+      recentlyHandedOut.push(port);
+      if (recentlyHandedOut.length > 1024) recentlyHandedOut.shift();
+      return port;
+    }
+  }
+  return anyFreePort();
+}
+
+/** Below this, ports are left to services that are configured with a well-known one. */
+const FIXED_PORTS_FROM = 20_000;
+const recentlyHandedOut: number[] = [];
+
+/** The first port of the kernel's ephemeral range (net.ipv4.ip_local_port_range), when the system exposes it. */
+export function ephemeralRangeStart(): number | undefined {
+  try {
+    const first = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(first) && first > 0 ? first : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createTcpServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function anyFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createTcpServer();
     server.once('error', reject);
