@@ -49,7 +49,7 @@ import { generatePolicy, POLICY_LOCATION, POLICY_PROJECT } from './policy-fixtur
 import { fixedRateId, NGINX_TWINS, nginxTwins, PASSTHROUGH_TWINS, passthroughTwins, SSE_FIXED_RATE, SSE_FIXED_RATE_OF } from './bytes.js';
 import { cpuSample, currentRssBytes, loadAverage, peakRssBytes, pinningAvailable, processTree } from './proc.js';
 import { buildCommand, buildPeer, PEERS, printableCommand, type Peer } from './peers.js';
-import { sharedService } from './shared-service.js';
+import { reasonAsError, sharedService } from './shared-service.js';
 import { openLoopId, renderMarkdown, summarize, type BenchReport, type RunSample, type ScenarioInfo } from './report.js';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -905,11 +905,7 @@ function scenarios(world: World): Scenario[] {
     );
   // One PostgreSQL server for every scenario that writes to it (they run one at a time).
   const postgres = sharedService(
-    async () => {
-      const started = await startPostgres(world);
-      if (typeof started === 'string') throw new Error(started);
-      return started;
-    },
+    reasonAsError(() => startPostgres(world)),
     (server) => server.stop(),
   );
   const strictPostgres = (id: string, title: string, pipelineDepth: number | undefined): Scenario =>
@@ -936,14 +932,7 @@ function scenarios(world: World): Scenario[] {
         cleanup: () => postgres.stop(),
       },
     );
-  const redis = sharedService(
-    async () => {
-      const started = await startRedis();
-      if (typeof started === 'string') throw new Error(started);
-      return started;
-    },
-    (server) => server.stop(),
-  );
+  const redis = sharedService(reasonAsError(startRedis), (server) => server.stop());
   const kubeApi = sharedService(
     async () => {
       const api = await startKubeApiStandIn();
@@ -1204,11 +1193,7 @@ function scenarios(world: World): Scenario[] {
     byId.set(id, {
       ...pg,
       async prepare(w) {
-        const problem = await postgres.get().then(
-          () => undefined,
-          (error: unknown) => (error as Error).message,
-        );
-        return problem ?? pg.prepare?.(w);
+        return (await postgres.unavailable()) ?? pg.prepare?.(w);
       },
     });
   }
@@ -1216,12 +1201,8 @@ function scenarios(world: World): Scenario[] {
   byId.set('generate-limits-redis', {
     ...limited,
     async prepare(w) {
-      const problem = await redis.get().then(
-        () => undefined,
-        (error: unknown) => (error as Error).message,
-      );
       // When the check refuses the config, Redis stays up until the end-of-run cleanups: a `--baseline` twin shares it.
-      return problem ?? limited.prepare?.(w);
+      return (await redis.unavailable()) ?? limited.prepare?.(w);
     },
   });
   // nginx doing the same work as the byte-moving scenarios, each listed after the one it mirrors (bench/bytes.ts).

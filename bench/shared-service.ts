@@ -21,19 +21,36 @@ export interface SharedService<T> {
    * A `get()` after it starts a new one.
    */
   stop(): Promise<void>;
+  /** `get()` as a scenario's `prepare` answers: undefined once the service runs, else why it cannot (its start's error). */
+  unavailable(): Promise<string | undefined>;
+}
+
+/** A start function that says why the service cannot run by returning a string (a missing package), as one that throws it. */
+export function reasonAsError<T>(start: () => Promise<T | string>): () => Promise<T> {
+  return async () => {
+    const started = await start();
+    if (typeof started === 'string') throw new Error(started);
+    return started;
+  };
 }
 
 export function sharedService<T>(start: () => Promise<T>, stop: (service: T) => Promise<void>): SharedService<T> {
   let starting: Promise<T> | undefined;
   let current: T | undefined;
+  const get = (): Promise<T> => {
+    starting ??= start().then((service) => {
+      current = service;
+      return service;
+    });
+    return starting;
+  };
   return {
-    get() {
-      starting ??= start().then((service) => {
-        current = service;
-        return service;
-      });
-      return starting;
-    },
+    get,
+    unavailable: () =>
+      get().then(
+        () => undefined,
+        (error: unknown) => (error as Error).message,
+      ),
     get current() {
       return current;
     },

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { startKubeApiStandIn } from '../../dev/standins/kube-api.js';
-import { sharedService } from '../../bench/shared-service.js';
+import { reasonAsError, sharedService } from '../../bench/shared-service.js';
 
 /** A fake service whose starts and stops are counted. */
 function counted(fail = false) {
@@ -68,6 +68,25 @@ describe('sharedService', () => {
     expect(service.current).toBeUndefined();
     await service.stop();
     expect(calls).toEqual({ starts: 1, stops: [] });
+  });
+
+  it('answers a prepare: no reason once it runs, the start failure as the reason otherwise', async () => {
+    expect(await counted().service.unavailable()).toBeUndefined();
+    expect(await counted(true).service.unavailable()).toBe('start 1 failed');
+  });
+
+  it('turns a reason returned by a start function (a missing package) into that failure', async () => {
+    const missing = sharedService(
+      reasonAsError(() => Promise.resolve<number | string>('redis-server is not installed')),
+      () => Promise.resolve(),
+    );
+    expect(await missing.unavailable()).toBe('redis-server is not installed');
+    expect(missing.current).toBeUndefined();
+    const running = sharedService(
+      reasonAsError(() => Promise.resolve<number | string>(7)),
+      () => Promise.resolve(),
+    );
+    expect(await running.get()).toBe(7);
   });
 
   it('leaves no listening socket of a Kubernetes API stand-in asked for twice at once', async () => {

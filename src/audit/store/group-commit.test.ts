@@ -209,7 +209,11 @@ describe('GroupCommitter', () => {
 
   describe('commit delay', () => {
     // Only the delay's timer is faked: microtasks and setImmediate (nextTurn) run as they do in production.
-    const fakeDelay = () => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const withDelay = (maxBatch: number, delayMs: number) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+      const store = manualStore();
+      return { store, committer: new GroupCommitter({ writer: 'w', maxBatch, delayMs, loadHead: store.loadHead, write: store.write }) };
+    };
     afterEach(() => {
       vi.useRealTimers();
     });
@@ -219,9 +223,7 @@ describe('GroupCommitter', () => {
       (entries ?? []).map((e) => (JSON.parse(e.recordJson) as { requestId: string }).requestId);
 
     it('entries no caller waits on wait for the delay and then share one batch', async () => {
-      fakeDelay();
-      const store = manualStore();
-      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 10, loadHead: store.loadHead, write: store.write });
+      const { store, committer } = withDelay(100, 10);
       const done = [0, 1, 2].map((n) => committer.submit([final(n)]));
       await nextTurn();
       await nextTurn();
@@ -238,9 +240,7 @@ describe('GroupCommitter', () => {
     });
 
     it('a decision starts a batch at once and takes the waiting entries along; no timer is left behind', async () => {
-      fakeDelay();
-      const store = manualStore();
-      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 1000, loadHead: store.loadHead, write: store.write });
+      const { store, committer } = withDelay(100, 1000);
       const waiting = [committer.submit([final(0)]), committer.submit([final(1)])];
       await nextTurn();
       expect(store.batches).toHaveLength(0);
@@ -254,9 +254,7 @@ describe('GroupCommitter', () => {
     });
 
     it('a full batch starts without waiting', async () => {
-      fakeDelay();
-      const store = manualStore();
-      const committer = new GroupCommitter({ writer: 'w', maxBatch: 3, delayMs: 1000, loadHead: store.loadHead, write: store.write });
+      const { store, committer } = withDelay(3, 1000);
       const done = committer.submit([final(0), final(1), final(2), final(3)]);
       await nextTurn();
       // Three go at once; the fourth waits for company (or the delay).
@@ -273,9 +271,7 @@ describe('GroupCommitter', () => {
     });
 
     it('entries that arrive while a batch is in flight wait out their delay from arrival, not from that commit', async () => {
-      fakeDelay();
-      const store = manualStore();
-      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 10, loadHead: store.loadHead, write: store.write });
+      const { store, committer } = withDelay(100, 10);
       const first = committer.submit([decision(0)]);
       await nextTurn();
       expect(store.batches).toHaveLength(1);
@@ -294,9 +290,7 @@ describe('GroupCommitter', () => {
     });
 
     it('idle() does not wait out the delay (closing a store writes what is queued at once)', async () => {
-      fakeDelay();
-      const store = manualStore();
-      const committer = new GroupCommitter({ writer: 'w', maxBatch: 100, delayMs: 60_000, loadHead: store.loadHead, write: store.write });
+      const { store, committer } = withDelay(100, 60_000);
       const done = committer.submit([final(0)]);
       const idle = committer.idle();
       await nextTurn();
