@@ -149,4 +149,20 @@ describe('toCloudLoggingEntry, compact', () => {
     ).toBe('inbound');
     expect(auditRecordOfEntry({ severity: 'INFO', message: 'listening' })).toBeUndefined();
   });
+
+  it("keeps the record's field order and leaves out only lifted, omitted and unset fields", () => {
+    const record = { ...allowed(), principal: 'system:serviceaccount:ml:scorer', serviceAccount: 'other', reason: 'break-glass' };
+    const rest = toCloudLoggingEntry(record, { traceProject: 'p', format: 'compact' }).kubeVertexProxy as Record<string, unknown>;
+    const lifted = new Set(['time', 'traceId', 'spanId', 'traceSampled', 'httpMethod', 'path', 'status', 'latencyMs']);
+    const expected = Object.keys(record).filter(
+      (key) =>
+        !lifted.has(key) &&
+        !['requestBytes', 'responseBytes', 'clientIp', 'userAgent', 'decision', 'namespace', 'direction'].includes(key) &&
+        !(COMPACT_OMITS as readonly string[]).includes(key) &&
+        record[key as keyof typeof record] !== undefined,
+    );
+    expect(Object.keys(rest)).toEqual(expected);
+    // A service account that is not the principal's, and an unusual reason, stay.
+    expect(rest).toMatchObject({ serviceAccount: 'other', reason: 'break-glass' });
+  });
 });
