@@ -30,6 +30,25 @@ describe('TokenCache', () => {
     expect(cache.get('d', 0)).toBe(4);
   });
 
+  it('never evicts an entry used again within half the bound of placements, and leaves the order alone for newer hits', () => {
+    const cache = new TokenCache<number>(10);
+    cache.set('hot', 0, 10_000);
+    for (let i = 1; i <= 100; i++) {
+      cache.set(`cold-${i}`, i, 10_000);
+      if (i % 4 === 0) expect(cache.get('hot', 0)).toBe(0);
+    }
+    expect(cache.size).toBe(10);
+    expect(cache.get('cold-90', 0)).toBeUndefined();
+    expect(cache.get('cold-92', 0)).toBe(92);
+    // A hit in the newer half does not reorder: 'a' (two placements old, bound 6) still goes before 'b' and 'c'.
+    const order = new TokenCache<number>(6);
+    for (const key of ['a', 'b', 'c']) order.set(key, 1, 10_000);
+    expect(order.get('a', 0)).toBe(1);
+    for (const key of ['d', 'e', 'f', 'g']) order.set(key, 1, 10_000);
+    expect(order.get('a', 0)).toBeUndefined();
+    expect(order.get('b', 0)).toBe(1);
+  });
+
   it('a bound of 0 disables caching', () => {
     const cache = new TokenCache<number>(0);
     cache.set('a', 1, 10_000);

@@ -1,17 +1,30 @@
 /**
  * Bounded cache of verified tokens. The key is a SHA-256 of the token, never
  * the token itself, so a heap dump holds no bearer credential. An entry never
- * outlives the token's `exp`; the least recently used entry goes first when
- * the bound is reached.
+ * outlives the token's `exp`; when the bound is reached, the entry that has
+ * gone unused longest goes first.
+ *
+ * Recency is kept in the Map's insertion order, but a hit moves its entry to
+ * the end only when it has fallen into the older half (more than half the
+ * bound of placements since it was last placed). Moving it on every hit
+ * (delete + set) made the Map rebuild its hash table every few hits of the
+ * same token: garbage on every request, kept alive by the long-lived Map
+ * into the old generation (measured: about 125 bytes a request promoted at
+ * 6,000 requests/s, with one token). So an entry is evicted only after
+ * going unused for at least half the bound of placements less one (strict
+ * LRU: the bound less one); new tokens are what makes placements, so a busy
+ * pod's token stays.
  *
  * @module
  */
 import { hash } from 'node:crypto';
 
-export interface CacheEntry<V> {
+interface CacheEntry<V> {
   readonly value: V;
   /** Epoch ms after which the entry is invalid. */
   readonly expiresAt: number;
+  /** The cache's placement count when this entry was last put at the end of the order. */
+  placedAt: number;
 }
 
 /** One-shot SHA-256 (no Hash object): the cheapest way to key the cache. */
@@ -22,6 +35,8 @@ export function tokenKey(token: string): string {
 export class TokenCache<V> {
   readonly #max: number;
   readonly #entries = new Map<string, CacheEntry<V>>();
+  /** Placements at the end of the order so far (sets and moves). */
+  #placements = 0;
 
   constructor(maxEntries: number) {
     this.#max = maxEntries;
@@ -42,9 +57,11 @@ export class TokenCache<V> {
       this.#entries.delete(key);
       return undefined;
     }
-    // Re-insert to keep Map order = recency (LRU).
-    this.#entries.delete(key);
-    this.#entries.set(key, entry);
+    if (this.#placements - entry.placedAt > this.#max / 2) {
+      this.#entries.delete(key);
+      entry.placedAt = ++this.#placements;
+      this.#entries.set(key, entry);
+    }
     return entry.value;
   }
 
@@ -56,7 +73,7 @@ export class TokenCache<V> {
       if (oldest.done) break;
       this.#entries.delete(oldest.value);
     }
-    this.#entries.set(key, { value, expiresAt });
+    this.#entries.set(key, { value, expiresAt, placedAt: ++this.#placements });
   }
 
   delete(key: string): void {

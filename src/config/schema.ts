@@ -144,7 +144,11 @@ export const AuthenticationSchema = strictObject(
     clockSkew: Duration('30s', 'Tolerance applied to exp, nbf and iat.'),
     tokenCache: strictObject(
       {
-        maxEntries: Type.Integer({ minimum: 0, default: 100_000, description: 'Verified tokens kept (LRU). 0 disables the cache.' }),
+        maxEntries: Type.Integer({
+          minimum: 0,
+          default: 100_000,
+          description: 'Verified tokens kept; when full, the one unused longest goes first (approximate LRU). 0 disables the cache.',
+        }),
         negativeTtl: Duration('10s', 'How long a token that failed verification is remembered as bad.'),
       },
       'Verified-token cache, keyed by a SHA-256 of the token. An entry never outlives the token.',
