@@ -4,15 +4,15 @@
  *
  * @module
  */
-import { accountExternalMemoryInGlobalLimit } from '../lib/external-memory.js';
+import { tuneGarbageCollector } from '../lib/gc-flags.js';
 import { createLineWriter } from '../lib/line-writer.js';
 import { createLogger } from '../lib/logger.js';
 import { startProxy } from '../server.js';
 import { loadOrReport, parse } from './args.js';
 
 export async function runServe(argv: string[]): Promise<number> {
-  // Before anything allocates Buffers: see the module for why (NODE_OPTIONS cannot carry this V8 flag).
-  accountExternalMemoryInGlobalLimit();
+  // Before the config is loaded and anything listens: see the module for why (NODE_OPTIONS cannot carry V8 flags).
+  tuneGarbageCollector();
   const configPath = parse(argv, { config: { type: 'string', short: 'c' } }).values.config;
   const settings = await loadOrReport(configPath ?? process.env.KVP_CONFIG, { warnings: false });
   if (settings === undefined) return 1;
