@@ -92,7 +92,10 @@ export function renderReadmeBlock(
       report.targets,
       previous === undefined
         ? undefined
-        : { label: `previous run (${previous.report.startedAt.slice(0, 10)})`, targets: previous.report.targets },
+        : {
+            label: `previous run (${previous.report.startedAt.slice(0, 10)} ${previous.report.startedAt.slice(11, 16)} UTC)`,
+            targets: previous.report.targets,
+          },
     ),
   ];
   if (previous !== undefined)

@@ -67,7 +67,7 @@ describe('bench/docs.ts', () => {
       report: { ...report, startedAt: '2026-01-02T03:04:05.000Z' },
       file: 'bench/results/old.json',
     });
-    expect(block).toContain('| Target | issue | limit | previous run (2026-01-02) | measured | met |');
+    expect(block).toContain('| Target | issue | limit | previous run (2026-01-02 03:04 UTC) | measured | met |');
     expect(block).toContain('[`bench/results/old.json`](bench/results/old.json)');
     const second = report.targets[1];
     if (second !== undefined)
