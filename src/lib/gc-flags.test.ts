@@ -4,11 +4,17 @@ import type { GcFlag } from './gc-flags.js';
 
 const MODULE = new URL('./gc-flags.ts', import.meta.url).pathname;
 
+/** What the function set, and how many full collections the workload caused. */
+interface Outcome {
+  readonly set: Partial<Record<GcFlag, boolean>>;
+  readonly majors: number;
+}
+
 /**
  * In a child process (the flags are process-wide, and a flag given to node is passed as `nodeArgs` so it is in
  * execArgv): calls the function, runs `workload`, and counts V8's full (major) collections during it.
  */
-function majorCollections(workload: string, nodeArgs: readonly string[] = []): { set: Partial<Record<GcFlag, boolean>>; majors: number } {
+function majorCollections(workload: string, nodeArgs: readonly string[] = []): Outcome {
   const script = `
     import { PerformanceObserver, constants } from 'node:perf_hooks';
     const { tuneGarbageCollector } = await import(${JSON.stringify(MODULE)});
@@ -29,7 +35,19 @@ function majorCollections(workload: string, nodeArgs: readonly string[] = []): {
     { encoding: 'utf8' },
   );
   expect(child.stderr).toBe('');
-  return JSON.parse(child.stdout) as { set: Partial<Record<GcFlag, boolean>>; majors: number };
+  return JSON.parse(child.stdout) as Outcome;
+}
+
+/**
+ * `workload` as `serve` runs it (the function sets `flag` to `served`) and with V8's default for `flag` put back on
+ * node's command line (the function leaves it alone).
+ */
+function servedAndDefault(flag: GcFlag, served: boolean, workload: string): { served: Outcome; v8Default: Outcome } {
+  const asServed = majorCollections(workload);
+  const asDefault = majorCollections(workload, [served ? `--no-${flag}` : `--${flag}`]);
+  expect(asServed.set[flag]).toBe(served);
+  expect(asDefault.set).not.toHaveProperty(flag);
+  return { served: asServed, v8Default: asDefault };
 }
 
 /** 1,024 short-lived 1 MiB Buffers next to a small live heap. */
@@ -56,10 +74,7 @@ const IN_FLIGHT_OBJECTS = `
 
 describe('tuneGarbageCollector', () => {
   it('counts external memory in the global limit: short-lived Buffers no longer start full collections', () => {
-    const on = majorCollections(BIG_BUFFERS);
-    const off = majorCollections(BIG_BUFFERS, ['--no-external-memory-accounted-in-global-limit']);
-    expect(on.set['external-memory-accounted-in-global-limit']).toBe(true);
-    expect(off.set).not.toHaveProperty('external-memory-accounted-in-global-limit');
+    const { served: on, v8Default: off } = servedAndDefault('external-memory-accounted-in-global-limit', true, BIG_BUFFERS);
     // V8's own external-memory limit starts a full collection every 64 MiB or so: over a dozen for 1 GiB (12–15 seen).
     // Counted in the global limit, the count depends on how the heap grew (1–6 seen), but stays well below.
     expect(off.majors).toBeGreaterThanOrEqual(8);
@@ -67,10 +82,7 @@ describe('tuneGarbageCollector', () => {
   });
 
   it('turns allocation-site pretenuring off: objects that outlive one young collection are not allocated old', () => {
-    const off = majorCollections(IN_FLIGHT_OBJECTS);
-    const on = majorCollections(IN_FLIGHT_OBJECTS, ['--allocation-site-pretenuring']);
-    expect(off.set['allocation-site-pretenuring']).toBe(false);
-    expect(on.set).not.toHaveProperty('allocation-site-pretenuring');
+    const { served: off, v8Default: on } = servedAndDefault('allocation-site-pretenuring', false, IN_FLIGHT_OBJECTS);
     // Pretenured, they fill the old generation: 15 full collections seen; young-allocated, they die young: 2 seen.
     expect(on.majors).toBeGreaterThanOrEqual(8);
     expect(off.majors).toBeLessThan(on.majors - 5);
