@@ -65,6 +65,9 @@ const db = new DatabaseSync(workerData.path);
 db.exec('PRAGMA busy_timeout = 5000');
 db.exec('PRAGMA journal_mode = WAL');
 db.exec('PRAGMA synchronous = FULL');
+// Every insert fires the hourly rollup's upsert trigger, so SQLite keeps a statement journal for it; on a file that was
+// a pwrite per page the statement touched. In memory it is a copy (it holds one statement's pages, then is reset).
+db.exec('PRAGMA temp_store = MEMORY');
 const insert = db.prepare(workerData.insertSql);
 const open = db.prepare(workerData.openSql);
 const close = db.prepare(workerData.closeSql);
