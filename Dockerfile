@@ -59,8 +59,9 @@ EXPOSE 8080 9090
 # Exec form: node is PID 1 and receives SIGTERM itself; `serve` handles it
 # (readiness off, drain in-flight requests for server.shutdownGrace, exit 0).
 # The proxy starts no child processes, so PID 1 has no zombies to reap.
+# --initial-old-space-size: the chart's initialHeapMiB default (NODE_OPTIONS cannot carry it).
 # No HEALTHCHECK: in Kubernetes the probes on the admin port (/healthz,
 # /readyz) do that job.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "dist/cli.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "dist/cli.js"]
 CMD ["serve", "--config", "/etc/kube-vertex-proxy/config.yaml"]

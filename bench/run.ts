@@ -329,21 +329,27 @@ interface BenchFiles {
 }
 
 /**
- * The Node.js flags the helm chart starts the proxy with (its NODE_OPTIONS: the deployment template's format filled in from
- * values.yaml), so the proxy is measured as it runs in a cluster. `--node-flags` come after them and win.
+ * The Node.js flags the helm chart starts the proxy with (its NODE_OPTIONS and the flag of its container command: the
+ * deployment template's formats filled in from values.yaml), so the proxy is measured as it runs in a cluster.
+ * `--node-flags` come after them and win.
  */
 const CHART_NODE_FLAGS: readonly string[] = (() => {
   const chart = join(REPO, 'helm', 'kube-vertex-proxy');
   const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
   const template = readFileSync(join(chart, 'templates', 'deployment.yaml'), 'utf8');
-  const match = /name: NODE_OPTIONS\s+value: \{\{ printf "([^"]+)"((?: \(int \.Values\.\w+\))+) \| quote \}\}/.exec(template);
-  if (match === null) throw new Error('bench: NODE_OPTIONS not found in the chart deployment template (bench/run.ts reads it)');
-  const args = [...(match[2] as string).matchAll(/\.Values\.(\w+)/g)].map((m) => String(values[m[1] as string]));
-  let next = 0;
-  return (match[1] as string)
-    .replace(/%d/g, () => args[next++] ?? '')
-    .split(' ')
-    .filter((flag) => flag !== '');
+  const filled = (format: string, valueRefs: string): string => {
+    const args = [...valueRefs.matchAll(/\.Values\.(\w+)/g)].map((m) => String(values[m[1] as string]));
+    let next = 0;
+    return format.replace(/%d/g, () => args[next++] ?? '');
+  };
+  const options = /name: NODE_OPTIONS\s+value: \{\{ printf "([^"]+)"((?: \(int \.Values\.\w+\))+) \| quote \}\}/.exec(template);
+  if (options === null) throw new Error('bench: NODE_OPTIONS not found in the chart deployment template (bench/run.ts reads it)');
+  const command = /\{\{- if \.Values\.(\w+) \}\}\s+command: \["node", \{\{ printf "([^"]+)"( \(int \.Values\.\w+\)) \| quote \}\}/.exec(
+    template,
+  );
+  if (command === null) throw new Error('bench: the node flag of the container command not found in the chart deployment template');
+  const commandFlags = Number(values[command[1] as string]) > 0 ? [filled(command[2] as string, command[3] as string)] : [];
+  return [...filled(options[1] as string, options[2] as string).split(' '), ...commandFlags].filter((flag) => flag !== '');
 })();
 /** The environment the chart's deployment adds for glibc (`mallocTrimThresholdBytes`; none when the value is 0). */
 const CHART_PROXY_ENV: Readonly<Record<string, string>> = (() => {

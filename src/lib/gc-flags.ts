@@ -27,6 +27,12 @@
  *   mark-compacts free them, and those ran about twice as often
  *   (docs/operations.md has the figures).
  *
+ * Not here: `--initial-old-space-size`, the old-generation size below which
+ * V8 runs no full mark-compact. V8 reads it once, when it creates the heap,
+ * before any JavaScript runs, so setting it from here would do nothing; the
+ * image's ENTRYPOINT and the chart's container command put it on node's
+ * command line (values.yaml `initialHeapMiB`, docs/operations.md).
+ *
  * @module
  */
 import { setFlagsFromString } from 'node:v8';

@@ -50,6 +50,7 @@ const one = (objects: KubeObject[], kind: string): KubeObject => {
 interface Container {
   name: string;
   image: string;
+  command: string[];
   args: string[];
   ports: Array<{ name: string; containerPort: number }>;
   livenessProbe: { httpGet: { path: string; port: string } };
@@ -301,6 +302,23 @@ describe('helm chart helm/kube-vertex-proxy', () => {
       const off = envOf(render(['--set', 'mallocTrimThresholdBytes=0', '--set', 'maxSemiSpaceMiB=16']));
       expect(off.NODE_OPTIONS).toBe('--max-old-space-size=256 --max-semi-space-size=16');
       expect(off).not.toHaveProperty('GLIBC_TUNABLES');
+    });
+
+    it("puts V8's old-generation floor on node's command line (NODE_OPTIONS refuses it), the image's default, or none for 0", () => {
+      const commandOf = (objects: KubeObject[]) =>
+        ((one(objects, 'Deployment') as Deployment).spec.template.spec.containers[0] as Container).command;
+      const command = commandOf(render([]));
+      expect(command).toEqual(['node', '--initial-old-space-size=64', 'dist/cli.js']);
+      // The image's ENTRYPOINT carries the same default, so `docker run` and the chart start the same process.
+      expect(readFileSync(join(REPO_ROOT, 'Dockerfile'), 'utf8')).toContain(
+        `ENTRYPOINT ${JSON.stringify(command).replace(/","/g, '", "')}`,
+      );
+      // Node itself accepts the flag outside NODE_OPTIONS (a typo would stop the pod at start).
+      const node = runTool(process.execPath, [command[1]!, '-e', '0']);
+      expect(node.stderr).toBe('');
+      expect(node.status).toBe(0);
+      expect(commandOf(render(['--set', 'initialHeapMiB=0']))).toEqual(['node', 'dist/cli.js']);
+      expect(renderError(['--set', 'initialHeapMiB=-1'])).toMatch(/initialHeapMiB/);
     });
   });
 
