@@ -1,9 +1,11 @@
 /**
  * The V8 garbage-collector flags `serve` sets for itself, before the proxy
  * loads its configuration and starts listening. Node.js refuses V8 flags in
- * NODE_OPTIONS (the process would not start), so neither the chart nor the
- * Dockerfile can carry them; a flag given on node's own command line, either
- * way (`--flag` or `--no-flag`, dashes or underscores), wins and is left as it is.
+ * NODE_OPTIONS (the process would not start); set from here, these hold
+ * however the proxy is started (the image, the chart, `npx kube-vertex-proxy
+ * serve`), with no node command line of its own. A flag given on node's own
+ * command line, either way (`--flag` or `--no-flag`, dashes or underscores),
+ * wins and is left as it is.
  * Process-wide, so worker threads started afterwards have them too.
  *
  * - `--external-memory-accounted-in-global-limit` (on): memory Node.js holds
