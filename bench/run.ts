@@ -32,7 +32,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { availableParallelism, cpus, homedir, tmpdir, totalmem } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { ConfigSchema } from '../src/config/schema.js';
 import { startIssuer, type IssuerStandIn } from '../dev/standins/issuer.js';
@@ -96,28 +96,64 @@ interface Options {
   readonly baseline: string | undefined;
 }
 
+/** The caller's mistake (an option, an id): said without a stack, exit code 2. */
+class UsageError extends Error {}
+
+const OPTIONS = {
+  help: { type: 'boolean', short: 'h', default: false },
+  quick: { type: 'boolean', default: false },
+  rounds: { type: 'string' },
+  duration: { type: 'string' },
+  warmup: { type: 'string' },
+  connections: { type: 'string', default: '50' },
+  only: { type: 'string' },
+  out: { type: 'string', default: join(REPO, 'bench-results') },
+  profile: { type: 'string' },
+  tokens: { type: 'string' },
+  capacity: { type: 'string' },
+  peers: { type: 'boolean', default: false },
+  'node-flags': { type: 'string' },
+  'proxy-env': { type: 'string' },
+  'no-pin': { type: 'boolean', default: false },
+  'audit-records': { type: 'string' },
+  'audit-records-postgres': { type: 'string' },
+  baseline: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+const USAGE = `usage: npm run bench [-- options]
+  --quick                  every scenario once and briefly (about 50 s)
+  --rounds N               interleaved rounds per scenario (3; 1 with --quick)
+  --duration 4s            measured time per scenario and round
+  --warmup 4s              warm-up before each measurement
+  --connections N          closed-loop connections (50)
+  --only id,id             only these scenarios (and micro, audit-scale)
+  --profile DIR            --cpu-prof of every proxy and passthrough started
+  --tokens N               tokens in the token-cache scenario (100,000)
+  --capacity N             req/s the open-loop rates are fractions of
+  --peers                  build once and run the peer proxies
+  --node-flags="..."       extra Node.js flags for the proxies and passthroughs
+  --proxy-env="K=v ..."    extra environment for the proxies
+  --audit-records N        records in the audit-scale stores (10,000,000)
+  --audit-records-postgres N   the PostgreSQL store's, when it differs
+  --no-pin                 no taskset pinning
+  --baseline DIR           also run every selected scenario from DIR's build
+  --out DIR                where results go (bench-results/)
+docs/benchmark.md has what each scenario measures.
+`;
+
 function parseOptions(): Options {
-  const { values } = parseArgs({
-    options: {
-      quick: { type: 'boolean', default: false },
-      rounds: { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string', default: '50' },
-      only: { type: 'string' },
-      out: { type: 'string', default: join(REPO, 'bench-results') },
-      profile: { type: 'string' },
-      tokens: { type: 'string' },
-      capacity: { type: 'string' },
-      peers: { type: 'boolean', default: false },
-      'node-flags': { type: 'string' },
-      'proxy-env': { type: 'string' },
-      'no-pin': { type: 'boolean', default: false },
-      'audit-records': { type: 'string' },
-      'audit-records-postgres': { type: 'string' },
-      baseline: { type: 'string' },
-    },
-  });
+  let values;
+  try {
+    ({ values } = parseArgs({ options: OPTIONS }));
+  } catch (error) {
+    // parseArgs says which option it refused; the usage says which it takes. No stack: it is the caller's mistake.
+    process.stderr.write(`[bench] ${(error as Error).message}\n${USAGE}`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
   const quick = values.quick;
   const seconds = (text: string | undefined, fallback: number) =>
     text === undefined ? fallback : Math.round(Number.parseFloat(text) * (text.endsWith('ms') ? 1 : 1000));
@@ -1507,6 +1543,8 @@ async function main(): Promise<void> {
     startIssuer({ kind: 'kubernetes', algorithm: 'ES256' }),
     startMetadataServer({ projectId: PROJECT }),
   ]);
+  // Its close() removes the stand-in's empty HOME; a run that fails or is interrupted never reaches it.
+  undoOnAbort.add(() => rmSync(metadata.emptyHome, { recursive: true, force: true }));
   const upstreamProcess = startProcess(pinned ? PROXY_CORE : undefined, [NODE, join(BENCH_DIST, 'upstream.js'), '--stream-chunks', '200'], {
     env: { PATH: process.env.PATH ?? '' },
   });
@@ -1568,6 +1606,13 @@ async function main(): Promise<void> {
   };
 
   const every = scenarios(world);
+  // A misspelt id would otherwise select nothing and the run would report on what it left out.
+  const known = new Set([...every.map((s) => s.id), 'micro', 'audit-scale']);
+  const unknown = options.only?.filter((id) => !known.has(id)) ?? [];
+  if (unknown.length > 0) {
+    const peers = unknown.some((id) => PEERS.some((p) => id.startsWith(p.id))) ? ' (the peers run with --peers)' : '';
+    throw new UsageError(`--only names no scenario: ${unknown.join(', ')}${peers}; the scenarios: ${[...known].join(', ')}`);
+  }
   const chosen = every.filter((s) => (options.only === undefined ? s.optIn !== true : options.only.includes(s.id)));
   const all = options.baseline === undefined ? chosen : chosen.flatMap((s) => [s, ...baselineTwin(s, options.baseline as string)]);
   const unavailable: Record<string, string> = {};
@@ -1715,7 +1760,8 @@ try {
     process.stderr.write(`[bench] the report is written but the runner is still running (a cleanup is missing), open: ${open}\n`);
   }, 10_000).unref();
 } catch (error) {
-  process.stderr.write(`[bench] failed: ${(error as Error).stack ?? String(error)}\n`);
+  const usage = error instanceof UsageError;
+  process.stderr.write(`[bench] ${usage ? error.message : `failed: ${(error as Error).stack ?? String(error)}`}\n`);
   await abandonRun();
-  process.exit(1);
+  process.exit(usage ? 2 : 1);
 }
