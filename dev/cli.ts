@@ -16,7 +16,7 @@
  * @module
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -81,12 +81,14 @@ async function runDev(argv: string[]): Promise<number> {
     })}`,
   );
 
+  // The proxy's HOME: empty, so no gcloud or kubectl configuration of the user's is picked up. Removed at the stop.
+  const home = mkdtempSync(join(tmpdir(), 'kvp-dev-home-'));
   // dist-dev/dev/cli.js → the production build's dist/cli.js in the same clone.
   const child = spawn(process.execPath, [resolve(import.meta.dirname, '..', '..', 'dist', 'cli.js'), 'serve', '--config', configPath], {
     env: {
       ...process.env,
       ...metadataEnv(metadata),
-      HOME: mkdtempSync(join(tmpdir(), 'kvp-dev-home-')),
+      HOME: home,
       GOOGLE_APPLICATION_CREDENTIALS: '',
     },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -97,6 +99,7 @@ async function runDev(argv: string[]): Promise<number> {
       await new Promise((r) => child.once('exit', r));
     }
     await Promise.all([issuer.close(), metadata.close(), vertex.close()]);
+    rmSync(home, { recursive: true, force: true });
   };
 
   const ports = await new Promise<{ dataPort: number; adminPort: number } | undefined>((resolvePorts) => {

@@ -3,7 +3,7 @@
  * dist-dev/), the embedded default. `--once` runs its demonstration and exits.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,9 +13,11 @@ import { DEV_CLI } from '../helpers/proxy-process.js';
 describe('the embedded default (npm start)', () => {
   it('shows an allowed predict, a denied one, their audit lines and the commands to try', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'kvp-dev-'));
+    // Its own temporary directory, to see that it leaves nothing there (the proxy's empty HOME once stayed behind).
+    const scratch = mkdtempSync(join(tmpdir(), 'kvp-dev-tmp-'));
     const { code, stdout } = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
       const child = spawn(process.execPath, [DEV_CLI, '--once', '--dir', dir], {
-        env: { PATH: process.env.PATH ?? '', HOME: dir },
+        env: { PATH: process.env.PATH ?? '', HOME: dir, TMPDIR: scratch },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';
@@ -23,6 +25,7 @@ describe('the embedded default (npm start)', () => {
       child.once('exit', (exitCode) => resolve({ code: exitCode, stdout: out }));
     });
     expect(code).toBe(0);
+    expect(readdirSync(scratch)).toEqual([]);
     expect(stdout).toMatch(/ml\/trainer \(namespace labelled team=ml\) predicts: HTTP 200\n\{\s*"predictions":/);
     expect(stdout).toMatch(
       /web\/frontend \(namespace labelled team=web\) predicts: HTTP 403\n\{"error":\{"code":403,.*"status":"PERMISSION_DENIED"/,
