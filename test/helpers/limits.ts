@@ -5,6 +5,13 @@
  */
 import { expect } from 'vitest';
 
+/**
+ * The options of a test that calls {@link awayFromMinuteEdge}: the wait alone can take up to `needSeconds`, which
+ * the default test timeout (30 s) does not leave room for. Without it, the failOpen Redis test timed out whenever
+ * it started in the last 30 s of a minute and its other steps took a few seconds more.
+ */
+export const WAITS_FOR_MINUTE_EDGE = { timeout: 90_000 } as const;
+
 /** Returns at the start of a minute when fewer than `needSeconds` are left in this one. */
 export async function awayFromMinuteEdge(needSeconds = 20): Promise<void> {
   const intoMinute = Date.now() % 60_000;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metadataEnv } from '../../dev/standins/metadata.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy-process.js';
 import { startTestRedis, type TestRedis } from '../helpers/redis.js';
-import { awayFromMinuteEdge, expectLimitRefusal, metricValue } from '../helpers/limits.js';
+import { awayFromMinuteEdge, expectLimitRefusal, metricValue, WAITS_FOR_MINUTE_EDGE } from '../helpers/limits.js';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
 
 const MODEL = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models/gemini-2.5-flash`;
@@ -61,7 +61,7 @@ afterAll(async () => {
 });
 
 describe('a limit shared by two proxy processes on one Redis', () => {
-  it('admits the configured total across both replicas, not twice it', async () => {
+  it('admits the configured total across both replicas, not twice it', WAITS_FOR_MINUTE_EDGE, async () => {
     await waitFor(
       async () => (await storeAvailable(world.proxy)) === 1 && (await storeAvailable(second as ProxyProcess)) === 1,
       'both replicas connected to Redis',
@@ -96,7 +96,7 @@ describe('a limit shared by two proxy processes on one Redis', () => {
 });
 
 describe('Redis stopped mid-run', () => {
-  it('failClosed: requests under a limit get 503, logged once; enforcement resumes when Redis is back', async () => {
+  it('failClosed: requests under a limit get 503, logged once; enforcement resumes when Redis is back', WAITS_FOR_MINUTE_EDGE, async () => {
     await awayFromMinuteEdge(30);
     await redis.command('FLUSHALL');
     await redis.pause();
@@ -126,35 +126,39 @@ describe('Redis stopped mid-run', () => {
     expect(entry.kubeVertexProxy.limitRules).toEqual(['shared-rpm', 'shared-tokens']);
   });
 
-  it('failOpen: requests are admitted uncounted while Redis is down, and counted again once it is back', async () => {
-    await (second as ProxyProcess).stop();
-    second = await startProxyProcess({
-      config: { ...worldConfig, limits: limitsConfig('failOpen', 'kvp-test-open:') },
-      env: metadataEnv(world.metadata),
-    });
-    const open = second;
-    await waitFor(async () => (await storeAvailable(open)) === 1, 'the failOpen replica connected');
-    await awayFromMinuteEdge(30);
-    await redis.pause();
-    await waitFor(async () => (await storeAvailable(open)) === 0, 'the outage to show in the metric');
-    const token = world.token();
-    const call = () =>
-      fetch(`${open.dataUrl}${MODEL}:generateContent`, {
-        method: 'POST',
-        body: PROMPT,
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+  it(
+    'failOpen: requests are admitted uncounted while Redis is down, and counted again once it is back',
+    WAITS_FOR_MINUTE_EDGE,
+    async () => {
+      await (second as ProxyProcess).stop();
+      second = await startProxyProcess({
+        config: { ...worldConfig, limits: limitsConfig('failOpen', 'kvp-test-open:') },
+        env: metadataEnv(world.metadata),
       });
-    // More than the limit, all admitted: nothing can count them.
-    for (let i = 0; i < 12; i++) expect((await call()).status).toBe(200);
-    expect(open.lines.filter((l) => typeof l.message === 'string' && l.message.startsWith('limit store unavailable'))).toHaveLength(1);
-    const metrics = await (await fetch(`${open.adminUrl}/metrics`)).text();
-    expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="shared-rpm",result="store_unavailable"}')).toBe(12);
-    await redis.start();
-    await waitFor(async () => (await storeAvailable(open)) === 1, 'Redis to be seen again');
-    // Counting resumes: the limit of 10 holds again.
-    const statuses: number[] = [];
-    for (let i = 0; i < 11; i++) statuses.push((await call()).status);
-    expect(statuses.filter((s) => s === 200)).toHaveLength(10);
-    expect(statuses[10]).toBe(429);
-  });
+      const open = second;
+      await waitFor(async () => (await storeAvailable(open)) === 1, 'the failOpen replica connected');
+      await awayFromMinuteEdge(30);
+      await redis.pause();
+      await waitFor(async () => (await storeAvailable(open)) === 0, 'the outage to show in the metric');
+      const token = world.token();
+      const call = () =>
+        fetch(`${open.dataUrl}${MODEL}:generateContent`, {
+          method: 'POST',
+          body: PROMPT,
+          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        });
+      // More than the limit, all admitted: nothing can count them.
+      for (let i = 0; i < 12; i++) expect((await call()).status).toBe(200);
+      expect(open.lines.filter((l) => typeof l.message === 'string' && l.message.startsWith('limit store unavailable'))).toHaveLength(1);
+      const metrics = await (await fetch(`${open.adminUrl}/metrics`)).text();
+      expect(metricValue(metrics, 'kube_vertex_proxy_limit_decisions_total{rule="shared-rpm",result="store_unavailable"}')).toBe(12);
+      await redis.start();
+      await waitFor(async () => (await storeAvailable(open)) === 1, 'Redis to be seen again');
+      // Counting resumes: the limit of 10 holds again.
+      const statuses: number[] = [];
+      for (let i = 0; i < 11; i++) statuses.push((await call()).status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(10);
+      expect(statuses[10]).toBe(429);
+    },
+  );
 });

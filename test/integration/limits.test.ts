@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCATION, PROJECT, startWorld, type World } from '../helpers/world.js';
-import { awayFromMinuteEdge, expectLimitRefusal, metricValue } from '../helpers/limits.js';
+import { awayFromMinuteEdge, expectLimitRefusal, metricValue, WAITS_FOR_MINUTE_EDGE } from '../helpers/limits.js';
 import { runCli, writeConfig } from '../helpers/proxy-process.js';
 
 const MODEL = `/v1/projects/${PROJECT}/locations/${LOCATION}/publishers/google/models`;
@@ -57,21 +57,27 @@ afterAll(async () => {
 });
 
 describe('limits on one replica', () => {
-  it('requestsPerMinute per service account: the fourth predict in a minute is refused, another service account is not', async () => {
-    await awayFromMinuteEdge();
-    const predict = (sa: string) => world.call(PREDICT, { body: JSON.stringify({ instances: [1] }), token: world.token('ml', sa) });
-    for (let i = 0; i < 3; i++) expect((await predict('trainer')).status).toBe(200);
-    const refused = await predict('trainer');
-    const { retryAfter } = await expectLimitRefusal(refused, 'predict-rpm', 'service account ml/trainer', 'requestsPerMinute 3');
-    expect(retryAfter).toBeLessThanOrEqual(60);
-    expect((await predict('scorer')).status).toBe(200);
-    const entry = await world.proxy.waitForAudit((e) => e.kubeVertexProxy.status === 429 && e.kubeVertexProxy.limitRule === 'predict-rpm');
-    expect(entry.kubeVertexProxy.errorCode).toBe('ERR_LIMIT_EXCEEDED');
-    expect(entry.kubeVertexProxy.decision).toBe('allow');
-    expect(entry.kubeVertexProxy.limitRules).toEqual(['predict-rpm']);
-    // Nothing refused was forwarded: 3 + 1 predicts reached the stand-in.
-    expect(world.vertex.requests.filter((r) => r.url === PREDICT)).toHaveLength(4);
-  });
+  it(
+    'requestsPerMinute per service account: the fourth predict in a minute is refused, another service account is not',
+    WAITS_FOR_MINUTE_EDGE,
+    async () => {
+      await awayFromMinuteEdge();
+      const predict = (sa: string) => world.call(PREDICT, { body: JSON.stringify({ instances: [1] }), token: world.token('ml', sa) });
+      for (let i = 0; i < 3; i++) expect((await predict('trainer')).status).toBe(200);
+      const refused = await predict('trainer');
+      const { retryAfter } = await expectLimitRefusal(refused, 'predict-rpm', 'service account ml/trainer', 'requestsPerMinute 3');
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect((await predict('scorer')).status).toBe(200);
+      const entry = await world.proxy.waitForAudit(
+        (e) => e.kubeVertexProxy.status === 429 && e.kubeVertexProxy.limitRule === 'predict-rpm',
+      );
+      expect(entry.kubeVertexProxy.errorCode).toBe('ERR_LIMIT_EXCEEDED');
+      expect(entry.kubeVertexProxy.decision).toBe('allow');
+      expect(entry.kubeVertexProxy.limitRules).toEqual(['predict-rpm']);
+      // Nothing refused was forwarded: 3 + 1 predicts reached the stand-in.
+      expect(world.vertex.requests.filter((r) => r.url === PREDICT)).toHaveLength(4);
+    },
+  );
 
   it('tokensPerDay: charged when each response ends, checked before the next; another model is not counted', async () => {
     const flash = () => world.call(`${MODEL}/gemini-2.5-flash:generateContent`, { body: PROMPT });
@@ -109,7 +115,7 @@ describe('limits on one replica', () => {
     expect((await world.call(`${MODEL}/gemini-2.5-pro:generateContent`, { body: PROMPT })).status).toBe(200);
   });
 
-  it('dry-run rules refuse nothing, but their decisions and the audit record say they would have', async () => {
+  it('dry-run rules refuse nothing, but their decisions and the audit record say they would have', WAITS_FOR_MINUTE_EDGE, async () => {
     await awayFromMinuteEdge();
     for (let i = 0; i < 3; i++)
       expect(
