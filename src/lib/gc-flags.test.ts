@@ -67,9 +67,9 @@ function servedAndDefault(
   return { served: asServed, v8Default: asDefault! };
 }
 
-/** 1,024 short-lived 1 MiB Buffers next to a small live heap. */
+/** 4,096 short-lived 1 MiB Buffers next to a small live heap. */
 const BIG_BUFFERS = `
-  for (let i = 0; i < 1024; i++) {
+  for (let i = 0; i < 4096; i++) {
     Buffer.allocUnsafeSlow(1 << 20).fill(i);
     if (i % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
@@ -92,13 +92,14 @@ const IN_FLIGHT_OBJECTS = `
 describe('tuneGarbageCollector', () => {
   it('counts external memory in the global limit: short-lived Buffers no longer start full collections', () => {
     const { served: on, v8Default: off } = servedAndDefault('external-memory-accounted-in-global-limit', true, BIG_BUFFERS, {
-      atLeast: 8,
+      atLeast: 24,
       tries: 1,
     });
-    // V8's own external-memory limit starts a full collection every 64 MiB or so: over a dozen for 1 GiB (12–15 seen).
-    // Counted in the global limit, the count depends on how the heap grew (0–6 seen), but stays well below.
-    expect(off.majors, `full collections: ${JSON.stringify({ on, off })}`).toBeGreaterThanOrEqual(8);
-    expect(on.majors).toBeLessThan(off.majors - 4);
+    // V8's own external-memory limit starts a full collection every 64 MiB or so: 43–55 for 4 GiB, idle or with both
+    // cores busy. Counted in the global limit: 6 in every run. With 1 GiB, CI once saw 6 against 10, which the margin
+    // this test had then (4) did not cover; hence 4 GiB and a ratio.
+    expect(off.majors, `full collections: ${JSON.stringify({ on, off })}`).toBeGreaterThanOrEqual(24);
+    expect(on.majors * 3, `full collections: ${JSON.stringify({ on, off })}`).toBeLessThanOrEqual(off.majors);
   });
 
   it('turns allocation-site pretenuring off: objects that outlive one young collection are not allocated old', () => {
@@ -106,11 +107,11 @@ describe('tuneGarbageCollector', () => {
     // judged, which depends on timing: idle, every run did (38–40 full collections); with both cores busy, some did
     // not (2 in 8 seen: 6 full collections, as if young-allocated). Young-allocated, they die young in every run: 6.
     const { served: off, v8Default: on } = servedAndDefault('allocation-site-pretenuring', false, IN_FLIGHT_OBJECTS, {
-      atLeast: 12,
+      atLeast: 20,
       tries: 5,
     });
-    expect(on.majors, `full collections: ${JSON.stringify({ on, off })}`).toBeGreaterThanOrEqual(12);
-    expect(off.majors).toBeLessThan(on.majors - 5);
+    expect(on.majors, `full collections: ${JSON.stringify({ on, off })}`).toBeGreaterThanOrEqual(20);
+    expect(off.majors * 2, `full collections: ${JSON.stringify({ on, off })}`).toBeLessThanOrEqual(on.majors);
   });
 
   it('leaves a flag given on the command line as it is, either way, with underscores too', () => {
