@@ -120,35 +120,41 @@ const OPTIONS = {
   baseline: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
-const USAGE = `usage: npm run bench [-- options]
-  --quick                  every scenario once and briefly (about 50 s)
-  --rounds N               interleaved rounds per scenario (3; 1 with --quick)
-  --duration 4s            measured time per scenario and round
-  --warmup 4s              warm-up before each measurement
-  --connections N          closed-loop connections (50)
-  --only id,id             only these scenarios (and micro, audit-scale)
-  --profile DIR            --cpu-prof of every proxy and passthrough started
-  --tokens N               tokens in the token-cache scenario (100,000)
-  --capacity N             req/s the open-loop rates are fractions of
-  --peers                  build once and run the peer proxies
-  --node-flags="..."       extra Node.js flags for the proxies and passthroughs
-  --proxy-env="K=v ..."    extra environment for the proxies
-  --audit-records N        records in the audit-scale stores (10,000,000)
-  --audit-records-postgres N   the PostgreSQL store's, when it differs
-  --no-pin                 no taskset pinning
-  --baseline DIR           also run every selected scenario from DIR's build
-  --out DIR                where results go (bench-results/)
-docs/benchmark.md has what each scenario measures.
-`;
+/** Every option's argument (if it takes one) and what it does: the type makes `--help` name each option OPTIONS has. */
+const OPTION_HELP: Record<keyof typeof OPTIONS, readonly [argument: string, what: string]> = {
+  help: ['', 'this list'],
+  quick: ['', 'every scenario once and briefly (about 50 s)'],
+  rounds: [' N', 'interleaved rounds per scenario (3; 1 with --quick)'],
+  duration: [' 4s', 'measured time per scenario and round'],
+  warmup: [' 4s', 'warm-up before each measurement'],
+  connections: [' N', 'closed-loop connections (50)'],
+  only: [' id,id', 'only these scenarios (and micro, audit-scale)'],
+  out: [' DIR', 'where results go (bench-results/)'],
+  profile: [' DIR', '--cpu-prof of every proxy and passthrough started'],
+  tokens: [' N', 'tokens in the token-cache scenario (100,000)'],
+  capacity: [' N', 'req/s the open-loop rates are fractions of'],
+  peers: ['', 'build once and run the peer proxies'],
+  'node-flags': ['="..."', 'extra Node.js flags for the proxies and passthroughs'],
+  'proxy-env': ['="K=v ..."', 'extra environment for the proxies'],
+  'no-pin': ['', 'no taskset pinning'],
+  'audit-records': [' N', 'records in the audit-scale stores (10,000,000)'],
+  'audit-records-postgres': [' N', "the PostgreSQL store's, when it differs"],
+  baseline: [' DIR', "also run every selected scenario from DIR's build"],
+};
+
+const USAGE = [
+  'usage: npm run bench [-- options]',
+  ...Object.entries(OPTION_HELP).map(([name, [argument, what]]) => `  ${`--${name}${argument}`.padEnd(28)} ${what}`),
+  'docs/benchmark.md has what each scenario measures.\n',
+].join('\n');
 
 function parseOptions(): Options {
   let values;
   try {
     ({ values } = parseArgs({ options: OPTIONS }));
   } catch (error) {
-    // parseArgs says which option it refused; the usage says which it takes. No stack: it is the caller's mistake.
-    process.stderr.write(`[bench] ${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
+    // parseArgs says which option it refused; the usage says which it takes.
+    throw new UsageError(`${(error as Error).message}\n${USAGE}`);
   }
   if (values.help) {
     process.stdout.write(USAGE);
