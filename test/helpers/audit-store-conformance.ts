@@ -572,6 +572,29 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       expect(await a.verify({ from: base + 3 * MINUTE })).toMatchObject({ ok: true, entries: 5 });
     });
 
+    it("verifies a range through an entry whose write time is outside it (its writer's clock set back), and finds it removed", async () => {
+      const a = await open();
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const base = Date.now() - 10 * MINUTE;
+      vi.setSystemTime(base + MINUTE);
+      await a.append([final('before-step-1'), final('before-step-2')]);
+      // The clock steps back past the start of the range for one write, then on again.
+      vi.setSystemTime(base + MINUTE - 5_000);
+      await a.append([final('stepped-back')]);
+      vi.setSystemTime(base + MINUTE + 1_000);
+      await a.append([final('after-step-1'), final('after-step-2')]);
+      vi.useRealTimers();
+      // The stretch of the range is seq 1-5; seq 3, written before the range, is a link of it and is checked too.
+      expect(await a.verify({ from: base + MINUTE, to: base + 2 * MINUTE })).toMatchObject({ ok: true, writers: 1, entries: 5 });
+      // A range that ends at the step holds seq 3 alone (the others were written at or after its end).
+      expect(await a.verify({ to: base + MINUTE })).toMatchObject({ ok: true, writers: 1, entries: 1 });
+      await backend.exec(`DELETE FROM audit_entries WHERE request_id = 'stepped-back'`);
+      expect(await a.verify({ from: base + MINUTE, to: base + 2 * MINUTE })).toMatchObject({
+        ok: false,
+        broken: { seq: 4, problem: expect.stringContaining('sequence gap') as unknown },
+      });
+    });
+
     it('verifies a time range and the whole store past one page (5,000 entries): each entry once, across pages and writers', async () => {
       const a = await open();
       const b = await backend.open('replica-b');

@@ -32,9 +32,11 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
    * through the (writer, seq) key, a page never more than that key's range
    * scan. Of a written-time range: each writer's first and last seq in the
    * range (from the written_chain index alone), then that stretch of its
-   * chain — never the entries before or after the range; entries of the
-   * stretch written outside the range (a clock set back) are left out here,
-   * not in SQL. Of the whole store: the writers (one index look-up each),
+   * chain — never the entries before or after the range. An entry inside the
+   * stretch whose write time falls outside the range (the writer's clock was
+   * set back) is read and checked too: it is a link between two entries of
+   * the range, and leaving it out would look like an entry removed from the
+   * chain. Of the whole store: the writers (one index look-up each),
    * then each whole chain. A single keyset over (writer, seq) with the
    * time conditions, or ordered by writer in byte order, is what PostgreSQL
    * answers by reading and sorting everything after the key for every page.
@@ -42,8 +44,6 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
   const chainPager = (range: { from?: number; to?: number }): EntryPager => {
     const ranged = range.from !== undefined || range.to !== undefined;
     let stretches: Array<{ writer: string; lo?: number; hi?: number }> | undefined;
-    const inRange = (entry: StoredEntry) =>
-      (range.from === undefined || entry.writtenMs >= range.from) && (range.to === undefined || entry.writtenMs < range.to);
     const findStretches = async () => {
       const { params, param } = parameters(dialect);
       if (!ranged) {
@@ -82,10 +82,10 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
         const rows = await dialect.all(`SELECT * FROM ${table} WHERE ${where} ORDER BY seq LIMIT ${param(wanted)}`, params);
         for (const row of rows) {
           const entry = rowToEntry(row);
-          if (inRange(entry)) out.push(entry);
+          out.push(entry);
           from = entry.seq;
         }
-        // Fewer than asked for: this writer's stretch is done. Otherwise (all asked for read, some maybe left out) read on.
+        // Fewer than asked for: this writer's stretch is done. Otherwise the page is full.
         if (rows.length < wanted) {
           index += 1;
           from = undefined;
