@@ -27,7 +27,10 @@ import {
   legacyMarkerIndex,
   migrationPlan,
   openDecisionsTableName,
+  deleteOldestRuns,
+  deleteThroughSql,
   pruneOpenStatement,
+  retentionReads,
   rollupTableName,
   storeReads,
   type AuditStore,
@@ -304,17 +307,20 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     kind: 'postgres',
     append: (entries) => committer.submit(entries),
     ...storeReads(dialect, table),
-    async deleteOlderThan(beforeMs, batch) {
-      let total = 0;
-      for (;;) {
-        const result = await run(`DELETE FROM ${table} WHERE id IN (SELECT id FROM ${table} WHERE written_ms < $1 ORDER BY id LIMIT $2)`, [
-          beforeMs,
-          batch,
-        ]);
-        total += result.rowCount ?? 0;
-        if ((result.rowCount ?? 0) > 0) await run(pruneOpenStatement(table), []);
-        if ((result.rowCount ?? 0) < batch) return total;
-      }
+    deleteOlderThan(beforeMs, batch) {
+      return deleteOldestRuns(
+        {
+          ...retentionReads(dialect, table),
+          deleteThrough: async (writer, seq) => {
+            const deleted = (await run(deleteThroughSql(table, POSTGRES_SQL), [writer, seq])).rowCount ?? 0;
+            // The open rows whose decision entry went (retention, or a crash between the two statements: the next sweep).
+            if (deleted > 0) await run(pruneOpenStatement(table), []);
+            return deleted;
+          },
+        },
+        beforeMs,
+        batch,
+      );
     },
     healthy: () => healthy,
     async close() {

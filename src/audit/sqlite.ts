@@ -30,7 +30,10 @@ import {
   legacyMarkerIndex,
   migrationPlan,
   openDecisionsTableName,
+  deleteOldestRuns,
+  deleteThroughSql,
   pruneOpenStatement,
+  retentionReads,
   rollupTableName,
   storeReads,
   type AuditStore,
@@ -93,9 +96,13 @@ parentPort.on('message', (m) => {
       }
       parentPort.postMessage({ id: m.id, ok: true, value: m.rows.length });
     } else if (m.op === 'delete') {
-      const changes = Number(remove.run(m.beforeMs, m.batch).changes);
+      // Retention (store/retention.ts): one writer's entries up to a seq, and the open rows whose decision entry went.
+      const changes = Number(remove.run(m.writer, m.seq).changes);
       if (changes > 0) prune.run();
       parentPort.postMessage({ id: m.id, ok: true, value: changes });
+    } else if (m.op === 'read') {
+      // Retention's reads, here so that they do not hold the event loop (the main thread's connection is synchronous).
+      parentPort.postMessage({ id: m.id, ok: true, value: db.prepare(m.sql).all(...m.params) });
     } else if (m.op === 'close') {
       db.close();
       parentPort.postMessage({ id: m.id, ok: true, value: 0 });
@@ -122,7 +129,8 @@ function releaseStartupMemory() {
 `;
 
 interface WriterThread {
-  call(message: Record<string, unknown>): Promise<number>;
+  /** Resolves with the thread's answer: a count of rows (insert, delete), or the rows read (read). */
+  call(message: Record<string, unknown>): Promise<unknown>;
   stop(): Promise<void>;
 }
 
@@ -134,13 +142,13 @@ function startWriter(path: string): WriterThread {
       insertSql: `INSERT INTO ${TABLE} (${INSERT_COLUMNS.join(', ')}) VALUES (${INSERT_COLUMNS.map(() => '?').join(', ')})`,
       openSql: `INSERT INTO ${openDecisionsTableName(TABLE)} (request_id, id) VALUES (?, last_insert_rowid())`,
       closeSql: `DELETE FROM ${openDecisionsTableName(TABLE)} WHERE request_id = ?`,
-      deleteSql: `DELETE FROM ${TABLE} WHERE id IN (SELECT id FROM ${TABLE} WHERE written_ms < ? ORDER BY id LIMIT ?)`,
+      deleteSql: deleteThroughSql(TABLE, SQLITE_SQL),
       pruneSql: pruneOpenStatement(TABLE),
     },
   });
   // The writer must not keep a finished process alive; pending calls keep it referenced.
   worker.unref();
-  const pending = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
+  const pending = new Map<number, { resolve: (value: unknown) => void; reject: (e: Error) => void }>();
   let nextId = 1;
   let dead: Error | undefined;
   const failAll = (error: Error) => {
@@ -148,7 +156,7 @@ function startWriter(path: string): WriterThread {
     for (const p of pending.values()) p.reject(error);
     pending.clear();
   };
-  worker.on('message', (m: { id: number; ok: boolean; value?: number; message?: string }) => {
+  worker.on('message', (m: { id: number; ok: boolean; value?: unknown; message?: string }) => {
     const p = pending.get(m.id);
     if (p === undefined) return;
     pending.delete(m.id);
@@ -163,7 +171,7 @@ function startWriter(path: string): WriterThread {
       if (dead !== undefined) return Promise.reject(dead);
       const id = nextId++;
       worker.ref();
-      return new Promise<number>((resolve, reject) => {
+      return new Promise<unknown>((resolve, reject) => {
         pending.set(id, { resolve, reject });
         worker.postMessage({ ...message, id });
       });
@@ -261,15 +269,22 @@ export function openSqliteStore(options: SqliteStoreOptions): AuditStore {
     kind: 'sqlite',
     append: (entries) => committer.submit(entries),
     ...storeReads(dialect, TABLE),
-    async deleteOlderThan(beforeMs, batch) {
-      let total = 0;
-      if (writer === undefined) throw new Error('the audit store is open read-only');
-      for (;;) {
-        // On the writer thread: one batch per transaction, interleaved with the inserts.
-        const changes = await writer.call({ op: 'delete', beforeMs, batch });
-        total += changes;
-        if (changes < batch) return total;
-      }
+    deleteOlderThan(beforeMs, batch) {
+      const thread = writer;
+      if (thread === undefined) return Promise.reject(new Error('the audit store is open read-only'));
+      // All on the writer thread: each delete its own transaction, interleaved with the inserts.
+      const onThread: Dialect = {
+        ...SQLITE_SQL,
+        all: async (sql, params) => (await thread.call({ op: 'read', sql, params })) as Array<Record<string, unknown>>,
+      };
+      return deleteOldestRuns(
+        {
+          ...retentionReads(onThread, TABLE),
+          deleteThrough: async (writerId, seq) => Number(await thread.call({ op: 'delete', writer: writerId, seq })),
+        },
+        beforeMs,
+        batch,
+      );
     },
     healthy: () => healthy,
     async close() {

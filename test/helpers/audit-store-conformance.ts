@@ -477,10 +477,11 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
       await backend.exec(`DELETE FROM audit_entries_open WHERE request_id = 'open-a'`);
       expect(await store.verify()).toMatchObject({ ok: true });
 
-      // Retention that removes an open decision entry takes it off the list too.
-      await backend.exec(`UPDATE audit_entries SET written_ms = 0 WHERE request_id = 'open-b'`);
-      expect(await store.deleteOlderThan(1, 10)).toBe(1);
+      // Retention that removes an open decision entry takes it off the list too (seq 1, open-a's decision entry, goes first).
+      await backend.exec(`UPDATE audit_entries SET written_ms = 0 WHERE seq <= 2`);
+      expect(await store.deleteOlderThan(1, 10)).toBe(2);
       expect(await listed('open-')).toEqual([]);
+      expect(await store.verify()).toMatchObject({ ok: true, entries: 1 });
     });
 
     it('adds the usage columns to a store written before them: old entries still verify, new ones are summed', async () => {
@@ -593,6 +594,41 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
         ok: false,
         broken: { seq: 4, problem: expect.stringContaining('sequence gap') as unknown },
       });
+    });
+
+    it("retention deletes each writer's oldest run only: an entry stamped before the cutoff among younger ones stays", async () => {
+      const a = await open();
+      const b = await backend.open('replica-b');
+      stores.push(b);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      const base = Date.now() - 10 * MINUTE;
+      const at = async (store: AuditStore, ms: number, ...ids: string[]) => {
+        vi.setSystemTime(ms);
+        await store.append(ids.map((id) => final(id)));
+      };
+      await at(a, base, 'a-old-1', 'a-old-2');
+      await at(b, base, 'b-old-1');
+      await at(a, base + 5 * MINUTE, 'a-young-1');
+      // replica-a's clock is set back past the cutoff for one write.
+      await at(a, base + 1_000, 'a-stepped-back');
+      await at(a, base + 5 * MINUTE + 1_000, 'a-young-2');
+      await at(b, base + 5 * MINUTE, 'b-young-1');
+      vi.useRealTimers();
+      const cutoff = base + 2 * MINUTE;
+      // Batches of one statement per entry: the runs are followed across statements.
+      expect(await a.deleteOlderThan(cutoff, 1)).toBe(3);
+      const left = await backend.rows(`SELECT writer, seq, request_id FROM audit_entries ORDER BY writer, seq`);
+      expect(left.map((r) => [r.writer, Number(r.seq), r.request_id])).toEqual([
+        ['replica-a', 3, 'a-young-1'],
+        ['replica-a', 4, 'a-stepped-back'],
+        ['replica-a', 5, 'a-young-2'],
+        ['replica-b', 2, 'b-young-1'],
+      ]);
+      expect(await a.verify()).toMatchObject({ ok: true, writers: 2, entries: 4 });
+      expect(await a.deleteOlderThan(cutoff, 100)).toBe(0);
+      // Once the entries before it expire, it goes with them.
+      expect(await a.deleteOlderThan(base + 5 * MINUTE + 500, 100)).toBe(3);
+      expect(await a.verify()).toMatchObject({ ok: true, writers: 1, entries: 1 });
     });
 
     it('verifies a time range and the whole store past one page (5,000 entries): each entry once, across pages and writers', async () => {

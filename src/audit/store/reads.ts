@@ -19,6 +19,7 @@ import {
   toSummaryRow,
   toUsageSummaryRow,
   usageSummarySql,
+  writersSql,
 } from './sql.js';
 import { rollupSummarySql, rollupTableName, rollupUsageSummarySql } from './rollup.js';
 import type { AuditStore, EntryPhase, RecordPage, StoredEntry } from './types.js';
@@ -47,12 +48,7 @@ export function storeReads(dialect: Dialect, table: string): StoreReads {
     const findStretches = async () => {
       const { params, param } = parameters(dialect);
       if (!ranged) {
-        const writers = await dialect.all(
-          `WITH RECURSIVE w(writer) AS (SELECT MIN(writer) FROM ${table} UNION ALL SELECT (SELECT MIN(writer) FROM ${table} ` +
-            `WHERE writer > w.writer) FROM w WHERE w.writer IS NOT NULL) SELECT writer FROM w WHERE writer IS NOT NULL ` +
-            `ORDER BY writer${dialect.byteOrder}`,
-          [],
-        );
+        const writers = await dialect.all(writersSql(table, dialect.byteOrder), []);
         return writers.map((r) => ({ writer: String(r.writer) }));
       }
       const where = [

@@ -60,6 +60,18 @@ export function whereClause(query: AuditQuery, param: (value: unknown) => string
   return parts.length === 0 ? '1 = 1' : parts.join(' AND ');
 }
 
+/**
+ * Every writer of the entries table, one index look-up each through the (writer, seq) key (a recursive walk, not
+ * DISTINCT, which reads the whole index), in `order` (the dialect's byte order for a keyset over writers, or nothing).
+ */
+export function writersSql(table: string, order: string): string {
+  return (
+    `WITH RECURSIVE w(writer) AS (SELECT MIN(writer) FROM ${table} UNION ALL SELECT (SELECT MIN(writer) FROM ${table} ` +
+    `WHERE writer > w.writer) FROM w WHERE w.writer IS NOT NULL) SELECT writer FROM w WHERE writer IS NOT NULL ` +
+    `ORDER BY writer${order}`
+  );
+}
+
 /** A fresh parameter list and `param`, which adds a value to it and returns its placeholder. */
 export function parameters(dialect: Pick<SqlDialect, 'placeholder'>): { params: unknown[]; param: (value: unknown) => string } {
   const params: unknown[] = [];

@@ -152,7 +152,10 @@ export interface AuditStore {
   /** Requests and tokens summed by the given columns (at least one of {@link SUMMARY_GROUPS}). */
   usageSummary(query: AuditQuery, groupBy: readonly SummaryGroup[]): Promise<UsageSummaryRow[]>;
   verify(range?: { from?: number; to?: number }): Promise<VerifyResult>;
-  /** Deletes entries written before `beforeMs`, at most `batch` per statement; returns how many went. */
+  /**
+   * Retention: deletes each writer's oldest run of entries written before `beforeMs` (up to its first entry written at or after
+   * it: store/retention.ts), at most `batch` per statement; returns how many went.
+   */
   deleteOlderThan(beforeMs: number, batch: number): Promise<number>;
   /** Whether the last write or open succeeded (readiness). */
   healthy(): boolean;
