@@ -313,7 +313,8 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
           ...retentionReads(dialect, table),
           deleteThrough: async (writer, seq) => {
             const deleted = (await run(deleteThroughSql(table, POSTGRES_SQL), [writer, seq])).rowCount ?? 0;
-            // The open rows whose decision entry went (retention, or a crash between the two statements: the next sweep).
+            // The open rows whose decision entry went. After a crash between the two statements they point at no entry, so
+            // queries do not show them, until a later sweep that deletes entries prunes them.
             if (deleted > 0) await run(pruneOpenStatement(table), []);
             return deleted;
           },
