@@ -584,7 +584,11 @@ export const AuditSchema = strictObject(
         description: 'Names this writer in the hash chain. Default: the host name (the pod name). Two live processes must never share one.',
       }),
     ),
-    retention: Duration('2160h', 'Records older than this are deleted (in batches) from the stores. `0h` keeps them forever.'),
+    retention: Duration(
+      '2160h',
+      "Records older than this are deleted (in batches) from the stores, from the oldest end of each replica's hash chain (a " +
+        'record stamped earlier than one written before it waits for that one). `0h` keeps them forever.',
+    ),
     retentionInterval: Duration('1h', 'How often the retention sweep runs.'),
     maxBatch: Type.Integer({
       minimum: 1,
