@@ -29,7 +29,6 @@ import {
   openDecisionsTableName,
   deleteOldestRuns,
   deleteThroughSql,
-  pruneOpenStatement,
   retentionReads,
   rollupTableName,
   storeReads,
@@ -311,13 +310,19 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
       return deleteOldestRuns(
         {
           ...retentionReads(dialect, table),
-          deleteThrough: async (writer, seq) => {
-            const deleted = (await run(deleteThroughSql(table, POSTGRES_SQL), [writer, seq])).rowCount ?? 0;
-            // The open rows whose decision entry went. After a crash between the two statements they point at no entry, so
-            // queries do not show them, until a later sweep that deletes entries prunes them.
-            if (deleted > 0) await run(pruneOpenStatement(table), []);
-            return deleted;
-          },
+          // The entries and the open rows of the decision entries among them, in one statement (no open row is left pointing
+          // at no entry).
+          deleteThrough: async (writer, seq) =>
+            Number(
+              (
+                await run<{ n: string }>(
+                  `WITH gone AS (${deleteThroughSql(table, POSTGRES_SQL)} RETURNING id), ` +
+                    `pruned AS (DELETE FROM ${openDecisionsTableName(table)} WHERE id IN (SELECT id FROM gone)) ` +
+                    'SELECT count(*) AS n FROM gone',
+                  [writer, seq],
+                )
+              ).rows[0]?.n ?? 0,
+            ),
         },
         beforeMs,
         batch,

@@ -96,9 +96,18 @@ parentPort.on('message', (m) => {
       }
       parentPort.postMessage({ id: m.id, ok: true, value: m.rows.length });
     } else if (m.op === 'delete') {
-      // Retention (store/retention.ts): one writer's entries up to a seq, and the open rows whose decision entry went.
-      const changes = Number(remove.run(m.writer, m.seq).changes);
-      if (changes > 0) prune.run();
+      // Retention (store/retention.ts): one writer's entries up to a seq, and the open rows whose decision entry went, in one
+      // transaction (no open row is left pointing at no entry).
+      db.exec('BEGIN IMMEDIATE');
+      let changes;
+      try {
+        changes = Number(remove.run(m.writer, m.seq).changes);
+        if (changes > 0) prune.run();
+        db.exec('COMMIT');
+      } catch (error) {
+        if (db.isTransaction) db.exec('ROLLBACK');
+        throw error;
+      }
       parentPort.postMessage({ id: m.id, ok: true, value: changes });
     } else if (m.op === 'read') {
       // Retention's reads, here so that they do not hold the event loop (the main thread's connection is synchronous).
