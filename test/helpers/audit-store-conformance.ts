@@ -433,6 +433,15 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
         .map((r) => [r.requestId, r.complete])
         .sort();
 
+    /** replica-a and replica-b, and a fake clock (Date only) from `base`, ten minutes ago: for tests that write at chosen times. */
+    const twoWritersOnAFakeClock = async () => {
+      const a = await open();
+      const b = await backend.open('replica-b');
+      stores.push(b);
+      vi.useFakeTimers({ toFake: ['Date'] });
+      return { a, b, base: Date.now() - 10 * MINUTE };
+    };
+
     // A store of its own per test: each checks the whole chain.
     beforeEach(() => {
       backend = makeBackend();
@@ -549,11 +558,7 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
     });
 
     it("verifies a written-time range: each writer's entries written in it, and an edit inside it", async () => {
-      const a = await open();
-      const b = await backend.open('replica-b');
-      stores.push(b);
-      vi.useFakeTimers({ toFake: ['Date'] });
-      const base = Date.now() - 10 * MINUTE;
+      const { a, b, base } = await twoWritersOnAFakeClock();
       for (let m = 0; m < 4; m++) {
         vi.setSystemTime(base + m * MINUTE);
         await a.append(Array.from({ length: 3 }, (_, k) => final(`r-a-${m}-${k}`)));
@@ -597,11 +602,7 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
     });
 
     it("retention deletes each writer's oldest run only: an entry stamped before the cutoff among younger ones stays", async () => {
-      const a = await open();
-      const b = await backend.open('replica-b');
-      stores.push(b);
-      vi.useFakeTimers({ toFake: ['Date'] });
-      const base = Date.now() - 10 * MINUTE;
+      const { a, b, base } = await twoWritersOnAFakeClock();
       const at = async (store: AuditStore, ms: number, ...ids: string[]) => {
         vi.setSystemTime(ms);
         await store.append(ids.map((id) => final(id)));
@@ -632,11 +633,7 @@ export function describeAuditStoreConformance(name: string, makeBackend: () => C
     });
 
     it('verifies a time range and the whole store past one page (5,000 entries): each entry once, across pages and writers', async () => {
-      const a = await open();
-      const b = await backend.open('replica-b');
-      stores.push(b);
-      vi.useFakeTimers({ toFake: ['Date'] });
-      const base = Date.now() - 10 * MINUTE;
+      const { a, b, base } = await twoWritersOnAFakeClock();
       const batch = (prefix: string, n: number) => Array.from({ length: n }, (_, k) => final(`${prefix}-${k}`));
       vi.setSystemTime(base);
       await a.append(batch('before', 4));
